@@ -1,0 +1,85 @@
+//! The index database: connection, pragmas, migrations.
+//!
+//! SQLite is the default so the centre runs on a laptop with nothing
+//! installed; it runs in WAL mode, where a commit is durable against a crash
+//! of the process. `synchronous = FULL` (the default here) also makes it
+//! durable against power loss, at the cost of one fsync per group commit.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+
+/// Errors of the index database.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("cannot open the index database {url}: {source}")]
+    Open { url: String, source: sqlx::Error },
+    #[error("cannot migrate the index database: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("index database query failed: {0}")]
+    Query(#[from] sqlx::Error),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{what} {name:?} not found")]
+    NotFound { what: &'static str, name: String },
+}
+
+/// How hard commits are made durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// fsync on every commit: survives power loss.
+    #[default]
+    Full,
+    /// fsync at checkpoints only: survives a crash of the process, not of the machine.
+    Normal,
+}
+
+/// The index database handle (cheap to clone).
+#[derive(Debug, Clone)]
+pub struct Database {
+    pool: SqlitePool,
+}
+
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+impl Database {
+    /// Opens (creating if missing) and migrates the database at `url`, e.g.
+    /// `sqlite://data/index.db`.
+    pub async fn open(url: &str, durability: Durability) -> Result<Database, DbError> {
+        let open_err = |source| DbError::Open { url: url.to_owned(), source };
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(open_err)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(match durability {
+                Durability::Full => SqliteSynchronous::Full,
+                Durability::Normal => SqliteSynchronous::Normal,
+            })
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await
+            .map_err(open_err)?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        Ok(Database { pool })
+    }
+
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// Checks that the database answers.
+    pub async fn ping(&self) -> Result<(), DbError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,497 @@
+//! What the index records about each stored object, and the queries the
+//! worklist and the CLI ask of it.
+//!
+//! Rows are only ever added by [`crate::indexer`]'s group commit; this module
+//! holds the statements it runs and the read side.
+
+use serde::Serialize;
+use sqlx::{Row, Sqlite, Transaction};
+
+use crate::db::{Database, DbError};
+use crate::uid::{SeriesUid, SopClassUid, SopInstanceUid, StudyUid, TransferSyntaxUid};
+
+/// Patient-level attributes as found in an object, decoded to UTF-8.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PatientAttributes {
+    pub patient_id: String,
+    pub name: Option<String>,
+    pub sex: Option<String>,
+    pub birth_date: Option<String>,
+}
+
+/// Study-level attributes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct StudyAttributes {
+    pub accession_number: Option<String>,
+    pub study_date: Option<String>,
+    pub study_time: Option<String>,
+    pub description: Option<String>,
+    pub referring_physician: Option<String>,
+    pub institution: Option<String>,
+}
+
+/// Series-level attributes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SeriesAttributes {
+    pub modality: Option<String>,
+    pub body_part: Option<String>,
+    pub description: Option<String>,
+    pub series_number: Option<i64>,
+}
+
+/// One stored object version, ready to index.
+#[derive(Debug, Clone)]
+pub struct InstanceRecord {
+    pub site_id: i64,
+    pub calling_ae: Option<String>,
+    pub study_uid: StudyUid,
+    pub series_uid: SeriesUid,
+    pub sop_instance_uid: SopInstanceUid,
+    pub sop_class_uid: SopClassUid,
+    pub transfer_syntax_uid: TransferSyntaxUid,
+    pub version: i64,
+    pub conflict: bool,
+    pub object_key: String,
+    pub size_bytes: i64,
+    pub content_hash: String,
+    pub received_at: i64,
+    pub patient: PatientAttributes,
+    pub study: StudyAttributes,
+    pub series: SeriesAttributes,
+    pub instance_number: Option<i64>,
+    pub number_of_frames: Option<i64>,
+}
+
+/// An earlier stored version of a SOP instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredVersion {
+    pub version: i64,
+    pub content_hash: String,
+    pub object_key: String,
+}
+
+fn add_modality(list: &str, modality: Option<&str>) -> String {
+    let mut items: Vec<&str> = list.split('\\').filter(|m| !m.is_empty()).collect();
+    if let Some(m) = modality.filter(|m| !m.is_empty())
+        && !items.contains(&m)
+    {
+        items.push(m);
+        items.sort_unstable();
+    }
+    items.join("\\")
+}
+
+/// Adds `rec` (patient, study, series as needed) inside `tx`.
+pub(crate) async fn insert_instance(tx: &mut Transaction<'_, Sqlite>, rec: &InstanceRecord) -> Result<(), DbError> {
+    let patient_key = if rec.patient.patient_id.is_empty() {
+        format!("study:{}", rec.study_uid)
+    } else {
+        rec.patient.patient_id.clone()
+    };
+    let patient_ref: i64 = sqlx::query_scalar(
+        "INSERT INTO patients (site_id, patient_key, patient_id, name, sex, birth_date) VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT (site_id, patient_key) DO UPDATE SET
+           name = COALESCE(patients.name, excluded.name),
+           sex = COALESCE(patients.sex, excluded.sex),
+           birth_date = COALESCE(patients.birth_date, excluded.birth_date)
+         RETURNING id",
+    )
+    .bind(rec.site_id)
+    .bind(&patient_key)
+    .bind(&rec.patient.patient_id)
+    .bind(&rec.patient.name)
+    .bind(&rec.patient.sex)
+    .bind(&rec.patient.birth_date)
+    .fetch_one(&mut **tx)
+    .await?;
+
+    let existing = sqlx::query("SELECT id, modalities FROM studies WHERE study_uid = ?")
+        .bind(rec.study_uid.as_str())
+        .fetch_optional(&mut **tx)
+        .await?;
+    let study_ref: i64 = match existing {
+        Some(row) => {
+            let id: i64 = row.get(0);
+            let modalities = add_modality(row.get::<&str, _>(1), rec.series.modality.as_deref());
+            sqlx::query(
+                "UPDATE studies SET last_received_at = ?, status = 'receiving', completed_at = NULL,
+                   modalities = ?, size_bytes = size_bytes + ?,
+                   accession_number = COALESCE(accession_number, ?), study_date = COALESCE(study_date, ?),
+                   study_time = COALESCE(study_time, ?), description = COALESCE(description, ?),
+                   referring_physician = COALESCE(referring_physician, ?), institution = COALESCE(institution, ?)
+                 WHERE id = ?",
+            )
+            .bind(rec.received_at)
+            .bind(modalities)
+            .bind(rec.size_bytes)
+            .bind(&rec.study.accession_number)
+            .bind(&rec.study.study_date)
+            .bind(&rec.study.study_time)
+            .bind(&rec.study.description)
+            .bind(&rec.study.referring_physician)
+            .bind(&rec.study.institution)
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+            id
+        }
+        None => {
+            sqlx::query_scalar(
+                "INSERT INTO studies (study_uid, patient_ref, site_id, accession_number, study_date, study_time,
+                   description, referring_physician, institution, modalities, size_bytes,
+                   first_received_at, last_received_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            )
+            .bind(rec.study_uid.as_str())
+            .bind(patient_ref)
+            .bind(rec.site_id)
+            .bind(&rec.study.accession_number)
+            .bind(&rec.study.study_date)
+            .bind(&rec.study.study_time)
+            .bind(&rec.study.description)
+            .bind(&rec.study.referring_physician)
+            .bind(&rec.study.institution)
+            .bind(add_modality("", rec.series.modality.as_deref()))
+            .bind(rec.size_bytes)
+            .bind(rec.received_at)
+            .bind(rec.received_at)
+            .fetch_one(&mut **tx)
+            .await?
+        }
+    };
+
+    let series_ref: Option<i64> = sqlx::query_scalar("SELECT id FROM series WHERE series_uid = ?")
+        .bind(rec.series_uid.as_str())
+        .fetch_optional(&mut **tx)
+        .await?;
+    let series_ref = match series_ref {
+        Some(id) => {
+            sqlx::query("UPDATE series SET size_bytes = size_bytes + ? WHERE id = ?")
+                .bind(rec.size_bytes)
+                .bind(id)
+                .execute(&mut **tx)
+                .await?;
+            id
+        }
+        None => {
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO series (series_uid, study_ref, modality, body_part, description, series_number, size_bytes)
+                 VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            )
+            .bind(rec.series_uid.as_str())
+            .bind(study_ref)
+            .bind(&rec.series.modality)
+            .bind(&rec.series.body_part)
+            .bind(&rec.series.description)
+            .bind(rec.series.series_number)
+            .bind(rec.size_bytes)
+            .fetch_one(&mut **tx)
+            .await?;
+            sqlx::query("UPDATE studies SET num_series = num_series + 1 WHERE id = ?")
+                .bind(study_ref)
+                .execute(&mut **tx)
+                .await?;
+            id
+        }
+    };
+
+    sqlx::query(
+        "INSERT INTO instances (sop_instance_uid, version, series_ref, sop_class_uid, transfer_syntax_uid,
+           instance_number, number_of_frames, size_bytes, content_hash, object_key, calling_ae, received_at, conflict)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(rec.sop_instance_uid.as_str())
+    .bind(rec.version)
+    .bind(series_ref)
+    .bind(rec.sop_class_uid.as_str())
+    .bind(rec.transfer_syntax_uid.as_str())
+    .bind(rec.instance_number)
+    .bind(rec.number_of_frames)
+    .bind(rec.size_bytes)
+    .bind(&rec.content_hash)
+    .bind(&rec.object_key)
+    .bind(&rec.calling_ae)
+    .bind(rec.received_at)
+    .bind(rec.conflict)
+    .execute(&mut **tx)
+    .await?;
+    if rec.version == 1 {
+        sqlx::query("UPDATE series SET num_instances = num_instances + 1 WHERE id = ?")
+            .bind(series_ref)
+            .execute(&mut **tx)
+            .await?;
+        sqlx::query("UPDATE studies SET num_instances = num_instances + 1 WHERE id = ?")
+            .bind(study_ref)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+/// A filter for [`Database::list_studies`]. Empty fields match everything.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct StudyQuery {
+    /// Only this site's studies (set by the caller's authorisation, not the client).
+    #[serde(skip)]
+    pub site_id: Option<i64>,
+    pub site: Option<String>,
+    pub patient_id: Option<String>,
+    /// Substring of the patient's name.
+    pub patient_name: Option<String>,
+    pub accession_number: Option<String>,
+    pub modality: Option<String>,
+    /// Study date range, `YYYYMMDD`, inclusive.
+    pub date_from: Option<String>,
+    pub date_to: Option<String>,
+    pub status: Option<String>,
+    pub limit: Option<i64>,
+    pub offset: Option<i64>,
+}
+
+/// A study as listed.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct StudySummary {
+    pub study_uid: String,
+    pub site: String,
+    pub patient_id: String,
+    pub patient_name: Option<String>,
+    pub patient_sex: Option<String>,
+    pub patient_birth_date: Option<String>,
+    pub accession_number: Option<String>,
+    pub study_date: Option<String>,
+    pub study_time: Option<String>,
+    pub description: Option<String>,
+    pub referring_physician: Option<String>,
+    pub institution: Option<String>,
+    pub modalities: String,
+    pub num_series: i64,
+    pub num_instances: i64,
+    pub size_bytes: i64,
+    pub status: String,
+    pub first_received_at: i64,
+    pub last_received_at: i64,
+    pub completed_at: Option<i64>,
+}
+
+/// One page of studies.
+#[derive(Debug, Clone, Serialize)]
+pub struct StudyPage {
+    pub total: i64,
+    pub offset: i64,
+    pub limit: i64,
+    pub studies: Vec<StudySummary>,
+}
+
+/// A stored object as listed in a study.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct InstanceSummary {
+    pub sop_instance_uid: String,
+    pub version: i64,
+    pub sop_class_uid: String,
+    pub transfer_syntax_uid: String,
+    pub instance_number: Option<i64>,
+    pub number_of_frames: Option<i64>,
+    pub size_bytes: i64,
+    pub content_hash: String,
+    pub object_key: String,
+    pub calling_ae: Option<String>,
+    pub received_at: i64,
+    pub conflict: bool,
+}
+
+/// A series with its objects.
+#[derive(Debug, Clone, Serialize)]
+pub struct SeriesDetail {
+    pub series_uid: String,
+    pub modality: Option<String>,
+    pub body_part: Option<String>,
+    pub description: Option<String>,
+    pub series_number: Option<i64>,
+    pub num_instances: i64,
+    pub size_bytes: i64,
+    pub instances: Vec<InstanceSummary>,
+}
+
+/// A study with its series and objects.
+#[derive(Debug, Clone, Serialize)]
+pub struct StudyDetail {
+    #[serde(flatten)]
+    pub summary: StudySummary,
+    pub site_id: i64,
+    pub series: Vec<SeriesDetail>,
+}
+
+const STUDY_COLUMNS: &str = "s.study_uid, si.name, p.patient_id, p.name, p.sex, p.birth_date, s.accession_number,
+    s.study_date, s.study_time, s.description, s.referring_physician, s.institution, s.modalities, s.num_series,
+    s.num_instances, s.size_bytes, s.status, s.first_received_at, s.last_received_at, s.completed_at, s.site_id";
+const STUDY_FROM: &str = "FROM studies s JOIN patients p ON p.id = s.patient_ref JOIN sites si ON si.id = s.site_id";
+
+fn study_from_row(r: &sqlx::sqlite::SqliteRow) -> StudySummary {
+    StudySummary {
+        study_uid: r.get(0),
+        site: r.get(1),
+        patient_id: r.get(2),
+        patient_name: r.get(3),
+        patient_sex: r.get(4),
+        patient_birth_date: r.get(5),
+        accession_number: r.get(6),
+        study_date: r.get(7),
+        study_time: r.get(8),
+        description: r.get(9),
+        referring_physician: r.get(10),
+        institution: r.get(11),
+        modalities: r.get(12),
+        num_series: r.get(13),
+        num_instances: r.get(14),
+        size_bytes: r.get(15),
+        status: r.get(16),
+        first_received_at: r.get(17),
+        last_received_at: r.get(18),
+        completed_at: r.get(19),
+    }
+}
+
+impl Database {
+    /// Every stored version of `sop`, newest first.
+    pub async fn versions_of(&self, sop: &SopInstanceUid) -> Result<Vec<StoredVersion>, DbError> {
+        let rows = sqlx::query(
+            "SELECT version, content_hash, object_key FROM instances WHERE sop_instance_uid = ? ORDER BY version DESC",
+        )
+        .bind(sop.as_str())
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| StoredVersion { version: r.get(0), content_hash: r.get(1), object_key: r.get(2) })
+            .collect())
+    }
+
+    /// A page of studies, newest received first.
+    pub async fn list_studies(&self, q: &StudyQuery) -> Result<StudyPage, DbError> {
+        let limit = q.limit.unwrap_or(50).clamp(1, 500);
+        let offset = q.offset.unwrap_or(0).max(0);
+        let mut clauses: Vec<&str> = Vec::new();
+        let mut binds: Vec<String> = Vec::new();
+        if let Some(site_id) = q.site_id {
+            clauses.push("s.site_id = ?");
+            binds.push(site_id.to_string());
+        }
+        let mut add = |clause: &'static str, value: &Option<String>, wrap: fn(&str) -> String| {
+            if let Some(v) = value.as_deref().map(str::trim).filter(|v| !v.is_empty()) {
+                clauses.push(clause);
+                binds.push(wrap(v));
+            }
+        };
+        add("si.name = ?", &q.site, |v| v.to_owned());
+        add("p.patient_id = ?", &q.patient_id, |v| v.to_owned());
+        add("p.name LIKE ? ESCAPE '!'", &q.patient_name, |v| format!("%{}%", like_escape(v)));
+        add("s.accession_number = ?", &q.accession_number, |v| v.to_owned());
+        add("('\\' || s.modalities || '\\') LIKE ? ESCAPE '!'", &q.modality, |v| format!("%\\{}\\%", like_escape(v)));
+        add("s.study_date >= ?", &q.date_from, |v| v.to_owned());
+        add("s.study_date <= ?", &q.date_to, |v| v.to_owned());
+        add("s.status = ?", &q.status, |v| v.to_owned());
+        let filter = if clauses.is_empty() { String::new() } else { format!("WHERE {}", clauses.join(" AND ")) };
+
+        let count_sql = format!("SELECT COUNT(*) {STUDY_FROM} {filter}");
+        let mut count = sqlx::query_scalar::<_, i64>(&count_sql);
+        for b in &binds {
+            count = count.bind(b);
+        }
+        let total = count.fetch_one(self.pool()).await?;
+
+        let list_sql = format!(
+            "SELECT {STUDY_COLUMNS} {STUDY_FROM} {filter} ORDER BY s.last_received_at DESC, s.id DESC LIMIT ? OFFSET ?"
+        );
+        let mut list = sqlx::query(&list_sql);
+        for b in &binds {
+            list = list.bind(b);
+        }
+        let rows = list.bind(limit).bind(offset).fetch_all(self.pool()).await?;
+        Ok(StudyPage { total, offset, limit, studies: rows.iter().map(study_from_row).collect() })
+    }
+
+    /// A study with its series and instances; `None` when it does not exist or
+    /// (with `site_id`) belongs to another site — the two are not told apart.
+    pub async fn study_detail(&self, uid: &StudyUid, site_id: Option<i64>) -> Result<Option<StudyDetail>, DbError> {
+        let sql = format!("SELECT {STUDY_COLUMNS} {STUDY_FROM} WHERE s.study_uid = ?");
+        let Some(row) = sqlx::query(&sql).bind(uid.as_str()).fetch_optional(self.pool()).await? else {
+            return Ok(None);
+        };
+        let owner: i64 = row.get(20);
+        if site_id.is_some_and(|s| s != owner) {
+            return Ok(None);
+        }
+        let summary = study_from_row(&row);
+        let series_rows = sqlx::query(
+            "SELECT se.id, se.series_uid, se.modality, se.body_part, se.description, se.series_number,
+                    se.num_instances, se.size_bytes
+             FROM series se JOIN studies s ON s.id = se.study_ref WHERE s.study_uid = ?
+             ORDER BY se.series_number, se.series_uid",
+        )
+        .bind(uid.as_str())
+        .fetch_all(self.pool())
+        .await?;
+        let mut series = Vec::with_capacity(series_rows.len());
+        for r in series_rows {
+            let series_ref: i64 = r.get(0);
+            let instances = sqlx::query(
+                "SELECT sop_instance_uid, version, sop_class_uid, transfer_syntax_uid, instance_number,
+                        number_of_frames, size_bytes, content_hash, object_key, calling_ae, received_at, conflict
+                 FROM instances WHERE series_ref = ? ORDER BY instance_number, sop_instance_uid, version",
+            )
+            .bind(series_ref)
+            .fetch_all(self.pool())
+            .await?
+            .iter()
+            .map(|i| InstanceSummary {
+                sop_instance_uid: i.get(0),
+                version: i.get(1),
+                sop_class_uid: i.get(2),
+                transfer_syntax_uid: i.get(3),
+                instance_number: i.get(4),
+                number_of_frames: i.get(5),
+                size_bytes: i.get(6),
+                content_hash: i.get(7),
+                object_key: i.get(8),
+                calling_ae: i.get(9),
+                received_at: i.get(10),
+                conflict: i.get(11),
+            })
+            .collect();
+            series.push(SeriesDetail {
+                series_uid: r.get(1),
+                modality: r.get(2),
+                body_part: r.get(3),
+                description: r.get(4),
+                series_number: r.get(5),
+                num_instances: r.get(6),
+                size_bytes: r.get(7),
+                instances,
+            });
+        }
+        Ok(Some(StudyDetail { summary, site_id: owner, series }))
+    }
+
+    /// Number of stored object versions (all sites).
+    pub async fn count_instances(&self) -> Result<i64, DbError> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM instances").fetch_one(self.pool()).await?)
+    }
+}
+
+fn like_escape(v: &str) -> String {
+    v.replace('!', "!!").replace('%', "!%").replace('_', "!_")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::add_modality;
+
+    #[test]
+    fn modalities_accumulate_sorted_without_repeats() {
+        assert_eq!(add_modality("", Some("CT")), "CT");
+        assert_eq!(add_modality("CT", Some("SR")), "CT\\SR");
+        assert_eq!(add_modality("CT\\SR", Some("CT")), "CT\\SR");
+        assert_eq!(add_modality("SR", Some("CT")), "CT\\SR");
+        assert_eq!(add_modality("CT", None), "CT");
+    }
+}

@@ -1,0 +1,546 @@
+//! The durable-ingest protocol: how a received object becomes a record.
+//!
+//! 1. **Receive.** Bytes stream into `staging/s<site>-<id>.part` behind a Part 10
+//!    header, hashed (BLAKE3, dataset only) as they pass. Nothing is held whole
+//!    in memory.
+//! 2. **Check.** The staged dataset is scanned ([`crate::scan`]): structure,
+//!    lengths, and that its SOP Class and Instance UIDs are those the sender
+//!    announced. Then it is fsynced and renamed to `.dcm`: complete, awaiting
+//!    the archive.
+//! 3. **Deduplicate.** The same SOP Instance UID with the same dataset hash is a
+//!    no-op success. Different bytes become the next version, flagged.
+//! 4. **Publish** under its key in the object store, durably.
+//! 5. **Index** through the group commit, then drop the staging entry.
+//!
+//! Only after step 5 is the sender told "success". A crash anywhere leaves
+//! either a `.part` (never acknowledged; deleted at the next start) or a
+//! `.dcm` (complete; finished at the next start by [`Archive::open`]). A
+//! failure at any step removes what that object had written.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use dicom_core::Tag;
+
+use crate::db::{Database, DbError, Durability, now_ms};
+use crate::index::{InstanceRecord, PatientAttributes, SeriesAttributes, StudyAttributes};
+use crate::indexer::Indexer;
+use crate::layout::original_key;
+use crate::part10::{self, FileMeta, Part10Error};
+use crate::scan::{self, ScanError, ScannedDataset};
+use crate::store::{BlobStore, LocalStore, StoreError};
+use crate::uid::{SeriesUid, SopClassUid, SopInstanceUid, StudyUid, TransferSyntaxUid, UidError};
+
+/// DIMSE status codes (PS3.4 Annex B.2.3 / PS3.7 Annex C) for ingest failures.
+pub mod status {
+    pub const SUCCESS: u16 = 0x0000;
+    pub const OUT_OF_RESOURCES: u16 = 0xA700;
+    pub const DATASET_DOES_NOT_MATCH_SOP_CLASS: u16 = 0xA900;
+    pub const CANNOT_UNDERSTAND: u16 = 0xC000;
+}
+
+/// Where the archive keeps things.
+#[derive(Debug, Clone)]
+pub struct ArchiveConfig {
+    /// Root of everything: `objects/`, `staging/`, and the SQLite file by default.
+    pub data_dir: PathBuf,
+    /// Defaults to `sqlite://<data_dir>/index.db`.
+    pub database_url: Option<String>,
+    pub durability: Durability,
+}
+
+/// Who sent an object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    pub site_id: i64,
+    pub calling_ae: Option<String>,
+}
+
+/// What became of a received object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// First time this SOP instance was seen.
+    Stored,
+    /// Same UID, same bytes as a stored version: nothing written.
+    Duplicate,
+    /// Same UID, different bytes: kept as this version and flagged.
+    NewVersion(i64),
+}
+
+/// The result of a successful ingest.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub outcome: Outcome,
+    pub study_uid: StudyUid,
+    pub sop_instance_uid: SopInstanceUid,
+    pub object_key: String,
+    pub size_bytes: u64,
+}
+
+/// Why an object was not stored. Each maps to the DIMSE status the sender gets
+/// ([`IngestError::dimse_status`]); the message is its Error Comment.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("{what} in the dataset is {dataset:?} but the request said {announced:?}")]
+    Mismatch { what: &'static str, announced: String, dataset: String },
+    #[error("{0}")]
+    Unparseable(#[from] ScanError),
+    #[error("dataset lacks {0}")]
+    MissingAttribute(&'static str),
+    #[error("{0}")]
+    BadUid(#[from] UidError),
+    #[error("{0}")]
+    NotPart10(#[from] Part10Error),
+    #[error("out of resources: {0}")]
+    OutOfResources(String),
+}
+
+impl IngestError {
+    pub fn dimse_status(&self) -> u16 {
+        match self {
+            IngestError::Mismatch { .. } => status::DATASET_DOES_NOT_MATCH_SOP_CLASS,
+            IngestError::OutOfResources(_) => status::OUT_OF_RESOURCES,
+            _ => status::CANNOT_UNDERSTAND,
+        }
+    }
+}
+
+impl From<io::Error> for IngestError {
+    fn from(e: io::Error) -> Self {
+        IngestError::OutOfResources(format!("storage I/O failed: {e}"))
+    }
+}
+
+impl From<StoreError> for IngestError {
+    fn from(e: StoreError) -> Self {
+        IngestError::OutOfResources(e.to_string())
+    }
+}
+
+impl From<DbError> for IngestError {
+    fn from(e: DbError) -> Self {
+        IngestError::OutOfResources(e.to_string())
+    }
+}
+
+/// Why the archive could not open.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("cannot prepare data directory {path}: {source}")]
+    DataDir { path: PathBuf, source: io::Error },
+    #[error(transparent)]
+    Database(#[from] DbError),
+}
+
+/// An object being received: write its dataset bytes, then hand it to
+/// [`Archive::commit`]. Dropping it removes the partial file.
+pub struct IncomingObject {
+    writer: BufWriter<File>,
+    path: PathBuf,
+    hasher: blake3::Hasher,
+    header_len: u64,
+    dataset_len: u64,
+    meta: FileMeta,
+}
+
+impl IncomingObject {
+    /// Appends dataset bytes.
+    pub fn write(&mut self, chunk: &[u8]) -> io::Result<()> {
+        self.hasher.update(chunk);
+        self.dataset_len += chunk.len() as u64;
+        self.writer.write_all(chunk)
+    }
+
+    pub fn dataset_len(&self) -> u64 {
+        self.dataset_len
+    }
+}
+
+impl Drop for IncomingObject {
+    fn drop(&mut self) {
+        if !self.path.as_os_str().is_empty() {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// One lock per SOP Instance UID, so that two associations sending the same
+/// instance cannot both decide it is new.
+#[derive(Default)]
+struct InstanceLocks {
+    held: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+struct InstanceLock<'a> {
+    locks: &'a InstanceLocks,
+    key: String,
+    _guard: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl InstanceLocks {
+    async fn lock(&self, key: &str) -> InstanceLock<'_> {
+        let mutex = {
+            let mut held = self.held.lock().expect("lock map poisoned");
+            held.entry(key.to_owned()).or_default().clone()
+        };
+        let guard = mutex.lock_owned().await;
+        InstanceLock { locks: self, key: key.to_owned(), _guard: guard }
+    }
+}
+
+impl Drop for InstanceLock<'_> {
+    fn drop(&mut self) {
+        let mut held = self.locks.held.lock().expect("lock map poisoned");
+        if let Some(mutex) = held.get(&self.key)
+            && Arc::strong_count(mutex) <= 2
+        {
+            held.remove(&self.key);
+        }
+    }
+}
+
+struct Inner {
+    db: Database,
+    store: LocalStore,
+    staging: PathBuf,
+    indexer: Indexer,
+    locks: InstanceLocks,
+}
+
+/// The archive: object store + index + ingest protocol. Cheap to clone.
+#[derive(Clone)]
+pub struct Archive {
+    inner: Arc<Inner>,
+}
+
+/// A staged, checked object, ready to deduplicate and publish.
+struct Checked {
+    staged: PathBuf,
+    size: u64,
+    hash: String,
+    found: ScannedDataset,
+    meta: FileMeta,
+}
+
+const STAGING_BUFFER: usize = 256 * 1024;
+
+fn random_name() -> String {
+    format!("{:016x}{:016x}", rand::random::<u64>(), rand::random::<u64>())
+}
+
+fn staged_site(path: &Path) -> Option<i64> {
+    let name = path.file_name()?.to_str()?;
+    name.strip_prefix('s')?.split('-').next()?.parse().ok()
+}
+
+impl Archive {
+    /// Opens the archive under `config.data_dir`, then finishes whatever a
+    /// previous run left in staging (see the module docs).
+    pub async fn open(config: &ArchiveConfig) -> Result<Archive, OpenError> {
+        let dir_err = |path: &Path| {
+            let path = path.to_owned();
+            move |source| OpenError::DataDir { path, source }
+        };
+        fs::create_dir_all(&config.data_dir).map_err(dir_err(&config.data_dir))?;
+        let staging = config.data_dir.join("staging");
+        fs::create_dir_all(&staging).map_err(dir_err(&staging))?;
+        let objects = config.data_dir.join("objects");
+        let store = LocalStore::open(&objects).map_err(dir_err(&objects))?;
+        let url = config
+            .database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", config.data_dir.join("index.db").display()));
+        let db = Database::open(&url, config.durability).await?;
+        let indexer = Indexer::start(db.clone());
+        let archive = Archive {
+            inner: Arc::new(Inner { db, store, staging, indexer, locks: InstanceLocks::default() }),
+        };
+        archive.recover().await;
+        Ok(archive)
+    }
+
+    pub fn database(&self) -> &Database {
+        &self.inner.db
+    }
+
+    pub fn store(&self) -> &LocalStore {
+        &self.inner.store
+    }
+
+    /// Starts receiving an object announced as `meta` from `origin`'s site.
+    pub fn begin(&self, meta: FileMeta, site_id: i64) -> Result<IncomingObject, IngestError> {
+        let path = self.inner.staging.join(format!("s{site_id}-{}.part", random_name()));
+        let file = File::create(&path)?;
+        let mut writer = BufWriter::with_capacity(STAGING_BUFFER, file);
+        let header_len = match part10::write_header(&mut writer, &meta) {
+            Ok(len) => len,
+            Err(e) => {
+                let _ = fs::remove_file(&path);
+                return Err(e.into());
+            }
+        };
+        Ok(IncomingObject {
+            writer,
+            path,
+            hasher: blake3::Hasher::new(),
+            header_len,
+            dataset_len: 0,
+            meta,
+        })
+    }
+
+    /// Checks, deduplicates, publishes and indexes a fully received object.
+    pub async fn commit(&self, mut incoming: IncomingObject, origin: &Origin) -> Result<Stored, IngestError> {
+        incoming.writer.flush()?;
+        let path = std::mem::take(&mut incoming.path);
+        let hash = incoming.hasher.finalize().to_hex().to_string();
+        let meta = incoming.meta.clone();
+        let (header_len, dataset_len) = (incoming.header_len, incoming.dataset_len);
+        drop(incoming);
+        let checked = tokio::task::spawn_blocking(move || check_staged(path, meta, header_len, dataset_len, hash))
+            .await
+            .map_err(|e| IngestError::OutOfResources(format!("check task failed: {e}")))??;
+        self.finish(checked, origin).await
+    }
+
+    /// Imports a Part 10 file from disk, kept byte for byte, with the same
+    /// checks and durability as a C-STORE.
+    pub async fn import_file(&self, source: &Path, origin: &Origin) -> Result<Stored, IngestError> {
+        let staging = self.inner.staging.clone();
+        let source = source.to_owned();
+        let site_id = origin.site_id;
+        let checked = tokio::task::spawn_blocking(move || -> Result<Checked, IngestError> {
+            let mut input = File::open(&source)?;
+            let (meta, header_len) = part10::read_header(BufReader::new(&mut input))?;
+            input.seek(SeekFrom::Start(0))?;
+            let path = staging.join(format!("s{site_id}-{}.part", random_name()));
+            let mut copy = || -> io::Result<(u64, String)> {
+                let mut out = BufWriter::with_capacity(STAGING_BUFFER, File::create(&path)?);
+                let mut hasher = blake3::Hasher::new();
+                let mut buf = vec![0u8; STAGING_BUFFER];
+                let mut offset = 0u64;
+                loop {
+                    let n = input.read(&mut buf)?;
+                    if n == 0 {
+                        break;
+                    }
+                    let skip = header_len.saturating_sub(offset).min(n as u64) as usize;
+                    hasher.update(&buf[skip..n]);
+                    out.write_all(&buf[..n])?;
+                    offset += n as u64;
+                }
+                out.flush()?;
+                Ok((offset, hasher.finalize().to_hex().to_string()))
+            };
+            let (total, hash) = copy().inspect_err(|_| {
+                let _ = fs::remove_file(&path);
+            })?;
+            check_staged(path, meta, header_len, total.saturating_sub(header_len), hash)
+        })
+        .await
+        .map_err(|e| IngestError::OutOfResources(format!("import task failed: {e}")))??;
+        self.finish(checked, origin).await
+    }
+
+    async fn finish(&self, checked: Checked, origin: &Origin) -> Result<Stored, IngestError> {
+        let staged = checked.staged.clone();
+        let result = self.publish_and_index(checked, origin).await;
+        let _ = fs::remove_file(&staged);
+        result
+    }
+
+    async fn publish_and_index(&self, checked: Checked, origin: &Origin) -> Result<Stored, IngestError> {
+        let found = &checked.found;
+        let uid = |tag: Tag, name: &'static str| found.text(tag).ok_or(IngestError::MissingAttribute(name));
+        let study_uid = StudyUid::parse(&uid(Tag(0x0020, 0x000D), "Study Instance UID (0020,000D)")?)?;
+        let series_uid = SeriesUid::parse(&uid(Tag(0x0020, 0x000E), "Series Instance UID (0020,000E)")?)?;
+        let sop_instance_uid = SopInstanceUid::parse(&checked.meta.sop_instance_uid)?;
+        let sop_class_uid = SopClassUid::parse(&checked.meta.sop_class_uid)?;
+        let transfer_syntax_uid = TransferSyntaxUid::parse(&checked.meta.transfer_syntax_uid)?;
+
+        let _lock = self.inner.locks.lock(sop_instance_uid.as_str()).await;
+        let versions = self.inner.db.versions_of(&sop_instance_uid).await?;
+        if let Some(same) = versions.iter().find(|v| v.content_hash == checked.hash) {
+            return Ok(Stored {
+                outcome: Outcome::Duplicate,
+                study_uid,
+                sop_instance_uid,
+                object_key: same.object_key.clone(),
+                size_bytes: checked.size,
+            });
+        }
+        let version = versions.first().map_or(1, |v| v.version + 1);
+        let key = original_key(&study_uid, &series_uid, &sop_instance_uid, version)?;
+
+        let store = self.inner.store.clone();
+        let (publish_key, staged) = (key.clone(), checked.staged.clone());
+        tokio::task::spawn_blocking(move || store.publish(&publish_key, &staged))
+            .await
+            .map_err(|e| IngestError::OutOfResources(format!("publish task failed: {e}")))??;
+
+        let number = |tag| found.text(tag).and_then(|t| t.split('\\').next()?.trim().parse::<i64>().ok());
+        let record = InstanceRecord {
+            site_id: origin.site_id,
+            calling_ae: origin.calling_ae.clone(),
+            study_uid: study_uid.clone(),
+            series_uid,
+            sop_instance_uid: sop_instance_uid.clone(),
+            sop_class_uid,
+            transfer_syntax_uid,
+            version,
+            conflict: version > 1,
+            object_key: key.to_string(),
+            size_bytes: checked.size as i64,
+            content_hash: checked.hash.clone(),
+            received_at: now_ms(),
+            patient: PatientAttributes {
+                patient_id: found.text(Tag(0x0010, 0x0020)).unwrap_or_default(),
+                name: found.text(Tag(0x0010, 0x0010)),
+                sex: found.text(Tag(0x0010, 0x0040)),
+                birth_date: found.text(Tag(0x0010, 0x0030)),
+            },
+            study: StudyAttributes {
+                accession_number: found.text(Tag(0x0008, 0x0050)),
+                study_date: found.text(Tag(0x0008, 0x0020)),
+                study_time: found.text(Tag(0x0008, 0x0030)),
+                description: found.text(Tag(0x0008, 0x1030)),
+                referring_physician: found.text(Tag(0x0008, 0x0090)),
+                institution: found.text(Tag(0x0008, 0x0080)),
+            },
+            series: SeriesAttributes {
+                modality: found.text(Tag(0x0008, 0x0060)),
+                body_part: found.text(Tag(0x0018, 0x0015)),
+                description: found.text(Tag(0x0008, 0x103E)),
+                series_number: number(Tag(0x0020, 0x0011)),
+            },
+            instance_number: number(Tag(0x0020, 0x0013)),
+            number_of_frames: number(Tag(0x0028, 0x0008)),
+        };
+        if let Err(e) = self.inner.indexer.index(record).await {
+            let _ = self.inner.store.delete(&key);
+            return Err(IngestError::OutOfResources(e));
+        }
+        if version > 1 {
+            tracing::warn!(
+                sop_instance_uid = %sop_instance_uid,
+                version,
+                "SOP instance resent with different bytes; kept as a new version and flagged"
+            );
+        }
+        Ok(Stored {
+            outcome: if version > 1 { Outcome::NewVersion(version) } else { Outcome::Stored },
+            study_uid,
+            sop_instance_uid,
+            object_key: key.to_string(),
+            size_bytes: checked.size,
+        })
+    }
+
+    /// Finishes what a previous run left in staging: `.part` files were never
+    /// acknowledged and are deleted; `.dcm` files are complete and are indexed.
+    async fn recover(&self) {
+        let entries = match fs::read_dir(&self.inner.staging) {
+            Ok(entries) => entries,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the staging directory");
+                return;
+            }
+        };
+        let (mut dropped, mut finished) = (0, 0);
+        for entry in entries.flatten() {
+            let path = entry.path();
+            match path.extension().and_then(|e| e.to_str()) {
+                Some("part") | Some("inflated") => {
+                    let _ = fs::remove_file(&path);
+                    dropped += 1;
+                }
+                Some("dcm") => {
+                    let site_id = staged_site(&path).unwrap_or_default();
+                    let result = self.recover_one(&path, site_id).await;
+                    match result {
+                        Ok(stored) => {
+                            finished += 1;
+                            tracing::info!(sop_instance_uid = %stored.sop_instance_uid, "recovered a staged object");
+                        }
+                        Err(e) => tracing::error!(path = %path.display(), error = %e, "cannot recover a staged object"),
+                    }
+                }
+                _ => {}
+            }
+        }
+        if dropped + finished > 0 {
+            tracing::info!(dropped, finished, "staging recovery done");
+        }
+    }
+
+    async fn recover_one(&self, path: &Path, site_id: i64) -> Result<Stored, IngestError> {
+        let owned = path.to_owned();
+        let checked = tokio::task::spawn_blocking(move || -> Result<Checked, IngestError> {
+            let (meta, header_len) = part10::read_header(BufReader::new(File::open(&owned)?))?;
+            let size = fs::metadata(&owned)?.len();
+            let mut file = File::open(&owned)?;
+            file.seek(SeekFrom::Start(header_len))?;
+            let mut hasher = blake3::Hasher::new();
+            io::copy(&mut file, &mut hasher)?;
+            let hash = hasher.finalize().to_hex().to_string();
+            let found = scan_staged(&owned, &meta.transfer_syntax_uid, header_len, size - header_len)?;
+            Ok(Checked { staged: owned, size, hash, found, meta })
+        })
+        .await
+        .map_err(|e| IngestError::OutOfResources(e.to_string()))??;
+        let origin = Origin { site_id, calling_ae: checked.meta.source_ae_title.clone() };
+        self.finish(checked, &origin).await
+    }
+}
+
+/// Scans the dataset of a staged file, inflating deflated ones first.
+fn scan_staged(path: &Path, ts_uid: &str, header_len: u64, dataset_len: u64) -> Result<ScannedDataset, IngestError> {
+    let mut file = File::open(path)?;
+    file.seek(SeekFrom::Start(header_len))?;
+    let reader = BufReader::with_capacity(STAGING_BUFFER, file);
+    if !scan::is_deflated(ts_uid)? {
+        return Ok(scan::scan_dataset(reader, ts_uid, dataset_len)?);
+    }
+    // Deflated datasets are inflated to a scratch file so the scanner knows their length.
+    let inflated_path = path.with_extension("inflated");
+    let result = (|| {
+        let mut inflated = File::options().create(true).truncate(true).read(true).write(true).open(&inflated_path)?;
+        let mut source = scan::inflating_reader(ts_uid, Box::new(reader.take(dataset_len)))?;
+        let inflated_len = io::copy(&mut source, &mut inflated).map_err(|e| ScanError::Malformed {
+            offset: 0,
+            reason: format!("deflated dataset does not inflate: {e}"),
+        })?;
+        inflated.seek(SeekFrom::Start(0))?;
+        // Inflated data is explicit VR little endian.
+        Ok(scan::scan_dataset(BufReader::new(inflated), "1.2.840.10008.1.2.1", inflated_len)?)
+    })();
+    let _ = fs::remove_file(&inflated_path);
+    result
+}
+
+/// Step 2 of the protocol, on a blocking thread: scan, compare UIDs, fsync,
+/// mark complete.
+fn check_staged(path: PathBuf, meta: FileMeta, header_len: u64, dataset_len: u64, hash: String) -> Result<Checked, IngestError> {
+    let remove = |e: IngestError| {
+        let _ = fs::remove_file(&path);
+        e
+    };
+    let found = scan_staged(&path, &meta.transfer_syntax_uid, header_len, dataset_len).map_err(remove)?;
+    for (tag, what, announced) in [
+        (Tag(0x0008, 0x0016), "SOP Class UID", &meta.sop_class_uid),
+        (Tag(0x0008, 0x0018), "SOP Instance UID", &meta.sop_instance_uid),
+    ] {
+        let in_dataset = found.text(tag).unwrap_or_default();
+        if in_dataset.trim_end_matches('\0') != announced.trim_end_matches('\0') {
+            return Err(remove(IngestError::Mismatch { what, announced: announced.clone(), dataset: in_dataset }));
+        }
+    }
+    let file = File::open(&path).map_err(|e| remove(e.into()))?;
+    file.sync_data().map_err(|e| remove(e.into()))?;
+    let complete = path.with_extension("dcm");
+    fs::rename(&path, &complete).map_err(|e| remove(e.into()))?;
+    Ok(Checked { staged: complete, size: header_len + dataset_len, hash, found, meta })
+}

@@ -1,0 +1,43 @@
+//! Telediag's archive: the record of everything the centre has received.
+//!
+//! A tour:
+//!
+//! - [`ingest`]: the durable-ingest protocol. [`Archive::begin`] /
+//!   [`Archive::commit`] for objects arriving over the network,
+//!   [`Archive::import_file`] for files on disk. An object is acknowledged only
+//!   once it is durable in the object store and indexed.
+//! - [`scan`]: one streaming pass over a dataset that checks its structure and
+//!   reads the attributes the index needs; [`charset`] decodes their text
+//!   (GB18030, GBK, UTF-8, Latin-1 and the ISO 2022 forms).
+//! - [`store`]: the object-store contract and its local-directory backend;
+//!   [`layout`]: which key each object gets.
+//! - [`db`], [`index`]: the index database (sqlx, SQLite) and its queries;
+//!   `indexer` batches index writes into group commits.
+//! - [`sites`]: county hospitals, their AE titles and networks.
+//! - [`jobs`]: a durable job queue; [`stability`]: marks studies complete and
+//!   queues their jobs.
+//! - [`accounts`]: stored users and sessions (hashes only).
+//!
+//! What it does not do: the archive knows nothing of DIMSE, HTTP or pixels.
+//! It never transcodes: the original bytes are the record.
+
+pub mod accounts;
+pub mod charset;
+pub mod db;
+pub mod index;
+mod indexer;
+pub mod ingest;
+pub mod jobs;
+pub mod layout;
+pub mod part10;
+pub mod scan;
+pub mod sites;
+pub mod stability;
+pub mod store;
+pub mod uid;
+
+pub use db::{Database, DbError, Durability};
+pub use ingest::{Archive, ArchiveConfig, IncomingObject, IngestError, OpenError, Origin, Outcome, Stored};
+pub use part10::FileMeta;
+pub use sites::{AccessDenied, NewSite, Site, SiteDirectory, SiteRef};
+pub use uid::{SeriesUid, SopClassUid, SopInstanceUid, StudyUid, TransferSyntaxUid, UidError};

@@ -1,0 +1,432 @@
+//! One streaming pass over a received dataset: check its structure, pick out
+//! the attributes the index needs.
+//!
+//! Received objects are kept byte for byte, so nothing here builds an
+//! in-memory DICOM object. The scanner walks element headers with dicom-rs's
+//! stateful decoder, skipping values it does not need (pixel data included)
+//! and checking every declared length against the bytes that are really
+//! there. A dataset that stops mid-element, declares an item longer than its
+//! sequence, or holds a delimiter where none belongs is reported with the tag
+//! and byte offset where it went wrong; that is what the sender's error comment
+//! says. Memory stays bounded whatever the object's size: only the raw bytes of
+//! the handful of top-level text attributes in [`INDEXED_TAGS`] are kept.
+
+use std::io::{self, Read, Write};
+
+use dicom_core::header::{DataElementHeader, HasLength, SequenceItemHeader};
+use dicom_core::{Tag, VR};
+use dicom_encoding::transfer_syntax::{Codec, TransferSyntaxIndex};
+use dicom_parser::stateful::decode::{StatefulDecode, StatefulDecoder};
+use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
+
+use crate::charset::CharacterSet;
+
+/// Top-level attributes read for the index, sorted by tag.
+pub const INDEXED_TAGS: [Tag; 21] = [
+    Tag(0x0008, 0x0005), // Specific Character Set
+    Tag(0x0008, 0x0016), // SOP Class UID
+    Tag(0x0008, 0x0018), // SOP Instance UID
+    Tag(0x0008, 0x0020), // Study Date
+    Tag(0x0008, 0x0030), // Study Time
+    Tag(0x0008, 0x0050), // Accession Number
+    Tag(0x0008, 0x0060), // Modality
+    Tag(0x0008, 0x0080), // Institution Name
+    Tag(0x0008, 0x0090), // Referring Physician's Name
+    Tag(0x0008, 0x1030), // Study Description
+    Tag(0x0008, 0x103E), // Series Description
+    Tag(0x0010, 0x0010), // Patient's Name
+    Tag(0x0010, 0x0020), // Patient ID
+    Tag(0x0010, 0x0030), // Patient's Birth Date
+    Tag(0x0010, 0x0040), // Patient's Sex
+    Tag(0x0018, 0x0015), // Body Part Examined
+    Tag(0x0020, 0x000D), // Study Instance UID
+    Tag(0x0020, 0x000E), // Series Instance UID
+    Tag(0x0020, 0x0011), // Series Number
+    Tag(0x0020, 0x0013), // Instance Number
+    Tag(0x0028, 0x0008), // Number of Frames
+];
+
+/// Values longer than this are not indexed (no indexed attribute is near it).
+const MAX_INDEXED_VALUE: u32 = 64 * 1024;
+
+const ITEM_DELIMITER: Tag = Tag(0xFFFE, 0xE00D);
+const SEQUENCE_DELIMITER: Tag = Tag(0xFFFE, 0xE0DD);
+
+/// Why a dataset could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    #[error("transfer syntax {uid} is not one this archive can parse")]
+    UnknownTransferSyntax { uid: String },
+    #[error(
+        "dataset is truncated: {what} at byte {offset} needs {needed} bytes, but the dataset ends after {available}"
+    )]
+    Truncated { what: String, offset: u64, needed: u64, available: u64 },
+    #[error("dataset is malformed at byte {offset}: {reason}")]
+    Malformed { offset: u64, reason: String },
+    #[error("could not read the staged dataset: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// The raw bytes of the indexed attributes found at the top level.
+#[derive(Debug, Default, Clone)]
+pub struct ScannedDataset {
+    raw: [Option<Vec<u8>>; INDEXED_TAGS.len()],
+}
+
+impl ScannedDataset {
+    /// The raw value of `tag`, if it is one of [`INDEXED_TAGS`] and was present.
+    pub fn raw(&self, tag: Tag) -> Option<&[u8]> {
+        let index = INDEXED_TAGS.binary_search(&tag).ok()?;
+        self.raw[index].as_deref()
+    }
+
+    /// The object's Specific Character Set, resolved.
+    pub fn character_set(&self) -> CharacterSet {
+        let terms: Vec<String> = self
+            .raw(Tag(0x0008, 0x0005))
+            .map(|raw| {
+                String::from_utf8_lossy(raw)
+                    .split('\\')
+                    .map(|t| t.trim_matches(['\0', ' ']).to_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        CharacterSet::from_terms(&terms)
+    }
+
+    /// `tag` decoded to UTF-8 with the object's character set; `None` when
+    /// absent or empty.
+    pub fn text(&self, tag: Tag) -> Option<String> {
+        let raw = self.raw(tag)?;
+        let text = self.character_set().decode(raw);
+        (!text.is_empty()).then_some(text)
+    }
+}
+
+/// An io::Write that counts and discards.
+struct Counter(u64);
+
+impl Write for Counter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0 += buf.len() as u64;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Frame {
+    /// Inside an item (or the top-level dataset when the stack is empty).
+    Item { end: Option<u64> },
+    /// Inside a sequence, between items.
+    Sequence { end: Option<u64> },
+    /// Inside encapsulated pixel data, between fragments.
+    Fragments,
+}
+
+/// Returns whether a dataset in transfer syntax `ts_uid` must be inflated
+/// before [`scan_dataset`] can read it.
+pub fn is_deflated(ts_uid: &str) -> Result<bool, ScanError> {
+    let ts = TransferSyntaxRegistry
+        .get(ts_uid)
+        .ok_or_else(|| ScanError::UnknownTransferSyntax { uid: ts_uid.to_owned() })?;
+    Ok(matches!(ts.codec(), Codec::Dataset(_)))
+}
+
+/// Wraps `reader` so that it yields the inflated dataset of a deflated
+/// transfer syntax.
+pub fn inflating_reader<'r>(ts_uid: &str, reader: Box<dyn Read + 'r>) -> Result<Box<dyn Read + 'r>, ScanError> {
+    let ts = TransferSyntaxRegistry
+        .get(ts_uid)
+        .ok_or_else(|| ScanError::UnknownTransferSyntax { uid: ts_uid.to_owned() })?;
+    match ts.codec() {
+        Codec::Dataset(Some(adapter)) => Ok(adapter.adapt_reader(reader)),
+        Codec::Dataset(None) => Err(ScanError::UnknownTransferSyntax { uid: ts_uid.to_owned() }),
+        _ => Ok(reader),
+    }
+}
+
+fn describe(tag: Tag) -> String {
+    format!("element ({:04X},{:04X})", tag.group(), tag.element())
+}
+
+/// Walks a dataset of `dataset_len` bytes encoded in `ts_uid` (not deflated:
+/// see [`inflating_reader`]) and returns its indexed attributes.
+pub fn scan_dataset<R: Read>(source: R, ts_uid: &str, dataset_len: u64) -> Result<ScannedDataset, ScanError> {
+    let ts = TransferSyntaxRegistry
+        .get(ts_uid)
+        .ok_or_else(|| ScanError::UnknownTransferSyntax { uid: ts_uid.to_owned() })?;
+    let mut decoder = StatefulDecoder::new_with_ts(source, ts, 0)
+        .map_err(|e| ScanError::UnknownTransferSyntax { uid: format!("{ts_uid} ({e})") })?;
+    let mut found = ScannedDataset::default();
+    let mut stack: Vec<Frame> = Vec::new();
+
+    let truncated = |what: String, offset: u64, needed: u64| ScanError::Truncated {
+        what,
+        offset,
+        needed,
+        available: dataset_len.saturating_sub(offset),
+    };
+    let malformed = |offset: u64, reason: String| ScanError::Malformed { offset, reason };
+
+    loop {
+        let pos = decoder.position();
+        match stack.last().copied() {
+            None | Some(Frame::Item { .. }) => {
+                let end = match stack.last() {
+                    Some(Frame::Item { end }) => *end,
+                    _ => Some(dataset_len),
+                };
+                if end == Some(pos) {
+                    if stack.pop().is_none() {
+                        return Ok(found);
+                    }
+                    continue;
+                }
+                if let Some(end) = end
+                    && pos > end
+                {
+                    return Err(malformed(pos, format!("an item overruns its declared end at byte {end}")));
+                }
+                if pos + 8 > dataset_len {
+                    return Err(truncated("an element header".into(), pos, 8));
+                }
+                let header: DataElementHeader = decoder
+                    .decode_header()
+                    .map_err(|e| malformed(pos, format!("cannot read an element header: {e}")))?;
+                let after_header = decoder.position();
+                if header.tag == ITEM_DELIMITER {
+                    match stack.last() {
+                        Some(Frame::Item { end: None }) => {
+                            stack.pop();
+                            continue;
+                        }
+                        _ => return Err(malformed(pos, "an item delimiter outside an item of undefined length".into())),
+                    }
+                }
+                if header.tag == SEQUENCE_DELIMITER {
+                    return Err(malformed(pos, "a sequence delimiter outside a sequence".into()));
+                }
+                let undefined = header.length().is_undefined();
+                if header.vr() == VR::SQ || (undefined && header.vr() == VR::UN) {
+                    let end = if undefined {
+                        None
+                    } else {
+                        let len = u64::from(header.length().0);
+                        if after_header + len > dataset_len {
+                            return Err(truncated(describe(header.tag), pos, len));
+                        }
+                        Some(after_header + len)
+                    };
+                    stack.push(Frame::Sequence { end });
+                    continue;
+                }
+                if undefined {
+                    if header.tag == Tag(0x7FE0, 0x0010) {
+                        stack.push(Frame::Fragments);
+                        continue;
+                    }
+                    return Err(malformed(
+                        pos,
+                        format!("{} of VR {} has undefined length", describe(header.tag), header.vr().to_string()),
+                    ));
+                }
+                let len = header.length().0;
+                let value_end = after_header + u64::from(len);
+                if value_end > dataset_len {
+                    return Err(truncated(describe(header.tag), pos, u64::from(len)));
+                }
+                let wanted = if stack.is_empty() && len <= MAX_INDEXED_VALUE {
+                    INDEXED_TAGS.binary_search(&header.tag).ok()
+                } else {
+                    None
+                };
+                if let Some(index) = wanted {
+                    let mut value = Vec::with_capacity(len as usize);
+                    decoder
+                        .read_to(len, &mut value)
+                        .map_err(|e| malformed(after_header, format!("cannot read {}: {e}", describe(header.tag))))?;
+                    if value.len() as u64 != u64::from(len) {
+                        return Err(truncated(describe(header.tag), pos, u64::from(len)));
+                    }
+                    found.raw[index] = Some(value);
+                } else {
+                    let mut counter = Counter(0);
+                    decoder
+                        .read_to(len, &mut counter)
+                        .map_err(|e| malformed(after_header, format!("cannot read {}: {e}", describe(header.tag))))?;
+                    if counter.0 != u64::from(len) {
+                        return Err(truncated(describe(header.tag), pos, u64::from(len)));
+                    }
+                }
+            }
+            Some(frame @ (Frame::Sequence { .. } | Frame::Fragments)) => {
+                if let Frame::Sequence { end: Some(end) } = frame
+                    && pos >= end
+                {
+                    if pos > end {
+                        return Err(malformed(pos, format!("a sequence overruns its declared end at byte {end}")));
+                    }
+                    stack.pop();
+                    continue;
+                }
+                if pos + 8 > dataset_len {
+                    return Err(truncated("an item header".into(), pos, 8));
+                }
+                let item = decoder
+                    .decode_item_header()
+                    .map_err(|e| malformed(pos, format!("expected an item or a sequence delimiter: {e}")))?;
+                let after_header = decoder.position();
+                match item {
+                    SequenceItemHeader::Item { len } => {
+                        let end = if len.is_undefined() {
+                            if matches!(frame, Frame::Fragments) {
+                                return Err(malformed(pos, "a pixel data fragment has undefined length".into()));
+                            }
+                            None
+                        } else {
+                            let len = u64::from(len.0);
+                            if after_header + len > dataset_len {
+                                return Err(truncated("an item".into(), pos, len));
+                            }
+                            Some(after_header + len)
+                        };
+                        if matches!(frame, Frame::Fragments) {
+                            let len = len.0;
+                            let mut counter = Counter(0);
+                            decoder
+                                .read_to(len, &mut counter)
+                                .map_err(|e| malformed(after_header, format!("cannot read a pixel data fragment: {e}")))?;
+                            if counter.0 != u64::from(len) {
+                                return Err(truncated("a pixel data fragment".into(), pos, u64::from(len)));
+                            }
+                        } else {
+                            stack.push(Frame::Item { end });
+                        }
+                    }
+                    SequenceItemHeader::SequenceDelimiter => {
+                        stack.pop();
+                    }
+                    SequenceItemHeader::ItemDelimiter => {
+                        return Err(malformed(pos, "an item delimiter between items".into()));
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXPLICIT_LE: &str = "1.2.840.10008.1.2.1";
+    const IMPLICIT_LE: &str = "1.2.840.10008.1.2";
+
+    fn explicit(tag: (u16, u16), vr: &[u8; 2], value: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.extend(tag.0.to_le_bytes());
+        out.extend(tag.1.to_le_bytes());
+        out.extend(vr);
+        if matches!(vr, b"OB" | b"OW" | b"SQ" | b"UN" | b"UT") {
+            out.extend([0, 0]);
+            out.extend((value.len() as u32).to_le_bytes());
+        } else {
+            out.extend((value.len() as u16).to_le_bytes());
+        }
+        out.extend(value);
+        out
+    }
+
+    /// A dataset as its top-level elements, so tests know where they start.
+    fn sample_elements() -> Vec<Vec<u8>> {
+        // a defined-length sequence holding one item with one element
+        let inner = explicit((0x0008, 0x0100), b"SH", b"T-1234");
+        let mut item = vec![0xFE, 0xFF, 0x00, 0xE0];
+        item.extend((inner.len() as u32).to_le_bytes());
+        item.extend(&inner);
+        vec![
+            explicit((0x0008, 0x0005), b"CS", b"GB18030 "),
+            explicit((0x0008, 0x0018), b"UI", b"1.2.3.4\0"),
+            explicit((0x0008, 0x1032), b"SQ", &item),
+            explicit((0x0010, 0x0010), b"PN", &[0xd5, 0xc5, 0xc8, 0xfd]),
+            explicit((0x7FE0, 0x0010), b"OW", &[7u8; 64]),
+        ]
+    }
+
+    fn sample() -> Vec<u8> {
+        sample_elements().concat()
+    }
+
+    /// Cutting a dataset anywhere but between top-level elements must fail.
+    /// (A cut between elements is a shorter valid dataset: that case is caught
+    /// by the transport, whose last fragment marks the end.)
+    fn assert_cuts_rejected(elements: &[Vec<u8>], ts: &str) {
+        let ds = elements.concat();
+        let boundaries: Vec<usize> = elements
+            .iter()
+            .scan(0, |end, e| {
+                *end += e.len();
+                Some(*end)
+            })
+            .collect();
+        for cut in 1..ds.len() {
+            if boundaries.contains(&cut) {
+                continue;
+            }
+            assert!(scan(&ds[..cut], ts).is_err(), "dataset cut at {cut} of {} bytes was accepted", ds.len());
+        }
+    }
+
+    fn scan(bytes: &[u8], ts: &str) -> Result<ScannedDataset, ScanError> {
+        scan_dataset(bytes, ts, bytes.len() as u64)
+    }
+
+    #[test]
+    fn reads_indexed_attributes_through_sequences_and_pixel_data() {
+        let ds = sample();
+        let found = scan(&ds, EXPLICIT_LE).expect("valid dataset");
+        assert_eq!(found.text(Tag(0x0010, 0x0010)).as_deref(), Some("张三"));
+        assert_eq!(found.text(Tag(0x0008, 0x0018)).as_deref(), Some("1.2.3.4"));
+        assert_eq!(found.text(Tag(0x0020, 0x000D)), None);
+    }
+
+    #[test]
+    fn every_truncation_point_is_reported_never_accepted() {
+        assert_cuts_rejected(&sample_elements(), EXPLICIT_LE);
+    }
+
+    #[test]
+    fn encapsulated_fragments_and_undefined_lengths_are_walked() {
+        // implicit VR LE: undefined-length sequence with an undefined-length item
+        let uid = [&[0x08, 0x00, 0x18, 0x00, 4, 0, 0, 0][..], b"1.2\0"].concat();
+        let mut sequence = Vec::new();
+        sequence.extend([0x08, 0x00, 0x32, 0x10, 0xFF, 0xFF, 0xFF, 0xFF]); // SQ undefined
+        sequence.extend([0xFE, 0xFF, 0x00, 0xE0, 0xFF, 0xFF, 0xFF, 0xFF]); // item undefined
+        sequence.extend([0x08, 0x00, 0x00, 0x01, 2, 0, 0, 0]);
+        sequence.extend(b"AB");
+        sequence.extend([0xFE, 0xFF, 0x0D, 0xE0, 0, 0, 0, 0]); // item delimiter
+        sequence.extend([0xFE, 0xFF, 0xDD, 0xE0, 0, 0, 0, 0]); // sequence delimiter
+        let mut pixels = Vec::new();
+        pixels.extend([0xE0, 0x7F, 0x10, 0x00, 0xFF, 0xFF, 0xFF, 0xFF]); // pixel data, encapsulated
+        pixels.extend([0xFE, 0xFF, 0x00, 0xE0, 0, 0, 0, 0]); // empty offset table
+        pixels.extend([0xFE, 0xFF, 0x00, 0xE0, 4, 0, 0, 0, 1, 2, 3, 4]); // one fragment
+        pixels.extend([0xFE, 0xFF, 0xDD, 0xE0, 0, 0, 0, 0]);
+        let elements = vec![uid, sequence, pixels];
+        let found = scan(&elements.concat(), IMPLICIT_LE).expect("valid dataset");
+        assert_eq!(found.text(Tag(0x0008, 0x0018)).as_deref(), Some("1.2"));
+        assert_cuts_rejected(&elements, IMPLICIT_LE);
+    }
+
+    #[test]
+    fn errors_name_the_element_and_offset() {
+        let mut ds = explicit((0x0008, 0x0018), b"UI", b"1.2.3.4\0");
+        ds.extend(explicit((0x7FE0, 0x0010), b"OW", &[0u8; 100]));
+        let err = scan(&ds[..ds.len() - 10], EXPLICIT_LE).unwrap_err().to_string();
+        assert!(err.contains("(7FE0,0010)") && err.contains("needs 100 bytes"), "{err}");
+        let err = scan(b"garbage!garbage!", "1.2.3.999").unwrap_err().to_string();
+        assert!(err.contains("1.2.3.999"), "{err}");
+    }
+}

@@ -1,0 +1,203 @@
+//! Where original objects live: one narrow contract, one local implementation.
+//!
+//! The contract ([`BlobStore`]) is what the ingest protocol needs and nothing
+//! more: publish a fully written, fsynced staging file under a key, durably;
+//! open a key for reading; say whether a key exists; delete (deleting a missing
+//! key succeeds). `NotFound` is its own error so callers can answer 404 rather
+//! than 500.
+//!
+//! [`LocalStore`] keeps objects as plain files under a root directory, so an
+//! operator can find `originals/<study>/<series>/<sop>.dcm` by hand. Publishing
+//! is a hard link from the staging directory (same filesystem) followed by an
+//! fsync of the target directory: the bytes were already fsynced in staging, so
+//! the object is durable the moment `publish` returns, and the staging entry
+//! stays until the index has it, which is what crash recovery reads.
+
+use std::fs::{self, File};
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// An object key: a relative path of `/`-separated components made of
+/// `[A-Za-z0-9._-]`, never `.` or `..`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ObjectKey(String);
+
+/// Errors of a blob store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("object {key} not found")]
+    NotFound { key: String },
+    #[error("invalid object key {key:?}: {reason}")]
+    InvalidKey { key: String, reason: &'static str },
+    #[error("object store I/O failed for {key}: {source}")]
+    Io { key: String, source: io::Error },
+}
+
+impl ObjectKey {
+    pub fn new(key: impl Into<String>) -> Result<Self, StoreError> {
+        let key = key.into();
+        let bad = |reason| Err(StoreError::InvalidKey { key: key.clone(), reason });
+        if key.is_empty() || key.starts_with('/') || key.ends_with('/') {
+            return bad("must be a relative path");
+        }
+        for part in key.split('/') {
+            if part.is_empty() || part == "." || part == ".." {
+                return bad("has an empty, '.' or '..' component");
+            }
+            if !part.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-')) {
+                return bad("has characters outside [A-Za-z0-9._-]");
+            }
+        }
+        Ok(ObjectKey(key))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for ObjectKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The storage contract of the archive. Implementations are blocking: callers
+/// run them on tokio's blocking pool.
+pub trait BlobStore: Send + Sync + 'static {
+    /// Makes the (already fsynced) file at `staged` durably readable under
+    /// `key`, replacing what was there. `staged` itself is left in place.
+    fn publish(&self, key: &ObjectKey, staged: &Path) -> Result<(), StoreError>;
+    /// Opens `key` for reading.
+    fn open(&self, key: &ObjectKey) -> Result<File, StoreError>;
+    /// Size in bytes, or `NotFound`.
+    fn size(&self, key: &ObjectKey) -> Result<u64, StoreError>;
+    /// Removes `key`; succeeds if it does not exist.
+    fn delete(&self, key: &ObjectKey) -> Result<(), StoreError>;
+}
+
+/// Objects as files under a root directory.
+#[derive(Debug, Clone)]
+pub struct LocalStore {
+    root: PathBuf,
+}
+
+impl LocalStore {
+    pub fn open(root: impl Into<PathBuf>) -> io::Result<Self> {
+        let root = root.into();
+        fs::create_dir_all(&root)?;
+        Ok(LocalStore { root })
+    }
+
+    pub fn path_of(&self, key: &ObjectKey) -> PathBuf {
+        self.root.join(key.as_str())
+    }
+}
+
+/// fsync a directory so that entries created in it survive a power cut.
+pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Creates `dir` and any missing parents, fsyncing each parent whose entry
+/// list changed.
+fn create_dir_durably(dir: &Path) -> io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent() {
+        create_dir_durably(parent)?;
+    }
+    match fs::create_dir(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(()),
+        Err(e) => return Err(e),
+    }
+    if let Some(parent) = dir.parent() {
+        sync_dir(parent)?;
+    }
+    Ok(())
+}
+
+impl BlobStore for LocalStore {
+    fn publish(&self, key: &ObjectKey, staged: &Path) -> Result<(), StoreError> {
+        let io_err = |source| StoreError::Io { key: key.to_string(), source };
+        let target = self.path_of(key);
+        let dir = target.parent().expect("keys are relative paths below the root");
+        create_dir_durably(dir).map_err(io_err)?;
+        match fs::hard_link(staged, &target) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                // Left by a crash between publish and index: the index decided
+                // this key is free, so the old file is not the record.
+                fs::remove_file(&target).map_err(io_err)?;
+                fs::hard_link(staged, &target).map_err(io_err)?;
+            }
+            Err(e) => return Err(io_err(e)),
+        }
+        sync_dir(dir).map_err(io_err)
+    }
+
+    fn open(&self, key: &ObjectKey) -> Result<File, StoreError> {
+        File::open(self.path_of(key)).map_err(|source| match source.kind() {
+            io::ErrorKind::NotFound => StoreError::NotFound { key: key.to_string() },
+            _ => StoreError::Io { key: key.to_string(), source },
+        })
+    }
+
+    fn size(&self, key: &ObjectKey) -> Result<u64, StoreError> {
+        fs::metadata(self.path_of(key)).map(|m| m.len()).map_err(|source| match source.kind() {
+            io::ErrorKind::NotFound => StoreError::NotFound { key: key.to_string() },
+            _ => StoreError::Io { key: key.to_string(), source },
+        })
+    }
+
+    fn delete(&self, key: &ObjectKey) -> Result<(), StoreError> {
+        match fs::remove_file(self.path_of(key)) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(StoreError::Io { key: key.to_string(), source }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    /// The contract every BlobStore must keep; run against each backend.
+    fn contract(store: &dyn BlobStore, scratch: &Path) {
+        let key = ObjectKey::new("originals/1.2/1.2.3/1.2.3.4.dcm").unwrap();
+        assert!(matches!(store.size(&key), Err(StoreError::NotFound { .. })));
+        assert!(matches!(store.open(&key), Err(StoreError::NotFound { .. })));
+        store.delete(&key).expect("deleting a missing key succeeds");
+
+        let staged = scratch.join("a.staged");
+        fs::write(&staged, b"first").unwrap();
+        store.publish(&key, &staged).unwrap();
+        assert_eq!(store.size(&key).unwrap(), 5);
+        fs::write(scratch.join("b.staged"), b"second!").unwrap();
+        store.publish(&key, &scratch.join("b.staged")).unwrap();
+        let mut text = String::new();
+        store.open(&key).unwrap().read_to_string(&mut text).unwrap();
+        assert_eq!(text, "second!");
+        store.delete(&key).unwrap();
+        assert!(matches!(store.size(&key), Err(StoreError::NotFound { .. })));
+    }
+
+    #[test]
+    fn local_store_keeps_the_contract() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::open(dir.path().join("objects")).unwrap();
+        contract(&store, dir.path());
+    }
+
+    #[test]
+    fn keys_cannot_escape_the_root() {
+        for bad in ["", "/etc/passwd", "a/../b", "a//b", "a/./b", "a/b/", "a b", "a/\u{5f20}"] {
+            assert!(ObjectKey::new(bad).is_err(), "{bad:?} accepted");
+        }
+        assert!(ObjectKey::new("originals/1.2/3.4/5.6.v2.dcm").is_ok());
+    }
+}
