@@ -1,1 +1,120 @@
-//! placeholder
+//! Telediag's DICOM network service.
+//!
+//! County hospitals' modalities and PACS open associations here and send
+//! C-STORE requests; the gateway streams each object into the archive and
+//! answers only once the archive has made it durable and indexed it.
+//!
+//! - [`Gateway`]: the listener. [`GatewayConfig`] holds every limit, each with
+//!   a documented default: concurrent associations, idle timeout, max PDU.
+//! - `association`: one association from A-ASSOCIATE to A-RELEASE / A-ABORT:
+//!   C-ECHO, C-STORE, streaming P-DATA into the archive.
+//! - `access`: AE-title and network checks against the archive's sites.
+//! - [`dimse`]: command sets; [`sop_classes`]: what is accepted.
+//! - [`echo`]: a C-ECHO client for the operator CLI.
+//!
+//! What it does not do: it never talks to the worklist or reads pixels; sites
+//! and objects go through the archive. Query/retrieve and TLS come later.
+
+mod access;
+mod association;
+pub mod dimse;
+pub mod echo;
+pub mod sop_classes;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use telediag_archive::Archive;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+
+/// Limits and identity of the DICOM service.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// Our AE title; associations calling another are rejected. Default `TELEDIAG`.
+    pub ae_title: String,
+    /// Associations served at once; more are rejected as "local limit
+    /// exceeded" (transient), so senders retry. Default 64.
+    pub max_associations: usize,
+    /// An association silent this long is aborted. Default 120 s.
+    pub idle_timeout: Duration,
+    /// Largest PDU we accept (and announce). Default 256 KiB: big enough that
+    /// a 1 GB object is 4,000 PDUs, small enough that 64 associations hold
+    /// well under 100 MB of buffers.
+    pub max_pdu_length: u32,
+    /// On shutdown, how long associations may take to finish the object they
+    /// are receiving. Default 30 s.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            ae_title: "TELEDIAG".into(),
+            max_associations: 64,
+            idle_timeout: Duration::from_secs(120),
+            max_pdu_length: 256 * 1024,
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The DICOM listener.
+pub struct Gateway {
+    config: Arc<GatewayConfig>,
+    archive: Archive,
+}
+
+impl Gateway {
+    pub fn new(config: GatewayConfig, archive: Archive) -> Gateway {
+        Gateway { config: Arc::new(config), archive }
+    }
+
+    /// Serves associations on `listener` until `shutdown` resolves, then stops
+    /// accepting, lets associations finish the objects in flight (up to
+    /// `shutdown_grace`) and returns.
+    pub async fn serve(self, listener: TcpListener, shutdown: impl std::future::Future<Output = ()>) {
+        let slots = Arc::new(Semaphore::new(self.config.max_associations));
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let mut associations = JoinSet::new();
+        tokio::pin!(shutdown);
+        loop {
+            let (socket, peer) = tokio::select! {
+                _ = &mut shutdown => break,
+                accepted = listener.accept() => match accepted {
+                    Ok(pair) => pair,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                Some(_) = associations.join_next(), if !associations.is_empty() => continue,
+            };
+            let _ = socket.set_nodelay(true);
+            let slot = slots.clone().try_acquire_owned().ok();
+            let context = association::Context {
+                config: self.config.clone(),
+                archive: self.archive.clone(),
+                stop: stop_rx.clone(),
+            };
+            associations.spawn(async move {
+                match slot {
+                    Some(_slot) => association::run(socket, peer, context).await,
+                    None => association::reject_busy(socket, peer).await,
+                }
+            });
+        }
+        let _ = stop_tx.send(true);
+        let in_flight = associations.len();
+        if in_flight > 0 {
+            tracing::info!(in_flight, "DICOM listener closed; finishing associations");
+        }
+        let drain = async { while associations.join_next().await.is_some() {} };
+        if tokio::time::timeout(self.config.shutdown_grace, drain).await.is_err() {
+            tracing::warn!(left = associations.len(), "associations still open after the grace period; aborting them");
+            associations.abort_all();
+        }
+    }
+}
