@@ -1,1 +1,263 @@
-fn main() {}
+//! The `telediag` binary: command line, configuration and wiring. Everything
+//! it does is done by the library crates; see ARCHITECTURE.md.
+
+mod config;
+mod demo;
+mod serve;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use telediag_archive::index::StudyQuery;
+use telediag_archive::{Archive, NewSite, Origin, Outcome};
+
+use crate::config::Config;
+
+#[derive(Parser)]
+#[command(name = "telediag", version, about = "Remote-diagnosis centre: DICOM gateway, archive and worklist")]
+struct Cli {
+    /// Configuration file (TOML). Environment variables TELEDIAG_* override it.
+    #[arg(long, global = true, env = "TELEDIAG_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data directory (overrides the config file).
+    #[arg(long, global = true)]
+    data: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the centre: DICOM receiver, HTTP service, background work.
+    Serve {
+        #[arg(long)]
+        dicom_port: Option<u16>,
+        #[arg(long)]
+        http_port: Option<u16>,
+        /// Our DICOM AE title.
+        #[arg(long)]
+        ae_title: Option<String>,
+        /// Do not load the demo site, users and studies.
+        #[arg(long)]
+        no_demo: bool,
+    },
+    /// Manage sites (county hospitals).
+    Site {
+        #[command(subcommand)]
+        action: SiteAction,
+    },
+    /// Import DICOM Part 10 files or folders, as if sent by a site.
+    Import {
+        /// Site the objects belong to.
+        #[arg(long)]
+        site: String,
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// List studies.
+    Studies {
+        #[arg(long)]
+        site: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// Send a C-ECHO to a DICOM node.
+    Echo {
+        host: String,
+        port: u16,
+        /// Called AE title.
+        ae: String,
+        #[arg(long, default_value = "TELEDIAG")]
+        calling_ae: String,
+        #[arg(long, default_value_t = 10)]
+        timeout_secs: u64,
+    },
+}
+
+#[derive(Subcommand)]
+enum SiteAction {
+    /// Add a site with its AE titles and, optionally, allowed networks.
+    Add {
+        name: String,
+        /// AE title the site's devices call with (repeatable).
+        #[arg(long = "ae", required = true)]
+        ae_titles: Vec<String>,
+        /// Network its associations must come from, e.g. 10.12.0.0/16 (repeatable).
+        #[arg(long = "network")]
+        networks: Vec<ipnet::IpNet>,
+    },
+    /// List sites.
+    List,
+    /// Remove a site that has no studies.
+    Remove { name: String },
+}
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sqlx=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let mut config = Config::load(cli.config.as_deref())?;
+    if let Some(data) = cli.data {
+        config.data_dir = data;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(run(cli.command, config))
+}
+
+async fn run(command: Command, mut config: Config) -> Result<()> {
+    match command {
+        Command::Serve { dicom_port, http_port, ae_title, no_demo } => {
+            if let Some(port) = dicom_port {
+                config.dicom.port = port;
+            }
+            if let Some(port) = http_port {
+                config.http.port = port;
+            }
+            if let Some(ae) = ae_title {
+                config.dicom.ae_title = ae;
+            }
+            if no_demo {
+                config.demo = false;
+            }
+            serve::run(config).await
+        }
+        Command::Site { action } => site(action, &config).await,
+        Command::Import { site, paths } => import(&config, &site, &paths).await,
+        Command::Studies { site, limit } => studies(&config, site, limit).await,
+        Command::Echo { host, port, ae, calling_ae, timeout_secs } => {
+            let rtt = pacs_gateway::echo::echo(&format!("{host}:{port}"), &ae, &calling_ae, Duration::from_secs(timeout_secs))
+                .await?;
+            println!("C-ECHO to {ae}@{host}:{port} succeeded in {:.1} ms", rtt.as_secs_f64() * 1000.0);
+            Ok(())
+        }
+    }
+}
+
+async fn open(config: &Config) -> Result<Archive> {
+    Archive::open(&config.archive_config()).await.context("opening the archive")
+}
+
+async fn site(action: SiteAction, config: &Config) -> Result<()> {
+    let archive = open(config).await?;
+    let db = archive.database();
+    match action {
+        SiteAction::Add { name, ae_titles, networks } => {
+            let site = db.add_site(&NewSite { name, ae_titles, networks }).await?;
+            println!("added site {:?} (AE {})", site.name, site.ae_titles.join(", "));
+        }
+        SiteAction::List => {
+            for site in db.list_sites().await? {
+                let networks = if site.networks.is_empty() {
+                    "any address".to_owned()
+                } else {
+                    site.networks.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(", ")
+                };
+                println!("{}\tAE {}\t{}", site.name, site.ae_titles.join(", "), networks);
+            }
+        }
+        SiteAction::Remove { name } => {
+            db.remove_site(&name).await?;
+            println!("removed site {name:?}");
+        }
+    }
+    Ok(())
+}
+
+fn collect_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    fn walk(path: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+        let meta = std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?;
+        if meta.is_dir() {
+            let mut entries: Vec<_> = std::fs::read_dir(path)?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+            entries.sort();
+            for entry in entries {
+                walk(&entry, out)?;
+            }
+        } else if meta.is_file() {
+            out.push(path.to_owned());
+        }
+        Ok(())
+    }
+    let mut files = Vec::new();
+    for path in paths {
+        walk(path, &mut files)?;
+    }
+    Ok(files)
+}
+
+async fn import(config: &Config, site_name: &str, paths: &[PathBuf]) -> Result<()> {
+    let archive = open(config).await?;
+    let site = archive.database().site_by_name(site_name).await?;
+    let files = collect_files(paths)?;
+    let bar = ProgressBar::new(files.len() as u64);
+    bar.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} files, {per_sec}, eta {eta} {msg}")?);
+    let origin = Origin { site_id: site.id, calling_ae: None };
+    let (mut stored, mut duplicates, mut versions, mut failed) = (0u64, 0u64, 0u64, Vec::new());
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut queue = files.into_iter();
+    const PARALLEL: usize = 4;
+    loop {
+        while tasks.len() < PARALLEL {
+            let Some(file) = queue.next() else { break };
+            let (archive, origin) = (archive.clone(), origin.clone());
+            tasks.spawn(async move {
+                let result = archive.import_file(&file, &origin).await;
+                (file, result)
+            });
+        }
+        let Some(done) = tasks.join_next().await else { break };
+        let (file, result) = done?;
+        match result {
+            Ok(s) => match s.outcome {
+                Outcome::Stored => stored += 1,
+                Outcome::Duplicate => duplicates += 1,
+                Outcome::NewVersion(_) => versions += 1,
+            },
+            Err(e) => failed.push((file, e.to_string())),
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    println!(
+        "imported into {:?}: {stored} stored, {duplicates} already present, {versions} new versions, {} failed",
+        site.name,
+        failed.len()
+    );
+    for (file, reason) in failed.iter().take(50) {
+        println!("  failed {}: {reason}", file.display());
+    }
+    if failed.len() > 50 {
+        println!("  … and {} more", failed.len() - 50);
+    }
+    if !failed.is_empty() && stored + duplicates + versions == 0 {
+        bail!("nothing could be imported");
+    }
+    Ok(())
+}
+
+async fn studies(config: &Config, site: Option<String>, limit: i64) -> Result<()> {
+    let archive = open(config).await?;
+    let page = archive.database().list_studies(&StudyQuery { site, limit: Some(limit), ..Default::default() }).await?;
+    println!("{} studies{}", page.total, if page.total > page.studies.len() as i64 { " (newest shown)" } else { "" });
+    for s in page.studies {
+        println!(
+            "{}\t{}\t{}\t{}\t{}\t{} series, {} instances\t{}\t{}",
+            s.study_date.as_deref().unwrap_or("-"),
+            s.site,
+            s.patient_id,
+            s.patient_name.as_deref().unwrap_or("-"),
+            s.modalities,
+            s.num_series,
+            s.num_instances,
+            s.status,
+            s.study_uid
+        );
+    }
+    Ok(())
+}

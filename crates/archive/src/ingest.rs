@@ -205,7 +205,12 @@ impl Drop for InstanceLock<'_> {
 struct Inner {
     db: Database,
     store: LocalStore,
+    /// This process's own staging directory, `staging/p<pid>-<random>/`.
     staging: PathBuf,
+    /// Held (locked) for the life of the process: other processes sharing the
+    /// data directory (an import beside a running server) see the directory
+    /// is alive and leave it alone.
+    _staging_lock: File,
     indexer: Indexer,
     locks: InstanceLocks,
 }
@@ -245,8 +250,11 @@ impl Archive {
             move |source| OpenError::DataDir { path, source }
         };
         fs::create_dir_all(&config.data_dir).map_err(dir_err(&config.data_dir))?;
-        let staging = config.data_dir.join("staging");
+        let staging_root = config.data_dir.join("staging");
+        let staging = staging_root.join(format!("p{}-{}", std::process::id(), &random_name()[..8]));
         fs::create_dir_all(&staging).map_err(dir_err(&staging))?;
+        let staging_lock = File::create(staging.join("lock")).map_err(dir_err(&staging))?;
+        staging_lock.lock().map_err(dir_err(&staging))?;
         let objects = config.data_dir.join("objects");
         let store = LocalStore::open(&objects).map_err(dir_err(&objects))?;
         let url = config
@@ -256,9 +264,16 @@ impl Archive {
         let db = Database::open(&url, config.durability).await?;
         let indexer = Indexer::start(db.clone());
         let archive = Archive {
-            inner: Arc::new(Inner { db, store, staging, indexer, locks: InstanceLocks::default() }),
+            inner: Arc::new(Inner {
+                db,
+                store,
+                staging,
+                _staging_lock: staging_lock,
+                indexer,
+                locks: InstanceLocks::default(),
+            }),
         };
-        archive.recover().await;
+        archive.recover(&staging_root).await;
         Ok(archive)
     }
 
@@ -439,19 +454,36 @@ impl Archive {
         })
     }
 
-    /// Finishes what a previous run left in staging: `.part` files were never
+    /// Finishes what dead processes left in staging: `.part` files were never
     /// acknowledged and are deleted; `.dcm` files are complete and are indexed.
-    async fn recover(&self) {
-        let entries = match fs::read_dir(&self.inner.staging) {
-            Ok(entries) => entries,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot read the staging directory");
-                return;
-            }
+    /// A staging directory whose lock is still held belongs to a live process
+    /// and is left alone.
+    async fn recover(&self, staging_root: &Path) {
+        let Ok(dirs) = fs::read_dir(staging_root) else {
+            tracing::error!(path = %staging_root.display(), "cannot read the staging directory");
+            return;
         };
+        for dir in dirs.flatten().map(|e| e.path()).filter(|p| p.is_dir() && *p != self.inner.staging) {
+            let lock = match File::options().read(true).write(true).create(true).truncate(false).open(dir.join("lock")) {
+                Ok(lock) => lock,
+                Err(e) => {
+                    tracing::error!(path = %dir.display(), error = %e, "cannot open a staging lock");
+                    continue;
+                }
+            };
+            if lock.try_lock().is_err() {
+                continue; // its process is alive
+            }
+            self.recover_dir(&dir).await;
+            let _ = fs::remove_file(dir.join("lock"));
+            let _ = fs::remove_dir(&dir);
+        }
+    }
+
+    async fn recover_dir(&self, dir: &Path) {
+        let Ok(entries) = fs::read_dir(dir) else { return };
         let (mut dropped, mut finished) = (0, 0);
-        for entry in entries.flatten() {
-            let path = entry.path();
+        for path in entries.flatten().map(|e| e.path()) {
             match path.extension().and_then(|e| e.to_str()) {
                 Some("part") | Some("inflated") => {
                     let _ = fs::remove_file(&path);
@@ -459,8 +491,7 @@ impl Archive {
                 }
                 Some("dcm") => {
                     let site_id = staged_site(&path).unwrap_or_default();
-                    let result = self.recover_one(&path, site_id).await;
-                    match result {
+                    match self.recover_one(&path, site_id).await {
                         Ok(stored) => {
                             finished += 1;
                             tracing::info!(sop_instance_uid = %stored.sop_instance_uid, "recovered a staged object");

@@ -1,0 +1,174 @@
+//! Configuration: one TOML file plus `TELEDIAG_*` environment overrides, then
+//! command-line flags. Every default runs on a laptop: SQLite and objects
+//! under `./data`, DICOM on 11112, HTTP on 8080.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Root for the index database, objects and staging.
+    pub data_dir: PathBuf,
+    /// Defaults to `sqlite://<data_dir>/index.db`.
+    pub database_url: Option<String>,
+    /// `full` (fsync every commit) or `normal` (survives process crashes only).
+    pub durability: telediag_archive::Durability,
+    /// Password of the first admin; generated and printed once when unset.
+    pub admin_password: Option<String>,
+    /// Load the demo site, users and studies on first start.
+    pub demo: bool,
+    pub dicom: DicomConfig,
+    pub http: HttpConfig,
+    pub archive: ArchiveSection,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DicomConfig {
+    pub bind: String,
+    pub port: u16,
+    pub ae_title: String,
+    pub max_associations: usize,
+    pub idle_timeout_secs: u64,
+    pub max_pdu_length: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    pub bind: String,
+    pub port: u16,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ArchiveSection {
+    /// A study with no new instance for this long is complete.
+    pub study_stable_secs: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("./data"),
+            database_url: None,
+            durability: telediag_archive::Durability::Full,
+            admin_password: None,
+            demo: true,
+            dicom: DicomConfig::default(),
+            http: HttpConfig::default(),
+            archive: ArchiveSection::default(),
+        }
+    }
+}
+
+impl Default for DicomConfig {
+    fn default() -> Self {
+        let gateway = pacs_gateway::GatewayConfig::default();
+        DicomConfig {
+            bind: "0.0.0.0".into(),
+            port: 11112,
+            ae_title: gateway.ae_title,
+            max_associations: gateway.max_associations,
+            idle_timeout_secs: gateway.idle_timeout.as_secs(),
+            max_pdu_length: gateway.max_pdu_length,
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig { bind: "0.0.0.0".into(), port: 8080 }
+    }
+}
+
+impl Default for ArchiveSection {
+    fn default() -> Self {
+        ArchiveSection { study_stable_secs: 30 }
+    }
+}
+
+fn env_var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+fn env_parse<T: std::str::FromStr>(name: &str, target: &mut T) -> Result<()>
+where
+    T::Err: std::fmt::Display,
+{
+    if let Some(value) = env_var(name) {
+        *target = value.parse().map_err(|e| anyhow::anyhow!("{name}={value:?}: {e}"))?;
+    }
+    Ok(())
+}
+
+impl Config {
+    /// Reads `path` (when given) and applies environment overrides.
+    pub fn load(path: Option<&Path>) -> Result<Config> {
+        let mut config = match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).with_context(|| format!("reading config {}", path.display()))?;
+                toml::from_str(&text).with_context(|| format!("parsing config {}", path.display()))?
+            }
+            None => Config::default(),
+        };
+        if let Some(dir) = env_var("TELEDIAG_DATA_DIR") {
+            config.data_dir = dir.into();
+        }
+        if let Some(url) = env_var("TELEDIAG_DATABASE_URL") {
+            config.database_url = Some(url);
+        }
+        if let Some(password) = env_var("TELEDIAG_ADMIN_PASSWORD") {
+            config.admin_password = Some(password);
+        }
+        if let Some(d) = env_var("TELEDIAG_DURABILITY") {
+            config.durability = match d.as_str() {
+                "full" => telediag_archive::Durability::Full,
+                "normal" => telediag_archive::Durability::Normal,
+                other => anyhow::bail!("TELEDIAG_DURABILITY must be full or normal, found {other:?}"),
+            };
+        }
+        env_parse("TELEDIAG_DEMO", &mut config.demo)?;
+        env_parse("TELEDIAG_DICOM_PORT", &mut config.dicom.port)?;
+        env_parse("TELEDIAG_AE_TITLE", &mut config.dicom.ae_title)?;
+        env_parse("TELEDIAG_HTTP_PORT", &mut config.http.port)?;
+        env_parse("TELEDIAG_STUDY_STABLE_SECS", &mut config.archive.study_stable_secs)?;
+        Ok(config)
+    }
+
+    pub fn archive_config(&self) -> telediag_archive::ArchiveConfig {
+        telediag_archive::ArchiveConfig {
+            data_dir: self.data_dir.clone(),
+            database_url: self.database_url.clone(),
+            durability: self.durability,
+        }
+    }
+
+    pub fn gateway_config(&self) -> pacs_gateway::GatewayConfig {
+        pacs_gateway::GatewayConfig {
+            ae_title: self.dicom.ae_title.clone(),
+            max_associations: self.dicom.max_associations,
+            idle_timeout: std::time::Duration::from_secs(self.dicom.idle_timeout_secs),
+            max_pdu_length: self.dicom.max_pdu_length,
+            ..Default::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_partial_file_keeps_the_other_defaults() {
+        let config: Config = toml::from_str("[dicom]\nport = 104\n").unwrap();
+        assert_eq!(config.dicom.port, 104);
+        assert_eq!(config.dicom.ae_title, "TELEDIAG");
+        assert_eq!(config.http.port, 8080);
+        assert_eq!(config.archive.study_stable_secs, 30);
+        assert!(toml::from_str::<Config>("[dicom]\nprot = 104\n").is_err(), "typos are errors");
+    }
+}

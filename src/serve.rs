@@ -1,0 +1,86 @@
+//! `telediag serve`: the whole centre in one process.
+
+use std::net::SocketAddr;
+
+use anyhow::{Context, Result};
+use telediag_archive::Archive;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::config::Config;
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+}
+
+fn wait_for(rx: &watch::Receiver<bool>) -> impl std::future::Future<Output = ()> + use<> {
+    let mut rx = rx.clone();
+    async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    }
+}
+
+pub async fn run(config: Config) -> Result<()> {
+    let archive = Archive::open(&config.archive_config()).await.context("opening the archive")?;
+    if let Some(password) = telediag_worklist::auth::ensure_admin(archive.database(), config.admin_password.as_deref())
+        .await
+        .map_err(|e| anyhow::anyhow!("creating the admin user: {}", e.reason))?
+    {
+        println!("Created user 'admin' with password {password} (shown once; set admin_password in the config to choose it).");
+    }
+    if config.demo {
+        crate::demo::load(&archive, &config.data_dir).await.context("loading the demo centre")?;
+    }
+
+    let dicom_addr: SocketAddr = format!("{}:{}", config.dicom.bind, config.dicom.port).parse().context("dicom.bind")?;
+    let http_addr: SocketAddr = format!("{}:{}", config.http.bind, config.http.port).parse().context("http.bind")?;
+    let dicom_listener = TcpListener::bind(dicom_addr).await.with_context(|| format!("binding DICOM port {dicom_addr}"))?;
+    let http_listener = TcpListener::bind(http_addr).await.with_context(|| format!("binding HTTP port {http_addr}"))?;
+    tracing::info!(
+        dicom = %dicom_listener.local_addr()?,
+        ae_title = %config.dicom.ae_title,
+        http = %http_listener.local_addr()?,
+        data = %config.data_dir.display(),
+        "Telediag is running"
+    );
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let gateway = pacs_gateway::Gateway::new(config.gateway_config(), archive.clone());
+    let dicom = tokio::spawn(gateway.serve(dicom_listener, wait_for(&stop_rx)));
+    let app = telediag_worklist::router(telediag_worklist::AppState { archive: archive.clone() });
+    let http = tokio::spawn(async move {
+        axum::serve(http_listener, app).with_graceful_shutdown(wait_for(&stop_rx)).await
+    });
+    let stability = tokio::spawn(telediag_archive::stability::run_stability_monitor(
+        archive.database().clone(),
+        std::time::Duration::from_secs(config.archive.study_stable_secs),
+        wait_for(&stop_tx.subscribe()),
+    ));
+
+    shutdown_signal().await;
+    tracing::info!("shutting down: no new associations or requests; finishing objects in flight");
+    let _ = stop_tx.send(true);
+    let _ = dicom.await;
+    let _ = http.await;
+    let _ = stability.await;
+    tracing::info!("stopped");
+    Ok(())
+}

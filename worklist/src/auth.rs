@@ -1,0 +1,261 @@
+//! Who is calling: passwords, sessions, roles, and the site a user may see.
+//!
+//! Passwords are stored as argon2id hashes (PHC strings). A login issues a
+//! random 256-bit token, returned once as a bearer token and as an HttpOnly
+//! cookie; the database keeps only its SHA-256. Every route but health and
+//! login takes a [`CurrentUser`], so forgetting authentication is a compile
+//! error rather than a hole.
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::header;
+use sha2::{Digest, Sha256};
+use telediag_archive::accounts::{NewUserRow, UserRow};
+use telediag_archive::{Database, DbError};
+
+use crate::AppState;
+use crate::error::ApiError;
+
+/// Name of the session cookie.
+pub const SESSION_COOKIE: &str = "telediag_session";
+/// Sessions last a working shift and a half.
+pub const SESSION_HOURS: i64 = 12;
+
+/// What a user may do. A user may hold several.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Runs the centre: sites, users, everything.
+    Admin,
+    /// Referring doctor or technician at one county hospital: sees that site only.
+    SiteUser,
+    Radiologist,
+    EcgDoctor,
+    /// May co-sign reports (审核医师).
+    Reviewer,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::SiteUser => "site_user",
+            Role::Radiologist => "radiologist",
+            Role::EcgDoctor => "ecg_doctor",
+            Role::Reviewer => "reviewer",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        [Role::Admin, Role::SiteUser, Role::Radiologist, Role::EcgDoctor, Role::Reviewer]
+            .into_iter()
+            .find(|r| r.as_str() == s)
+    }
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CurrentUser {
+    pub id: i64,
+    pub username: String,
+    pub display_name: String,
+    pub roles: Vec<Role>,
+    pub site_id: Option<i64>,
+}
+
+/// Which studies a user may see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Centre staff: every site.
+    AllSites,
+    /// Site staff: this site only.
+    Site(i64),
+}
+
+impl CurrentUser {
+    pub fn has(&self, role: Role) -> bool {
+        self.roles.contains(&role)
+    }
+
+    pub fn require(&self, role: Role, what: &str) -> Result<(), ApiError> {
+        if self.has(role) { Ok(()) } else { Err(ApiError::forbidden(what)) }
+    }
+
+    /// The data scope: a site user sees only their site even if they also
+    /// hold another role; a user with no role that reads sees nothing.
+    pub fn scope(&self) -> Result<Scope, ApiError> {
+        if self.has(Role::SiteUser) {
+            return self.site_id.map(Scope::Site).ok_or_else(|| ApiError::forbidden("reading data without a site"));
+        }
+        if self.roles.iter().any(|r| matches!(r, Role::Admin | Role::Radiologist | Role::EcgDoctor | Role::Reviewer)) {
+            return Ok(Scope::AllSites);
+        }
+        Err(ApiError::forbidden("reading patient data"))
+    }
+}
+
+impl From<UserRow> for CurrentUser {
+    fn from(row: UserRow) -> Self {
+        CurrentUser {
+            id: row.id,
+            username: row.username,
+            display_name: row.display_name,
+            roles: row.roles.iter().filter_map(|r| Role::parse(r)).collect(),
+            site_id: row.site_id,
+        }
+    }
+}
+
+pub fn hash_password(password: &str) -> Result<String, ApiError> {
+    let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>())
+        .map_err(|e| ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, format!("salt: {e}")))?;
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, format!("hashing failed: {e}")))
+}
+
+pub fn verify_password(password: &str, stored_hash: &str) -> bool {
+    PasswordHash::new(stored_hash)
+        .map(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+        .unwrap_or(false)
+}
+
+/// A token's database key.
+pub fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+pub fn new_token() -> String {
+    hex::encode(rand::random::<[u8; 32]>())
+}
+
+/// A user to create, with a plain password that is hashed here.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct NewUser {
+    pub username: String,
+    pub display_name: String,
+    pub password: String,
+    pub roles: Vec<Role>,
+    /// Required for site users.
+    pub site: Option<String>,
+}
+
+/// Creates a user (hashing the password).
+pub async fn create_user(db: &Database, user: &NewUser) -> Result<i64, ApiError> {
+    if user.username.trim().is_empty() || user.password.len() < 8 {
+        return Err(ApiError::bad_request("a user needs a username and a password of at least 8 characters"));
+    }
+    if user.roles.is_empty() {
+        return Err(ApiError::bad_request("a user needs at least one role"));
+    }
+    let site_id = match &user.site {
+        Some(name) => Some(db.site_by_name(name).await?.id),
+        None if user.roles.contains(&Role::SiteUser) => {
+            return Err(ApiError::bad_request("a site user needs a site"));
+        }
+        None => None,
+    };
+    Ok(db
+        .insert_user(&NewUserRow {
+            username: user.username.trim().to_owned(),
+            display_name: user.display_name.clone(),
+            password_hash: hash_password(&user.password)?,
+            roles: user.roles.iter().map(|r| r.as_str().to_owned()).collect(),
+            site_id,
+        })
+        .await?)
+}
+
+/// Creates the first admin when there are no users yet. Returns the password
+/// when it was generated, so the caller can print it once.
+pub async fn ensure_admin(db: &Database, configured_password: Option<&str>) -> Result<Option<String>, ApiError> {
+    if db.count_users().await? > 0 {
+        return Ok(None);
+    }
+    let generated = configured_password.is_none().then(|| {
+        let bytes: [u8; 12] = rand::random();
+        hex::encode(bytes)
+    });
+    let password = configured_password.map(str::to_owned).or(generated.clone()).expect("one of the two");
+    create_user(
+        db,
+        &NewUser {
+            username: "admin".into(),
+            display_name: "系统管理员".into(),
+            password,
+            roles: vec![Role::Admin],
+            site: None,
+        },
+    )
+    .await?;
+    Ok(generated)
+}
+
+fn bearer_or_cookie(parts: &Parts) -> Option<String> {
+    if let Some(value) = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok())
+        && let Some(token) = value.strip_prefix("Bearer ")
+    {
+        return Some(token.trim().to_owned());
+    }
+    parts
+        .headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(name, _)| *name == SESSION_COOKIE)
+        .map(|(_, value)| value.to_owned())
+}
+
+/// The caller's token, when one was sent (for logout).
+pub fn presented_token(parts: &Parts) -> Option<String> {
+    bearer_or_cookie(parts)
+}
+
+impl FromRequestParts<AppState> for CurrentUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let token = bearer_or_cookie(parts).ok_or_else(ApiError::unauthorized)?;
+        let user = state
+            .archive
+            .database()
+            .session_user(&token_hash(&token))
+            .await
+            .map_err(|e: DbError| ApiError::from(e))?
+            .ok_or_else(|| ApiError::new(axum::http::StatusCode::UNAUTHORIZED, "session expired or unknown: log in again"))?;
+        Ok(user.into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_hash_and_verify() {
+        let hash = hash_password("correct horse").unwrap();
+        assert!(hash.starts_with("$argon2id$"));
+        assert!(verify_password("correct horse", &hash));
+        assert!(!verify_password("wrong horse", &hash));
+        assert!(!verify_password("correct horse", "not a hash"));
+    }
+
+    #[test]
+    fn site_users_are_scoped_to_their_site() {
+        let mut user = CurrentUser { id: 1, username: "u".into(), display_name: "u".into(), roles: vec![Role::SiteUser], site_id: Some(7) };
+        assert_eq!(user.scope().unwrap(), Scope::Site(7));
+        user.roles.push(Role::Radiologist);
+        assert_eq!(user.scope().unwrap(), Scope::Site(7), "a site role never widens");
+        user.site_id = None;
+        assert!(user.scope().is_err());
+        let reader = CurrentUser { id: 2, username: "r".into(), display_name: "r".into(), roles: vec![Role::Radiologist], site_id: None };
+        assert_eq!(reader.scope().unwrap(), Scope::AllSites);
+        let nobody = CurrentUser { roles: vec![], ..reader };
+        assert!(nobody.scope().is_err());
+    }
+}

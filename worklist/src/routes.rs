@@ -1,0 +1,123 @@
+//! The HTTP routes. Each handler takes a [`CurrentUser`] unless it is one of
+//! the two public ones (health, login).
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use telediag_archive::index::StudyQuery;
+use telediag_archive::{NewSite, StudyUid};
+
+use crate::AppState;
+use crate::auth::{self, CurrentUser, Role, SESSION_COOKIE, SESSION_HOURS, Scope};
+use crate::error::ApiError;
+
+pub async fn health(State(state): State<AppState>) -> Response {
+    match state.archive.database().ping().await {
+        Ok(()) => Json(serde_json::json!({ "status": "ok" })).into_response(),
+        Err(e) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("index database unavailable: {e}")).into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct Login {
+    username: String,
+    password: String,
+}
+
+pub async fn login(State(state): State<AppState>, Json(login): Json<Login>) -> Result<Response, ApiError> {
+    let db = state.archive.database();
+    let user = db.user_by_name(login.username.trim()).await?;
+    // Verify against a fixed hash when the user is unknown, so timing does not tell.
+    let (hash, user) = match user {
+        Some(user) if !user.disabled => (user.password_hash.clone(), Some(user)),
+        _ => (crate::auth::hash_password("timing-equaliser")?, None),
+    };
+    let verified = auth::verify_password(&login.password, &hash);
+    let Some(user) = user.filter(|_| verified) else {
+        tracing::warn!(username = %login.username.trim(), "login failed");
+        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "wrong username or password"));
+    };
+    let token = auth::new_token();
+    let expires_at = now_ms() + SESSION_HOURS * 3_600_000;
+    db.insert_session(&auth::token_hash(&token), user.id, expires_at).await?;
+    tracing::info!(user = %user.username, "login");
+    let current: CurrentUser = user.into();
+    let cookie = format!(
+        "{SESSION_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
+        SESSION_HOURS * 3600
+    );
+    let mut headers = HeaderMap::new();
+    headers.insert(header::SET_COOKIE, HeaderValue::from_str(&cookie).expect("token is hex"));
+    Ok((headers, Json(serde_json::json!({ "token": token, "expires_at": expires_at, "user": current }))).into_response())
+}
+
+pub async fn logout(State(state): State<AppState>, _user: CurrentUser, parts: Parts) -> Result<Response, ApiError> {
+    if let Some(token) = auth::presented_token(&parts) {
+        state.archive.database().delete_session(&auth::token_hash(&token)).await?;
+    }
+    let mut headers = HeaderMap::new();
+    headers.insert(header::SET_COOKIE, HeaderValue::from_static("telediag_session=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"));
+    Ok((headers, StatusCode::NO_CONTENT).into_response())
+}
+
+pub async fn me(user: CurrentUser) -> Json<CurrentUser> {
+    Json(user)
+}
+
+pub async fn list_studies(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Query(mut query): Query<StudyQuery>,
+) -> Result<Response, ApiError> {
+    query.site_id = match user.scope()? {
+        Scope::AllSites => None,
+        Scope::Site(id) => Some(id),
+    };
+    let page = state.archive.database().list_studies(&query).await?;
+    tracing::info!(user = %user.username, results = page.studies.len(), "studies listed");
+    Ok(Json(page).into_response())
+}
+
+pub async fn get_study(State(state): State<AppState>, user: CurrentUser, Path(uid): Path<String>) -> Result<Response, ApiError> {
+    let uid = StudyUid::parse(&uid).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let site = match user.scope()? {
+        Scope::AllSites => None,
+        Scope::Site(id) => Some(id),
+    };
+    let detail = state.archive.database().study_detail(&uid, site).await?.ok_or_else(|| ApiError::not_found("study"))?;
+    tracing::info!(user = %user.username, study_uid = %uid, "study read");
+    Ok(Json(detail).into_response())
+}
+
+pub async fn list_sites(State(state): State<AppState>, user: CurrentUser) -> Result<Response, ApiError> {
+    let sites = state.archive.database().list_sites().await?;
+    let visible: Vec<_> = match user.scope()? {
+        Scope::AllSites => sites,
+        Scope::Site(id) => sites.into_iter().filter(|s| s.id == id).collect(),
+    };
+    Ok(Json(visible).into_response())
+}
+
+pub async fn add_site(State(state): State<AppState>, user: CurrentUser, Json(site): Json<NewSite>) -> Result<Response, ApiError> {
+    user.require(Role::Admin, "managing sites")?;
+    let site = state.archive.database().add_site(&site).await?;
+    tracing::info!(user = %user.username, site = %site.name, "site added");
+    Ok((StatusCode::CREATED, Json(site)).into_response())
+}
+
+pub async fn remove_site(State(state): State<AppState>, user: CurrentUser, Path(name): Path<String>) -> Result<Response, ApiError> {
+    user.require(Role::Admin, "managing sites")?;
+    state.archive.database().remove_site(&name).await?;
+    tracing::info!(user = %user.username, site = %name, "site removed");
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
