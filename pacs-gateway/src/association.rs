@@ -105,8 +105,13 @@ pub(crate) async fn run(socket: TcpStream, peer: SocketAddr, context: Context) {
     let access = SiteAccess { directory: directory.clone(), peer: peer.ip() };
     let mut association = match options(&context.config, access).establish_async(socket).await {
         Ok(association) => association,
+        Err(dicom_ul::association::Error::ConnectionClosed { .. }) => {
+            // A port probe (load balancer, monitoring) rather than a sender.
+            tracing::debug!(peer = %peer, "connection closed before an association request");
+            return;
+        }
         Err(e) => {
-            tracing::warn!(peer = %peer, error = %e, "association not established");
+            tracing::warn!(peer = %peer, error = %error_chain(&e), "association not established");
             if let dicom_ul::association::Error::Rejected { .. } = e {
                 // Say which check refused it; the peer only sees the RJ reason.
                 tracing::warn!(peer = %peer, "rejected: called AE must be {} and the calling AE a site's, from its networks", context.config.ae_title);

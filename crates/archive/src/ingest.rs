@@ -517,7 +517,7 @@ impl Archive {
             let mut hasher = blake3::Hasher::new();
             io::copy(&mut file, &mut hasher)?;
             let hash = hasher.finalize().to_hex().to_string();
-            let found = scan_staged(&owned, &meta.transfer_syntax_uid, header_len, size - header_len)?;
+            let found = scan::scan_file(&owned, &meta.transfer_syntax_uid, header_len, size - header_len)?;
             Ok(Checked { staged: owned, size, hash, found, meta })
         })
         .await
@@ -527,31 +527,6 @@ impl Archive {
     }
 }
 
-/// Scans the dataset of a staged file, inflating deflated ones first.
-fn scan_staged(path: &Path, ts_uid: &str, header_len: u64, dataset_len: u64) -> Result<ScannedDataset, IngestError> {
-    let mut file = File::open(path)?;
-    file.seek(SeekFrom::Start(header_len))?;
-    let reader = BufReader::with_capacity(STAGING_BUFFER, file);
-    if !scan::is_deflated(ts_uid)? {
-        return Ok(scan::scan_dataset(reader, ts_uid, dataset_len)?);
-    }
-    // Deflated datasets are inflated to a scratch file so the scanner knows their length.
-    let inflated_path = path.with_extension("inflated");
-    let result = (|| {
-        let mut inflated = File::options().create(true).truncate(true).read(true).write(true).open(&inflated_path)?;
-        let mut source = scan::inflating_reader(ts_uid, Box::new(reader.take(dataset_len)))?;
-        let inflated_len = io::copy(&mut source, &mut inflated).map_err(|e| ScanError::Malformed {
-            offset: 0,
-            reason: format!("deflated dataset does not inflate: {e}"),
-        })?;
-        inflated.seek(SeekFrom::Start(0))?;
-        // Inflated data is explicit VR little endian.
-        Ok(scan::scan_dataset(BufReader::new(inflated), "1.2.840.10008.1.2.1", inflated_len)?)
-    })();
-    let _ = fs::remove_file(&inflated_path);
-    result
-}
-
 /// Step 2 of the protocol, on a blocking thread: scan, compare UIDs, fsync,
 /// mark complete.
 fn check_staged(path: PathBuf, meta: FileMeta, header_len: u64, dataset_len: u64, hash: String) -> Result<Checked, IngestError> {
@@ -559,7 +534,7 @@ fn check_staged(path: PathBuf, meta: FileMeta, header_len: u64, dataset_len: u64
         let _ = fs::remove_file(&path);
         e
     };
-    let found = scan_staged(&path, &meta.transfer_syntax_uid, header_len, dataset_len).map_err(remove)?;
+    let found = scan::scan_file(&path, &meta.transfer_syntax_uid, header_len, dataset_len).map_err(|e| remove(e.into()))?;
     for (tag, what, announced) in [
         (Tag(0x0008, 0x0016), "SOP Class UID", &meta.sop_class_uid),
         (Tag(0x0008, 0x0018), "SOP Instance UID", &meta.sop_instance_uid),

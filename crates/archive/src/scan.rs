@@ -11,7 +11,9 @@
 //! says. Memory stays bounded whatever the object's size: only the raw bytes of
 //! the handful of top-level text attributes in [`INDEXED_TAGS`] are kept.
 
-use std::io::{self, Read, Write};
+use std::fs::{self, File};
+use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
+use std::path::Path;
 
 use dicom_core::header::{DataElementHeader, HasLength, SequenceItemHeader};
 use dicom_core::{Tag, VR};
@@ -316,6 +318,32 @@ pub fn scan_dataset<R: Read>(source: R, ts_uid: &str, dataset_len: u64) -> Resul
             }
         }
     }
+}
+
+/// Scans the dataset of a Part 10 file that starts at `header_len` and runs
+/// `dataset_len` bytes, inflating a deflated one to a scratch file beside it
+/// first (so that its length is known).
+pub fn scan_file(path: &Path, ts_uid: &str, header_len: u64, dataset_len: u64) -> Result<ScannedDataset, ScanError> {
+    let mut file = File::open(path)?;
+    file.seek(SeekFrom::Start(header_len))?;
+    let reader = BufReader::with_capacity(256 * 1024, file);
+    if !is_deflated(ts_uid)? {
+        return scan_dataset(reader, ts_uid, dataset_len);
+    }
+    let inflated_path = path.with_extension("inflated");
+    let result = (|| {
+        let mut inflated = File::options().create(true).truncate(true).read(true).write(true).open(&inflated_path)?;
+        let mut source = inflating_reader(ts_uid, Box::new(reader.take(dataset_len)))?;
+        let inflated_len = io::copy(&mut source, &mut inflated).map_err(|e| ScanError::Malformed {
+            offset: 0,
+            reason: format!("deflated dataset does not inflate: {e}"),
+        })?;
+        inflated.seek(SeekFrom::Start(0))?;
+        // An inflated dataset is explicit VR little endian.
+        scan_dataset(BufReader::new(inflated), "1.2.840.10008.1.2.1", inflated_len)
+    })();
+    let _ = fs::remove_file(&inflated_path);
+    result
 }
 
 #[cfg(test)]

@@ -1,0 +1,394 @@
+//! Shared harness for the cross-process tests: start the real `telediag`
+//! binary on free ports with a fresh data directory, find the real tools
+//! (DCMTK), and read what the server stored.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const ADMIN_PASSWORD: &str = "test-admin-password";
+pub const AE: &str = "TELEDIAG";
+
+/// Returns whether `tool` is on PATH. When it is not: fails under CI (where
+/// `.ci/run` installs it), skips with a message on a developer machine.
+pub fn require_tool(tool: &str) -> bool {
+    let found = Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().is_ok_and(|o| o.status.success());
+    if !found {
+        if std::env::var_os("CI").is_some() {
+            panic!("{tool} is not installed; .ci/run must install it");
+        }
+        eprintln!("SKIP: {tool} not installed (apt-get install dcmtk)");
+    }
+    found
+}
+
+/// The pydicom + pydicom-data test files, fetched by sample-data/fetch-pydicom.sh.
+pub fn pydicom_corpus() -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("sample-data/pydicom");
+    if dir.join(".complete").exists() {
+        return Some(dir);
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("pydicom corpus missing: .ci/run must run sample-data/fetch-pydicom.sh");
+    }
+    eprintln!("SKIP: pydicom corpus missing; run sample-data/fetch-pydicom.sh");
+    None
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+pub fn telediag() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_telediag"))
+}
+
+/// A running (or stopped) Telediag server with its own data directory.
+pub struct Server {
+    pub dir: tempfile::TempDir,
+    pub dicom_port: u16,
+    pub http_port: u16,
+    child: Option<Child>,
+}
+
+impl Server {
+    /// A server with no sites yet; add them with [`Server::add_site`] before [`Server::start`].
+    pub fn new() -> Server {
+        Server { dir: tempfile::tempdir().unwrap(), dicom_port: free_port(), http_port: free_port(), child: None }
+    }
+
+    pub fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Runs a `telediag` subcommand against this data directory.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        let out = telediag().arg("--data").arg(self.data()).args(args).env("TELEDIAG_ADMIN_PASSWORD", ADMIN_PASSWORD).output().unwrap();
+        assert!(out.status.success(), "telediag {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        out
+    }
+
+    pub fn add_site(&self, name: &str, ae: &str, networks: &[&str]) {
+        let mut args = vec!["site", "add", name, "--ae", ae];
+        for n in networks {
+            args.extend(["--network", n]);
+        }
+        self.cli(&args);
+    }
+
+    pub fn start(&mut self) {
+        self.start_with(&[]);
+    }
+
+    pub fn start_with(&mut self, env: &[(&str, &str)]) {
+        assert!(self.child.is_none(), "already running");
+        let log = std::fs::File::options().create(true).append(true).open(self.dir.path().join("server.log")).unwrap();
+        let mut command = telediag();
+        command
+            .arg("--data")
+            .arg(self.data())
+            .args(["serve", "--no-demo", "--dicom-port", &self.dicom_port.to_string(), "--http-port", &self.http_port.to_string()])
+            .env("TELEDIAG_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .env("RUST_LOG", "info,sqlx=warn")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        self.child = Some(command.spawn().unwrap());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if TcpStream::connect(("127.0.0.1", self.dicom_port)).is_ok() && TcpStream::connect(("127.0.0.1", self.http_port)).is_ok() {
+                return;
+            }
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("server exited with {status} during start:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("server did not open its ports:\n{}", self.log());
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// SIGTERM and wait: the graceful path.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            unsafe_kill(child.id(), "TERM");
+            let deadline = Instant::now() + Duration::from_secs(40);
+            while Instant::now() < deadline {
+                if child.try_wait().unwrap().is_some() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            panic!("server ignored SIGTERM for 40 s");
+        }
+    }
+
+    /// SIGKILL: the crash path.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    /// Opens the index database (for checks; the server may be running).
+    pub async fn database(&self) -> telediag_archive::Database {
+        let url = format!("sqlite://{}", self.data().join("index.db").display());
+        telediag_archive::Database::open(&url, telediag_archive::Durability::Normal).await.unwrap()
+    }
+
+    /// The bytes of a stored object.
+    pub fn object(&self, key: &str) -> Vec<u8> {
+        std::fs::read(self.data().join("objects").join(key)).unwrap()
+    }
+
+    /// Files left in staging directories (partial or unindexed objects).
+    pub fn staged_files(&self) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        if let Ok(dirs) = std::fs::read_dir(self.data().join("staging")) {
+            for dir in dirs.flatten() {
+                if let Ok(files) = std::fs::read_dir(dir.path()) {
+                    out.extend(files.flatten().map(|f| f.path()).filter(|p| p.file_name().is_some_and(|n| n != "lock")));
+                }
+            }
+        }
+        out
+    }
+
+    /// Every file under objects/.
+    pub fn object_files(&self) -> Vec<PathBuf> {
+        fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+            if let Ok(entries) = std::fs::read_dir(dir) {
+                for e in entries.flatten() {
+                    let p = e.path();
+                    if p.is_dir() { walk(&p, out) } else { out.push(p) }
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.data().join("objects"), &mut out);
+        out
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+pub fn unsafe_kill(pid: u32, signal: &str) {
+    let _ = Command::new("kill").arg(format!("-{signal}")).arg(pid.to_string()).status();
+}
+
+/// A Part 10 file of the corpus, as the sender has it.
+#[derive(Debug, Clone)]
+pub struct CorpusFile {
+    pub path: PathBuf,
+    pub meta: telediag_archive::FileMeta,
+    pub dataset_offset: usize,
+    /// SOP Instance UID in the dataset: what storescu sends, which a few test
+    /// files disagree on with their meta group.
+    pub sop_instance_uid: String,
+}
+
+impl CorpusFile {
+    pub fn dataset(&self) -> Vec<u8> {
+        std::fs::read(&self.path).unwrap()[self.dataset_offset..].to_vec()
+    }
+}
+
+/// Every file under `dir` that has a Part 10 header.
+pub fn part10_files(dir: &Path) -> Vec<CorpusFile> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if let Ok((meta, offset)) = telediag_archive::part10::read_header(std::fs::File::open(&p).unwrap()) {
+                let dataset_len = std::fs::metadata(&p).unwrap().len() - offset;
+                let sop_instance_uid = telediag_archive::scan::scan_file(&p, &meta.transfer_syntax_uid, offset, dataset_len)
+                    .ok()
+                    .and_then(|found| found.text(dicom_core::Tag(0x0008, 0x0018)))
+                    .unwrap_or_else(|| meta.sop_instance_uid.clone());
+                files.push(CorpusFile { path: p, meta, dataset_offset: offset as usize, sop_instance_uid });
+            }
+        }
+    }
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    files
+}
+
+/// A DCMTK storescu configuration whose one profile proposes, for each
+/// (SOP class, transfer syntax) in `files`, a context with exactly that
+/// transfer syntax, so every object travels as it is stored: no conversion.
+pub fn storescu_profile(files: &[CorpusFile], path: &Path) {
+    let mut pairs: Vec<(String, String)> =
+        files.iter().map(|f| (f.meta.sop_class_uid.clone(), f.meta.transfer_syntax_uid.clone())).collect();
+    pairs.sort();
+    pairs.dedup();
+    assert!(pairs.len() <= 128, "{} presentation contexts do not fit one association", pairs.len());
+    let mut syntaxes: Vec<&String> = pairs.iter().map(|(_, ts)| ts).collect();
+    syntaxes.sort();
+    syntaxes.dedup();
+    let mut cfg = String::from("[[TransferSyntaxes]]\n");
+    for (i, ts) in syntaxes.iter().enumerate() {
+        cfg.push_str(&format!("[TS{i}]\nTransferSyntax1 = {ts}\n"));
+    }
+    cfg.push_str("\n[[PresentationContexts]]\n[Corpus]\n");
+    for (i, (class, ts)) in pairs.iter().enumerate() {
+        let index = syntaxes.iter().position(|s| *s == ts).unwrap();
+        cfg.push_str(&format!("PresentationContext{} = {class}\\TS{index}\n", i + 1));
+    }
+    cfg.push_str("\n[[Profiles]]\n[Corpus]\nPresentationContexts = Corpus\n");
+    std::fs::write(path, cfg).unwrap();
+}
+
+/// Runs storescu for `files` as `calling_ae`; returns its verbose log.
+pub fn storescu(port: u16, calling_ae: &str, files: &[CorpusFile], profile: &Path) -> String {
+    storescu_to(port, AE, calling_ae, files, profile)
+}
+
+/// Runs storescu against any called AE.
+pub fn storescu_to(port: u16, called_ae: &str, calling_ae: &str, files: &[CorpusFile], profile: &Path) -> String {
+    let mut command = Command::new("storescu");
+    command
+        .args(["-v", "-nh", "-aet", calling_ae, "-aec", called_ae, "-xf"])
+        .arg(profile)
+        .arg("Corpus")
+        .args(["127.0.0.1", &port.to_string()])
+        .args(files.iter().map(|f| &f.path))
+        .env("TCP_NODELAY", "1");
+    let out = command.output().unwrap();
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+/// Files storescu reports as sent successfully, in order.
+pub fn acknowledged(log: &str) -> Vec<PathBuf> {
+    let mut sent = Vec::new();
+    let mut current: Option<PathBuf> = None;
+    for line in log.lines() {
+        if let Some(file) = line.strip_prefix("I: Sending file: ") {
+            current = Some(PathBuf::from(file.trim()));
+        } else if line.contains("Received Store Response (Success)") {
+            if let Some(file) = current.take() {
+                sent.push(file);
+            }
+        }
+    }
+    sent
+}
+
+/// A minimal HTTP/1.1 client for the API tests (no client library needed
+/// for a handful of JSON requests to localhost).
+pub fn http(port: u16, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> (u16, String) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
+    if let Some(token) = token {
+        request.push_str(&format!("Authorization: Bearer {token}\r\n"));
+    }
+    let body = body.unwrap_or("");
+    if !body.is_empty() {
+        request.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n", body.len()));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let (head, payload) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let payload = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(payload) } else { payload.to_owned() };
+    (status, payload)
+}
+
+fn dechunk(body: &str) -> String {
+    let mut out = String::new();
+    let mut rest = body;
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else { break };
+        if n == 0 {
+            break;
+        }
+        out.push_str(&after[..n]);
+        rest = &after[n + 2..];
+    }
+    out
+}
+
+pub fn login(port: u16, username: &str, password: &str) -> String {
+    let (status, body) = http(port, "POST", "/api/login", None, Some(&format!(r#"{{"username":"{username}","password":"{password}"}}"#)));
+    assert_eq!(status, 200, "login as {username}: {body}");
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    json["token"].as_str().unwrap().to_owned()
+}
+
+/// DCMTK's storescp in bit-preserving mode: the reference for what a sender
+/// really put on the wire (storescu re-encodes datasets, dropping group
+/// lengths and fixing padding, so the file on disk is not what is sent).
+pub struct ReferenceReceiver {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    child: Child,
+}
+
+impl ReferenceReceiver {
+    pub fn start(ae: &str) -> ReferenceReceiver {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let child = Command::new("storescp")
+            .args(["+B", "+uf", "+xa", "-aet", ae, "-od"])
+            .arg(dir.path())
+            .arg(port.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "storescp did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        ReferenceReceiver { dir, port, child }
+    }
+
+    /// The datasets received, by SOP Instance UID.
+    pub fn datasets(&self) -> std::collections::HashMap<String, Vec<Vec<u8>>> {
+        let mut out: std::collections::HashMap<String, Vec<Vec<u8>>> = std::collections::HashMap::new();
+        for entry in std::fs::read_dir(self.dir.path()).unwrap().flatten() {
+            let bytes = std::fs::read(entry.path()).unwrap();
+            if let Ok((meta, offset)) = telediag_archive::part10::read_header(&bytes[..]) {
+                out.entry(meta.sop_instance_uid).or_default().push(bytes[offset as usize..].to_vec());
+            }
+        }
+        out
+    }
+}
+
+impl Drop for ReferenceReceiver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
