@@ -102,7 +102,8 @@ pub(crate) async fn run(socket: TcpStream, peer: SocketAddr, context: Context) {
             return;
         }
     };
-    let access = SiteAccess { directory: directory.clone(), peer: peer.ip() };
+    let refusal = Arc::new(std::sync::Mutex::new(None));
+    let access = SiteAccess { directory: directory.clone(), peer: peer.ip(), refusal: refusal.clone() };
     let mut association = match options(&context.config, access).establish_async(socket).await {
         Ok(association) => association,
         Err(dicom_ul::association::Error::ConnectionClosed { .. }) => {
@@ -111,10 +112,15 @@ pub(crate) async fn run(socket: TcpStream, peer: SocketAddr, context: Context) {
             return;
         }
         Err(e) => {
-            tracing::warn!(peer = %peer, error = %error_chain(&e), "association not established");
-            if let dicom_ul::association::Error::Rejected { .. } = e {
-                // Say which check refused it; the peer only sees the RJ reason.
-                tracing::warn!(peer = %peer, "rejected: called AE must be {} and the calling AE a site's, from its networks", context.config.ae_title);
+            match refusal.lock().expect("refusal lock").take() {
+                Some(refused) => tracing::warn!(
+                    peer = %peer,
+                    calling_ae = %refused.calling_ae,
+                    called_ae = %refused.called_ae,
+                    reason = %refused.reason,
+                    "association rejected"
+                ),
+                None => tracing::warn!(peer = %peer, error = %error_chain(&e), "association not established"),
             }
             return;
         }

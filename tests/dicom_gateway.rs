@@ -1,0 +1,290 @@
+//! The DICOM service as a county hospital's devices and a hostile network see
+//! it: C-ECHO, AE-title and address checks, DIMSE failure statuses, and
+//! malformed input that must never cost an object already stored.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+use dicom_ul::ClientAssociationOptions;
+use dicom_ul::pdu::{PDataValue, PDataValueType, Pdu};
+
+const CT_IMAGE_STORAGE: &str = "1.2.840.10008.5.1.4.1.1.2";
+const EXPLICIT_LE: &str = "1.2.840.10008.1.2.1";
+
+fn echoscu(port: u16, calling: &str, called: &str) -> (bool, String) {
+    let out = Command::new("echoscu").args(["-aet", calling, "-aec", called, "127.0.0.1", &port.to_string()]).output().unwrap();
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+fn started_server() -> Server {
+    let mut server = Server::new();
+    server.add_site("城关镇卫生院", "CHENGGUAN", &[]);
+    server.add_site("远程分院", "FARAWAY", &["10.99.0.0/16"]);
+    server.start();
+    server
+}
+
+#[test]
+fn echo_and_access_control() {
+    if !require_tool("echoscu") {
+        return;
+    }
+    let mut server = started_server();
+    let (ok, out) = echoscu(server.dicom_port, "CHENGGUAN", AE);
+    assert!(ok, "echoscu from a known site failed: {out}");
+
+    let (ok, out) = echoscu(server.dicom_port, "STRANGER", AE);
+    assert!(!ok && out.contains("Calling AE Title Not Recognized"), "unknown AE not rejected: {out}");
+
+    let (ok, out) = echoscu(server.dicom_port, "FARAWAY", AE);
+    assert!(!ok && out.contains("Calling AE Title Not Recognized"), "known AE from a wrong address not rejected: {out}");
+
+    let (ok, out) = echoscu(server.dicom_port, "CHENGGUAN", "SOMEONE_ELSE");
+    assert!(!ok && out.contains("Called AE Title Not Recognized"), "wrong called AE not rejected: {out}");
+
+    let log = server.log();
+    let rejections: Vec<&str> = log.lines().filter(|l| l.contains("association rejected")).collect();
+    assert!(rejections.iter().any(|l| l.contains("STRANGER") && l.contains("belongs to no site")), "{rejections:?}");
+    assert!(rejections.iter().any(|l| l.contains("FARAWAY") && l.contains("not allowed from 127.0.0.1")), "{rejections:?}");
+    assert!(rejections.iter().any(|l| l.contains("SOMEONE_ELSE") && l.contains("is not ours")), "{rejections:?}");
+
+    // Our own echo client, as the operator would use it.
+    let out = telediag()
+        .args(["echo", "127.0.0.1", &server.dicom_port.to_string(), AE, "--calling-ae", "CHENGGUAN"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "telediag echo failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("succeeded"));
+    server.stop();
+}
+
+/// A minimal explicit VR little endian CT dataset (no pixel data needed here).
+fn dataset(sop_instance: &str, study: &str) -> Vec<u8> {
+    fn element(out: &mut Vec<u8>, group: u16, elem: u16, vr: &[u8; 2], value: &[u8]) {
+        let mut value = value.to_vec();
+        if value.len() % 2 == 1 {
+            value.push(if vr == b"UI" { 0 } else { b' ' });
+        }
+        out.extend(group.to_le_bytes());
+        out.extend(elem.to_le_bytes());
+        out.extend(vr);
+        if vr == b"OW" || vr == b"OB" {
+            out.extend([0, 0]);
+            out.extend((value.len() as u32).to_le_bytes());
+        } else {
+            out.extend((value.len() as u16).to_le_bytes());
+        }
+        out.extend(value);
+    }
+    let mut ds = Vec::new();
+    element(&mut ds, 0x0008, 0x0005, b"CS", b"GB18030");
+    element(&mut ds, 0x0008, 0x0016, b"UI", CT_IMAGE_STORAGE.as_bytes());
+    element(&mut ds, 0x0008, 0x0018, b"UI", sop_instance.as_bytes());
+    element(&mut ds, 0x0008, 0x0060, b"CS", b"CT");
+    element(&mut ds, 0x0010, 0x0010, b"PN", &[0xd5, 0xc5, 0xc8, 0xfd]);
+    element(&mut ds, 0x0010, 0x0020, b"LO", b"P123");
+    element(&mut ds, 0x0020, 0x000D, b"UI", study.as_bytes());
+    element(&mut ds, 0x0020, 0x000E, b"UI", format!("{study}.1").as_bytes());
+    element(&mut ds, 0x7FE0, 0x0010, b"OW", &[0x55; 4096]);
+    ds
+}
+
+fn store_command(message_id: u16, sop_instance: &str) -> Vec<u8> {
+    let mut body = Vec::new();
+    let mut put = |elem: u16, value: &[u8]| {
+        let mut value = value.to_vec();
+        if value.len() % 2 == 1 {
+            value.push(0);
+        }
+        body.extend(0u16.to_le_bytes());
+        body.extend(elem.to_le_bytes());
+        body.extend((value.len() as u32).to_le_bytes());
+        body.extend(value);
+    };
+    put(0x0002, CT_IMAGE_STORAGE.as_bytes());
+    put(0x0100, &1u16.to_le_bytes());
+    put(0x0110, &message_id.to_le_bytes());
+    put(0x0700, &0u16.to_le_bytes());
+    put(0x0800, &0u16.to_le_bytes());
+    put(0x1000, sop_instance.as_bytes());
+    let mut out = vec![0, 0, 0, 0, 4, 0, 0, 0];
+    out.extend((body.len() as u32).to_le_bytes());
+    out.extend(body);
+    out
+}
+
+fn associate(port: u16) -> dicom_ul::ClientAssociation<TcpStream> {
+    ClientAssociationOptions::new()
+        .with_presentation_context(CT_IMAGE_STORAGE, vec![EXPLICIT_LE])
+        .calling_ae_title("CHENGGUAN")
+        .called_ae_title(AE)
+        .read_timeout(Duration::from_secs(20))
+        .establish(("127.0.0.1", port))
+        .expect("association")
+}
+
+fn pdata(context: u8, kind: PDataValueType, is_last: bool, data: Vec<u8>) -> Pdu {
+    Pdu::PData { data: vec![PDataValue { presentation_context_id: context, value_type: kind, is_last, data }] }
+}
+
+/// Sends one C-STORE whose dataset is `data`; returns (status, error comment).
+fn store(association: &mut dicom_ul::ClientAssociation<TcpStream>, message_id: u16, sop: &str, data: Vec<u8>) -> (u16, String) {
+    let context = association.presentation_contexts()[0].id;
+    association.send(&pdata(context, PDataValueType::Command, true, store_command(message_id, sop))).unwrap();
+    association.send(&pdata(context, PDataValueType::Data, true, data)).unwrap();
+    match association.receive().unwrap() {
+        Pdu::PData { data } => {
+            let bytes = &data[0].data;
+            let command = pacs_gateway::dimse::CommandSet::parse(bytes).unwrap();
+            let comment = find_element(bytes, 0x0902).map(|v| String::from_utf8_lossy(&v).trim().to_owned()).unwrap_or_default();
+            (command.status().unwrap(), comment)
+        }
+        other => panic!("expected a C-STORE-RSP, got {other:?}"),
+    }
+}
+
+fn find_element(bytes: &[u8], wanted: u16) -> Option<Vec<u8>> {
+    let mut offset = 0;
+    while offset + 8 <= bytes.len() {
+        let elem = u16::from_le_bytes([bytes[offset + 2], bytes[offset + 3]]);
+        let len = u32::from_le_bytes(bytes[offset + 4..offset + 8].try_into().unwrap()) as usize;
+        if elem == wanted {
+            return Some(bytes[offset + 8..offset + 8 + len].to_vec());
+        }
+        offset += 8 + len;
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dimse_statuses_say_what_was_wrong_and_leave_nothing_behind() {
+    let mut server = started_server();
+    let mut association = associate(server.dicom_port);
+
+    let (status, comment) = store(&mut association, 1, "1.2.3.100", dataset("1.2.3.100", "1.2.3.1"));
+    assert_eq!((status, comment.as_str()), (0x0000, ""), "a valid object");
+
+    // The dataset says one SOP instance, the command another.
+    let (status, comment) = store(&mut association, 2, "1.2.3.999", dataset("1.2.3.101", "1.2.3.1"));
+    assert_eq!(status, 0xA900, "{comment}");
+    assert!(comment.contains("SOP Instance UID"), "comment: {comment}");
+
+    // A dataset that stops in the middle of its pixel data.
+    let mut cut = dataset("1.2.3.102", "1.2.3.1");
+    cut.truncate(cut.len() - 1000);
+    let (status, comment) = store(&mut association, 3, "1.2.3.102", cut);
+    assert_eq!(status, 0xC000, "{comment}");
+    assert!(comment.contains("truncated") && comment.contains("7FE0,0010"), "comment: {comment}");
+
+    // Same UID, same bytes: success, nothing new. Same UID, other bytes: a flagged version.
+    assert_eq!(store(&mut association, 4, "1.2.3.100", dataset("1.2.3.100", "1.2.3.1")).0, 0x0000);
+    let mut changed = dataset("1.2.3.100", "1.2.3.1");
+    let last = changed.len() - 1;
+    changed[last] ^= 0xff;
+    assert_eq!(store(&mut association, 5, "1.2.3.100", changed).0, 0x0000);
+    association.release().unwrap();
+
+    let db = server.database().await;
+    let versions = db.versions_of(&"1.2.3.100".parse().unwrap()).await.unwrap();
+    assert_eq!(versions.len(), 2, "the resend with other bytes is a second version");
+    assert!(versions[0].object_key.ends_with("1.2.3.100.v2.dcm"));
+    let detail = db.study_detail(&"1.2.3.1".parse().unwrap(), None).await.unwrap().unwrap();
+    assert_eq!(detail.summary.patient_name.as_deref(), Some("张三"));
+    assert_eq!(detail.summary.num_instances, 1, "two versions of one instance count once");
+    assert!(detail.series[0].instances.iter().any(|i| i.version == 2 && i.conflict), "version 2 is flagged");
+    for uid in ["1.2.3.101", "1.2.3.102", "1.2.3.999"] {
+        assert!(db.versions_of(&uid.parse().unwrap()).await.unwrap().is_empty(), "{uid} must not be indexed");
+    }
+    assert_eq!(server.object_files().len(), 2, "only the two versions are on disk: {:?}", server.object_files());
+    assert!(server.staged_files().is_empty(), "partial files left: {:?}", server.staged_files());
+    server.stop();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_storage_failure_answers_out_of_resources() {
+    let mut server = started_server();
+    // Make the object store unwritable: a file where the originals folder belongs.
+    std::fs::create_dir_all(server.data().join("objects")).unwrap();
+    std::fs::write(server.data().join("objects/originals"), b"not a directory").unwrap();
+    let mut association = associate(server.dicom_port);
+    let (status, comment) = store(&mut association, 1, "1.2.3.200", dataset("1.2.3.200", "1.2.3.2"));
+    assert_eq!(status, 0xA700, "{comment}");
+    assert!(comment.starts_with("out of resources"), "comment: {comment}");
+    association.release().unwrap();
+    assert!(server.database().await.versions_of(&"1.2.3.200".parse().unwrap()).await.unwrap().is_empty());
+    assert!(server.staged_files().is_empty(), "partial files left: {:?}", server.staged_files());
+    server.stop();
+}
+
+fn raw(port: u16, bytes: &[u8]) -> Vec<u8> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let _ = stream.write_all(bytes);
+    let mut reply = Vec::new();
+    let _ = stream.read_to_end(&mut reply);
+    reply
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn malformed_input_is_refused_and_the_service_carries_on() {
+    let mut server = started_server();
+    // A good association stays open through all of it.
+    let mut survivor = associate(server.dicom_port);
+    assert_eq!(store(&mut survivor, 1, "1.2.3.300", dataset("1.2.3.300", "1.2.3.3")).0, 0);
+
+    // Garbage instead of a PDU: the connection is closed or aborted.
+    let reply = raw(server.dicom_port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(reply.is_empty() || reply[0] == 0x07 || reply[0] == 0x03, "garbage answered with {reply:02x?}");
+
+    // An A-ASSOCIATE-RQ announcing 4 GB: refused without waiting for the bytes.
+    let reply = raw(server.dicom_port, &[0x01, 0x00, 0xFF, 0xFF, 0xFF, 0xF0, 0x00, 0x01]);
+    assert!(reply.is_empty() || reply[0] == 0x07 || reply[0] == 0x03, "absurd length answered with {reply:02x?}");
+
+    // P-DATA cut off: a store whose dataset never finishes, then the connection drops.
+    {
+        let mut association = associate(server.dicom_port);
+        let context = association.presentation_contexts()[0].id;
+        association.send(&pdata(context, PDataValueType::Command, true, store_command(1, "1.2.3.301"))).unwrap();
+        let full = dataset("1.2.3.301", "1.2.3.3");
+        association.send(&pdata(context, PDataValueType::Data, false, full[..200].to_vec())).unwrap();
+        drop(association); // no release, no abort: the TCP connection just goes
+    }
+
+    // Data without a command: a protocol error, answered with A-ABORT.
+    {
+        let mut association = associate(server.dicom_port);
+        let context = association.presentation_contexts()[0].id;
+        association.send(&pdata(context, PDataValueType::Data, true, vec![1, 2, 3, 4])).unwrap();
+        assert!(matches!(association.receive(), Ok(Pdu::AbortRQ { .. }) | Err(_)));
+    }
+
+    // Fragments on a presentation context that was never accepted.
+    {
+        let mut association = associate(server.dicom_port);
+        association.send(&pdata(99, PDataValueType::Command, true, store_command(1, "1.2.3.302"))).unwrap();
+        assert!(matches!(association.receive(), Ok(Pdu::AbortRQ { .. }) | Err(_)));
+    }
+
+    // The survivor still works, and so do new associations.
+    assert_eq!(store(&mut survivor, 2, "1.2.3.303", dataset("1.2.3.303", "1.2.3.3")).0, 0);
+    survivor.release().unwrap();
+    let mut fresh = associate(server.dicom_port);
+    assert_eq!(store(&mut fresh, 1, "1.2.3.304", dataset("1.2.3.304", "1.2.3.3")).0, 0);
+    fresh.release().unwrap();
+
+    std::thread::sleep(Duration::from_millis(300));
+    let db = server.database().await;
+    let detail = db.study_detail(&"1.2.3.3".parse().unwrap(), None).await.unwrap().unwrap();
+    assert_eq!(detail.summary.num_instances, 3, "the three good objects, nothing else");
+    assert!(db.versions_of(&"1.2.3.301".parse().unwrap()).await.unwrap().is_empty());
+    assert!(server.staged_files().is_empty(), "partial files left: {:?}", server.staged_files());
+    let log = server.log();
+    assert!(log.contains("aborting association"), "protocol errors are logged");
+    assert!(log.contains("partial object discarded"), "the cut-off store is logged");
+    server.stop();
+}
