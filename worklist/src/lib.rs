@@ -2,7 +2,7 @@
 //!
 //! - [`auth`]: argon2 passwords, session tokens (bearer or cookie), roles, and
 //!   the per-site [`auth::Scope`] every patient-data query is filtered by.
-//! - `routes`: health and login (public); studies, sites, the caller (authenticated).
+//! - `routes`: health and login (public); studies, sites, users, the caller (authenticated).
 //! - [`error`]: every failure is JSON `{"error": reason}` with a fitting status.
 //!
 //! What it does not do: speak DIMSE or touch objects' bytes; it reads the
@@ -33,6 +33,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/studies/{uid}", get(routes::get_study))
         .route("/api/sites", get(routes::list_sites).post(routes::add_site))
         .route("/api/sites/{name}", delete(routes::remove_site))
+        .route("/api/users", post(routes::add_user))
         .fallback(|| async { error::ApiError::not_found("route") })
         .with_state(state)
 }

@@ -115,6 +115,17 @@ pub async fn remove_site(State(state): State<AppState>, user: CurrentUser, Path(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+pub async fn add_user(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Json(new_user): Json<auth::NewUser>,
+) -> Result<Response, ApiError> {
+    user.require(Role::Admin, "managing users")?;
+    let id = auth::create_user(state.archive.database(), &new_user).await?;
+    tracing::info!(user = %user.username, created = %new_user.username, "user added");
+    Ok((StatusCode::CREATED, Json(serde_json::json!({ "id": id, "username": new_user.username }))).into_response())
+}
+
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -1,0 +1,134 @@
+//! The HTTP API as each kind of user sees it: nothing without a login, and a
+//! county hospital's staff see their own hospital's studies only.
+
+mod common;
+
+use common::*;
+
+/// Every route that needs a login, with a method and a body that would be
+/// valid if the caller were allowed.
+const PROTECTED: &[(&str, &str, Option<&str>)] = &[
+    ("GET", "/api/me", None),
+    ("POST", "/api/logout", None),
+    ("GET", "/api/studies", None),
+    ("GET", "/api/studies/1.2.3", None),
+    ("GET", "/api/sites", None),
+    ("POST", "/api/sites", Some(r#"{"name":"X","ae_titles":["XAE"]}"#)),
+    ("DELETE", "/api/sites/X", None),
+    ("POST", "/api/users", Some(r#"{"username":"x","display_name":"x","password":"12345678","roles":["radiologist"]}"#)),
+];
+
+fn json(body: &str) -> serde_json::Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
+}
+
+#[test]
+fn every_route_but_health_and_login_requires_authentication() {
+    let mut server = Server::new();
+    server.start();
+    let (status, body) = http(server.http_port, "GET", "/api/health", None, None);
+    assert_eq!((status, json(&body)["status"].as_str()), (200, Some("ok")));
+
+    for (method, path, body) in PROTECTED {
+        let (status, reply) = http(server.http_port, method, path, None, *body);
+        assert_eq!(status, 401, "{method} {path} without a token: {reply}");
+        assert!(json(&reply)["error"].as_str().is_some_and(|e| !e.is_empty()), "{method} {path}: no JSON reason");
+        let (status, _) = http(server.http_port, method, path, Some("forged-token"), *body);
+        assert_eq!(status, 401, "{method} {path} with a forged token");
+    }
+    let (status, reply) = http(server.http_port, "POST", "/api/login", None, Some(r#"{"username":"admin","password":"wrong"}"#));
+    assert_eq!(status, 401, "{reply}");
+    assert_eq!(json(&reply)["error"], "wrong username or password");
+    let (status, _) = http(server.http_port, "POST", "/api/login", None, Some("{not json"));
+    assert_eq!(status, 400);
+
+    // A logged-out token stops working.
+    let token = login(server.http_port, "admin", ADMIN_PASSWORD);
+    assert_eq!(http(server.http_port, "GET", "/api/me", Some(&token), None).0, 200);
+    assert_eq!(http(server.http_port, "POST", "/api/logout", Some(&token), None).0, 204);
+    assert_eq!(http(server.http_port, "GET", "/api/me", Some(&token), None).0, 401);
+    server.stop();
+}
+
+#[test]
+fn a_site_user_sees_only_their_site() {
+    let mut server = Server::new();
+    server.add_site("东山县医院", "DONGSHAN", &[]);
+    server.add_site("西河县医院", "XIHE", &[]);
+    let demo = server.dir.path().join("demo");
+    telediag_sample_data::write_demo_studies(&demo).unwrap();
+    // The CT goes to 东山, the CR and US to 西河.
+    let ct: Vec<String> = std::fs::read_dir(&demo).unwrap().flatten().map(|e| e.path()).filter(|p| p.to_string_lossy().contains("ct_")).map(|p| p.display().to_string()).collect();
+    let mut args = vec!["import", "--site", "东山县医院"];
+    args.extend(ct.iter().map(String::as_str));
+    server.cli(&args);
+    let cr = demo.join("cr_001.dcm").display().to_string();
+    let us = demo.join("us_001.dcm").display().to_string();
+    server.cli(&["import", "--site", "西河县医院", &cr, &us]);
+    server.start();
+    let port = server.http_port;
+
+    let admin = login(port, "admin", ADMIN_PASSWORD);
+    for (username, site, roles) in [
+        ("dongshan_tech", Some("东山县医院"), r#"["site_user"]"#),
+        ("xihe_doctor", Some("西河县医院"), r#"["site_user"]"#),
+        ("reader", None, r#"["radiologist"]"#),
+    ] {
+        let site = site.map(|s| format!(r#","site":"{s}""#)).unwrap_or_default();
+        let body = format!(r#"{{"username":"{username}","display_name":"{username}","password":"password-{username}","roles":{roles}{site}}}"#);
+        let (status, reply) = http(port, "POST", "/api/users", Some(&admin), Some(&body));
+        assert_eq!(status, 201, "{reply}");
+    }
+    let dongshan = login(port, "dongshan_tech", "password-dongshan_tech");
+    let xihe = login(port, "xihe_doctor", "password-xihe_doctor");
+    let reader = login(port, "reader", "password-reader");
+
+    let list = |token: &str| {
+        let (status, body) = http(port, "GET", "/api/studies", Some(token), None);
+        assert_eq!(status, 200, "{body}");
+        json(&body)
+    };
+    let all = list(&reader);
+    assert_eq!(all["total"], 3, "a centre reader sees every site: {all}");
+    let mine = list(&dongshan);
+    assert_eq!(mine["total"], 1, "{mine}");
+    assert_eq!(mine["studies"][0]["site"], "东山县医院");
+    assert_eq!(mine["studies"][0]["patient_name"], "Zhang^Wei=张^伟");
+    assert_eq!(mine["studies"][0]["num_instances"], 24);
+    let theirs = list(&xihe);
+    assert_eq!(theirs["total"], 2, "{theirs}");
+
+    // Asking for the other site's study by UID: not found, not forbidden (no leak).
+    let xihe_study = theirs["studies"][0]["study_uid"].as_str().unwrap().to_owned();
+    let (status, body) = http(port, "GET", &format!("/api/studies/{xihe_study}"), Some(&dongshan), None);
+    assert_eq!(status, 404, "{body}");
+    let (status, body) = http(port, "GET", &format!("/api/studies/{xihe_study}"), Some(&xihe), None);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(json(&body)["series"][0]["instances"].as_array().unwrap().len(), 1);
+    // Filters cannot widen the scope.
+    let (_, body) = http(port, "GET", "/api/studies?site=%E8%A5%BF%E6%B2%B3%E5%8E%BF%E5%8C%BB%E9%99%A2", Some(&dongshan), None);
+    assert_eq!(json(&body)["total"], 0, "a site filter must not reach another site: {body}");
+
+    // Sites: a site user sees only their own; only admins manage them.
+    let (_, body) = http(port, "GET", "/api/sites", Some(&dongshan), None);
+    let sites = json(&body);
+    assert_eq!(sites.as_array().unwrap().len(), 1);
+    assert_eq!(sites[0]["name"], "东山县医院");
+    let (status, _) = http(port, "POST", "/api/sites", Some(&dongshan), Some(r#"{"name":"Evil","ae_titles":["EVIL"]}"#));
+    assert_eq!(status, 403);
+    let (status, _) = http(port, "POST", "/api/users", Some(&reader), Some(r#"{"username":"y","display_name":"y","password":"12345678","roles":["admin"]}"#));
+    assert_eq!(status, 403);
+    let (status, body) = http(port, "POST", "/api/sites", Some(&admin), Some(r#"{"name":"南岭乡卫生院","ae_titles":["NANLING"],"networks":["10.20.0.0/16"]}"#));
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = http(port, "POST", "/api/sites", Some(&admin), Some(r#"{"name":"重复","ae_titles":["NANLING"]}"#));
+    assert_eq!(status, 409, "an AE title belongs to one site: {body}");
+    let (status, body) = http(port, "DELETE", "/api/sites/东山县医院", Some(&admin), None);
+    assert_eq!(status, 409, "a site with studies is kept: {body}");
+
+    // Patient names never reach the log.
+    let log = server.log();
+    for name in ["张", "李", "王", "Zhang^Wei"] {
+        assert!(!log.contains(name), "patient name fragment {name:?} found in the log");
+    }
+    server.stop();
+}
