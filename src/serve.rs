@@ -81,6 +81,7 @@ pub async fn run(config: Config) -> Result<()> {
     let _ = dicom.await;
     let _ = http.await;
     let _ = stability.await;
+    archive.wait_idle().await;
     tracing::info!("stopped");
     Ok(())
 }

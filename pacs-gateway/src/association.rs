@@ -20,6 +20,7 @@ use dicom_ul::pdu::{
     PDataValue, PDataValueType, Pdu, PresentationContextResultReason,
 };
 use telediag_archive::ingest::status;
+use telediag_archive::ingest::IndexReceipt;
 use telediag_archive::{Archive, FileMeta, IncomingObject, IngestError, Origin, Outcome, SiteRef};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -157,6 +158,7 @@ pub(crate) async fn run(socket: TcpStream, peer: SocketAddr, context: Context) {
         command: Vec::new(),
         pending: None,
         stored: 0,
+        receipts: Vec::new(),
     };
     let mut stop = context.stop;
     let outcome = loop {
@@ -188,6 +190,12 @@ pub(crate) async fn run(socket: TcpStream, peer: SocketAddr, context: Context) {
                 }
             }
             Pdu::ReleaseRQ => {
+                // Confirm the release once everything acknowledged is queryable too.
+                for receipt in session.receipts.drain(..) {
+                    if let Err(e) = receipt.wait().await {
+                        tracing::error!(calling_ae = %session.calling_ae, error = %e, "an acknowledged object is not indexed yet");
+                    }
+                }
                 let _ = association.send(&Pdu::ReleaseRP).await;
                 break Ok(());
             }
@@ -256,6 +264,8 @@ struct Session {
     command: Vec<u8>,
     pending: Option<PendingStore>,
     stored: u64,
+    /// Index rows of this association's objects still being written.
+    receipts: Vec<IndexReceipt>,
 }
 
 impl Session {
@@ -355,9 +365,10 @@ impl Session {
             Ok(object) => self.archive.commit(object, &self.origin).await.map_err(|e: IngestError| (e.dimse_status(), e.to_string())),
             Err(failure) => Err(failure),
         };
-        let (code, comment) = match &result {
+        let (code, comment) = match result {
             Ok(stored) => {
                 self.stored += 1;
+                self.receipts.push(stored.indexed);
                 match stored.outcome {
                     Outcome::Stored => tracing::debug!(study_uid = %stored.study_uid, sop_instance_uid = %stored.sop_instance_uid, bytes = stored.size_bytes, "stored"),
                     Outcome::Duplicate => tracing::info!(sop_instance_uid = %stored.sop_instance_uid, calling_ae = %self.calling_ae, "duplicate of a stored object; nothing written"),
@@ -374,7 +385,7 @@ impl Session {
                     reason = %reason,
                     "C-STORE failed"
                 );
-                (*code, Some(reason.as_str()))
+                (code, Some(reason))
             }
         };
         let reply = response(
@@ -383,7 +394,7 @@ impl Session {
             &pending.sop_class_uid,
             Some(&pending.sop_instance_uid),
             code,
-            comment,
+            comment.as_deref(),
         );
         send_command(association, pending.context_id, reply).await
     }

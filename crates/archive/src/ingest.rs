@@ -9,13 +9,19 @@
 //!    the archive.
 //! 3. **Deduplicate.** The same SOP Instance UID with the same dataset hash is a
 //!    no-op success. Different bytes become the next version, flagged.
-//! 4. **Publish** under its key in the object store, durably.
-//! 5. **Index** through the group commit, then drop the staging entry.
+//! 4. **Publish** under its key in the object store, durably. The sender may
+//!    now be told "success": the object is the record.
+//! 5. **Index** through the group commit (in the background, so the sender's
+//!    next object is already arriving), then drop the staging entry.
+//!    [`Stored::indexed`] resolves when the row is committed; the gateway
+//!    waits for all of an association's rows before confirming its release.
 //!
-//! Only after step 5 is the sender told "success". A crash anywhere leaves
-//! either a `.part` (never acknowledged; deleted at the next start) or a
-//! `.dcm` (complete; finished at the next start by [`Archive::open`]). A
-//! failure at any step removes what that object had written.
+//! A crash anywhere leaves either a `.part` (never acknowledged; deleted at
+//! the next start) or a `.dcm` (complete, perhaps acknowledged; published and
+//! indexed at the next start by [`Archive::open`]). The `.dcm` rename needs no
+//! fsync of its own: the directory fsync of step 4 commits the filesystem
+//! journal, rename included (ext4 and xfs order metadata this way). A failure
+//! before step 4 removes what that object had written.
 
 use std::collections::HashMap;
 use std::fs::{self, File};
@@ -71,13 +77,34 @@ pub enum Outcome {
 }
 
 /// The result of a successful ingest.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Stored {
     pub outcome: Outcome,
     pub study_uid: StudyUid,
     pub sop_instance_uid: SopInstanceUid,
     pub object_key: String,
     pub size_bytes: u64,
+    /// Resolves when the index row is committed.
+    pub indexed: IndexReceipt,
+}
+
+/// Resolves when an object's index row is committed. If indexing keeps
+/// failing (database down), the object stays in staging and is indexed at the
+/// next start; the receipt then reports the failure.
+#[derive(Debug)]
+pub struct IndexReceipt(Option<tokio::sync::oneshot::Receiver<Result<(), String>>>);
+
+impl IndexReceipt {
+    fn ready() -> Self {
+        IndexReceipt(None)
+    }
+
+    pub async fn wait(self) -> Result<(), String> {
+        match self.0 {
+            None => Ok(()),
+            Some(rx) => rx.await.unwrap_or_else(|_| Err("indexing was interrupted; it resumes at the next start".into())),
+        }
+    }
 }
 
 /// Why an object was not stored. Each maps to the DIMSE status the sender gets
@@ -137,8 +164,16 @@ pub enum OpenError {
 
 /// An object being received: write its dataset bytes, then hand it to
 /// [`Archive::commit`]. Dropping it removes the partial file.
+///
+/// Bytes are buffered and written in 256 KiB chunks, and each chunk's
+/// write-back to disk is started at once (`sync_file_range`, Linux), so the
+/// disk works while the network is still delivering the rest of the object
+/// and the fsync before the acknowledgement only waits for the tail.
 pub struct IncomingObject {
-    writer: BufWriter<File>,
+    file: File,
+    buffer: Vec<u8>,
+    /// Bytes of the file already handed to the kernel.
+    written: u64,
     path: PathBuf,
     hasher: blake3::Hasher,
     header_len: u64,
@@ -151,7 +186,22 @@ impl IncomingObject {
     pub fn write(&mut self, chunk: &[u8]) -> io::Result<()> {
         self.hasher.update(chunk);
         self.dataset_len += chunk.len() as u64;
-        self.writer.write_all(chunk)
+        self.buffer.extend_from_slice(chunk);
+        if self.buffer.len() >= STAGING_BUFFER {
+            self.flush_buffer()?;
+        }
+        Ok(())
+    }
+
+    fn flush_buffer(&mut self) -> io::Result<()> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        self.file.write_all(&self.buffer)?;
+        start_writeback(&self.file, self.written, self.buffer.len() as u64);
+        self.written += self.buffer.len() as u64;
+        self.buffer.clear();
+        Ok(())
     }
 
     pub fn dataset_len(&self) -> u64 {
@@ -171,29 +221,30 @@ impl Drop for IncomingObject {
 /// instance cannot both decide it is new.
 #[derive(Default)]
 struct InstanceLocks {
-    held: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    held: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
-struct InstanceLock<'a> {
-    locks: &'a InstanceLocks,
+/// Held from the duplicate check until the index row is committed.
+struct InstanceLock {
+    held: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
     key: String,
     _guard: tokio::sync::OwnedMutexGuard<()>,
 }
 
 impl InstanceLocks {
-    async fn lock(&self, key: &str) -> InstanceLock<'_> {
+    async fn lock(&self, key: &str) -> InstanceLock {
         let mutex = {
             let mut held = self.held.lock().expect("lock map poisoned");
             held.entry(key.to_owned()).or_default().clone()
         };
         let guard = mutex.lock_owned().await;
-        InstanceLock { locks: self, key: key.to_owned(), _guard: guard }
+        InstanceLock { held: self.held.clone(), key: key.to_owned(), _guard: guard }
     }
 }
 
-impl Drop for InstanceLock<'_> {
+impl Drop for InstanceLock {
     fn drop(&mut self) {
-        let mut held = self.locks.held.lock().expect("lock map poisoned");
+        let mut held = self.held.lock().expect("lock map poisoned");
         if let Some(mutex) = held.get(&self.key)
             && Arc::strong_count(mutex) <= 2
         {
@@ -213,6 +264,8 @@ struct Inner {
     _staging_lock: File,
     indexer: Indexer,
     locks: InstanceLocks,
+    /// Index tasks still running (see [`Archive::wait_idle`]).
+    pending: tokio::sync::watch::Sender<usize>,
 }
 
 /// The archive: object store + index + ingest protocol. Cheap to clone.
@@ -231,6 +284,21 @@ struct Checked {
 }
 
 const STAGING_BUFFER: usize = 256 * 1024;
+
+/// Asks the kernel to start writing `len` bytes at `offset` to disk without
+/// waiting for them (the fsync before the acknowledgement still waits).
+#[cfg(target_os = "linux")]
+fn start_writeback(file: &File, offset: u64, len: u64) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a valid open descriptor and a plain range; the call has no
+    // memory effects, and failure only means write-back starts later.
+    unsafe {
+        libc::sync_file_range(file.as_raw_fd(), offset as i64, len as i64, libc::SYNC_FILE_RANGE_WRITE);
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn start_writeback(_file: &File, _offset: u64, _len: u64) {}
 
 fn random_name() -> String {
     format!("{:016x}{:016x}", rand::random::<u64>(), rand::random::<u64>())
@@ -271,6 +339,7 @@ impl Archive {
                 _staging_lock: staging_lock,
                 indexer,
                 locks: InstanceLocks::default(),
+                pending: tokio::sync::watch::Sender::new(0),
             }),
         };
         archive.recover(&staging_root).await;
@@ -289,16 +358,12 @@ impl Archive {
     pub fn begin(&self, meta: FileMeta, site_id: i64) -> Result<IncomingObject, IngestError> {
         let path = self.inner.staging.join(format!("s{site_id}-{}.part", random_name()));
         let file = File::create(&path)?;
-        let mut writer = BufWriter::with_capacity(STAGING_BUFFER, file);
-        let header_len = match part10::write_header(&mut writer, &meta) {
-            Ok(len) => len,
-            Err(e) => {
-                let _ = fs::remove_file(&path);
-                return Err(e.into());
-            }
-        };
+        let mut buffer = Vec::with_capacity(STAGING_BUFFER * 2);
+        let header_len = part10::write_header(&mut buffer, &meta)?;
         Ok(IncomingObject {
-            writer,
+            file,
+            buffer,
+            written: 0,
             path,
             hasher: blake3::Hasher::new(),
             header_len,
@@ -309,7 +374,7 @@ impl Archive {
 
     /// Checks, deduplicates, publishes and indexes a fully received object.
     pub async fn commit(&self, mut incoming: IncomingObject, origin: &Origin) -> Result<Stored, IngestError> {
-        incoming.writer.flush()?;
+        incoming.flush_buffer()?;
         let path = std::mem::take(&mut incoming.path);
         let hash = incoming.hasher.finalize().to_hex().to_string();
         let meta = incoming.meta.clone();
@@ -357,17 +422,29 @@ impl Archive {
         })
         .await
         .map_err(|e| IngestError::OutOfResources(format!("import task failed: {e}")))??;
-        self.finish(checked, origin).await
+        let stored = self.finish(checked, origin).await?;
+        wait_indexed(stored).await
     }
 
+    /// Waits until every background index write has finished: for a clean
+    /// shutdown.
+    pub async fn wait_idle(&self) {
+        let mut rx = self.inner.pending.subscribe();
+        let _ = rx.wait_for(|pending| *pending == 0).await;
+    }
+
+    /// Steps 3 to 5 for a checked staged object. The staged file is removed
+    /// here on every path except success, where the index task removes it.
     async fn finish(&self, checked: Checked, origin: &Origin) -> Result<Stored, IngestError> {
         let staged = checked.staged.clone();
-        let result = self.publish_and_index(checked, origin).await;
-        let _ = fs::remove_file(&staged);
+        let result = self.publish(checked, origin).await;
+        if !matches!(&result, Ok(stored) if stored.indexed.0.is_some()) {
+            let _ = fs::remove_file(&staged);
+        }
         result
     }
 
-    async fn publish_and_index(&self, checked: Checked, origin: &Origin) -> Result<Stored, IngestError> {
+    async fn publish(&self, checked: Checked, origin: &Origin) -> Result<Stored, IngestError> {
         let found = &checked.found;
         let uid = |tag: Tag, name: &'static str| found.text(tag).ok_or(IngestError::MissingAttribute(name));
         let study_uid = StudyUid::parse(&uid(Tag(0x0020, 0x000D), "Study Instance UID (0020,000D)")?)?;
@@ -376,7 +453,7 @@ impl Archive {
         let sop_class_uid = SopClassUid::parse(&checked.meta.sop_class_uid)?;
         let transfer_syntax_uid = TransferSyntaxUid::parse(&checked.meta.transfer_syntax_uid)?;
 
-        let _lock = self.inner.locks.lock(sop_instance_uid.as_str()).await;
+        let lock = self.inner.locks.lock(sop_instance_uid.as_str()).await;
         let versions = self.inner.db.versions_of(&sop_instance_uid).await?;
         if let Some(same) = versions.iter().find(|v| v.content_hash == checked.hash) {
             return Ok(Stored {
@@ -385,6 +462,7 @@ impl Archive {
                 sop_instance_uid,
                 object_key: same.object_key.clone(),
                 size_bytes: checked.size,
+                indexed: IndexReceipt::ready(),
             });
         }
         let version = versions.first().map_or(1, |v| v.version + 1);
@@ -395,6 +473,13 @@ impl Archive {
         tokio::task::spawn_blocking(move || store.publish(&publish_key, &staged))
             .await
             .map_err(|e| IngestError::OutOfResources(format!("publish task failed: {e}")))??;
+        if version > 1 {
+            tracing::warn!(
+                sop_instance_uid = %sop_instance_uid,
+                version,
+                "SOP instance resent with different bytes; kept as a new version and flagged"
+            );
+        }
 
         let number = |tag| found.text(tag).and_then(|t| t.split('\\').next()?.trim().parse::<i64>().ok());
         let record = InstanceRecord {
@@ -434,24 +519,48 @@ impl Archive {
             instance_number: number(Tag(0x0020, 0x0013)),
             number_of_frames: number(Tag(0x0028, 0x0008)),
         };
-        if let Err(e) = self.inner.indexer.index(record).await {
-            let _ = self.inner.store.delete(&key);
-            return Err(IngestError::OutOfResources(e));
-        }
-        if version > 1 {
-            tracing::warn!(
-                sop_instance_uid = %sop_instance_uid,
-                version,
-                "SOP instance resent with different bytes; kept as a new version and flagged"
-            );
-        }
+        let indexed = self.spawn_index(record, checked.staged, lock);
         Ok(Stored {
             outcome: if version > 1 { Outcome::NewVersion(version) } else { Outcome::Stored },
             study_uid,
             sop_instance_uid,
             object_key: key.to_string(),
             size_bytes: checked.size,
+            indexed,
         })
+    }
+
+    /// Step 5 in the background: index (retrying while the database is
+    /// unavailable), then drop the staging entry and the instance lock.
+    fn spawn_index(&self, record: InstanceRecord, staged: PathBuf, lock: InstanceLock) -> IndexReceipt {
+        const RETRIES: [u64; 5] = [100, 500, 1_000, 2_000, 5_000];
+        let (done, receipt) = tokio::sync::oneshot::channel();
+        let archive = self.clone();
+        archive.inner.pending.send_modify(|n| *n += 1);
+        tokio::spawn(async move {
+            let mut result = archive.inner.indexer.index(record.clone()).await;
+            for delay in RETRIES {
+                if result.is_ok() {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+                result = archive.inner.indexer.index(record.clone()).await;
+            }
+            match &result {
+                Ok(()) => {
+                    let _ = fs::remove_file(&staged);
+                }
+                Err(e) => tracing::error!(
+                    sop_instance_uid = %record.sop_instance_uid,
+                    error = %e,
+                    "cannot index a stored object; it stays in staging and is indexed at the next start"
+                ),
+            }
+            drop(lock);
+            let _ = done.send(result);
+            archive.inner.pending.send_modify(|n| *n -= 1);
+        });
+        IndexReceipt(Some(receipt))
     }
 
     /// Finishes what dead processes left in staging: `.part` files were never
@@ -523,8 +632,17 @@ impl Archive {
         .await
         .map_err(|e| IngestError::OutOfResources(e.to_string()))??;
         let origin = Origin { site_id, calling_ae: checked.meta.source_ae_title.clone() };
-        self.finish(checked, &origin).await
+        let stored = self.finish(checked, &origin).await?;
+        wait_indexed(stored).await
     }
+}
+
+/// Waits for an object's index row, for callers that answer only once it is
+/// queryable (import, recovery).
+async fn wait_indexed(mut stored: Stored) -> Result<Stored, IngestError> {
+    let receipt = std::mem::replace(&mut stored.indexed, IndexReceipt::ready());
+    receipt.wait().await.map_err(IngestError::OutOfResources)?;
+    Ok(stored)
 }
 
 /// Step 2 of the protocol, on a blocking thread: scan, compare UIDs, fsync,
