@@ -1,27 +1,28 @@
 //! The durable-ingest protocol: how a received object becomes a record.
 //!
-//! 1. **Receive.** Bytes stream into `staging/s<site>-<id>.part` behind a Part 10
-//!    header, hashed (BLAKE3, dataset only) as they pass. Nothing is held whole
-//!    in memory.
-//! 2. **Check.** The staged dataset is scanned ([`crate::scan`]): structure,
-//!    lengths, and that its SOP Class and Instance UIDs are those the sender
-//!    announced. Then it is fsynced and renamed to `.dcm`: complete, awaiting
-//!    the archive.
-//! 3. **Deduplicate.** The same SOP Instance UID with the same dataset hash is a
-//!    no-op success. Different bytes become the next version, flagged.
-//! 4. **Publish** under its key in the object store, durably. The sender may
-//!    now be told "success": the object is the record.
-//! 5. **Index** through the group commit (in the background, so the sender's
-//!    next object is already arriving), then drop the staging entry.
-//!    [`Stored::indexed`] resolves when the row is committed; the gateway
-//!    waits for all of an association's rows before confirming its release.
+//! 1. **Announce.** When a C-STORE (or an import) names its SOP Instance UID,
+//!    that instance is locked and its stored versions are fetched, in the
+//!    background, while the bytes are still arriving.
+//! 2. **Receive.** Bytes stream into `staging/<process>/s<site>-<id>.part`
+//!    behind a Part 10 header, hashed (BLAKE3, dataset only) as they pass, and
+//!    written back to disk in 256 KiB chunks as they come. Nothing is held
+//!    whole in memory.
+//! 3. **Verify and publish**, on one blocking thread: scan the dataset
+//!    ([`crate::scan`]: structure, lengths, and that its SOP Class and Instance
+//!    UIDs are those announced); if its hash equals a stored version's, it is a
+//!    duplicate and nothing is written; otherwise it becomes the next version
+//!    and is published under its key ([`BlobStore::publish`]: hard link, then
+//!    the file's and the directory's fsync). The sender may now be told
+//!    "success": the object is durable.
+//! 4. **Index** through the group commit, in the background, so the sender's
+//!    next object is already arriving; then the staging entry goes and the
+//!    instance lock is released. [`Stored::indexed`] resolves on commit; the
+//!    gateway confirms an association's release only when all its rows are in.
 //!
-//! A crash anywhere leaves either a `.part` (never acknowledged; deleted at
-//! the next start) or a `.dcm` (complete, perhaps acknowledged; published and
-//! indexed at the next start by [`Archive::open`]). The `.dcm` rename needs no
-//! fsync of its own: the directory fsync of step 4 commits the filesystem
-//! journal, rename included (ext4 and xfs order metadata this way). A failure
-//! before step 4 removes what that object had written.
+//! After a crash, a staging file with one link was never published (never
+//! acknowledged) and is deleted; one with two links was published, perhaps
+//! acknowledged, and is verified and indexed by [`Archive::open`]. A failure
+//! before publication removes what the object had written.
 
 use std::collections::HashMap;
 use std::fs::{self, File};
@@ -32,7 +33,7 @@ use std::sync::{Arc, Mutex};
 use dicom_core::Tag;
 
 use crate::db::{Database, DbError, Durability, now_ms};
-use crate::index::{InstanceRecord, PatientAttributes, SeriesAttributes, StudyAttributes};
+use crate::index::{InstanceRecord, PatientAttributes, SeriesAttributes, StoredVersion, StudyAttributes};
 use crate::indexer::Indexer;
 use crate::layout::original_key;
 use crate::part10::{self, FileMeta, Part10Error};
@@ -179,6 +180,14 @@ pub struct IncomingObject {
     header_len: u64,
     dataset_len: u64,
     meta: FileMeta,
+    /// Step 1, running while the bytes arrive.
+    prior: tokio::task::JoinHandle<Result<Prior, IngestError>>,
+}
+
+/// What is known of an announced SOP instance before its bytes are in.
+struct Prior {
+    lock: InstanceLock,
+    versions: Vec<StoredVersion>,
 }
 
 impl IncomingObject {
@@ -213,6 +222,7 @@ impl Drop for IncomingObject {
     fn drop(&mut self) {
         if !self.path.as_os_str().is_empty() {
             let _ = fs::remove_file(&self.path);
+            self.prior.abort();
         }
     }
 }
@@ -274,13 +284,20 @@ pub struct Archive {
     inner: Arc<Inner>,
 }
 
-/// A staged, checked object, ready to deduplicate and publish.
-struct Checked {
+/// A verified, published (or duplicate) object, ready to index.
+struct Published {
     staged: PathBuf,
     size: u64,
     hash: String,
     found: ScannedDataset,
-    meta: FileMeta,
+    study_uid: StudyUid,
+    series_uid: SeriesUid,
+    sop_instance_uid: SopInstanceUid,
+    sop_class_uid: SopClassUid,
+    transfer_syntax_uid: TransferSyntaxUid,
+    key: String,
+    /// `None` for a duplicate of a stored version.
+    version: Option<i64>,
 }
 
 const STAGING_BUFFER: usize = 256 * 1024;
@@ -354,8 +371,9 @@ impl Archive {
         &self.inner.store
     }
 
-    /// Starts receiving an object announced as `meta` from `origin`'s site.
+    /// Starts receiving an object announced as `meta` for `site_id`.
     pub fn begin(&self, meta: FileMeta, site_id: i64) -> Result<IncomingObject, IngestError> {
+        let sop = SopInstanceUid::parse(&meta.sop_instance_uid)?;
         let path = self.inner.staging.join(format!("s{site_id}-{}.part", random_name()));
         let file = File::create(&path)?;
         let mut buffer = Vec::with_capacity(STAGING_BUFFER * 2);
@@ -369,61 +387,117 @@ impl Archive {
             header_len,
             dataset_len: 0,
             meta,
+            prior: self.announce(sop),
         })
     }
 
-    /// Checks, deduplicates, publishes and indexes a fully received object.
+    /// Step 1: lock the instance and fetch its stored versions.
+    fn announce(&self, sop: SopInstanceUid) -> tokio::task::JoinHandle<Result<Prior, IngestError>> {
+        let archive = self.clone();
+        tokio::spawn(async move {
+            let lock = archive.inner.locks.lock(sop.as_str()).await;
+            let versions = archive.inner.db.versions_of(&sop).await?;
+            Ok(Prior { lock, versions })
+        })
+    }
+
+    /// Verifies, deduplicates and publishes a fully received object; its index
+    /// row follows (see [`Stored::indexed`]).
     pub async fn commit(&self, mut incoming: IncomingObject, origin: &Origin) -> Result<Stored, IngestError> {
-        incoming.flush_buffer()?;
+        let flushed = incoming.flush_buffer();
         let path = std::mem::take(&mut incoming.path);
+        let remove = |e: IngestError| {
+            let _ = fs::remove_file(&path);
+            e
+        };
+        flushed.map_err(|e| remove(e.into()))?;
         let hash = incoming.hasher.finalize().to_hex().to_string();
-        let meta = incoming.meta.clone();
-        let (header_len, dataset_len) = (incoming.header_len, incoming.dataset_len);
-        drop(incoming);
-        let checked = tokio::task::spawn_blocking(move || check_staged(path, meta, header_len, dataset_len, hash))
+        let (meta, header_len, dataset_len) = (incoming.meta.clone(), incoming.header_len, incoming.dataset_len);
+        let prior = (&mut incoming.prior)
             .await
-            .map_err(|e| IngestError::OutOfResources(format!("check task failed: {e}")))??;
-        self.finish(checked, origin).await
+            .map_err(|e| remove(IngestError::OutOfResources(format!("duplicate check failed: {e}"))))?
+            .map_err(remove)?;
+        drop(incoming);
+        let staged = path.clone();
+        self.verify_publish_index(staged, meta, header_len, dataset_len, hash, prior, origin).await
     }
 
     /// Imports a Part 10 file from disk, kept byte for byte, with the same
-    /// checks and durability as a C-STORE.
+    /// checks and durability as a C-STORE. Returns once it is indexed.
     pub async fn import_file(&self, source: &Path, origin: &Origin) -> Result<Stored, IngestError> {
         let staging = self.inner.staging.clone();
         let source = source.to_owned();
         let site_id = origin.site_id;
-        let checked = tokio::task::spawn_blocking(move || -> Result<Checked, IngestError> {
+        let (staged, meta, header_len, dataset_len, hash) = tokio::task::spawn_blocking(move || {
             let mut input = File::open(&source)?;
             let (meta, header_len) = part10::read_header(BufReader::new(&mut input))?;
             input.seek(SeekFrom::Start(0))?;
             let path = staging.join(format!("s{site_id}-{}.part", random_name()));
-            let mut copy = || -> io::Result<(u64, String)> {
-                let mut out = BufWriter::with_capacity(STAGING_BUFFER, File::create(&path)?);
-                let mut hasher = blake3::Hasher::new();
-                let mut buf = vec![0u8; STAGING_BUFFER];
-                let mut offset = 0u64;
-                loop {
-                    let n = input.read(&mut buf)?;
-                    if n == 0 {
-                        break;
-                    }
-                    let skip = header_len.saturating_sub(offset).min(n as u64) as usize;
-                    hasher.update(&buf[skip..n]);
-                    out.write_all(&buf[..n])?;
-                    offset += n as u64;
-                }
-                out.flush()?;
-                Ok((offset, hasher.finalize().to_hex().to_string()))
-            };
-            let (total, hash) = copy().inspect_err(|_| {
+            let (total, hash) = copy_hashing(&mut input, &path, header_len).inspect_err(|_| {
                 let _ = fs::remove_file(&path);
             })?;
-            check_staged(path, meta, header_len, total.saturating_sub(header_len), hash)
+            Ok::<_, IngestError>((path, meta, header_len, total.saturating_sub(header_len), hash))
         })
         .await
         .map_err(|e| IngestError::OutOfResources(format!("import task failed: {e}")))??;
-        let stored = self.finish(checked, origin).await?;
+        let prior = match SopInstanceUid::parse(&meta.sop_instance_uid) {
+            Ok(sop) => self.announce(sop).await.map_err(|e| IngestError::OutOfResources(e.to_string()))?,
+            Err(e) => Err(e.into()),
+        };
+        let prior = prior.inspect_err(|_| {
+            let _ = fs::remove_file(&staged);
+        })?;
+        let stored = self.verify_publish_index(staged, meta, header_len, dataset_len, hash, prior, origin).await?;
         wait_indexed(stored).await
+    }
+
+    /// Steps 3 and 4. The staged file is removed on every path but a fresh
+    /// publication, where the index task removes it once the row is in.
+    #[allow(clippy::too_many_arguments)]
+    async fn verify_publish_index(
+        &self,
+        staged: PathBuf,
+        meta: FileMeta,
+        header_len: u64,
+        dataset_len: u64,
+        hash: String,
+        prior: Prior,
+        origin: &Origin,
+    ) -> Result<Stored, IngestError> {
+        let store = self.inner.store.clone();
+        let Prior { lock, versions } = prior;
+        let published = tokio::task::spawn_blocking(move || {
+            verify_and_publish(&store, staged, meta, header_len, dataset_len, hash, &versions)
+        })
+        .await
+        .map_err(|e| IngestError::OutOfResources(format!("publish task failed: {e}")))??;
+        let Some(version) = published.version else {
+            return Ok(Stored {
+                outcome: Outcome::Duplicate,
+                study_uid: published.study_uid,
+                sop_instance_uid: published.sop_instance_uid,
+                object_key: published.key,
+                size_bytes: published.size,
+                indexed: IndexReceipt::ready(),
+            });
+        };
+        if version > 1 {
+            tracing::warn!(
+                sop_instance_uid = %published.sop_instance_uid,
+                version,
+                "SOP instance resent with different bytes; kept as a new version and flagged"
+            );
+        }
+        let record = index_record(&published, version, origin);
+        let indexed = self.spawn_index(record, published.staged.clone(), lock);
+        Ok(Stored {
+            outcome: if version > 1 { Outcome::NewVersion(version) } else { Outcome::Stored },
+            study_uid: published.study_uid,
+            sop_instance_uid: published.sop_instance_uid,
+            object_key: published.key,
+            size_bytes: published.size,
+            indexed,
+        })
     }
 
     /// Waits until every background index write has finished: for a clean
@@ -433,104 +507,7 @@ impl Archive {
         let _ = rx.wait_for(|pending| *pending == 0).await;
     }
 
-    /// Steps 3 to 5 for a checked staged object. The staged file is removed
-    /// here on every path except success, where the index task removes it.
-    async fn finish(&self, checked: Checked, origin: &Origin) -> Result<Stored, IngestError> {
-        let staged = checked.staged.clone();
-        let result = self.publish(checked, origin).await;
-        if !matches!(&result, Ok(stored) if stored.indexed.0.is_some()) {
-            let _ = fs::remove_file(&staged);
-        }
-        result
-    }
-
-    async fn publish(&self, checked: Checked, origin: &Origin) -> Result<Stored, IngestError> {
-        let found = &checked.found;
-        let uid = |tag: Tag, name: &'static str| found.text(tag).ok_or(IngestError::MissingAttribute(name));
-        let study_uid = StudyUid::parse(&uid(Tag(0x0020, 0x000D), "Study Instance UID (0020,000D)")?)?;
-        let series_uid = SeriesUid::parse(&uid(Tag(0x0020, 0x000E), "Series Instance UID (0020,000E)")?)?;
-        let sop_instance_uid = SopInstanceUid::parse(&checked.meta.sop_instance_uid)?;
-        let sop_class_uid = SopClassUid::parse(&checked.meta.sop_class_uid)?;
-        let transfer_syntax_uid = TransferSyntaxUid::parse(&checked.meta.transfer_syntax_uid)?;
-
-        let lock = self.inner.locks.lock(sop_instance_uid.as_str()).await;
-        let versions = self.inner.db.versions_of(&sop_instance_uid).await?;
-        if let Some(same) = versions.iter().find(|v| v.content_hash == checked.hash) {
-            return Ok(Stored {
-                outcome: Outcome::Duplicate,
-                study_uid,
-                sop_instance_uid,
-                object_key: same.object_key.clone(),
-                size_bytes: checked.size,
-                indexed: IndexReceipt::ready(),
-            });
-        }
-        let version = versions.first().map_or(1, |v| v.version + 1);
-        let key = original_key(&study_uid, &series_uid, &sop_instance_uid, version)?;
-
-        let store = self.inner.store.clone();
-        let (publish_key, staged) = (key.clone(), checked.staged.clone());
-        tokio::task::spawn_blocking(move || store.publish(&publish_key, &staged))
-            .await
-            .map_err(|e| IngestError::OutOfResources(format!("publish task failed: {e}")))??;
-        if version > 1 {
-            tracing::warn!(
-                sop_instance_uid = %sop_instance_uid,
-                version,
-                "SOP instance resent with different bytes; kept as a new version and flagged"
-            );
-        }
-
-        let number = |tag| found.text(tag).and_then(|t| t.split('\\').next()?.trim().parse::<i64>().ok());
-        let record = InstanceRecord {
-            site_id: origin.site_id,
-            calling_ae: origin.calling_ae.clone(),
-            study_uid: study_uid.clone(),
-            series_uid,
-            sop_instance_uid: sop_instance_uid.clone(),
-            sop_class_uid,
-            transfer_syntax_uid,
-            version,
-            conflict: version > 1,
-            object_key: key.to_string(),
-            size_bytes: checked.size as i64,
-            content_hash: checked.hash.clone(),
-            received_at: now_ms(),
-            patient: PatientAttributes {
-                patient_id: found.text(Tag(0x0010, 0x0020)).unwrap_or_default(),
-                name: found.text(Tag(0x0010, 0x0010)),
-                sex: found.text(Tag(0x0010, 0x0040)),
-                birth_date: found.text(Tag(0x0010, 0x0030)),
-            },
-            study: StudyAttributes {
-                accession_number: found.text(Tag(0x0008, 0x0050)),
-                study_date: found.text(Tag(0x0008, 0x0020)),
-                study_time: found.text(Tag(0x0008, 0x0030)),
-                description: found.text(Tag(0x0008, 0x1030)),
-                referring_physician: found.text(Tag(0x0008, 0x0090)),
-                institution: found.text(Tag(0x0008, 0x0080)),
-            },
-            series: SeriesAttributes {
-                modality: found.text(Tag(0x0008, 0x0060)),
-                body_part: found.text(Tag(0x0018, 0x0015)),
-                description: found.text(Tag(0x0008, 0x103E)),
-                series_number: number(Tag(0x0020, 0x0011)),
-            },
-            instance_number: number(Tag(0x0020, 0x0013)),
-            number_of_frames: number(Tag(0x0028, 0x0008)),
-        };
-        let indexed = self.spawn_index(record, checked.staged, lock);
-        Ok(Stored {
-            outcome: if version > 1 { Outcome::NewVersion(version) } else { Outcome::Stored },
-            study_uid,
-            sop_instance_uid,
-            object_key: key.to_string(),
-            size_bytes: checked.size,
-            indexed,
-        })
-    }
-
-    /// Step 5 in the background: index (retrying while the database is
+    /// Step 4 in the background: index (retrying while the database is
     /// unavailable), then drop the staging entry and the instance lock.
     fn spawn_index(&self, record: InstanceRecord, staged: PathBuf, lock: InstanceLock) -> IndexReceipt {
         const RETRIES: [u64; 5] = [100, 500, 1_000, 2_000, 5_000];
@@ -563,8 +540,9 @@ impl Archive {
         IndexReceipt(Some(receipt))
     }
 
-    /// Finishes what dead processes left in staging: `.part` files were never
-    /// acknowledged and are deleted; `.dcm` files are complete and are indexed.
+    /// Finishes what dead processes left in staging: files never published
+    /// (one link) were never acknowledged and are deleted; published ones (two
+    /// links) are verified again and indexed.
     /// A staging directory whose lock is still held belongs to a live process
     /// and is left alone.
     async fn recover(&self, staging_root: &Path) {
@@ -593,12 +571,16 @@ impl Archive {
         let Ok(entries) = fs::read_dir(dir) else { return };
         let (mut dropped, mut finished) = (0, 0);
         for path in entries.flatten().map(|e| e.path()) {
+            let published = fs::metadata(&path).map(|m| std::os::unix::fs::MetadataExt::nlink(&m) >= 2).unwrap_or(false);
             match path.extension().and_then(|e| e.to_str()) {
-                Some("part") | Some("inflated") => {
+                Some("part") if !published => {
                     let _ = fs::remove_file(&path);
                     dropped += 1;
                 }
-                Some("dcm") => {
+                Some("inflated") => {
+                    let _ = fs::remove_file(&path);
+                }
+                Some("part") => {
                     let site_id = staged_site(&path).unwrap_or_default();
                     match self.recover_one(&path, site_id).await {
                         Ok(stored) => {
@@ -618,21 +600,21 @@ impl Archive {
 
     async fn recover_one(&self, path: &Path, site_id: i64) -> Result<Stored, IngestError> {
         let owned = path.to_owned();
-        let checked = tokio::task::spawn_blocking(move || -> Result<Checked, IngestError> {
+        let (meta, header_len, dataset_len, hash) = tokio::task::spawn_blocking(move || {
             let (meta, header_len) = part10::read_header(BufReader::new(File::open(&owned)?))?;
             let size = fs::metadata(&owned)?.len();
             let mut file = File::open(&owned)?;
             file.seek(SeekFrom::Start(header_len))?;
             let mut hasher = blake3::Hasher::new();
             io::copy(&mut file, &mut hasher)?;
-            let hash = hasher.finalize().to_hex().to_string();
-            let found = scan::scan_file(&owned, &meta.transfer_syntax_uid, header_len, size - header_len)?;
-            Ok(Checked { staged: owned, size, hash, found, meta })
+            Ok::<_, IngestError>((meta, header_len, size - header_len, hasher.finalize().to_hex().to_string()))
         })
         .await
         .map_err(|e| IngestError::OutOfResources(e.to_string()))??;
-        let origin = Origin { site_id, calling_ae: checked.meta.source_ae_title.clone() };
-        let stored = self.finish(checked, &origin).await?;
+        let sop = SopInstanceUid::parse(&meta.sop_instance_uid)?;
+        let prior = self.announce(sop).await.map_err(|e| IngestError::OutOfResources(e.to_string()))??;
+        let origin = Origin { site_id, calling_ae: meta.source_ae_title.clone() };
+        let stored = self.verify_publish_index(path.to_owned(), meta, header_len, dataset_len, hash, prior, &origin).await?;
         wait_indexed(stored).await
     }
 }
@@ -645,14 +627,42 @@ async fn wait_indexed(mut stored: Stored) -> Result<Stored, IngestError> {
     Ok(stored)
 }
 
-/// Step 2 of the protocol, on a blocking thread: scan, compare UIDs, fsync,
-/// mark complete.
-fn check_staged(path: PathBuf, meta: FileMeta, header_len: u64, dataset_len: u64, hash: String) -> Result<Checked, IngestError> {
+/// Copies `input` to `path`, hashing the bytes from `header_len` on.
+fn copy_hashing(input: &mut File, path: &Path, header_len: u64) -> io::Result<(u64, String)> {
+    let mut out = BufWriter::with_capacity(STAGING_BUFFER, File::create(path)?);
+    let mut hasher = blake3::Hasher::new();
+    let mut buf = vec![0u8; STAGING_BUFFER];
+    let mut offset = 0u64;
+    loop {
+        let n = input.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        let skip = header_len.saturating_sub(offset).min(n as u64) as usize;
+        hasher.update(&buf[skip..n]);
+        out.write_all(&buf[..n])?;
+        offset += n as u64;
+    }
+    out.flush()?;
+    Ok((offset, hasher.finalize().to_hex().to_string()))
+}
+
+/// Step 3, on a blocking thread: scan, compare UIDs, deduplicate, publish.
+/// Removes the staged file on any failure and for duplicates.
+fn verify_and_publish(
+    store: &LocalStore,
+    staged: PathBuf,
+    meta: FileMeta,
+    header_len: u64,
+    dataset_len: u64,
+    hash: String,
+    versions: &[StoredVersion],
+) -> Result<Published, IngestError> {
     let remove = |e: IngestError| {
-        let _ = fs::remove_file(&path);
+        let _ = fs::remove_file(&staged);
         e
     };
-    let found = scan::scan_file(&path, &meta.transfer_syntax_uid, header_len, dataset_len).map_err(|e| remove(e.into()))?;
+    let found = scan::scan_file(&staged, &meta.transfer_syntax_uid, header_len, dataset_len).map_err(|e| remove(e.into()))?;
     for (tag, what, announced) in [
         (Tag(0x0008, 0x0016), "SOP Class UID", &meta.sop_class_uid),
         (Tag(0x0008, 0x0018), "SOP Instance UID", &meta.sop_instance_uid),
@@ -662,9 +672,87 @@ fn check_staged(path: PathBuf, meta: FileMeta, header_len: u64, dataset_len: u64
             return Err(remove(IngestError::Mismatch { what, announced: announced.clone(), dataset: in_dataset }));
         }
     }
-    let file = File::open(&path).map_err(|e| remove(e.into()))?;
-    file.sync_data().map_err(|e| remove(e.into()))?;
-    let complete = path.with_extension("dcm");
-    fs::rename(&path, &complete).map_err(|e| remove(e.into()))?;
-    Ok(Checked { staged: complete, size: header_len + dataset_len, hash, found, meta })
+    let uid = |tag: Tag, name: &'static str| found.text(tag).ok_or(IngestError::MissingAttribute(name));
+    let identify = || -> Result<_, IngestError> {
+        Ok((
+            StudyUid::parse(&uid(Tag(0x0020, 0x000D), "Study Instance UID (0020,000D)")?)?,
+            SeriesUid::parse(&uid(Tag(0x0020, 0x000E), "Series Instance UID (0020,000E)")?)?,
+            SopInstanceUid::parse(&meta.sop_instance_uid)?,
+            SopClassUid::parse(&meta.sop_class_uid)?,
+            TransferSyntaxUid::parse(&meta.transfer_syntax_uid)?,
+        ))
+    };
+    let (study_uid, series_uid, sop_instance_uid, sop_class_uid, transfer_syntax_uid) = identify().map_err(remove)?;
+    let size = header_len + dataset_len;
+    let (key, version) = match versions.iter().find(|v| v.content_hash == hash) {
+        Some(same) => {
+            let _ = fs::remove_file(&staged);
+            (same.object_key.clone(), None)
+        }
+        None => {
+            let version = versions.first().map_or(1, |v| v.version + 1);
+            let key = original_key(&study_uid, &series_uid, &sop_instance_uid, version).map_err(|e| remove(e.into()))?;
+            if let Err(e) = store.publish(&key, &staged) {
+                let _ = store.delete(&key);
+                return Err(remove(e.into()));
+            }
+            (key.to_string(), Some(version))
+        }
+    };
+    Ok(Published {
+        staged,
+        size,
+        hash,
+        found,
+        study_uid,
+        series_uid,
+        sop_instance_uid,
+        sop_class_uid,
+        transfer_syntax_uid,
+        key,
+        version,
+    })
+}
+
+/// The index row of a published object.
+fn index_record(p: &Published, version: i64, origin: &Origin) -> InstanceRecord {
+    let found = &p.found;
+    let number = |tag| found.text(tag).and_then(|t| t.split('\\').next()?.trim().parse::<i64>().ok());
+    InstanceRecord {
+        site_id: origin.site_id,
+        calling_ae: origin.calling_ae.clone(),
+        study_uid: p.study_uid.clone(),
+        series_uid: p.series_uid.clone(),
+        sop_instance_uid: p.sop_instance_uid.clone(),
+        sop_class_uid: p.sop_class_uid.clone(),
+        transfer_syntax_uid: p.transfer_syntax_uid.clone(),
+        version,
+        conflict: version > 1,
+        object_key: p.key.clone(),
+        size_bytes: p.size as i64,
+        content_hash: p.hash.clone(),
+        received_at: now_ms(),
+        patient: PatientAttributes {
+            patient_id: found.text(Tag(0x0010, 0x0020)).unwrap_or_default(),
+            name: found.text(Tag(0x0010, 0x0010)),
+            sex: found.text(Tag(0x0010, 0x0040)),
+            birth_date: found.text(Tag(0x0010, 0x0030)),
+        },
+        study: StudyAttributes {
+            accession_number: found.text(Tag(0x0008, 0x0050)),
+            study_date: found.text(Tag(0x0008, 0x0020)),
+            study_time: found.text(Tag(0x0008, 0x0030)),
+            description: found.text(Tag(0x0008, 0x1030)),
+            referring_physician: found.text(Tag(0x0008, 0x0090)),
+            institution: found.text(Tag(0x0008, 0x0080)),
+        },
+        series: SeriesAttributes {
+            modality: found.text(Tag(0x0008, 0x0060)),
+            body_part: found.text(Tag(0x0018, 0x0015)),
+            description: found.text(Tag(0x0008, 0x103E)),
+            series_number: number(Tag(0x0020, 0x0011)),
+        },
+        instance_number: number(Tag(0x0020, 0x0013)),
+        number_of_frames: number(Tag(0x0028, 0x0008)),
+    }
 }

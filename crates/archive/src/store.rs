@@ -8,10 +8,11 @@
 //!
 //! [`LocalStore`] keeps objects as plain files under a root directory, so an
 //! operator can find `originals/<study>/<series>/<sop>.dcm` by hand. Publishing
-//! is a hard link from the staging directory (same filesystem) followed by an
-//! fsync of the target directory: the bytes were already fsynced in staging, so
-//! the object is durable the moment `publish` returns, and the staging entry
-//! stays until the index has it, which is what crash recovery reads.
+//! is a hard link from the staging directory (same filesystem), then an fsync
+//! of the file and of the target directory, in that order so that one journal
+//! commit carries the data, the inode and the new name. The staging entry
+//! stays (a second link to the same inode) until the index has the object:
+//! a staging file with two links is what crash recovery finishes.
 
 use std::fs::{self, File};
 use std::io;
@@ -65,8 +66,9 @@ impl std::fmt::Display for ObjectKey {
 /// The storage contract of the archive. Implementations are blocking: callers
 /// run them on tokio's blocking pool.
 pub trait BlobStore: Send + Sync + 'static {
-    /// Makes the (already fsynced) file at `staged` durably readable under
-    /// `key`, replacing what was there. `staged` itself is left in place.
+    /// Makes the fully written file at `staged` durably readable under `key`
+    /// (its bytes and its name are on disk when this returns), replacing what
+    /// was there. `staged` itself is left in place.
     fn publish(&self, key: &ObjectKey, staged: &Path) -> Result<(), StoreError>;
     /// Opens `key` for reading.
     fn open(&self, key: &ObjectKey) -> Result<File, StoreError>;
@@ -135,6 +137,7 @@ impl BlobStore for LocalStore {
             }
             Err(e) => return Err(io_err(e)),
         }
+        File::open(&target).and_then(|f| f.sync_data()).map_err(io_err)?;
         sync_dir(dir).map_err(io_err)
     }
 
