@@ -288,3 +288,114 @@ async fn malformed_input_is_refused_and_the_service_carries_on() {
     assert!(log.contains("partial object discarded"), "the cut-off store is logged");
     server.stop();
 }
+
+#[test]
+fn presentation_contexts_are_accepted_or_rejected_with_the_right_reason() {
+    use dicom_ul::pdu::{AssociationRQ, PresentationContextProposed, PresentationContextResultReason, UserVariableItem};
+    let mut server = started_server();
+    let request = Pdu::AssociationRQ(AssociationRQ {
+        protocol_version: 1,
+        calling_ae_title: "CHENGGUAN".into(),
+        called_ae_title: AE.into(),
+        application_context_name: "1.2.840.10008.3.1.1.1".into(),
+        presentation_contexts: vec![
+            // CT, offered JPEG 2000 first: accepted as proposed, no transcoding
+            PresentationContextProposed {
+                id: 1,
+                abstract_syntax: CT_IMAGE_STORAGE.into(),
+                transfer_syntaxes: vec!["1.2.840.10008.1.2.4.90".into(), EXPLICIT_LE.into()],
+            },
+            // a SOP class that is not storage
+            PresentationContextProposed {
+                id: 3,
+                abstract_syntax: "1.2.840.10008.5.1.4.1.2.2.1".into(),
+                transfer_syntaxes: vec![EXPLICIT_LE.into()],
+            },
+            // a transfer syntax nobody knows
+            PresentationContextProposed {
+                id: 5,
+                abstract_syntax: CT_IMAGE_STORAGE.into(),
+                transfer_syntaxes: vec!["1.2.3.4.5.999".into()],
+            },
+            // 12-lead ECG in deflated explicit VR little endian
+            PresentationContextProposed {
+                id: 7,
+                abstract_syntax: "1.2.840.10008.5.1.4.1.1.9.1.1".into(),
+                transfer_syntaxes: vec!["1.2.840.10008.1.2.1.99".into()],
+            },
+        ],
+        user_variables: vec![UserVariableItem::MaxLength(16384)],
+    });
+    let mut bytes = Vec::new();
+    dicom_ul::write_pdu(&mut bytes, &request).unwrap();
+    let reply = raw(server.dicom_port, &bytes);
+    let answer = dicom_ul::read_pdu(&reply[..], 1 << 20, false).unwrap().expect("a complete PDU");
+    let Pdu::AssociationAC(ac) = answer else { panic!("expected A-ASSOCIATE-AC, got {answer:?}") };
+    let result = |id: u8| ac.presentation_contexts.iter().find(|pc| pc.id == id).unwrap().clone();
+    assert_eq!(result(1).reason, PresentationContextResultReason::Acceptance);
+    assert_eq!(result(1).transfer_syntax, "1.2.840.10008.1.2.4.90", "the first proposed syntax is kept");
+    assert_eq!(result(3).reason, PresentationContextResultReason::AbstractSyntaxNotSupported);
+    assert_eq!(result(5).reason, PresentationContextResultReason::TransferSyntaxesNotSupported);
+    assert_eq!(result(7).reason, PresentationContextResultReason::Acceptance);
+    let max_pdu = ac.user_variables.iter().find_map(|v| match v {
+        UserVariableItem::MaxLength(n) => Some(*n),
+        _ => None,
+    });
+    assert_eq!(max_pdu, Some(256 * 1024), "we announce our max PDU");
+    server.stop();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_quiet_study_becomes_complete_and_queues_a_job() {
+    let mut server = Server::new();
+    server.add_site("城关镇卫生院", "CHENGGUAN", &[]);
+    server.start_with(&[("TELEDIAG_STUDY_STABLE_SECS", "1")]);
+    let mut association = associate(server.dicom_port);
+    assert_eq!(store(&mut association, 1, "1.2.3.400", dataset("1.2.3.400", "1.2.3.4")).0, 0);
+    association.release().unwrap();
+    let db = server.database().await;
+    let status = || async { db.study_detail(&"1.2.3.4".parse().unwrap(), None).await.unwrap().unwrap().summary.status };
+    assert_eq!(status().await, "receiving");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while status().await != "complete" {
+        assert!(std::time::Instant::now() < deadline, "study not complete 10 s after its last instance");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(db.count_jobs("study.complete", "queued").await.unwrap(), 1);
+
+    // A late instance reopens the study; it completes and is queued again.
+    let mut association = associate(server.dicom_port);
+    assert_eq!(store(&mut association, 1, "1.2.3.401", dataset("1.2.3.401", "1.2.3.4")).0, 0);
+    association.release().unwrap();
+    assert_eq!(status().await, "receiving");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while status().await != "complete" {
+        assert!(std::time::Instant::now() < deadline, "reopened study not complete again");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(db.count_jobs("study.complete", "queued").await.unwrap(), 2);
+    server.stop();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_stops_accepting_and_finishes_the_object_in_flight() {
+    let mut server = started_server();
+    let mut association = associate(server.dicom_port);
+    let context = association.presentation_contexts()[0].id;
+    let full = dataset("1.2.3.500", "1.2.3.5");
+    association.send(&pdata(context, PDataValueType::Command, true, store_command(1, "1.2.3.500"))).unwrap();
+    association.send(&pdata(context, PDataValueType::Data, false, full[..300].to_vec())).unwrap();
+
+    unsafe_kill(server.pid(), "TERM");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(TcpStream::connect(("127.0.0.1", server.dicom_port)).is_err(), "still accepting after SIGTERM");
+
+    association.send(&pdata(context, PDataValueType::Data, true, full[300..].to_vec())).unwrap();
+    let Pdu::PData { data } = association.receive().unwrap() else { panic!("expected a C-STORE-RSP") };
+    assert_eq!(pacs_gateway::dimse::CommandSet::parse(&data[0].data).unwrap().status(), Some(0));
+    let _ = association.release();
+    server.stop(); // waits for the exit
+    assert!(server.log().contains("stopped"), "no clean exit in the log:\n{}", server.log());
+    let db = server.database().await;
+    assert_eq!(db.versions_of(&"1.2.3.500".parse().unwrap()).await.unwrap().len(), 1, "the object in flight was stored");
+}

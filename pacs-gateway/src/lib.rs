@@ -106,6 +106,7 @@ impl Gateway {
                 }
             });
         }
+        drop(listener); // new associations are refused from here on
         let _ = stop_tx.send(true);
         let in_flight = associations.len();
         if in_flight > 0 {
