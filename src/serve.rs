@@ -38,6 +38,12 @@ fn wait_for(rx: &watch::Receiver<bool>) -> impl std::future::Future<Output = ()>
     }
 }
 
+/// The process's peak resident set size, for the shutdown log line (Linux).
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status.lines().find_map(|l| l.strip_prefix("VmHWM:"))?.trim().trim_end_matches("kB").trim().parse().ok()
+}
+
 pub async fn run(config: Config) -> Result<()> {
     let archive = Archive::open(&config.archive_config()).await.context("opening the archive")?;
     if let Some(password) = telediag_worklist::auth::ensure_admin(archive.database(), config.admin_password.as_deref())
@@ -82,6 +88,6 @@ pub async fn run(config: Config) -> Result<()> {
     let _ = http.await;
     let _ = stability.await;
     archive.wait_idle().await;
-    tracing::info!("stopped");
+    tracing::info!(peak_rss_kib = peak_rss_kib(), "stopped");
     Ok(())
 }
