@@ -134,6 +134,7 @@ impl Config {
         env_parse("TELEDIAG_DEMO", &mut config.demo)?;
         env_parse("TELEDIAG_DICOM_PORT", &mut config.dicom.port)?;
         env_parse("TELEDIAG_AE_TITLE", &mut config.dicom.ae_title)?;
+        env_parse("TELEDIAG_IDLE_TIMEOUT_SECS", &mut config.dicom.idle_timeout_secs)?;
         env_parse("TELEDIAG_HTTP_PORT", &mut config.http.port)?;
         env_parse("TELEDIAG_STUDY_STABLE_SECS", &mut config.archive.study_stable_secs)?;
         Ok(config)

@@ -47,11 +47,13 @@ fn echo_and_access_control() {
     let (ok, out) = echoscu(server.dicom_port, "CHENGGUAN", "SOMEONE_ELSE");
     assert!(!ok && out.contains("Called AE Title Not Recognized"), "wrong called AE not rejected: {out}");
 
-    let log = server.log();
-    let rejections: Vec<&str> = log.lines().filter(|l| l.contains("association rejected")).collect();
-    assert!(rejections.iter().any(|l| l.contains("STRANGER") && l.contains("belongs to no site")), "{rejections:?}");
-    assert!(rejections.iter().any(|l| l.contains("FARAWAY") && l.contains("not allowed from 127.0.0.1")), "{rejections:?}");
-    assert!(rejections.iter().any(|l| l.contains("SOMEONE_ELSE") && l.contains("is not ours")), "{rejections:?}");
+    for expected in [
+        ["association rejected", "STRANGER", "belongs to no site"],
+        ["association rejected", "FARAWAY", "not allowed from 127.0.0.1"],
+        ["association rejected", "SOMEONE_ELSE", "is not ours"],
+    ] {
+        assert!(server.wait_for_log(&expected), "no log line with {expected:?}:\n{}", server.log());
+    }
 
     // Our own echo client, as the operator would use it.
     let out = telediag()
@@ -283,9 +285,8 @@ async fn malformed_input_is_refused_and_the_service_carries_on() {
     assert_eq!(detail.summary.num_instances, 3, "the three good objects, nothing else");
     assert!(db.versions_of(&"1.2.3.301".parse().unwrap()).await.unwrap().is_empty());
     assert!(server.staged_files().is_empty(), "partial files left: {:?}", server.staged_files());
-    let log = server.log();
-    assert!(log.contains("aborting association"), "protocol errors are logged");
-    assert!(log.contains("partial object discarded"), "the cut-off store is logged");
+    assert!(server.wait_for_log(&["aborting association"]), "protocol errors are logged");
+    assert!(server.wait_for_log(&["partial object discarded"]), "the cut-off store is logged");
     server.stop();
 }
 
@@ -323,6 +324,12 @@ fn presentation_contexts_are_accepted_or_rejected_with_the_right_reason() {
                 abstract_syntax: "1.2.840.10008.5.1.4.1.1.9.1.1".into(),
                 transfer_syntaxes: vec!["1.2.840.10008.1.2.1.99".into()],
             },
+            // MR in HTJ2K
+            PresentationContextProposed {
+                id: 9,
+                abstract_syntax: "1.2.840.10008.5.1.4.1.1.4".into(),
+                transfer_syntaxes: vec!["1.2.840.10008.1.2.4.202".into()],
+            },
         ],
         user_variables: vec![UserVariableItem::MaxLength(16384)],
     });
@@ -337,6 +344,7 @@ fn presentation_contexts_are_accepted_or_rejected_with_the_right_reason() {
     assert_eq!(result(3).reason, PresentationContextResultReason::AbstractSyntaxNotSupported);
     assert_eq!(result(5).reason, PresentationContextResultReason::TransferSyntaxesNotSupported);
     assert_eq!(result(7).reason, PresentationContextResultReason::Acceptance);
+    assert_eq!(result(9).reason, PresentationContextResultReason::Acceptance);
     let max_pdu = ac.user_variables.iter().find_map(|v| match v {
         UserVariableItem::MaxLength(n) => Some(*n),
         _ => None,
@@ -398,4 +406,17 @@ async fn sigterm_stops_accepting_and_finishes_the_object_in_flight() {
     assert!(server.log().contains("stopped"), "no clean exit in the log:\n{}", server.log());
     let db = server.database().await;
     assert_eq!(db.versions_of(&"1.2.3.500".parse().unwrap()).await.unwrap().len(), 1, "the object in flight was stored");
+}
+
+#[test]
+fn an_idle_association_is_aborted() {
+    let mut server = Server::new();
+    server.add_site("城关镇卫生院", "CHENGGUAN", &[]);
+    server.start_with(&[("TELEDIAG_IDLE_TIMEOUT_SECS", "1")]);
+    let mut association = associate(server.dicom_port);
+    std::thread::sleep(Duration::from_millis(2500));
+    let answer = association.receive();
+    assert!(matches!(answer, Ok(Pdu::AbortRQ { .. }) | Err(_)), "expected an abort, got {answer:?}");
+    assert!(server.wait_for_log(&["idle timeout"]), "the timeout is logged");
+    server.stop();
 }

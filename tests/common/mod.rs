@@ -145,6 +145,21 @@ impl Server {
         std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
     }
 
+    /// Waits (up to 5 s) for a log line containing every one of `parts`:
+    /// the server logs after it answers, so a line may trail the reply.
+    pub fn wait_for_log(&self, parts: &[&str]) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            if self.log().lines().any(|l| parts.iter().all(|p| l.contains(p))) {
+                return true;
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Opens the index database (for checks; the server may be running).
     pub async fn database(&self) -> telediag_archive::Database {
         let url = format!("sqlite://{}", self.data().join("index.db").display());
