@@ -1,0 +1,86 @@
+//! House rules from ARCHITECTURE.md, checked on every `cargo test` (after
+//! rust-analyzer's tidy): the dependency arrows between crates, a `//!` tour
+//! at the top of every library, and no patient data in log statements.
+
+use std::path::{Path, PathBuf};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn dependencies(manifest: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(manifest).unwrap();
+    let value: toml::Value = toml::from_str(&text).unwrap();
+    value.get("dependencies").and_then(|d| d.as_table()).map(|t| t.keys().cloned().collect()).unwrap_or_default()
+}
+
+#[test]
+fn crates_depend_only_downwards() {
+    // (crate, what it must not know)
+    let rules: &[(&str, &[&str])] = &[
+        ("crates/archive", &["pacs-gateway", "telediag-worklist", "axum", "dicom-ul", "dicom-pixeldata", "image"]),
+        ("pacs-gateway", &["telediag-worklist", "axum", "dicom-pixeldata", "image"]),
+        ("worklist", &["pacs-gateway", "dicom-ul"]),
+        ("sample-data", &["telediag-archive", "pacs-gateway", "telediag-worklist"]),
+    ];
+    for (dir, forbidden) in rules {
+        let deps = dependencies(&root().join(dir).join("Cargo.toml"));
+        for f in *forbidden {
+            assert!(!deps.iter().any(|d| d == f), "{dir} depends on {f}, which ARCHITECTURE.md forbids");
+        }
+    }
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn every_library_opens_with_a_tour() {
+    for dir in ["crates/archive", "pacs-gateway", "worklist", "sample-data"] {
+        let lib = std::fs::read_to_string(root().join(dir).join("src/lib.rs")).unwrap();
+        assert!(lib.starts_with("//!"), "{dir}/src/lib.rs does not open with a //! doc comment");
+    }
+}
+
+#[test]
+fn log_statements_carry_no_patient_data() {
+    let mut files = Vec::new();
+    for dir in ["src", "crates", "pacs-gateway/src", "worklist/src", "sample-data/src"] {
+        rust_files(&root().join(dir), &mut files);
+    }
+    let forbidden = ["patient", "name = ", "birth", ".patient_id"];
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let mut in_log = 0usize;
+        for (number, line) in text.lines().enumerate() {
+            if ["tracing::info!", "tracing::warn!", "tracing::error!", "tracing::debug!", "tracing::trace!"]
+                .iter()
+                .any(|m| line.contains(m))
+            {
+                in_log = 1;
+            }
+            if in_log > 0 {
+                let lower = line.to_lowercase();
+                for word in forbidden {
+                    assert!(
+                        !lower.contains(word) || lower.contains("site_name") || lower.contains("username"),
+                        "{}:{}: a log statement mentions {word:?}: {line}",
+                        file.display(),
+                        number + 1
+                    );
+                }
+                if line.contains(");") {
+                    in_log = 0;
+                }
+            }
+        }
+    }
+}
