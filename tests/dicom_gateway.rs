@@ -97,27 +97,7 @@ fn dataset(sop_instance: &str, study: &str) -> Vec<u8> {
 }
 
 fn store_command(message_id: u16, sop_instance: &str) -> Vec<u8> {
-    let mut body = Vec::new();
-    let mut put = |elem: u16, value: &[u8]| {
-        let mut value = value.to_vec();
-        if value.len() % 2 == 1 {
-            value.push(0);
-        }
-        body.extend(0u16.to_le_bytes());
-        body.extend(elem.to_le_bytes());
-        body.extend((value.len() as u32).to_le_bytes());
-        body.extend(value);
-    };
-    put(0x0002, CT_IMAGE_STORAGE.as_bytes());
-    put(0x0100, &1u16.to_le_bytes());
-    put(0x0110, &message_id.to_le_bytes());
-    put(0x0700, &0u16.to_le_bytes());
-    put(0x0800, &0u16.to_le_bytes());
-    put(0x1000, sop_instance.as_bytes());
-    let mut out = vec![0, 0, 0, 0, 4, 0, 0, 0];
-    out.extend((body.len() as u32).to_le_bytes());
-    out.extend(body);
-    out
+    pacs_gateway::dimse::store_request(message_id, CT_IMAGE_STORAGE, sop_instance)
 }
 
 fn associate(port: u16) -> dicom_ul::ClientAssociation<TcpStream> {

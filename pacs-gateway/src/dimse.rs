@@ -131,6 +131,37 @@ fn error_comment(comment: &str) -> String {
     out
 }
 
+/// Prefixes a command set body with its group length (0000,0000).
+fn with_group_length(body: Vec<u8>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len() + 12);
+    put(&mut out, 0x0000, &(body.len() as u32).to_le_bytes(), 0);
+    out.extend(body);
+    out
+}
+
+/// Encodes a C-ECHO-RQ.
+pub fn echo_request(message_id: u16) -> Vec<u8> {
+    let mut body = Vec::with_capacity(96);
+    put(&mut body, AFFECTED_SOP_CLASS_UID, crate::sop_classes::VERIFICATION.as_bytes(), 0);
+    put(&mut body, COMMAND_FIELD, &command::C_ECHO_RQ.to_le_bytes(), 0);
+    put(&mut body, MESSAGE_ID, &message_id.to_le_bytes(), 0);
+    put(&mut body, COMMAND_DATA_SET_TYPE, &NO_DATASET.to_le_bytes(), 0);
+    with_group_length(body)
+}
+
+/// Encodes a C-STORE-RQ (medium priority; a dataset follows).
+pub fn store_request(message_id: u16, sop_class_uid: &str, sop_instance_uid: &str) -> Vec<u8> {
+    const PRIORITY: u16 = 0x0700;
+    let mut body = Vec::with_capacity(192);
+    put(&mut body, AFFECTED_SOP_CLASS_UID, sop_class_uid.as_bytes(), 0);
+    put(&mut body, COMMAND_FIELD, &command::C_STORE_RQ.to_le_bytes(), 0);
+    put(&mut body, MESSAGE_ID, &message_id.to_le_bytes(), 0);
+    put(&mut body, PRIORITY, &0u16.to_le_bytes(), 0);
+    put(&mut body, COMMAND_DATA_SET_TYPE, &0u16.to_le_bytes(), 0);
+    put(&mut body, AFFECTED_SOP_INSTANCE_UID, sop_instance_uid.as_bytes(), 0);
+    with_group_length(body)
+}
+
 /// Encodes a response command set (no dataset follows).
 pub fn response(
     command_field: u16,
@@ -152,10 +183,7 @@ pub fn response(
     if let Some(uid) = sop_instance_uid {
         put(&mut body, AFFECTED_SOP_INSTANCE_UID, uid.as_bytes(), 0);
     }
-    let mut out = Vec::with_capacity(body.len() + 12);
-    put(&mut out, 0x0000, &(body.len() as u32).to_le_bytes(), 0);
-    out.extend(body);
-    out
+    with_group_length(body)
 }
 
 #[cfg(test)]
@@ -173,6 +201,17 @@ mod tests {
         assert!(!parsed.has_dataset());
         let group_length = u32::from_le_bytes(parsed.elements[&0x0000][..4].try_into().unwrap());
         assert_eq!(group_length as usize, bytes.len() - 12);
+    }
+
+    #[test]
+    fn requests_read_back() {
+        let echo = CommandSet::parse(&echo_request(3)).unwrap();
+        assert_eq!((echo.command_field().unwrap(), echo.message_id().unwrap()), (command::C_ECHO_RQ, 3));
+        assert!(!echo.has_dataset());
+        let store = CommandSet::parse(&store_request(9, "1.2.840.10008.5.1.4.1.1.2", "1.2.3")).unwrap();
+        assert_eq!(store.command_field().unwrap(), command::C_STORE_RQ);
+        assert!(store.has_dataset());
+        assert_eq!(store.affected_sop_instance_uid().as_deref(), Some("1.2.3"));
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use dicom_ul::ClientAssociationOptions;
 use dicom_ul::pdu::{PDataValue, PDataValueType, Pdu};
 
-use crate::dimse::{self, CommandSet, command};
+use crate::dimse::{CommandSet, echo_request};
 use crate::sop_classes::VERIFICATION;
 
 /// Why an echo failed.
@@ -17,30 +17,6 @@ pub enum EchoError {
     Exchange { ae: String, reason: String },
     #[error("{ae} answered C-ECHO with status {status:#06X}")]
     Status { ae: String, status: u16 },
-}
-
-fn echo_request(message_id: u16) -> Vec<u8> {
-    // A C-ECHO-RQ has the same shape as a response without status: build it by hand.
-    let mut body = Vec::new();
-    let mut put = |element: u16, value: &[u8]| {
-        let len = value.len() + value.len() % 2;
-        body.extend(0u16.to_le_bytes());
-        body.extend(element.to_le_bytes());
-        body.extend((len as u32).to_le_bytes());
-        body.extend(value);
-        if value.len() % 2 == 1 {
-            body.push(0);
-        }
-    };
-    put(0x0002, VERIFICATION.as_bytes());
-    put(0x0100, &command::C_ECHO_RQ.to_le_bytes());
-    put(0x0110, &message_id.to_le_bytes());
-    put(0x0800, &dimse::NO_DATASET.to_le_bytes());
-    let mut out = Vec::new();
-    out.extend([0, 0, 0, 0, 4, 0, 0, 0]);
-    out.extend((body.len() as u32).to_le_bytes());
-    out.extend(body);
-    out
 }
 
 /// Sends one C-ECHO from `calling_ae` to `called_ae` at `address`

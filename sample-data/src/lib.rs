@@ -97,6 +97,19 @@ fn base_object(study: &Study, modality: &str, series_key: &str, series_descripti
     obj
 }
 
+/// The Image Pixel module of a 12-bit-in-16 MONOCHROME2 image.
+fn monochrome12(obj: &mut InMemDicomObject, rows: usize, columns: usize, pixels: Vec<u16>) {
+    u16_value(obj, tags::SAMPLES_PER_PIXEL, 1);
+    text(obj, tags::PHOTOMETRIC_INTERPRETATION, VR::CS, "MONOCHROME2");
+    u16_value(obj, tags::ROWS, rows as u16);
+    u16_value(obj, tags::COLUMNS, columns as u16);
+    u16_value(obj, tags::BITS_ALLOCATED, 16);
+    u16_value(obj, tags::BITS_STORED, 12);
+    u16_value(obj, tags::HIGH_BIT, 11);
+    u16_value(obj, tags::PIXEL_REPRESENTATION, 0);
+    obj.put(DataElement::new(tags::PIXEL_DATA, VR::OW, PrimitiveValue::U16(pixels.into())));
+}
+
 fn save(mut obj: InMemDicomObject, sop_class: &str, sop_instance: &str, path: &Path) -> Result<(), DemoError> {
     text(&mut obj, tags::SOP_CLASS_UID, VR::UI, sop_class);
     text(&mut obj, tags::SOP_INSTANCE_UID, VR::UI, sop_instance);
@@ -177,14 +190,7 @@ fn write_ct(dir: &Path) -> Result<usize, DemoError> {
                 pixels.push((hu + 1024.0).clamp(0.0, 4095.0) as u16);
             }
         }
-        u16_value(&mut obj, tags::SAMPLES_PER_PIXEL, 1);
-        text(&mut obj, tags::PHOTOMETRIC_INTERPRETATION, VR::CS, "MONOCHROME2");
-        u16_value(&mut obj, tags::ROWS, SIZE as u16);
-        u16_value(&mut obj, tags::COLUMNS, SIZE as u16);
-        u16_value(&mut obj, tags::BITS_ALLOCATED, 16);
-        u16_value(&mut obj, tags::BITS_STORED, 12);
-        u16_value(&mut obj, tags::HIGH_BIT, 11);
-        u16_value(&mut obj, tags::PIXEL_REPRESENTATION, 0);
+        monochrome12(&mut obj, SIZE, SIZE, pixels);
         text(&mut obj, tags::RESCALE_INTERCEPT, VR::DS, "-1024");
         text(&mut obj, tags::RESCALE_SLOPE, VR::DS, "1");
         text(&mut obj, tags::RESCALE_TYPE, VR::LO, "HU");
@@ -196,7 +202,6 @@ fn write_ct(dir: &Path) -> Result<usize, DemoError> {
         text(&mut obj, tags::IMAGE_POSITION_PATIENT, VR::DS, &position);
         text(&mut obj, tags::IMAGE_ORIENTATION_PATIENT, VR::DS, "1\\0\\0\\0\\1\\0");
         text(&mut obj, tags::INSTANCE_NUMBER, VR::IS, &(slice + 1).to_string());
-        obj.put(DataElement::new(tags::PIXEL_DATA, VR::OW, PrimitiveValue::U16(pixels.into())));
         let path = dir.join(format!("ct_{:03}.dcm", slice + 1));
         save(obj, CT_IMAGE_STORAGE, &demo_uid(&format!("demo-ct-{slice}")), &path)?;
     }
@@ -246,20 +251,12 @@ fn write_cr(dir: &Path) -> Result<usize, DemoError> {
             pixels.push((value + noise).clamp(0.0, 4095.0) as u16);
         }
     }
-    u16_value(&mut obj, tags::SAMPLES_PER_PIXEL, 1);
-    text(&mut obj, tags::PHOTOMETRIC_INTERPRETATION, VR::CS, "MONOCHROME2");
-    u16_value(&mut obj, tags::ROWS, SIZE as u16);
-    u16_value(&mut obj, tags::COLUMNS, SIZE as u16);
-    u16_value(&mut obj, tags::BITS_ALLOCATED, 16);
-    u16_value(&mut obj, tags::BITS_STORED, 12);
-    u16_value(&mut obj, tags::HIGH_BIT, 11);
-    u16_value(&mut obj, tags::PIXEL_REPRESENTATION, 0);
+    monochrome12(&mut obj, SIZE, SIZE, pixels);
     text(&mut obj, tags::WINDOW_CENTER, VR::DS, "1800");
     text(&mut obj, tags::WINDOW_WIDTH, VR::DS, "3000");
     text(&mut obj, tags::IMAGER_PIXEL_SPACING, VR::DS, "0.5\\0.5");
     text(&mut obj, tags::VIEW_POSITION, VR::CS, "PA");
     text(&mut obj, tags::INSTANCE_NUMBER, VR::IS, "1");
-    obj.put(DataElement::new(tags::PIXEL_DATA, VR::OW, PrimitiveValue::U16(pixels.into())));
     save(obj, CR_IMAGE_STORAGE, &demo_uid("demo-cr-1"), &dir.join("cr_001.dcm"))?;
     Ok(1)
 }
