@@ -142,14 +142,14 @@ fn phantom_hu(x: f32, y: f32, z: f32) -> f32 {
     if inside_ellipse(x, y, 0.0, 0.62, 0.04, 0.04) {
         return 30.0; // spinal canal
     }
-    if inside_ellipse(x, y, 0.12, 0.05, 0.22 * lung_scale, 0.2 * lung_scale) {
-        return 45.0; // heart
+    if inside_ellipse(x, y, 0.08, -0.12, 0.18 * lung_scale, 0.17 * lung_scale) {
+        return 45.0; // heart, anterior and to the patient's left
     }
-    if inside_ellipse(x, y, 0.0, -0.05, 0.04, 0.04) {
-        return 250.0; // contrast in the aorta
+    if inside_ellipse(x, y, -0.05, 0.28, 0.05, 0.05) {
+        return 250.0; // contrast in the descending aorta
     }
-    if inside_ellipse(x, y, -0.38, 0.0, 0.28 * lung_scale, 0.42 * lung_scale)
-        || inside_ellipse(x, y, 0.4, 0.0, 0.26 * lung_scale, 0.42 * lung_scale)
+    if inside_ellipse(x, y, -0.42, 0.05, 0.27 * lung_scale, 0.44 * lung_scale)
+        || inside_ellipse(x, y, 0.44, 0.05, 0.25 * lung_scale, 0.44 * lung_scale)
     {
         // lung parenchyma with a small nodule on a few slices
         if (0.4..0.6).contains(&z) && inside_ellipse(x, y, -0.45, -0.15, 0.035, 0.035) {
@@ -358,7 +358,7 @@ mod tests {
         // 李 in GB18030 is C0 EE; in UTF-8 it would be E6 9D 8E.
         assert!(bytes.windows(2).any(|w| w == [0xC0, 0xEE]), "GB18030 bytes for 李 not found");
         assert!(!bytes.windows(3).any(|w| w == [0xE6, 0x9D, 0x8E]), "name was written as UTF-8");
-        let phantom = phantom_hu(-0.38, 0.0, 0.5);
+        let phantom = phantom_hu(-0.42, 0.05, 0.5);
         assert!(phantom < -700.0, "lung should be air-like, got {phantom}");
         assert!(phantom_hu(0.0, 0.55, 0.5) > 500.0, "spine should be bone");
     }
