@@ -225,6 +225,21 @@ mod tests {
     }
 
     #[test]
+    fn every_single_byte_corruption_and_cut_is_answered_without_panic() {
+        let valid = store_request(1, "1.2.840.10008.5.1.4.1.1.2", "1.2.3.4.5");
+        for at in 0..valid.len() {
+            for value in 0..=255u8 {
+                let mut bytes = valid.clone();
+                bytes[at] = value;
+                if let Ok(set) = CommandSet::parse(&bytes) {
+                    let _ = (set.command_field(), set.message_id(), set.has_dataset(), set.affected_sop_instance_uid());
+                }
+            }
+            let _ = CommandSet::parse(&valid[..at]);
+        }
+    }
+
+    #[test]
     fn hostile_command_sets_are_refused() {
         assert!(matches!(CommandSet::parse(&[0, 0, 0, 1, 0xff, 0xff, 0xff, 0x7f]), Err(CommandError::Truncated { .. })));
         assert!(matches!(CommandSet::parse(&[0, 0, 0]), Err(CommandError::Truncated { .. })));

@@ -408,6 +408,26 @@ mod tests {
         }
     }
 
+    pub(super) fn sample_for_fuzz() -> Vec<u8> {
+        sample()
+    }
+
+    pub(super) fn implicit_for_fuzz() -> Vec<u8> {
+        let mut ds = vec![0x08, 0x00, 0x18, 0x00, 4, 0, 0, 0];
+        ds.extend(b"1.2\0");
+        ds.extend([0x08, 0x00, 0x32, 0x10, 0xFF, 0xFF, 0xFF, 0xFF]);
+        ds.extend([0xFE, 0xFF, 0x00, 0xE0, 0xFF, 0xFF, 0xFF, 0xFF]);
+        ds.extend([0x08, 0x00, 0x00, 0x01, 2, 0, 0, 0]);
+        ds.extend(b"AB");
+        ds.extend([0xFE, 0xFF, 0x0D, 0xE0, 0, 0, 0, 0]);
+        ds.extend([0xFE, 0xFF, 0xDD, 0xE0, 0, 0, 0, 0]);
+        ds.extend([0xE0, 0x7F, 0x10, 0x00, 0xFF, 0xFF, 0xFF, 0xFF]);
+        ds.extend([0xFE, 0xFF, 0x00, 0xE0, 0, 0, 0, 0]);
+        ds.extend([0xFE, 0xFF, 0x00, 0xE0, 4, 0, 0, 0, 1, 2, 3, 4]);
+        ds.extend([0xFE, 0xFF, 0xDD, 0xE0, 0, 0, 0, 0]);
+        ds
+    }
+
     fn scan(bytes: &[u8], ts: &str) -> Result<ScannedDataset, ScanError> {
         scan_dataset(bytes, ts, bytes.len() as u64)
     }
@@ -456,5 +476,105 @@ mod tests {
         assert!(err.contains("(7FE0,0010)") && err.contains("needs 100 bytes"), "{err}");
         let err = scan(b"garbage!garbage!", "1.2.3.999").unwrap_err().to_string();
         assert!(err.contains("1.2.3.999"), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod hostile_input {
+    //! Mutated and random bytes into the scanner: it must answer with an error
+    //! or a result, never panic, loop or allocate without bound. (A stand-in
+    //! for a coverage-guided fuzzer, which needs a nightly toolchain; this runs
+    //! in every `cargo test`.)
+
+    use super::*;
+
+    /// xorshift64*: deterministic, so a failure names its seed.
+    pub(crate) struct Rng(pub u64);
+    impl Rng {
+        pub fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545F4914F6CDD1D)
+        }
+        pub fn below(&mut self, n: usize) -> usize {
+            (self.next() % n.max(1) as u64) as usize
+        }
+    }
+
+    /// Flips, overwrites, inserts and deletes bytes; sometimes writes a
+    /// length field of 0xFFFFFFFF or a huge value.
+    pub(crate) fn mutate(rng: &mut Rng, seed: &[u8]) -> Vec<u8> {
+        let mut data = seed.to_vec();
+        for _ in 0..1 + rng.below(4) {
+            if data.is_empty() {
+                data.push(rng.next() as u8);
+            }
+            let at = rng.below(data.len());
+            match rng.below(5) {
+                0 => data[at] ^= 1 << rng.below(8),
+                1 => data[at] = rng.next() as u8,
+                2 => data.insert(at, rng.next() as u8),
+                3 => {
+                    data.remove(at);
+                }
+                _ => {
+                    let value: [u8; 4] = if rng.below(2) == 0 { [0xFF; 4] } else { (rng.next() as u32).to_le_bytes() };
+                    for (i, b) in value.iter().enumerate() {
+                        if at + i < data.len() {
+                            data[at + i] = *b;
+                        }
+                    }
+                }
+            }
+        }
+        data
+    }
+
+    #[test]
+    fn mutated_datasets_never_panic() {
+        let seeds: Vec<(Vec<u8>, &str)> = vec![
+            (super::tests::sample_for_fuzz(), "1.2.840.10008.1.2.1"),
+            (super::tests::implicit_for_fuzz(), "1.2.840.10008.1.2"),
+            (super::tests::sample_for_fuzz(), "1.2.840.10008.1.2.2"),
+        ];
+        let mut rng = Rng(0x5eed_1234_abcd_0001);
+        for round in 0..30_000 {
+            let (seed, ts) = &seeds[round % seeds.len()];
+            let data = mutate(&mut rng, seed);
+            let _ = scan_dataset(&data[..], ts, data.len() as u64);
+        }
+    }
+
+    #[test]
+    fn mutated_part10_headers_and_text_never_panic() {
+        let meta = crate::part10::FileMeta {
+            sop_class_uid: "1.2.840.10008.5.1.4.1.1.2".into(),
+            sop_instance_uid: "1.2.3.4".into(),
+            transfer_syntax_uid: "1.2.840.10008.1.2.1".into(),
+            source_ae_title: Some("CT".into()),
+        };
+        let header = crate::part10::encode_header(&meta);
+        let text = b"Yamada^Tarou=\x1b$B;3ED\x1b(B^\x1b$BB@O:\x1b(B=\x1b$)C\xfb\xf3".to_vec();
+        let mut rng = Rng(7);
+        for _ in 0..20_000 {
+            let _ = crate::part10::read_header(&mutate(&mut rng, &header)[..]);
+            let garbled = mutate(&mut rng, &text);
+            for terms in [&["", "ISO 2022 IR 87"][..], &["", "ISO 2022 IR 149"], &["GB18030"], &[]] {
+                let _ = crate::charset::CharacterSet::from_terms(terms).decode(&garbled);
+            }
+        }
+    }
+
+    #[test]
+    fn random_bytes_never_panic() {
+        let mut rng = Rng(42);
+        for _ in 0..5_000 {
+            let len = rng.below(512);
+            let data: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+            for ts in ["1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2"] {
+                let _ = scan_dataset(&data[..], ts, data.len() as u64);
+            }
+        }
     }
 }
