@@ -400,3 +400,63 @@ fn an_idle_association_is_aborted() {
     assert!(server.wait_for_log(&["idle timeout"]), "the timeout is logged");
     server.stop();
 }
+
+/// A small tmpfs, unmounted (lazily) on drop.
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    fn mount(at: &std::path::Path, size: &str) -> Option<SmallDisk> {
+        std::fs::create_dir_all(at).unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            eprintln!("SKIP: cannot mount a tmpfs here (needs root) to fill a disk");
+        }
+        ok.then(|| SmallDisk(at.to_owned()))
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_disk_answers_out_of_resources_and_loses_nothing() {
+    let mut server = Server::new();
+    let Some(_disk) = SmallDisk::mount(&server.data(), "8M") else { return };
+    server.add_site("城关镇卫生院", "CHENGGUAN", &[]);
+    server.start();
+    let mut association = associate(server.dicom_port);
+    assert_eq!(store(&mut association, 1, "1.2.3.600", dataset("1.2.3.600", "1.2.3.6")).0, 0);
+
+    // Fill the disk.
+    let filler = server.data().join("filler");
+    {
+        let mut file = std::fs::File::create(&filler).unwrap();
+        let block = vec![0u8; 64 * 1024];
+        while file.write_all(&block).is_ok() {}
+    }
+    let (status, comment) = store(&mut association, 2, "1.2.3.601", dataset("1.2.3.601", "1.2.3.6"));
+    assert_eq!(status, 0xA700, "{comment}");
+    assert!(comment.starts_with("out of resources"), "comment: {comment}");
+
+    // Space comes back: the service stores again, and the first object is intact.
+    std::fs::remove_file(&filler).unwrap();
+    assert_eq!(store(&mut association, 3, "1.2.3.602", dataset("1.2.3.602", "1.2.3.6")).0, 0);
+    association.release().unwrap();
+    let db = server.database().await;
+    let detail = db.study_detail(&"1.2.3.6".parse().unwrap(), None).await.unwrap().unwrap();
+    assert_eq!(detail.summary.num_instances, 2);
+    assert!(db.versions_of(&"1.2.3.601".parse().unwrap()).await.unwrap().is_empty());
+    let first = &db.versions_of(&"1.2.3.600".parse().unwrap()).await.unwrap()[0];
+    let stored = server.object(&first.object_key);
+    let (_, offset) = telediag_archive::part10::read_header(&stored[..]).unwrap();
+    assert_eq!(&stored[offset as usize..], &dataset("1.2.3.600", "1.2.3.6")[..]);
+    assert!(server.staged_files().is_empty(), "partial files left: {:?}", server.staged_files());
+    server.stop();
+}
