@@ -2,7 +2,7 @@
 //!
 //! A tour:
 //!
-//! - [`ingest`]: the durable-ingest protocol. [`Archive::begin`] /
+//! - [`ingest`]: the durable-ingest protocol (receive, verify, publish, index, recover). [`Archive::begin`] /
 //!   [`Archive::commit`] for objects arriving over the network,
 //!   [`Archive::import_file`] for files on disk. An object is acknowledged only
 //!   once it is durable in the object store and indexed.

@@ -1,0 +1,423 @@
+//! The durable-ingest protocol: how a received object becomes a record.
+//!
+//! 1. **Announce.** When a C-STORE (or an import) names its SOP Instance UID,
+//!    that instance is locked and its stored versions are fetched, in the
+//!    background, while the bytes are still arriving.
+//! 2. **Receive.** Bytes stream into `staging/<process>/s<site>-<id>.part`
+//!    behind a Part 10 header, hashed (XXH3-128, dataset only) as they pass, and
+//!    written back to disk in 256 KiB chunks as they come. Nothing is held
+//!    whole in memory.
+//! 3. **Verify and publish**, on one blocking thread: scan the dataset
+//!    ([`crate::scan`]: structure, lengths, and that its SOP Class and Instance
+//!    UIDs are those announced); if its hash equals a stored version's, it is a
+//!    duplicate and nothing is written; otherwise it becomes the next version
+//!    and is published under its key ([`BlobStore::publish`]: hard link, then
+//!    the file's and the directory's fsync). The sender may now be told
+//!    "success": the object is durable.
+//! 4. **Index** through the group commit, in the background, so the sender's
+//!    next object is already arriving; then the staging entry goes and the
+//!    instance lock is released. [`Stored::indexed`] resolves on commit; the
+//!    gateway confirms an association's release only when all its rows are in.
+//!
+//! After a crash, a staging file with one link was never published (never
+//! acknowledged) and is deleted; one with two links was published, perhaps
+//! acknowledged, and is verified and indexed by [`Archive::open`]. A failure
+//! before publication removes what the object had written.
+
+mod locks;
+mod publish;
+mod recovery;
+mod staging;
+
+pub use staging::IncomingObject;
+
+use locks::{InstanceLock, InstanceLocks};
+use publish::{index_record, verify_and_publish};
+use staging::{ContentHasher, STAGING_BUFFER, copy_hashing, random_name};
+
+use std::fs::{self, File};
+use std::io::{self, BufReader, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::db::{Database, DbError, Durability};
+use crate::index::{InstanceRecord, StoredVersion};
+use crate::indexer::Indexer;
+use crate::part10::{self, FileMeta, Part10Error};
+use crate::scan::ScanError;
+use crate::store::{LocalStore, StoreError};
+use crate::uid::{SopInstanceUid, StudyUid, UidError};
+
+/// DIMSE status codes (PS3.4 Annex B.2.3 / PS3.7 Annex C) for ingest failures.
+pub mod status {
+    pub const SUCCESS: u16 = 0x0000;
+    pub const OUT_OF_RESOURCES: u16 = 0xA700;
+    pub const DATASET_DOES_NOT_MATCH_SOP_CLASS: u16 = 0xA900;
+    pub const CANNOT_UNDERSTAND: u16 = 0xC000;
+}
+
+/// Where the archive keeps things.
+#[derive(Debug, Clone)]
+pub struct ArchiveConfig {
+    /// Root of everything: `objects/`, `staging/`, and the SQLite file by default.
+    pub data_dir: PathBuf,
+    /// Defaults to `sqlite://<data_dir>/index.db`.
+    pub database_url: Option<String>,
+    pub durability: Durability,
+}
+
+/// Who sent an object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    pub site_id: i64,
+    pub calling_ae: Option<String>,
+}
+
+/// What became of a received object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// First time this SOP instance was seen.
+    Stored,
+    /// Same UID, same bytes as a stored version: nothing written.
+    Duplicate,
+    /// Same UID, different bytes: kept as this version and flagged.
+    NewVersion(i64),
+}
+
+/// The result of a successful ingest.
+#[derive(Debug)]
+pub struct Stored {
+    pub outcome: Outcome,
+    pub study_uid: StudyUid,
+    pub sop_instance_uid: SopInstanceUid,
+    pub object_key: String,
+    pub size_bytes: u64,
+    /// Resolves when the index row is committed.
+    pub indexed: IndexReceipt,
+}
+
+/// Resolves when an object's index row is committed. If indexing keeps
+/// failing (database down), the object stays in staging and is indexed at the
+/// next start; the receipt then reports the failure.
+#[derive(Debug)]
+pub struct IndexReceipt(Option<tokio::sync::oneshot::Receiver<Result<(), String>>>);
+
+impl IndexReceipt {
+    fn ready() -> Self {
+        IndexReceipt(None)
+    }
+
+    pub async fn wait(self) -> Result<(), String> {
+        match self.0 {
+            None => Ok(()),
+            Some(rx) => rx.await.unwrap_or_else(|_| Err("indexing was interrupted; it resumes at the next start".into())),
+        }
+    }
+}
+
+/// Why an object was not stored. Each maps to the DIMSE status the sender gets
+/// ([`IngestError::dimse_status`]); the message is its Error Comment.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("{what} in the dataset is {dataset:?} but the request said {announced:?}")]
+    Mismatch { what: &'static str, announced: String, dataset: String },
+    #[error("{0}")]
+    Unparseable(#[from] ScanError),
+    #[error("dataset lacks {0}")]
+    MissingAttribute(&'static str),
+    #[error("{0}")]
+    BadUid(#[from] UidError),
+    #[error("{0}")]
+    NotPart10(#[from] Part10Error),
+    #[error("out of resources: {0}")]
+    OutOfResources(String),
+}
+
+impl IngestError {
+    pub fn dimse_status(&self) -> u16 {
+        match self {
+            IngestError::Mismatch { .. } => status::DATASET_DOES_NOT_MATCH_SOP_CLASS,
+            IngestError::OutOfResources(_) => status::OUT_OF_RESOURCES,
+            _ => status::CANNOT_UNDERSTAND,
+        }
+    }
+}
+
+impl From<io::Error> for IngestError {
+    fn from(e: io::Error) -> Self {
+        IngestError::OutOfResources(format!("storage I/O failed: {e}"))
+    }
+}
+
+impl From<StoreError> for IngestError {
+    fn from(e: StoreError) -> Self {
+        IngestError::OutOfResources(e.to_string())
+    }
+}
+
+impl From<DbError> for IngestError {
+    fn from(e: DbError) -> Self {
+        IngestError::OutOfResources(e.to_string())
+    }
+}
+
+/// Why the archive could not open.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("cannot prepare data directory {path}: {source}")]
+    DataDir { path: PathBuf, source: io::Error },
+    #[error(transparent)]
+    Database(#[from] DbError),
+}
+
+/// What is known of an announced SOP instance before its bytes are in.
+struct Prior {
+    lock: InstanceLock,
+    versions: Vec<StoredVersion>,
+}
+
+struct Inner {
+    db: Database,
+    store: LocalStore,
+    /// This process's own staging directory, `staging/p<pid>-<random>/`.
+    staging: PathBuf,
+    /// Held (locked) for the life of the process: other processes sharing the
+    /// data directory (an import beside a running server) see the directory
+    /// is alive and leave it alone.
+    _staging_lock: File,
+    indexer: Indexer,
+    locks: InstanceLocks,
+    /// Index tasks still running (see [`Archive::wait_idle`]).
+    pending: tokio::sync::watch::Sender<usize>,
+}
+
+/// The archive: object store + index + ingest protocol. Cheap to clone.
+#[derive(Clone)]
+pub struct Archive {
+    inner: Arc<Inner>,
+}
+
+impl Archive {
+    /// Opens the archive under `config.data_dir`, then finishes whatever a
+    /// previous run left in staging (see the module docs).
+    pub async fn open(config: &ArchiveConfig) -> Result<Archive, OpenError> {
+        let dir_err = |path: &Path| {
+            let path = path.to_owned();
+            move |source| OpenError::DataDir { path, source }
+        };
+        fs::create_dir_all(&config.data_dir).map_err(dir_err(&config.data_dir))?;
+        let staging_root = config.data_dir.join("staging");
+        let staging = staging_root.join(format!("p{}-{}", std::process::id(), &random_name()[..8]));
+        fs::create_dir_all(&staging).map_err(dir_err(&staging))?;
+        let staging_lock = File::create(staging.join("lock")).map_err(dir_err(&staging))?;
+        staging_lock.lock().map_err(dir_err(&staging))?;
+        let objects = config.data_dir.join("objects");
+        let store = LocalStore::open(&objects).map_err(dir_err(&objects))?;
+        let url = config
+            .database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", config.data_dir.join("index.db").display()));
+        let db = Database::open(&url, config.durability).await?;
+        let indexer = Indexer::start(db.clone());
+        let archive = Archive {
+            inner: Arc::new(Inner {
+                db,
+                store,
+                staging,
+                _staging_lock: staging_lock,
+                indexer,
+                locks: InstanceLocks::default(),
+                pending: tokio::sync::watch::Sender::new(0),
+            }),
+        };
+        archive.recover(&staging_root).await;
+        Ok(archive)
+    }
+
+    pub fn database(&self) -> &Database {
+        &self.inner.db
+    }
+
+    pub fn store(&self) -> &LocalStore {
+        &self.inner.store
+    }
+
+    /// Starts receiving an object announced as `meta` for `site_id`.
+    pub fn begin(&self, meta: FileMeta, site_id: i64) -> Result<IncomingObject, IngestError> {
+        let sop = SopInstanceUid::parse(&meta.sop_instance_uid)?;
+        let path = self.inner.staging.join(format!("s{site_id}-{}.part", random_name()));
+        let file = File::create(&path)?;
+        let mut buffer = Vec::with_capacity(STAGING_BUFFER * 2);
+        let header_len = part10::write_header(&mut buffer, &meta)?;
+        Ok(IncomingObject {
+            file,
+            buffer,
+            written: 0,
+            path,
+            hasher: ContentHasher::new(),
+            header_len,
+            dataset_len: 0,
+            meta,
+            prior: self.announce(sop),
+        })
+    }
+
+    /// Step 1: lock the instance and fetch its stored versions.
+    fn announce(&self, sop: SopInstanceUid) -> tokio::task::JoinHandle<Result<Prior, IngestError>> {
+        let archive = self.clone();
+        tokio::spawn(async move {
+            let lock = archive.inner.locks.lock(sop.as_str()).await;
+            let versions = archive.inner.db.versions_of(&sop).await?;
+            Ok(Prior { lock, versions })
+        })
+    }
+
+    /// Verifies, deduplicates and publishes a fully received object; its index
+    /// row follows (see [`Stored::indexed`]).
+    pub async fn commit(&self, mut incoming: IncomingObject, origin: &Origin) -> Result<Stored, IngestError> {
+        let flushed = incoming.flush_buffer();
+        let path = std::mem::take(&mut incoming.path);
+        let remove = |e: IngestError| {
+            let _ = fs::remove_file(&path);
+            e
+        };
+        flushed.map_err(|e| remove(e.into()))?;
+        let hash = std::mem::take(&mut incoming.hasher).finish();
+        let (meta, header_len, dataset_len) = (incoming.meta.clone(), incoming.header_len, incoming.dataset_len);
+        let prior = (&mut incoming.prior)
+            .await
+            .map_err(|e| remove(IngestError::OutOfResources(format!("duplicate check failed: {e}"))))?
+            .map_err(remove)?;
+        drop(incoming);
+        let staged = path.clone();
+        self.verify_publish_index(staged, meta, header_len, dataset_len, hash, prior, origin).await
+    }
+
+    /// Imports a Part 10 file from disk, kept byte for byte, with the same
+    /// checks and durability as a C-STORE. Returns once it is indexed.
+    pub async fn import_file(&self, source: &Path, origin: &Origin) -> Result<Stored, IngestError> {
+        let staging = self.inner.staging.clone();
+        let source = source.to_owned();
+        let site_id = origin.site_id;
+        let (staged, meta, header_len, dataset_len, hash) = tokio::task::spawn_blocking(move || {
+            let mut input = File::open(&source)?;
+            let (meta, header_len) = part10::read_header(BufReader::new(&mut input))?;
+            input.seek(SeekFrom::Start(0))?;
+            let path = staging.join(format!("s{site_id}-{}.part", random_name()));
+            let (total, hash) = copy_hashing(&mut input, &path, header_len).inspect_err(|_| {
+                let _ = fs::remove_file(&path);
+            })?;
+            Ok::<_, IngestError>((path, meta, header_len, total.saturating_sub(header_len), hash))
+        })
+        .await
+        .map_err(|e| IngestError::OutOfResources(format!("import task failed: {e}")))??;
+        let prior = match SopInstanceUid::parse(&meta.sop_instance_uid) {
+            Ok(sop) => self.announce(sop).await.map_err(|e| IngestError::OutOfResources(e.to_string()))?,
+            Err(e) => Err(e.into()),
+        };
+        let prior = prior.inspect_err(|_| {
+            let _ = fs::remove_file(&staged);
+        })?;
+        let stored = self.verify_publish_index(staged, meta, header_len, dataset_len, hash, prior, origin).await?;
+        wait_indexed(stored).await
+    }
+
+    /// Steps 3 and 4. The staged file is removed on every path but a fresh
+    /// publication, where the index task removes it once the row is in.
+    #[allow(clippy::too_many_arguments)]
+    async fn verify_publish_index(
+        &self,
+        staged: PathBuf,
+        meta: FileMeta,
+        header_len: u64,
+        dataset_len: u64,
+        hash: String,
+        prior: Prior,
+        origin: &Origin,
+    ) -> Result<Stored, IngestError> {
+        let store = self.inner.store.clone();
+        let Prior { lock, versions } = prior;
+        let published = tokio::task::spawn_blocking(move || {
+            verify_and_publish(&store, staged, meta, header_len, dataset_len, hash, &versions)
+        })
+        .await
+        .map_err(|e| IngestError::OutOfResources(format!("publish task failed: {e}")))??;
+        let Some(version) = published.version else {
+            return Ok(Stored {
+                outcome: Outcome::Duplicate,
+                study_uid: published.study_uid,
+                sop_instance_uid: published.sop_instance_uid,
+                object_key: published.key,
+                size_bytes: published.size,
+                indexed: IndexReceipt::ready(),
+            });
+        };
+        if version > 1 {
+            tracing::warn!(
+                sop_instance_uid = %published.sop_instance_uid,
+                version,
+                "SOP instance resent with different bytes; kept as a new version and flagged"
+            );
+        }
+        let record = index_record(&published, version, origin);
+        let indexed = self.spawn_index(record, published.staged.clone(), lock);
+        Ok(Stored {
+            outcome: if version > 1 { Outcome::NewVersion(version) } else { Outcome::Stored },
+            study_uid: published.study_uid,
+            sop_instance_uid: published.sop_instance_uid,
+            object_key: published.key,
+            size_bytes: published.size,
+            indexed,
+        })
+    }
+
+    /// Waits until every background index write has finished: for a clean
+    /// shutdown.
+    pub async fn wait_idle(&self) {
+        let mut rx = self.inner.pending.subscribe();
+        let _ = rx.wait_for(|pending| *pending == 0).await;
+    }
+
+    /// Step 4 in the background: index (retrying while the database is
+    /// unavailable), then drop the staging entry and the instance lock.
+    fn spawn_index(&self, record: InstanceRecord, staged: PathBuf, lock: InstanceLock) -> IndexReceipt {
+        const RETRIES: [u64; 5] = [100, 500, 1_000, 2_000, 5_000];
+        let (done, receipt) = tokio::sync::oneshot::channel();
+        let archive = self.clone();
+        archive.inner.pending.send_modify(|n| *n += 1);
+        tokio::spawn(async move {
+            let mut result = archive.inner.indexer.index(record.clone()).await;
+            for delay in RETRIES {
+                if result.is_ok() {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+                result = archive.inner.indexer.index(record.clone()).await;
+            }
+            match &result {
+                Ok(()) => {
+                    let _ = fs::remove_file(&staged);
+                }
+                Err(e) => tracing::error!(
+                    sop_instance_uid = %record.sop_instance_uid,
+                    error = %e,
+                    "cannot index a stored object; it stays in staging and is indexed at the next start"
+                ),
+            }
+            drop(lock);
+            let _ = done.send(result);
+            archive.inner.pending.send_modify(|n| *n -= 1);
+        });
+        IndexReceipt(Some(receipt))
+    }
+
+}
+
+/// Waits for an object's index row, for callers that answer only once it is
+/// queryable (import, recovery).
+async fn wait_indexed(mut stored: Stored) -> Result<Stored, IngestError> {
+    let receipt = std::mem::replace(&mut stored.indexed, IndexReceipt::ready());
+    receipt.wait().await.map_err(IngestError::OutOfResources)?;
+    Ok(stored)
+}
+
