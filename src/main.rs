@@ -64,6 +64,20 @@ enum Command {
         #[arg(long, default_value_t = 50)]
         limit: i64,
     },
+    /// Make first-frame thumbnails of DICOM files, straight from disk.
+    Thumbnails {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Where to write `<file name>.jpg`.
+        #[arg(long)]
+        out: PathBuf,
+        /// Longest side in pixels.
+        #[arg(long, default_value_t = 256)]
+        size: u32,
+        /// Worker threads (default: every core).
+        #[arg(long)]
+        threads: Option<usize>,
+    },
     /// Send a C-ECHO to a DICOM node.
     Echo {
         host: String,
@@ -132,6 +146,7 @@ async fn run(command: Command, mut config: Config) -> Result<()> {
         Command::Site { action } => site(action, &config).await,
         Command::Import { site, paths } => import(&config, &site, &paths).await,
         Command::Studies { site, limit } => studies(&config, site, limit).await,
+        Command::Thumbnails { paths, out, size, threads } => thumbnails(&paths, &out, size, threads),
         Command::Echo { host, port, ae, calling_ae, timeout_secs } => {
             let rtt = pacs_gateway::echo::echo(&format!("{host}:{port}"), &ae, &calling_ae, Duration::from_secs(timeout_secs))
                 .await?;
@@ -259,6 +274,53 @@ async fn studies(config: &Config, site: Option<String>, limit: i64) -> Result<()
             s.status,
             s.study_uid
         );
+    }
+    Ok(())
+}
+
+fn thumbnails(paths: &[PathBuf], out: &Path, size: u32, threads: Option<usize>) -> Result<()> {
+    let files = collect_files(paths)?;
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let mut options = telediag_imaging::BatchOptions { size, ..Default::default() };
+    if let Some(threads) = threads {
+        options.threads = threads;
+    }
+    let bar = ProgressBar::new(files.len() as u64);
+    bar.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} files, {per_sec}, eta {eta}")?);
+    let started = std::time::Instant::now();
+    let failures = std::sync::Mutex::new(Vec::new());
+    let frames = std::sync::atomic::AtomicU64::new(0);
+    telediag_imaging::thumbnail_files(&files, &options, |path, result| {
+        match result {
+            Ok((thumbnail, _)) => {
+                let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                let target = out.join(format!("{name}.jpg"));
+                if let Err(e) = std::fs::write(&target, &thumbnail.bytes) {
+                    failures.lock().unwrap().push((path.to_owned(), format!("cannot write {}: {e}", target.display())));
+                } else {
+                    frames.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+            Err(e) => failures.lock().unwrap().push((path.to_owned(), format!("undecodable: {e}"))),
+        }
+        bar.inc(1);
+    })
+    .map_err(|e| anyhow::anyhow!(e))?;
+    bar.finish_and_clear();
+    let elapsed = started.elapsed().as_secs_f64();
+    let made = frames.into_inner();
+    println!(
+        "{made} thumbnails in {elapsed:.2} s ({:.1} frames/s, {} threads) into {}",
+        made as f64 / elapsed.max(1e-9),
+        options.threads,
+        out.display()
+    );
+    let failures = failures.into_inner().unwrap();
+    for (path, reason) in failures.iter().take(50) {
+        println!("  {}: {reason}", path.display());
+    }
+    if made == 0 && !failures.is_empty() {
+        bail!("no thumbnail could be made");
     }
     Ok(())
 }

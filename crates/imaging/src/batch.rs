@@ -1,0 +1,52 @@
+//! Thumbnails for many files at once, on a rayon pool sized by the caller.
+
+use std::path::{Path, PathBuf};
+
+use crate::render::{RenderError, render_file};
+use crate::thumbnail::{Thumbnail, ThumbnailFormat, make_thumbnail};
+
+/// How a batch runs.
+#[derive(Debug, Clone)]
+pub struct BatchOptions {
+    /// Longest side of a thumbnail, in pixels. Default 256.
+    pub size: u32,
+    /// Worker threads. Default: every core.
+    pub threads: usize,
+    pub format: ThumbnailFormat,
+}
+
+impl Default for BatchOptions {
+    fn default() -> Self {
+        BatchOptions {
+            size: 256,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            format: ThumbnailFormat::Jpeg,
+        }
+    }
+}
+
+/// The thumbnail of the first frame of one file.
+pub fn thumbnail_file(path: &Path, size: u32, format: ThumbnailFormat) -> Result<(Thumbnail, u32), RenderError> {
+    let rendered = render_file(path, 0)?;
+    let thumbnail = make_thumbnail(&rendered.image, size, format).map_err(RenderError::Decode)?;
+    Ok((thumbnail, rendered.frames))
+}
+
+/// Makes the first-frame thumbnail of every file in `files` on a pool of
+/// `options.threads` threads, calling `done` (from a worker) as each
+/// finishes, in no particular order.
+pub fn thumbnail_files<F>(files: &[PathBuf], options: &BatchOptions, done: F) -> Result<(), String>
+where
+    F: Fn(&Path, Result<(Thumbnail, u32), RenderError>) + Sync,
+{
+    use rayon::prelude::*;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(options.threads.max(1))
+        .thread_name(|i| format!("imaging-{i}"))
+        .build()
+        .map_err(|e| format!("cannot start {} imaging threads: {e}", options.threads))?;
+    pool.install(|| {
+        files.par_iter().for_each(|path| done(path, thumbnail_file(path, options.size, options.format)));
+    });
+    Ok(())
+}

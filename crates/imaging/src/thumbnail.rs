@@ -1,0 +1,70 @@
+//! Thumbnails and previews: resize to fit, keep the aspect ratio, encode.
+
+use std::io::Cursor;
+
+use image::{DynamicImage, ImageFormat, imageops::FilterType};
+
+/// How a thumbnail is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThumbnailFormat {
+    /// Quality 90: photographs and large images.
+    Jpeg,
+    /// Lossless: small images and line art.
+    Png,
+}
+
+/// An encoded thumbnail.
+#[derive(Debug, Clone)]
+pub struct Thumbnail {
+    pub bytes: Vec<u8>,
+    pub width: u32,
+    pub height: u32,
+    pub format: ThumbnailFormat,
+}
+
+/// Fits `image` into a `size`×`size` square (never enlarging it), with a
+/// Catmull-Rom filter, and encodes it.
+pub fn make_thumbnail(image: &DynamicImage, size: u32, format: ThumbnailFormat) -> Result<Thumbnail, String> {
+    let (w, h) = (image.width().max(1), image.height().max(1));
+    let scale = (size as f64 / w.max(h) as f64).min(1.0);
+    let (tw, th) = (((w as f64 * scale).round() as u32).max(1), ((h as f64 * scale).round() as u32).max(1));
+    let resized = if (tw, th) == (w, h) { image.clone() } else { image.resize_exact(tw, th, FilterType::CatmullRom) };
+    let resized = match resized {
+        DynamicImage::ImageLuma8(_) | DynamicImage::ImageRgb8(_) => resized,
+        other if other.color().has_color() => DynamicImage::ImageRgb8(other.to_rgb8()),
+        other => DynamicImage::ImageLuma8(other.to_luma8()),
+    };
+    let mut bytes = Vec::new();
+    let encoded = match format {
+        ThumbnailFormat::Jpeg => {
+            let encoder = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 90);
+            resized.write_with_encoder(encoder)
+        }
+        ThumbnailFormat::Png => resized.write_to(&mut Cursor::new(&mut bytes), ImageFormat::Png),
+    };
+    encoded.map_err(|e| format!("cannot encode the thumbnail: {e}"))?;
+    Ok(Thumbnail { bytes, width: tw, height: th, format })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use image::{GrayImage, Luma};
+
+    fn check(width: u32, height: u32, size: u32, expected: (u32, u32)) {
+        let image = DynamicImage::ImageLuma8(GrayImage::from_pixel(width, height, Luma([128])));
+        let thumb = make_thumbnail(&image, size, ThumbnailFormat::Png).unwrap();
+        assert_eq!((thumb.width, thumb.height), expected, "{width}x{height} into {size}");
+        let decoded = image::load_from_memory(&thumb.bytes).unwrap();
+        assert_eq!((decoded.width(), decoded.height()), expected);
+    }
+
+    #[test]
+    fn thumbnails_keep_the_aspect_ratio_and_never_enlarge() {
+        check(512, 512, 256, (256, 256));
+        check(1024, 768, 256, (256, 192));
+        check(600, 2000, 256, (77, 256));
+        check(100, 50, 256, (100, 50));
+        check(3000, 1, 256, (256, 1));
+    }
+}
