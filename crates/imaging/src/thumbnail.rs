@@ -2,7 +2,8 @@
 
 use std::io::Cursor;
 
-use image::{DynamicImage, ImageFormat, imageops::FilterType};
+use fast_image_resize::{FilterType, ResizeAlg, ResizeOptions, Resizer};
+use image::{DynamicImage, ImageFormat};
 
 /// How a thumbnail is encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,16 +24,25 @@ pub struct Thumbnail {
 }
 
 /// Fits `image` into a `size`×`size` square (never enlarging it), with a
-/// Catmull-Rom filter, and encodes it.
+/// Catmull-Rom convolution (fast_image_resize: SIMD, several times the speed
+/// of `image`'s resizer on a 7 MB radiograph), and encodes it.
 pub fn make_thumbnail(image: &DynamicImage, size: u32, format: ThumbnailFormat) -> Result<Thumbnail, String> {
     let (w, h) = (image.width().max(1), image.height().max(1));
     let scale = (size as f64 / w.max(h) as f64).min(1.0);
     let (tw, th) = (((w as f64 * scale).round() as u32).max(1), ((h as f64 * scale).round() as u32).max(1));
-    let resized = if (tw, th) == (w, h) { image.clone() } else { image.resize_exact(tw, th, FilterType::CatmullRom) };
-    let resized = match resized {
-        DynamicImage::ImageLuma8(_) | DynamicImage::ImageRgb8(_) => resized,
+    let source = match image {
+        DynamicImage::ImageLuma8(_) | DynamicImage::ImageRgb8(_) => image.clone(),
         other if other.color().has_color() => DynamicImage::ImageRgb8(other.to_rgb8()),
         other => DynamicImage::ImageLuma8(other.to_luma8()),
+    };
+    let resized = if (tw, th) == (w, h) {
+        source
+    } else {
+        let mut target = DynamicImage::new(tw, th, source.color());
+        Resizer::new()
+            .resize(&source, &mut target, &ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::CatmullRom)))
+            .map_err(|e| format!("cannot resize {w}x{h} to {tw}x{th}: {e}"))?;
+        target
     };
     let mut bytes = Vec::new();
     let encoded = match format {
