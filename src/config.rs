@@ -48,6 +48,8 @@ pub struct HttpConfig {
 pub struct ArchiveSection {
     /// A study with no new instance for this long is complete.
     pub study_stable_secs: u64,
+    /// Threads rendering thumbnails and previews; 0 means every core.
+    pub imaging_threads: usize,
 }
 
 impl Default for Config {
@@ -87,7 +89,7 @@ impl Default for HttpConfig {
 
 impl Default for ArchiveSection {
     fn default() -> Self {
-        ArchiveSection { study_stable_secs: 30 }
+        ArchiveSection { study_stable_secs: 30, imaging_threads: 0 }
     }
 }
 
@@ -145,6 +147,13 @@ impl Config {
             data_dir: self.data_dir.clone(),
             database_url: self.database_url.clone(),
             durability: self.durability,
+        }
+    }
+
+    pub fn imaging_threads(&self) -> usize {
+        match self.archive.imaging_threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
         }
     }
 

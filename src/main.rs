@@ -3,6 +3,7 @@
 
 mod config;
 mod demo;
+mod pipeline;
 mod serve;
 
 use std::path::{Path, PathBuf};

@@ -75,6 +75,7 @@ pub async fn run(config: Config) -> Result<()> {
     let http = tokio::spawn(async move {
         axum::serve(http_listener, app).with_graceful_shutdown(wait_for(&stop_rx)).await
     });
+    let pipeline = tokio::spawn(crate::pipeline::run(archive.clone(), config.imaging_threads(), stop_tx.subscribe()));
     let stability = tokio::spawn(telediag_archive::stability::run_stability_monitor(
         archive.database().clone(),
         std::time::Duration::from_secs(config.archive.study_stable_secs),
@@ -87,6 +88,7 @@ pub async fn run(config: Config) -> Result<()> {
     let _ = dicom.await;
     let _ = http.await;
     let _ = stability.await;
+    let _ = pipeline.await;
     archive.wait_idle().await;
     tracing::info!(peak_rss_kib = peak_rss_kib(), "stopped");
     Ok(())

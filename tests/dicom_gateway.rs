@@ -182,7 +182,7 @@ async fn dimse_statuses_say_what_was_wrong_and_leave_nothing_behind() {
     for uid in ["1.2.3.101", "1.2.3.102", "1.2.3.999"] {
         assert!(db.versions_of(&uid.parse().unwrap()).await.unwrap().is_empty(), "{uid} must not be indexed");
     }
-    assert_eq!(server.object_files().len(), 2, "only the two versions are on disk: {:?}", server.object_files());
+    assert_eq!(server.original_files().len(), 2, "only the two versions are on disk: {:?}", server.original_files());
     assert!(server.staged_files().is_empty(), "partial files left: {:?}", server.staged_files());
     server.stop();
 }

@@ -184,6 +184,12 @@ impl Server {
         out
     }
 
+    /// Every original object file (under objects/originals).
+    pub fn original_files(&self) -> Vec<PathBuf> {
+        let originals = self.data().join("objects/originals");
+        self.object_files().into_iter().filter(|p| p.starts_with(&originals)).collect()
+    }
+
     /// Every file under objects/.
     pub fn object_files(&self) -> Vec<PathBuf> {
         fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -311,6 +317,21 @@ pub fn acknowledged(log: &str) -> Vec<PathBuf> {
         }
     }
     sent
+}
+
+/// A raw HTTP/1.1 exchange: status, lower-cased head, body bytes (not chunked).
+pub fn http_raw(port: u16, path: &str, token: &str, extra_header: Option<&str>) -> (u16, String, Vec<u8>) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let extra = extra_header.map(|h| format!("{h}\r\n")).unwrap_or_default();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nAuthorization: Bearer {token}\r\n{extra}\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let split = response.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&response[..split]).to_ascii_lowercase();
+    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, head, response[split + 4..].to_vec())
 }
 
 /// A minimal HTTP/1.1 client for the API tests (no client library needed

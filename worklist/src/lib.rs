@@ -2,7 +2,8 @@
 //!
 //! - [`auth`]: argon2 passwords, session tokens (bearer or cookie), roles, and
 //!   the per-site [`auth::Scope`] every patient-data query is filtered by.
-//! - `routes`: health and login (public); studies, sites, users, the caller (authenticated).
+//! - `routes`: health and login (public); studies, sites, users, instance
+//!   thumbnails and previews (with ETag), the caller (authenticated).
 //! - [`error`]: every failure is JSON `{"error": reason}` with a fitting status.
 //!
 //! What it does not do: speak DIMSE or touch objects' bytes; it reads the
@@ -34,6 +35,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/sites", get(routes::list_sites).post(routes::add_site))
         .route("/api/sites/{name}", delete(routes::remove_site))
         .route("/api/users", post(routes::add_user))
+        .route("/api/instances/{uid}/{kind}", get(routes::instance_image))
         .fallback(|| async { error::ApiError::not_found("route") })
         .with_state(state)
 }

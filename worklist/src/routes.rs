@@ -126,6 +126,53 @@ pub async fn add_user(
     Ok((StatusCode::CREATED, Json(serde_json::json!({ "id": id, "username": new_user.username }))).into_response())
 }
 
+/// `GET /api/instances/{uid}/thumbnail` and `/preview`: the derived image,
+/// with an ETag so browsers and the viewer revalidate instead of refetching.
+pub async fn instance_image(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path((uid, kind)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    use telediag_archive::derived::DerivedKind;
+    let kind = match kind.as_str() {
+        "thumbnail" => DerivedKind::Thumbnail,
+        "preview" => DerivedKind::Preview,
+        _ => return Err(ApiError::not_found("route")),
+    };
+    let sop = telediag_archive::SopInstanceUid::parse(&uid).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let db = state.archive.database();
+    let owner = db.instance_site(&sop).await?.ok_or_else(|| ApiError::not_found("instance"))?;
+    if let Scope::Site(site) = user.scope()?
+        && site != owner
+    {
+        return Err(ApiError::not_found("instance"));
+    }
+    let record = db.derived(&sop, kind).await?.ok_or_else(|| {
+        ApiError::new(StatusCode::NOT_FOUND, format!("the {} is not made yet; try again shortly", kind.as_str()))
+    })?;
+    if let Some(error) = record.error {
+        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, error));
+    }
+    let etag = record.etag.unwrap_or_default();
+    let mut reply = HeaderMap::new();
+    reply.insert(header::ETAG, HeaderValue::from_str(&etag).map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "bad etag"))?);
+    reply.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, max-age=0, must-revalidate"));
+    if headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) == Some(etag.as_str()) {
+        return Ok((StatusCode::NOT_MODIFIED, reply).into_response());
+    }
+    let key = telediag_archive::store::ObjectKey::new(record.object_key.unwrap_or_default())
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let path = state.archive.store().path_of(&key);
+    let bytes = tokio::fs::read(&path)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("cannot read the {}: {e}", kind.as_str())))?;
+    let content_type = record.content_type.unwrap_or_else(|| "application/octet-stream".into());
+    reply.insert(header::CONTENT_TYPE, HeaderValue::from_str(&content_type).unwrap_or(HeaderValue::from_static("image/jpeg")));
+    tracing::info!(user = %user.username, sop_instance_uid = %sop, kind = kind.as_str(), "image read");
+    Ok((reply, bytes).into_response())
+}
+
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

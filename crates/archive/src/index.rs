@@ -215,6 +215,15 @@ pub(crate) async fn insert_instance(tx: &mut Transaction<'_, Sqlite>, rec: &Inst
     .bind(rec.conflict)
     .execute(&mut **tx)
     .await?;
+    // Every stored version is rendered (thumbnail, preview) by the pipeline.
+    sqlx::query("INSERT INTO jobs (kind, payload, run_after, created_at, updated_at) VALUES (?, ?, ?, ?, ?)")
+        .bind(crate::jobs::kinds::INSTANCE_RENDER)
+        .bind(serde_json::json!({ "sop_instance_uid": rec.sop_instance_uid.as_str(), "object_key": rec.object_key }).to_string())
+        .bind(rec.received_at)
+        .bind(rec.received_at)
+        .bind(rec.received_at)
+        .execute(&mut **tx)
+        .await?;
     if rec.version == 1 {
         sqlx::query("UPDATE series SET num_instances = num_instances + 1 WHERE id = ?")
             .bind(series_ref)

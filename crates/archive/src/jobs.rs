@@ -17,6 +17,9 @@ pub mod kinds {
     /// A study has had no new instance for the stability delay.
     /// Payload: `{"study_uid": "..."}`.
     pub const STUDY_COMPLETE: &str = "study.complete";
+    /// A stored object version awaits its thumbnail and preview.
+    /// Payload: `{"sop_instance_uid": "...", "object_key": "..."}`.
+    pub const INSTANCE_RENDER: &str = "instance.render";
 }
 
 /// A claimed job.

@@ -14,6 +14,7 @@
 //! - [`db`], [`index`]: the index database (sqlx, SQLite) and its queries;
 //!   `indexer` batches index writes into group commits.
 //! - [`sites`]: county hospitals, their AE titles and networks.
+//! - [`derived`]: thumbnails and previews, recorded with their failures.
 //! - [`jobs`]: a durable job queue; [`stability`]: marks studies complete and
 //!   queues their jobs.
 //! - [`accounts`]: stored users and sessions (hashes only).
@@ -24,6 +25,7 @@
 pub mod accounts;
 pub mod charset;
 pub mod db;
+pub mod derived;
 pub mod index;
 mod indexer;
 pub mod ingest;

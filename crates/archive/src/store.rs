@@ -76,6 +76,9 @@ pub trait BlobStore: Send + Sync + 'static {
     fn size(&self, key: &ObjectKey) -> Result<u64, StoreError>;
     /// Removes `key`; succeeds if it does not exist.
     fn delete(&self, key: &ObjectKey) -> Result<(), StoreError>;
+    /// Writes `bytes` under `key` atomically (readers see the old or the new
+    /// object, never a part), without fsync: for objects that can be rebuilt.
+    fn put_rebuildable(&self, key: &ObjectKey, bytes: &[u8]) -> Result<(), StoreError>;
 }
 
 /// Objects as files under a root directory.
@@ -162,6 +165,16 @@ impl BlobStore for LocalStore {
             Err(source) => Err(StoreError::Io { key: key.to_string(), source }),
         }
     }
+
+    fn put_rebuildable(&self, key: &ObjectKey, bytes: &[u8]) -> Result<(), StoreError> {
+        let io_err = |source| StoreError::Io { key: key.to_string(), source };
+        let target = self.path_of(key);
+        let dir = target.parent().expect("keys are relative paths below the root");
+        fs::create_dir_all(dir).map_err(io_err)?;
+        let temporary = dir.join(format!(".{}.tmp{}", target.file_name().unwrap().to_string_lossy(), std::process::id()));
+        fs::write(&temporary, bytes).map_err(io_err)?;
+        fs::rename(&temporary, &target).map_err(io_err)
+    }
 }
 
 #[cfg(test)]
@@ -187,6 +200,11 @@ mod tests {
         assert_eq!(text, "second!");
         store.delete(&key).unwrap();
         assert!(matches!(store.size(&key), Err(StoreError::NotFound { .. })));
+
+        let thumb = ObjectKey::new("derived/1.2.3.4/thumbnail.jpg").unwrap();
+        store.put_rebuildable(&thumb, b"jpeg").unwrap();
+        store.put_rebuildable(&thumb, b"jpeg, again").unwrap();
+        assert_eq!(store.size(&thumb).unwrap(), 11);
     }
 
     #[test]

@@ -25,6 +25,46 @@ impl Default for BatchOptions {
     }
 }
 
+/// The imaging thread pool: rayon, sized once, kept apart from the async
+/// runtime so decoding never stalls network or HTTP work.
+pub struct ImagingPool(rayon::ThreadPool);
+
+impl ImagingPool {
+    pub fn new(threads: usize) -> Result<ImagingPool, String> {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads.max(1))
+            .thread_name(|i| format!("imaging-{i}"))
+            .build()
+            .map(ImagingPool)
+            .map_err(|e| format!("cannot start {threads} imaging threads: {e}"))
+    }
+
+    /// Runs `work` on the pool.
+    pub fn spawn(&self, work: impl FnOnce() + Send + 'static) {
+        self.0.spawn(work);
+    }
+}
+
+/// What the pipeline makes of one object: a thumbnail and a full-resolution
+/// 8-bit preview of its first frame.
+#[derive(Debug, Clone)]
+pub struct Derived {
+    pub thumbnail: Thumbnail,
+    pub preview: Thumbnail,
+    pub frames: u32,
+}
+
+/// Renders the first frame once and makes both the `size` thumbnail (JPEG)
+/// and the preview (PNG up to 1 megapixel, JPEG quality 90 above).
+pub fn derive_file(path: &Path, size: u32) -> Result<Derived, RenderError> {
+    let rendered = render_file(path, 0)?;
+    let thumbnail = make_thumbnail(&rendered.image, size, ThumbnailFormat::Jpeg).map_err(RenderError::Decode)?;
+    let (w, h) = (rendered.image.width(), rendered.image.height());
+    let format = if u64::from(w) * u64::from(h) <= 1_000_000 { ThumbnailFormat::Png } else { ThumbnailFormat::Jpeg };
+    let preview = make_thumbnail(&rendered.image, w.max(h), format).map_err(RenderError::Decode)?;
+    Ok(Derived { thumbnail, preview, frames: rendered.frames })
+}
+
 /// The thumbnail of the first frame of one file.
 pub fn thumbnail_file(path: &Path, size: u32, format: ThumbnailFormat) -> Result<(Thumbnail, u32), RenderError> {
     let rendered = render_file(path, 0)?;

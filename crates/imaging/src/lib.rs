@@ -20,6 +20,6 @@ pub mod batch;
 pub mod render;
 pub mod thumbnail;
 
-pub use batch::{BatchOptions, thumbnail_files};
+pub use batch::{BatchOptions, Derived, ImagingPool, derive_file, thumbnail_files};
 pub use render::{RenderError, Rendered, render_file};
 pub use thumbnail::{Thumbnail, ThumbnailFormat, make_thumbnail};

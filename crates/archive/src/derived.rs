@@ -1,0 +1,114 @@
+//! Derived objects: thumbnails and previews made from the originals.
+//!
+//! They live under `derived/<sop>/<kind>.<ext>` and can always be rebuilt, so
+//! they are written atomically (temporary file + rename) but not fsynced. The
+//! `derived` table says what exists, or why an instance could not be rendered.
+
+use sqlx::Row;
+
+use crate::db::{Database, DbError, now_ms};
+use crate::store::{ObjectKey, StoreError};
+use crate::uid::SopInstanceUid;
+
+/// What a derived object is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DerivedKind {
+    /// 256 px on the long side, JPEG.
+    Thumbnail,
+    /// Full resolution, 8-bit.
+    Preview,
+}
+
+impl DerivedKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DerivedKind::Thumbnail => "thumbnail",
+            DerivedKind::Preview => "preview",
+        }
+    }
+}
+
+/// The key of a derived object.
+pub fn derived_key(sop: &SopInstanceUid, kind: DerivedKind, extension: &str) -> Result<ObjectKey, StoreError> {
+    ObjectKey::new(format!("derived/{sop}/{}.{extension}", kind.as_str()))
+}
+
+/// A derived object as recorded.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DerivedRecord {
+    pub sop_instance_uid: String,
+    pub kind: String,
+    /// `None` when rendering failed.
+    pub object_key: Option<String>,
+    pub content_type: Option<String>,
+    pub width: Option<i64>,
+    pub height: Option<i64>,
+    pub frames: Option<i64>,
+    pub size_bytes: Option<i64>,
+    pub etag: Option<String>,
+    /// `undecodable: <reason>`.
+    pub error: Option<String>,
+}
+
+impl Database {
+    /// Records (replacing) a derived object or a rendering failure.
+    pub async fn record_derived(&self, record: &DerivedRecord) -> Result<(), DbError> {
+        sqlx::query(
+            "INSERT INTO derived (sop_instance_uid, kind, object_key, content_type, width, height, frames, size_bytes,
+               etag, error, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (sop_instance_uid, kind) DO UPDATE SET object_key = excluded.object_key,
+               content_type = excluded.content_type, width = excluded.width, height = excluded.height,
+               frames = excluded.frames, size_bytes = excluded.size_bytes, etag = excluded.etag,
+               error = excluded.error, created_at = excluded.created_at",
+        )
+        .bind(&record.sop_instance_uid)
+        .bind(&record.kind)
+        .bind(&record.object_key)
+        .bind(&record.content_type)
+        .bind(record.width)
+        .bind(record.height)
+        .bind(record.frames)
+        .bind(record.size_bytes)
+        .bind(&record.etag)
+        .bind(&record.error)
+        .bind(now_ms())
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// The derived object of `kind` for `sop`, if any was made (or failed).
+    pub async fn derived(&self, sop: &SopInstanceUid, kind: DerivedKind) -> Result<Option<DerivedRecord>, DbError> {
+        let row = sqlx::query(
+            "SELECT sop_instance_uid, kind, object_key, content_type, width, height, frames, size_bytes, etag, error
+             FROM derived WHERE sop_instance_uid = ? AND kind = ?",
+        )
+        .bind(sop.as_str())
+        .bind(kind.as_str())
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.map(|r| DerivedRecord {
+            sop_instance_uid: r.get(0),
+            kind: r.get(1),
+            object_key: r.get(2),
+            content_type: r.get(3),
+            width: r.get(4),
+            height: r.get(5),
+            frames: r.get(6),
+            size_bytes: r.get(7),
+            etag: r.get(8),
+            error: r.get(9),
+        }))
+    }
+
+    /// The site that owns the study of `sop` (latest version), for access checks.
+    pub async fn instance_site(&self, sop: &SopInstanceUid) -> Result<Option<i64>, DbError> {
+        Ok(sqlx::query_scalar(
+            "SELECT st.site_id FROM instances i JOIN series se ON se.id = i.series_ref JOIN studies st ON st.id = se.study_ref
+             WHERE i.sop_instance_uid = ? ORDER BY i.version DESC LIMIT 1",
+        )
+        .bind(sop.as_str())
+        .fetch_optional(self.pool())
+        .await?)
+    }
+}

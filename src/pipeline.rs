@@ -1,0 +1,154 @@
+//! The imaging pipeline's worker: wiring between the archive's job queue and
+//! `crates/imaging`. Every stored object version queues an `instance.render`
+//! job in the same transaction as its index row; this loop claims them,
+//! renders on the imaging pool (bounded, so a 5,000-instance study waits in
+//! the queue, not in memory), stores the thumbnail and preview as derived
+//! objects and records them, or records why the object is undecodable. A
+//! restart resumes: claims are leases.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use telediag_archive::Archive;
+use telediag_archive::derived::{DerivedKind, DerivedRecord, derived_key};
+use telediag_archive::jobs::{Job, kinds};
+use telediag_archive::store::{BlobStore, ObjectKey};
+use telediag_archive::SopInstanceUid;
+use tokio::sync::{Semaphore, oneshot, watch};
+
+/// Longest side of instance thumbnails.
+const THUMBNAIL_SIZE: u32 = 256;
+
+/// Rendering still reads a whole object into memory; objects above this are
+/// recorded as not rendered rather than risk the memory bound. (Reading only
+/// the first frame is the imaging issue's to do.)
+const MAX_RENDERED_OBJECT: u64 = 256 * 1024 * 1024;
+
+pub async fn run(archive: Archive, threads: usize, mut stop: watch::Receiver<bool>) {
+    let pool = match telediag_imaging::ImagingPool::new(threads) {
+        Ok(pool) => Arc::new(pool),
+        Err(e) => {
+            tracing::error!(error = %e, "imaging pipeline not started");
+            return;
+        }
+    };
+    let slots = Arc::new(Semaphore::new(threads * 2));
+    let mut tasks = tokio::task::JoinSet::new();
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        let permit = tokio::select! {
+            permit = slots.clone().acquire_owned() => permit.expect("never closed"),
+            _ = stop.changed() => break,
+        };
+        let job = match archive.database().claim_job(&[kinds::INSTANCE_RENDER], "pipeline", Duration::from_secs(120)).await {
+            Ok(Some(job)) => job,
+            Ok(None) => {
+                drop(permit);
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                    _ = stop.changed() => break,
+                }
+                continue;
+            }
+            Err(e) => {
+                drop(permit);
+                tracing::warn!(error = %e, "cannot claim pipeline jobs");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        let (archive, pool) = (archive.clone(), pool.clone());
+        tasks.spawn(async move {
+            process(&archive, &pool, job).await;
+            drop(permit);
+        });
+        while tasks.try_join_next().is_some() {}
+    }
+    while tasks.join_next().await.is_some() {}
+}
+
+async fn process(archive: &Archive, pool: &telediag_imaging::ImagingPool, job: Job) {
+    let db = archive.database();
+    let (Some(sop), Some(key)) = (job.payload["sop_instance_uid"].as_str(), job.payload["object_key"].as_str()) else {
+        let _ = db.fail_job(job.id, "payload lacks sop_instance_uid or object_key", None).await;
+        return;
+    };
+    let (Ok(sop), Ok(key)) = (SopInstanceUid::parse(sop), ObjectKey::new(key)) else {
+        let _ = db.fail_job(job.id, "payload holds an invalid UID or key", None).await;
+        return;
+    };
+    let path = archive.store().path_of(&key);
+    let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    let rendered = if size > MAX_RENDERED_OBJECT {
+        Err(telediag_imaging::RenderError::Decode(format!(
+            "object of {} MB is above the {} MB render limit",
+            size >> 20,
+            MAX_RENDERED_OBJECT >> 20
+        )))
+    } else {
+        let (done, result) = oneshot::channel();
+        pool.spawn(move || {
+            let _ = done.send(telediag_imaging::derive_file(&path, THUMBNAIL_SIZE));
+        });
+        result.await.unwrap_or_else(|_| Err(telediag_imaging::RenderError::Decode("render task lost".into())))
+    };
+    let outcome = match rendered {
+        Ok(derived) => store(archive, &sop, &derived).await,
+        Err(e) => {
+            tracing::info!(sop_instance_uid = %sop, reason = %e, "undecodable");
+            let error = Some(format!("undecodable: {e}"));
+            let mut result = Ok(());
+            for kind in [DerivedKind::Thumbnail, DerivedKind::Preview] {
+                let record = DerivedRecord {
+                    sop_instance_uid: sop.to_string(),
+                    kind: kind.as_str().into(),
+                    object_key: None,
+                    content_type: None,
+                    width: None,
+                    height: None,
+                    frames: None,
+                    size_bytes: None,
+                    etag: None,
+                    error: error.clone(),
+                };
+                result = result.and(db.record_derived(&record).await.map_err(|e| e.to_string()));
+            }
+            result
+        }
+    };
+    let _ = match outcome {
+        Ok(()) => db.complete_job(job.id).await,
+        Err(e) => db.fail_job(job.id, &e, Some(Duration::from_secs(30))).await,
+    };
+}
+
+async fn store(archive: &Archive, sop: &SopInstanceUid, derived: &telediag_imaging::Derived) -> Result<(), String> {
+    for (kind, image) in [(DerivedKind::Thumbnail, &derived.thumbnail), (DerivedKind::Preview, &derived.preview)] {
+        let (extension, content_type) = match image.format {
+            telediag_imaging::ThumbnailFormat::Jpeg => ("jpg", "image/jpeg"),
+            telediag_imaging::ThumbnailFormat::Png => ("png", "image/png"),
+        };
+        let key = derived_key(sop, kind, extension).map_err(|e| e.to_string())?;
+        let (store, bytes, put_key) = (archive.store().clone(), image.bytes.clone(), key.clone());
+        tokio::task::spawn_blocking(move || store.put_rebuildable(&put_key, &bytes))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        let record = DerivedRecord {
+            sop_instance_uid: sop.to_string(),
+            kind: kind.as_str().into(),
+            object_key: Some(key.to_string()),
+            content_type: Some(content_type.into()),
+            width: Some(i64::from(image.width)),
+            height: Some(i64::from(image.height)),
+            frames: Some(i64::from(derived.frames)),
+            size_bytes: Some(image.bytes.len() as i64),
+            etag: Some(format!("\"{:032x}\"", xxhash_rust::xxh3::xxh3_128(&image.bytes))),
+            error: None,
+        };
+        archive.database().record_derived(&record).await.map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
