@@ -72,11 +72,37 @@ fn arriving_images_get_thumbnails_and_previews_served_with_etags() {
     let reason: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert!(reason["error"].as_str().unwrap().starts_with("undecodable: not an image"), "{reason}");
 
+    // The study says when it is ready, and which instances cannot be shown.
+    let ct_study = telediag_sample_data::demo_uid("demo-ct-study");
+    let (status, body) = http(port, "GET", &format!("/api/studies/{ct_study}"), Some(&admin), None);
+    assert_eq!(status, 200, "{body}");
+    let study: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(study["rendering"]["ready"], true, "{}", study["rendering"]);
+    assert_eq!(study["rendering"]["thumbnails"], 1);
+    let sr_path = std::path::Path::new(&sr);
+    let (sr_meta, sr_offset) = telediag_archive::part10::read_header(std::fs::File::open(sr_path).unwrap()).unwrap();
+    let sr_len = std::fs::metadata(sr_path).unwrap().len() - sr_offset;
+    let sr_study = telediag_archive::scan::scan_file(sr_path, &sr_meta.transfer_syntax_uid, sr_offset, sr_len)
+        .unwrap()
+        .text(dicom_core::Tag(0x0020, 0x000D))
+        .unwrap();
+    let (_, body) = http(port, "GET", &format!("/api/studies/{sr_study}"), Some(&admin), None);
+    let study: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(study["rendering"]["ready"], true, "{}", study["rendering"]);
+    assert_eq!(study["rendering"]["undecodable"][0]["sop_instance_uid"], sr_sop.as_str(), "{}", study["rendering"]);
+
+    // A series is shown by its middle instance.
+    let series = telediag_sample_data::demo_uid("demo-ct-series");
+    let (status, head, body) = http_raw(port, &format!("/api/series/{series}/thumbnail"), &admin, None);
+    assert_eq!(status, 200, "{head}");
+    assert_eq!(image::load_from_memory(&body).unwrap().width(), 256);
+
     // Another site's staff cannot see it; unknown instances are 404 too.
     let body = r#"{"username":"xihe","display_name":"x","password":"password-xihe","roles":["site_user"],"site":"西河县医院"}"#;
     assert_eq!(http(port, "POST", "/api/users", Some(&admin), Some(body)).0, 201);
     let xihe = login(port, "xihe", "password-xihe");
     assert_eq!(http_raw(port, &format!("/api/instances/{sop}/thumbnail"), &xihe, None).0, 404);
+    assert_eq!(http_raw(port, &format!("/api/series/{series}/thumbnail"), &xihe, None).0, 404);
     assert_eq!(http_raw(port, "/api/instances/1.2.3.4/thumbnail", &admin, None).0, 404);
     assert_eq!(http_raw(port, &format!("/api/instances/{sop}/thumbnail"), "forged", None).0, 401);
     server.stop();

@@ -36,6 +36,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/sites/{name}", delete(routes::remove_site))
         .route("/api/users", post(routes::add_user))
         .route("/api/instances/{uid}/{kind}", get(routes::instance_image))
+        .route("/api/series/{uid}/thumbnail", get(routes::series_thumbnail))
         .fallback(|| async { error::ApiError::not_found("route") })
         .with_state(state)
 }

@@ -173,6 +173,23 @@ pub async fn instance_image(
     Ok((reply, bytes).into_response())
 }
 
+/// `GET /api/series/{uid}/thumbnail`: the thumbnail of the series' middle instance.
+pub async fn series_thumbnail(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(uid): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let series = telediag_archive::SeriesUid::parse(&uid).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let (sop, _) = state
+        .archive
+        .database()
+        .series_representative(series.as_str())
+        .await?
+        .ok_or_else(|| ApiError::not_found("series"))?;
+    instance_image(State(state), user, Path((sop, "thumbnail".to_owned())), headers).await
+}
+
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -328,6 +328,26 @@ pub struct StudyDetail {
     pub summary: StudySummary,
     pub site_id: i64,
     pub series: Vec<SeriesDetail>,
+    /// Rendering state: ready once every instance has a thumbnail or a
+    /// recorded reason why it cannot have one.
+    pub rendering: RenderingState,
+}
+
+/// How far the pipeline has got with a study.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct RenderingState {
+    pub ready: bool,
+    pub thumbnails: i64,
+    pub pending: i64,
+    /// Instances that cannot be rendered, with the reason.
+    pub undecodable: Vec<Undecodable>,
+}
+
+/// An instance the pipeline could not render.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Undecodable {
+    pub sop_instance_uid: String,
+    pub reason: String,
 }
 
 const STUDY_COLUMNS: &str = "s.study_uid, si.name, p.patient_id, p.name, p.sex, p.birth_date, s.accession_number,
@@ -478,7 +498,48 @@ impl Database {
                 instances,
             });
         }
-        Ok(Some(StudyDetail { summary, site_id: owner, series }))
+        let rendering = self.rendering_state(uid).await?;
+        Ok(Some(StudyDetail { summary, site_id: owner, series, rendering }))
+    }
+
+    /// Thumbnails made, still pending, and undecodable instances of a study
+    /// (latest version of each instance).
+    async fn rendering_state(&self, uid: &StudyUid) -> Result<RenderingState, DbError> {
+        let rows = sqlx::query(
+            "SELECT i.sop_instance_uid, d.object_key, d.error
+             FROM instances i JOIN series se ON se.id = i.series_ref JOIN studies st ON st.id = se.study_ref
+             LEFT JOIN derived d ON d.sop_instance_uid = i.sop_instance_uid AND d.kind = 'thumbnail'
+             WHERE st.study_uid = ?
+               AND i.version = (SELECT MAX(version) FROM instances j WHERE j.sop_instance_uid = i.sop_instance_uid)",
+        )
+        .bind(uid.as_str())
+        .fetch_all(self.pool())
+        .await?;
+        let (mut thumbnails, mut pending, mut undecodable) = (0, 0, Vec::new());
+        for r in rows {
+            let (sop, key, error): (String, Option<String>, Option<String>) = (r.get(0), r.get(1), r.get(2));
+            match (key, error) {
+                (Some(_), _) => thumbnails += 1,
+                (None, Some(reason)) => undecodable.push(Undecodable { sop_instance_uid: sop, reason }),
+                (None, None) => pending += 1,
+            }
+        }
+        Ok(RenderingState { ready: pending == 0, thumbnails, pending, undecodable })
+    }
+
+    /// The middle instance (by instance number) of a series, which stands for
+    /// the series in thumbnails, and the site owning it.
+    pub async fn series_representative(&self, series_uid: &str) -> Result<Option<(String, i64)>, DbError> {
+        let rows = sqlx::query(
+            "SELECT i.sop_instance_uid, st.site_id FROM instances i JOIN series se ON se.id = i.series_ref
+             JOIN studies st ON st.id = se.study_ref
+             WHERE se.series_uid = ? AND i.version = 1
+             ORDER BY i.instance_number, i.sop_instance_uid",
+        )
+        .bind(series_uid)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.get(rows.len() / 2).map(|r| (r.get(0), r.get(1))))
     }
 
     /// Number of stored object versions (all sites).
