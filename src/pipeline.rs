@@ -98,21 +98,9 @@ async fn process(archive: &Archive, pool: &telediag_imaging::ImagingPool, job: J
         Ok(derived) => store(archive, &sop, &derived).await,
         Err(e) => {
             tracing::info!(sop_instance_uid = %sop, reason = %e, "undecodable");
-            let error = Some(format!("undecodable: {e}"));
             let mut result = Ok(());
             for kind in [DerivedKind::Thumbnail, DerivedKind::Preview] {
-                let record = DerivedRecord {
-                    sop_instance_uid: sop.to_string(),
-                    kind: kind.as_str().into(),
-                    object_key: None,
-                    content_type: None,
-                    width: None,
-                    height: None,
-                    frames: None,
-                    size_bytes: None,
-                    etag: None,
-                    error: error.clone(),
-                };
+                let record = DerivedRecord::undecodable(&sop, kind, &e.to_string());
                 result = result.and(db.record_derived(&record).await.map_err(|e| e.to_string()));
             }
             result

@@ -30,18 +30,22 @@ pub struct Login {
 pub async fn login(State(state): State<AppState>, Json(login): Json<Login>) -> Result<Response, ApiError> {
     let db = state.archive.database();
     let user = db.user_by_name(login.username.trim()).await?;
-    // Verify against a fixed hash when the user is unknown, so timing does not tell.
+    // Unknown users are verified against a fixed hash, so timing does not tell.
     let (hash, user) = match user {
         Some(user) if !user.disabled => (user.password_hash.clone(), Some(user)),
-        _ => (crate::auth::hash_password("timing-equaliser")?, None),
+        _ => (auth::unknown_user_hash().to_owned(), None),
     };
-    let verified = auth::verify_password(&login.password, &hash);
+    // argon2 takes tens of milliseconds of CPU: not on an async worker.
+    let password = login.password.clone();
+    let verified = tokio::task::spawn_blocking(move || auth::verify_password(&password, &hash))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("password check failed: {e}")))?;
     let Some(user) = user.filter(|_| verified) else {
         tracing::warn!(username = %login.username.trim(), "login failed");
         return Err(ApiError::new(StatusCode::UNAUTHORIZED, "wrong username or password"));
     };
     let token = auth::new_token();
-    let expires_at = now_ms() + SESSION_HOURS * 3_600_000;
+    let expires_at = telediag_archive::db::now_ms() + SESSION_HOURS * 3_600_000;
     db.insert_session(&auth::token_hash(&token), user.id, expires_at).await?;
     tracing::info!(user = %user.username, "login");
     let current: CurrentUser = user.into();
@@ -188,11 +192,4 @@ pub async fn series_thumbnail(
         .await?
         .ok_or_else(|| ApiError::not_found("series"))?;
     instance_image(State(state), user, Path((sop, "thumbnail".to_owned())), headers).await
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
 }

@@ -50,6 +50,24 @@ pub struct DerivedRecord {
     pub error: Option<String>,
 }
 
+impl DerivedRecord {
+    /// The record of an instance that cannot be rendered.
+    pub fn undecodable(sop: &SopInstanceUid, kind: DerivedKind, reason: &str) -> DerivedRecord {
+        DerivedRecord {
+            sop_instance_uid: sop.to_string(),
+            kind: kind.as_str().into(),
+            object_key: None,
+            content_type: None,
+            width: None,
+            height: None,
+            frames: None,
+            size_bytes: None,
+            etag: None,
+            error: Some(format!("undecodable: {reason}")),
+        }
+    }
+}
+
 impl Database {
     /// Records (replacing) a derived object or a rendering failure.
     pub async fn record_derived(&self, record: &DerivedRecord) -> Result<(), DbError> {

@@ -73,6 +73,8 @@ pub enum ScanError {
 #[derive(Debug, Default, Clone)]
 pub struct ScannedDataset {
     raw: [Option<Vec<u8>>; INDEXED_TAGS.len()],
+    /// Resolved once, when the scan completes.
+    charset: CharacterSet,
 }
 
 impl ScannedDataset {
@@ -84,6 +86,10 @@ impl ScannedDataset {
 
     /// The object's Specific Character Set, resolved.
     pub fn character_set(&self) -> CharacterSet {
+        self.charset
+    }
+
+    fn resolve_character_set(&self) -> CharacterSet {
         let terms: Vec<String> = self
             .raw(Tag(0x0008, 0x0005))
             .map(|raw| {
@@ -100,7 +106,7 @@ impl ScannedDataset {
     /// absent or empty.
     pub fn text(&self, tag: Tag) -> Option<String> {
         let raw = self.raw(tag)?;
-        let text = self.character_set().decode(raw);
+        let text = self.charset.decode(raw);
         (!text.is_empty()).then_some(text)
     }
 }
@@ -183,6 +189,7 @@ pub fn scan_dataset<R: Read>(source: R, ts_uid: &str, dataset_len: u64) -> Resul
                 };
                 if end == Some(pos) {
                     if stack.pop().is_none() {
+                        found.charset = found.resolve_character_set();
                         return Ok(found);
                     }
                     continue;
