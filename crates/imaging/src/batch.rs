@@ -58,17 +58,17 @@ pub struct Derived {
 /// and the preview (PNG up to 1 megapixel, JPEG quality 90 above).
 pub fn derive_file(path: &Path, size: u32) -> Result<Derived, RenderError> {
     let rendered = render_file(path, 0)?;
-    let thumbnail = make_thumbnail(&rendered.image, size, ThumbnailFormat::Jpeg).map_err(RenderError::Decode)?;
+    let thumbnail = make_thumbnail(&rendered.image, size, rendered.pixel_aspect, ThumbnailFormat::Jpeg).map_err(RenderError::Decode)?;
     let (w, h) = (rendered.image.width(), rendered.image.height());
     let format = if u64::from(w) * u64::from(h) <= 1_000_000 { ThumbnailFormat::Png } else { ThumbnailFormat::Jpeg };
-    let preview = make_thumbnail(&rendered.image, w.max(h), format).map_err(RenderError::Decode)?;
+    let preview = make_thumbnail(&rendered.image, w.max(h), rendered.pixel_aspect, format).map_err(RenderError::Decode)?;
     Ok(Derived { thumbnail, preview, frames: rendered.frames })
 }
 
 /// The thumbnail of the first frame of one file.
 pub fn thumbnail_file(path: &Path, size: u32, format: ThumbnailFormat) -> Result<(Thumbnail, u32), RenderError> {
     let rendered = render_file(path, 0)?;
-    let thumbnail = make_thumbnail(&rendered.image, size, format).map_err(RenderError::Decode)?;
+    let thumbnail = make_thumbnail(&rendered.image, size, rendered.pixel_aspect, format).map_err(RenderError::Decode)?;
     Ok((thumbnail, rendered.frames))
 }
 

@@ -1,25 +1,32 @@
 //! Telediag's imaging: from a stored DICOM object to pixels a reader can look at.
 //!
-//! A tour:
+//! A tour, in the order a frame travels:
 //!
-//! - [`render`]: decodes one frame with dicom-pixeldata (uncompressed, RLE,
-//!   JPEG baseline/extended/lossless, JPEG 2000; more transfer syntaxes and
-//!   the corrections the imaging issue lists are still to come) and applies
-//!   the Modality LUT and the object's first VOI window, or, when it has
-//!   none, a percentile window computed from the values (signed data
-//!   included), giving an 8-bit image.
-//! - [`thumbnail`]: resizes a rendered frame to fit a square, keeping the
-//!   aspect ratio, and encodes JPEG (quality 90) or PNG.
-//! - [`batch`]: many files on a rayon pool of its own (apart from tokio),
-//!   reporting each result as it completes.
+//! - [`pixel_module`]: the Image Pixel attributes (size, bits, sign,
+//!   photometric interpretation, frames, pixel aspect), checked once.
+//! - [`decode`]: one frame's stored values, by the decoder that suits the
+//!   transfer syntax (ours for uncompressed and RLE, libjpeg-turbo for every
+//!   JPEG precision, CharLS for JPEG-LS, openjp2 for JPEG 2000).
+//! - [`display`]: Modality LUT, VOI LUT (windows with their functions, LUT
+//!   sequences, or a percentile window), MONOCHROME1 inversion, palette and
+//!   YBR colour, to 8 bits.
+//! - [`render`]: the above for a file on disk.
+//! - [`thumbnail`]: resizes to fit a square, honouring the pixel aspect,
+//!   and encodes JPEG (quality 90) or PNG.
+//! - [`batch`]: many files on a rayon pool of its own (apart from tokio).
 //!
 //! What it does not do: know where objects are stored, speak DIMSE or HTTP.
-//! It takes a path or bytes and returns pixels.
+//! It takes a path and returns pixels.
 
 pub mod batch;
+pub mod decode;
+pub mod display;
+pub mod pixel_module;
 pub mod render;
 pub mod thumbnail;
 
 pub use batch::{BatchOptions, Derived, ImagingPool, derive_file, thumbnail_files};
-pub use render::{RenderError, Rendered, render_file};
+pub use decode::StoredFrame;
+pub use pixel_module::PixelModule;
+pub use render::{RenderError, Rendered, decode_file, render_file};
 pub use thumbnail::{Thumbnail, ThumbnailFormat, make_thumbnail};

@@ -1,11 +1,17 @@
-//! Decoding and windowing one frame.
+//! One frame of one file, from disk to an 8-bit image.
 
 use std::path::Path;
 
 use dicom_dictionary_std::tags;
-use dicom_object::OpenFileOptions;
+use dicom_encoding::TransferSyntaxIndex;
+use dicom_object::{DefaultDicomObject, FileMetaTableBuilder, InMemDicomObject, OpenFileOptions};
+use dicom_object::file::ReadPreamble;
+use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
 use image::DynamicImage;
-use dicom_pixeldata::{ConvertOptions, PixelDecoder, VoiLutOption, WindowLevel};
+
+use crate::decode::{StoredFrame, decode_frame};
+use crate::display::{DisplayTransform, to_image};
+use crate::pixel_module::PixelModule;
 
 /// Why an object could not be rendered. The message is what the study API
 /// shows as `undecodable: <reason>`.
@@ -15,8 +21,10 @@ pub enum RenderError {
     Open { path: String, reason: String },
     #[error("not an image: the object has no Pixel Data")]
     NoPixelData,
-    #[error("frame {frame} requested but the object has {frames}")]
+    #[error("frame {} requested but the object has {frames}", frame + 1)]
     NoSuchFrame { frame: u32, frames: u32 },
+    #[error("invalid image attributes: {0}")]
+    Invalid(String),
     #[error("pixel data cannot be decoded: {0}")]
     Decode(String),
 }
@@ -27,67 +35,68 @@ pub struct Rendered {
     pub image: DynamicImage,
     /// Frames in the object.
     pub frames: u32,
+    /// Height of a pixel over its width, for resizing without distortion.
+    pub pixel_aspect: f64,
 }
 
-/// Decodes frame `frame` of the Part 10 file at `path` and windows it to 8 bits.
+/// Opens a Part 10 file, with or without its 128-byte preamble, or a bare
+/// dataset as older modalities and media exports write them (what the
+/// `thumbnails` command meets on an operator's disk; the archive itself
+/// always stores Part 10).
+pub fn open(path: &Path) -> Result<DefaultDicomObject, RenderError> {
+    OpenFileOptions::new().read_preamble(ReadPreamble::Auto).open_file(path).or_else(|part10| {
+        open_bare_dataset(path)
+            .ok_or_else(|| RenderError::Open { path: path.display().to_string(), reason: part10.to_string() })
+    })
+}
+
+/// A dataset without a file meta group: the transfer syntax is told by its
+/// first element (explicit VR has two letters after the tag; a big-endian
+/// group number has its zero byte first).
+fn open_bare_dataset(path: &Path) -> Option<DefaultDicomObject> {
+    let bytes = std::fs::read(path).ok()?;
+    let head = bytes.get(..8)?;
+    let explicit = head[4..6].iter().all(u8::is_ascii_uppercase);
+    let big_endian = head[0] == 0 && head[1] != 0;
+    let uid = match (explicit, big_endian) {
+        (true, true) => "1.2.840.10008.1.2.2",
+        (true, false) => "1.2.840.10008.1.2.1",
+        (false, _) => "1.2.840.10008.1.2",
+    };
+    let ts = TransferSyntaxRegistry.get(uid)?;
+    let dataset = InMemDicomObject::read_dataset_with_ts(&bytes[..], ts).ok()?;
+    let uid_of = |tag| dataset.element(tag).ok().and_then(|e| e.to_str().ok()).map(|s| s.trim_end_matches('\0').to_string());
+    let meta = FileMetaTableBuilder::new()
+        .media_storage_sop_class_uid(uid_of(tags::SOP_CLASS_UID).unwrap_or_default())
+        .media_storage_sop_instance_uid(uid_of(tags::SOP_INSTANCE_UID).unwrap_or_default())
+        .transfer_syntax(uid)
+        .build()
+        .ok()?;
+    Some(dataset.with_exact_meta(meta))
+}
+
+/// The Image Pixel module and the stored values of frame `frame`.
+pub fn decode_file(path: &Path, frame: u32) -> Result<(PixelModule, StoredFrame), RenderError> {
+    let object = open(path)?;
+    let module = read_module(&object)?;
+    let stored = decode_frame(&object, &module, frame)?;
+    Ok((module, stored))
+}
+
+/// Decodes frame `frame` (0-based) of the Part 10 file at `path` and renders
+/// it through its Modality LUT, VOI LUT and colour space to 8 bits.
 pub fn render_file(path: &Path, frame: u32) -> Result<Rendered, RenderError> {
-    let object = OpenFileOptions::new()
-        .open_file(path)
-        .map_err(|e| RenderError::Open { path: path.display().to_string(), reason: e.to_string() })?;
+    let object = open(path)?;
+    let module = read_module(&object)?;
+    let stored = decode_frame(&object, &module, frame)?;
+    let transform = DisplayTransform::read(&object, &module, frame)?;
+    let image = to_image(&stored, &transform)?;
+    Ok(Rendered { image, frames: module.frames, pixel_aspect: module.pixel_aspect })
+}
+
+fn read_module(object: &DefaultDicomObject) -> Result<PixelModule, RenderError> {
     if object.element(tags::PIXEL_DATA).is_err() {
         return Err(RenderError::NoPixelData);
     }
-    let decoded = object.decode_pixel_data_frame(frame).map_err(|e| RenderError::Decode(e.to_string()))?;
-    let frames = object
-        .element(tags::NUMBER_OF_FRAMES)
-        .ok()
-        .and_then(|e| e.to_int::<u32>().ok())
-        .unwrap_or(1)
-        .max(1);
-    if frame >= frames {
-        return Err(RenderError::NoSuchFrame { frame, frames });
-    }
-    let has_voi = object.element(tags::WINDOW_CENTER).is_ok() || object.element(tags::VOILUT_SEQUENCE).is_ok();
-    let voi = if !has_voi && decoded.samples_per_pixel() == 1 {
-        let values: Vec<f32> = decoded.to_vec_frame(0).map_err(|e| RenderError::Decode(e.to_string()))?;
-        VoiLutOption::Custom(auto_window(values))
-    } else {
-        VoiLutOption::First
-    };
-    let options = ConvertOptions::new().with_voi_lut(voi).force_8bit();
-    let image = decoded.to_dynamic_image_with_options(0, &options).map_err(|e| RenderError::Decode(e.to_string()))?;
-    Ok(Rendered { image, frames })
-}
-
-/// A window for an image that brings none: from the 0.5th to the 99.5th
-/// percentile of its (modality-LUT) values, so a few hot or dead pixels do not
-/// flatten the rest, and signed data is handled like any other.
-pub fn auto_window(mut values: Vec<f32>) -> WindowLevel {
-    values.retain(|v| v.is_finite());
-    if values.is_empty() {
-        return WindowLevel { center: 0.0, width: 1.0 };
-    }
-    let at = |q: f64, values: &mut Vec<f32>| {
-        let index = ((values.len() - 1) as f64 * q).round() as usize;
-        *values.select_nth_unstable_by(index, f32::total_cmp).1 as f64
-    };
-    let low = at(0.005, &mut values);
-    let high = at(0.995, &mut values);
-    WindowLevel { center: (low + high) / 2.0, width: (high - low).max(1.0) }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_automatic_window_spans_the_bulk_of_the_values() {
-        let mut values: Vec<f32> = (0..1000).map(|v| v as f32 - 500.0).collect();
-        values.push(30_000.0); // one hot pixel
-        let window = auto_window(values);
-        assert!((window.center - 0.0).abs() < 10.0, "{window:?}");
-        assert!((window.width - 990.0).abs() < 20.0, "{window:?}");
-        assert_eq!(auto_window(vec![7.0; 10]).width, 1.0, "a flat image gets a minimal window");
-        assert_eq!(auto_window(vec![]).width, 1.0);
-    }
+    PixelModule::read(object, &object.meta().transfer_syntax)
 }

@@ -26,10 +26,15 @@ pub struct Thumbnail {
 /// Fits `image` into a `size`×`size` square (never enlarging it), with a
 /// Catmull-Rom convolution (fast_image_resize: SIMD, several times the speed
 /// of `image`'s resizer on a 7 MB radiograph), and encodes it.
-pub fn make_thumbnail(image: &DynamicImage, size: u32, format: ThumbnailFormat) -> Result<Thumbnail, String> {
+///
+/// `pixel_aspect` is the height of a pixel over its width: an image with
+/// rectangular pixels is shown at its true proportions, as on film.
+pub fn make_thumbnail(image: &DynamicImage, size: u32, pixel_aspect: f64, format: ThumbnailFormat) -> Result<Thumbnail, String> {
     let (w, h) = (image.width().max(1), image.height().max(1));
-    let scale = (size as f64 / w.max(h) as f64).min(1.0);
-    let (tw, th) = (((w as f64 * scale).round() as u32).max(1), ((h as f64 * scale).round() as u32).max(1));
+    let aspect = if pixel_aspect.is_finite() && pixel_aspect > 0.0 { pixel_aspect } else { 1.0 };
+    let (shown_w, shown_h) = (w as f64, h as f64 * aspect);
+    let scale = (size as f64 / shown_w.max(shown_h)).min(1.0);
+    let (tw, th) = (((shown_w * scale).round() as u32).max(1), ((shown_h * scale).round() as u32).max(1));
     let source = match image {
         DynamicImage::ImageLuma8(_) | DynamicImage::ImageRgb8(_) => image.clone(),
         other if other.color().has_color() => DynamicImage::ImageRgb8(other.to_rgb8()),
@@ -62,8 +67,12 @@ mod tests {
     use image::{GrayImage, Luma};
 
     fn check(width: u32, height: u32, size: u32, expected: (u32, u32)) {
+        check_aspect(width, height, size, 1.0, expected);
+    }
+
+    fn check_aspect(width: u32, height: u32, size: u32, aspect: f64, expected: (u32, u32)) {
         let image = DynamicImage::ImageLuma8(GrayImage::from_pixel(width, height, Luma([128])));
-        let thumb = make_thumbnail(&image, size, ThumbnailFormat::Png).unwrap();
+        let thumb = make_thumbnail(&image, size, aspect, ThumbnailFormat::Png).unwrap();
         assert_eq!((thumb.width, thumb.height), expected, "{width}x{height} into {size}");
         let decoded = image::load_from_memory(&thumb.bytes).unwrap();
         assert_eq!((decoded.width(), decoded.height()), expected);
@@ -76,5 +85,15 @@ mod tests {
         check(600, 2000, 256, (77, 256));
         check(100, 50, 256, (100, 50));
         check(3000, 1, 256, (256, 1));
+    }
+
+    #[test]
+    fn rectangular_pixels_are_shown_at_their_true_proportions() {
+        // Pixels twice as tall as wide (Pixel Spacing 0.8\0.4): a square
+        // matrix is a portrait picture.
+        check_aspect(512, 512, 256, 2.0, (128, 256));
+        check_aspect(512, 256, 256, 2.0, (256, 256));
+        // The preview keeps the long side and stretches the short one.
+        check_aspect(400, 100, 400, 2.0, (400, 200));
     }
 }

@@ -50,7 +50,7 @@ fn a_multi_frame_ultrasound_renders_every_frame_in_colour() {
     let last = render_file(us, 15).unwrap();
     assert_ne!(first.image.to_rgb8().into_raw(), last.image.to_rgb8().into_raw(), "frames differ (the vessel moves)");
     assert!(render_file(us, 16).is_err());
-    let thumb = make_thumbnail(&first.image, 256, ThumbnailFormat::Jpeg).unwrap();
+    let thumb = make_thumbnail(&first.image, 256, 1.0, ThumbnailFormat::Jpeg).unwrap();
     assert_eq!((thumb.width, thumb.height), (256, 192));
     assert_eq!(&thumb.bytes[..2], &[0xFF, 0xD8], "a JPEG");
 }

@@ -1,0 +1,164 @@
+//! Uncompressed pixel data: little and big endian (dicom-rs has already
+//! byte-swapped OW words), deflated (inflated when the file was opened),
+//! 1, 8, 16 and 32 bits, planar or interleaved, and YBR_FULL_422.
+
+use dicom_core::value::{PrimitiveValue, Value};
+use dicom_object::InMemDicomObject;
+
+use super::{StoredFrame, mask_and_extend};
+use crate::RenderError;
+use crate::pixel_module::PixelModule;
+
+type PixelValue = Value<InMemDicomObject, dicom_core::value::InMemFragment>;
+
+pub(super) fn decode(value: &PixelValue, module: &PixelModule, frame: u32, big_endian: bool) -> Result<StoredFrame, RenderError> {
+    let Value::Primitive(primitive) = value else {
+        return Err(RenderError::Invalid("uncompressed transfer syntax but the Pixel Data is encapsulated".into()));
+    };
+    let bytes = little_endian_bytes(primitive, module.bits_allocated, big_endian);
+    let per_frame_bits = module.samples_per_frame() * u64::from(module.bits_allocated);
+    let start_bit = per_frame_bits * u64::from(frame);
+    let end_bit = start_bit + per_frame_bits;
+    if end_bit > bytes.len() as u64 * 8 {
+        return Err(RenderError::Invalid(format!(
+            "Pixel Data holds {} bytes, frame {} of {} needs bytes up to {}",
+            bytes.len(),
+            frame + 1,
+            module.frames,
+            end_bit.div_ceil(8)
+        )));
+    }
+    let mut samples = if module.bits_allocated == 1 {
+        (start_bit..end_bit).map(|bit| i64::from((bytes[(bit / 8) as usize] >> (bit % 8)) & 1)).collect()
+    } else {
+        let (start, end) = ((start_bit / 8) as usize, (end_bit / 8) as usize);
+        samples_from_le_bytes(&bytes[start..end], module.bits_allocated, module.samples_per_frame())?
+    };
+    let shift = module.high_bit + 1 - module.bits_stored;
+    mask_and_extend(&mut samples, shift, module.bits_stored, module.signed);
+    let mut photometric = module.photometric.clone();
+    if module.photometric == "YBR_FULL_422" {
+        samples = expand_ybr_422(&samples, module.columns as usize, module.rows as usize)?;
+        photometric = "YBR_FULL".into();
+    } else if module.planar && module.samples_per_pixel > 1 {
+        samples = interleave(&samples, module.samples_per_pixel as usize);
+    }
+    Ok(StoredFrame {
+        rows: module.rows,
+        columns: module.columns,
+        samples_per_pixel: module.samples_per_pixel,
+        photometric,
+        bits_stored: module.bits_stored,
+        signed: module.signed,
+        samples,
+    })
+}
+
+/// The value's bytes in little-endian sample order. dicom-rs has already
+/// swapped OW as 16-bit words, which is what the standard prescribes for OW
+/// in big endian whatever Bits Allocated says (GDCM and DCMTK read 32-bit OW
+/// the same way); OB holds the samples' bytes as the dataset orders them.
+fn little_endian_bytes(primitive: &PrimitiveValue, bits_allocated: u16, big_endian: bool) -> std::borrow::Cow<'_, [u8]> {
+    let bytes = primitive.to_bytes();
+    match (big_endian, bits_allocated, primitive) {
+        (true, 16, PrimitiveValue::U8(_)) => {
+            let mut owned = bytes.into_owned();
+            for chunk in owned.chunks_exact_mut(2) {
+                chunk.swap(0, 1);
+            }
+            owned.into()
+        }
+        (true, 32, PrimitiveValue::U8(_)) => {
+            let mut owned = bytes.into_owned();
+            for chunk in owned.chunks_exact_mut(4) {
+                chunk.reverse();
+            }
+            owned.into()
+        }
+        _ => bytes,
+    }
+}
+
+/// Reads `count` raw samples of `bits_allocated` (8, 16 or 32) bits.
+pub(super) fn samples_from_le_bytes(bytes: &[u8], bits_allocated: u16, count: u64) -> Result<Vec<i64>, RenderError> {
+    let width = usize::from(bits_allocated / 8);
+    let count = usize::try_from(count).map_err(|_| RenderError::Invalid("frame too large".into()))?;
+    if bytes.len() < count * width {
+        return Err(RenderError::Decode(format!(
+            "decoded frame holds {} bytes, expected {} ({count} samples of {bits_allocated} bits)",
+            bytes.len(),
+            count * width
+        )));
+    }
+    let bytes = &bytes[..count * width];
+    Ok(match width {
+        1 => bytes.iter().map(|&b| i64::from(b)).collect(),
+        2 => bytes.chunks_exact(2).map(|c| i64::from(u16::from_le_bytes([c[0], c[1]]))).collect(),
+        _ => bytes.chunks_exact(4).map(|c| i64::from(u32::from_le_bytes([c[0], c[1], c[2], c[3]]))).collect(),
+    })
+}
+
+/// R…R G…G B…B to R G B R G B.
+pub(super) fn interleave(planar: &[i64], samples_per_pixel: usize) -> Vec<i64> {
+    let pixels = planar.len() / samples_per_pixel;
+    let mut out = vec![0; pixels * samples_per_pixel];
+    for (plane, values) in planar.chunks_exact(pixels).enumerate() {
+        for (pixel, &value) in values.iter().enumerate() {
+            out[pixel * samples_per_pixel + plane] = value;
+        }
+    }
+    out
+}
+
+/// Y Y Cb Cr for each horizontal pair of pixels to Y Cb Cr for every pixel
+/// (PS3.3 C.7.6.3.1.2). An odd last column has its own Y Y Cb Cr group.
+fn expand_ybr_422(samples: &[i64], columns: usize, rows: usize) -> Result<Vec<i64>, RenderError> {
+    let pairs_per_row = columns.div_ceil(2);
+    if samples.len() < pairs_per_row * 4 * rows {
+        return Err(RenderError::Invalid("YBR_FULL_422 data shorter than the image".into()));
+    }
+    let mut out = Vec::with_capacity(columns * rows * 3);
+    for row in 0..rows {
+        for pair in 0..pairs_per_row {
+            let at = (row * pairs_per_row + pair) * 4;
+            let [y1, y2, cb, cr] = [samples[at], samples[at + 1], samples[at + 2], samples[at + 3]];
+            out.extend_from_slice(&[y1, cb, cr]);
+            if pair * 2 + 1 < columns {
+                out.extend_from_slice(&[y2, cb, cr]);
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn planar_samples_are_interleaved() {
+        assert_eq!(interleave(&[1, 2, 10, 20, 100, 200], 3), vec![1, 10, 100, 2, 20, 200]);
+    }
+
+    #[test]
+    fn ybr_422_shares_chroma_between_two_pixels() {
+        let out = expand_ybr_422(&[10, 11, 128, 129, 20, 21, 130, 131], 4, 1).unwrap();
+        assert_eq!(out, vec![10, 128, 129, 11, 128, 129, 20, 130, 131, 21, 130, 131]);
+    }
+
+    #[test]
+    fn stored_bits_are_masked_and_sign_extended() {
+        // 12 bits stored, high bit 11: 0xF800 has garbage above the high bit
+        // and is -2048 as a 12-bit two's complement number.
+        let mut samples = vec![0xF800, 0x07FF, 0x0800];
+        mask_and_extend(&mut samples, 0, 12, true);
+        assert_eq!(samples, vec![-2048, 2047, -2048]);
+        let mut unsigned = vec![0xF800, 0x07FF];
+        mask_and_extend(&mut unsigned, 0, 12, false);
+        assert_eq!(unsigned, vec![0x800, 0x7FF]);
+        // High bit 14 with 12 stored: the samples sit at bits 3..14.
+        let mut shifted = vec![0x7FF8];
+        mask_and_extend(&mut shifted, 3, 12, false);
+        assert_eq!(shifted, vec![0xFFF]);
+    }
+}
