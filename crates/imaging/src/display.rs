@@ -72,6 +72,10 @@ pub struct DisplayTransform {
     /// MONOCHROME1, or a Presentation LUT Shape of INVERSE.
     pub invert: bool,
     pub palette: Option<[Lut; 3]>,
+    /// A Supplemental Palette (PS3.3 C.7.6.16.2.7, e.g. a perfusion map in a
+    /// CT): stored values in its range are shown in its colours, the others
+    /// through the grayscale pipeline.
+    pub supplemental: Option<[Lut; 3]>,
     /// Pixel Padding Value: left out of the automatic window.
     pub padding: Option<i64>,
 }
@@ -104,12 +108,12 @@ impl DisplayTransform {
             (_, Some(item)) => Voi::Table(read_lut(item, tags::LUT_DESCRIPTOR, tags::LUT_DATA, module.signed)?),
             _ => Voi::Automatic,
         };
-        let palette = if module.photometric == "PALETTE COLOR" {
-            let read = |descriptor, data, segmented| {
+        let read = |descriptor, data, segmented| {
                 read_lut(object, descriptor, data, module.signed)
                     .or_else(|e| read_segmented_lut(object, descriptor, segmented, module.signed).ok_or(e))
             };
-            Some([
+        let palette = || -> Result<[Lut; 3], RenderError> {
+            Ok([
                 read(
                     tags::RED_PALETTE_COLOR_LOOKUP_TABLE_DESCRIPTOR,
                     tags::RED_PALETTE_COLOR_LOOKUP_TABLE_DATA,
@@ -126,9 +130,12 @@ impl DisplayTransform {
                     tags::SEGMENTED_BLUE_PALETTE_COLOR_LOOKUP_TABLE_DATA,
                 )?,
             ])
-        } else {
-            None
         };
+        let supplemental_declared = module.is_monochrome()
+            && matches!(string(object, tags::PIXEL_PRESENTATION).as_deref(), Some("COLOR" | "MIXED"))
+            && object.element(tags::RED_PALETTE_COLOR_LOOKUP_TABLE_DESCRIPTOR).is_ok();
+        let supplemental = if supplemental_declared { Some(palette()?) } else { None };
+        let palette = if module.photometric == "PALETTE COLOR" { Some(palette()?) } else { None };
         let presentation_inverse = string(object, tags::PRESENTATION_LUT_SHAPE).as_deref() == Some("INVERSE");
         let padding = object
             .element(tags::PIXEL_PADDING_VALUE)
@@ -139,6 +146,7 @@ impl DisplayTransform {
             voi,
             invert: (module.photometric == "MONOCHROME1") != presentation_inverse,
             palette,
+            supplemental,
             padding,
         })
     }
@@ -159,7 +167,21 @@ pub fn to_image(frame: &StoredFrame, transform: &DisplayTransform) -> Result<Dyn
     if frame.samples_per_pixel == 3 {
         return Ok(DynamicImage::ImageRgb8(colour(frame)));
     }
-    Ok(DynamicImage::ImageLuma8(monochrome(frame, transform)))
+    let grey = monochrome(frame, transform);
+    let Some(palette) = &transform.supplemental else {
+        return Ok(DynamicImage::ImageLuma8(grey));
+    };
+    let [red, ..] = palette;
+    let range = i64::from(red.first)..i64::from(red.first) + red.entries.len() as i64;
+    let mut rgb = Vec::with_capacity(frame.samples.len() * 3);
+    for (&value, &level) in frame.samples.iter().zip(grey.as_raw()) {
+        if range.contains(&value) {
+            rgb.extend(palette.iter().map(|lut| scale_to_8(lut.get(value) as f64, lut.max_output())));
+        } else {
+            rgb.extend([level; 3]);
+        }
+    }
+    Ok(DynamicImage::ImageRgb8(RgbImage::from_raw(w, h, rgb).expect("sized")))
 }
 
 fn scale_to_8(value: f64, max: f64) -> u8 {
