@@ -47,9 +47,23 @@ pub struct Lut {
     pub first: i64,
     pub bits: u16,
     pub entries: Vec<u16>,
+    /// The value that maps to white, from [`Lut::max_output`], kept
+    /// because it is needed for every pixel.
+    white: f64,
 }
 
 impl Lut {
+    pub fn new(first: i64, bits: u16, entries: Vec<u16>) -> Lut {
+        let mut lut = Lut { first, bits, entries, white: 0.0 };
+        lut.white = lut.max_output();
+        lut
+    }
+
+    /// The entry for `value`, scaled to 8 bits.
+    fn get_8bit(&self, value: i64) -> u8 {
+        scale_to_8(f64::from(self.get(value)), self.white)
+    }
+
     fn get(&self, value: i64) -> u16 {
         let index = (i64::from(value) - i64::from(self.first)).clamp(0, self.entries.len() as i64 - 1);
         self.entries[index as usize]
@@ -159,7 +173,7 @@ pub fn to_image(frame: &StoredFrame, transform: &DisplayTransform) -> Result<Dyn
         let mut rgb = Vec::with_capacity(frame.samples.len() * 3);
         for &value in &frame.samples {
             for lut in palette {
-                rgb.push(scale_to_8(f64::from(lut.get(value)), lut.max_output()));
+                rgb.push(lut.get_8bit(value));
             }
         }
         return Ok(DynamicImage::ImageRgb8(RgbImage::from_raw(w, h, rgb).expect("sized")));
@@ -176,7 +190,7 @@ pub fn to_image(frame: &StoredFrame, transform: &DisplayTransform) -> Result<Dyn
     let mut rgb = Vec::with_capacity(frame.samples.len() * 3);
     for (&value, &level) in frame.samples.iter().zip(grey.as_raw()) {
         if range.contains(&value) {
-            rgb.extend(palette.iter().map(|lut| scale_to_8(lut.get(value) as f64, lut.max_output())));
+            rgb.extend(palette.iter().map(|lut| lut.get_8bit(value)));
         } else {
             rgb.extend([level; 3]);
         }
@@ -229,7 +243,7 @@ fn monochrome(frame: &StoredFrame, transform: &DisplayTransform) -> GrayImage {
         let x = modality(v);
         let y = match &voi {
             Voi::Window { center, width, function } => window(x, *center, *width, *function),
-            Voi::Table(lut) => scale_to_8(f64::from(lut.get(x.round() as i64)), lut.max_output()),
+            Voi::Table(lut) => lut.get_8bit(x.round() as i64),
             Voi::Automatic => unreachable!("resolved above"),
         };
         if transform.invert { 255 - y } else { y }
@@ -359,7 +373,7 @@ fn read_lut(object: &InMemDicomObject, descriptor: Tag, data: Tag, signed: bool)
         return Err(invalid(format!("LUT Data {data} has {} entries, the descriptor says {entries}", table.len())));
     }
     table.truncate(entries);
-    Ok(Lut { first, bits: bits.clamp(1, 16) as u16, entries: table })
+    Ok(Lut::new(first, bits.clamp(1, 16) as u16, table))
 }
 
 /// A segmented palette (PS3.3 C.7.9.2): its descriptor, and data expanded
@@ -374,7 +388,7 @@ fn read_segmented_lut(object: &InMemDicomObject, descriptor: Tag, data: Tag, sig
     expand_segments(&words, &mut table, entries, 0)?;
     table.resize(entries, *table.last()?);
     let first = if signed && first > 32767 { first - 65536 } else { first };
-    Some(Lut { first, bits: bits.clamp(1, 16) as u16, entries: table })
+    Some(Lut::new(first, bits.clamp(1, 16) as u16, table))
 }
 
 /// Appends the expansion of `words` to `out`; `depth` bounds indirection.

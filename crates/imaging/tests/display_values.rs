@@ -9,15 +9,10 @@ use std::process::Command;
 use image::{DynamicImage, GenericImageView};
 use telediag_imaging::{decode_file, render_file};
 
+mod common;
+
 fn corpus(name: &str) -> Option<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sample-data/pydicom");
-    if !root.join(".complete").exists() {
-        if std::env::var_os("CI").is_some() {
-            panic!("pydicom corpus missing: .ci/run must run sample-data/fetch-pydicom.sh");
-        }
-        eprintln!("SKIP: pydicom corpus missing; run sample-data/fetch-pydicom.sh");
-        return None;
-    }
+    let root = common::corpus_root()?;
     let path = ["pydicom", "pydicom-data"].iter().map(|d| root.join(d).join(name)).find(|p| p.exists());
     Some(path.unwrap_or_else(|| panic!("{name} not in the corpus")))
 }

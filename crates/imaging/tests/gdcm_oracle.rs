@@ -21,15 +21,10 @@ const LOSSY: &[&str] = &[
 /// Frames compared per file; the corpus's long cine loops repeat themselves.
 const MAX_FRAMES: u32 = 8;
 
+mod common;
+
 fn corpus() -> Option<Vec<PathBuf>> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sample-data/pydicom");
-    if !root.join(".complete").exists() {
-        if std::env::var_os("CI").is_some() {
-            panic!("pydicom corpus missing: .ci/run must run sample-data/fetch-pydicom.sh");
-        }
-        eprintln!("SKIP: pydicom corpus missing; run sample-data/fetch-pydicom.sh");
-        return None;
-    }
+    let root = common::corpus_root()?;
     let mut files = Vec::new();
     let mut stack = vec![root];
     while let Some(dir) = stack.pop() {

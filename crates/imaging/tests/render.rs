@@ -62,18 +62,8 @@ fn objects_without_pixels_say_so() {
     assert!(missing.contains("cannot open"), "{missing}");
 }
 
-fn corpus() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sample-data/pydicom");
-    if dir.join(".complete").exists() {
-        Some(dir)
-    } else {
-        if std::env::var_os("CI").is_some() {
-            panic!("pydicom corpus missing: .ci/run must run sample-data/fetch-pydicom.sh");
-        }
-        eprintln!("SKIP: pydicom corpus missing; run sample-data/fetch-pydicom.sh");
-        None
-    }
-}
+mod common;
+use common::corpus_root as corpus;
 
 #[test]
 fn corpus_files_in_the_supported_transfer_syntaxes_render_to_real_images() {

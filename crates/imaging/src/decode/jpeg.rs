@@ -89,17 +89,7 @@ fn decode_with(handle: tj::tjhandle, bytes: &[u8], module: &PixelModule) -> Resu
         && colour_marker(bytes).is_none()
     {
         let samples = components_as_stored(handle, bytes, width, height, get(tj::TJPARAM_TJPARAM_SUBSAMP), &check)?;
-        let mut frame = StoredFrame {
-            rows: module.rows,
-            columns: module.columns,
-            samples_per_pixel: 3,
-            photometric: "RGB".into(),
-            bits_stored: module.bits_stored,
-            signed: module.signed,
-            samples,
-        };
-        frame.mask_codec_output();
-        return Ok(frame);
+        return Ok(StoredFrame::new(module, 3, "RGB".into(), samples, 0));
     }
     // SAFETY (all three): the destination holds width × height × components
     // samples of the precision's type, packed (pitch 0).
@@ -121,18 +111,9 @@ fn decode_with(handle: tj::tjhandle, bytes: &[u8], module: &PixelModule) -> Resu
         }
         other => return Err(RenderError::Decode(format!("JPEG precision {other} bits is not a JPEG precision"))),
     };
-    let mut frame = StoredFrame {
-        rows: module.rows,
-        columns: module.columns,
-        samples_per_pixel: spp,
-        // libjpeg converts YCbCr streams to RGB; RGB streams stay RGB.
-        photometric: if grey { module.photometric.clone() } else { "RGB".into() },
-        bits_stored: module.bits_stored,
-        signed: module.signed,
-        samples,
-    };
-    frame.mask_codec_output();
-    Ok(frame)
+    // libjpeg converts YCbCr streams to RGB; RGB streams stay RGB.
+    let photometric = if grey { module.photometric.clone() } else { "RGB".into() };
+    Ok(StoredFrame::new(module, spp, photometric, samples, 0))
 }
 
 /// The three components without colour conversion, chroma upsampled by

@@ -37,19 +37,10 @@ pub(super) fn decode(bytes: &[u8], module: &PixelModule) -> Result<StoredFrame, 
             samples.extend(components[..spp].iter().map(|c| i64::from(c.data()[pixel])));
         }
     }
-    let mut frame = StoredFrame {
-        rows: module.rows,
-        columns: module.columns,
-        samples_per_pixel: module.samples_per_pixel,
-        // The decoder undoes the reversible/irreversible component transform.
-        photometric: match module.photometric.as_str() {
-            "YBR_RCT" | "YBR_ICT" => "RGB".into(),
-            other => other.into(),
-        },
-        bits_stored: module.bits_stored,
-        signed: module.signed,
-        samples,
+    // The decoder undoes the reversible/irreversible component transform.
+    let photometric = match module.photometric.as_str() {
+        "YBR_RCT" | "YBR_ICT" => "RGB".into(),
+        other => other.into(),
     };
-    frame.mask_codec_output();
-    Ok(frame)
+    Ok(StoredFrame::new(module, module.samples_per_pixel, photometric, samples, 0))
 }

@@ -39,17 +39,7 @@ pub(super) fn decode(bytes: &[u8], module: &PixelModule) -> Result<StoredFrame, 
     } else {
         samples
     };
-    let mut frame = StoredFrame {
-        rows: module.rows,
-        columns: module.columns,
-        samples_per_pixel: module.samples_per_pixel,
-        photometric: module.photometric.clone(),
-        bits_stored: module.bits_stored,
-        signed: module.signed,
-        samples,
-    };
-    frame.mask_codec_output();
-    Ok(frame)
+    Ok(StoredFrame::new(module, module.samples_per_pixel, module.photometric.clone(), samples, 0))
 }
 
 /// The ILV parameter of the first Start Of Scan (T.87 C.2.3): marker FFDA,

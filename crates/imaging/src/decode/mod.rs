@@ -98,10 +98,20 @@ impl Codec {
 }
 
 impl StoredFrame {
-    /// A codec hands back samples at their precision, low-aligned: keep the
-    /// Bits Stored low bits and sign-extend them when the data is signed.
-    pub(crate) fn mask_codec_output(&mut self) {
-        mask_and_extend(&mut self.samples, 0, self.bits_stored, self.signed);
+    /// A frame of `module`'s size from raw samples whose significant bits
+    /// start at bit `shift` (0 for codec output, which is low-aligned):
+    /// keeps Bits Stored bits and sign-extends them when the data is signed.
+    pub(crate) fn new(module: &PixelModule, samples_per_pixel: u16, photometric: String, mut samples: Vec<i64>, shift: u16) -> StoredFrame {
+        mask_and_extend(&mut samples, shift, module.bits_stored, module.signed);
+        StoredFrame {
+            rows: module.rows,
+            columns: module.columns,
+            samples_per_pixel,
+            photometric,
+            bits_stored: module.bits_stored,
+            signed: module.signed,
+            samples,
+        }
     }
 
     /// The number of pixels.

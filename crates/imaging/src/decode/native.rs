@@ -28,14 +28,25 @@ pub(super) fn decode(value: &PixelValue, module: &PixelModule, frame: u32, big_e
             end_bit.div_ceil(8)
         )));
     }
+    let shift = module.high_bit + 1 - module.bits_stored;
     let mut samples = if module.bits_allocated == 1 {
         (start_bit..end_bit).map(|bit| i64::from((bytes[(bit / 8) as usize] >> (bit % 8)) & 1)).collect()
+    } else if module.bits_allocated == 16 && shift == 0 && (module.bits_stored == 16 || !module.signed) {
+        // The common CT/MR/CR case in one pass: 16-bit words, low-aligned.
+        let (start, end) = ((start_bit / 8) as usize, (end_bit / 8) as usize);
+        let mask = (1u32 << module.bits_stored) - 1;
+        let words = bytes[start..end].chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]]));
+        if module.signed {
+            words.map(|w| i64::from(w as i16)).collect()
+        } else {
+            words.map(|w| i64::from(u32::from(w) & mask)).collect()
+        }
     } else {
         let (start, end) = ((start_bit / 8) as usize, (end_bit / 8) as usize);
-        samples_from_le_bytes(&bytes[start..end], module.bits_allocated, module.samples_per_frame())?
+        let mut samples = samples_from_le_bytes(&bytes[start..end], module.bits_allocated, module.samples_per_frame())?;
+        mask_and_extend(&mut samples, shift, module.bits_stored, module.signed);
+        samples
     };
-    let shift = module.high_bit + 1 - module.bits_stored;
-    mask_and_extend(&mut samples, shift, module.bits_stored, module.signed);
     let mut photometric = module.photometric.clone();
     if module.photometric == "YBR_FULL_422" {
         samples = expand_ybr_422(&samples, module.columns as usize, module.rows as usize)?;

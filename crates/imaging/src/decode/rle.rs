@@ -43,17 +43,8 @@ pub(super) fn decode(bytes: &[u8], module: &PixelModule) -> Result<StoredFrame, 
             *slot = ((*slot as u32) | (u32::from(value) << shift)) as i64;
         }
     }
-    let mut frame = StoredFrame {
-        rows: module.rows,
-        columns: module.columns,
-        samples_per_pixel: module.samples_per_pixel,
-        photometric: module.photometric.clone(),
-        bits_stored: module.bits_stored,
-        signed: module.signed,
-        samples,
-    };
-    super::mask_and_extend(&mut frame.samples, module.high_bit + 1 - module.bits_stored, module.bits_stored, module.signed);
-    Ok(frame)
+    let shift = module.high_bit + 1 - module.bits_stored;
+    Ok(StoredFrame::new(module, module.samples_per_pixel, module.photometric.clone(), samples, shift))
 }
 
 /// PackBits: n in 0..=127 copies n+1 literal bytes, n in -127..=-1 repeats
