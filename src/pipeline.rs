@@ -19,11 +19,6 @@ use tokio::sync::{Semaphore, oneshot, watch};
 /// Longest side of instance thumbnails.
 const THUMBNAIL_SIZE: u32 = 256;
 
-/// Rendering still reads a whole object into memory; objects above this are
-/// recorded as not rendered rather than risk the memory bound. (Reading only
-/// the first frame is the imaging issue's to do.)
-const MAX_RENDERED_OBJECT: u64 = 256 * 1024 * 1024;
-
 pub async fn run(archive: Archive, threads: usize, mut stop: watch::Receiver<bool>) {
     let pool = match telediag_imaging::ImagingPool::new(threads) {
         Ok(pool) => Arc::new(pool),
@@ -80,14 +75,9 @@ async fn process(archive: &Archive, pool: &telediag_imaging::ImagingPool, job: J
         return;
     };
     let path = archive.store().path_of(&key);
-    let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-    let rendered = if size > MAX_RENDERED_OBJECT {
-        Err(telediag_imaging::RenderError::Decode(format!(
-            "object of {} MB is above the {} MB render limit",
-            size >> 20,
-            MAX_RENDERED_OBJECT >> 20
-        )))
-    } else {
+    // Imaging reads only the first frame's bytes, so a multi-gigabyte cine
+    // loop is rendered in one frame's memory.
+    let rendered = {
         let (done, result) = oneshot::channel();
         pool.spawn(move || {
             let _ = done.send(telediag_imaging::derive_file(&path, THUMBNAIL_SIZE));

@@ -173,6 +173,21 @@ async fn a_1_gb_object_streams_through_in_bounded_memory() {
     let stored_dataset = stored_len - telediag_archive::part10::read_header(std::fs::File::open(&stored).unwrap()).unwrap().1;
     assert_eq!(stored_dataset, sent_dataset, "the whole dataset is stored");
     std::fs::remove_file(&file).unwrap();
+
+    // The pipeline renders its first frame, reading that frame only.
+    let sop: SopInstanceUid = "1.2.3.1000.1".parse().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let thumbnail = loop {
+        if let Some(record) = db.derived(&sop, telediag_archive::derived::DerivedKind::Thumbnail).await.unwrap() {
+            break record;
+        }
+        assert!(Instant::now() < deadline, "no thumbnail for the 1 GiB object after 120 s");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(thumbnail.error, None, "the 1 GiB object is rendered");
+    assert_eq!((thumbnail.width, thumbnail.height, thumbnail.frames), (Some(256), Some(256), Some(1024)));
+    let peak = peak_rss_kib(server.pid());
+    assert!(peak < 150 * 1024, "peak RSS {peak} KiB after rendering the 1 GiB object's first frame");
     server.stop();
 }
 

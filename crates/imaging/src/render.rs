@@ -77,18 +77,61 @@ fn open_bare_dataset(path: &Path) -> Option<DefaultDicomObject> {
 
 /// The Image Pixel module and the stored values of frame `frame`.
 pub fn decode_file(path: &Path, frame: u32) -> Result<(PixelModule, StoredFrame), RenderError> {
+    let (_, module, stored) = load_frame(path, frame)?;
+    Ok((module, stored))
+}
+
+/// Like [`decode_file`], but reading the whole object into memory first:
+/// the path for files the frame reader cannot walk, kept public so tests
+/// can check that both paths agree.
+pub fn decode_file_whole(path: &Path, frame: u32) -> Result<(PixelModule, StoredFrame), RenderError> {
     let object = open(path)?;
     let module = read_module(&object)?;
     let stored = decode_frame(&object, &module, frame)?;
     Ok((module, stored))
 }
 
-/// Decodes frame `frame` (0-based) of the Part 10 file at `path` and renders
-/// it through its Modality LUT, VOI LUT and colour space to 8 bits.
-pub fn render_file(path: &Path, frame: u32) -> Result<Rendered, RenderError> {
+/// The largest file read into memory whole (deflated, bare or damaged files).
+const WHOLE_READ_LIMIT: u64 = 256 << 20;
+
+/// The attributes, the Image Pixel module and frame `frame`'s stored values.
+/// Only that frame's bytes are read where the file allows it (a 2 GB cine
+/// loop costs one frame of memory); otherwise the object is read whole.
+fn load_frame(path: &Path, frame: u32) -> Result<(DefaultDicomObject, PixelModule, StoredFrame), RenderError> {
+    let attributes = crate::decode::lazy::open_attributes(path);
+    // Without the Image Pixel attributes the object is most likely not an
+    // image (SR, PDF): the whole read below says which.
+    let module = attributes.as_ref().and_then(|a| PixelModule::read(a, &a.meta().transfer_syntax).ok());
+    if let (Some(attributes), Some(module)) = (attributes, module) {
+        if frame >= module.frames {
+            return Err(RenderError::NoSuchFrame { frame, frames: module.frames });
+        }
+        match crate::decode::lazy::read_frame(path, &module, frame) {
+            Some(Ok(data)) => {
+                let stored = crate::decode::decode_frame_data(&data, &module)?;
+                return Ok((attributes, module, stored));
+            }
+            // A damaged file may still give up a frame when read whole,
+            // which is affordable below the size limit.
+            Some(Err(e)) if std::fs::metadata(path).map_or(0, |m| m.len()) > WHOLE_READ_LIMIT => return Err(e),
+            _ => {}
+        }
+    } else if std::fs::metadata(path).map_or(0, |m| m.len()) > WHOLE_READ_LIMIT {
+        return Err(RenderError::Open {
+            path: path.display().to_string(),
+            reason: "no readable image attributes, and too large to read whole".into(),
+        });
+    }
     let object = open(path)?;
     let module = read_module(&object)?;
     let stored = decode_frame(&object, &module, frame)?;
+    Ok((object, module, stored))
+}
+
+/// Decodes frame `frame` (0-based) of the Part 10 file at `path` and renders
+/// it through its Modality LUT, VOI LUT and colour space to 8 bits.
+pub fn render_file(path: &Path, frame: u32) -> Result<Rendered, RenderError> {
+    let (object, module, stored) = load_frame(path, frame)?;
     let transform = DisplayTransform::read(&object, &module, frame)?;
     let image = to_image(&stored, &transform)?;
     Ok(Rendered { image, frames: module.frames, pixel_aspect: module.pixel_aspect })

@@ -18,6 +18,7 @@ mod fragments;
 mod jpeg;
 mod jpeg2000;
 mod jpegls;
+pub(crate) mod lazy;
 mod native;
 mod rle;
 
@@ -25,6 +26,7 @@ use dicom_object::{DefaultDicomObject, InMemDicomObject};
 use dicom_dictionary_std::tags;
 
 use crate::RenderError;
+use lazy::FrameData;
 use crate::pixel_module::PixelModule;
 
 /// One decoded frame.
@@ -44,31 +46,40 @@ pub struct StoredFrame {
     pub samples: Vec<i64>,
 }
 
-/// Decodes frame `frame` (0-based) of `object`.
+/// Decodes frame `frame` (0-based) of an object held in memory whole.
 pub fn decode_frame(object: &DefaultDicomObject, module: &PixelModule, frame: u32) -> Result<StoredFrame, RenderError> {
     if frame >= module.frames {
         return Err(RenderError::NoSuchFrame { frame, frames: module.frames });
     }
     let dataset: &InMemDicomObject = object;
     let pixel_data = dataset.element(tags::PIXEL_DATA).map_err(|_| RenderError::NoPixelData)?;
-    if module.is_native() {
+    let data = if module.is_native() {
         let big_endian = module.transfer_syntax == "1.2.840.10008.1.2.2";
-        return native::decode(pixel_data.value(), module, frame, big_endian);
-    }
-    let codec = Codec::of(&module.transfer_syntax);
-    let Some(codec) = codec else {
-        return Err(RenderError::Decode(format!(
-            "transfer syntax {} is not an image compression Telediag decodes",
-            module.transfer_syntax
-        )));
+        FrameData::Native(native::frame_from_value(pixel_data.value(), module, frame, big_endian)?)
+    } else {
+        let codec = codec_of(module)?;
+        FrameData::Compressed(fragments::frame_bytes(dataset, pixel_data.value(), module, frame, codec)?.into_owned())
     };
-    let bytes = fragments::frame_bytes(dataset, pixel_data.value(), module, frame, codec)?;
-    match codec {
-        Codec::Rle => rle::decode(&bytes, module),
-        Codec::Jpeg => jpeg::decode(&bytes, module),
-        Codec::JpegLs => jpegls::decode(&bytes, module),
-        Codec::Jpeg2000 => jpeg2000::decode(&bytes, module),
+    decode_frame_data(&data, module)
+}
+
+/// Decodes one frame's bytes, however they were read.
+pub(crate) fn decode_frame_data(data: &FrameData, module: &PixelModule) -> Result<StoredFrame, RenderError> {
+    match data {
+        FrameData::Native(frame) => native::decode(frame, module),
+        FrameData::Compressed(bytes) => match codec_of(module)? {
+            Codec::Rle => rle::decode(bytes, module),
+            Codec::Jpeg => jpeg::decode(bytes, module),
+            Codec::JpegLs => jpegls::decode(bytes, module),
+            Codec::Jpeg2000 => jpeg2000::decode(bytes, module),
+        },
     }
+}
+
+fn codec_of(module: &PixelModule) -> Result<Codec, RenderError> {
+    Codec::of(&module.transfer_syntax).ok_or_else(|| {
+        RenderError::Decode(format!("transfer syntax {} is not an image compression Telediag decodes", module.transfer_syntax))
+    })
 }
 
 /// Which decoder a transfer syntax goes to.
@@ -81,7 +92,7 @@ pub(crate) enum Codec {
 }
 
 impl Codec {
-    fn of(transfer_syntax: &str) -> Option<Codec> {
+    pub(crate) fn of(transfer_syntax: &str) -> Option<Codec> {
         Some(match transfer_syntax {
             "1.2.840.10008.1.2.5" => Codec::Rle,
             // Baseline, extended (processes 2 and 4), lossless (14, 14 SV1).

@@ -11,7 +11,15 @@ use crate::pixel_module::PixelModule;
 
 type PixelValue = Value<InMemDicomObject, dicom_core::value::InMemFragment>;
 
-pub(super) fn decode(value: &PixelValue, module: &PixelModule, frame: u32, big_endian: bool) -> Result<StoredFrame, RenderError> {
+/// One frame's bytes in little-endian sample order; its first sample starts
+/// at bit `first_bit` of the first byte (only 1-bit frames start mid-byte).
+pub(crate) struct NativeFrame {
+    pub bytes: Vec<u8>,
+    pub first_bit: u64,
+}
+
+/// Frame `frame` of an in-memory Pixel Data value.
+pub(super) fn frame_from_value(value: &PixelValue, module: &PixelModule, frame: u32, big_endian: bool) -> Result<NativeFrame, RenderError> {
     let Value::Primitive(primitive) = value else {
         return Err(RenderError::Invalid("uncompressed transfer syntax but the Pixel Data is encapsulated".into()));
     };
@@ -28,22 +36,50 @@ pub(super) fn decode(value: &PixelValue, module: &PixelModule, frame: u32, big_e
             end_bit.div_ceil(8)
         )));
     }
+    let range = (start_bit / 8) as usize..end_bit.div_ceil(8) as usize;
+    Ok(NativeFrame { bytes: bytes[range].to_vec(), first_bit: start_bit % 8 })
+}
+
+/// Raw bytes as read from a file to little-endian sample order. In big
+/// endian, OW is byte-swapped as 16-bit words whatever Bits Allocated says
+/// (the standard's rule, which GDCM and DCMTK follow); OB holds each
+/// sample's bytes in the dataset's order.
+pub(super) fn to_little_endian(bytes: &mut [u8], is_ow: bool, bits_allocated: u16, big_endian: bool) {
+    if !big_endian {
+        return;
+    }
+    match (is_ow, bits_allocated) {
+        (true, _) | (false, 16) => bytes.chunks_exact_mut(2).for_each(|c| c.swap(0, 1)),
+        (false, 32) => bytes.chunks_exact_mut(4).for_each(|c| c.reverse()),
+        _ => {}
+    }
+}
+
+/// Decodes one frame's bytes.
+pub(super) fn decode(frame: &NativeFrame, module: &PixelModule) -> Result<StoredFrame, RenderError> {
+    let bytes = &frame.bytes;
+    let count = module.samples_per_frame();
     let shift = module.high_bit + 1 - module.bits_stored;
     let mut samples = if module.bits_allocated == 1 {
-        (start_bit..end_bit).map(|bit| i64::from((bytes[(bit / 8) as usize] >> (bit % 8)) & 1)).collect()
+        (frame.first_bit..frame.first_bit + count).map(|bit| i64::from((bytes[(bit / 8) as usize] >> (bit % 8)) & 1)).collect()
     } else if module.bits_allocated == 16 && shift == 0 && (module.bits_stored == 16 || !module.signed) {
         // The common CT/MR/CR case in one pass: 16-bit words, low-aligned.
-        let (start, end) = ((start_bit / 8) as usize, (end_bit / 8) as usize);
+        if bytes.len() < count as usize * 2 {
+            return Err(RenderError::Invalid(format!(
+                "the file ends {} bytes into a frame that needs {} (truncated?)",
+                bytes.len(),
+                count * 2
+            )));
+        }
         let mask = (1u32 << module.bits_stored) - 1;
-        let words = bytes[start..end].chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]]));
+        let words = bytes[..count as usize * 2].chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]]));
         if module.signed {
             words.map(|w| i64::from(w as i16)).collect()
         } else {
             words.map(|w| i64::from(u32::from(w) & mask)).collect()
         }
     } else {
-        let (start, end) = ((start_bit / 8) as usize, (end_bit / 8) as usize);
-        let mut samples = samples_from_le_bytes(&bytes[start..end], module.bits_allocated, module.samples_per_frame())?;
+        let mut samples = samples_from_le_bytes(bytes, module.bits_allocated, count)?;
         mask_and_extend(&mut samples, shift, module.bits_stored, module.signed);
         samples
     };
@@ -66,28 +102,15 @@ pub(super) fn decode(value: &PixelValue, module: &PixelModule, frame: u32, big_e
 }
 
 /// The value's bytes in little-endian sample order. dicom-rs has already
-/// swapped OW as 16-bit words, which is what the standard prescribes for OW
-/// in big endian whatever Bits Allocated says (GDCM and DCMTK read 32-bit OW
-/// the same way); OB holds the samples' bytes as the dataset orders them.
+/// swapped OW as 16-bit words; OB is as the dataset orders it.
 fn little_endian_bytes(primitive: &PrimitiveValue, bits_allocated: u16, big_endian: bool) -> std::borrow::Cow<'_, [u8]> {
     let bytes = primitive.to_bytes();
-    match (big_endian, bits_allocated, primitive) {
-        (true, 16, PrimitiveValue::U8(_)) => {
-            let mut owned = bytes.into_owned();
-            for chunk in owned.chunks_exact_mut(2) {
-                chunk.swap(0, 1);
-            }
-            owned.into()
-        }
-        (true, 32, PrimitiveValue::U8(_)) => {
-            let mut owned = bytes.into_owned();
-            for chunk in owned.chunks_exact_mut(4) {
-                chunk.reverse();
-            }
-            owned.into()
-        }
-        _ => bytes,
+    if big_endian && matches!(primitive, PrimitiveValue::U8(_)) && bits_allocated > 8 {
+        let mut owned = bytes.into_owned();
+        to_little_endian(&mut owned, false, bits_allocated, true);
+        return owned.into();
     }
+    bytes
 }
 
 /// Reads `count` raw samples of `bits_allocated` (8, 16 or 32) bits.
