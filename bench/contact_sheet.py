@@ -20,7 +20,8 @@ def main(thumbs: pathlib.Path, out: pathlib.Path) -> None:
                 thumb = thumb.convert("RGB")
                 sheet.paste(thumb, (x + (TILE - thumb.width) // 2, y + (TILE - thumb.height) // 2))
             name = path.name.removesuffix(".jpg")
-            draw.text((x + 4, y + TILE + 2), name[:30], fill=(230, 230, 230), font=font)
+            label = name if len(name) <= 32 else "…" + name[-31:]
+            draw.text((x + 4, y + TILE + 2), label, fill=(230, 230, 230), font=font)
         target = out / f"page-{page // per_page + 1}.png"
         sheet.save(target)
         print(target)

@@ -208,6 +208,29 @@ fn collect_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
+/// Output names for `thumbnails`: a file's name, or, where several files
+/// share it (IM000001 in every series folder), its whole path with `_` for
+/// the separators, so that no thumbnail overwrites another.
+fn thumbnail_names(files: &[PathBuf]) -> std::collections::HashMap<PathBuf, String> {
+    let name = |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let mut counts = std::collections::HashMap::new();
+    for file in files {
+        *counts.entry(name(file)).or_insert(0) += 1;
+    }
+    files
+        .iter()
+        .map(|file| {
+            let short = name(file);
+            let unique = if counts[&short] == 1 {
+                short
+            } else {
+                file.to_string_lossy().trim_start_matches(['.', '/']).replace(['/', '\\'], "_")
+            };
+            (file.clone(), unique)
+        })
+        .collect()
+}
+
 async fn import(config: &Config, site_name: &str, paths: &[PathBuf]) -> Result<()> {
     let archive = open(config).await?;
     let site = archive.database().site_by_name(site_name).await?;
@@ -291,11 +314,11 @@ fn thumbnails(paths: &[PathBuf], out: &Path, size: u32, threads: Option<usize>) 
     let started = std::time::Instant::now();
     let failures = std::sync::Mutex::new(Vec::new());
     let frames = std::sync::atomic::AtomicU64::new(0);
+    let names = thumbnail_names(&files);
     telediag_imaging::thumbnail_files(&files, &options, |path, result| {
         match result {
             Ok((thumbnail, _)) => {
-                let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-                let target = out.join(format!("{name}.jpg"));
+                let target = out.join(format!("{}.jpg", names[path]));
                 if let Err(e) = std::fs::write(&target, &thumbnail.bytes) {
                     failures.lock().unwrap().push((path.to_owned(), format!("cannot write {}: {e}", target.display())));
                 } else {
@@ -324,4 +347,19 @@ fn thumbnails(paths: &[PathBuf], out: &Path, size: u32, threads: Option<usize>) 
         bail!("no thumbnail could be made");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thumbnails_of_equally_named_files_do_not_overwrite_each_other() {
+        let files: Vec<PathBuf> =
+            ["a/SE1/IM000001", "a/SE2/IM000001", "./b/CT_small.dcm"].iter().map(PathBuf::from).collect();
+        let names = thumbnail_names(&files);
+        assert_eq!(names[&files[0]], "a_SE1_IM000001");
+        assert_eq!(names[&files[1]], "a_SE2_IM000001");
+        assert_eq!(names[&files[2]], "CT_small.dcm");
+    }
 }
