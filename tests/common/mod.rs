@@ -38,8 +38,22 @@ pub fn pydicom_corpus() -> Option<PathBuf> {
     None
 }
 
+/// A port for a server a test starts. Taken below Linux's ephemeral range
+/// (32768–60999): a port the kernel handed out for `bind(0)` may be handed
+/// again to any outgoing connection (a storescu, a readiness probe) before
+/// the server binds it, which made tests fail with "address in use". Each
+/// port is given out once per test process.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let base = 20_000 + (std::process::id() * 613) % 12_000;
+    loop {
+        let offset = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = (20_000 + (base - 20_000 + offset) % 12_000) as u16;
+        if TcpListener::bind(("0.0.0.0", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 pub fn telediag() -> Command {
