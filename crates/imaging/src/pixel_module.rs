@@ -96,6 +96,11 @@ impl PixelModule {
         )
     }
 
+    /// Explicit VR Big Endian (retired, still sent by old modalities).
+    pub fn is_big_endian(&self) -> bool {
+        self.transfer_syntax == "1.2.840.10008.1.2.2"
+    }
+
     pub fn is_monochrome(&self) -> bool {
         self.photometric.starts_with("MONOCHROME")
     }

@@ -85,10 +85,15 @@ pub fn decode_file(path: &Path, frame: u32) -> Result<(PixelModule, StoredFrame)
 /// the path for files the frame reader cannot walk, kept public so tests
 /// can check that both paths agree.
 pub fn decode_file_whole(path: &Path, frame: u32) -> Result<(PixelModule, StoredFrame), RenderError> {
+    let (_, module, stored) = load_whole(path, frame)?;
+    Ok((module, stored))
+}
+
+fn load_whole(path: &Path, frame: u32) -> Result<(DefaultDicomObject, PixelModule, StoredFrame), RenderError> {
     let object = open(path)?;
     let module = read_module(&object)?;
     let stored = decode_frame(&object, &module, frame)?;
-    Ok((module, stored))
+    Ok((object, module, stored))
 }
 
 /// The largest file read into memory whole (deflated, bare or damaged files).
@@ -98,6 +103,7 @@ const WHOLE_READ_LIMIT: u64 = 256 << 20;
 /// Only that frame's bytes are read where the file allows it (a 2 GB cine
 /// loop costs one frame of memory); otherwise the object is read whole.
 fn load_frame(path: &Path, frame: u32) -> Result<(DefaultDicomObject, PixelModule, StoredFrame), RenderError> {
+    let too_large_to_read_whole = || std::fs::metadata(path).map_or(0, |m| m.len()) > WHOLE_READ_LIMIT;
     let attributes = crate::decode::lazy::open_attributes(path);
     // Without the Image Pixel attributes the object is most likely not an
     // image (SR, PDF): the whole read below says which.
@@ -113,19 +119,16 @@ fn load_frame(path: &Path, frame: u32) -> Result<(DefaultDicomObject, PixelModul
             }
             // A damaged file may still give up a frame when read whole,
             // which is affordable below the size limit.
-            Some(Err(e)) if std::fs::metadata(path).map_or(0, |m| m.len()) > WHOLE_READ_LIMIT => return Err(e),
+            Some(Err(e)) if too_large_to_read_whole() => return Err(e),
             _ => {}
         }
-    } else if std::fs::metadata(path).map_or(0, |m| m.len()) > WHOLE_READ_LIMIT {
+    } else if too_large_to_read_whole() {
         return Err(RenderError::Open {
             path: path.display().to_string(),
             reason: "no readable image attributes, and too large to read whole".into(),
         });
     }
-    let object = open(path)?;
-    let module = read_module(&object)?;
-    let stored = decode_frame(&object, &module, frame)?;
-    Ok((object, module, stored))
+    load_whole(path, frame)
 }
 
 /// Decodes frame `frame` (0-based) of the Part 10 file at `path` and renders

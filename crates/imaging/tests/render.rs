@@ -1,7 +1,7 @@
 //! Rendering real objects: the demo studies (whose anatomy is known) and, when
 //! fetched, files of the public pydicom corpus in several transfer syntaxes.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use telediag_imaging::{ThumbnailFormat, make_thumbnail, render_file};
 

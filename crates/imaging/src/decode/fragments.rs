@@ -70,12 +70,7 @@ pub(super) fn frame_bytes<'a>(
     if fragments.len() == frames {
         return Ok(Cow::Borrowed(fragments[frame].as_slice()));
     }
-    let marker: Option<&[u8]> = match codec {
-        Codec::Jpeg | Codec::JpegLs => Some(&[0xFF, 0xD8]),
-        Codec::Jpeg2000 => Some(&[0xFF, 0x4F]),
-        Codec::Rle => None,
-    };
-    if let Some(marker) = marker {
+    if let Some(marker) = codec.frame_start_marker() {
         let starts: Vec<usize> = (0..fragments.len()).filter(|&i| fragments[i].starts_with(marker)).collect();
         if starts.len() == frames {
             let end = starts.get(frame + 1).copied().unwrap_or(fragments.len());

@@ -23,7 +23,6 @@ use dicom_parser::dataset::LazyDataToken;
 use dicom_parser::stateful::decode::StatefulDecode;
 use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
 
-use super::Codec;
 use super::native::NativeFrame;
 use crate::RenderError;
 use crate::pixel_module::PixelModule;
@@ -100,19 +99,10 @@ fn native_frame(
     module: &PixelModule,
     frame: u32,
 ) -> Result<FrameData, RenderError> {
-    let per_frame_bits = module.samples_per_frame() * u64::from(module.bits_allocated);
-    let start_bit = per_frame_bits * u64::from(frame);
-    let end_bit = start_bit + per_frame_bits;
-    if end_bit > u64::from(length) * 8 {
-        return Err(RenderError::Invalid(format!(
-            "Pixel Data holds {length} bytes, frame {} of {} needs bytes up to {}",
-            frame + 1,
-            module.frames,
-            end_bit.div_ceil(8)
-        )));
-    }
+    let bits = super::native::frame_bits(module, frame, u64::from(length))?;
+    let (start_bit, end_bit) = (bits.start, bits.end);
     let (mut from, mut to) = (start_bit / 8, end_bit.div_ceil(8));
-    let big_endian = module.transfer_syntax == "1.2.840.10008.1.2.2";
+    let big_endian = module.is_big_endian();
     // Big-endian words are swapped in whole 16-bit (or 32-bit) units
     // counted from the start of the value: read whole units.
     let unit = if big_endian { if vr == VR::OW { 2 } else { u64::from(module.bits_allocated / 8).max(1) } } else { 1 };
@@ -142,11 +132,7 @@ fn encapsulated_frame<S: StatefulDecode>(
     let mut offsets: Option<Vec<u64>> = None;
     let mut position = 0u64; // of the next fragment's item, from the first fragment
     let mut chosen: Vec<Vec<u8>> = Vec::new();
-    let marker: Option<&[u8]> = match codec {
-        Codec::Jpeg | Codec::JpegLs => Some(&[0xFF, 0xD8]),
-        Codec::Jpeg2000 => Some(&[0xFF, 0x4F]),
-        Codec::Rle => None,
-    };
+    let marker = codec.frame_start_marker();
     let mut frame_starts_seen = 0u32;
     while let Some(token) = reader.advance() {
         let token = token.map_err(|e| unreadable(&e.to_string()))?;

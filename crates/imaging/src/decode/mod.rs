@@ -54,8 +54,7 @@ pub fn decode_frame(object: &DefaultDicomObject, module: &PixelModule, frame: u3
     let dataset: &InMemDicomObject = object;
     let pixel_data = dataset.element(tags::PIXEL_DATA).map_err(|_| RenderError::NoPixelData)?;
     let data = if module.is_native() {
-        let big_endian = module.transfer_syntax == "1.2.840.10008.1.2.2";
-        FrameData::Native(native::frame_from_value(pixel_data.value(), module, frame, big_endian)?)
+        FrameData::Native(native::frame_from_value(pixel_data.value(), module, frame)?)
     } else {
         let codec = codec_of(module)?;
         FrameData::Compressed(fragments::frame_bytes(dataset, pixel_data.value(), module, frame, codec)?.into_owned())
@@ -92,6 +91,17 @@ pub(crate) enum Codec {
 }
 
 impl Codec {
+    /// The marker a frame's compressed stream opens with, by which frames
+    /// are told apart when no offset table does it (RLE has none: one
+    /// fragment per frame).
+    pub(crate) fn frame_start_marker(self) -> Option<&'static [u8]> {
+        match self {
+            Codec::Jpeg | Codec::JpegLs => Some(&[0xFF, 0xD8]), // Start Of Image
+            Codec::Jpeg2000 => Some(&[0xFF, 0x4F]),             // Start Of Codestream
+            Codec::Rle => None,
+        }
+    }
+
     pub(crate) fn of(transfer_syntax: &str) -> Option<Codec> {
         Some(match transfer_syntax {
             "1.2.840.10008.1.2.5" => Codec::Rle,
@@ -123,11 +133,6 @@ impl StoredFrame {
             signed: module.signed,
             samples,
         }
-    }
-
-    /// The number of pixels.
-    pub fn pixels(&self) -> usize {
-        self.rows as usize * self.columns as usize
     }
 }
 

@@ -18,24 +18,30 @@ pub(crate) struct NativeFrame {
     pub first_bit: u64,
 }
 
-/// Frame `frame` of an in-memory Pixel Data value.
-pub(super) fn frame_from_value(value: &PixelValue, module: &PixelModule, frame: u32, big_endian: bool) -> Result<NativeFrame, RenderError> {
-    let Value::Primitive(primitive) = value else {
-        return Err(RenderError::Invalid("uncompressed transfer syntax but the Pixel Data is encapsulated".into()));
-    };
-    let bytes = little_endian_bytes(primitive, module.bits_allocated, big_endian);
+/// The bits frame `frame` occupies in a Pixel Data value of `length` bytes.
+pub(super) fn frame_bits(module: &PixelModule, frame: u32, length: u64) -> Result<std::ops::Range<u64>, RenderError> {
     let per_frame_bits = module.samples_per_frame() * u64::from(module.bits_allocated);
     let start_bit = per_frame_bits * u64::from(frame);
     let end_bit = start_bit + per_frame_bits;
-    if end_bit > bytes.len() as u64 * 8 {
+    if end_bit > length * 8 {
         return Err(RenderError::Invalid(format!(
-            "Pixel Data holds {} bytes, frame {} of {} needs bytes up to {}",
-            bytes.len(),
+            "Pixel Data holds {length} bytes, frame {} of {} needs bytes up to {}",
             frame + 1,
             module.frames,
             end_bit.div_ceil(8)
         )));
     }
+    Ok(start_bit..end_bit)
+}
+
+/// Frame `frame` of an in-memory Pixel Data value.
+pub(super) fn frame_from_value(value: &PixelValue, module: &PixelModule, frame: u32) -> Result<NativeFrame, RenderError> {
+    let Value::Primitive(primitive) = value else {
+        return Err(RenderError::Invalid("uncompressed transfer syntax but the Pixel Data is encapsulated".into()));
+    };
+    let bytes = little_endian_bytes(primitive, module.bits_allocated, module.is_big_endian());
+    let bits = frame_bits(module, frame, bytes.len() as u64)?;
+    let (start_bit, end_bit) = (bits.start, bits.end);
     let range = (start_bit / 8) as usize..end_bit.div_ceil(8) as usize;
     Ok(NativeFrame { bytes: bytes[range].to_vec(), first_bit: start_bit % 8 })
 }
