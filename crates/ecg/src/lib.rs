@@ -1,0 +1,18 @@
+//! Telediag's ECG: from the file a cart sent to a measured, drawn 12-lead.
+//!
+//! A tour, in the order a recording travels:
+//!
+//! - [`read`]: DICOM waveform, HL7 aECG, SCP-ECG (Huffman, reference-beat
+//!   subtraction, bimodal compression) and WFDB into one [`EcgRecord`] in
+//!   microvolts, lead labels normalised, III/aVR/aVL/aVF derived when a cart
+//!   stores 8 leads.
+//!
+//! What it does not know: HTTP, DIMSE, or where objects are stored. It takes
+//! bytes or a path and returns records, measurements and drawings.
+
+pub mod leads;
+pub mod read;
+pub mod record;
+
+pub use read::{read_bytes, read_path};
+pub use record::{DeviceMeasurements, DeviceReport, EcgError, EcgRecord, Lead, Patient, SourceFormat};

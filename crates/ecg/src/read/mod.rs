@@ -1,0 +1,110 @@
+//! Readers for the formats carts send, each producing an [`EcgRecord`].
+//!
+//! [`read_bytes`] recognises a single-file format by its first bytes;
+//! WFDB needs its header and signal files together ([`wfdb::read`] or
+//! [`read_path`]).
+
+pub mod aecg;
+pub mod dicom;
+pub mod scp;
+pub mod wfdb;
+
+use std::path::Path;
+
+use crate::record::{EcgError, EcgRecord};
+
+/// Reads a DICOM waveform, HL7 aECG or SCP-ECG file from memory.
+pub fn read_bytes(bytes: &[u8]) -> Result<EcgRecord, EcgError> {
+    match sniff(bytes) {
+        Some(Kind::Dicom) => dicom::read(bytes),
+        Some(Kind::Xml) => aecg::read(bytes),
+        Some(Kind::Scp) => scp::read(bytes),
+        None => Err(EcgError::UnknownFormat(
+            "expected DICOM (\"DICM\" at byte 128), HL7 aECG XML or SCP-ECG (\"SCPECG\" at byte 16)".into(),
+        )),
+    }
+}
+
+enum Kind {
+    Dicom,
+    Xml,
+    Scp,
+}
+
+fn sniff(bytes: &[u8]) -> Option<Kind> {
+    if bytes.get(128..132) == Some(b"DICM") || bytes.starts_with(b"DICM") {
+        return Some(Kind::Dicom);
+    }
+    if scp::looks_like(bytes) {
+        return Some(Kind::Scp);
+    }
+    let text = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let first = text.iter().find(|b| !b.is_ascii_whitespace())?;
+    if *first == b'<' {
+        return Some(Kind::Xml);
+    }
+    // A bare DICOM dataset (no preamble) starts with a group 0002 or 0008 tag.
+    if matches!(bytes.get(..2), Some([0x02, 0x00] | [0x08, 0x00])) {
+        return Some(Kind::Dicom);
+    }
+    None
+}
+
+/// Reads any supported file from disk. A WFDB record is named by its `.hea`
+/// (or `.dat`, or the record name without extension); its signal files are
+/// looked up beside it.
+pub fn read_path(path: &Path) -> Result<EcgRecord, EcgError> {
+    let extension = path.extension().and_then(|e| e.to_str()).unwrap_or_default().to_ascii_lowercase();
+    let header_path = match extension.as_str() {
+        "hea" => Some(path.to_path_buf()),
+        "dat" => Some(path.with_extension("hea")),
+        "" if path.with_extension("hea").exists() => Some(path.with_extension("hea")),
+        _ => None,
+    };
+    if let Some(header_path) = header_path {
+        let header = std::fs::read_to_string(&header_path)?;
+        let dir = header_path.parent().unwrap_or(Path::new("."));
+        return wfdb::read(&header, |name| {
+            if name.contains('/') || name.contains("..") {
+                return Err(EcgError::Invalid { format: "WFDB", reason: format!("signal file name {name:?} leaves the record's folder") });
+            }
+            std::fs::read(dir.join(name)).map_err(|e| EcgError::Invalid {
+                format: "WFDB",
+                reason: format!("signal file {name} named by the header cannot be read: {e}"),
+            })
+        });
+    }
+    read_bytes(&std::fs::read(path)?)
+}
+
+/// SCP-ECG lead codes (EN 1064 table 1), which MDC (ISO 11073-10101) lead
+/// codes and DICOM's SCPECG code values share.
+pub fn lead_code_label(code: u16) -> Option<&'static str> {
+    Some(match code {
+        1 => "I",
+        2 => "II",
+        3 => "V1",
+        4 => "V2",
+        5 => "V3",
+        6 => "V4",
+        7 => "V5",
+        8 => "V6",
+        9 => "V7",
+        10 => "V2R",
+        11 => "V3R",
+        12 => "V4R",
+        13 => "V5R",
+        14 => "V6R",
+        15 => "V7R",
+        16 => "X",
+        17 => "Y",
+        18 => "Z",
+        61 => "III",
+        62 => "aVR",
+        63 => "aVL",
+        64 => "aVF",
+        66 => "V8",
+        67 => "V9",
+        _ => return None,
+    })
+}
