@@ -16,3 +16,6 @@ pub mod record;
 
 pub use read::{read_bytes, read_path};
 pub use record::{DeviceMeasurements, DeviceReport, EcgError, EcgRecord, Lead, Patient, SourceFormat};
+pub mod filter;
+pub mod qrs;
+pub mod scoring;
