@@ -97,7 +97,8 @@ fn derive_limb_leads(leads: &mut Vec<Lead>) {
     let (Some(i), Some(ii)) = (find(leads, "I"), find(leads, "II")) else { return };
     let lead_i = leads[i].samples_uv.clone();
     let lead_ii = leads[ii].samples_uv.clone();
-    let formulas: [(&str, fn(f32, f32) -> f32); 4] = [
+    type Formula = fn(f32, f32) -> f32;
+    let formulas: [(&str, Formula); 4] = [
         ("III", |i, ii| ii - i),
         ("aVR", |i, ii| -(i + ii) / 2.0),
         ("aVL", |i, ii| i - ii / 2.0),

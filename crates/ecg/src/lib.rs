@@ -10,12 +10,16 @@
 //! What it does not know: HTTP, DIMSE, or where objects are stored. It takes
 //! bytes or a path and returns records, measurements and drawings.
 
+pub mod analysis;
+pub mod delineate;
+pub mod filter;
 pub mod leads;
+pub mod median;
+pub mod qrs;
 pub mod read;
 pub mod record;
+pub mod scoring;
 
+pub use analysis::{Analysis, AnalysisOptions, analyse, analyse_with};
 pub use read::{read_bytes, read_path};
 pub use record::{DeviceMeasurements, DeviceReport, EcgError, EcgRecord, Lead, Patient, SourceFormat};
-pub mod filter;
-pub mod qrs;
-pub mod scoring;

@@ -22,7 +22,8 @@ impl BeatScore {
         100.0 * self.true_positives as f64 / (self.true_positives + self.false_positives).max(1) as f64
     }
 
-    pub fn add(self, other: BeatScore) -> BeatScore {
+    /// Sums the counts of two records (EC57's gross statistics).
+    pub fn plus(self, other: BeatScore) -> BeatScore {
         BeatScore {
             true_positives: self.true_positives + other.true_positives,
             false_negatives: self.false_negatives + other.false_negatives,

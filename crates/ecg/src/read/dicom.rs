@@ -179,7 +179,7 @@ fn filters(definition: Option<&InMemDicomObject>) -> Option<String> {
     if let Some(high) = float(d, tags::FILTER_HIGH_FREQUENCY) {
         parts.push(format!("low-pass {high} Hz"));
     }
-    if let Some(notch) = float(d, tags::NOTCH_FILTER_FREQUENCY) {
+    if let Some(notch) = float(d, tags::NOTCH_FILTER_FREQUENCY).filter(|f| *f > 0.0) {
         parts.push(format!("notch {notch} Hz"));
     }
     (!parts.is_empty()).then(|| parts.join(", "))
