@@ -18,6 +18,7 @@ pub mod median;
 pub mod qrs;
 pub mod read;
 pub mod record;
+pub mod render;
 pub mod scoring;
 
 pub use analysis::{Analysis, AnalysisOptions, analyse, analyse_with};

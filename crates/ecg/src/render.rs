@@ -1,0 +1,268 @@
+//! The printed 12-lead page, as SVG (for the viewer and print) and PNG (for
+//! reports and the worklist thumbnail).
+//!
+//! Paper conventions: 25 mm/s, 10 mm/mV, a 1 mm grid with 5 mm major lines,
+//! a 1 mV × 200 ms calibration pulse at the start of every row, each lead's
+//! label at its segment's start, and a header with patient, acquisition
+//! time, speed, gain, filters and measurements. The drawing is in
+//! millimetres, so the SVG prints at true scale.
+
+use std::fmt::Write;
+use std::sync::{Arc, OnceLock};
+
+use crate::analysis::Analysis;
+use crate::filter::FilterSettings;
+use crate::record::EcgRecord;
+
+/// How leads are arranged on the page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// 3 rows × 4 columns of 2.5 s, plus a 10 s lead II rhythm strip.
+    ThreeByFour,
+    /// 6 rows × 2 columns of 5 s.
+    SixByTwo,
+    /// 12 rows of 10 s each, at half gain.
+    TwelveByOne,
+}
+
+impl Layout {
+    pub fn parse(text: &str) -> Option<Layout> {
+        match text {
+            "3x4" | "3x4+1" => Some(Layout::ThreeByFour),
+            "6x2" => Some(Layout::SixByTwo),
+            "12x1" => Some(Layout::TwelveByOne),
+            _ => None,
+        }
+    }
+
+    /// Rows of (lead label, column) for each row; a column spans
+    /// `10 s / columns`.
+    fn rows(self) -> (usize, Vec<Vec<&'static str>>) {
+        match self {
+            Layout::ThreeByFour => (
+                4,
+                vec![
+                    vec!["I", "aVR", "V1", "V4"],
+                    vec!["II", "aVL", "V2", "V5"],
+                    vec!["III", "aVF", "V3", "V6"],
+                ],
+            ),
+            Layout::SixByTwo => (
+                2,
+                vec![
+                    vec!["I", "V1"],
+                    vec!["II", "V2"],
+                    vec!["III", "V3"],
+                    vec!["aVR", "V4"],
+                    vec!["aVL", "V5"],
+                    vec!["aVF", "V6"],
+                ],
+            ),
+            Layout::TwelveByOne => {
+                (1, crate::leads::STANDARD_LEADS.iter().map(|l| vec![*l]).collect())
+            }
+        }
+    }
+}
+
+const PAGE_W: f64 = 297.0;
+const PAGE_H: f64 = 210.0;
+const MARGIN: f64 = 8.0;
+const HEADER_H: f64 = 34.0;
+const SPEED_MM_PER_S: f64 = 25.0;
+const CALIBRATION_W: f64 = 5.0; // 200 ms at 25 mm/s
+const STRIP_S: f64 = 10.0;
+const FONT: &str = "WenQuanYi Micro Hei, Noto Sans CJK SC, Noto Sans SC, DejaVu Sans, sans-serif";
+
+/// Draws `record` as an SVG page in `layout`, with `analysis` in the header.
+pub fn svg(record: &EcgRecord, analysis: &Analysis, layout: Layout) -> String {
+    let filters = FilterSettings::DISPLAY.with_mains(analysis.filters.notch_hz.unwrap_or(50.0));
+    let rate = record.sampling_rate_hz;
+    let (columns, rows) = layout.rows();
+    let rhythm_strip = layout == Layout::ThreeByFour && record.lead("II").is_some();
+    let gain_mm_per_mv = if layout == Layout::TwelveByOne { 5.0 } else { 10.0 };
+    let trace_w = STRIP_S * SPEED_MM_PER_S;
+    let grid_top = MARGIN + HEADER_H;
+    let grid_h = PAGE_H - grid_top - MARGIN;
+    let grid_w = CALIBRATION_W + trace_w + 4.0;
+    let trace_left = (PAGE_W - grid_w) / 2.0 + 2.0;
+    let row_count = rows.len() + usize::from(rhythm_strip);
+    let row_h = grid_h / row_count as f64;
+
+    let mut out = String::with_capacity(512 * 1024);
+    let _ = write!(
+        out,
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{PAGE_W}mm" height="{PAGE_H}mm" viewBox="0 0 {PAGE_W} {PAGE_H}" font-family="{FONT}">
+<defs><pattern id="minor" width="1" height="1" patternUnits="userSpaceOnUse"><path d="M1 0V1H0" fill="none" stroke="#f5c6c6" stroke-width="0.06"/></pattern>
+<pattern id="major" width="5" height="5" patternUnits="userSpaceOnUse"><rect width="5" height="5" fill="url(#minor)"/><path d="M5 0V5H0" fill="none" stroke="#e58f8f" stroke-width="0.15"/></pattern></defs>
+<rect width="{PAGE_W}" height="{PAGE_H}" fill="#ffffff"/>
+"##
+    );
+    header(&mut out, record, analysis, &filters, gain_mm_per_mv);
+    let _ = writeln!(
+        out,
+        r##"<rect x="{trace_left}" y="{grid_top}" width="{grid_w}" height="{grid_h}" fill="url(#major)" stroke="#e58f8f" stroke-width="0.2"/>"##,
+        trace_left = trace_left - 2.0,
+    );
+
+    // The displayed signal: the first 10 s, display-filtered.
+    let shown = ((STRIP_S * rate) as usize).min(record.len());
+    let filtered = |label: &str| -> Option<Vec<f32>> {
+        let lead = record.lead(label)?;
+        Some(filters.apply(&lead.samples_uv[..shown], rate))
+    };
+    let column_s = STRIP_S / columns as f64;
+    let trace_x0 = trace_left + CALIBRATION_W + 1.0;
+    let draw_row = |out: &mut String, row: usize, segments: &[(&str, f64, f64)]| {
+        let baseline = grid_top + row_h * (row as f64 + 0.62);
+        calibration_pulse(out, trace_left, baseline, gain_mm_per_mv);
+        for &(label, from_s, to_s) in segments {
+            let x0 = trace_x0 + from_s * SPEED_MM_PER_S;
+            let _ = writeln!(
+                out,
+                r##"<text x="{:.2}" y="{:.2}" font-size="3.2" font-weight="bold">{label}</text>"##,
+                x0 + 0.8,
+                baseline - row_h * 0.42
+            );
+            if from_s > 0.0 {
+                let _ = writeln!(
+                    out,
+                    r##"<path d="M{x0:.2} {:.2}v4" stroke="#000" stroke-width="0.25"/>"##,
+                    baseline - 2.0
+                );
+            }
+            let Some(samples) = filtered(label) else { continue };
+            let a = (from_s * rate) as usize;
+            let b = ((to_s * rate) as usize).min(samples.len());
+            if a >= b {
+                continue;
+            }
+            let mut path = String::with_capacity((b - a) * 14);
+            for (k, &v) in samples[a..b].iter().enumerate() {
+                let x = x0 + k as f64 / rate * SPEED_MM_PER_S;
+                let y = baseline - v as f64 / 1000.0 * gain_mm_per_mv;
+                let _ = write!(path, "{}{x:.2} {y:.2}", if k == 0 { "M" } else { "L" });
+            }
+            let _ = writeln!(
+                out,
+                r##"<path d="{path}" fill="none" stroke="#000" stroke-width="0.28" stroke-linejoin="round"/>"##
+            );
+        }
+    };
+    for (r, leads) in rows.iter().enumerate() {
+        let segments: Vec<(&str, f64, f64)> =
+            leads.iter().enumerate().map(|(c, l)| (*l, c as f64 * column_s, (c + 1) as f64 * column_s)).collect();
+        draw_row(&mut out, r, &segments);
+    }
+    if rhythm_strip {
+        draw_row(&mut out, rows.len(), &[("II", 0.0, STRIP_S)]);
+    }
+    let _ = writeln!(
+        out,
+        r##"<text x="{MARGIN}" y="{:.1}" font-size="2.4" fill="#555">{} · QRS: {} · {} Hz</text></svg>"##,
+        PAGE_H - 3.0,
+        escape(analysis.algorithm),
+        escape(analysis.qrs_detector),
+        rate
+    );
+    out
+}
+
+fn calibration_pulse(out: &mut String, x: f64, baseline: f64, gain_mm_per_mv: f64) {
+    let _ = writeln!(
+        out,
+        r##"<path d="M{x:.2} {baseline:.2}h1v-{gain_mm_per_mv}h{CALIBRATION_W}v{gain_mm_per_mv}h1" fill="none" stroke="#000" stroke-width="0.28"/>"##,
+        x = x - 1.0,
+        CALIBRATION_W = CALIBRATION_W - 2.0,
+    );
+}
+
+fn header(out: &mut String, record: &EcgRecord, analysis: &Analysis, filters: &FilterSettings, gain: f64) {
+    let p = &record.patient;
+    let m = &analysis.measurements;
+    let value = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{v:.0}"));
+    let name = p.name.as_deref().unwrap_or("(no name)");
+    let sex = match p.sex.as_deref() {
+        Some("M") => "男 M",
+        Some("F") => "女 F",
+        _ => "",
+    };
+    let age = p.age_years.map(|a| format!("{a} 岁")).unwrap_or_default();
+    let lines_left = [
+        [escape(name), sex.to_string(), age].into_iter().filter(|s| !s.is_empty()).collect::<Vec<_>>().join(" · "),
+        format!("ID {} · {}", escape(p.id.as_deref().unwrap_or("—")), escape(record.acquired.as_deref().unwrap_or(""))),
+        format!("{SPEED_MM_PER_S} mm/s · {gain} mm/mV · {}", escape(&filters.describe())),
+    ];
+    let lines_middle = [
+        format!("HR {} bpm · RR {} ms", value(m.hr_bpm), value(m.rr_ms)),
+        format!("PR {} ms · P {} ms · QRS {} ms", value(m.pr_ms), value(m.p_ms), value(m.qrs_ms)),
+        format!(
+            "QT/QTc {}/{} ms (Bazett) · P/QRS/T {}/{}/{}°",
+            value(m.qt_ms),
+            value(m.qtc_bazett_ms),
+            value(m.p_axis_deg),
+            value(m.qrs_axis_deg),
+            value(m.t_axis_deg)
+        ),
+    ];
+    let mut right: Vec<String> = Vec::new();
+    if !record.device.statements.is_empty() {
+        right.push("Device:".to_string());
+        right.extend(record.device.statements.iter().take(3).map(|s| escape(s)));
+    }
+    right.extend(analysis.warnings.iter().take(2).map(|w| format!("⚠ {}", escape(w))));
+    for (x, lines, size) in [(MARGIN + 6.0, &lines_left[..], 3.6), (MARGIN + 100.0, &lines_middle[..], 3.4), (MARGIN + 196.0, &right[..], 2.8)] {
+        for (i, line) in lines.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                r##"<text x="{x}" y="{:.1}" font-size="{size}"{}>{line}</text>"##,
+                MARGIN + 5.0 + i as f64 * 8.5,
+                if i == 0 && x == MARGIN + 6.0 { r#" font-weight="bold""# } else { "" }
+            );
+        }
+    }
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// Why a page could not be rasterised.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("the SVG page did not parse: {0}")]
+    Svg(String),
+    #[error("cannot allocate a {0}×{1} image")]
+    Size(u32, u32),
+    #[error("PNG encoding failed: {0}")]
+    Png(String),
+}
+
+fn fonts() -> Arc<resvg::usvg::fontdb::Database> {
+    static FONTS: OnceLock<Arc<resvg::usvg::fontdb::Database>> = OnceLock::new();
+    FONTS
+        .get_or_init(|| {
+            let mut db = resvg::usvg::fontdb::Database::new();
+            db.load_system_fonts();
+            Arc::new(db)
+        })
+        .clone()
+}
+
+/// Rasterises an SVG page to PNG, `width_px` wide (height keeps the aspect).
+pub fn png(svg: &str, width_px: u32) -> Result<Vec<u8>, RenderError> {
+    let options = resvg::usvg::Options { fontdb: fonts(), ..Default::default() };
+    let tree = resvg::usvg::Tree::from_str(svg, &options).map_err(|e| RenderError::Svg(e.to_string()))?;
+    let size = tree.size();
+    let scale = width_px as f32 / size.width();
+    let height_px = (size.height() * scale).round() as u32;
+    let mut pixmap =
+        resvg::tiny_skia::Pixmap::new(width_px, height_px).ok_or(RenderError::Size(width_px, height_px))?;
+    resvg::render(&tree, resvg::tiny_skia::Transform::from_scale(scale, scale), &mut pixmap.as_mut());
+    pixmap.encode_png().map_err(|e| RenderError::Png(e.to_string()))
+}
+
+/// PNG width for a full page at print-like detail (about 6 px per mm).
+pub const PAGE_PNG_WIDTH: u32 = 1800;
+/// PNG width of the worklist thumbnail.
+pub const THUMBNAIL_PNG_WIDTH: u32 = 480;

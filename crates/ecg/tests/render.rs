@@ -1,0 +1,58 @@
+//! The 12-lead page: what is drawn where, checked on the rasterised PNG.
+
+mod common;
+
+use telediag_ecg::render::{Layout, png, svg};
+use telediag_ecg::{analyse, read_path};
+
+#[test]
+fn three_by_four_page_has_every_lead_its_calibration_and_the_measurements() {
+    let Some(root) = common::corpus() else { return };
+    let record = read_path(&root.join("dicom/waveform_ecg.dcm")).unwrap();
+    let analysis = analyse(&record);
+    let page = svg(&record, &analysis, Layout::ThreeByFour);
+    for label in telediag_ecg::leads::STANDARD_LEADS {
+        assert!(page.contains(&format!(">{label}</text>")), "lead {label} unlabelled");
+    }
+    // Four rows (3 + rhythm strip), each with its 1 mV calibration pulse.
+    assert_eq!(page.matches("v-10h3v10").count(), 4);
+    assert!(page.contains("25 mm/s · 10 mm/mV · 0.5–40 Hz, notch 50 Hz"));
+    assert!(page.contains(&format!("PR {} ms", analysis.measurements.pr_ms.unwrap())));
+    assert!(page.contains("RITMO SINUSALE"), "device statements shown");
+
+    let bytes = png(&page, 1800).unwrap();
+    let pixmap = resvg::tiny_skia::Pixmap::decode_png(&bytes).unwrap();
+    assert_eq!((pixmap.width(), pixmap.height()), (1800, 1273));
+    // Each of the 4 trace rows has dark ink (the trace), the header too.
+    let dark_in = |y0: u32, y1: u32| {
+        (y0..y1)
+            .flat_map(|y| (0..pixmap.width()).map(move |x| (x, y)))
+            .filter(|&(x, y)| {
+                let p = pixmap.pixel(x, y).unwrap();
+                p.red() < 80 && p.green() < 80 && p.blue() < 80
+            })
+            .count()
+    };
+    let mm = 1800.0 / 297.0;
+    let grid_top = (42.0 * mm) as u32;
+    let row_h = ((210.0 - 50.0) / 4.0 * mm) as u32;
+    for row in 0..4 {
+        let ink = dark_in(grid_top + row * row_h, grid_top + (row + 1) * row_h);
+        assert!(ink > 3000, "row {row} has only {ink} dark pixels");
+    }
+    assert!(dark_in(0, grid_top) > 2000, "header text missing");
+}
+
+#[test]
+fn six_by_two_and_twelve_by_one_layouts_draw_all_twelve_leads() {
+    let Some(root) = common::corpus() else { return };
+    let record = read_path(&root.join("wfdb/s0010_re.hea")).unwrap();
+    let analysis = analyse(&record);
+    for (layout, pulses, gain) in [(Layout::SixByTwo, 6, "10 mm/mV"), (Layout::TwelveByOne, 12, "5 mm/mV")] {
+        let page = svg(&record, &analysis, layout);
+        let traces = page.matches("stroke-linejoin=\"round\"").count();
+        assert_eq!(traces, 12, "{layout:?}");
+        assert_eq!(page.matches("h1v-").count(), pulses, "one calibration pulse per row, {layout:?}");
+        assert!(page.contains(gain), "{layout:?}");
+    }
+}
