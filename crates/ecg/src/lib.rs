@@ -12,6 +12,7 @@
 
 pub mod analysis;
 pub mod delineate;
+pub mod dicom_writer;
 pub mod filter;
 pub mod leads;
 pub mod median;

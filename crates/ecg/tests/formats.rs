@@ -99,3 +99,29 @@ fn bad_input_is_refused_with_the_reason() {
         assert!(err.contains(want), "{what}: {err}");
     }
 }
+
+#[test]
+fn converted_to_dicom_the_ecg_reads_back_sample_for_sample_with_device_data() {
+    use telediag_ecg::dicom_writer::{Provenance, to_dicom};
+    let Some(root) = common::corpus() else { return };
+    for name in ["ecgtoolkit/Example.scp", "ecgtoolkit/Example.xml", "wfdb/s0010_re.hea"] {
+        let record = read_path(&root.join(name)).unwrap();
+        let source = std::fs::read(root.join(name)).unwrap();
+        let mut provenance = Provenance::from_source(&source);
+        provenance.institution = Some("黄山县人民医院".into());
+        let bytes = to_dicom(&record, &provenance).unwrap();
+        assert_eq!(to_dicom(&record, &provenance).unwrap(), bytes, "{name}: conversion is deterministic");
+        let back = telediag_ecg::read_bytes(&bytes).unwrap();
+        assert_eq!(back.format, SourceFormat::DicomWaveform);
+        assert_eq!(back.sampling_rate_hz, record.sampling_rate_hz, "{name}");
+        assert_eq!(back.leads.len(), record.leads.len(), "{name}");
+        for (a, b) in record.leads.iter().zip(&back.leads) {
+            assert_eq!(a.label, b.label, "{name}");
+            let worst = a.samples_uv.iter().zip(&b.samples_uv).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+            assert!(worst <= 0.01, "{name} lead {}: differs by {worst} µV", a.label);
+        }
+        assert_eq!(back.patient.id, record.patient.id, "{name}");
+        assert_eq!(back.device.measurements.pr_ms, record.device.measurements.pr_ms, "{name}");
+        assert_eq!(back.device.statements, record.device.statements, "{name}");
+    }
+}
