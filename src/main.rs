@@ -79,6 +79,11 @@ enum Command {
         #[arg(long)]
         threads: Option<usize>,
     },
+    /// Read, measure, draw and import ECGs (DICOM waveform, HL7 aECG, SCP-ECG, WFDB).
+    Ecg {
+        #[command(subcommand)]
+        action: EcgAction,
+    },
     /// Send a C-ECHO to a DICOM node.
     Echo {
         host: String,
@@ -89,6 +94,38 @@ enum Command {
         calling_ae: String,
         #[arg(long, default_value_t = 10)]
         timeout_secs: u64,
+    },
+}
+
+#[derive(Subcommand)]
+enum EcgAction {
+    /// Detect QRS complexes and measure intervals, axes and HRV.
+    Measure {
+        /// An ECG file; for WFDB, the .hea (its .dat files are found beside it).
+        file: PathBuf,
+        /// Print the whole analysis as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Powerline frequency to notch: 50 (China) or 60 (Americas).
+        #[arg(long, default_value_t = 50.0)]
+        mains: f64,
+    },
+    /// Draw the 12-lead page as SVG or PNG (by the output's extension).
+    Render {
+        file: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        /// 3x4 (with a lead II rhythm strip), 6x2 or 12x1.
+        #[arg(long, default_value = "3x4")]
+        layout: String,
+    },
+    /// Import ECG files into the archive for a site (non-DICOM files are
+    /// kept as received and converted to a DICOM ECG).
+    Import {
+        #[arg(long)]
+        site: String,
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
     },
 }
 
@@ -148,12 +185,112 @@ async fn run(command: Command, mut config: Config) -> Result<()> {
         Command::Import { site, paths } => import(&config, &site, &paths).await,
         Command::Studies { site, limit } => studies(&config, site, limit).await,
         Command::Thumbnails { paths, out, size, threads } => thumbnails(&paths, &out, size, threads),
+        Command::Ecg { action } => ecg(action, &config).await,
         Command::Echo { host, port, ae, calling_ae, timeout_secs } => {
             let rtt = pacs_gateway::echo::echo(&format!("{host}:{port}"), &ae, &calling_ae, Duration::from_secs(timeout_secs))
                 .await?;
             println!("C-ECHO to {ae}@{host}:{port} succeeded in {:.1} ms", rtt.as_secs_f64() * 1000.0);
             Ok(())
         }
+    }
+}
+
+async fn ecg(action: EcgAction, config: &Config) -> Result<()> {
+    use telediag_ecg::render::{Layout, PAGE_PNG_WIDTH, png, svg};
+    match action {
+        EcgAction::Measure { file, json, mains } => {
+            let record = telediag_ecg::read_path(&file).with_context(|| format!("reading {}", file.display()))?;
+            let options = telediag_ecg::AnalysisOptions { filters: telediag_ecg::filter::FilterSettings::ANALYSIS.with_mains(mains) };
+            let analysis = telediag_ecg::analyse_with(&record, options);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&analysis)?);
+            } else {
+                print_measurements(&record, &analysis);
+            }
+        }
+        EcgAction::Render { file, out, layout } => {
+            let record = telediag_ecg::read_path(&file).with_context(|| format!("reading {}", file.display()))?;
+            let layout = Layout::parse(&layout).with_context(|| format!("layout {layout:?}: expected 3x4, 6x2 or 12x1"))?;
+            let page = svg(&record, &telediag_ecg::analyse(&record), layout);
+            let bytes = match out.extension().and_then(|e| e.to_str()) {
+                Some("png") => png(&page, PAGE_PNG_WIDTH)?,
+                Some("svg") => page.into_bytes(),
+                _ => bail!("--out must end in .svg or .png"),
+            };
+            std::fs::write(&out, bytes).with_context(|| format!("writing {}", out.display()))?;
+            println!("wrote {}", out.display());
+        }
+        EcgAction::Import { site, files } => {
+            let archive = open(config).await?;
+            let site = archive.database().site_by_name(&site).await.with_context(|| format!("site {site:?}"))?;
+            let origin = Origin { site_id: site.id, calling_ae: None };
+            let mut failed = 0;
+            for file in files {
+                let parts = ecg_upload_parts(&file)?;
+                match telediag_worklist::ecg_upload::import_ecg(&archive, &origin, Some(site.name.clone()), parts).await {
+                    Ok(done) => {
+                        println!("{}: {} ({}, {} leads at {} Hz) as {}", file.display(), done.outcome, done.format, done.leads, done.sampling_rate_hz, done.sop_instance_uid);
+                    }
+                    Err(e) => {
+                        failed += 1;
+                        eprintln!("{}: refused: {e}", file.display());
+                    }
+                }
+            }
+            if failed > 0 {
+                bail!("{failed} file(s) refused");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The file, or for a WFDB header the header and the signal files it names.
+fn ecg_upload_parts(file: &Path) -> Result<Vec<telediag_worklist::ecg_upload::UploadedFile>> {
+    use telediag_worklist::ecg_upload::UploadedFile;
+    let name = |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let mut parts = vec![UploadedFile { name: name(file), bytes }];
+    if file.extension().and_then(|e| e.to_str()) == Some("hea") {
+        let header = String::from_utf8_lossy(&parts[0].bytes).into_owned();
+        for data in telediag_ecg::read::wfdb::data_files(&header)? {
+            let path = file.with_file_name(&data);
+            let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+            parts.push(UploadedFile { name: data, bytes });
+        }
+    }
+    Ok(parts)
+}
+
+fn print_measurements(record: &telediag_ecg::EcgRecord, a: &telediag_ecg::Analysis) {
+    let v = |x: Option<f64>| x.map_or("—".to_string(), |x| format!("{x:.0}"));
+    let m = &a.measurements;
+    let d = &a.device;
+    println!("{} · {} leads · {} Hz · {:.1} s · {} QRS", record.format.name(), record.leads.len(), a.sampling_rate_hz, a.duration_s, a.qrs_samples.len());
+    println!("            ours    device");
+    for (name, ours, device) in [
+        ("HR bpm", m.hr_bpm, d.hr_bpm),
+        ("RR ms", m.rr_ms, d.rr_ms),
+        ("PR ms", m.pr_ms, d.pr_ms),
+        ("P ms", m.p_ms, d.p_ms),
+        ("QRS ms", m.qrs_ms, d.qrs_ms),
+        ("QT ms", m.qt_ms, d.qt_ms),
+        ("QTcB ms", m.qtc_bazett_ms, d.qtc_ms),
+        ("QTcF ms", m.qtc_fridericia_ms, None),
+        ("P axis", m.p_axis_deg, d.p_axis_deg),
+        ("QRS axis", m.qrs_axis_deg, d.qrs_axis_deg),
+        ("T axis", m.t_axis_deg, d.t_axis_deg),
+    ] {
+        println!("{name:<10}{:>6}    {:>6}", v(ours), v(device));
+    }
+    if let Some(hrv) = &a.hrv {
+        println!("HRV: SDNN {} ms, RMSSD {} ms, pNN50 {} %", hrv.sdnn_ms, hrv.rmssd_ms, hrv.pnn50_pct);
+    }
+    for s in &a.device_statements {
+        println!("device: {s}");
+    }
+    for w in &a.warnings {
+        println!("warning: {w}");
     }
 }
 

@@ -1,5 +1,5 @@
-//! The imaging pipeline's worker: wiring between the archive's job queue and
-//! `crates/imaging`. Every stored object version queues an `instance.render`
+//! The pipeline's worker: wiring between the archive's job queue and
+//! `crates/imaging` (images) and `crates/ecg` (waveforms). Every stored object version queues an `instance.render`
 //! job in the same transaction as its index row; this loop claims them,
 //! renders on the imaging pool (bounded, so a 5,000-instance study waits in
 //! the queue, not in memory), stores the thumbnail and preview as derived
@@ -75,6 +75,14 @@ async fn process(archive: &Archive, pool: &telediag_imaging::ImagingPool, job: J
         return;
     };
     let path = archive.store().path_of(&key);
+    if is_waveform(&path) {
+        let outcome = ecg(archive, pool, &sop, path).await;
+        let _ = match outcome {
+            Ok(()) => db.complete_job(job.id).await,
+            Err(e) => db.fail_job(job.id, &e, Some(Duration::from_secs(30))).await,
+        };
+        return;
+    }
     // Imaging reads only the first frame's bytes, so a multi-gigabyte cine
     // loop is rendered in one frame's memory.
     let rendered = {
@@ -100,6 +108,77 @@ async fn process(archive: &Archive, pool: &telediag_imaging::ImagingPool, job: J
         Ok(()) => db.complete_job(job.id).await,
         Err(e) => db.fail_job(job.id, &e, Some(Duration::from_secs(30))).await,
     };
+}
+
+/// Waveform storage SOP classes (ECG, hemodynamic, ...) are analysed as
+/// ECGs, not rendered as images.
+fn is_waveform(path: &std::path::Path) -> bool {
+    let Ok(file) = std::fs::File::open(path) else { return false };
+    telediag_archive::part10::read_header(std::io::BufReader::new(file))
+        .is_ok_and(|(meta, _)| meta.sop_class_uid.starts_with("1.2.840.10008.5.1.4.1.1.9."))
+}
+
+/// Analyses an ECG and stores its measurements (JSON), its 12-lead page
+/// (SVG, and PNG as the preview) and a thumbnail, or why it cannot be read.
+async fn ecg(
+    archive: &Archive,
+    pool: &telediag_imaging::ImagingPool,
+    sop: &SopInstanceUid,
+    path: std::path::PathBuf,
+) -> Result<(), String> {
+    use telediag_ecg::render::{Layout, PAGE_PNG_WIDTH, THUMBNAIL_PNG_WIDTH, png, svg};
+    let (done, result) = oneshot::channel();
+    pool.spawn(move || {
+        let made = telediag_ecg::read_path(&path).map_err(|e| e.to_string()).and_then(|record| {
+            let analysis = telediag_ecg::analyse(&record);
+            let page = svg(&record, &analysis, Layout::ThreeByFour);
+            let json = serde_json::to_vec_pretty(&analysis).map_err(|e| e.to_string())?;
+            let page_png = png(&page, PAGE_PNG_WIDTH).map_err(|e| e.to_string())?;
+            let thumb = png(&page, THUMBNAIL_PNG_WIDTH).map_err(|e| e.to_string())?;
+            Ok([
+                (DerivedKind::EcgMeasurements, "json", "application/json", json),
+                (DerivedKind::EcgPage, "svg", "image/svg+xml", page.into_bytes()),
+                (DerivedKind::Preview, "png", "image/png", page_png),
+                (DerivedKind::Thumbnail, "png", "image/png", thumb),
+            ])
+        });
+        let _ = done.send(made);
+    });
+    let made = result.await.map_err(|_| "ECG task lost".to_string())?;
+    let db = archive.database();
+    let objects = match made {
+        Ok(objects) => objects,
+        Err(reason) => {
+            tracing::info!(sop_instance_uid = %sop, %reason, "ECG not analysable");
+            for kind in [DerivedKind::EcgMeasurements, DerivedKind::EcgPage, DerivedKind::Preview, DerivedKind::Thumbnail] {
+                db.record_derived(&DerivedRecord::undecodable(sop, kind, &reason)).await.map_err(|e| e.to_string())?;
+            }
+            return Ok(());
+        }
+    };
+    for (kind, extension, content_type, bytes) in objects {
+        let key = derived_key(sop, kind, extension).map_err(|e| e.to_string())?;
+        let (store, put_key, len) = (archive.store().clone(), key.clone(), bytes.len());
+        let etag = format!("\"{:032x}\"", xxhash_rust::xxh3::xxh3_128(&bytes));
+        tokio::task::spawn_blocking(move || store.put_rebuildable(&put_key, &bytes))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        let record = DerivedRecord {
+            sop_instance_uid: sop.to_string(),
+            kind: kind.as_str().into(),
+            object_key: Some(key.to_string()),
+            content_type: Some(content_type.into()),
+            width: None,
+            height: None,
+            frames: None,
+            size_bytes: Some(len as i64),
+            etag: Some(etag),
+            error: None,
+        };
+        db.record_derived(&record).await.map_err(|e| e.to_string())?;
+    }
+    Ok(())
 }
 
 async fn store(archive: &Archive, sop: &SopInstanceUid, derived: &telediag_imaging::Derived) -> Result<(), String> {

@@ -130,7 +130,8 @@ pub async fn add_user(
     Ok((StatusCode::CREATED, Json(serde_json::json!({ "id": id, "username": new_user.username }))).into_response())
 }
 
-/// `GET /api/instances/{uid}/thumbnail` and `/preview`: the derived image,
+/// `GET /api/instances/{uid}/thumbnail`, `/preview`, and for ECGs
+/// `/ecg-measurements` (JSON) and `/ecg-page` (SVG): the derived object,
 /// with an ETag so browsers and the viewer revalidate instead of refetching.
 pub async fn instance_image(
     State(state): State<AppState>,
@@ -142,6 +143,8 @@ pub async fn instance_image(
     let kind = match kind.as_str() {
         "thumbnail" => DerivedKind::Thumbnail,
         "preview" => DerivedKind::Preview,
+        "ecg-measurements" => DerivedKind::EcgMeasurements,
+        "ecg-page" => DerivedKind::EcgPage,
         _ => return Err(ApiError::not_found("route")),
     };
     let sop = telediag_archive::SopInstanceUid::parse(&uid).map_err(|e| ApiError::bad_request(e.to_string()))?;
@@ -192,4 +195,79 @@ pub async fn series_thumbnail(
         .await?
         .ok_or_else(|| ApiError::not_found("series"))?;
     instance_image(State(state), user, Path((sop, "thumbnail".to_owned())), headers).await
+}
+
+/// Largest ECG upload: a 24-hour Holter in WFDB is about 60 MB.
+pub const ECG_UPLOAD_LIMIT: usize = 64 * 1024 * 1024;
+
+#[derive(Deserialize)]
+pub struct EcgUploadQuery {
+    /// The site an admin uploads for; site users always upload for their own.
+    site: Option<String>,
+    /// File name of a raw-body upload (informational).
+    name: Option<String>,
+}
+
+/// `POST /api/ecg`: an ECG as the raw body (DICOM, HL7 aECG, SCP-ECG) or as
+/// multipart form parts (any of those, or a WFDB `.hea` with its `.dat`
+/// files). 201 with what was stored; 200 for a repeat of a stored ECG;
+/// 400 with the reason when the file is not a usable ECG.
+pub async fn upload_ecg(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Query(query): Query<EcgUploadQuery>,
+    request: axum::extract::Request,
+) -> Result<Response, ApiError> {
+    use axum::extract::FromRequest;
+    use crate::ecg_upload::{EcgImportError, UploadedFile, import_ecg};
+
+    let db = state.archive.database();
+    let site = match user.scope()? {
+        Scope::Site(id) => db.list_sites().await?.into_iter().find(|s| s.id == id).ok_or_else(|| ApiError::not_found("site"))?,
+        Scope::AllSites if user.has(Role::Admin) => {
+            let name = query.site.as_deref().ok_or_else(|| ApiError::bad_request("an admin upload names its site: ?site=NAME"))?;
+            db.site_by_name(name).await.map_err(|_| ApiError::not_found("site"))?
+        }
+        _ => return Err(ApiError::forbidden("uploading ECGs (site users and admins only)")),
+    };
+    let is_multipart = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("multipart/form-data"));
+    let mut files = Vec::new();
+    if is_multipart {
+        let mut multipart = axum::extract::Multipart::from_request(request, &state)
+            .await
+            .map_err(|e| ApiError::bad_request(format!("multipart body: {e}")))?;
+        while let Some(field) = multipart.next_field().await.map_err(|e| ApiError::bad_request(format!("multipart body: {e}")))? {
+            let name = field.file_name().or(field.name()).unwrap_or("upload").to_string();
+            let bytes = field.bytes().await.map_err(|e| ApiError::bad_request(format!("multipart part {name}: {e}")))?;
+            files.push(UploadedFile { name, bytes: bytes.to_vec() });
+        }
+    } else {
+        let bytes = axum::body::Bytes::from_request(request, &state)
+            .await
+            .map_err(|e| ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, format!("request body: {e}")))?;
+        files.push(UploadedFile { name: query.name.unwrap_or_else(|| "upload".into()), bytes: bytes.to_vec() });
+    }
+    let origin = telediag_archive::Origin { site_id: site.id, calling_ae: None };
+    match import_ecg(&state.archive, &origin, Some(site.name.clone()), files).await {
+        Ok(imported) => {
+            tracing::info!(user = %user.username, site = %site.name, sop_instance_uid = %imported.sop_instance_uid, format = imported.format, outcome = imported.outcome, "ECG uploaded");
+            let status = if imported.outcome == "duplicate" { StatusCode::OK } else { StatusCode::CREATED };
+            Ok((status, Json(imported)).into_response())
+        }
+        Err(e) => {
+            tracing::warn!(user = %user.username, site = %site.name, reason = %e, "ECG upload refused");
+            Err(match e {
+                EcgImportError::Invalid(reason) => ApiError::bad_request(reason),
+                EcgImportError::Archive(telediag_archive::IngestError::OutOfResources(reason)) => {
+                    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, reason)
+                }
+                EcgImportError::Archive(other) => ApiError::bad_request(other.to_string()),
+                EcgImportError::Io(io) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, io.to_string()),
+            })
+        }
+    }
 }

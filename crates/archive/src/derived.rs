@@ -17,6 +17,10 @@ pub enum DerivedKind {
     Thumbnail,
     /// Full resolution, 8-bit.
     Preview,
+    /// An ECG's analysis (intervals, axes, QRS positions) as JSON.
+    EcgMeasurements,
+    /// An ECG's 12-lead page as SVG.
+    EcgPage,
 }
 
 impl DerivedKind {
@@ -24,6 +28,8 @@ impl DerivedKind {
         match self {
             DerivedKind::Thumbnail => "thumbnail",
             DerivedKind::Preview => "preview",
+            DerivedKind::EcgMeasurements => "ecg-measurements",
+            DerivedKind::EcgPage => "ecg-page",
         }
     }
 }

@@ -242,6 +242,13 @@ impl Archive {
         &self.inner.store
     }
 
+    /// This process's staging directory, for callers that must write a file
+    /// before importing it (converted uploads). Files there must not end in
+    /// `.part` or `.inflated`, which recovery owns.
+    pub fn scratch_dir(&self) -> &Path {
+        &self.inner.staging
+    }
+
     /// Starts receiving an object announced as `meta` for `site_id`.
     pub fn begin(&self, meta: FileMeta, site_id: i64) -> Result<IncomingObject, IngestError> {
         let sop = SopInstanceUid::parse(&meta.sop_instance_uid)?;

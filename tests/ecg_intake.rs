@@ -1,0 +1,186 @@
+//! ECGs in through both doors, HTTP upload and C-STORE, analysed by the
+//! pipeline and served to the right people only.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use common::{ADMIN_PASSWORD, Server, http, login, require_tool};
+
+fn corpus() -> Option<PathBuf> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/ecg");
+    if root.is_dir() {
+        return Some(root);
+    }
+    assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true but {} is missing", root.display());
+    eprintln!("skipping: ../shared/corpus/ecg is absent");
+    None
+}
+
+/// POSTs `body` with `content_type`; returns status and body text.
+fn post(port: u16, path: &str, token: &str, content_type: &str, body: &[u8]) -> (u16, String) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nAuthorization: Bearer {token}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default())
+}
+
+fn multipart(parts: &[(&str, Vec<u8>)]) -> (String, Vec<u8>) {
+    let boundary = "telediag-test-boundary-7d3f";
+    let mut body = Vec::new();
+    for (name, bytes) in parts {
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n").as_bytes(),
+        );
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+fn json(body: &str) -> serde_json::Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
+}
+
+/// Waits for the pipeline's analysis of `sop`.
+fn measurements(port: u16, token: &str, sop: &str) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, body) = http(port, "GET", &format!("/api/instances/{sop}/ecg-measurements"), Some(token), None);
+        if status == 200 {
+            return json(&body);
+        }
+        assert!(Instant::now() < deadline, "no ECG analysis for {sop}: {status} {body}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn ecgs_uploaded_or_pushed_are_archived_analysed_and_kept_to_their_site() {
+    let Some(ecg) = corpus() else { return };
+    let mut server = Server::new();
+    server.add_site("东山县医院", "DONGSHAN", &[]);
+    server.add_site("西河县医院", "XIHE", &[]);
+    server.start();
+    let port = server.http_port;
+    let admin = login(port, "admin", ADMIN_PASSWORD);
+    for (username, site, roles) in [
+        ("dongshan_tech", Some("东山县医院"), r#"["site_user"]"#),
+        ("xihe_tech", Some("西河县医院"), r#"["site_user"]"#),
+        ("ecg_reader", None, r#"["ecg_doctor"]"#),
+    ] {
+        let site = site.map(|s| format!(r#","site":"{s}""#)).unwrap_or_default();
+        let body = format!(r#"{{"username":"{username}","display_name":"{username}","password":"password-{username}","roles":{roles}{site}}}"#);
+        assert_eq!(http(port, "POST", "/api/users", Some(&admin), Some(&body)).0, 201);
+    }
+    let dongshan = login(port, "dongshan_tech", "password-dongshan_tech");
+    let xihe = login(port, "xihe_tech", "password-xihe_tech");
+    let reader = login(port, "ecg_reader", "password-ecg_reader");
+
+    // SCP-ECG as a raw body: stored, converted, original kept.
+    let scp = std::fs::read(ecg.join("ecgtoolkit/Example.scp")).unwrap();
+    let (status, body) = post(port, "/api/ecg?name=Example.scp", &dongshan, "application/octet-stream", &scp);
+    assert_eq!(status, 201, "{body}");
+    let scp_reply = json(&body);
+    assert_eq!(scp_reply["format"], "SCP-ECG");
+    assert_eq!(scp_reply["converted"], true);
+    assert_eq!(scp_reply["leads"], 12);
+    let original_key = scp_reply["originals"][0].as_str().unwrap();
+    assert_eq!(server.object(original_key), scp, "the SCP file is kept byte for byte");
+    // The same file again is recognised, not stored twice.
+    let (status, body) = post(port, "/api/ecg?name=Example.scp", &dongshan, "application/octet-stream", &scp);
+    assert_eq!((status, json(&body)["outcome"].as_str().unwrap().to_owned()), (200, "duplicate".to_owned()), "{body}");
+
+    // WFDB as multipart: the header and the two signal files it names.
+    let parts: Vec<(&str, Vec<u8>)> = ["s0010_re.hea", "s0010_re.dat", "s0010_re.xyz"]
+        .iter()
+        .map(|n| (*n, std::fs::read(ecg.join("wfdb").join(n)).unwrap()))
+        .collect();
+    let (content_type, body) = multipart(&parts);
+    let (status, reply) = post(port, "/api/ecg", &dongshan, &content_type, &body);
+    assert_eq!(status, 201, "{reply}");
+    assert_eq!(json(&reply)["format"], "WFDB");
+
+    // Bad input: 400 with the reason, nothing stored.
+    let files_before = server.object_files().len();
+    let truncated_scp = scp[..20000].to_vec();
+    let (header_only, header_only_body) = multipart(&parts[..1]);
+    for (what, content_type, body, reason) in [
+        ("broken XML", "application/xml".to_owned(), b"<AnnotatedECG><component>".to_vec(), "broken XML"),
+        ("truncated SCP", "application/octet-stream".to_owned(), truncated_scp, "record says it is 34144 bytes"),
+        ("WFDB without data", header_only, header_only_body, "does not include"),
+        ("not an ECG", "application/octet-stream".to_owned(), b"MZ\x90\x00 not an ecg".to_vec(), "not an ECG"),
+    ] {
+        let (status, reply) = post(port, "/api/ecg", &dongshan, &content_type, &body);
+        assert_eq!(status, 400, "{what}: {reply}");
+        assert!(json(&reply)["error"].as_str().unwrap().contains(reason), "{what}: {reply}");
+    }
+    assert_eq!(server.object_files().len(), files_before, "a refused upload stores nothing");
+    // Readers read; they do not upload.
+    assert_eq!(post(port, "/api/ecg", &reader, "application/octet-stream", &scp).0, 403);
+
+    // A DICOM 12-lead ECG pushed by the hospital's DCMTK.
+    if require_tool("storescu") {
+        let out = std::process::Command::new("storescu")
+            .args(["-aet", "DONGSHAN", "-aec", "TELEDIAG", "127.0.0.1", &server.dicom_port.to_string()])
+            .arg(ecg.join("dicom/waveform_ecg.dcm"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "storescu: {}", String::from_utf8_lossy(&out.stderr));
+        let (_, list) = http(port, "GET", "/api/studies?limit=10", Some(&reader), None);
+        assert_eq!(json(&list)["total"], 3, "{list}");
+    }
+
+    // The pipeline analysed the upload; the centre's reader and its own site see it.
+    let sop = scp_reply["sop_instance_uid"].as_str().unwrap();
+    let analysis = measurements(port, &reader, sop);
+    assert_eq!(analysis["sampling_rate_hz"], 500.0);
+    assert_eq!(analysis["qrs_samples"].as_array().unwrap().len(), 12);
+    let pr = analysis["measurements"]["pr_ms"].as_f64().unwrap();
+    assert!((pr - 148.0).abs() <= 10.0, "PR {pr}");
+    assert_eq!(analysis["device"]["pr_ms"], 148.0, "device measurements kept beside ours");
+    assert_eq!(measurements(port, &dongshan, sop)["qrs_samples"], analysis["qrs_samples"]);
+    let (status, _) = http(port, "GET", &format!("/api/instances/{sop}/ecg-measurements"), Some(&xihe), None);
+    assert_eq!(status, 404, "another site's ECG does not exist for them");
+    let (status, head, png) = common::http_raw(port, &format!("/api/instances/{sop}/thumbnail"), &reader, None);
+    assert_eq!(status, 200);
+    assert!(head.contains("content-type: image/png") && png.starts_with(b"\x89PNG"), "{head}");
+    let (status, head, svg) = common::http_raw(port, &format!("/api/instances/{sop}/ecg-page"), &reader, None);
+    assert_eq!(status, 200);
+    assert!(head.contains("image/svg+xml") && String::from_utf8_lossy(&svg).contains(">aVF</text>"));
+    assert!(!server.log().contains("Clark"), "patient names never in logs");
+}
+
+#[test]
+fn ecg_measure_prints_the_documented_json() {
+    let Some(ecg) = corpus() else { return };
+    let out = common::telediag().args(["ecg", "measure", "--json", "--mains", "60"]).arg(ecg.join("wfdb/100.hea")).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["sampling_rate_hz"], 360.0);
+    let qrs = v["qrs_samples"].as_array().unwrap();
+    assert!((2260..=2285).contains(&qrs.len()), "{} QRS", qrs.len());
+    for key in ["hr_bpm", "rr_ms", "pr_ms", "p_ms", "qrs_ms", "qt_ms", "qtc_bazett_ms", "qtc_fridericia_ms", "p_axis_deg", "qrs_axis_deg", "t_axis_deg"] {
+        assert!(v["measurements"].get(key).is_some(), "measurements.{key} missing (null is allowed)");
+    }
+    assert!(v["hrv"]["sdnn_ms"].as_f64().unwrap() > 0.0);
+    // Every format is read by the same command.
+    for file in ["ecgtoolkit/Example.xml", "ecgtoolkit/Example.scp", "dicom/waveform_ecg.dcm"] {
+        let out = common::telediag().args(["ecg", "measure"]).arg(ecg.join(file)).output().unwrap();
+        assert!(out.status.success(), "{file}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(String::from_utf8_lossy(&out.stdout).contains("PR ms"), "{file}");
+    }
+}
