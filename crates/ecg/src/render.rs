@@ -93,17 +93,11 @@ pub fn svg(record: &EcgRecord, analysis: &Analysis, layout: Layout) -> String {
     let _ = write!(
         out,
         r##"<svg xmlns="http://www.w3.org/2000/svg" width="{PAGE_W}mm" height="{PAGE_H}mm" viewBox="0 0 {PAGE_W} {PAGE_H}" font-family="{FONT}">
-<defs><pattern id="minor" width="1" height="1" patternUnits="userSpaceOnUse"><path d="M1 0V1H0" fill="none" stroke="#f5c6c6" stroke-width="0.06"/></pattern>
-<pattern id="major" width="5" height="5" patternUnits="userSpaceOnUse"><rect width="5" height="5" fill="url(#minor)"/><path d="M5 0V5H0" fill="none" stroke="#e58f8f" stroke-width="0.15"/></pattern></defs>
 <rect width="{PAGE_W}" height="{PAGE_H}" fill="#ffffff"/>
 "##
     );
     header(&mut out, record, analysis, &filters, gain_mm_per_mv);
-    let _ = writeln!(
-        out,
-        r##"<rect x="{trace_left}" y="{grid_top}" width="{grid_w}" height="{grid_h}" fill="url(#major)" stroke="#e58f8f" stroke-width="0.2"/>"##,
-        trace_left = trace_left - 2.0,
-    );
+    grid(&mut out, trace_left - 2.0, grid_top, grid_w, grid_h);
 
     // The displayed signal: the first 10 s, display-filtered.
     let shown = ((STRIP_S * rate) as usize).min(record.len());
@@ -166,6 +160,22 @@ pub fn svg(record: &EcgRecord, analysis: &Analysis, layout: Layout) -> String {
         rate
     );
     out
+}
+
+/// The 1 mm and 5 mm grid as two paths of lines (rasterisers draw lines
+/// far faster than thousands of pattern tiles).
+fn grid(out: &mut String, x: f64, y: f64, w: f64, h: f64) {
+    let (mut minor, mut major) = (String::new(), String::new());
+    for i in 0..=(w as usize) {
+        let path = if i % 5 == 0 { &mut major } else { &mut minor };
+        let _ = write!(path, "M{:.1} {y:.1}v{h:.1}", x + i as f64);
+    }
+    for j in 0..=(h as usize) {
+        let path = if j % 5 == 0 { &mut major } else { &mut minor };
+        let _ = write!(path, "M{x:.1} {:.1}h{w:.1}", y + j as f64);
+    }
+    let _ = writeln!(out, r##"<path d="{minor}" stroke="#f5c6c6" stroke-width="0.08"/>"##);
+    let _ = writeln!(out, r##"<path d="{major}" stroke="#e58f8f" stroke-width="0.18"/>"##);
 }
 
 fn calibration_pulse(out: &mut String, x: f64, baseline: f64, gain_mm_per_mv: f64) {
@@ -242,9 +252,24 @@ fn fonts() -> Arc<resvg::usvg::fontdb::Database> {
     static FONTS: OnceLock<Arc<resvg::usvg::fontdb::Database>> = OnceLock::new();
     FONTS
         .get_or_init(|| {
-            let mut db = resvg::usvg::fontdb::Database::new();
-            db.load_system_fonts();
-            Arc::new(db)
+            use resvg::usvg::fontdb::{Database, Source};
+            let mut system = Database::new();
+            system.load_system_fonts();
+            // Only the page's families, held in memory: fontdb would
+            // otherwise reread a multi-megabyte CJK font file for every
+            // text element of every page.
+            let mut db = Database::new();
+            let mut loaded = std::collections::HashSet::new();
+            for face in system.faces() {
+                let wanted = face.families.iter().any(|(family, _)| FONT.split(", ").any(|f| f == family));
+                if let (true, Source::File(path)) = (wanted, &face.source)
+                    && loaded.insert(path.clone())
+                    && let Ok(bytes) = std::fs::read(path)
+                {
+                    db.load_font_data(bytes);
+                }
+            }
+            Arc::new(if db.is_empty() { system } else { db })
         })
         .clone()
 }
