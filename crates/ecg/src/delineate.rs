@@ -11,6 +11,7 @@
 //! baseline.
 
 use crate::median::MedianBeats;
+use crate::signal::{moving_average, percentile};
 
 /// Fiducial points as sample indices within the median beats.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -27,7 +28,7 @@ pub fn delineate(beats: &MedianBeats, rate_hz: f64) -> Fiducials {
     let ms = |v: f64| ((v / 1000.0) * rate_hz).round() as usize;
     let len = beats.leads[0].len();
     let fid = beats.fiducial;
-    let velocity = smooth(&spatial_velocity(&beats.leads), ms(8.0).max(1));
+    let velocity = moving_average(&spatial_velocity(&beats.leads), ms(8.0).max(1));
 
     // QRS: velocity peak near the fiducial, noise from the quietest 20 ms
     // stretch of the PR segment region.
@@ -57,7 +58,7 @@ pub fn delineate(beats: &MedianBeats, rate_hz: f64) -> Fiducials {
             lead.iter().map(|v| v - level).collect()
         })
         .collect();
-    let magnitude = smooth(&spatial_magnitude(&corrected), ms(10.0).max(1));
+    let magnitude = moving_average(&spatial_magnitude(&corrected), ms(10.0).max(1));
 
     // T: apex after the ST segment, then the tangent at its steepest descent.
     let t_from = qrs_offset + ms(80.0);
@@ -87,7 +88,7 @@ pub fn delineate(beats: &MedianBeats, rate_hz: f64) -> Fiducials {
     let p_from = qrs_onset.saturating_sub(ms(320.0));
     let p_to = qrs_onset.saturating_sub(ms(20.0));
     if p_from + ms(60.0) < p_to {
-        let slow = smooth(&velocity, ms(20.0).max(1));
+        let slow = moving_average(&velocity, ms(20.0).max(1));
         let (hump, hump_height) = max_in(&slow, p_from + ms(10.0), p_to);
         // The noise level: most of the window is PR segment and TP, so a
         // low percentile of its velocity is the noise, not the P wave.
@@ -144,20 +145,6 @@ fn spatial_magnitude(leads: &[Vec<f32>]) -> Vec<f32> {
     (0..n).map(|i| leads.iter().map(|l| l[i] * l[i]).sum::<f32>().sqrt()).collect()
 }
 
-fn smooth(x: &[f32], window: usize) -> Vec<f32> {
-    if window <= 1 {
-        return x.to_vec();
-    }
-    let half = window / 2;
-    (0..x.len())
-        .map(|i| {
-            let a = i.saturating_sub(half);
-            let b = (i + half + 1).min(x.len());
-            x[a..b].iter().sum::<f32>() / (b - a) as f32
-        })
-        .collect()
-}
-
 fn max_in(x: &[f32], from: usize, to: usize) -> (usize, f32) {
     let to = to.min(x.len());
     if from >= to {
@@ -169,15 +156,6 @@ fn max_in(x: &[f32], from: usize, to: usize) -> (usize, f32) {
         .max_by(|a, b| a.1.total_cmp(b.1))
         .map(|(i, &v)| (from + i, v))
         .unwrap()
-}
-
-fn percentile(x: &[f32], q: f64) -> f32 {
-    let mut v = x.to_vec();
-    if v.is_empty() {
-        return 0.0;
-    }
-    let k = ((v.len() - 1) as f64 * q) as usize;
-    *v.select_nth_unstable_by(k, f32::total_cmp).1
 }
 
 /// Lowest mean over any `window`-sample stretch within `from..to`.

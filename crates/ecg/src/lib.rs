@@ -21,6 +21,7 @@ pub mod read;
 pub mod record;
 pub mod render;
 pub mod scoring;
+mod signal;
 
 pub use analysis::{Analysis, AnalysisOptions, analyse, analyse_with};
 pub use read::{read_bytes, read_path};

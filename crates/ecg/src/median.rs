@@ -24,13 +24,13 @@ pub fn median_beats(leads: &[&[f32]], qrs: &[usize], rate_hz: f64) -> Option<Med
         return None;
     }
     let rr: Vec<usize> = qrs.windows(2).map(|w| w[1] - w[0]).collect();
-    let median_rr = median_usize(&rr) as f64 / rate_hz;
+    let median_rr_samples = median_usize(&rr);
+    let median_rr = median_rr_samples as f64 / rate_hz;
     let pre = ((0.45 * median_rr).clamp(0.28, 0.4) * rate_hz) as usize;
     let post = ((0.65 * median_rr).clamp(0.42, 0.7) * rate_hz) as usize;
     let n = leads[0].len();
 
     // Dominant beats: not premature (RR before ≥ 85 % of the median).
-    let median_rr_samples = median_usize(&rr);
     let mut chosen: Vec<usize> = qrs
         .iter()
         .enumerate()
@@ -116,7 +116,7 @@ fn median_of(rows: &[Vec<f32>]) -> Vec<f32> {
         .collect()
 }
 
-pub(crate) fn median_f32(values: &mut [f32]) -> f32 {
+fn median_f32(values: &mut [f32]) -> f32 {
     let mid = values.len() / 2;
     let upper = *values.select_nth_unstable_by(mid, f32::total_cmp).1;
     if values.len() % 2 == 1 {
@@ -127,7 +127,7 @@ pub(crate) fn median_f32(values: &mut [f32]) -> f32 {
     }
 }
 
-pub(crate) fn median_usize(values: &[usize]) -> usize {
+fn median_usize(values: &[usize]) -> usize {
     let mut v = values.to_vec();
     let mid = v.len() / 2;
     *v.select_nth_unstable(mid).1

@@ -10,6 +10,7 @@
 //! combined band-passed amplitude near the peak, i.e. the R (or S) apex.
 
 use crate::filter::Biquad;
+use crate::signal::{moving_average, percentile};
 
 /// Algorithm name and version, recorded with every result.
 pub const ALGORITHM: &str = "telediag-qrs 1.0 (multi-lead Pan-Tompkins)";
@@ -61,37 +62,6 @@ fn combined_energy(leads: &[&[f32]], rate_hz: f64) -> (Vec<f32>, Vec<f32>) {
         }
     }
     (amplitude, energy)
-}
-
-fn percentile(x: &[f32], q: f64) -> f32 {
-    // Sub-sampled for speed on 30-minute records; a percentile is robust to it.
-    let stride = (x.len() / 20_000).max(1);
-    let mut sample: Vec<f32> = x.iter().step_by(stride).copied().collect();
-    if sample.is_empty() {
-        return 0.0;
-    }
-    let k = ((sample.len() - 1) as f64 * q) as usize;
-    *sample.select_nth_unstable_by(k, f32::total_cmp).1
-}
-
-/// Centred moving average.
-fn moving_average(x: &[f32], window: usize) -> Vec<f32> {
-    let n = x.len();
-    let mut out = vec![0.0f32; n];
-    let half = window / 2;
-    let mut sum = 0.0f64;
-    let mut prefix = Vec::with_capacity(n + 1);
-    prefix.push(0.0f64);
-    for &v in x {
-        sum += v as f64;
-        prefix.push(sum);
-    }
-    for (i, o) in out.iter_mut().enumerate() {
-        let a = i.saturating_sub(half);
-        let b = (i + half + 1).min(n);
-        *o = ((prefix[b] - prefix[a]) / (b - a) as f64) as f32;
-    }
-    out
 }
 
 /// Indices that are the maximum of their ±`radius` neighbourhood.
