@@ -96,12 +96,7 @@ async fn process(archive: &Archive, pool: &telediag_imaging::ImagingPool, job: J
         Ok(derived) => store(archive, &sop, &derived).await,
         Err(e) => {
             tracing::info!(sop_instance_uid = %sop, reason = %e, "undecodable");
-            let mut result = Ok(());
-            for kind in [DerivedKind::Thumbnail, DerivedKind::Preview] {
-                let record = DerivedRecord::undecodable(&sop, kind, &e.to_string());
-                result = result.and(db.record_derived(&record).await.map_err(|e| e.to_string()));
-            }
-            result
+            record_undecodable(archive, &sop, &[DerivedKind::Thumbnail, DerivedKind::Preview], &e.to_string()).await
         }
     };
     let _ = match outcome {
@@ -135,48 +130,71 @@ async fn ecg(
             let json = serde_json::to_vec_pretty(&analysis).map_err(|e| e.to_string())?;
             let page_png = png(&page, PAGE_PNG_WIDTH).map_err(|e| e.to_string())?;
             let thumb = png(&page, THUMBNAIL_PNG_WIDTH).map_err(|e| e.to_string())?;
+            // Measurements last: once they are visible, so is everything else.
             Ok([
-                (DerivedKind::EcgMeasurements, "json", "application/json", json),
-                (DerivedKind::EcgPage, "svg", "image/svg+xml", page.into_bytes()),
-                (DerivedKind::Preview, "png", "image/png", page_png),
                 (DerivedKind::Thumbnail, "png", "image/png", thumb),
+                (DerivedKind::Preview, "png", "image/png", page_png),
+                (DerivedKind::EcgPage, "svg", "image/svg+xml", page.into_bytes()),
+                (DerivedKind::EcgMeasurements, "json", "application/json", json),
             ])
         });
         let _ = done.send(made);
     });
     let made = result.await.map_err(|_| "ECG task lost".to_string())?;
-    let db = archive.database();
     let objects = match made {
         Ok(objects) => objects,
         Err(reason) => {
             tracing::info!(sop_instance_uid = %sop, %reason, "ECG not analysable");
-            for kind in [DerivedKind::EcgMeasurements, DerivedKind::EcgPage, DerivedKind::Preview, DerivedKind::Thumbnail] {
-                db.record_derived(&DerivedRecord::undecodable(sop, kind, &reason)).await.map_err(|e| e.to_string())?;
-            }
-            return Ok(());
+            let kinds = [DerivedKind::EcgMeasurements, DerivedKind::EcgPage, DerivedKind::Preview, DerivedKind::Thumbnail];
+            return record_undecodable(archive, sop, &kinds, &reason).await;
         }
     };
     for (kind, extension, content_type, bytes) in objects {
-        let key = derived_key(sop, kind, extension).map_err(|e| e.to_string())?;
-        let (store, put_key, len) = (archive.store().clone(), key.clone(), bytes.len());
-        let etag = format!("\"{:032x}\"", xxhash_rust::xxh3::xxh3_128(&bytes));
-        tokio::task::spawn_blocking(move || store.put_rebuildable(&put_key, &bytes))
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?;
-        let record = DerivedRecord {
-            sop_instance_uid: sop.to_string(),
-            kind: kind.as_str().into(),
-            object_key: Some(key.to_string()),
-            content_type: Some(content_type.into()),
-            width: None,
-            height: None,
-            frames: None,
-            size_bytes: Some(len as i64),
-            etag: Some(etag),
-            error: None,
-        };
-        db.record_derived(&record).await.map_err(|e| e.to_string())?;
+        put_derived(archive, sop, DerivedObject { kind, extension, content_type, bytes, dimensions: None }).await?;
+    }
+    Ok(())
+}
+
+/// One derived object to store: what it is and, for images, its size.
+struct DerivedObject {
+    kind: DerivedKind,
+    extension: &'static str,
+    content_type: &'static str,
+    bytes: Vec<u8>,
+    /// Width, height and the source's frame count, for images.
+    dimensions: Option<(u32, u32, u32)>,
+}
+
+/// Writes a derived object (rebuildable, so not fsynced) and records it
+/// with its ETag.
+async fn put_derived(archive: &Archive, sop: &SopInstanceUid, object: DerivedObject) -> Result<(), String> {
+    let key = derived_key(sop, object.kind, object.extension).map_err(|e| e.to_string())?;
+    let size_bytes = object.bytes.len() as i64;
+    let etag = format!("\"{:032x}\"", xxhash_rust::xxh3::xxh3_128(&object.bytes));
+    let (store, put_key, bytes) = (archive.store().clone(), key.clone(), object.bytes);
+    tokio::task::spawn_blocking(move || store.put_rebuildable(&put_key, &bytes))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    let record = DerivedRecord {
+        sop_instance_uid: sop.to_string(),
+        kind: object.kind.as_str().into(),
+        object_key: Some(key.to_string()),
+        content_type: Some(object.content_type.into()),
+        width: object.dimensions.map(|(w, _, _)| i64::from(w)),
+        height: object.dimensions.map(|(_, h, _)| i64::from(h)),
+        frames: object.dimensions.map(|(_, _, f)| i64::from(f)),
+        size_bytes: Some(size_bytes),
+        etag: Some(etag),
+        error: None,
+    };
+    archive.database().record_derived(&record).await.map_err(|e| e.to_string())
+}
+
+/// Records why none of `kinds` can be made for `sop`.
+async fn record_undecodable(archive: &Archive, sop: &SopInstanceUid, kinds: &[DerivedKind], reason: &str) -> Result<(), String> {
+    for &kind in kinds {
+        archive.database().record_derived(&DerivedRecord::undecodable(sop, kind, reason)).await.map_err(|e| e.to_string())?;
     }
     Ok(())
 }
@@ -187,25 +205,8 @@ async fn store(archive: &Archive, sop: &SopInstanceUid, derived: &telediag_imagi
             telediag_imaging::ThumbnailFormat::Jpeg => ("jpg", "image/jpeg"),
             telediag_imaging::ThumbnailFormat::Png => ("png", "image/png"),
         };
-        let key = derived_key(sop, kind, extension).map_err(|e| e.to_string())?;
-        let (store, bytes, put_key) = (archive.store().clone(), image.bytes.clone(), key.clone());
-        tokio::task::spawn_blocking(move || store.put_rebuildable(&put_key, &bytes))
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?;
-        let record = DerivedRecord {
-            sop_instance_uid: sop.to_string(),
-            kind: kind.as_str().into(),
-            object_key: Some(key.to_string()),
-            content_type: Some(content_type.into()),
-            width: Some(i64::from(image.width)),
-            height: Some(i64::from(image.height)),
-            frames: Some(i64::from(derived.frames)),
-            size_bytes: Some(image.bytes.len() as i64),
-            etag: Some(format!("\"{:032x}\"", xxhash_rust::xxh3::xxh3_128(&image.bytes))),
-            error: None,
-        };
-        archive.database().record_derived(&record).await.map_err(|e| e.to_string())?;
+        let dimensions = Some((image.width, image.height, derived.frames));
+        put_derived(archive, sop, DerivedObject { kind, extension, content_type, bytes: image.bytes.clone(), dimensions }).await?;
     }
     Ok(())
 }
