@@ -200,7 +200,10 @@ fn header(out: &mut String, record: &EcgRecord, analysis: &Analysis, filters: &F
     let age = p.age_years.map(|a| format!("{a} 岁")).unwrap_or_default();
     let lines_left = [
         [escape(name), sex.to_string(), age].into_iter().filter(|s| !s.is_empty()).collect::<Vec<_>>().join(" · "),
-        format!("ID {} · {}", escape(p.id.as_deref().unwrap_or("—")), escape(record.acquired.as_deref().unwrap_or(""))),
+        match record.acquired.as_deref() {
+            Some(acquired) => format!("ID {} · {}", escape(p.id.as_deref().unwrap_or("—")), escape(acquired)),
+            None => format!("ID {}", escape(p.id.as_deref().unwrap_or("—"))),
+        },
         format!("{SPEED_MM_PER_S} mm/s · {gain} mm/mV · {}", escape(&filters.describe())),
     ];
     let lines_middle = [
