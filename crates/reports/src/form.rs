@@ -1,0 +1,520 @@
+//! The report form: the page a referring doctor prints, laid out like the
+//! paper forms county hospitals know (centre and hospital header, patient
+//! block, 检查方法 / 检查所见 / 检查结论, signers, dates, verification QR).
+//!
+//! Text is set in one CJK font embedded as a subset (krilla subsets what
+//! the page uses); lines are broken by measured glyph advances, between any
+//! two CJK characters or at spaces in Latin text. Long findings flow onto
+//! further pages; the signature block closes the last one. Output is PDF/A-2b.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use krilla::color::rgb;
+use krilla::configure::{Archival, ConfigurationBuilder, Validator};
+use krilla::geom::{PathBuilder, Point, Rect, Size};
+use krilla::image::Image;
+use krilla::metadata::{DateTime, Metadata};
+use krilla::page::PageSettings;
+use krilla::paint::{Fill, Stroke};
+use krilla::surface::Surface;
+use krilla::text::{Font, TextDirection};
+use krilla::{Document, SerializeSettings};
+
+use crate::time::Timestamp;
+
+/// Where CJK fonts are looked for when none is configured, best first.
+pub const FONT_CANDIDATES: &[&str] = &[
+    "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",
+    "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
+    "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc",
+    "/usr/share/fonts/noto-cjk/NotoSansCJK-Regular.ttc",
+];
+
+/// Errors of laying out a report.
+#[derive(Debug, thiserror::Error)]
+pub enum FormError {
+    #[error("no CJK font found: looked for {looked_in}; install fonts-wqy-microhei or set reports.font")]
+    NoFont { looked_in: String },
+    #[error("cannot read the font {path}: {reason}")]
+    Font { path: PathBuf, reason: String },
+    #[error("cannot write the PDF: {0}")]
+    Pdf(String),
+    #[error("key image {index} is neither PNG nor JPEG: {reason}")]
+    Image { index: usize, reason: String },
+}
+
+/// The font every report is set in (loaded once, shared).
+#[derive(Clone)]
+pub struct ReportFont {
+    font: Font,
+    metrics: Arc<Metrics>,
+}
+
+struct Metrics {
+    data: Arc<Vec<u8>>,
+    index: u32,
+}
+
+impl std::fmt::Debug for ReportFont {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ReportFont")
+    }
+}
+
+impl ReportFont {
+    /// Loads `path`, or the first of [`FONT_CANDIDATES`] present.
+    pub fn load(path: Option<&Path>) -> Result<ReportFont, FormError> {
+        let path = match path {
+            Some(p) => p.to_path_buf(),
+            None => FONT_CANDIDATES
+                .iter()
+                .map(PathBuf::from)
+                .find(|p| p.exists())
+                .ok_or_else(|| FormError::NoFont { looked_in: FONT_CANDIDATES.join(", ") })?,
+        };
+        let bytes = std::fs::read(&path).map_err(|e| FormError::Font { path: path.clone(), reason: e.to_string() })?;
+        let data = Arc::new(bytes);
+        let face = ttf_parser::Face::parse(&data, 0).map_err(|e| FormError::Font { path: path.clone(), reason: e.to_string() })?;
+        if face.glyph_index('报').is_none() {
+            return Err(FormError::Font { path, reason: "it has no CJK glyphs (报 is missing)".into() });
+        }
+        let font = Font::new(krilla::Data::from(data.clone()), 0)
+            .ok_or_else(|| FormError::Font { path: path.clone(), reason: "krilla cannot read it".into() })?;
+        Ok(ReportFont { font, metrics: Arc::new(Metrics { data, index: 0 }) })
+    }
+
+    /// Width of `text` at `size` points.
+    pub fn width(&self, text: &str, size: f32) -> f32 {
+        let Ok(face) = ttf_parser::Face::parse(&self.metrics.data, self.metrics.index) else { return 0.0 };
+        let per_unit = size / f32::from(face.units_per_em());
+        text.chars()
+            .map(|c| {
+                face.glyph_index(c)
+                    .and_then(|g| face.glyph_hor_advance(g))
+                    .map_or(size * 0.5, |a| f32::from(a) * per_unit)
+            })
+            .sum()
+    }
+
+    /// Breaks `text` into lines no wider than `max_width`: explicit newlines
+    /// are kept; CJK breaks anywhere (but not before closing punctuation),
+    /// Latin words stay whole unless a word alone is too wide.
+    pub fn wrap(&self, text: &str, size: f32, max_width: f32) -> Vec<String> {
+        let mut lines = Vec::new();
+        for paragraph in text.replace("\r\n", "\n").split('\n') {
+            let mut line = String::new();
+            for token in tokens(paragraph) {
+                let candidate = format!("{line}{token}");
+                if self.width(&candidate, size) <= max_width || line.is_empty() {
+                    if self.width(&candidate, size) > max_width {
+                        // One word wider than the line: break it by characters.
+                        for c in token.chars() {
+                            if self.width(&format!("{line}{c}"), size) > max_width && !line.is_empty() {
+                                lines.push(std::mem::take(&mut line));
+                            }
+                            line.push(c);
+                        }
+                    } else {
+                        line = candidate;
+                    }
+                } else if is_closing_punctuation(&token) {
+                    line.push_str(&token);
+                } else {
+                    lines.push(line.trim_end().to_owned());
+                    line = token.trim_start().to_owned();
+                }
+            }
+            lines.push(line.trim_end().to_owned());
+        }
+        lines
+    }
+}
+
+fn is_cjk(c: char) -> bool {
+    matches!(c as u32, 0x2E80..=0x9FFF | 0xF900..=0xFAFF | 0xFF00..=0xFFEF)
+}
+
+fn is_closing_punctuation(token: &str) -> bool {
+    token.chars().count() == 1 && "，。、；：？！）》」』】,.;:?!)".contains(token)
+}
+
+/// Splits into break units: single CJK characters, Latin words with their trailing space.
+fn tokens(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut word = String::new();
+    for c in text.chars() {
+        if is_cjk(c) {
+            if !word.is_empty() {
+                out.push(std::mem::take(&mut word));
+            }
+            out.push(c.to_string());
+        } else {
+            word.push(c);
+            if c == ' ' {
+                out.push(std::mem::take(&mut word));
+            }
+        }
+    }
+    if !word.is_empty() {
+        out.push(word);
+    }
+    out
+}
+
+/// A signer as printed on the form.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PrintedSigner {
+    pub name: String,
+    pub signed_at: Timestamp,
+}
+
+/// Everything the form shows.
+#[derive(Debug, Clone)]
+pub struct ReportForm {
+    pub centre_name: String,
+    pub hospital_name: String,
+    /// E.g. "CT 检查报告单", "心电图诊断报告单".
+    pub title: String,
+    pub patient_name: String,
+    pub sex: String,
+    pub age: String,
+    pub patient_id: String,
+    pub department: String,
+    pub inpatient_number: String,
+    pub bed_number: String,
+    pub exam_number: String,
+    pub requesting_physician: String,
+    pub exam_name: String,
+    /// Study date and time as printed (检查日期 / 时间).
+    pub exam_date: String,
+    pub exam_time: String,
+    pub method: String,
+    pub findings: String,
+    pub conclusion: String,
+    pub critical: bool,
+    /// E.g. "更正报告：替代 2026-11-23 发出的第 1 版" for an amended version.
+    pub version_note: Option<String>,
+    pub reporting_doctor: Option<PrintedSigner>,
+    pub reviewing_doctor: Option<PrintedSigner>,
+    pub report_date: Timestamp,
+    pub printed_at: Timestamp,
+    /// PNG or JPEG key images, at most four are printed.
+    pub key_images: Vec<Vec<u8>>,
+    pub report_id: String,
+    pub verify_url: String,
+}
+
+const PAGE_W: f32 = 595.28;
+const PAGE_H: f32 = 841.89;
+const MARGIN: f32 = 48.0;
+const BODY: f32 = 10.5;
+const LINE: f32 = 16.0;
+const QR_SIZE: f32 = 64.0;
+/// Room kept at the bottom of the last page for the signature block.
+const FOOTER_H: f32 = 118.0;
+
+fn black() -> rgb::Color {
+    rgb::Color::new(0, 0, 0)
+}
+
+fn fill(color: rgb::Color) -> Fill {
+    Fill { paint: color.into(), ..Default::default() }
+}
+
+struct Pen<'a> {
+    font: &'a ReportFont,
+}
+
+impl Pen<'_> {
+    fn text(&self, surface: &mut Surface<'_>, x: f32, baseline: f32, size: f32, text: &str) {
+        if text.is_empty() {
+            return;
+        }
+        surface.set_fill(Some(fill(black())));
+        surface.set_stroke(None);
+        surface.draw_text(Point::from_xy(x, baseline), self.font.font.clone(), size, text, false, TextDirection::Auto);
+    }
+
+    /// Heavier text: the glyphs filled and outlined with a hairline (the font has no bold face).
+    fn bold(&self, surface: &mut Surface<'_>, x: f32, baseline: f32, size: f32, text: &str) {
+        surface.set_fill(Some(fill(black())));
+        surface.set_stroke(Some(Stroke { paint: black().into(), width: size / 28.0, ..Default::default() }));
+        surface.draw_text(Point::from_xy(x, baseline), self.font.font.clone(), size, text, false, TextDirection::Auto);
+        surface.set_stroke(None);
+    }
+
+    fn centred(&self, surface: &mut Surface<'_>, baseline: f32, size: f32, text: &str, bold: bool) {
+        let x = (PAGE_W - self.font.width(text, size)) / 2.0;
+        if bold { self.bold(surface, x, baseline, size, text) } else { self.text(surface, x, baseline, size, text) }
+    }
+
+    fn rule(&self, surface: &mut Surface<'_>, y: f32, width: f32) {
+        let mut path = PathBuilder::new();
+        path.move_to(MARGIN, y);
+        path.line_to(PAGE_W - MARGIN, y);
+        if let Some(path) = path.finish() {
+            surface.set_fill(None);
+            surface.set_stroke(Some(Stroke { paint: black().into(), width, ..Default::default() }));
+            surface.draw_path(&path);
+            surface.set_stroke(None);
+        }
+    }
+}
+
+fn draw_qr(surface: &mut Surface<'_>, url: &str, x: f32, y: f32, size: f32) -> Result<(), FormError> {
+    let code = qrcode::QrCode::with_error_correction_level(url.as_bytes(), qrcode::EcLevel::M)
+        .map_err(|e| FormError::Pdf(format!("QR code for {url}: {e}")))?;
+    let modules = code.width();
+    let quiet = 2usize;
+    let cell = size / (modules + 2 * quiet) as f32;
+    let mut path = PathBuilder::new();
+    for (i, colour) in code.to_colors().iter().enumerate() {
+        if *colour == qrcode::Color::Dark {
+            let (mx, my) = (i % modules + quiet, i / modules + quiet);
+            if let Some(rect) = Rect::from_xywh(x + mx as f32 * cell, y + my as f32 * cell, cell, cell) {
+                path.push_rect(rect);
+            }
+        }
+    }
+    if let Some(path) = path.finish() {
+        surface.set_stroke(None);
+        surface.set_fill(Some(fill(black())));
+        surface.draw_path(&path);
+    }
+    Ok(())
+}
+
+fn pdf_datetime(t: &Timestamp) -> DateTime {
+    let c = t.civil();
+    DateTime::new(c.year.clamp(0, 9999) as u16)
+        .month(c.month as u8)
+        .day(c.day as u8)
+        .hour(c.hour as u8)
+        .minute(c.minute as u8)
+        .second(c.second as u8)
+        .utc_offset_hour((t.offset_minutes / 60) as i8)
+        .utc_offset_minute((t.offset_minutes.unsigned_abs() % 60) as u8)
+}
+
+/// Lays the form out as a PDF/A-2b document.
+pub fn render(form: &ReportForm, font: &ReportFont) -> Result<Vec<u8>, FormError> {
+    let configuration = ConfigurationBuilder::new()
+        .set_validator(Validator::A(Archival::A2_B))
+        .finish()
+        .map_err(|e| FormError::Pdf(format!("{e:?}")))?;
+    let settings = SerializeSettings { configuration, ..SerializeSettings::default() };
+    let mut document = Document::new_with(settings);
+    document.set_metadata(
+        Metadata::new()
+            .title(format!("{} {}", form.hospital_name, form.title))
+            .creator("Telediag".into())
+            .language("zh-CN".into())
+            .creation_date(pdf_datetime(&form.printed_at))
+            .document_id(form.report_id.clone()),
+    );
+    let pen = Pen { font };
+    let text_width = PAGE_W - 2.0 * MARGIN;
+
+    // The body as lines, each with its indent and whether it is a heading.
+    let mut body: Vec<(f32, bool, String)> = Vec::new();
+    for (heading, text) in [("检查方法：", &form.method), ("检查所见：", &form.findings), ("检查结论：", &form.conclusion)] {
+        body.push((0.0, true, heading.to_owned()));
+        for line in font.wrap(text.trim(), BODY, text_width - 2.0 * BODY) {
+            body.push((2.0 * BODY, false, line));
+        }
+        body.push((0.0, false, String::new()));
+    }
+
+    let images = form
+        .key_images
+        .iter()
+        .take(4)
+        .enumerate()
+        .map(|(index, bytes)| {
+            let data = krilla::Data::from(bytes.clone());
+            let image = if bytes.starts_with(b"\x89PNG") { Image::from_png(data, true) } else { Image::from_jpeg(data, true) };
+            image.map_err(|reason| FormError::Image { index, reason })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let image_row_h = if images.is_empty() { 0.0 } else { 132.0 };
+
+    let mut next_line = 0;
+    let mut page_number = 0;
+    loop {
+        page_number += 1;
+        let mut page = document.start_page_with(PageSettings::new(Size::from_wh(PAGE_W, PAGE_H).expect("A4")));
+        let mut surface = page.surface();
+        let mut y = header(&pen, &mut surface, form, page_number)?;
+        let last_page_limit = PAGE_H - MARGIN - FOOTER_H - image_row_h;
+        let page_limit = PAGE_H - MARGIN - 24.0;
+        while next_line < body.len() {
+            let remaining = body.len() - next_line;
+            let fits_all = y + remaining as f32 * LINE <= last_page_limit;
+            if !fits_all && y + LINE > page_limit {
+                break;
+            }
+            let (indent, heading, text) = &body[next_line];
+            if *heading {
+                pen.bold(&mut surface, MARGIN + indent, y + BODY, BODY + 1.0, text);
+            } else {
+                pen.text(&mut surface, MARGIN + indent, y + BODY, BODY, text);
+            }
+            y += LINE;
+            next_line += 1;
+        }
+        let done = next_line >= body.len() && y <= last_page_limit;
+        if done {
+            if !images.is_empty() {
+                key_image_row(&mut surface, &images, y + 4.0, image_row_h - 12.0);
+            }
+            footer(&pen, &mut surface, form)?;
+        } else {
+            pen.text(&mut surface, PAGE_W - MARGIN - 60.0, PAGE_H - MARGIN + 8.0, 8.0, &format!("第 {page_number} 页，续下页"));
+        }
+        surface.finish();
+        page.finish();
+        if done {
+            break;
+        }
+        if page_number > 50 {
+            return Err(FormError::Pdf("the report would run past 50 pages".into()));
+        }
+    }
+    document.finish().map_err(|e| FormError::Pdf(format!("{e:?}")))
+}
+
+/// Draws the header and patient block; returns where the body starts.
+fn header(pen: &Pen<'_>, surface: &mut Surface<'_>, form: &ReportForm, page_number: usize) -> Result<f32, FormError> {
+    let mut y = MARGIN;
+    pen.centred(surface, y + 18.0, 18.0, &form.centre_name, true);
+    y += 28.0;
+    pen.centred(surface, y + 15.0, 15.0, &format!("{}  {}", form.hospital_name, form.title), true);
+    y += 22.0;
+    if page_number == 1 {
+        draw_qr(surface, &form.verify_url, PAGE_W - MARGIN - QR_SIZE + 6.0, MARGIN - 14.0, QR_SIZE)?;
+        pen.text(surface, PAGE_W - MARGIN - QR_SIZE + 16.0, MARGIN + QR_SIZE - 4.0, 7.0, "扫码验证报告");
+    }
+    if form.critical {
+        pen.bold(surface, MARGIN, MARGIN + 12.0, 12.0, "【危急值】");
+    }
+    if let Some(note) = &form.version_note {
+        pen.text(surface, MARGIN, y + 9.0, 8.5, note);
+        y += 12.0;
+    }
+    y += 6.0;
+    pen.rule(surface, y, 1.2);
+    y += 6.0;
+    let rows = [
+        [("姓名", &form.patient_name), ("性别", &form.sex), ("年龄", &form.age), ("病人编号", &form.patient_id)],
+        [("科室", &form.department), ("住院号", &form.inpatient_number), ("床号", &form.bed_number), ("检查编号", &form.exam_number)],
+        [("申请医师", &form.requesting_physician), ("日期", &form.exam_date), ("时间", &form.exam_time), ("检查项目", &form.exam_name)],
+    ];
+    // Names and sexes are short, IDs and exam names long.
+    let shares = [0.2, 0.23, 0.18, 0.39];
+    let width = PAGE_W - 2.0 * MARGIN;
+    for row in rows {
+        let mut x = MARGIN;
+        for (i, (label, value)) in row.iter().enumerate() {
+            let column = shares[i] * width;
+            let label = format!("{label}：");
+            pen.text(surface, x, y + BODY, BODY, &label);
+            let label_w = pen.font.width(&label, BODY);
+            let available = column - label_w - 4.0;
+            let mut shown = value.to_string();
+            while pen.font.width(&shown, BODY) > available && shown.chars().count() > 1 {
+                shown.pop();
+                shown = shown.trim_end_matches('…').to_owned();
+                shown.pop();
+                shown.push('…');
+            }
+            pen.text(surface, x + label_w, y + BODY, BODY, &shown);
+            x += column;
+        }
+        y += LINE + 2.0;
+    }
+    y += 2.0;
+    pen.rule(surface, y, 0.6);
+    Ok(y + 10.0)
+}
+
+fn key_image_row(surface: &mut Surface<'_>, images: &[Image], top: f32, height: f32) {
+    let gap = 8.0;
+    let slot = (PAGE_W - 2.0 * MARGIN - gap * 3.0) / 4.0;
+    for (i, image) in images.iter().enumerate() {
+        let (w, h) = image.size();
+        let scale = (slot / w as f32).min(height / h as f32);
+        let (dw, dh) = (w as f32 * scale, h as f32 * scale);
+        let x = MARGIN + i as f32 * (slot + gap) + (slot - dw) / 2.0;
+        surface.push_transform(&krilla::geom::Transform::from_translate(x, top));
+        if let Some(size) = Size::from_wh(dw, dh) {
+            surface.draw_image(image.clone(), size);
+        }
+        surface.pop();
+    }
+}
+
+fn footer(pen: &Pen<'_>, surface: &mut Surface<'_>, form: &ReportForm) -> Result<(), FormError> {
+    let mut y = PAGE_H - MARGIN - FOOTER_H + 8.0;
+    pen.rule(surface, y, 0.6);
+    y += 8.0;
+    let half = (PAGE_W - 2.0 * MARGIN) / 2.0;
+    let signer = |who: &Option<PrintedSigner>| match who {
+        Some(s) => (s.name.clone(), s.signed_at.date_time()),
+        None => (String::new(), String::new()),
+    };
+    let (reporter, reported_at) = signer(&form.reporting_doctor);
+    let (reviewer, reviewed_at) = signer(&form.reviewing_doctor);
+    pen.text(surface, MARGIN, y + BODY, BODY, "报告医师：");
+    pen.bold(surface, MARGIN + pen.font.width("报告医师：", BODY), y + BODY, BODY + 1.0, &reporter);
+    pen.text(surface, MARGIN + half, y + BODY, BODY, "审核医师：");
+    pen.bold(surface, MARGIN + half + pen.font.width("审核医师：", BODY), y + BODY, BODY + 1.0, &reviewer);
+    y += LINE;
+    pen.text(surface, MARGIN, y + 8.5, 8.5, &if reported_at.is_empty() { String::new() } else { format!("签名时间：{reported_at}") });
+    pen.text(surface, MARGIN + half, y + 8.5, 8.5, &if reviewed_at.is_empty() { String::new() } else { format!("签名时间：{reviewed_at}") });
+    y += LINE;
+    pen.text(surface, MARGIN, y + BODY, BODY, &format!("报告日期：{}", form.report_date.date()));
+    pen.text(surface, MARGIN + half, y + BODY, BODY, &format!("打印日期：{}", form.printed_at.date_time()));
+    y += LINE + 6.0;
+    pen.rule(surface, y, 0.4);
+    y += 4.0;
+    let notice = "本报告经报告医师与审核医师数字签名（PAdES），仅供临床参考。扫描右上角二维码或访问以下地址核验：";
+    for line in pen.font.wrap(notice, 7.5, PAGE_W - 2.0 * MARGIN) {
+        pen.text(surface, MARGIN, y + 8.0, 7.5, &line);
+        y += 10.0;
+    }
+    pen.text(surface, MARGIN, y + 8.0, 7.5, &format!("{}    报告编号：{}", form.verify_url, form.report_id));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn font() -> Option<ReportFont> {
+        match ReportFont::load(None) {
+            Ok(f) => Some(f),
+            Err(e) => {
+                assert!(std::env::var_os("CI").is_none(), "CI installs a CJK font: {e}");
+                eprintln!("skipping: {e}");
+                None
+            }
+        }
+    }
+
+    #[test]
+    fn wrapping_keeps_lines_within_width_and_loses_no_character() {
+        let Some(font) = font() else { return };
+        let text = "双肺纹理清晰，走行自然，未见明确实质性病变。Left lower lobe nodule measuring 8 mm, unchanged since 2025-10-01。纵隔居中，心影不大。";
+        let lines = font.wrap(text, 10.5, 200.0);
+        assert!(lines.len() >= 3, "{lines:?}");
+        for line in &lines {
+            assert!(font.width(line, 10.5) <= 200.0 + 10.5, "{line:?} is too wide");
+            assert!(!line.starts_with('，') && !line.starts_with('。'), "{line:?} starts with closing punctuation");
+        }
+        let joined: String = lines.concat().chars().filter(|c| !c.is_whitespace()).collect();
+        let original: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+        assert_eq!(joined, original);
+        assert!(lines.iter().any(|l| l.contains("nodule")), "a Latin word stays whole: {lines:?}");
+    }
+}

@@ -1,0 +1,144 @@
+//! The signed report as a verifier sees it: poppler's `pdfsig` checks every
+//! signature, and one flipped byte breaks them.
+
+use std::path::Path;
+use std::process::Command;
+
+use telediag_reports::form::{PrintedSigner, ReportFont, ReportForm, render};
+use telediag_reports::{CentreCa, SignatureRequest, Timestamp, sign_pdf};
+
+fn tool(name: &str) -> bool {
+    let found = Command::new("sh").arg("-c").arg(format!("command -v {name}")).output().map(|o| o.status.success()).unwrap_or(false);
+    if !found {
+        assert!(std::env::var_os("CI").is_none(), "{name} is missing: .ci/run installs poppler-utils");
+        eprintln!("skipping: {name} is not installed");
+    }
+    found
+}
+
+fn font() -> Option<ReportFont> {
+    match ReportFont::load(None) {
+        Ok(f) => Some(f),
+        Err(e) => {
+            assert!(std::env::var_os("CI").is_none(), "{e}");
+            eprintln!("skipping: {e}");
+            None
+        }
+    }
+}
+
+pub fn sample_form() -> ReportForm {
+    let t = |ms| Timestamp::new(ms, 480);
+    ReportForm {
+        centre_name: "云南省远程影像诊断中心".into(),
+        hospital_name: "禄劝县人民医院".into(),
+        title: "CT 检查报告单".into(),
+        patient_name: "张三丰".into(),
+        sex: "男".into(),
+        age: "67岁".into(),
+        patient_id: "P20261123001".into(),
+        department: "呼吸内科".into(),
+        inpatient_number: "ZY0098123".into(),
+        bed_number: "12床".into(),
+        exam_number: "CT202611230017".into(),
+        requesting_physician: "王建国".into(),
+        exam_name: "胸部CT平扫".into(),
+        exam_date: "2026-11-23".into(),
+        exam_time: "09:41".into(),
+        method: "胸部CT平扫，层厚5mm，肺窗及纵隔窗观察。".into(),
+        findings: "双肺纹理增多、紊乱。右肺上叶尖段见一大小约 18 mm × 15 mm 的结节影，边缘可见分叶及毛刺，邻近胸膜牵拉。左肺下叶见条索状高密度影。\n纵隔居中，纵隔内未见明显肿大淋巴结。心影不大，主动脉壁见钙化。双侧胸腔未见积液。".repeat(2),
+        conclusion: "1. 右肺上叶尖段结节，考虑周围型肺癌可能，建议增强CT进一步检查。\n2. 左肺下叶少许纤维灶。\n3. 主动脉硬化。".into(),
+        critical: false,
+        version_note: None,
+        reporting_doctor: Some(PrintedSigner { name: "陈医生".into(), signed_at: t(1_795_430_000_000) }),
+        reviewing_doctor: Some(PrintedSigner { name: "黄主任".into(), signed_at: t(1_795_431_800_000) }),
+        report_date: t(1_795_431_800_000),
+        printed_at: t(1_795_431_800_000),
+        key_images: vec![],
+        report_id: "R-17-1".into(),
+        verify_url: "http://localhost:8080/verify/0f1e2d3c4b5a69788796a5b4c3d2e1f0".into(),
+    }
+}
+
+fn pdfsig(path: &Path) -> String {
+    let out = Command::new("pdfsig").arg(path).output().expect("pdfsig runs");
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+#[test]
+fn two_doctors_sign_and_pdfsig_finds_both_valid_until_one_byte_changes() {
+    let Some(font) = font() else { return };
+    if !tool("pdfsig") {
+        return;
+    }
+    let form = sample_form();
+    let pdf = render(&form, &font).unwrap();
+    let ca = CentreCa::create("云南省远程影像诊断中心").unwrap();
+    let reporter = ca.issue("陈医生", "user-2").unwrap();
+    let reviewer = ca.issue("黄主任", "user-4").unwrap();
+    let once = sign_pdf(
+        &pdf,
+        &SignatureRequest { identity: &reporter, field_name: "报告医师", signer_name: "陈医生", reason: "报告医师签名", location: "远程诊断中心", time: Timestamp::new(1_795_430_000_000, 480) },
+    )
+    .unwrap();
+    let twice = sign_pdf(
+        &once,
+        &SignatureRequest { identity: &reviewer, field_name: "审核医师", signer_name: "黄主任", reason: "审核医师签名", location: "远程诊断中心", time: Timestamp::new(1_795_431_800_000, 480) },
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("report.pdf");
+    std::fs::write(&path, &twice).unwrap();
+    if let Some(out) = std::env::var_os("TELEDIAG_SAMPLE_REPORT") {
+        std::fs::write(out, &twice).unwrap();
+    }
+    let report = pdfsig(&path);
+    eprintln!("{report}");
+    assert_eq!(report.matches("Signature is Valid").count(), 2, "{report}");
+    assert!(report.contains("陈医生") && report.contains("黄主任"), "{report}");
+    assert!(report.contains("Total document signed"), "the reviewer's signature covers the whole file: {report}");
+    assert!(report.contains("ETSI.CAdES.detached"), "{report}");
+
+    // One byte inside the first revision's page content, outside any /Contents.
+    let mut tampered = twice.clone();
+    let at = pdf.len() / 2;
+    tampered[at] ^= 0x01;
+    let bad = dir.path().join("tampered.pdf");
+    std::fs::write(&bad, &tampered).unwrap();
+    let report = pdfsig(&bad);
+    assert_eq!(report.matches("Signature is Valid").count(), 0, "{report}");
+    assert!(report.contains("Digest Mismatch") || report.contains("Signature is Invalid"), "{report}");
+}
+
+#[test]
+fn the_printed_qr_code_reads_back_as_the_verification_url() {
+    let Some(font) = font() else { return };
+    if !tool("pdftoppm") || !tool("zbarimg") {
+        return;
+    }
+    let form = sample_form();
+    let dir = tempfile::tempdir().unwrap();
+    let pdf = dir.path().join("report.pdf");
+    std::fs::write(&pdf, render(&form, &font).unwrap()).unwrap();
+    let status = Command::new("pdftoppm").args(["-r", "150", "-png", "-f", "1", "-l", "1", "-singlefile"]).arg(&pdf).arg(dir.path().join("page")).status().unwrap();
+    assert!(status.success());
+    let out = Command::new("zbarimg").args(["-q", "--raw"]).arg(dir.path().join("page.png")).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), form.verify_url);
+}
+
+#[test]
+fn pdffonts_finds_one_embedded_subset_cjk_font() {
+    let Some(font) = font() else { return };
+    if !tool("pdffonts") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let pdf = dir.path().join("report.pdf");
+    std::fs::write(&pdf, render(&sample_form(), &font).unwrap()).unwrap();
+    let out = Command::new("pdffonts").arg(&pdf).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let fonts: Vec<&str> = text.lines().skip(2).collect();
+    assert_eq!(fonts.len(), 1, "{text}");
+    // name+SUBSET, embedded yes, subset yes, unicode map yes
+    assert!(fonts[0].contains('+') && fonts[0].contains("yes yes yes"), "{text}");
+}
