@@ -23,6 +23,7 @@ pub struct Config {
     pub dicom: DicomConfig,
     pub http: HttpConfig,
     pub archive: ArchiveSection,
+    pub worklist: telediag_worklist::WorklistConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -63,6 +64,7 @@ impl Default for Config {
             dicom: DicomConfig::default(),
             http: HttpConfig::default(),
             archive: ArchiveSection::default(),
+            worklist: telediag_worklist::WorklistConfig::default(),
         }
     }
 }
@@ -93,7 +95,7 @@ impl Default for ArchiveSection {
     }
 }
 
-fn env_var(name: &str) -> Option<String> {
+pub fn env_var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
@@ -139,6 +141,10 @@ impl Config {
         env_parse("TELEDIAG_IDLE_TIMEOUT_SECS", &mut config.dicom.idle_timeout_secs)?;
         env_parse("TELEDIAG_HTTP_PORT", &mut config.http.port)?;
         env_parse("TELEDIAG_STUDY_STABLE_SECS", &mut config.archive.study_stable_secs)?;
+        env_parse("TELEDIAG_LOCK_SECS", &mut config.worklist.lock_secs)?;
+        if let Some(url) = env_var("TELEDIAG_PUBLIC_URL") {
+            config.worklist.public_url = url;
+        }
         Ok(config)
     }
 
@@ -148,6 +154,11 @@ impl Config {
             database_url: self.database_url.clone(),
             durability: self.durability,
         }
+    }
+
+    /// Where the centre's CA key and certificate live.
+    pub fn ca_dir(&self) -> PathBuf {
+        self.data_dir.join("ca")
     }
 
     pub fn imaging_threads(&self) -> usize {

@@ -15,7 +15,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use telediag_archive::index::StudyQuery;
 use telediag_archive::{Archive, NewSite, Origin, Outcome};
 
-use crate::config::Config;
+use crate::config::{Config, env_var};
 
 #[derive(Parser)]
 #[command(name = "telediag", version, about = "Remote-diagnosis centre: DICOM gateway, archive and worklist")]
@@ -49,6 +49,11 @@ enum Command {
     Site {
         #[command(subcommand)]
         action: SiteAction,
+    },
+    /// Manage users, reader credentials and signing certificates.
+    User {
+        #[command(subcommand)]
+        action: UserAction,
     },
     /// Import DICOM Part 10 files or folders, as if sent by a site.
     Import {
@@ -130,6 +135,37 @@ enum EcgAction {
 }
 
 #[derive(Subcommand)]
+enum UserAction {
+    /// Add a user. The password is read from TELEDIAG_NEW_PASSWORD or asked for.
+    Add {
+        username: String,
+        #[arg(long)]
+        name: String,
+        /// admin, site_user, radiologist, ecg_doctor, reviewer (repeatable).
+        #[arg(long = "role", required = true)]
+        roles: Vec<String>,
+        /// The site of a site user.
+        #[arg(long)]
+        site: Option<String>,
+    },
+    /// List users with their roles and credentials.
+    List,
+    /// Set the modalities and sites a reader may read (none listed: all).
+    Credentials {
+        username: String,
+        #[arg(long = "modality")]
+        modalities: Vec<String>,
+        #[arg(long = "site")]
+        sites: Vec<String>,
+    },
+    /// Disable a user (their sessions end).
+    Disable { username: String },
+    /// Import a doctor's signing certificate and key from PKCS#12 (password
+    /// from TELEDIAG_P12_PASSWORD).
+    ImportP12 { username: String, file: PathBuf },
+}
+
+#[derive(Subcommand)]
 enum SiteAction {
     /// Add a site with its AE titles and, optionally, allowed networks.
     Add {
@@ -182,6 +218,7 @@ async fn run(command: Command, mut config: Config) -> Result<()> {
             serve::run(config).await
         }
         Command::Site { action } => site(action, &config).await,
+        Command::User { action } => user(action, &config).await,
         Command::Import { site, paths } => import(&config, &site, &paths).await,
         Command::Studies { site, limit } => studies(&config, site, limit).await,
         Command::Thumbnails { paths, out, size, threads } => thumbnails(&paths, &out, size, threads),
@@ -193,6 +230,72 @@ async fn run(command: Command, mut config: Config) -> Result<()> {
             Ok(())
         }
     }
+}
+
+async fn user(action: UserAction, config: &Config) -> Result<()> {
+    use telediag_worklist::auth::{NewUser, Role, create_user};
+    use telediag_worklist::requests::assign::{Credentials, credentials, set_credentials};
+    let archive = open(config).await?;
+    let db = archive.database();
+    let api = |e: telediag_worklist::error::ApiError| anyhow::anyhow!(e.reason);
+    let find = |username: String| async move {
+        db.user_by_name(&username).await?.with_context(|| format!("no user {username:?}"))
+    };
+    match action {
+        UserAction::Add { username, name, roles, site } => {
+            let roles = roles
+                .iter()
+                .map(|r| Role::parse(r).with_context(|| format!("role {r:?}: expected admin, site_user, radiologist, ecg_doctor or reviewer")))
+                .collect::<Result<Vec<_>>>()?;
+            let password = match env_var("TELEDIAG_NEW_PASSWORD") {
+                Some(p) => p,
+                None => {
+                    eprint!("password for {username}: ");
+                    let mut line = String::new();
+                    std::io::stdin().read_line(&mut line)?;
+                    line.trim_end().to_owned()
+                }
+            };
+            let id = create_user(db, &NewUser { username: username.clone(), display_name: name, password, roles, site }).await.map_err(api)?;
+            println!("user {username} added (id {id})");
+        }
+        UserAction::List => {
+            for u in db.list_users().await? {
+                let (creds, _) = credentials(db, u.id).await.map_err(api)?;
+                let creds = if creds.modalities.is_empty() && creds.sites.is_empty() {
+                    String::new()
+                } else {
+                    format!("  reads {} at {}", join_or_all(&creds.modalities), join_or_all(&creds.sites))
+                };
+                let disabled = if u.disabled { "  (disabled)" } else { "" };
+                println!("{:<20} {:<28} {}{creds}{disabled}", u.username, u.roles.join(","), u.display_name);
+            }
+        }
+        UserAction::Credentials { username, modalities, sites } => {
+            let u = find(username.clone()).await?;
+            set_credentials(db, u.id, &Credentials { modalities, sites }).await.map_err(api)?;
+            let (creds, _) = credentials(db, u.id).await.map_err(api)?;
+            println!("{username} reads {} at {}", join_or_all(&creds.modalities), join_or_all(&creds.sites));
+        }
+        UserAction::Disable { username } => {
+            let u = find(username.clone()).await?;
+            db.update_user(u.id, &telediag_archive::accounts::UserChange { disabled: Some(true), ..Default::default() }).await?;
+            println!("{username} disabled");
+        }
+        UserAction::ImportP12 { username, file } => {
+            let u = find(username.clone()).await?;
+            let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let password = env_var("TELEDIAG_P12_PASSWORD").unwrap_or_default();
+            let identity = telediag_reports::SigningIdentity::from_pkcs12(&bytes, &password)?;
+            telediag_worklist::reporting::finalise::store_identity(db, u.id, &identity, "pkcs12").await.map_err(api)?;
+            println!("{username} now signs as {} (SHA-256 {})", identity.subject(), identity.fingerprint());
+        }
+    }
+    Ok(())
+}
+
+fn join_or_all(items: &[String]) -> String {
+    if items.is_empty() { "all".into() } else { items.join(",") }
 }
 
 async fn ecg(action: EcgAction, config: &Config) -> Result<()> {

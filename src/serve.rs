@@ -71,10 +71,16 @@ pub async fn run(config: Config) -> Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let gateway = pacs_gateway::Gateway::new(config.gateway_config(), archive.clone());
     let dicom = tokio::spawn(gateway.serve(dicom_listener, wait_for(&stop_rx)));
-    let app = telediag_worklist::router(telediag_worklist::AppState { archive: archive.clone() });
+    let state = telediag_worklist::AppState::new(archive.clone(), config.worklist.clone(), &config.ca_dir())
+        .context("opening the centre's certificate authority")?;
+    let app = telediag_worklist::router(state.clone());
     let http = tokio::spawn(async move {
-        axum::serve(http_listener, app).with_graceful_shutdown(wait_for(&stop_rx)).await
+        axum::serve(http_listener, app.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(wait_for(&stop_rx))
+            .await
     });
+    let intake = tokio::spawn(telediag_worklist::requests::intake::run(state.clone(), stop_tx.subscribe()));
+    let sweeper = tokio::spawn(telediag_worklist::requests::assign::run_lock_sweeper(state, stop_tx.subscribe()));
     let pipeline = tokio::spawn(crate::pipeline::run(archive.clone(), config.imaging_threads(), stop_tx.subscribe()));
     let stability = tokio::spawn(telediag_archive::stability::run_stability_monitor(
         archive.database().clone(),
@@ -88,6 +94,8 @@ pub async fn run(config: Config) -> Result<()> {
     let _ = dicom.await;
     let _ = http.await;
     let _ = stability.await;
+    let _ = intake.await;
+    let _ = sweeper.await;
     let _ = pipeline.await;
     archive.wait_idle().await;
     tracing::info!(peak_rss_kib = peak_rss_kib(), "stopped");

@@ -13,7 +13,7 @@ use axum::http::request::Parts;
 use axum::http::header;
 use sha2::{Digest, Sha256};
 use telediag_archive::accounts::{NewUserRow, UserRow};
-use telediag_archive::{Database, DbError};
+use telediag_archive::Database;
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -201,14 +201,30 @@ pub async fn ensure_admin(db: &Database, configured_password: Option<&str>) -> R
     Ok(generated)
 }
 
-fn bearer_or_cookie(parts: &Parts) -> Option<String> {
-    if let Some(value) = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok())
+/// The caller's token, when one was sent (for logout).
+pub fn presented_token(parts: &Parts) -> Option<String> {
+    token_in(&parts.headers)
+}
+
+/// The user of the session named by the request's bearer token or cookie.
+pub async fn resolve(state: &AppState, headers: &axum::http::HeaderMap) -> Option<CurrentUser> {
+    let token = token_in(headers)?;
+    match state.archive.database().session_user(&token_hash(&token)).await {
+        Ok(user) => user.map(Into::into),
+        Err(e) => {
+            tracing::warn!(error = %e, "session lookup failed");
+            None
+        }
+    }
+}
+
+fn token_in(headers: &axum::http::HeaderMap) -> Option<String> {
+    if let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok())
         && let Some(token) = value.strip_prefix("Bearer ")
     {
         return Some(token.trim().to_owned());
     }
-    parts
-        .headers
+    headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
@@ -218,24 +234,21 @@ fn bearer_or_cookie(parts: &Parts) -> Option<String> {
         .map(|(_, value)| value.to_owned())
 }
 
-/// The caller's token, when one was sent (for logout).
-pub fn presented_token(parts: &Parts) -> Option<String> {
-    bearer_or_cookie(parts)
-}
-
 impl FromRequestParts<AppState> for CurrentUser {
     type Rejection = ApiError;
 
+    /// The audit middleware has resolved the caller already; without it (unit
+    /// tests of single routes) the session is looked up here.
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let token = bearer_or_cookie(parts).ok_or_else(ApiError::unauthorized)?;
-        let user = state
-            .archive
-            .database()
-            .session_user(&token_hash(&token))
+        if let Some(user) = parts.extensions.get::<CurrentUser>() {
+            return Ok(user.clone());
+        }
+        if token_in(&parts.headers).is_none() {
+            return Err(ApiError::unauthorized());
+        }
+        resolve(state, &parts.headers)
             .await
-            .map_err(|e: DbError| ApiError::from(e))?
-            .ok_or_else(|| ApiError::new(axum::http::StatusCode::UNAUTHORIZED, "session expired or unknown: log in again"))?;
-        Ok(user.into())
+            .ok_or_else(|| ApiError::new(axum::http::StatusCode::UNAUTHORIZED, "session expired or unknown: log in again"))
     }
 }
 

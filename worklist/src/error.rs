@@ -28,6 +28,13 @@ impl ApiError {
     pub fn bad_request(reason: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, reason)
     }
+    pub fn conflict(reason: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, reason)
+    }
+    /// A query that failed: the database is unreachable or broken, not the request.
+    pub fn database(e: sqlx::Error) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, format!("index database unavailable: {e}"))
+    }
 }
 
 impl IntoResponse for ApiError {

@@ -2,45 +2,122 @@
 //!
 //! - [`auth`]: argon2 passwords, session tokens (bearer or cookie), roles, and
 //!   the per-site [`auth::Scope`] every patient-data query is filtered by.
-//! - `routes`: health and login (public); studies, sites, users, instance
-//!   thumbnails and previews (with ETag), ECG upload, the caller (authenticated).
+//! - [`requests`]: the worklist — read requests from arrivals and site
+//!   registrations, reconciliation, states with history, deadlines,
+//!   assignment by rules or pool claims with locks, lists and the dashboard.
+//! - [`reporting`]: report versions from [`templates`], autosave, two-level
+//!   sign-off, critical findings, addenda and amendments, the signed PDF and
+//!   its filing into the study, the public verification page.
+//! - [`admin`]: users, credentials, site settings, signing identities, audit.
+//! - [`audit`]: the hash-chained, append-only record of every authenticated
+//!   request (one middleware, so no route can forget it).
+//! - `routes`: health, login, studies, sites, instance images, ECG upload.
 //! - [`ecg_upload`]: an uploaded ECG read, kept as received and archived as
 //!   DICOM (shared with `telediag ecg import`).
 //! - [`error`]: every failure is JSON `{"error": reason}` with a fitting status.
 //!
 //! What it does not do: speak DIMSE or touch objects' bytes; it reads the
-//! archive's index. Read requests, reports and DICOMweb come with their issues.
+//! archive's index and files new objects (reports) through the archive.
+//! What a report document *is* (PDF, signature, SR) is `telediag-reports`'.
 
+pub mod admin;
+pub mod audit;
 pub mod auth;
+pub mod config;
 pub mod ecg_upload;
 pub mod error;
+pub mod reporting;
+pub mod requests;
 mod routes;
+pub mod templates;
+
+use std::path::Path;
+use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use telediag_archive::Archive;
+use telediag_reports::{CentreCa, ReportFont};
+
+pub use config::WorklistConfig;
 
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
     pub archive: Archive,
+    pub config: Arc<WorklistConfig>,
+    pub audit: audit::AuditLog,
+    /// Issues doctors' signing certificates.
+    pub ca: Arc<CentreCa>,
+    /// The CJK font of reports; `None` when the machine has none (signing then says so).
+    pub font: Option<ReportFont>,
+}
+
+/// Errors of starting the service.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Ca(#[from] telediag_reports::identity::IdentityError),
+}
+
+impl AppState {
+    /// Opens the centre's CA under `ca_dir` (creating it at first start) and
+    /// loads the report font.
+    pub fn new(archive: Archive, config: WorklistConfig, ca_dir: &Path) -> Result<AppState, StartError> {
+        let ca = CentreCa::load_or_create(ca_dir, &config.centre_name)?;
+        let font = match ReportFont::load(config.report_font.as_deref()) {
+            Ok(font) => Some(font),
+            Err(e) => {
+                tracing::warn!(error = %e, "reports cannot be signed until a CJK font is installed");
+                None
+            }
+        };
+        let audit = audit::AuditLog::new(archive.database().clone());
+        Ok(AppState { archive, config: Arc::new(config), audit, ca: Arc::new(ca), font })
+    }
 }
 
 /// The whole HTTP API.
 pub fn router(state: AppState) -> Router {
+    use reporting::routes as report;
+    use requests::routes as request;
     Router::new()
-        .route("/api/health", get(routes::health))
-        .route("/api/login", post(routes::login))
         .route("/api/logout", post(routes::logout))
         .route("/api/me", get(routes::me))
         .route("/api/studies", get(routes::list_studies))
         .route("/api/studies/{uid}", get(routes::get_study))
         .route("/api/sites", get(routes::list_sites).post(routes::add_site))
-        .route("/api/sites/{name}", delete(routes::remove_site))
-        .route("/api/users", post(routes::add_user))
+        .route("/api/sites/{name}", delete(routes::remove_site).patch(admin::change_site))
+        .route("/api/users", get(admin::list_users).post(routes::add_user))
+        .route("/api/users/{id}", axum::routing::patch(admin::change_user))
+        .route("/api/users/{id}/credentials", put(admin::set_credentials))
+        .route("/api/users/{id}/signing-identity", put(admin::import_signing_identity))
+        .route("/api/audit", get(admin::query_audit))
+        .route("/api/audit/verify", get(admin::verify_audit))
         .route("/api/instances/{uid}/{kind}", get(routes::instance_image))
         .route("/api/ecg", post(routes::upload_ecg).layer(axum::extract::DefaultBodyLimit::max(routes::ECG_UPLOAD_LIMIT)))
         .route("/api/series/{uid}/thumbnail", get(routes::series_thumbnail))
+        .route("/api/requests", get(request::list_requests).post(request::create_request))
+        .route("/api/requests/{id}", get(request::get_request))
+        .route("/api/requests/{id}/claim", post(request::claim))
+        .route("/api/requests/{id}/release", post(request::release))
+        .route("/api/requests/{id}/assign", post(request::assign_to))
+        .route("/api/requests/{id}/cancel", post(request::cancel))
+        .route("/api/requests/{id}/report", get(report::get_report).post(report::open_report).put(report::save_draft))
+        .route("/api/requests/{id}/report/sign", post(report::sign))
+        .route("/api/requests/{id}/report/review", post(report::review))
+        .route("/api/requests/{id}/report/return", post(report::return_to_author))
+        .route("/api/requests/{id}/report/amend", post(report::amend))
+        .route("/api/requests/{id}/report/pdf", get(report::download_pdf))
+        .route("/api/requests/{id}/critical", post(report::flag_critical))
+        .route("/api/critical", get(report::list_critical))
+        .route("/api/critical/{id}/acknowledge", post(report::acknowledge_critical))
+        .route("/api/dashboard", get(request::get_dashboard))
+        // Every matched route above is audited; the public ones below are not.
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), audit::record))
+        .route("/api/health", get(routes::health))
+        .route("/api/login", post(routes::login))
+        .route("/verify/{token}", get(report::verify))
         .fallback(|| async { error::ApiError::not_found("route") })
         .with_state(state)
 }

@@ -11,6 +11,7 @@ use telediag_archive::index::StudyQuery;
 use telediag_archive::{NewSite, StudyUid};
 
 use crate::AppState;
+use crate::audit::AuditEntry;
 use crate::auth::{self, CurrentUser, Role, SESSION_COOKIE, SESSION_HOURS, Scope};
 use crate::error::ApiError;
 
@@ -27,7 +28,12 @@ pub struct Login {
     password: String,
 }
 
-pub async fn login(State(state): State<AppState>, Json(login): Json<Login>) -> Result<Response, ApiError> {
+pub async fn login(
+    State(state): State<AppState>,
+    connect: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
+    Json(login): Json<Login>,
+) -> Result<Response, ApiError> {
+    let client = connect.map(|c| (c.0).0);
     let db = state.archive.database();
     let user = db.user_by_name(login.username.trim()).await?;
     // Unknown users are verified against a fixed hash, so timing does not tell.
@@ -42,6 +48,9 @@ pub async fn login(State(state): State<AppState>, Json(login): Json<Login>) -> R
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("password check failed: {e}")))?;
     let Some(user) = user.filter(|_| verified) else {
         tracing::warn!(username = %login.username.trim(), "login failed");
+        let mut entry = AuditEntry::for_user(None, "login failed".into(), login.username.trim().to_owned(), 401, client.map(|c| c.ip().to_string()));
+        entry.username = Some(login.username.trim().chars().take(64).collect());
+        state.audit.append(&entry).await?;
         return Err(ApiError::new(StatusCode::UNAUTHORIZED, "wrong username or password"));
     };
     let token = auth::new_token();
@@ -49,6 +58,8 @@ pub async fn login(State(state): State<AppState>, Json(login): Json<Login>) -> R
     db.insert_session(&auth::token_hash(&token), user.id, expires_at).await?;
     tracing::info!(user = %user.username, "login");
     let current: CurrentUser = user.into();
+    let entry = AuditEntry::for_user(Some(&current), "login".into(), format!("/api/users/{}", current.id), 200, client.map(|c| c.ip().to_string()));
+    state.audit.append(&entry).await?;
     let cookie = format!(
         "{SESSION_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
         SESSION_HOURS * 3600

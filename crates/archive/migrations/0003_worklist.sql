@@ -34,6 +34,8 @@ CREATE TABLE read_requests (
     origin                TEXT    NOT NULL,
     reconciled            INTEGER NOT NULL DEFAULT 0,
     state                 TEXT    NOT NULL,
+    -- the state before the last change (written by the same UPDATE)
+    previous_state        TEXT,
     priority              TEXT    NOT NULL,
     modality              TEXT,
     study_uid             TEXT    UNIQUE,

@@ -30,6 +30,17 @@ pub struct NewUserRow {
     pub site_id: Option<i64>,
 }
 
+/// Changes to a user; `None` keeps a field.
+#[derive(Debug, Clone, Default)]
+pub struct UserChange {
+    pub display_name: Option<String>,
+    pub roles: Option<Vec<String>>,
+    /// `Some(None)` removes the site.
+    pub site_id: Option<Option<i64>>,
+    pub disabled: Option<bool>,
+    pub password_hash: Option<String>,
+}
+
 fn user_from_row(r: &sqlx::sqlite::SqliteRow) -> UserRow {
     let roles: String = r.get(4);
     UserRow {
@@ -71,6 +82,45 @@ impl Database {
     pub async fn user_by_name(&self, username: &str) -> Result<Option<UserRow>, DbError> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE username = ?");
         Ok(sqlx::query(&sql).bind(username).fetch_optional(self.pool()).await?.as_ref().map(user_from_row))
+    }
+
+    pub async fn user_by_id(&self, id: i64) -> Result<Option<UserRow>, DbError> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?");
+        Ok(sqlx::query(&sql).bind(id).fetch_optional(self.pool()).await?.as_ref().map(user_from_row))
+    }
+
+    /// Every user, by username.
+    pub async fn list_users(&self) -> Result<Vec<UserRow>, DbError> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users ORDER BY username");
+        Ok(sqlx::query(&sql).fetch_all(self.pool()).await?.iter().map(user_from_row).collect())
+    }
+
+    /// Changes what is given; a new password hash ends the user's sessions.
+    pub async fn update_user(&self, id: i64, change: &UserChange) -> Result<(), DbError> {
+        let mut tx = self.pool().begin().await?;
+        let found = sqlx::query(
+            "UPDATE users SET display_name = COALESCE(?, display_name), roles = COALESCE(?, roles),
+                site_id = CASE WHEN ? THEN ? ELSE site_id END, disabled = COALESCE(?, disabled),
+                password_hash = COALESCE(?, password_hash) WHERE id = ?",
+        )
+        .bind(&change.display_name)
+        .bind(change.roles.as_ref().map(|r| r.join(",")))
+        .bind(change.site_id.is_some())
+        .bind(change.site_id.flatten())
+        .bind(change.disabled)
+        .bind(&change.password_hash)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if found == 0 {
+            return Err(DbError::NotFound { what: "user", name: id.to_string() });
+        }
+        if change.password_hash.is_some() || change.disabled == Some(true) {
+            sqlx::query("DELETE FROM sessions WHERE user_id = ?").bind(id).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     pub async fn count_users(&self) -> Result<i64, DbError> {

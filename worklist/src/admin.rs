@@ -1,0 +1,177 @@
+//! The admin API: users (list, change, disable), reader credentials, site
+//! settings (assignment mode, single signature, webhook), signing
+//! identities (PKCS#12 import) and the audit log. Admins only.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use telediag_archive::accounts::UserChange;
+
+use crate::AppState;
+use crate::audit::{self, AuditQuery};
+use crate::auth::{self, CurrentUser, Role};
+use crate::error::ApiError;
+use crate::requests::AssignmentMode;
+use crate::requests::assign::{self, Credentials};
+
+/// A user as the admin sees it (never the password hash).
+#[derive(Debug, Serialize)]
+pub struct UserView {
+    pub id: i64,
+    pub username: String,
+    pub display_name: String,
+    pub roles: Vec<Role>,
+    pub site_id: Option<i64>,
+    pub disabled: bool,
+    pub credentials: Credentials,
+    /// Subject of the signing certificate, if one was issued or imported.
+    pub signing_certificate: Option<String>,
+}
+
+pub async fn list_users(State(state): State<AppState>, user: CurrentUser) -> Result<Response, ApiError> {
+    user.require(Role::Admin, "managing users")?;
+    let db = state.archive.database();
+    let mut out = Vec::new();
+    for row in db.list_users().await? {
+        let (credentials, _) = assign::credentials(db, row.id).await?;
+        let cert: Option<Vec<u8>> = sqlx::query_scalar("SELECT cert_der FROM signing_identities WHERE user_id = ?")
+            .bind(row.id)
+            .fetch_optional(db.pool())
+            .await
+            .map_err(ApiError::database)?;
+        let signing_certificate = cert.and_then(|der| {
+            use der::Decode;
+            x509_cert::Certificate::from_der(&der).ok().map(|c| c.tbs_certificate.subject.to_string())
+        });
+        let current: CurrentUser = row.clone().into();
+        out.push(UserView {
+            id: row.id,
+            username: row.username,
+            display_name: row.display_name,
+            roles: current.roles,
+            site_id: row.site_id,
+            disabled: row.disabled,
+            credentials,
+            signing_certificate,
+        });
+    }
+    Ok(Json(out).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeUser {
+    display_name: Option<String>,
+    roles: Option<Vec<Role>>,
+    /// A site name, or "" to remove the site.
+    site: Option<String>,
+    disabled: Option<bool>,
+    password: Option<String>,
+}
+
+/// `PATCH /api/users/{id}`
+pub async fn change_user(State(state): State<AppState>, user: CurrentUser, Path(id): Path<i64>, Json(change): Json<ChangeUser>) -> Result<Response, ApiError> {
+    user.require(Role::Admin, "managing users")?;
+    let db = state.archive.database();
+    if id == user.id && (change.disabled == Some(true) || change.roles.as_ref().is_some_and(|r| !r.contains(&Role::Admin))) {
+        return Err(ApiError::bad_request("an admin cannot disable themselves or drop their own admin role"));
+    }
+    let site_id = match change.site.as_deref() {
+        None => None,
+        Some("") => Some(None),
+        Some(name) => Some(Some(db.site_by_name(name).await?.id)),
+    };
+    let password_hash = match &change.password {
+        Some(p) if p.len() < 8 => return Err(ApiError::bad_request("a password has at least 8 characters")),
+        Some(p) => Some(auth::hash_password(p)?),
+        None => None,
+    };
+    if change.roles.as_ref().is_some_and(Vec::is_empty) {
+        return Err(ApiError::bad_request("a user needs at least one role"));
+    }
+    db.update_user(
+        id,
+        &UserChange {
+            display_name: change.display_name.clone(),
+            roles: change.roles.as_ref().map(|r| r.iter().map(|r| r.as_str().to_owned()).collect()),
+            site_id,
+            disabled: change.disabled,
+            password_hash,
+        },
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `PUT /api/users/{id}/credentials`: the modalities and sites a reader reads.
+pub async fn set_credentials(State(state): State<AppState>, user: CurrentUser, Path(id): Path<i64>, Json(credentials): Json<Credentials>) -> Result<Response, ApiError> {
+    user.require(Role::Admin, "managing credentials")?;
+    let db = state.archive.database();
+    db.user_by_id(id).await?.ok_or_else(|| ApiError::not_found("user"))?;
+    assign::set_credentials(db, id, &credentials).await?;
+    let (stored, _) = assign::credentials(db, id).await?;
+    Ok(Json(stored).into_response())
+}
+
+/// `PUT /api/users/{id}/signing-identity`: a PKCS#12 file as the body, its
+/// password in `X-Pkcs12-Password` (never in the URL, which is logged).
+pub async fn import_signing_identity(State(state): State<AppState>, user: CurrentUser, Path(id): Path<i64>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+    user.require(Role::Admin, "managing signing certificates")?;
+    let db = state.archive.database();
+    db.user_by_id(id).await?.ok_or_else(|| ApiError::not_found("user"))?;
+    let password = headers.get("x-pkcs12-password").and_then(|v| v.to_str().ok()).unwrap_or("");
+    let identity = telediag_reports::SigningIdentity::from_pkcs12(&body, password).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    crate::reporting::finalise::store_identity(db, id, &identity, "pkcs12").await?;
+    tracing::info!(user_id = id, fingerprint = %identity.fingerprint(), "signing identity imported");
+    Ok(Json(serde_json::json!({ "subject": identity.subject(), "sha256": identity.fingerprint() })).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SiteSettings {
+    assignment_mode: Option<AssignmentMode>,
+    single_signature: Option<bool>,
+    /// An `http://` URL, or "" to remove it.
+    critical_webhook: Option<String>,
+}
+
+/// `PATCH /api/sites/{name}`: how a site's requests are assigned and signed.
+pub async fn change_site(State(state): State<AppState>, user: CurrentUser, Path(name): Path<String>, Json(settings): Json<SiteSettings>) -> Result<Response, ApiError> {
+    user.require(Role::Admin, "managing sites")?;
+    let db = state.archive.database();
+    let site = db.site_by_name(&name).await?;
+    if let Some(url) = settings.critical_webhook.as_deref()
+        && !url.is_empty()
+        && !url.starts_with("http://")
+    {
+        return Err(ApiError::bad_request(format!("critical_webhook must be an http:// URL, found {url:?}")));
+    }
+    sqlx::query(
+        "UPDATE sites SET assignment_mode = COALESCE(?, assignment_mode), single_signature = COALESCE(?, single_signature),
+            critical_webhook = CASE WHEN ? THEN NULLIF(?, '') ELSE critical_webhook END WHERE id = ?",
+    )
+    .bind(settings.assignment_mode.map(|m| m.as_str()))
+    .bind(settings.single_signature)
+    .bind(settings.critical_webhook.is_some())
+    .bind(&settings.critical_webhook)
+    .bind(site.id)
+    .execute(db.pool())
+    .await
+    .map_err(ApiError::database)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `GET /api/audit?user=&contains=&from=&to=&limit=`
+pub async fn query_audit(State(state): State<AppState>, user: CurrentUser, Query(q): Query<AuditQuery>) -> Result<Response, ApiError> {
+    user.require(Role::Admin, "reading the audit log")?;
+    Ok(Json(audit::query(state.archive.database(), &q).await?).into_response())
+}
+
+/// `GET /api/audit/verify`: recomputes the hash chain.
+pub async fn verify_audit(State(state): State<AppState>, user: CurrentUser) -> Result<Response, ApiError> {
+    user.require(Role::Admin, "verifying the audit log")?;
+    Ok(Json(audit::verify(state.archive.database()).await?).into_response())
+}

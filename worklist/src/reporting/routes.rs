@@ -1,0 +1,540 @@
+//! HTTP handlers of reports: open (draft from template), autosave, sign,
+//! co-sign, return, amend, download, critical findings, and the public
+//! verification page.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use serde::Deserialize;
+use sqlx::Row;
+use telediag_archive::db::now_ms;
+use telediag_archive::derived::DerivedKind;
+use telediag_archive::store::ObjectKey;
+
+use super::{ReportVersion, current_final, finalise, insert_draft, versions, working};
+use crate::AppState;
+use crate::auth::{CurrentUser, Role};
+use crate::error::ApiError;
+use crate::requests::{Holder, ReadRequest, RequestState, assign, transition, visible_request};
+use crate::templates;
+
+/// What a site user may see of the versions: signed ones only.
+fn shown_to(user: &CurrentUser, all: Vec<ReportVersion>) -> Vec<ReportVersion> {
+    if user.has(Role::SiteUser) {
+        all.into_iter().filter(|v| v.state != "draft").collect()
+    } else {
+        all
+    }
+}
+
+/// `GET /api/requests/{id}/report`: the versions and the template that fits.
+pub async fn get_report(State(state): State<AppState>, user: CurrentUser, Path(id): Path<i64>) -> Result<Response, ApiError> {
+    let db = state.archive.database();
+    let request = visible_request(db, &user, id).await?;
+    let all = versions(db, id).await?;
+    Ok(Json(serde_json::json!({ "request": request, "versions": shown_to(&user, all) })).into_response())
+}
+
+async fn ecg_analysis(state: &AppState, study_uid: &str) -> Option<serde_json::Value> {
+    let db = state.archive.database();
+    let sop: String = sqlx::query_scalar(
+        "SELECT i.sop_instance_uid FROM instances i JOIN series se ON se.id = i.series_ref JOIN studies s ON s.id = se.study_ref
+         WHERE s.study_uid = ? AND i.sop_class_uid LIKE '1.2.840.10008.5.1.4.1.1.9.%' ORDER BY i.id LIMIT 1",
+    )
+    .bind(study_uid)
+    .fetch_optional(db.pool())
+    .await
+    .ok()??;
+    let sop = telediag_archive::SopInstanceUid::parse(&sop).ok()?;
+    let record = db.derived(&sop, DerivedKind::EcgMeasurements).await.ok()??;
+    let key = ObjectKey::new(record.object_key?).ok()?;
+    let bytes = tokio::fs::read(state.archive.store().path_of(&key)).await.ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+async fn template_for(state: &AppState, request: &ReadRequest) -> templates::Template {
+    let Some(study_uid) = request.study_uid.as_deref() else {
+        return templates::for_study(request.modality.as_deref(), None, request.requested_exam.as_deref());
+    };
+    if request.modality.as_deref() == Some("ECG") {
+        return templates::for_ecg(ecg_analysis(state, study_uid).await.as_ref());
+    }
+    let body_part: Option<String> = sqlx::query_scalar(
+        "SELECT se.body_part FROM series se JOIN studies s ON s.id = se.study_ref WHERE s.study_uid = ? AND se.body_part IS NOT NULL LIMIT 1",
+    )
+    .bind(study_uid)
+    .fetch_optional(state.archive.database().pool())
+    .await
+    .ok()
+    .flatten();
+    let description = request.requested_exam.clone();
+    templates::for_study(request.modality.as_deref(), body_part.as_deref(), description.as_deref())
+}
+
+/// `POST /api/requests/{id}/report`: the holder opens the report; a first
+/// draft is made from the template (ECG: from the measurements). Idempotent.
+pub async fn open_report(State(state): State<AppState>, user: CurrentUser, Path(id): Path<i64>) -> Result<Response, ApiError> {
+    let db = state.archive.database();
+    let request = visible_request(db, &user, id).await?;
+    let all = versions(db, id).await?;
+    if let Some(current) = working(&all) {
+        if request.assigned_to == Some(user.id) {
+            assign::touch(&state, &user, &request).await?;
+        }
+        return Ok(Json(current.clone()).into_response());
+    }
+    if !all.is_empty() {
+        return Err(ApiError::conflict("the report is final: start an addendum or an amendment"));
+    }
+    assign::touch(&state, &user, &request).await?;
+    let template = template_for(&state, &request).await;
+    let report_id = insert_draft(db, id, "report", &template.id, (&template.method, &template.findings, &template.conclusion), user.id, None).await?;
+    let created = super::version_by_id(db, report_id).await?.ok_or_else(|| ApiError::not_found("report"))?;
+    Ok((StatusCode::CREATED, Json(created)).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DraftText {
+    method: Option<String>,
+    findings: Option<String>,
+    conclusion: Option<String>,
+    /// The `updated_at` the client last saw: a save over someone else's newer text is refused.
+    base_updated_at: Option<i64>,
+}
+
+/// Who may write the working draft: the request's holder for the report,
+/// the author for an addendum or amendment.
+fn may_edit(user: &CurrentUser, request: &ReadRequest, draft: &ReportVersion) -> bool {
+    if draft.kind == "report" { request.assigned_to == Some(user.id) } else { draft.author_id == Some(user.id) }
+}
+
+/// `PUT /api/requests/{id}/report`: autosave of the draft.
+pub async fn save_draft(State(state): State<AppState>, user: CurrentUser, Path(id): Path<i64>, Json(text): Json<DraftText>) -> Result<Response, ApiError> {
+    let db = state.archive.database();
+    let request = visible_request(db, &user, id).await?;
+    let all = versions(db, id).await?;
+    let draft = all.iter().rev().find(|v| v.state == "draft").ok_or_else(|| ApiError::conflict("no draft to save: open the report first"))?;
+    if !may_edit(&user, &request, draft) {
+        return Err(ApiError::forbidden("editing a report you do not hold"));
+    }
+    if draft.kind == "report" {
+        assign::touch(&state, &user, &request).await?;
+    }
+    let now = now_ms().max(draft.updated_at + 1);
+    let changed = sqlx::query(
+        "UPDATE reports SET method = COALESCE(?, method), findings = COALESCE(?, findings), conclusion = COALESCE(?, conclusion),
+            updated_at = ? WHERE id = ? AND state = 'draft' AND (? IS NULL OR updated_at = ?)",
+    )
+    .bind(&text.method)
+    .bind(&text.findings)
+    .bind(&text.conclusion)
+    .bind(now)
+    .bind(draft.id)
+    .bind(text.base_updated_at)
+    .bind(text.base_updated_at)
+    .execute(db.pool())
+    .await
+    .map_err(ApiError::database)?
+    .rows_affected();
+    if changed == 0 {
+        return Err(ApiError::conflict("the draft changed since you loaded it: reload before saving"));
+    }
+    let saved = super::version_by_id(db, draft.id).await?.ok_or_else(|| ApiError::not_found("report"))?;
+    Ok(Json(saved).into_response())
+}
+
+async fn single_signature(state: &AppState, site_id: i64) -> Result<bool, ApiError> {
+    sqlx::query_scalar("SELECT single_signature FROM sites WHERE id = ?")
+        .bind(site_id)
+        .fetch_one(state.archive.database().pool())
+        .await
+        .map_err(ApiError::database)
+}
+
+fn ready_to_sign(draft: &ReportVersion) -> Result<(), ApiError> {
+    if draft.conclusion.trim().is_empty() || draft.findings.trim().is_empty() {
+        return Err(ApiError::bad_request("a report is signed with its findings (检查所见) and conclusion (检查结论) written"));
+    }
+    Ok(())
+}
+
+/// `POST /api/requests/{id}/report/sign`: the reporting doctor signs.
+pub async fn sign(State(state): State<AppState>, user: CurrentUser, Path(id): Path<i64>) -> Result<Response, ApiError> {
+    let db = state.archive.database();
+    let request = visible_request(db, &user, id).await?;
+    let all = versions(db, id).await?;
+    let draft = all.iter().rev().find(|v| v.state == "draft").ok_or_else(|| ApiError::conflict("no draft to sign"))?.clone();
+    if !may_edit(&user, &request, &draft) {
+        return Err(ApiError::forbidden("signing a report you do not hold"));
+    }
+    ready_to_sign(&draft)?;
+    let now = now_ms();
+    let single = single_signature(&state, request.site_id).await?;
+    if single {
+        // The one signature makes it final.
+        let signed = sqlx::query("UPDATE reports SET author_id = ?, author_signed_at = ?, updated_at = ? WHERE id = ? AND state = 'draft'")
+            .bind(user.id)
+            .bind(now)
+            .bind(now)
+            .bind(draft.id)
+            .execute(db.pool())
+            .await
+            .map_err(ApiError::database)?
+            .rows_affected();
+        if signed == 0 {
+            return Err(ApiError::conflict("the draft was signed meanwhile"));
+        }
+        let draft = super::version_by_id(db, draft.id).await?.ok_or_else(|| ApiError::not_found("report"))?;
+        return make_final(&state, &user, &request, &draft, None).await;
+    }
+    let signed = sqlx::query(
+        "UPDATE reports SET state = 'preliminary', author_id = ?, author_signed_at = ?, updated_at = ? WHERE id = ? AND state = 'draft'",
+    )
+    .bind(user.id)
+    .bind(now)
+    .bind(now)
+    .bind(draft.id)
+    .execute(db.pool())
+    .await
+    .map_err(ApiError::database)?
+    .rows_affected();
+    if signed == 0 {
+        return Err(ApiError::conflict("the draft was signed meanwhile"));
+    }
+    if draft.kind == "report" {
+        transition(db, id, &[RequestState::Reading, RequestState::Assigned], Some(user.id), RequestState::Preliminary, Some(user.id), Some("signed by the reporting doctor"), Holder { assigned_to: None, locked_until: Some(None) }).await?;
+    }
+    let report = super::version_by_id(db, draft.id).await?;
+    Ok(Json(report).into_response())
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Review {
+    /// Corrections the reviewer makes before co-signing (recorded in the history).
+    method: Option<String>,
+    findings: Option<String>,
+    conclusion: Option<String>,
+}
+
+/// `POST /api/requests/{id}/report/review`: a reviewer co-signs: final.
+pub async fn review(State(state): State<AppState>, user: CurrentUser, Path(id): Path<i64>, body: Option<Json<Review>>) -> Result<Response, ApiError> {
+    user.require(Role::Reviewer, "co-signing reports")?;
+    let db = state.archive.database();
+    let request = visible_request(db, &user, id).await?;
+    let all = versions(db, id).await?;
+    let pending = all.iter().rev().find(|v| v.state == "preliminary").ok_or_else(|| ApiError::conflict("no report awaits review"))?.clone();
+    if pending.author_id == Some(user.id) {
+        return Err(ApiError::forbidden("co-signing your own report (the reviewer is another doctor)"));
+    }
+    let review = body.map(|b| b.0).unwrap_or_default();
+    let mut pending = pending;
+    if review.method.is_some() || review.findings.is_some() || review.conclusion.is_some() {
+        sqlx::query("UPDATE reports SET method = COALESCE(?, method), findings = COALESCE(?, findings), conclusion = COALESCE(?, conclusion) WHERE id = ? AND state = 'preliminary'")
+            .bind(&review.method)
+            .bind(&review.findings)
+            .bind(&review.conclusion)
+            .bind(pending.id)
+            .execute(db.pool())
+            .await
+            .map_err(ApiError::database)?;
+        pending = super::version_by_id(db, pending.id).await?.ok_or_else(|| ApiError::not_found("report"))?;
+        ready_to_sign(&pending)?;
+    }
+    make_final(&state, &user, &request, &pending, Some(user.clone())).await
+}
+
+/// Signs the PDF, marks the version final (superseding what it amends),
+/// moves the request on, and files the report into the study.
+async fn make_final(state: &AppState, user: &CurrentUser, request: &ReadRequest, report: &ReportVersion, reviewer: Option<CurrentUser>) -> Result<Response, ApiError> {
+    let db = state.archive.database();
+    let now = now_ms();
+    let author_id = report.author_id.ok_or_else(|| ApiError::conflict("the report has no reporting doctor"))?;
+    let author_name = report.author_name.clone().unwrap_or_default();
+    let author_at = report.author_signed_at.unwrap_or(now);
+    let superseded = match report.supersedes {
+        Some(previous) => super::version_by_id(db, previous).await?,
+        None => None,
+    };
+    let pdf = finalise::sign_and_store(
+        state,
+        request,
+        report,
+        (author_id, author_name.clone(), author_at),
+        reviewer.as_ref().map(|r| (r.id, r.display_name.clone(), now)),
+        superseded.as_ref().map(|s| s.version),
+    )
+    .await?;
+    let mut tx = db.pool().begin().await.map_err(ApiError::database)?;
+    let changed = sqlx::query(
+        "UPDATE reports SET state = 'final', reviewer_id = ?, reviewer_signed_at = ?, pdf_key = ?, pdf_sha256 = ?, verify_token = ?, updated_at = ?
+         WHERE id = ? AND state IN ('draft', 'preliminary')",
+    )
+    .bind(reviewer.as_ref().map(|r| r.id))
+    .bind(reviewer.as_ref().map(|_| now))
+    .bind(&pdf.key)
+    .bind(&pdf.sha256)
+    .bind(&pdf.token)
+    .bind(now)
+    .bind(report.id)
+    .execute(&mut *tx)
+    .await
+    .map_err(ApiError::database)?
+    .rows_affected();
+    if changed == 0 {
+        return Err(ApiError::conflict("the report was made final meanwhile"));
+    }
+    if report.kind == "amendment"
+        && let Some(previous) = &superseded
+    {
+        sqlx::query("UPDATE reports SET state = 'superseded', updated_at = ? WHERE id = ? AND state = 'final'")
+            .bind(now)
+            .bind(previous.id)
+            .execute(&mut *tx)
+            .await
+            .map_err(ApiError::database)?;
+    }
+    tx.commit().await.map_err(ApiError::database)?;
+    let (to, from, note) = match report.kind.as_str() {
+        "amendment" => (RequestState::Amended, vec![RequestState::Final, RequestState::Amended], "amended version final"),
+        "addendum" => (request.state, vec![request.state], "addendum final"),
+        _ => (RequestState::Final, vec![RequestState::Preliminary, RequestState::Reading, RequestState::Assigned], "report final"),
+    };
+    transition(db, request.id, &from, None, to, Some(user.id), Some(note), Holder { assigned_to: None, locked_until: Some(None) }).await?;
+    tracing::info!(request = request.id, version = report.version, "report final and signed");
+
+    let verifier = reviewer.as_ref().map_or(author_name.clone(), |r| r.display_name.clone());
+    let filed = finalise::file_into_study(state, request, report, &pdf, superseded.and_then(|s| s.verify_token), (verifier, now)).await;
+    let filed = match filed {
+        Ok((sr, doc)) => serde_json::json!({ "sr_sop_instance_uid": sr, "pdf_sop_instance_uid": doc }),
+        Err(e) => {
+            tracing::error!(request = request.id, error = %e.reason, "the final report could not be filed into its study");
+            serde_json::json!({ "error": e.reason })
+        }
+    };
+    let report = super::version_by_id(db, report.id).await?;
+    Ok(Json(serde_json::json!({ "report": report, "filed_into_study": filed })).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Returned {
+    reason: String,
+}
+
+/// `POST /api/requests/{id}/report/return`: the reviewer sends a preliminary report back to its author.
+pub async fn return_to_author(State(state): State<AppState>, user: CurrentUser, Path(id): Path<i64>, Json(body): Json<Returned>) -> Result<Response, ApiError> {
+    user.require(Role::Reviewer, "returning reports")?;
+    let db = state.archive.database();
+    let request = visible_request(db, &user, id).await?;
+    let all = versions(db, id).await?;
+    let pending = all.iter().rev().find(|v| v.state == "preliminary").ok_or_else(|| ApiError::conflict("no report awaits review"))?;
+    sqlx::query("UPDATE reports SET state = 'draft', author_signed_at = NULL, updated_at = ? WHERE id = ? AND state = 'preliminary'")
+        .bind(now_ms())
+        .bind(pending.id)
+        .execute(db.pool())
+        .await
+        .map_err(ApiError::database)?;
+    if pending.kind == "report" {
+        let author = pending.author_id.unwrap_or_default();
+        let until = now_ms() + state.config.lock_secs as i64 * 1000;
+        transition(db, request.id, &[RequestState::Preliminary], None, RequestState::Reading, Some(user.id), Some(&format!("returned to the author: {}", body.reason)), Holder::to(author, until)).await?;
+    }
+    Ok(Json(super::version_by_id(db, pending.id).await?).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Amend {
+    /// `addendum` (adds to the final report) or `amendment` (replaces it).
+    kind: String,
+}
+
+/// `POST /api/requests/{id}/report/amend`: a new version after final.
+pub async fn amend(State(state): State<AppState>, user: CurrentUser, Path(id): Path<i64>, Json(body): Json<Amend>) -> Result<Response, ApiError> {
+    let db = state.archive.database();
+    let request = visible_request(db, &user, id).await?;
+    let (_, scope) = assign::credentials(db, user.id).await?;
+    if !assign::may_read(&user.roles, &scope, request.modality.as_deref(), request.site_id) {
+        return Err(ApiError::forbidden("amending reports of this modality or site"));
+    }
+    let all = versions(db, id).await?;
+    if working(&all).is_some() {
+        return Err(ApiError::conflict("a version is already being written or reviewed"));
+    }
+    let last = current_final(&all).ok_or_else(|| ApiError::conflict("only a final report is amended"))?;
+    let (method, findings, conclusion) = match body.kind.as_str() {
+        "amendment" => (last.method.clone(), last.findings.clone(), last.conclusion.clone()),
+        "addendum" => (String::new(), String::new(), String::new()),
+        other => return Err(ApiError::bad_request(format!("kind must be addendum or amendment, found {other:?}"))),
+    };
+    let report_id = insert_draft(db, id, &body.kind, &last.template, (&method, &findings, &conclusion), user.id, Some(last.id)).await?;
+    Ok((StatusCode::CREATED, Json(super::version_by_id(db, report_id).await?)).into_response())
+}
+
+#[derive(Debug, Deserialize, Default)]
+pub struct PdfQuery {
+    version: Option<i64>,
+}
+
+/// `GET /api/requests/{id}/report/pdf`: the signed PDF of the newest final
+/// version (or `?version=`). A site user's download is recorded (已打印).
+pub async fn download_pdf(State(state): State<AppState>, user: CurrentUser, Path(id): Path<i64>, Query(q): Query<PdfQuery>) -> Result<Response, ApiError> {
+    let db = state.archive.database();
+    let request = visible_request(db, &user, id).await?;
+    let all = versions(db, id).await?;
+    let report = match q.version {
+        Some(v) => all.iter().find(|r| r.version == v && (r.state == "final" || r.state == "superseded")),
+        None => current_final(&all),
+    }
+    .ok_or_else(|| ApiError::not_found("signed report"))?;
+    let key: Option<String> = sqlx::query_scalar("SELECT pdf_key FROM reports WHERE id = ?")
+        .bind(report.id)
+        .fetch_one(db.pool())
+        .await
+        .map_err(ApiError::database)?;
+    let key = ObjectKey::new(key.ok_or_else(|| ApiError::not_found("signed report"))?).map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let bytes = tokio::fs::read(state.archive.store().path_of(&key))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("the signed report cannot be read: {e}")))?;
+    if user.has(Role::SiteUser) {
+        sqlx::query("INSERT INTO report_downloads (report_id, user_id, at) VALUES (?, ?, ?)")
+            .bind(report.id)
+            .bind(user.id)
+            .bind(now_ms())
+            .execute(db.pool())
+            .await
+            .map_err(ApiError::database)?;
+    }
+    let mut headers = HeaderMap::new();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/pdf"));
+    let filename = format!("report-{}-v{}.pdf", request.id, report.version);
+    headers.insert(header::CONTENT_DISPOSITION, HeaderValue::from_str(&format!("attachment; filename=\"{filename}\"")).expect("ascii"));
+    Ok((headers, bytes).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Flag {
+    note: String,
+}
+
+/// `POST /api/requests/{id}/critical`
+pub async fn flag_critical(State(state): State<AppState>, user: CurrentUser, Path(id): Path<i64>, Json(body): Json<Flag>) -> Result<Response, ApiError> {
+    let request = visible_request(state.archive.database(), &user, id).await?;
+    let finding = super::critical::flag(&state, &user, &request, &body.note).await?;
+    Ok((StatusCode::CREATED, Json(finding)).into_response())
+}
+
+#[derive(Debug, Deserialize, Default)]
+pub struct CriticalQuery {
+    #[serde(default)]
+    open: bool,
+}
+
+/// `GET /api/critical?open=true`
+pub async fn list_critical(State(state): State<AppState>, user: CurrentUser, Query(q): Query<CriticalQuery>) -> Result<Response, ApiError> {
+    Ok(Json(super::critical::list(&state, &user, q.open).await?).into_response())
+}
+
+/// `POST /api/critical/{id}/acknowledge`
+pub async fn acknowledge_critical(State(state): State<AppState>, user: CurrentUser, Path(id): Path<i64>) -> Result<Response, ApiError> {
+    Ok(Json(super::critical::acknowledge(&state, &user, id).await?).into_response())
+}
+
+/// Initials of a name: 张三丰 → 张**, "Zhang^San" → Z.S.
+pub fn initials(name: &str) -> String {
+    let name = name.trim();
+    if name.chars().next().is_some_and(|c| c as u32 >= 0x2E80) {
+        let mut chars = name.chars();
+        let first = chars.next().map(String::from).unwrap_or_default();
+        return first + &"*".repeat(chars.count());
+    }
+    name.split(['^', ' ']).filter(|p| !p.is_empty()).filter_map(|p| p.chars().next()).map(|c| format!("{}.", c.to_ascii_uppercase())).collect()
+}
+
+/// `GET /verify/{token}` (public): is this printed report genuine and current?
+pub async fn verify(State(state): State<AppState>, Path(token): Path<String>, headers: HeaderMap) -> Result<Response, ApiError> {
+    if token.len() != 32 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(ApiError::not_found("report"));
+    }
+    let db = state.archive.database();
+    let row = sqlx::query(
+        "SELECT rp.request_id, rp.version, rp.kind, rp.state, rp.revoked, rp.pdf_sha256, a.display_name, rp.author_signed_at,
+                v.display_name, rp.reviewer_signed_at, r.patient_name, si.name
+         FROM reports rp JOIN read_requests r ON r.id = rp.request_id JOIN sites si ON si.id = r.site_id
+         LEFT JOIN users a ON a.id = rp.author_id LEFT JOIN users v ON v.id = rp.reviewer_id
+         WHERE rp.verify_token = ?",
+    )
+    .bind(&token)
+    .fetch_optional(db.pool())
+    .await
+    .map_err(ApiError::database)?
+    .ok_or_else(|| ApiError::not_found("report"))?;
+    let state_text: String = row.get(3);
+    let revoked: bool = row.get(4);
+    let status = if revoked {
+        "revoked"
+    } else if state_text == "superseded" {
+        "superseded"
+    } else {
+        "valid"
+    };
+    let mut signers = vec![serde_json::json!({ "role": "报告医师", "name": row.get::<Option<String>, _>(6), "signed_at": row.get::<Option<i64>, _>(7) })];
+    if let Some(name) = row.get::<Option<String>, _>(8) {
+        signers.push(serde_json::json!({ "role": "审核医师", "name": name, "signed_at": row.get::<Option<i64>, _>(9) }));
+    }
+    let request_id: i64 = row.get(0);
+    let version: i64 = row.get(1);
+    let body = serde_json::json!({
+        "report_id": format!("R{request_id}-{version}"),
+        "version": version,
+        "kind": row.get::<String, _>(2),
+        "status": status,
+        "hospital": row.get::<String, _>(11),
+        "patient_initials": initials(&row.get::<Option<String>, _>(10).unwrap_or_default()),
+        "signers": signers,
+        "document_sha256": row.get::<Option<String>, _>(5),
+    });
+    let wants_html = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("text/html"));
+    if !wants_html {
+        return Ok(Json(body).into_response());
+    }
+    let offset = state.config.utc_offset_minutes;
+    let escape = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+    let rows: String = signers
+        .iter()
+        .map(|s| {
+            let at = s["signed_at"].as_i64().map(|t| telediag_reports::Timestamp::new(t, offset).date_time()).unwrap_or_default();
+            format!("<tr><th>{}</th><td>{} &nbsp; {at}</td></tr>", s["role"].as_str().unwrap_or(""), escape(s["name"].as_str().unwrap_or("")))
+        })
+        .collect();
+    let verdict = match status {
+        "valid" => "✔ 报告有效",
+        "superseded" => "⚠ 此版本已被更正报告替代",
+        _ => "✖ 报告已撤销",
+    };
+    let page = format!(
+        "<!doctype html><html lang=\"zh-CN\"><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\"><title>报告验证</title>
+<body style=\"font-family:sans-serif;max-width:36em;margin:2em auto\"><h1>{verdict}</h1><table>
+<tr><th>报告编号</th><td>{}</td></tr><tr><th>医院</th><td>{}</td></tr><tr><th>患者</th><td>{}</td></tr>{rows}
+<tr><th>文件 SHA-256</th><td style=\"word-break:break-all\">{}</td></tr></table></body></html>",
+        escape(body["report_id"].as_str().unwrap_or("")),
+        escape(body["hospital"].as_str().unwrap_or("")),
+        escape(body["patient_initials"].as_str().unwrap_or("")),
+        body["document_sha256"].as_str().unwrap_or(""),
+    );
+    Ok(Html(page).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn initials_hide_the_name() {
+        assert_eq!(super::initials("张三丰"), "张**");
+        assert_eq!(super::initials("Zhang^San Feng"), "Z.S.F.");
+        assert_eq!(super::initials(""), "");
+    }
+}

@@ -1,0 +1,462 @@
+//! How requests come to be: a study completes (every ECG is a study too),
+//! or a site registers a request ahead of its images. The two meet here.
+//!
+//! Matching a completed study to a registered request (reconciling): same
+//! site and accession number; failing that, same site, patient ID,
+//! modality and date (the study's date and the day the request was
+//! registered, in the centre's time). A study nothing matches becomes an
+//! `arrival` request and is listed as unreconciled until a registration
+//! matches it; a registration nothing matches waits with "images missing".
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use sqlx::Row;
+use telediag_archive::db::now_ms;
+use telediag_archive::jobs::kinds;
+use tokio::sync::watch;
+
+use super::{Priority, RequestState, assign, record_event};
+use crate::AppState;
+use crate::auth::{CurrentUser, Role, Scope};
+use crate::error::ApiError;
+
+/// Modalities that describe a study's documents, not what was examined.
+const NON_EXAM_MODALITIES: &[&str] = &["SR", "DOC", "PR", "KO", "REG", "SEG"];
+
+/// The modality a request is read as: the first examined one (ECG, CT, …).
+pub fn primary_modality(modalities: &str) -> Option<String> {
+    let all: Vec<&str> = modalities.split('\\').filter(|m| !m.is_empty()).collect();
+    all.iter().find(|m| !NON_EXAM_MODALITIES.contains(m)).or(all.first()).map(|m| m.to_string())
+}
+
+/// Age as Chinese forms print it, from DICOM dates (YYYYMMDD): 67岁, 8月, 12天.
+pub fn age_at(birth_date: &str, on: &str) -> Option<String> {
+    let parse = |d: &str| -> Option<(i64, i64, i64)> {
+        let d: String = d.chars().filter(char::is_ascii_digit).collect();
+        if d.len() != 8 {
+            return None;
+        }
+        Some((d[..4].parse().ok()?, d[4..6].parse().ok()?, d[6..].parse().ok()?))
+    };
+    let (by, bm, bd) = parse(birth_date)?;
+    let (y, m, d) = parse(on)?;
+    let mut months = (y - by) * 12 + (m - bm);
+    if d < bd {
+        months -= 1;
+    }
+    if months < 0 {
+        return None;
+    }
+    if months >= 12 {
+        Some(format!("{}岁", months / 12))
+    } else if months >= 1 {
+        Some(format!("{months}月"))
+    } else {
+        let days = (y * 372 + m * 31 + d) - (by * 372 + bm * 31 + bd);
+        Some(format!("{}天", days.max(0)))
+    }
+}
+
+/// Claims `study.complete` jobs and turns each into (or onto) a request.
+pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let db = state.archive.database();
+        match db.claim_job(&[kinds::STUDY_COMPLETE], "worklist", Duration::from_secs(60)).await {
+            Ok(Some(job)) => {
+                let Some(uid) = job.payload["study_uid"].as_str() else {
+                    let _ = db.fail_job(job.id, "payload lacks study_uid", None).await;
+                    continue;
+                };
+                match on_study_complete(&state, uid).await {
+                    Ok(id) => {
+                        tracing::info!(study_uid = %uid, request = id, "read request ready");
+                        let _ = db.complete_job(job.id).await;
+                    }
+                    Err(e) => {
+                        tracing::warn!(study_uid = %uid, error = %e.reason, "cannot create the read request");
+                        let _ = db.fail_job(job.id, &e.reason, Some(Duration::from_secs(30))).await;
+                    }
+                }
+            }
+            Ok(None) => {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                    _ = stop.changed() => return,
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot claim worklist jobs");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+/// What the index knows of a study, as a request needs it.
+struct StudyFacts {
+    site_id: i64,
+    patient_id: String,
+    patient_name: Option<String>,
+    patient_sex: Option<String>,
+    birth_date: Option<String>,
+    accession: Option<String>,
+    study_date: Option<String>,
+    description: Option<String>,
+    referring: Option<String>,
+    modality: Option<String>,
+}
+
+async fn study_facts(state: &AppState, study_uid: &str) -> Result<StudyFacts, ApiError> {
+    let row = sqlx::query(
+        "SELECT s.site_id, p.patient_id, p.name, p.sex, p.birth_date, s.accession_number, s.study_date,
+                s.description, s.referring_physician, s.modalities
+         FROM studies s JOIN patients p ON p.id = s.patient_ref WHERE s.study_uid = ?",
+    )
+    .bind(study_uid)
+    .fetch_optional(state.archive.database().pool())
+    .await
+    .map_err(ApiError::database)?
+    .ok_or_else(|| ApiError::not_found("study"))?;
+    let blank = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
+    Ok(StudyFacts {
+        site_id: row.get(0),
+        patient_id: row.get(1),
+        patient_name: blank(row.get(2)),
+        patient_sex: blank(row.get(3)),
+        birth_date: blank(row.get(4)),
+        accession: blank(row.get(5)),
+        study_date: blank(row.get(6)),
+        description: blank(row.get(7)),
+        referring: blank(row.get(8)),
+        modality: primary_modality(row.get::<&str, _>(9)),
+    })
+}
+
+/// The local calendar date (YYYYMMDD) of an instant, in the centre's offset.
+fn local_date(unix_ms: i64, offset_minutes: i32) -> String {
+    telediag_reports::Timestamp::new(unix_ms, offset_minutes).dicom_date()
+}
+
+/// Makes sure a request reads `study_uid`; returns its id.
+pub async fn on_study_complete(state: &AppState, study_uid: &str) -> Result<i64, ApiError> {
+    let db = state.archive.database();
+    let facts = study_facts(state, study_uid).await?;
+    let now = now_ms();
+    let existing: Option<i64> = sqlx::query_scalar("SELECT id FROM read_requests WHERE study_uid = ?")
+        .bind(study_uid)
+        .fetch_optional(db.pool())
+        .await
+        .map_err(ApiError::database)?;
+    if let Some(id) = existing {
+        // The study grew (more images, or our own report written back): keep the request.
+        return Ok(id);
+    }
+    let registered = find_registration(state, &facts).await?;
+    let id = match registered {
+        Some((id, how)) => {
+            let priority: String = sqlx::query_scalar("SELECT priority FROM read_requests WHERE id = ?")
+                .bind(id)
+                .fetch_one(db.pool())
+                .await
+                .map_err(ApiError::database)?;
+            let priority = Priority::parse(&priority).unwrap_or_default();
+            let deadline = now + 60_000 * state.config.turnaround.minutes(priority, facts.modality.as_deref()) as i64;
+            let mut tx = db.pool().begin().await.map_err(ApiError::database)?;
+            let attached = sqlx::query(
+                "UPDATE read_requests SET study_uid = ?, images_at = ?, deadline_at = ?, reconciled = 1,
+                    study_date = COALESCE(study_date, ?), modality = COALESCE(modality, ?),
+                    patient_name = COALESCE(patient_name, ?), patient_sex = COALESCE(patient_sex, ?),
+                    patient_age = COALESCE(patient_age, ?), updated_at = ?
+                 WHERE id = ? AND study_uid IS NULL",
+            )
+            .bind(study_uid)
+            .bind(now)
+            .bind(deadline)
+            .bind(&facts.study_date)
+            .bind(&facts.modality)
+            .bind(&facts.patient_name)
+            .bind(&facts.patient_sex)
+            .bind(age(&facts))
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(ApiError::database)?
+            .rows_affected();
+            if attached == 0 {
+                return Err(ApiError::conflict("the registered request took other images meanwhile"));
+            }
+            record_event(&mut tx, id, Some("received"), RequestState::Received, None, Some(&format!("images arrived, reconciled by {how}")), now).await?;
+            tx.commit().await.map_err(ApiError::database)?;
+            id
+        }
+        None => {
+            let deadline = now + 60_000 * state.config.turnaround.minutes(Priority::Routine, facts.modality.as_deref()) as i64;
+            let mut tx = db.pool().begin().await.map_err(ApiError::database)?;
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO read_requests (site_id, origin, reconciled, state, priority, modality, study_uid, study_date,
+                    patient_name, patient_sex, patient_age, patient_id, accession_number, requested_exam,
+                    requesting_physician, created_at, images_at, deadline_at, updated_at)
+                 VALUES (?, 'arrival', 0, 'received', 'routine', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            )
+            .bind(facts.site_id)
+            .bind(&facts.modality)
+            .bind(study_uid)
+            .bind(&facts.study_date)
+            .bind(&facts.patient_name)
+            .bind(&facts.patient_sex)
+            .bind(age(&facts))
+            .bind(&facts.patient_id)
+            .bind(&facts.accession)
+            .bind(&facts.description)
+            .bind(&facts.referring)
+            .bind(now)
+            .bind(now)
+            .bind(deadline)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(ApiError::database)?;
+            record_event(&mut tx, id, None, RequestState::Received, None, Some("images arrived, no registered request"), now).await?;
+            tx.commit().await.map_err(ApiError::database)?;
+            id
+        }
+    };
+    assign::after_arrival(state, id).await?;
+    Ok(id)
+}
+
+fn age(facts: &StudyFacts) -> Option<String> {
+    age_at(facts.birth_date.as_deref()?, facts.study_date.as_deref()?)
+}
+
+/// A registered request waiting for these images: (id, how it matched).
+async fn find_registration(state: &AppState, facts: &StudyFacts) -> Result<Option<(i64, &'static str)>, ApiError> {
+    let db = state.archive.database();
+    if let Some(accession) = &facts.accession {
+        let id: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM read_requests WHERE site_id = ? AND accession_number = ? AND study_uid IS NULL
+               AND state != 'cancelled' ORDER BY created_at LIMIT 1",
+        )
+        .bind(facts.site_id)
+        .bind(accession)
+        .fetch_optional(db.pool())
+        .await
+        .map_err(ApiError::database)?;
+        if let Some(id) = id {
+            return Ok(Some((id, "accession number")));
+        }
+    }
+    if facts.patient_id.is_empty() {
+        return Ok(None);
+    }
+    let candidates = sqlx::query(
+        "SELECT id, created_at, modality FROM read_requests WHERE site_id = ? AND patient_id = ? AND study_uid IS NULL
+           AND state != 'cancelled' ORDER BY created_at",
+    )
+    .bind(facts.site_id)
+    .bind(&facts.patient_id)
+    .fetch_all(db.pool())
+    .await
+    .map_err(ApiError::database)?;
+    for row in candidates {
+        let created: i64 = row.get(1);
+        let modality: Option<String> = row.get(2);
+        let same_day = facts.study_date.as_deref() == Some(&local_date(created, state.config.utc_offset_minutes));
+        let same_modality = modality.is_none() || modality == facts.modality;
+        if same_day && same_modality {
+            return Ok(Some((row.get(0), "patient ID, date and modality")));
+        }
+    }
+    Ok(None)
+}
+
+/// A request registered by a site ahead of its images.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewRequest {
+    /// Required for admins; a site user registers for their own site.
+    pub site: Option<String>,
+    pub patient_name: String,
+    pub patient_sex: Option<String>,
+    pub patient_age: Option<String>,
+    pub patient_id: String,
+    pub department: Option<String>,
+    pub inpatient_number: Option<String>,
+    pub bed_number: Option<String>,
+    /// Exam number / accession number: the first key of reconciliation.
+    pub accession_number: Option<String>,
+    pub modality: Option<String>,
+    pub requested_exam: String,
+    pub clinical_history: Option<String>,
+    pub requesting_physician: Option<String>,
+    #[serde(default)]
+    pub priority: Priority,
+}
+
+/// Registers `new` for the caller's site; attaches it at once to images that
+/// already arrived unreconciled. Returns the request id.
+pub async fn register(state: &AppState, user: &CurrentUser, new: &NewRequest) -> Result<i64, ApiError> {
+    let db = state.archive.database();
+    let site_id = match user.scope()? {
+        Scope::Site(site) if user.has(Role::SiteUser) => site,
+        _ if user.has(Role::Admin) => {
+            let name = new.site.as_deref().ok_or_else(|| ApiError::bad_request("an admin registering a request names its site"))?;
+            db.site_by_name(name).await?.id
+        }
+        _ => return Err(ApiError::forbidden("registering read requests")),
+    };
+    if new.patient_name.trim().is_empty() || new.patient_id.trim().is_empty() || new.requested_exam.trim().is_empty() {
+        return Err(ApiError::bad_request("a read request needs patient_name, patient_id and requested_exam"));
+    }
+    if let Some(sex) = &new.patient_sex
+        && !["M", "F", "O", "男", "女", "其他"].contains(&sex.as_str())
+    {
+        return Err(ApiError::bad_request(format!("patient_sex must be M, F or O, found {sex:?}")));
+    }
+    let modality = new.modality.as_ref().map(|m| m.trim().to_uppercase()).filter(|m| !m.is_empty());
+    let accession = new.accession_number.as_ref().map(|a| a.trim().to_owned()).filter(|a| !a.is_empty());
+    let now = now_ms();
+
+    // Images that came first, unreconciled, for the same exam?
+    let mut arrival: Option<i64> = None;
+    if let Some(accession) = &accession {
+        arrival = sqlx::query_scalar(
+            "SELECT id FROM read_requests WHERE site_id = ? AND origin = 'arrival' AND reconciled = 0
+               AND accession_number = ? AND state != 'cancelled' ORDER BY created_at LIMIT 1",
+        )
+        .bind(site_id)
+        .bind(accession)
+        .fetch_optional(db.pool())
+        .await
+        .map_err(ApiError::database)?;
+    }
+    if arrival.is_none() {
+        let today = local_date(now, state.config.utc_offset_minutes);
+        arrival = sqlx::query_scalar(
+            "SELECT id FROM read_requests WHERE site_id = ? AND origin = 'arrival' AND reconciled = 0
+               AND patient_id = ? AND study_date = ? AND (? IS NULL OR modality = ?) AND state != 'cancelled'
+             ORDER BY created_at LIMIT 1",
+        )
+        .bind(site_id)
+        .bind(new.patient_id.trim())
+        .bind(&today)
+        .bind(&modality)
+        .bind(&modality)
+        .fetch_optional(db.pool())
+        .await
+        .map_err(ApiError::database)?;
+    }
+
+    let mut tx = db.pool().begin().await.map_err(ApiError::database)?;
+    let id = match arrival {
+        Some(id) => {
+            let (images_at, arrived_modality): (i64, Option<String>) =
+                sqlx::query_as("SELECT images_at, modality FROM read_requests WHERE id = ?")
+                    .bind(id)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(ApiError::database)?;
+            let deadline = images_at + 60_000 * state.config.turnaround.minutes(new.priority, arrived_modality.as_deref()) as i64;
+            sqlx::query(
+                "UPDATE read_requests SET reconciled = 1, priority = ?, patient_name = ?, patient_sex = COALESCE(?, patient_sex),
+                    patient_age = COALESCE(?, patient_age), department = ?, inpatient_number = ?, bed_number = ?,
+                    accession_number = COALESCE(?, accession_number), requested_exam = ?, clinical_history = ?,
+                    requesting_physician = COALESCE(?, requesting_physician), created_by = ?, deadline_at = ?, updated_at = ?
+                 WHERE id = ?",
+            )
+            .bind(new.priority.as_str())
+            .bind(new.patient_name.trim())
+            .bind(&new.patient_sex)
+            .bind(&new.patient_age)
+            .bind(&new.department)
+            .bind(&new.inpatient_number)
+            .bind(&new.bed_number)
+            .bind(&accession)
+            .bind(new.requested_exam.trim())
+            .bind(&new.clinical_history)
+            .bind(&new.requesting_physician)
+            .bind(user.id)
+            .bind(deadline)
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(ApiError::database)?;
+            let state_now: String = sqlx::query_scalar("SELECT state FROM read_requests WHERE id = ?")
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(ApiError::database)?;
+            let st = super::RequestState::parse(&state_now).unwrap_or(RequestState::Received);
+            record_event(&mut tx, id, Some(&state_now), st, Some(user.id), Some("registered; reconciled with images already received"), now).await?;
+            id
+        }
+        None => {
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO read_requests (site_id, origin, reconciled, state, priority, modality, patient_name, patient_sex,
+                    patient_age, patient_id, department, inpatient_number, bed_number, accession_number, requested_exam,
+                    clinical_history, requesting_physician, created_by, created_at, updated_at)
+                 VALUES (?, 'registered', 1, 'received', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            )
+            .bind(site_id)
+            .bind(new.priority.as_str())
+            .bind(&modality)
+            .bind(new.patient_name.trim())
+            .bind(&new.patient_sex)
+            .bind(&new.patient_age)
+            .bind(new.patient_id.trim())
+            .bind(&new.department)
+            .bind(&new.inpatient_number)
+            .bind(&new.bed_number)
+            .bind(&accession)
+            .bind(new.requested_exam.trim())
+            .bind(&new.clinical_history)
+            .bind(&new.requesting_physician)
+            .bind(user.id)
+            .bind(now)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(ApiError::database)?;
+            record_event(&mut tx, id, None, RequestState::Received, Some(user.id), Some("registered; images awaited"), now).await?;
+            id
+        }
+    };
+    tx.commit().await.map_err(ApiError::database)?;
+    if arrival.is_some() {
+        assign::after_arrival(state, id).await?;
+    }
+    Ok(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages_print_in_years_months_or_days() {
+        for (birth, on, expected) in [
+            ("19590301", "20261123", Some("67岁")),
+            ("19591124", "20261123", Some("66岁")),
+            ("20260301", "20261123", Some("8月")),
+            ("20261111", "20261123", Some("12天")),
+            ("2026", "20261123", None),
+            ("20270101", "20261123", None),
+        ] {
+            assert_eq!(age_at(birth, on).as_deref(), expected, "{birth} on {on}");
+        }
+    }
+
+    #[test]
+    fn the_primary_modality_skips_report_objects() {
+        assert_eq!(primary_modality("CT\\SR").as_deref(), Some("CT"));
+        assert_eq!(primary_modality("DOC\\ECG\\SR").as_deref(), Some("ECG"));
+        assert_eq!(primary_modality("SR").as_deref(), Some("SR"));
+        assert_eq!(primary_modality(""), None);
+    }
+}

@@ -1,0 +1,247 @@
+//! Report templates per modality and body part: the three sections a
+//! Chinese report form has (检查方法, 检查所见, 检查结论), pre-written as a
+//! normal study reads, for the doctor to edit. The ECG template is filled
+//! from the measurements of the tracing instead, for the doctor to confirm.
+
+use serde::Serialize;
+
+/// A starting text for a report.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Template {
+    pub id: String,
+    pub name: String,
+    pub method: String,
+    pub findings: String,
+    pub conclusion: String,
+}
+
+struct Stock {
+    id: &'static str,
+    modalities: &'static [&'static str],
+    /// Matched against Body Part Examined and the study description; empty matches any.
+    body_parts: &'static [&'static str],
+    name: &'static str,
+    method: &'static str,
+    findings: &'static str,
+    conclusion: &'static str,
+}
+
+const STOCK: &[Stock] = &[
+    Stock {
+        id: "ct-head",
+        modalities: &["CT"],
+        body_parts: &["HEAD", "BRAIN", "SKULL", "头", "颅"],
+        name: "头颅 CT 平扫",
+        method: "头颅 CT 平扫，层厚 5 mm。",
+        findings: "脑实质内未见异常密度影，灰白质分界清楚。脑室系统大小形态正常，脑沟、脑裂、脑池未见增宽。中线结构居中。颅骨未见骨折。",
+        conclusion: "头颅 CT 平扫未见明显异常。",
+    },
+    Stock {
+        id: "ct-chest",
+        modalities: &["CT"],
+        body_parts: &["CHEST", "THORAX", "LUNG", "胸", "肺"],
+        name: "胸部 CT 平扫",
+        method: "胸部 CT 平扫，层厚 5 mm，肺窗及纵隔窗观察。",
+        findings: "双肺纹理清晰，走行自然，肺野内未见明确实质性病变。气管及主支气管通畅。纵隔居中，纵隔内未见肿大淋巴结。心影大小形态未见异常。双侧胸腔未见积液。",
+        conclusion: "胸部 CT 平扫未见明显异常。",
+    },
+    Stock {
+        id: "ct-abdomen",
+        modalities: &["CT"],
+        body_parts: &["ABDOMEN", "PELVIS", "LIVER", "腹", "盆"],
+        name: "腹部 CT 平扫",
+        method: "上腹部 CT 平扫，层厚 5 mm。",
+        findings: "肝脏大小形态正常，肝实质密度均匀，未见异常密度灶。胆囊不大，壁不厚。胰腺、脾脏、双肾形态密度未见异常。腹膜后未见肿大淋巴结。",
+        conclusion: "上腹部 CT 平扫未见明显异常。",
+    },
+    Stock {
+        id: "ct",
+        modalities: &["CT"],
+        body_parts: &[],
+        name: "CT 检查",
+        method: "CT 平扫。",
+        findings: "",
+        conclusion: "",
+    },
+    Stock {
+        id: "mr-brain",
+        modalities: &["MR"],
+        body_parts: &["HEAD", "BRAIN", "头", "颅"],
+        name: "头颅 MR 平扫",
+        method: "头颅 MR 平扫：T1WI、T2WI、FLAIR、DWI 序列。",
+        findings: "脑实质内未见异常信号，DWI 未见弥散受限。脑室系统大小形态正常。中线结构居中。",
+        conclusion: "头颅 MR 平扫未见明显异常。",
+    },
+    Stock {
+        id: "mr",
+        modalities: &["MR"],
+        body_parts: &[],
+        name: "MR 检查",
+        method: "MR 平扫。",
+        findings: "",
+        conclusion: "",
+    },
+    Stock {
+        id: "dx-chest",
+        modalities: &["CR", "DX", "DR"],
+        body_parts: &["CHEST", "THORAX", "LUNG", "胸", "肺"],
+        name: "胸部正位片",
+        method: "胸部正位 X 线摄影。",
+        findings: "胸廓对称，气管居中。双肺纹理清晰，肺野内未见实质性病变。双肺门不大。心影大小形态正常。双膈面光整，肋膈角锐利。",
+        conclusion: "心、肺、膈未见明显异常。",
+    },
+    Stock {
+        id: "dx",
+        modalities: &["CR", "DX", "DR", "MG", "RF", "XA"],
+        body_parts: &[],
+        name: "X 线摄影",
+        method: "X 线摄影。",
+        findings: "",
+        conclusion: "",
+    },
+    Stock {
+        id: "us-abdomen",
+        modalities: &["US"],
+        body_parts: &[],
+        name: "腹部超声",
+        method: "腹部常规超声检查。",
+        findings: "肝脏形态大小正常，包膜光滑，实质回声均匀。胆囊大小正常，壁光滑，腔内未见异常回声。胰腺、脾脏、双肾未见明显异常。",
+        conclusion: "腹部超声未见明显异常。",
+    },
+];
+
+/// The template for a study: the first whose modality matches and whose
+/// body part (if any listed) is named by the study.
+pub fn for_study(modality: Option<&str>, body_part: Option<&str>, description: Option<&str>) -> Template {
+    let modality = modality.unwrap_or("");
+    let named = format!("{} {}", body_part.unwrap_or(""), description.unwrap_or("")).to_uppercase();
+    let stock = STOCK.iter().find(|t| {
+        t.modalities.contains(&modality) && (t.body_parts.is_empty() || t.body_parts.iter().any(|b| named.contains(b)))
+    });
+    match stock {
+        Some(t) => Template {
+            id: t.id.into(),
+            name: t.name.into(),
+            method: t.method.into(),
+            findings: t.findings.into(),
+            conclusion: t.conclusion.into(),
+        },
+        None => Template {
+            id: "generic".into(),
+            name: format!("{modality} 检查"),
+            method: String::new(),
+            findings: String::new(),
+            conclusion: String::new(),
+        },
+    }
+}
+
+fn number(v: &serde_json::Value, key: &str) -> Option<f64> {
+    v.get("measurements")?.get(key)?.as_f64()
+}
+
+/// The ECG template, filled from the analysis JSON (`ecg-measurements`):
+/// rhythm, rate, PR, QRS, QT/QTc, axes, and the device's own statements.
+/// Without measurements, the same sections with blanks to fill.
+pub fn for_ecg(analysis: Option<&serde_json::Value>) -> Template {
+    let method = "常规 12 导联心电图，走纸速度 25 mm/s，增益 10 mm/mV。".to_string();
+    let Some(a) = analysis else {
+        return Template {
+            id: "ecg".into(),
+            name: "常规心电图".into(),
+            method,
+            findings: "心律：    心率：   次/分  PR：   ms  QRS：   ms  QT/QTc：   /   ms  电轴：   °".into(),
+            conclusion: String::new(),
+        };
+    };
+    let show = |key: &str| number(a, key).map_or("—".to_string(), |v| format!("{v:.0}"));
+    let regular = a.get("rhythm").and_then(|r| r.get("regular")).and_then(|r| r.as_bool());
+    let rhythm = match regular {
+        Some(true) => "心律规则",
+        Some(false) => "心律不齐",
+        None => "心律待定",
+    };
+    let findings = format!(
+        "{rhythm}，心率 {} 次/分。P-R 间期 {} ms，QRS 时限 {} ms，QT/QTc 间期 {}/{} ms（Bazett）。P/QRS/T 电轴 {}°/{}°/{}°。",
+        show("hr_bpm"),
+        show("pr_ms"),
+        show("qrs_ms"),
+        show("qt_ms"),
+        show("qtc_bazett_ms"),
+        show("p_axis_deg"),
+        show("qrs_axis_deg"),
+        show("t_axis_deg"),
+    );
+    let mut hints: Vec<String> = Vec::new();
+    if let Some(hr) = number(a, "hr_bpm") {
+        if hr > 100.0 {
+            hints.push("心动过速".into());
+        } else if hr < 60.0 {
+            hints.push("心动过缓".into());
+        }
+    }
+    if regular == Some(false) {
+        hints.push("心律不齐".into());
+    }
+    if number(a, "qrs_ms").is_some_and(|q| q >= 120.0) {
+        hints.push("QRS 时限增宽".into());
+    }
+    if number(a, "pr_ms").is_some_and(|p| p > 200.0) {
+        hints.push("P-R 间期延长".into());
+    }
+    if number(a, "qtc_bazett_ms").is_some_and(|q| q > 470.0) {
+        hints.push("QTc 间期延长".into());
+    }
+    match number(a, "qrs_axis_deg") {
+        Some(axis) if axis < -30.0 => hints.push("电轴左偏".into()),
+        Some(axis) if axis > 90.0 => hints.push("电轴右偏".into()),
+        _ => {}
+    }
+    let mut conclusion = if hints.is_empty() { "心电图测量值在正常范围（请医师确认）。".to_string() } else { format!("{}（请医师确认）。", hints.join("；")) };
+    let statements: Vec<String> = a
+        .get("device_statements")
+        .and_then(|s| s.as_array())
+        .map(|s| s.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default();
+    if !statements.is_empty() {
+        conclusion.push_str(&format!("\n机器分析：{}", statements.join("；")));
+    }
+    Template { id: "ecg".into(), name: "常规心电图".into(), method, findings, conclusion }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_follow_modality_and_body_part() {
+        for (modality, body, description, expected) in [
+            (Some("CT"), Some("CHEST"), None, "ct-chest"),
+            (Some("CT"), None, Some("头颅平扫"), "ct-head"),
+            (Some("CT"), Some("KNEE"), None, "ct"),
+            (Some("DX"), Some("CHEST"), None, "dx-chest"),
+            (Some("CR"), None, Some("Chest PA"), "dx-chest"),
+            (Some("MR"), Some("BRAIN"), None, "mr-brain"),
+            (Some("US"), None, None, "us-abdomen"),
+            (Some("NM"), None, None, "generic"),
+        ] {
+            assert_eq!(for_study(modality, body, description).id, expected, "{modality:?} {body:?} {description:?}");
+        }
+    }
+
+    #[test]
+    fn the_ecg_template_carries_the_measurements_and_flags() {
+        let analysis = serde_json::json!({
+            "measurements": {"hr_bpm": 48.2, "pr_ms": 150.0, "qrs_ms": 126.0, "qt_ms": 440.0, "qtc_bazett_ms": 395.0,
+                             "p_axis_deg": 50.0, "qrs_axis_deg": -45.0, "t_axis_deg": 30.0},
+            "rhythm": {"beats": 8, "regular": true},
+            "device_statements": ["Sinus bradycardia"]
+        });
+        let t = for_ecg(Some(&analysis));
+        assert!(t.findings.contains("心率 48 次/分"), "{}", t.findings);
+        assert!(t.findings.contains("QRS 时限 126 ms") && t.findings.contains("440/395 ms"), "{}", t.findings);
+        assert!(t.conclusion.contains("心动过缓") && t.conclusion.contains("QRS 时限增宽") && t.conclusion.contains("电轴左偏"), "{}", t.conclusion);
+        assert!(t.conclusion.contains("Sinus bradycardia"));
+        assert!(!for_ecg(None).findings.is_empty());
+    }
+}
