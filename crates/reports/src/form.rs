@@ -393,7 +393,7 @@ fn header(pen: &Pen<'_>, surface: &mut Surface<'_>, form: &ReportForm, page_numb
     y += 22.0;
     if page_number == 1 {
         draw_qr(surface, &form.verify_url, PAGE_W - MARGIN - QR_SIZE + 6.0, MARGIN - 14.0, QR_SIZE)?;
-        pen.text(surface, PAGE_W - MARGIN - QR_SIZE + 16.0, MARGIN + QR_SIZE - 4.0, 7.0, "扫码验证报告");
+        pen.text(surface, PAGE_W - MARGIN - QR_SIZE + 16.0, MARGIN + QR_SIZE + 2.0, 7.0, "扫码验证报告");
     }
     if form.critical {
         pen.bold(surface, MARGIN, MARGIN + 12.0, 12.0, "【危急值】");

@@ -1,0 +1,537 @@
+//! The centre's daily work through the HTTP API of a real server: a county
+//! hospital registers a request and pushes the images with DCMTK's
+//! storescu; a radiologist claims, drafts and signs; a reviewer co-signs;
+//! the hospital downloads the signed PDF, which poppler's `pdfsig` checks;
+//! the report is filed into the study as SR and PDF; amendments supersede;
+//! the audit chain holds until a row is altered.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+
+fn api(port: u16, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> (u16, Value) {
+    let (status, text) = http(port, method, path, token, body);
+    let value = if text.trim().is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+    (status, value)
+}
+
+fn ok(port: u16, method: &str, path: &str, token: &str, body: Option<&str>) -> Value {
+    let (status, value) = api(port, method, path, Some(token), body);
+    assert!((200..300).contains(&status), "{method} {path}: {status} {value}");
+    value
+}
+
+/// Waits up to 30 s for `check` to find something in `GET path`.
+fn wait_for(port: u16, path: &str, token: &str, what: &str, check: impl Fn(&Value) -> Option<Value>) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, value) = api(port, "GET", path, Some(token), None);
+        if status == 200
+            && let Some(found) = check(&value)
+        {
+            return found;
+        }
+        assert!(Instant::now() < deadline, "waited 30 s for {what}: last {status} {value}");
+        std::thread::sleep(Duration::from_millis(150));
+    }
+}
+
+/// The demo studies (a 24-slice CT, a CR, a US), written to `dir`.
+fn demo_files(dir: &Path) -> (Vec<PathBuf>, PathBuf, PathBuf) {
+    telediag_sample_data::write_demo_studies(dir).unwrap();
+    let mut ct: Vec<PathBuf> = std::fs::read_dir(dir).unwrap().flatten().map(|e| e.path()).filter(|p| p.to_string_lossy().contains("ct_")).collect();
+    ct.sort();
+    (ct, dir.join("cr_001.dcm"), dir.join("us_001.dcm"))
+}
+
+fn accession_of(file: &Path) -> String {
+    let obj = dicom_object::open_file(file).unwrap();
+    obj.element(dicom_dictionary_std::tags::ACCESSION_NUMBER).unwrap().to_str().unwrap().trim().to_owned()
+}
+
+/// Pushes files with DCMTK's storescu, as a county hospital's PACS would.
+fn push(port: u16, calling_ae: &str, files: &[PathBuf]) {
+    let out = Command::new("storescu")
+        .args(["-nh", "-aet", calling_ae, "-aec", AE, "127.0.0.1", &port.to_string()])
+        .args(files)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "storescu failed: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+struct Centre {
+    server: Server,
+    admin: String,
+    tokens: std::collections::HashMap<&'static str, String>,
+    ids: std::collections::HashMap<&'static str, i64>,
+}
+
+impl Centre {
+    fn port(&self) -> u16 {
+        self.server.http_port
+    }
+    fn token(&self, who: &str) -> &str {
+        &self.tokens[who]
+    }
+}
+
+/// Two county hospitals and the centre's staff.
+fn centre(env: &[(&str, &str)]) -> Centre {
+    let mut server = Server::new();
+    server.add_site("东山县医院", "DONGSHAN", &[]);
+    server.add_site("西河县医院", "XIHE", &[]);
+    let mut all_env = vec![("TELEDIAG_STUDY_STABLE_SECS", "1")];
+    all_env.extend_from_slice(env);
+    server.start_with(&all_env);
+    let port = server.http_port;
+    let admin = login(port, "admin", ADMIN_PASSWORD);
+    let mut tokens = std::collections::HashMap::new();
+    let mut ids = std::collections::HashMap::new();
+    for (username, name, site, roles) in [
+        ("dongshan_tech", "东山 李技师", Some("东山县医院"), r#"["site_user"]"#),
+        ("xihe_tech", "西河 王医生", Some("西河县医院"), r#"["site_user"]"#),
+        ("chen", "陈医生", None, r#"["radiologist"]"#),
+        ("zhou", "周医生", None, r#"["radiologist"]"#),
+        ("liu", "刘医生", None, r#"["ecg_doctor"]"#),
+        ("huang", "黄主任", None, r#"["radiologist","reviewer"]"#),
+    ] {
+        let site = site.map(|s| format!(r#","site":"{s}""#)).unwrap_or_default();
+        let body = format!(r#"{{"username":"{username}","display_name":"{name}","password":"password-{username}","roles":{roles}{site}}}"#);
+        let created = ok(port, "POST", "/api/users", &admin, Some(&body));
+        ids.insert(username, created["id"].as_i64().unwrap());
+        tokens.insert(username, login(port, username, &format!("password-{username}")));
+    }
+    Centre { server, admin, tokens, ids }
+}
+
+fn pdfsig(path: &Path) -> String {
+    let out = Command::new("pdfsig").arg(path).output().unwrap();
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+#[test]
+fn a_registered_request_is_read_signed_twice_downloaded_verified_and_amended() {
+    if !require_tool("storescu") || !require_tool("pdfsig") || !require_tool("pdftoppm") || !require_tool("dsrdump") {
+        return;
+    }
+    let c = centre(&[("TELEDIAG_PUBLIC_URL", "https://telediag.example.cn")]);
+    let port = c.port();
+    let demo = c.server.dir.path().join("demo");
+    let (ct, _, _) = demo_files(&demo);
+    let accession = accession_of(&ct[0]);
+
+    // The county hospital registers the exam before the images are sent.
+    let registration = format!(
+        r#"{{"patient_name":"张伟","patient_sex":"M","patient_age":"58岁","patient_id":"DS0001","department":"呼吸内科",
+            "inpatient_number":"ZY20261123","bed_number":"12床","accession_number":"{accession}","modality":"CT",
+            "requested_exam":"胸部CT平扫","clinical_history":"咳嗽两周，低热","requesting_physician":"王建国","priority":"stat"}}"#
+    );
+    let created = ok(port, "POST", "/api/requests", c.token("dongshan_tech"), Some(&registration));
+    let id = created["id"].as_i64().unwrap();
+    assert_eq!(created["origin"], "registered");
+    assert_eq!(created["images_at"], Value::Null, "images not yet sent");
+    let board = ok(port, "GET", "/api/dashboard", &c.admin, None);
+    assert_eq!(board["total"]["images_missing"], 1, "{board}");
+
+    // Another site's registration fields cannot be aimed at a site it is not.
+    let (status, _) = api(port, "POST", "/api/requests", Some(c.token("chen")), Some(&registration));
+    assert_eq!(status, 403, "readers do not register requests");
+
+    push(c.server.dicom_port, "DONGSHAN", &ct);
+    let request = wait_for(port, &format!("/api/requests/{id}"), c.token("dongshan_tech"), "the images to be reconciled", |v| {
+        v["request"]["images_at"].as_i64().map(|_| v["request"].clone())
+    });
+    assert_eq!(request["reconciled"], true);
+    assert_eq!(request["modality"], "CT");
+    let images_at = request["images_at"].as_i64().unwrap();
+    assert_eq!(request["deadline_at"].as_i64().unwrap() - images_at, 60 * 60_000, "STAT CT: 60 minutes");
+    let list = ok(port, "GET", "/api/requests", &c.admin, None);
+    assert_eq!(list.as_array().unwrap().len(), 1, "one request, not a registration plus an arrival: {list}");
+    let history = ok(port, "GET", &format!("/api/requests/{id}"), &c.admin, None)["history"].clone();
+    assert!(history.to_string().contains("reconciled by accession number"), "{history}");
+
+    // 陈医生 claims it from the pool, opens it (CT chest template), writes and signs.
+    let pool = ok(port, "GET", "/api/requests?view=pool", c.token("chen"), None);
+    assert!(pool.as_array().unwrap().iter().any(|r| r["id"] == id), "{pool}");
+    let pool_for_ecg = ok(port, "GET", "/api/requests?view=pool", c.token("liu"), None);
+    assert!(pool_for_ecg.as_array().unwrap().is_empty(), "an ECG doctor is not offered a CT: {pool_for_ecg}");
+    let claimed = ok(port, "POST", &format!("/api/requests/{id}/claim"), c.token("chen"), None);
+    assert_eq!(claimed["state"], "assigned");
+    let (status, body) = api(port, "PUT", &format!("/api/requests/{id}/report"), Some(c.token("zhou")), Some(r#"{"findings":"x"}"#));
+    assert!(status == 409 || status == 403, "someone else cannot write it: {status} {body}");
+    let draft = ok(port, "POST", &format!("/api/requests/{id}/report"), c.token("chen"), None);
+    assert_eq!(draft["template"], "ct-chest", "{draft}");
+    assert!(draft["method"].as_str().unwrap().contains("胸部 CT"), "{draft}");
+    let findings = "双肺纹理增多。右肺上叶尖段见一大小约 18 mm × 15 mm 的结节影，边缘可见分叶及毛刺，邻近胸膜牵拉。纵隔居中，未见肿大淋巴结。";
+    let conclusion = "右肺上叶结节，考虑周围型肺癌可能，建议增强 CT 进一步检查。";
+    let saved = ok(port, "PUT", &format!("/api/requests/{id}/report"), c.token("chen"),
+        Some(&serde_json::json!({"findings": findings, "conclusion": conclusion, "base_updated_at": draft["updated_at"]}).to_string()));
+    let (status, _) = api(port, "PUT", &format!("/api/requests/{id}/report"), Some(c.token("chen")),
+        Some(&serde_json::json!({"findings": "stale", "base_updated_at": draft["updated_at"]}).to_string()));
+    assert_eq!(status, 409, "a save over newer text is refused");
+    assert_eq!(ok(port, "GET", &format!("/api/requests/{id}"), c.token("chen"), None)["request"]["state"], "reading");
+    // The site sees no draft.
+    let seen = ok(port, "GET", &format!("/api/requests/{id}/report"), c.token("dongshan_tech"), None);
+    assert_eq!(seen["versions"].as_array().unwrap().len(), 0, "{seen}");
+    ok(port, "POST", &format!("/api/requests/{id}/report/sign"), c.token("chen"), None);
+    let seen = ok(port, "GET", &format!("/api/requests/{id}/report"), c.token("dongshan_tech"), None);
+    assert_eq!(seen["request"]["state"], "preliminary");
+    assert_eq!(seen["versions"][0]["state"], "preliminary", "the site sees the preliminary report");
+    assert_eq!(seen["versions"][0]["findings"], saved["findings"]);
+    let (status, _) = api(port, "GET", &format!("/api/requests/{id}/report/pdf"), Some(c.token("dongshan_tech")), None);
+    assert_eq!(status, 404, "no signed PDF before the reviewer co-signs");
+
+    // The reviewer co-signs; the author cannot review themselves.
+    let (status, _) = api(port, "POST", &format!("/api/requests/{id}/report/review"), Some(c.token("chen")), None);
+    assert_eq!(status, 403);
+    let finished = ok(port, "POST", &format!("/api/requests/{id}/report/review"), c.token("huang"), None);
+    assert_eq!(finished["report"]["state"], "final", "{finished}");
+    let sr_uid = finished["filed_into_study"]["sr_sop_instance_uid"].as_str().unwrap_or_else(|| panic!("{finished}")).to_owned();
+    let token = finished["report"]["verify_token"].as_str().unwrap().to_owned();
+
+    // The hospital downloads the signed PDF; pdfsig finds both signatures valid.
+    let (status, head, pdf) = http_raw(port, &format!("/api/requests/{id}/report/pdf"), c.token("dongshan_tech"), None);
+    assert_eq!(status, 200, "{head}");
+    assert!(head.contains("application/pdf"));
+    let dir = c.server.dir.path();
+    let path = dir.join("report.pdf");
+    std::fs::write(&path, &pdf).unwrap();
+    let report = pdfsig(&path);
+    assert_eq!(report.matches("Signature is Valid").count(), 2, "{report}");
+    assert!(report.contains("陈医生") && report.contains("黄主任"), "{report}");
+    let mut broken = pdf.clone();
+    broken[pdf.len() / 3] ^= 0x20;
+    std::fs::write(dir.join("broken.pdf"), &broken).unwrap();
+    let report = pdfsig(&dir.join("broken.pdf"));
+    assert_eq!(report.matches("Signature is Valid").count(), 0, "one flipped byte: {report}");
+    // The first page, as the referring doctor prints it.
+    let png = dir.join("page");
+    assert!(Command::new("pdftoppm").args(["-r", "110", "-png", "-singlefile", "-f", "1", "-l", "1"]).arg(&path).arg(&png).status().unwrap().success());
+    if let Some(keep) = std::env::var_os("TELEDIAG_KEEP_REPORT_PNG") {
+        std::fs::copy(dir.join("page.png"), keep).unwrap();
+    }
+    let text = Command::new("pdftotext").args(["-layout"]).arg(&path).arg("-").output().unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    for expected in ["东山县医院", "张伟", "58岁", "ZY20261123", "12床", "王建国", "检查所见", "右肺上叶结节", "陈医生", "黄主任", "https://telediag.example.cn/verify/"] {
+        assert!(text.contains(expected), "{expected:?} missing from the PDF text:\n{text}");
+    }
+
+    // The centre's list shows it downloaded (已打印).
+    let listed = ok(port, "GET", &format!("/api/requests/{id}"), &c.admin, None);
+    assert!(listed["request"]["downloaded_at"].as_i64().is_some(), "{listed}");
+
+    // Anyone with the QR code can verify it, and sees only initials.
+    let (status, verified) = api(port, "GET", &format!("/verify/{token}"), None, None);
+    assert_eq!(status, 200, "{verified}");
+    assert_eq!(verified["status"], "valid");
+    assert_eq!(verified["patient_initials"], "张*");
+    assert_eq!(verified["signers"].as_array().unwrap().len(), 2);
+    use sha2::Digest;
+    assert_eq!(verified["document_sha256"], hex::encode(sha2::Sha256::digest(&pdf)));
+    assert!(!verified.to_string().contains("张伟"));
+    assert_eq!(api(port, "GET", "/verify/00000000000000000000000000000000", None, None).0, 404);
+
+    // Filed into the study: a VERIFIED Basic Text SR that DCMTK reads, and the PDF.
+    let study_uid = listed["request"]["study_uid"].as_str().unwrap().to_owned();
+    let study = wait_for(port, &format!("/api/studies/{study_uid}"), &c.admin, "the report objects in the study", |v| {
+        let text = v.to_string();
+        (text.contains(&sr_uid) && v["modalities"].as_str().is_some_and(|m| m.contains("DOC"))).then(|| v.clone())
+    });
+    let key = study["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["instances"].as_array().unwrap().iter())
+        .find(|i| i["sop_instance_uid"] == sr_uid.as_str())
+        .unwrap()["object_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let sr_path = c.server.data().join("objects").join(&key);
+    let dump = Command::new("dsrdump").arg("+U8").arg(&sr_path).output().unwrap();
+    let dump_text = String::from_utf8_lossy(&dump.stdout);
+    assert!(dump.status.success(), "dsrdump: {}", String::from_utf8_lossy(&dump.stderr));
+    assert!(dump_text.contains("VERIFIED") && dump_text.contains("右肺上叶结节") && dump_text.contains("黄主任"), "{dump_text}");
+    let after = ok(port, "GET", "/api/requests", &c.admin, None);
+    assert_eq!(after.as_array().unwrap().len(), 1, "the filed report does not make a new request: {after}");
+
+    // An amended version supersedes the first; the first one's QR now says so.
+    ok(port, "POST", &format!("/api/requests/{id}/report/amend"), c.token("chen"), Some(r#"{"kind":"amendment"}"#));
+    ok(port, "PUT", &format!("/api/requests/{id}/report"), c.token("chen"), Some(r#"{"conclusion":"右肺上叶结节，周围型肺癌可能性大；建议增强 CT 及穿刺活检。"}"#));
+    ok(port, "POST", &format!("/api/requests/{id}/report/sign"), c.token("chen"), None);
+    let amended = ok(port, "POST", &format!("/api/requests/{id}/report/review"), c.token("huang"), None);
+    assert_eq!(amended["report"]["version"], 2);
+    assert_eq!(amended["report"]["kind"], "amendment");
+    let versions = ok(port, "GET", &format!("/api/requests/{id}/report"), c.token("dongshan_tech"), None);
+    assert_eq!(versions["versions"][0]["state"], "superseded");
+    assert_eq!(versions["versions"][1]["state"], "final");
+    assert_eq!(versions["request"]["state"], "amended");
+    assert_eq!(api(port, "GET", &format!("/verify/{token}"), None, None).1["status"], "superseded");
+    let (_, _, v2) = http_raw(port, &format!("/api/requests/{id}/report/pdf"), c.token("dongshan_tech"), None);
+    std::fs::write(dir.join("v2.pdf"), &v2).unwrap();
+    let v2_text = String::from_utf8_lossy(&Command::new("pdftotext").arg(dir.join("v2.pdf")).arg("-").output().unwrap().stdout).into_owned();
+    assert!(v2_text.contains("更正报告") && v2_text.contains("穿刺活检"), "{v2_text}");
+
+    // The whole story is in the history.
+    let history = ok(port, "GET", &format!("/api/requests/{id}"), &c.admin, None)["history"].clone();
+    let states: Vec<&str> = history.as_array().unwrap().iter().map(|e| e["to_state"].as_str().unwrap()).collect();
+    assert_eq!(states, ["received", "received", "assigned", "reading", "preliminary", "final", "amended"], "{history}");
+
+    // Audit: the download is recorded with who and from where; the chain holds until a row is altered.
+    let audit = ok(port, "GET", "/api/audit?contains=/report/pdf", &c.admin, None);
+    let download = audit.as_array().unwrap().iter().find(|e| e["username"] == "dongshan_tech").unwrap_or_else(|| panic!("{audit}"));
+    assert_eq!(download["client"], "127.0.0.1");
+    assert_eq!(download["action"], "GET /api/requests/{id}/report/pdf");
+    let chain = ok(port, "GET", "/api/audit/verify", &c.admin, None);
+    assert_eq!(chain["intact"], true, "{chain}");
+    assert!(chain["rows"].as_i64().unwrap() > 20, "{chain}");
+    let victim = download["id"].as_i64().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let db = c.server.database().await;
+        let refused = sqlx::query("UPDATE audit_log SET username = 'someone_else' WHERE id = ?").bind(victim).execute(db.pool()).await;
+        assert!(refused.is_err(), "the table refuses updates");
+        // An attacker with the database file drops the guard first.
+        sqlx::query("DROP TRIGGER audit_log_no_update").execute(db.pool()).await.unwrap();
+        sqlx::query("UPDATE audit_log SET username = 'someone_else' WHERE id = ?").bind(victim).execute(db.pool()).await.unwrap();
+    });
+    let chain = ok(port, "GET", "/api/audit/verify", &c.admin, None);
+    assert_eq!(chain["intact"], false, "{chain}");
+    assert_eq!(chain["first_broken_id"], victim, "{chain}");
+
+    // Patient names never reach the log.
+    let log = c.server.log();
+    for name in ["张伟", "Zhang^Wei"] {
+        assert!(!log.contains(name), "patient name {name:?} found in the log");
+    }
+}
+
+#[test]
+fn of_many_simultaneous_claims_exactly_one_wins_and_a_lapsed_lock_returns_to_the_pool() {
+    if !require_tool("storescu") {
+        return;
+    }
+    let c = centre(&[("TELEDIAG_LOCK_SECS", "2")]);
+    let port = c.port();
+    let demo = c.server.dir.path().join("demo");
+    let (_, cr, _) = demo_files(&demo);
+    // Ten more radiologists, all racing for the same chest film.
+    let mut readers = vec![c.token("chen").to_owned(), c.token("zhou").to_owned()];
+    for n in 0..10 {
+        let body = format!(r#"{{"username":"r{n}","display_name":"放射科 {n}","password":"password-r{n}","roles":["radiologist"]}}"#);
+        ok(port, "POST", "/api/users", &c.admin, Some(&body));
+        readers.push(login(port, &format!("r{n}"), &format!("password-r{n}")));
+    }
+    push(c.server.dicom_port, "XIHE", &[cr]);
+    let id = wait_for(port, "/api/requests?view=pool", c.token("chen"), "the CR in the pool", |v| v.as_array()?.first().map(|r| r["id"].clone()))
+        .as_i64()
+        .unwrap();
+    let request = ok(port, "GET", &format!("/api/requests/{id}"), &c.admin, None)["request"].clone();
+    assert_eq!(request["origin"], "arrival");
+    assert_eq!(request["reconciled"], false, "nothing was registered for it");
+    assert_eq!(ok(port, "GET", "/api/requests?unreconciled=true", c.token("xihe_tech"), None).as_array().unwrap().len(), 1);
+
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(readers.len()));
+    let handles: Vec<_> = readers
+        .iter()
+        .cloned()
+        .map(|token| {
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                barrier.wait();
+                api(port, "POST", &format!("/api/requests/{id}/claim"), Some(&token), None)
+            })
+        })
+        .collect();
+    let results: Vec<(u16, Value)> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let winners: Vec<&Value> = results.iter().filter(|(s, _)| *s == 200).map(|(_, v)| v).collect();
+    assert_eq!(winners.len(), 1, "exactly one claim wins: {results:?}");
+    let losers: Vec<&(u16, Value)> = results.iter().filter(|(s, _)| *s != 200).collect();
+    assert!(losers.iter().all(|(s, v)| *s == 409 && v["error"].as_str().unwrap().contains("assigned")), "{losers:?}");
+    let holder = winners[0]["assigned_to"].as_i64().unwrap();
+    let events = ok(port, "GET", &format!("/api/requests/{id}"), &c.admin, None)["history"].clone();
+    assert_eq!(events.as_array().unwrap().iter().filter(|e| e["to_state"] == "assigned").count(), 1, "{events}");
+
+    // Nobody touches it: the lock lapses and it is back in the pool.
+    let back = wait_for(port, "/api/requests?view=pool", c.token("zhou"), "the lapsed lock", |v| {
+        v.as_array()?.iter().find(|r| r["id"] == id).cloned()
+    });
+    assert_eq!(back["state"], "received");
+    assert_eq!(back["assigned_to"], Value::Null);
+    let events = ok(port, "GET", &format!("/api/requests/{id}"), &c.admin, None)["history"].to_string();
+    assert!(events.contains("lock lapsed"), "{events}");
+
+    // An admin assigns it to a qualified reader; an ECG doctor is not one.
+    let (status, body) = api(port, "POST", &format!("/api/requests/{id}/assign"), Some(&c.admin), Some(&format!(r#"{{"reader_id":{}}}"#, c.ids["liu"])));
+    assert_eq!(status, 400, "{body}");
+    let assigned = ok(port, "POST", &format!("/api/requests/{id}/assign"), &c.admin, Some(&format!(r#"{{"reader_id":{}}}"#, c.ids["zhou"])));
+    assert_eq!(assigned["assigned_to"], c.ids["zhou"]);
+    assert_ne!(holder, 0);
+    let (status, _) = api(port, "POST", &format!("/api/requests/{id}/release"), Some(c.token("chen")), None);
+    assert_eq!(status, 403, "a reader cannot release another's claim");
+    let unlocked = ok(port, "POST", &format!("/api/requests/{id}/release"), &c.admin, None);
+    assert_eq!(unlocked["state"], "received");
+}
+
+#[test]
+fn automatic_assignment_follows_credentials_and_workload() {
+    if !require_tool("storescu") {
+        return;
+    }
+    let c = centre(&[]);
+    let port = c.port();
+    ok(port, "PATCH", "/api/sites/西河县医院", &c.admin, Some(r#"{"assignment_mode":"auto"}"#));
+    // 陈 reads CT only, 周 reads CR/DX at 西河 only, 黄 reads US.
+    ok(port, "PUT", &format!("/api/users/{}/credentials", c.ids["chen"]), &c.admin, Some(r#"{"modalities":["CT"]}"#));
+    ok(port, "PUT", &format!("/api/users/{}/credentials", c.ids["zhou"]), &c.admin, Some(r#"{"modalities":["CR","DX"],"sites":["西河县医院"]}"#));
+    let creds = ok(port, "PUT", &format!("/api/users/{}/credentials", c.ids["huang"]), &c.admin, Some(r#"{"modalities":["us"]}"#));
+    assert_eq!(creds["modalities"][0], "US");
+    let (status, _) = api(port, "PUT", &format!("/api/users/{}/credentials", c.ids["huang"]), Some(c.token("chen")), Some(r#"{"modalities":["CT"]}"#));
+    assert_eq!(status, 403, "only admins grant credentials");
+    let demo = c.server.dir.path().join("demo");
+    let (ct, cr, us) = demo_files(&demo);
+    push(c.server.dicom_port, "XIHE", &[cr]);
+    push(c.server.dicom_port, "XIHE", &[us]);
+    push(c.server.dicom_port, "XIHE", &ct);
+    let all = wait_for(port, "/api/requests", &c.admin, "three assigned requests", |v| {
+        let list = v.as_array()?;
+        (list.len() == 3 && list.iter().all(|r| r["state"] == "assigned")).then(|| v.clone())
+    });
+    let by_modality = |m: &str| all.as_array().unwrap().iter().find(|r| r["modality"] == m).unwrap()["assigned_to"].as_i64().unwrap();
+    assert_eq!(by_modality("CR"), c.ids["zhou"]);
+    assert_eq!(by_modality("US"), c.ids["huang"]);
+    assert_eq!(by_modality("CT"), c.ids["chen"]);
+    let mine = ok(port, "GET", "/api/requests?view=mine", c.token("zhou"), None);
+    assert_eq!(mine.as_array().unwrap().len(), 1);
+    let history = ok(port, "GET", &format!("/api/requests/{}", all[0]["id"]), &c.admin, None)["history"].to_string();
+    assert!(history.contains("assigned by rules"), "{history}");
+}
+
+fn ecg_corpus() -> Option<PathBuf> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/ecg");
+    if root.is_dir() {
+        return Some(root);
+    }
+    eprintln!("skipping: ../shared/corpus/ecg is absent");
+    None
+}
+
+/// A one-shot HTTP listener that answers 200 and hands back the first request's body.
+fn webhook_receiver() -> (u16, std::sync::mpsc::Receiver<String>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        if let Ok((mut stream, _)) = listener.accept() {
+            stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut data = Vec::new();
+            let mut buf = [0u8; 4096];
+            loop {
+                let n = stream.read(&mut buf).unwrap_or(0);
+                if n == 0 {
+                    break;
+                }
+                data.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&data).into_owned();
+                if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                    let length = head.lines().find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap()));
+                    if length.is_some_and(|len| body.len() >= len) {
+                        let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                        let _ = tx.send(body.to_owned());
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    (port, rx)
+}
+
+#[test]
+fn an_ecg_is_prefilled_from_its_measurements_and_a_critical_finding_reaches_the_site() {
+    let Some(corpus) = ecg_corpus() else { return };
+    if !require_tool("pdfsig") {
+        return;
+    }
+    let c = centre(&[]);
+    let port = c.port();
+    let (hook_port, hook) = webhook_receiver();
+    ok(port, "PATCH", "/api/sites/东山县医院", &c.admin,
+        Some(&format!(r#"{{"single_signature":true,"critical_webhook":"http://127.0.0.1:{hook_port}/critical"}}"#)));
+    let (status, _) = api(port, "PATCH", "/api/sites/东山县医院", Some(&c.admin), Some(r#"{"critical_webhook":"ftp://x"}"#));
+    assert_eq!(status, 400);
+
+    // The technician uploads the cart's SCP-ECG file.
+    let scp = std::fs::read(corpus.join("ecgtoolkit/Example.scp")).unwrap();
+    let (status, reply) = upload(port, c.token("dongshan_tech"), &scp);
+    assert_eq!(status, 201, "{reply}");
+    let request = wait_for(port, "/api/requests?view=pool", c.token("liu"), "the ECG in the ECG doctor's pool", |v| v.as_array()?.first().cloned());
+    assert_eq!(request["modality"], "ECG");
+    let id = request["id"].as_i64().unwrap();
+    assert!(ok(port, "GET", "/api/requests?view=pool", c.token("chen"), None).as_array().unwrap().is_empty(), "a radiologist is not offered ECGs");
+    ok(port, "POST", &format!("/api/requests/{id}/claim"), c.token("liu"), None);
+    // The analysis runs in the pipeline; the template waits for it.
+    let sop = ok(port, "GET", &format!("/api/studies/{}", request["study_uid"].as_str().unwrap()), &c.admin, None)["series"][0]["instances"][0]["sop_instance_uid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let measured = wait_for(port, &format!("/api/instances/{sop}/ecg-measurements"), c.token("liu"), "the ECG analysis", |v| Some(v.clone()));
+    let draft = ok(port, "POST", &format!("/api/requests/{id}/report"), c.token("liu"), None);
+    assert_eq!(draft["template"], "ecg");
+    let rate = measured["measurements"]["hr_bpm"].as_f64().unwrap();
+    assert!(draft["findings"].as_str().unwrap().contains(&format!("心率 {rate:.0} 次/分")), "{draft}");
+    let qrs = measured["measurements"]["qrs_ms"].as_f64().unwrap();
+    assert!(draft["findings"].as_str().unwrap().contains(&format!("QRS 时限 {qrs:.0} ms")), "{draft}");
+
+    // A critical finding: the site's board and webhook hear of it at once.
+    let flagged = ok(port, "POST", &format!("/api/requests/{id}/critical"), c.token("liu"), Some(r#"{"note":"急性下壁心肌梗死可能，ST 段抬高"}"#));
+    assert_eq!(flagged["webhook_status"], "delivered", "{flagged}");
+    let delivered: Value = serde_json::from_str(&hook.recv_timeout(Duration::from_secs(5)).unwrap()).unwrap();
+    assert_eq!(delivered["request_id"], id);
+    assert_eq!(delivered["event"], "critical_finding");
+    let open = ok(port, "GET", "/api/critical?open=true", c.token("dongshan_tech"), None);
+    assert_eq!(open.as_array().unwrap().len(), 1);
+    assert!(ok(port, "GET", "/api/critical?open=true", c.token("xihe_tech"), None).as_array().unwrap().is_empty(), "another site does not see it");
+    let cid = open[0]["id"].as_i64().unwrap();
+    assert_eq!(api(port, "POST", &format!("/api/critical/{cid}/acknowledge"), Some(c.token("xihe_tech")), None).0, 404);
+    assert_eq!(api(port, "POST", &format!("/api/critical/{cid}/acknowledge"), Some(c.token("liu")), None).0, 403);
+    let acked = ok(port, "POST", &format!("/api/critical/{cid}/acknowledge"), c.token("dongshan_tech"), None);
+    assert_eq!(acked["acknowledged_by"], "东山 李技师");
+    assert!(acked["acknowledged_at"].as_i64().is_some());
+    assert_eq!(api(port, "POST", &format!("/api/critical/{cid}/acknowledge"), Some(c.token("dongshan_tech")), None).0, 409);
+
+    // Single-signature site: the ECG doctor's signature makes it final.
+    let signed = ok(port, "POST", &format!("/api/requests/{id}/report/sign"), c.token("liu"), None);
+    assert_eq!(signed["report"]["state"], "final", "{signed}");
+    assert_eq!(signed["report"]["critical"], true);
+    let (status, _, pdf) = http_raw(port, &format!("/api/requests/{id}/report/pdf"), c.token("dongshan_tech"), None);
+    assert_eq!(status, 200);
+    let path = c.server.dir.path().join("ecg.pdf");
+    std::fs::write(&path, &pdf).unwrap();
+    let report = pdfsig(&path);
+    assert_eq!(report.matches("Signature is Valid").count(), 1, "{report}");
+    assert!(report.contains("刘医生"), "{report}");
+}
+
+fn upload(port: u16, token: &str, body: &[u8]) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let head = format!(
+        "POST /api/ecg?name=Example.scp HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nAuthorization: Bearer {token}\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default())
+}
