@@ -99,6 +99,7 @@ fn centre(env: &[(&str, &str)]) -> Centre {
         ("zhou", "周医生", None, r#"["radiologist"]"#),
         ("liu", "刘医生", None, r#"["ecg_doctor"]"#),
         ("huang", "黄主任", None, r#"["radiologist","reviewer"]"#),
+        ("shen", "沈主任", None, r#"["reviewer"]"#),
     ] {
         let site = site.map(|s| format!(r#","site":"{s}""#)).unwrap_or_default();
         let body = format!(r#"{{"username":"{username}","display_name":"{name}","password":"password-{username}","roles":{roles}{site}}}"#);
@@ -534,4 +535,105 @@ fn upload(port: u16, token: &str, body: &[u8]) -> (u16, String) {
     let text = String::from_utf8_lossy(&response).into_owned();
     let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
     (status, text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default())
+}
+
+/// Each role in the order of the table's columns.
+const ROLES: [&str; 6] = ["anonymous", "admin", "dongshan_tech", "chen", "liu", "shen"];
+
+/// Every endpoint × role: (method, path, body, status per role in [`ROLES`]
+/// order, status for 东山's site user when the path names 西河's object).
+/// Paths name 东山's request `{req}`, study `{study}`, instance `{sop}`, or
+/// the radiologist `{user}`. Rows that change state come last.
+const TABLE: &[(&str, &str, Option<&str>, [u16; 6], Option<u16>)] = &[
+    ("GET", "/api/me", None, [401, 200, 200, 200, 200, 200], None),
+    ("GET", "/api/sites", None, [401, 200, 200, 200, 200, 200], None),
+    ("GET", "/api/studies", None, [401, 200, 200, 200, 200, 200], None),
+    ("GET", "/api/studies/{study}", None, [401, 200, 200, 200, 200, 200], Some(404)),
+    ("GET", "/api/instances/{sop}/thumbnail", None, [401, 200, 200, 200, 200, 200], Some(404)),
+    ("GET", "/api/requests", None, [401, 200, 200, 200, 200, 200], None),
+    ("GET", "/api/requests?view=pool", None, [401, 200, 200, 200, 200, 200], None),
+    ("GET", "/api/requests/{req}", None, [401, 200, 200, 200, 200, 200], Some(404)),
+    ("GET", "/api/requests/{req}/report", None, [401, 200, 200, 200, 200, 200], Some(404)),
+    ("GET", "/api/requests/{req}/report/pdf", None, [401, 404, 404, 404, 404, 404], Some(404)),
+    ("POST", "/api/requests/{req}/report", None, [401, 403, 403, 409, 409, 403], Some(404)),
+    ("PUT", "/api/requests/{req}/report", Some(r#"{"findings":"x"}"#), [401, 403, 403, 409, 409, 403], Some(404)),
+    ("POST", "/api/requests/{req}/report/sign", None, [401, 403, 403, 409, 409, 403], Some(404)),
+    ("POST", "/api/requests/{req}/report/review", None, [401, 403, 403, 403, 403, 409], Some(404)),
+    ("POST", "/api/requests/{req}/report/return", Some(r#"{"reason":"x"}"#), [401, 403, 403, 403, 403, 409], Some(404)),
+    ("POST", "/api/requests/{req}/report/amend", Some(r#"{"kind":"amendment"}"#), [401, 403, 403, 409, 403, 403], Some(404)),
+    ("POST", "/api/requests/{req}/critical", Some(r#"{"note":""}"#), [401, 403, 403, 400, 400, 400], Some(404)),
+    ("POST", "/api/requests/{req}/release", None, [401, 409, 403, 403, 403, 403], Some(404)),
+    ("POST", "/api/requests/{req}/assign", Some(r#"{"reader_id":999999}"#), [401, 404, 403, 403, 403, 403], Some(404)),
+    ("POST", "/api/requests/{req}/cancel", Some(r#"{"reason":" "}"#), [401, 400, 400, 403, 403, 403], Some(404)),
+    ("GET", "/api/dashboard", None, [401, 200, 200, 200, 200, 200], None),
+    ("GET", "/api/critical", None, [401, 200, 200, 200, 200, 200], None),
+    ("POST", "/api/critical/999999/acknowledge", None, [401, 404, 404, 404, 404, 404], None),
+    ("GET", "/api/users", None, [401, 200, 403, 403, 403, 403], None),
+    ("PATCH", "/api/users/{user}", Some("{}"), [401, 204, 403, 403, 403, 403], None),
+    ("PUT", "/api/users/{user}/credentials", Some(r#"{"modalities":[]}"#), [401, 200, 403, 403, 403, 403], None),
+    ("PUT", "/api/users/{user}/signing-identity", Some("not a PKCS#12 file"), [401, 400, 403, 403, 403, 403], None),
+    ("PATCH", "/api/sites/东山县医院", Some("{}"), [401, 204, 403, 403, 403, 403], None),
+    ("GET", "/api/audit", None, [401, 200, 403, 403, 403, 403], None),
+    ("GET", "/api/audit/verify", None, [401, 200, 403, 403, 403, 403], None),
+    ("POST", "/api/requests", Some(r#"{"patient_name":"测试","patient_id":"T1","requested_exam":"胸片"}"#), [401, 400, 201, 403, 403, 403], None),
+    ("POST", "/api/requests/{req}/claim", None, [401, 403, 403, 200, 403, 403], Some(404)),
+];
+
+#[test]
+fn every_endpoint_answers_every_role_and_another_sites_objects_are_not_found() {
+    let mut c = centre(&[]);
+    let port = c.port();
+    // One study at each hospital, imported while the server runs its stability check.
+    let demo = c.server.dir.path().join("demo");
+    let (ct, cr, _) = demo_files(&demo);
+    c.server.stop();
+    let mut args: Vec<String> = vec!["import".into(), "--site".into(), "东山县医院".into()];
+    args.extend(ct.iter().take(3).map(|p| p.display().to_string()));
+    c.server.cli(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    c.server.cli(&["import", "--site", "西河县医院", &cr.display().to_string()]);
+    c.server.start_with(&[("TELEDIAG_STUDY_STABLE_SECS", "1")]);
+    let admin = login(port, "admin", ADMIN_PASSWORD);
+    c.admin = admin.clone();
+    for who in ["dongshan_tech", "chen", "liu", "shen"] {
+        c.tokens.insert(who, login(port, who, &format!("password-{who}")));
+    }
+    let requests = wait_for(port, "/api/requests", &admin, "a request per site", |v| (v.as_array()?.len() == 2).then(|| v.clone()));
+    let of = |site: &str| requests.as_array().unwrap().iter().find(|r| r["site"] == site).unwrap().clone();
+    let (own, foreign) = (of("东山县医院"), of("西河县医院"));
+    let ids = |r: &Value| -> (String, String, String) {
+        let study = r["study_uid"].as_str().unwrap().to_owned();
+        let detail = wait_for(port, &format!("/api/studies/{study}"), &admin, "thumbnails", |v| (v["rendering"]["ready"] == true).then(|| v.clone()));
+        (r["id"].to_string(), study, detail["series"][0]["instances"][0]["sop_instance_uid"].as_str().unwrap().to_owned())
+    };
+    let own_ids = ids(&own);
+    let foreign_ids = ids(&foreign);
+    let fill = |path: &str, (req, study, sop): &(String, String, String)| {
+        path.replace("{req}", req).replace("{study}", study).replace("{sop}", sop).replace("{user}", &c.ids["chen"].to_string())
+    };
+    let site_list = ok(port, "GET", "/api/requests", c.token("dongshan_tech"), None);
+    assert!(site_list.as_array().unwrap().iter().all(|r| r["site"] == "东山县医院"), "{site_list}");
+
+    let mut failures = Vec::new();
+    for (method, path, body, expected, foreign_expected) in TABLE {
+        for (role, want) in ROLES.iter().zip(expected) {
+            let token = (*role != "anonymous").then(|| if *role == "admin" { admin.as_str() } else { c.token(role) });
+            let url = fill(path, &own_ids);
+            let (status, reply) = api(port, method, &url, token, *body);
+            if status != *want {
+                failures.push(format!("{method} {url} as {role}: expected {want}, got {status} {reply}"));
+            }
+        }
+        if let Some(want) = foreign_expected {
+            let url = fill(path, &foreign_ids);
+            let (status, reply) = api(port, method, &url, Some(c.token("dongshan_tech")), *body);
+            if status != *want {
+                failures.push(format!("{method} {url} as 东山's site user on 西河's object: expected {want}, got {status} {reply}"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{} of the table's answers differ:\n{}", failures.len(), failures.join("\n"));
+    // Every one of those authenticated calls is in the audit log, refusals included.
+    let audit = ok(port, "GET", "/api/audit?user=dongshan_tech&limit=1000", &admin, None);
+    let outcomes: Vec<i64> = audit.as_array().unwrap().iter().map(|e| e["outcome"].as_i64().unwrap()).collect();
+    assert!(outcomes.contains(&404) && outcomes.contains(&403) && outcomes.contains(&200), "{outcomes:?}");
 }

@@ -19,6 +19,11 @@ use crate::error::ApiError;
 use crate::requests::{Holder, ReadRequest, RequestState, assign, transition, visible_request};
 use crate::templates;
 
+/// Writing reports is for readers (radiologists and ECG doctors).
+fn require_reader(user: &CurrentUser) -> Result<(), ApiError> {
+    if user.has(Role::Radiologist) || user.has(Role::EcgDoctor) { Ok(()) } else { Err(ApiError::forbidden("writing reports (readers do)")) }
+}
+
 /// What a site user may see of the versions: signed ones only.
 fn shown_to(user: &CurrentUser, all: Vec<ReportVersion>) -> Vec<ReportVersion> {
     if user.has(Role::SiteUser) {
@@ -77,6 +82,7 @@ async fn template_for(state: &AppState, request: &ReadRequest) -> templates::Tem
 pub async fn open_report(State(state): State<AppState>, user: CurrentUser, Path(id): Path<i64>) -> Result<Response, ApiError> {
     let db = state.archive.database();
     let request = visible_request(db, &user, id).await?;
+    require_reader(&user)?;
     let all = versions(db, id).await?;
     if let Some(current) = working(&all) {
         if request.assigned_to == Some(user.id) {
@@ -114,6 +120,7 @@ fn may_edit(user: &CurrentUser, request: &ReadRequest, draft: &ReportVersion) ->
 pub async fn save_draft(State(state): State<AppState>, user: CurrentUser, Path(id): Path<i64>, Json(text): Json<DraftText>) -> Result<Response, ApiError> {
     let db = state.archive.database();
     let request = visible_request(db, &user, id).await?;
+    require_reader(&user)?;
     let all = versions(db, id).await?;
     let draft = all.iter().rev().find(|v| v.state == "draft").ok_or_else(|| ApiError::conflict("no draft to save: open the report first"))?;
     if !may_edit(&user, &request, draft) {
@@ -164,6 +171,7 @@ fn ready_to_sign(draft: &ReportVersion) -> Result<(), ApiError> {
 pub async fn sign(State(state): State<AppState>, user: CurrentUser, Path(id): Path<i64>) -> Result<Response, ApiError> {
     let db = state.archive.database();
     let request = visible_request(db, &user, id).await?;
+    require_reader(&user)?;
     let all = versions(db, id).await?;
     let draft = all.iter().rev().find(|v| v.state == "draft").ok_or_else(|| ApiError::conflict("no draft to sign"))?.clone();
     if !may_edit(&user, &request, &draft) {
@@ -221,9 +229,9 @@ pub struct Review {
 
 /// `POST /api/requests/{id}/report/review`: a reviewer co-signs: final.
 pub async fn review(State(state): State<AppState>, user: CurrentUser, Path(id): Path<i64>, body: Option<Json<Review>>) -> Result<Response, ApiError> {
-    user.require(Role::Reviewer, "co-signing reports")?;
     let db = state.archive.database();
     let request = visible_request(db, &user, id).await?;
+    user.require(Role::Reviewer, "co-signing reports")?;
     let all = versions(db, id).await?;
     let pending = all.iter().rev().find(|v| v.state == "preliminary").ok_or_else(|| ApiError::conflict("no report awaits review"))?.clone();
     if pending.author_id == Some(user.id) {
@@ -326,9 +334,9 @@ pub struct Returned {
 
 /// `POST /api/requests/{id}/report/return`: the reviewer sends a preliminary report back to its author.
 pub async fn return_to_author(State(state): State<AppState>, user: CurrentUser, Path(id): Path<i64>, Json(body): Json<Returned>) -> Result<Response, ApiError> {
-    user.require(Role::Reviewer, "returning reports")?;
     let db = state.archive.database();
     let request = visible_request(db, &user, id).await?;
+    user.require(Role::Reviewer, "returning reports")?;
     let all = versions(db, id).await?;
     let pending = all.iter().rev().find(|v| v.state == "preliminary").ok_or_else(|| ApiError::conflict("no report awaits review"))?;
     sqlx::query("UPDATE reports SET state = 'draft', author_signed_at = NULL, updated_at = ? WHERE id = ? AND state = 'preliminary'")

@@ -149,9 +149,9 @@ pub async fn release(state: &AppState, user: &CurrentUser, id: i64) -> Result<Re
 
 /// An admin assigns (or reassigns) a request to a qualified reader.
 pub async fn assign_to(state: &AppState, admin: &CurrentUser, id: i64, reader_id: i64) -> Result<ReadRequest, ApiError> {
-    admin.require(Role::Admin, "assigning requests")?;
     let db = state.archive.database();
     let request = visible_request(db, admin, id).await?;
+    admin.require(Role::Admin, "assigning requests")?;
     let reader = db.user_by_id(reader_id).await?.ok_or_else(|| ApiError::not_found("reader"))?;
     let reader: CurrentUser = reader.into();
     let (_, scope) = credentials(db, reader.id).await?;

@@ -40,6 +40,7 @@ pub async fn get_request(State(state): State<AppState>, user: CurrentUser, Path(
 
 /// `POST /api/requests/{id}/claim`
 pub async fn claim(State(state): State<AppState>, user: CurrentUser, Path(id): Path<i64>) -> Result<Response, ApiError> {
+    visible_request(state.archive.database(), &user, id).await?;
     if !(user.has(Role::Radiologist) || user.has(Role::EcgDoctor)) {
         return Err(ApiError::forbidden("claiming requests (readers do)"));
     }
@@ -70,14 +71,14 @@ pub struct Cancel {
 
 /// `POST /api/requests/{id}/cancel`: the site (or an admin) withdraws a request not yet reported.
 pub async fn cancel(State(state): State<AppState>, user: CurrentUser, Path(id): Path<i64>, Json(body): Json<Cancel>) -> Result<Response, ApiError> {
+    let db = state.archive.database();
+    let request = visible_request(db, &user, id).await?;
     if !(user.has(Role::SiteUser) || user.has(Role::Admin)) {
         return Err(ApiError::forbidden("cancelling requests"));
     }
     if body.reason.trim().is_empty() {
         return Err(ApiError::bad_request("a cancellation needs a reason"));
     }
-    let db = state.archive.database();
-    let request = visible_request(db, &user, id).await?;
     let open = [RequestState::Received, RequestState::Assigned, RequestState::Reading];
     if !transition(db, id, &open, None, RequestState::Cancelled, Some(user.id), Some(body.reason.trim()), Holder::release()).await? {
         return Err(ApiError::conflict(format!("request {id} is {} and can no longer be cancelled", request.state.as_str())));
