@@ -257,6 +257,7 @@ async fn user(action: UserAction, config: &Config) -> Result<()> {
                 }
             };
             let id = create_user(db, &NewUser { username: username.clone(), display_name: name, password, roles, site }).await.map_err(api)?;
+            audit_cli(db, "user add", &format!("/api/users/{id}")).await?;
             println!("user {username} added (id {id})");
         }
         UserAction::List => {
@@ -274,12 +275,14 @@ async fn user(action: UserAction, config: &Config) -> Result<()> {
         UserAction::Credentials { username, modalities, sites } => {
             let u = find(username.clone()).await?;
             set_credentials(db, u.id, &Credentials { modalities, sites }).await.map_err(api)?;
+            audit_cli(db, "user credentials", &format!("/api/users/{}/credentials", u.id)).await?;
             let (creds, _) = credentials(db, u.id).await.map_err(api)?;
             println!("{username} reads {} at {}", join_or_all(&creds.modalities), join_or_all(&creds.sites));
         }
         UserAction::Disable { username } => {
             let u = find(username.clone()).await?;
             db.update_user(u.id, &telediag_archive::accounts::UserChange { disabled: Some(true), ..Default::default() }).await?;
+            audit_cli(db, "user disable", &format!("/api/users/{}", u.id)).await?;
             println!("{username} disabled");
         }
         UserAction::ImportP12 { username, file } => {
@@ -288,10 +291,19 @@ async fn user(action: UserAction, config: &Config) -> Result<()> {
             let password = env_var("TELEDIAG_P12_PASSWORD").unwrap_or_default();
             let identity = telediag_reports::SigningIdentity::from_pkcs12(&bytes, &password)?;
             telediag_worklist::reporting::finalise::store_identity(db, u.id, &identity, "pkcs12").await.map_err(api)?;
+            audit_cli(db, "user import-p12", &format!("/api/users/{}/signing-identity", u.id)).await?;
             println!("{username} now signs as {} (SHA-256 {})", identity.subject(), identity.fingerprint());
         }
     }
     Ok(())
+}
+
+/// Records an operator's CLI change in the audit log, as the OS user.
+async fn audit_cli(db: &telediag_archive::Database, action: &str, object: &str) -> Result<()> {
+    use telediag_worklist::audit::{AuditEntry, AuditLog};
+    let mut entry = AuditEntry::for_user(None, format!("cli {action}"), object.to_owned(), 200, None);
+    entry.username = Some(format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "unknown".into())));
+    AuditLog::new(db.clone()).append(&entry).await.map_err(|e| anyhow::anyhow!(e.reason))
 }
 
 fn join_or_all(items: &[String]) -> String {

@@ -9,25 +9,29 @@ use tokio::sync::watch;
 
 use crate::config::Config;
 
-/// Resolves on SIGTERM or Ctrl-C.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Resolves on SIGTERM or Ctrl-C. The handlers are installed when this is
+/// called, not when it is first awaited: a SIGTERM that arrives while the
+/// centre is still starting must not kill it mid-association.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let ctrl_c = tokio::signal::ctrl_c();
+    async move {
+        #[cfg(unix)]
+        let terminate = async {
+            match terminate.as_mut() {
+                Some(signal) => {
+                    signal.recv().await;
+                }
+                None => std::future::pending::<()>().await,
             }
-            Err(_) => std::future::pending::<()>().await,
+        };
+        #[cfg(not(unix))]
+        let terminate = std::future::pending::<()>();
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = terminate => {},
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = terminate => {},
     }
 }
 
@@ -45,6 +49,7 @@ fn peak_rss_kib() -> Option<u64> {
 }
 
 pub async fn run(config: Config) -> Result<()> {
+    let shutdown = shutdown_signal();
     let archive = Archive::open(&config.archive_config()).await.context("opening the archive")?;
     if let Some(password) = telediag_worklist::auth::ensure_admin(archive.database(), config.admin_password.as_deref())
         .await
@@ -56,6 +61,9 @@ pub async fn run(config: Config) -> Result<()> {
         crate::demo::load(&archive, &config.data_dir).await.context("loading the demo centre")?;
     }
 
+    // Everything that can fail or take a while happens before the ports open.
+    let state = telediag_worklist::AppState::new(archive.clone(), config.worklist.clone(), &config.ca_dir())
+        .context("opening the centre's certificate authority")?;
     let dicom_addr: SocketAddr = format!("{}:{}", config.dicom.bind, config.dicom.port).parse().context("dicom.bind")?;
     let http_addr: SocketAddr = format!("{}:{}", config.http.bind, config.http.port).parse().context("http.bind")?;
     let dicom_listener = TcpListener::bind(dicom_addr).await.with_context(|| format!("binding DICOM port {dicom_addr}"))?;
@@ -71,8 +79,6 @@ pub async fn run(config: Config) -> Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let gateway = pacs_gateway::Gateway::new(config.gateway_config(), archive.clone());
     let dicom = tokio::spawn(gateway.serve(dicom_listener, wait_for(&stop_rx)));
-    let state = telediag_worklist::AppState::new(archive.clone(), config.worklist.clone(), &config.ca_dir())
-        .context("opening the centre's certificate authority")?;
     let app = telediag_worklist::router(state.clone());
     let http = tokio::spawn(async move {
         axum::serve(http_listener, app.into_make_service_with_connect_info::<SocketAddr>())
@@ -88,7 +94,7 @@ pub async fn run(config: Config) -> Result<()> {
         wait_for(&stop_tx.subscribe()),
     ));
 
-    shutdown_signal().await;
+    shutdown.await;
     tracing::info!("shutting down: no new associations or requests; finishing objects in flight");
     let _ = stop_tx.send(true);
     let _ = dicom.await;

@@ -637,3 +637,67 @@ fn every_endpoint_answers_every_role_and_another_sites_objects_are_not_found() {
     let outcomes: Vec<i64> = audit.as_array().unwrap().iter().map(|e| e["outcome"].as_i64().unwrap()).collect();
     assert!(outcomes.contains(&404) && outcomes.contains(&403) && outcomes.contains(&200), "{outcomes:?}");
 }
+
+#[test]
+fn operators_add_users_from_the_cli_and_an_imported_rsa_certificate_signs_the_report() {
+    if !require_tool("openssl") || !require_tool("pdfsig") {
+        return;
+    }
+    let mut server = Server::new();
+    server.add_site("南岭乡卫生院", "NANLING", &[]);
+    let demo = server.dir.path().join("demo");
+    let (_, cr, _) = demo_files(&demo);
+    server.cli(&["import", "--site", "南岭乡卫生院", &cr.display().to_string()]);
+    let add = |args: &[&str]| {
+        let out = telediag().arg("--data").arg(server.data()).args(args).env("TELEDIAG_NEW_PASSWORD", "password-cli-user").output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    add(&["user", "add", "wang", "--name", "王医生", "--role", "radiologist"]);
+    add(&["user", "add", "nanling", "--name", "南岭 赵护士", "--role", "site_user", "--site", "南岭乡卫生院"]);
+    let refused = telediag().arg("--data").arg(server.data()).args(["user", "add", "x", "--name", "x", "--role", "superuser"]).env("TELEDIAG_NEW_PASSWORD", "password-x").output().unwrap();
+    assert!(!refused.status.success() && String::from_utf8_lossy(&refused.stderr).contains("superuser"));
+    server.cli(&["user", "credentials", "wang", "--modality", "CR", "--modality", "DX", "--site", "南岭乡卫生院"]);
+    let listed = String::from_utf8_lossy(&server.cli(&["user", "list"]).stdout).into_owned();
+    assert!(listed.contains("wang") && listed.contains("reads CR,DX at 南岭乡卫生院"), "{listed}");
+
+    // The doctor's own certificate from an outside CA (RSA 2048), as OpenSSL makes it.
+    let dir = server.dir.path();
+    let status = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30", "-subj", "/CN=王医生/O=省CA", "-utf8"])
+        .arg("-keyout").arg(dir.join("key.pem")).arg("-out").arg(dir.join("cert.pem"))
+        .output()
+        .unwrap();
+    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+    let status = Command::new("openssl")
+        .args(["pkcs12", "-export", "-passout", "pass:p12-secret"])
+        .arg("-inkey").arg(dir.join("key.pem")).arg("-in").arg(dir.join("cert.pem")).arg("-out").arg(dir.join("wang.p12"))
+        .output()
+        .unwrap();
+    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+    let wrong = telediag().arg("--data").arg(server.data()).args(["user", "import-p12", "wang"]).arg(dir.join("wang.p12")).env("TELEDIAG_P12_PASSWORD", "wrong").output().unwrap();
+    assert!(!wrong.status.success(), "a wrong PKCS#12 password is refused");
+    let imported = telediag().arg("--data").arg(server.data()).args(["user", "import-p12", "wang"]).arg(dir.join("wang.p12")).env("TELEDIAG_P12_PASSWORD", "p12-secret").output().unwrap();
+    assert!(imported.status.success(), "{}", String::from_utf8_lossy(&imported.stderr));
+    assert!(String::from_utf8_lossy(&imported.stdout).contains("CN=王医生"));
+
+    server.start_with(&[("TELEDIAG_STUDY_STABLE_SECS", "1")]);
+    let port = server.http_port;
+    let admin = login(port, "admin", ADMIN_PASSWORD);
+    ok(port, "PATCH", "/api/sites/南岭乡卫生院", &admin, Some(r#"{"single_signature":true}"#));
+    let wang = login(port, "wang", "password-cli-user");
+    let id = wait_for(port, "/api/requests?view=pool", &wang, "the CR in wang's pool", |v| v.as_array()?.first().map(|r| r["id"].clone())).as_i64().unwrap();
+    ok(port, "POST", &format!("/api/requests/{id}/claim"), &wang, None);
+    ok(port, "POST", &format!("/api/requests/{id}/report"), &wang, None);
+    ok(port, "PUT", &format!("/api/requests/{id}/report"), &wang, Some(r#"{"findings":"双肺纹理清晰。","conclusion":"胸部正位片未见明显异常。"}"#));
+    let signed = ok(port, "POST", &format!("/api/requests/{id}/report/sign"), &wang, None);
+    assert_eq!(signed["report"]["state"], "final");
+    let nanling = login(port, "nanling", "password-cli-user");
+    let (status, _, pdf) = http_raw(port, &format!("/api/requests/{id}/report/pdf"), &nanling, None);
+    assert_eq!(status, 200);
+    std::fs::write(dir.join("cr.pdf"), &pdf).unwrap();
+    let report = pdfsig(&dir.join("cr.pdf"));
+    assert_eq!(report.matches("Signature is Valid").count(), 1, "{report}");
+    assert!(report.contains("O=省CA") || report.contains("省CA"), "signed with the imported certificate: {report}");
+    let audit = ok(port, "GET", "/api/audit?contains=cli", &admin, None);
+    assert!(audit.as_array().unwrap().iter().any(|e| e["action"] == "cli user import-p12"), "{audit}");
+}
