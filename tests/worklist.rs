@@ -470,7 +470,7 @@ fn an_ecg_is_prefilled_from_its_measurements_and_a_critical_finding_reaches_the_
 
     // The technician uploads the cart's SCP-ECG file.
     let scp = std::fs::read(corpus.join("ecgtoolkit/Example.scp")).unwrap();
-    let (status, reply) = upload(port, c.token("dongshan_tech"), &scp);
+    let (status, reply) = post_bytes(port, "/api/ecg?name=Example.scp", c.token("dongshan_tech"), "application/octet-stream", &scp);
     assert_eq!(status, 201, "{reply}");
     let request = wait_for(port, "/api/requests?view=pool", c.token("liu"), "the ECG in the ECG doctor's pool", |v| v.as_array()?.first().cloned());
     assert_eq!(request["modality"], "ECG");
@@ -520,22 +520,6 @@ fn an_ecg_is_prefilled_from_its_measurements_and_a_critical_finding_reaches_the_
     assert!(report.contains("刘医生"), "{report}");
 }
 
-fn upload(port: u16, token: &str, body: &[u8]) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    let head = format!(
-        "POST /api/ecg?name=Example.scp HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nAuthorization: Bearer {token}\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).unwrap();
-    stream.write_all(body).unwrap();
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).unwrap();
-    let text = String::from_utf8_lossy(&response).into_owned();
-    let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    (status, text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default())
-}
 
 /// Each role in the order of the table's columns.
 const ROLES: [&str; 6] = ["anonymous", "admin", "dongshan_tech", "chen", "liu", "shen"];
@@ -661,7 +645,7 @@ fn operators_add_users_from_the_cli_and_an_imported_rsa_certificate_signs_the_re
     assert!(listed.contains("wang") && listed.contains("reads CR,DX at 南岭乡卫生院"), "{listed}");
 
     // The doctor's own certificate from an outside CA (RSA 2048), as OpenSSL makes it.
-    let dir = server.dir.path();
+    let dir = server.dir.path().to_path_buf();
     let status = Command::new("openssl")
         .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30", "-subj", "/CN=王医生/O=省CA", "-utf8"])
         .arg("-keyout").arg(dir.join("key.pem")).arg("-out").arg(dir.join("cert.pem"))
@@ -700,4 +684,44 @@ fn operators_add_users_from_the_cli_and_an_imported_rsa_certificate_signs_the_re
     assert!(report.contains("O=省CA") || report.contains("省CA"), "signed with the imported certificate: {report}");
     let audit = ok(port, "GET", "/api/audit?contains=cli", &admin, None);
     assert!(audit.as_array().unwrap().iter().any(|e| e["action"] == "cli user import-p12"), "{audit}");
+}
+
+#[test]
+fn the_dashboard_counts_like_an_upload_board_and_overdue_requests_are_flagged() {
+    let mut server = Server::new();
+    server.add_site("东山县医院", "DONGSHAN", &[]);
+    server.add_site("西河县医院", "XIHE", &[]);
+    let demo = server.dir.path().join("demo");
+    let (_, cr, us) = demo_files(&demo);
+    server.cli(&["import", "--site", "西河县医院", &cr.display().to_string(), &us.display().to_string()]);
+    // Routine requests are due the moment their images arrive: both are overdue at once.
+    let config = server.dir.path().join("telediag.toml");
+    std::fs::write(&config, "[worklist.turnaround]\nroutine = { default = 0 }\n").unwrap();
+    server.start_with(&[("TELEDIAG_STUDY_STABLE_SECS", "1"), ("TELEDIAG_CONFIG", config.to_str().unwrap())]);
+    let port = server.http_port;
+    let admin = login(port, "admin", ADMIN_PASSWORD);
+    ok(port, "POST", "/api/users", &admin, Some(r#"{"username":"ds","display_name":"东山","password":"password-ds","roles":["site_user"],"site":"东山县医院"}"#));
+    let ds = login(port, "ds", "password-ds");
+    ok(port, "POST", "/api/requests", &ds, Some(r#"{"patient_name":"李四","patient_id":"D9","requested_exam":"头颅CT","modality":"CT","priority":"urgent"}"#));
+    let overdue = wait_for(port, "/api/requests?view=overdue", &admin, "two overdue arrivals", |v| (v.as_array()?.len() == 2).then(|| v.clone()));
+    assert!(overdue.as_array().unwrap().iter().all(|r| r["overdue"] == true && r["site"] == "西河县医院"), "{overdue}");
+    let board = ok(port, "GET", "/api/dashboard", &admin, None);
+    let expected_total = serde_json::json!({"received_today": 2, "read_today": 0, "awaiting_report": 2, "awaiting_review": 0,
+        "overdue": 2, "images_missing": 1, "unreconciled": 2});
+    assert_eq!(board["total"], expected_total, "{board}");
+    let xihe = board["sites"].as_array().unwrap().iter().find(|s| s["site"] == "西河县医院").unwrap();
+    assert_eq!((xihe["overdue"].as_i64(), xihe["images_missing"].as_i64()), (Some(2), Some(0)), "{board}");
+    let own = ok(port, "GET", "/api/dashboard", &ds, None);
+    assert_eq!(own["sites"].as_array().unwrap().len(), 1, "a site sees its own counters only: {own}");
+    assert_eq!(own["total"]["images_missing"], 1);
+    assert_eq!(own["total"]["overdue"], 0);
+    // Filters: by modality, priority, site; sorted by deadline.
+    assert_eq!(ok(port, "GET", "/api/requests?modality=US", &admin, None).as_array().unwrap().len(), 1);
+    assert_eq!(ok(port, "GET", "/api/requests?priority=urgent", &admin, None).as_array().unwrap().len(), 1);
+    let by_deadline = ok(port, "GET", "/api/requests", &admin, None);
+    let deadlines: Vec<Option<i64>> = by_deadline.as_array().unwrap().iter().map(|r| r["deadline_at"].as_i64()).collect();
+    assert_eq!(deadlines.len(), 3);
+    assert!(deadlines[0] <= deadlines[1] && deadlines[1].is_some() && deadlines[2].is_none(), "soonest first, undated last: {deadlines:?}");
+    let (status, body) = api(port, "GET", "/api/requests?view=everything", Some(&admin), None);
+    assert_eq!(status, 400, "{body}");
 }

@@ -387,6 +387,23 @@ fn dechunk(body: &str) -> String {
     out
 }
 
+/// POSTs `body` with `content_type`; returns status and body text.
+pub fn post_bytes(port: u16, path: &str, token: &str, content_type: &str, body: &[u8]) -> (u16, String) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nAuthorization: Bearer {token}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default())
+}
+
 pub fn login(port: u16, username: &str, password: &str) -> String {
     let (status, body) = http(port, "POST", "/api/login", None, Some(&format!(r#"{{"username":"{username}","password":"{password}"}}"#)));
     assert_eq!(status, 200, "login as {username}: {body}");

@@ -176,10 +176,11 @@ pub async fn create_user(db: &Database, user: &NewUser) -> Result<i64, ApiError>
         .await?)
 }
 
-/// Creates the first admin when there are no users yet. Returns the password
-/// when it was generated, so the caller can print it once.
+/// Creates the `admin` user when no enabled user is an admin (a first start,
+/// or readers added from the CLI before it). Returns the password when it
+/// was generated, so the caller can print it once.
 pub async fn ensure_admin(db: &Database, configured_password: Option<&str>) -> Result<Option<String>, ApiError> {
-    if db.count_users().await? > 0 {
+    if db.count_admins().await? > 0 || db.user_by_name("admin").await?.is_some() {
         return Ok(None);
     }
     let generated = configured_password.is_none().then(|| {

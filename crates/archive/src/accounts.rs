@@ -123,8 +123,11 @@ impl Database {
         Ok(())
     }
 
-    pub async fn count_users(&self) -> Result<i64, DbError> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(self.pool()).await?)
+    /// Enabled users holding the admin role.
+    pub async fn count_admins(&self) -> Result<i64, DbError> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE disabled = 0 AND (',' || roles || ',') LIKE '%,admin,%'")
+            .fetch_one(self.pool())
+            .await?)
     }
 
     /// Stores a session whose token hashes to `token_hash`.

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use telediag_reports::form::{PrintedSigner, ReportFont, ReportForm, render};
+use telediag_reports::form::{ReportFont, ReportForm, render};
 use telediag_reports::{CentreCa, SignatureRequest, Timestamp, sign_pdf};
 
 fn tool(name: &str) -> bool {
@@ -27,37 +27,8 @@ fn font() -> Option<ReportFont> {
     }
 }
 
-pub fn sample_form() -> ReportForm {
-    let t = |ms| Timestamp::new(ms, 480);
-    ReportForm {
-        centre_name: "云南省远程影像诊断中心".into(),
-        hospital_name: "禄劝县人民医院".into(),
-        title: "CT 检查报告单".into(),
-        patient_name: "张三丰".into(),
-        sex: "男".into(),
-        age: "67岁".into(),
-        patient_id: "P20261123001".into(),
-        department: "呼吸内科".into(),
-        inpatient_number: "ZY0098123".into(),
-        bed_number: "12床".into(),
-        exam_number: "CT202611230017".into(),
-        requesting_physician: "王建国".into(),
-        exam_name: "胸部CT平扫".into(),
-        exam_date: "2026-11-23".into(),
-        exam_time: "09:41".into(),
-        method: "胸部CT平扫，层厚5mm，肺窗及纵隔窗观察。".into(),
-        findings: "双肺纹理增多、紊乱。右肺上叶尖段见一大小约 18 mm × 15 mm 的结节影，边缘可见分叶及毛刺，邻近胸膜牵拉。左肺下叶见条索状高密度影。\n纵隔居中，纵隔内未见明显肿大淋巴结。心影不大，主动脉壁见钙化。双侧胸腔未见积液。".repeat(2),
-        conclusion: "1. 右肺上叶尖段结节，考虑周围型肺癌可能，建议增强CT进一步检查。\n2. 左肺下叶少许纤维灶。\n3. 主动脉硬化。".into(),
-        critical: false,
-        version_note: None,
-        reporting_doctor: Some(PrintedSigner { name: "陈医生".into(), signed_at: t(1_795_430_000_000) }),
-        reviewing_doctor: Some(PrintedSigner { name: "黄主任".into(), signed_at: t(1_795_431_800_000) }),
-        report_date: t(1_795_431_800_000),
-        printed_at: t(1_795_431_800_000),
-        key_images: vec![],
-        report_id: "R-17-1".into(),
-        verify_url: "http://localhost:8080/verify/0f1e2d3c4b5a69788796a5b4c3d2e1f0".into(),
-    }
+fn sample_form() -> ReportForm {
+    ReportForm::specimen("http://localhost:8080/verify/0f1e2d3c4b5a69788796a5b4c3d2e1f0")
 }
 
 fn pdfsig(path: &Path) -> String {

@@ -179,37 +179,25 @@ pub async fn sign(State(state): State<AppState>, user: CurrentUser, Path(id): Pa
     }
     ready_to_sign(&draft)?;
     let now = now_ms();
+    // At a single-signature site this signature makes the report final
+    // (below); otherwise it awaits the reviewer as preliminary.
     let single = single_signature(&state, request.site_id).await?;
-    if single {
-        // The one signature makes it final.
-        let signed = sqlx::query("UPDATE reports SET author_id = ?, author_signed_at = ?, updated_at = ? WHERE id = ? AND state = 'draft'")
-            .bind(user.id)
-            .bind(now)
-            .bind(now)
-            .bind(draft.id)
-            .execute(db.pool())
-            .await
-            .map_err(ApiError::database)?
-            .rows_affected();
-        if signed == 0 {
-            return Err(ApiError::conflict("the draft was signed meanwhile"));
-        }
-        let draft = super::version_by_id(db, draft.id).await?.ok_or_else(|| ApiError::not_found("report"))?;
-        return make_final(&state, &user, &request, &draft, None).await;
-    }
-    let signed = sqlx::query(
-        "UPDATE reports SET state = 'preliminary', author_id = ?, author_signed_at = ?, updated_at = ? WHERE id = ? AND state = 'draft'",
-    )
-    .bind(user.id)
-    .bind(now)
-    .bind(now)
-    .bind(draft.id)
-    .execute(db.pool())
-    .await
-    .map_err(ApiError::database)?
-    .rows_affected();
+    let signed = sqlx::query("UPDATE reports SET state = ?, author_id = ?, author_signed_at = ?, updated_at = ? WHERE id = ? AND state = 'draft'")
+        .bind(if single { "draft" } else { "preliminary" })
+        .bind(user.id)
+        .bind(now)
+        .bind(now)
+        .bind(draft.id)
+        .execute(db.pool())
+        .await
+        .map_err(ApiError::database)?
+        .rows_affected();
     if signed == 0 {
         return Err(ApiError::conflict("the draft was signed meanwhile"));
+    }
+    if single {
+        let draft = super::version_by_id(db, draft.id).await?.ok_or_else(|| ApiError::not_found("report"))?;
+        return make_final(&state, &user, &request, &draft, None).await;
     }
     if draft.kind == "report" {
         transition(db, id, &[RequestState::Reading, RequestState::Assigned], Some(user.id), RequestState::Preliminary, Some(user.id), Some("signed by the reporting doctor"), Holder { assigned_to: None, locked_until: Some(None) }).await?;

@@ -298,6 +298,25 @@ pub struct NewRequest {
     pub priority: Priority,
 }
 
+/// Binds a registration's fields in the order both of its statements name
+/// them: patient name, sex, age, department, inpatient and bed numbers,
+/// accession, requested exam, clinical history, requesting physician.
+macro_rules! bind_registration {
+    ($query:expr, $new:expr, $accession:expr) => {
+        $query
+            .bind($new.patient_name.trim())
+            .bind(&$new.patient_sex)
+            .bind(&$new.patient_age)
+            .bind(&$new.department)
+            .bind(&$new.inpatient_number)
+            .bind(&$new.bed_number)
+            .bind(&$accession)
+            .bind($new.requested_exam.trim())
+            .bind(&$new.clinical_history)
+            .bind(&$new.requesting_physician)
+    };
+}
+
 /// Registers `new` for the caller's site; attaches it at once to images that
 /// already arrived unreconciled. Returns the request id.
 pub async fn register(state: &AppState, user: &CurrentUser, new: &NewRequest) -> Result<i64, ApiError> {
@@ -362,24 +381,15 @@ pub async fn register(state: &AppState, user: &CurrentUser, new: &NewRequest) ->
                     .await
                     .map_err(ApiError::database)?;
             let deadline = images_at + 60_000 * state.config.turnaround.minutes(new.priority, arrived_modality.as_deref()) as i64;
-            sqlx::query(
+            let query = sqlx::query(
                 "UPDATE read_requests SET reconciled = 1, priority = ?, patient_name = ?, patient_sex = COALESCE(?, patient_sex),
                     patient_age = COALESCE(?, patient_age), department = ?, inpatient_number = ?, bed_number = ?,
                     accession_number = COALESCE(?, accession_number), requested_exam = ?, clinical_history = ?,
                     requesting_physician = COALESCE(?, requesting_physician), created_by = ?, deadline_at = ?, updated_at = ?
                  WHERE id = ?",
             )
-            .bind(new.priority.as_str())
-            .bind(new.patient_name.trim())
-            .bind(&new.patient_sex)
-            .bind(&new.patient_age)
-            .bind(&new.department)
-            .bind(&new.inpatient_number)
-            .bind(&new.bed_number)
-            .bind(&accession)
-            .bind(new.requested_exam.trim())
-            .bind(&new.clinical_history)
-            .bind(&new.requesting_physician)
+            .bind(new.priority.as_str());
+            bind_registration!(query, new, accession)
             .bind(user.id)
             .bind(deadline)
             .bind(now)
@@ -397,26 +407,17 @@ pub async fn register(state: &AppState, user: &CurrentUser, new: &NewRequest) ->
             id
         }
         None => {
-            let id: i64 = sqlx::query_scalar(
-                "INSERT INTO read_requests (site_id, origin, reconciled, state, priority, modality, patient_name, patient_sex,
-                    patient_age, patient_id, department, inpatient_number, bed_number, accession_number, requested_exam,
+            let query = sqlx::query_scalar(
+                "INSERT INTO read_requests (site_id, origin, reconciled, state, priority, modality, patient_id, patient_name,
+                    patient_sex, patient_age, department, inpatient_number, bed_number, accession_number, requested_exam,
                     clinical_history, requesting_physician, created_by, created_at, updated_at)
                  VALUES (?, 'registered', 1, 'received', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
             )
             .bind(site_id)
             .bind(new.priority.as_str())
             .bind(&modality)
-            .bind(new.patient_name.trim())
-            .bind(&new.patient_sex)
-            .bind(&new.patient_age)
-            .bind(new.patient_id.trim())
-            .bind(&new.department)
-            .bind(&new.inpatient_number)
-            .bind(&new.bed_number)
-            .bind(&accession)
-            .bind(new.requested_exam.trim())
-            .bind(&new.clinical_history)
-            .bind(&new.requesting_physician)
+            .bind(new.patient_id.trim());
+            let id: i64 = bind_registration!(query, new, accession)
             .bind(user.id)
             .bind(now)
             .bind(now)

@@ -1,0 +1,51 @@
+//! Times the report form and its signatures on one sample report, and
+//! writes the unsigned PDF and the doctor's PKCS#12 for a peer to sign the
+//! same bytes with the same key (`bench/reports/run.sh`).
+//!
+//! Usage: report_bench OUT_DIR [ROUNDS]
+
+use std::time::Instant;
+
+use telediag_reports::form::{ReportFont, ReportForm, render};
+use telediag_reports::{CentreCa, SignatureRequest, Timestamp, sign_pdf};
+
+fn median_ms(mut samples: Vec<f64>) -> f64 {
+    samples.sort_by(f64::total_cmp);
+    samples[samples.len() / 2]
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let out = std::path::PathBuf::from(args.next().expect("usage: report_bench OUT_DIR [ROUNDS]"));
+    let rounds: usize = args.next().map_or(50, |r| r.parse().expect("ROUNDS is a number"));
+    std::fs::create_dir_all(&out).unwrap();
+    let started = Instant::now();
+    let font = ReportFont::load(None).expect("a CJK font");
+    let font_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let form = ReportForm::specimen("https://telediag.example.cn/verify/0f1e2d3c4b5a69788796a5b4c3d2e1f0");
+    let ca = CentreCa::create("云南省远程影像诊断中心").unwrap();
+    let reporter = ca.issue("陈医生", "user-2").unwrap();
+    let reviewer = ca.issue("黄主任", "user-4").unwrap();
+    let time = Timestamp::new(1_795_431_800_000, 480);
+    let (mut render_ms, mut sign_ms, mut both_ms) = (Vec::new(), Vec::new(), Vec::new());
+    let mut pdf = Vec::new();
+    let mut signed = Vec::new();
+    for _ in 0..rounds {
+        let t = Instant::now();
+        pdf = render(&form, &font).unwrap();
+        render_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+        let t = Instant::now();
+        let once = sign_pdf(&pdf, &SignatureRequest { identity: &reporter, field_name: "报告医师", signer_name: "陈医生", reason: "签名", location: "中心", time }).unwrap();
+        sign_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+        signed = sign_pdf(&once, &SignatureRequest { identity: &reviewer, field_name: "审核医师", signer_name: "黄主任", reason: "签名", location: "中心", time }).unwrap();
+        both_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    std::fs::write(out.join("unsigned.pdf"), &pdf).unwrap();
+    std::fs::write(out.join("telediag-signed.pdf"), &signed).unwrap();
+    std::fs::write(out.join("reporter.p12"), reporter.to_pkcs12("bench-pass").unwrap()).unwrap();
+    println!("font load (once per process): {font_ms:.1} ms");
+    println!("render form (PDF/A, subset CJK font, QR): median {:.2} ms over {rounds}", median_ms(render_ms));
+    println!("sign once (PAdES, P-256, incremental):    median {:.2} ms", median_ms(sign_ms));
+    println!("sign twice (reporter + reviewer):         median {:.2} ms", median_ms(both_ms));
+    println!("sizes: unsigned {} bytes, signed twice {} bytes", pdf.len(), signed.len());
+}
