@@ -170,8 +170,16 @@ fn a_registered_request_is_read_signed_twice_downloaded_verified_and_amended() {
     assert!(draft["method"].as_str().unwrap().contains("胸部 CT"), "{draft}");
     let findings = "双肺纹理增多。右肺上叶尖段见一大小约 18 mm × 15 mm 的结节影，边缘可见分叶及毛刺，邻近胸膜牵拉。纵隔居中，未见肿大淋巴结。";
     let conclusion = "右肺上叶结节，考虑周围型肺癌可能，建议增强 CT 进一步检查。";
+    // One slice as a key image; an instance of another study is refused.
+    let study_uid = request["study_uid"].as_str().unwrap().to_owned();
+    let slice = wait_for(port, &format!("/api/studies/{study_uid}"), c.token("chen"), "the CT's previews", |v| {
+        (v["rendering"]["ready"] == true).then(|| v["series"][0]["instances"][12]["sop_instance_uid"].clone())
+    });
+    let (status, body) = api(port, "PUT", &format!("/api/requests/{id}/report"), Some(c.token("chen")), Some(r#"{"key_images":["1.2.3.4.5"]}"#));
+    assert_eq!(status, 400, "{body}");
+    let draft = ok(port, "GET", &format!("/api/requests/{id}/report"), c.token("chen"), None)["versions"][0].clone();
     let saved = ok(port, "PUT", &format!("/api/requests/{id}/report"), c.token("chen"),
-        Some(&serde_json::json!({"findings": findings, "conclusion": conclusion, "base_updated_at": draft["updated_at"]}).to_string()));
+        Some(&serde_json::json!({"findings": findings, "conclusion": conclusion, "key_images": [slice], "base_updated_at": draft["updated_at"]}).to_string()));
     let (status, _) = api(port, "PUT", &format!("/api/requests/{id}/report"), Some(c.token("chen")),
         Some(&serde_json::json!({"findings": "stale", "base_updated_at": draft["updated_at"]}).to_string()));
     assert_eq!(status, 409, "a save over newer text is refused");
@@ -216,6 +224,9 @@ fn a_registered_request_is_read_signed_twice_downloaded_verified_and_amended() {
     if let Some(keep) = std::env::var_os("TELEDIAG_KEEP_REPORT_PNG") {
         std::fs::copy(dir.join("page.png"), keep).unwrap();
     }
+    let images = Command::new("pdfimages").arg("-list").arg(&path).output().unwrap();
+    let images = String::from_utf8_lossy(&images.stdout).lines().skip(2).count();
+    assert_eq!(images, 1, "the key image is printed");
     let text = Command::new("pdftotext").args(["-layout"]).arg(&path).arg("-").output().unwrap();
     let text = String::from_utf8_lossy(&text.stdout);
     for expected in ["东山县医院", "张伟", "58岁", "ZY20261123", "12床", "王建国", "检查所见", "右肺上叶结节", "陈医生", "黄主任", "https://telediag.example.cn/verify/"] {
@@ -277,6 +288,14 @@ fn a_registered_request_is_read_signed_twice_downloaded_verified_and_amended() {
     std::fs::write(dir.join("v2.pdf"), &v2).unwrap();
     let v2_text = String::from_utf8_lossy(&Command::new("pdftotext").arg(dir.join("v2.pdf")).arg("-").output().unwrap().stdout).into_owned();
     assert!(v2_text.contains("更正报告") && v2_text.contains("穿刺活检"), "{v2_text}");
+
+    // An admin revokes the amended version (say, the wrong patient): its QR says so.
+    let v2_token = amended["report"]["verify_token"].as_str().unwrap().to_owned();
+    let (status, _) = api(port, "POST", &format!("/api/requests/{id}/report/revoke"), Some(c.token("huang")), Some(r#"{"version":2,"reason":"患者信息错误"}"#));
+    assert_eq!(status, 403, "only admins revoke");
+    ok(port, "POST", &format!("/api/requests/{id}/report/revoke"), &c.admin, Some(r#"{"version":2,"reason":"患者信息错误"}"#));
+    let (_, revoked) = api(port, "GET", &format!("/verify/{v2_token}"), None, None);
+    assert_eq!((revoked["status"].as_str(), revoked["revoked_reason"].as_str()), (Some("revoked"), Some("患者信息错误")), "{revoked}");
 
     // The whole story is in the history.
     let history = ok(port, "GET", &format!("/api/requests/{id}"), &c.admin, None)["history"].clone();
@@ -518,6 +537,16 @@ fn an_ecg_is_prefilled_from_its_measurements_and_a_critical_finding_reaches_the_
     let report = pdfsig(&path);
     assert_eq!(report.matches("Signature is Valid").count(), 1, "{report}");
     assert!(report.contains("刘医生"), "{report}");
+
+    // An addendum adds to the final report, which stays final beside it.
+    let addendum = ok(port, "POST", &format!("/api/requests/{id}/report/amend"), c.token("liu"), Some(r#"{"kind":"addendum"}"#));
+    assert_eq!((addendum["version"].as_i64(), addendum["findings"].as_str()), (Some(2), Some("")));
+    ok(port, "PUT", &format!("/api/requests/{id}/report"), c.token("liu"), Some(r#"{"findings":"与 2026-11-20 心电图比较，ST 段抬高为新出现。","conclusion":"建议立即转诊行冠脉造影。"}"#));
+    ok(port, "POST", &format!("/api/requests/{id}/report/sign"), c.token("liu"), None);
+    let seen = ok(port, "GET", &format!("/api/requests/{id}/report"), c.token("dongshan_tech"), None);
+    let states: Vec<(&str, &str)> = seen["versions"].as_array().unwrap().iter().map(|v| (v["kind"].as_str().unwrap(), v["state"].as_str().unwrap())).collect();
+    assert_eq!(states, [("report", "final"), ("addendum", "final")]);
+    assert_eq!(seen["request"]["state"], "final");
 }
 
 
@@ -545,6 +574,7 @@ const TABLE: &[(&str, &str, Option<&str>, [u16; 6], Option<u16>)] = &[
     ("POST", "/api/requests/{req}/report/review", None, [401, 403, 403, 403, 403, 409], Some(404)),
     ("POST", "/api/requests/{req}/report/return", Some(r#"{"reason":"x"}"#), [401, 403, 403, 403, 403, 409], Some(404)),
     ("POST", "/api/requests/{req}/report/amend", Some(r#"{"kind":"amendment"}"#), [401, 403, 403, 409, 403, 403], Some(404)),
+    ("POST", "/api/requests/{req}/report/revoke", Some(r#"{"version":1,"reason":"x"}"#), [401, 409, 403, 403, 403, 403], Some(404)),
     ("POST", "/api/requests/{req}/critical", Some(r#"{"note":""}"#), [401, 403, 403, 400, 400, 400], Some(404)),
     ("POST", "/api/requests/{req}/release", None, [401, 409, 403, 403, 403, 403], Some(404)),
     ("POST", "/api/requests/{req}/assign", Some(r#"{"reader_id":999999}"#), [401, 404, 403, 403, 403, 403], Some(404)),

@@ -108,6 +108,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/requests/{id}/report/review", post(report::review))
         .route("/api/requests/{id}/report/return", post(report::return_to_author))
         .route("/api/requests/{id}/report/amend", post(report::amend))
+        .route("/api/requests/{id}/report/revoke", post(report::revoke))
         .route("/api/requests/{id}/report/pdf", get(report::download_pdf))
         .route("/api/requests/{id}/critical", post(report::flag_critical))
         .route("/api/critical", get(report::list_critical))

@@ -91,6 +91,8 @@ CREATE TABLE reports (
     findings             TEXT    NOT NULL DEFAULT '',
     conclusion           TEXT    NOT NULL DEFAULT '',
     critical             INTEGER NOT NULL DEFAULT 0,
+    -- SOP Instance UIDs of the study's images printed on the form (JSON array)
+    key_images           TEXT    NOT NULL DEFAULT '[]',
     author_id            INTEGER REFERENCES users(id),
     author_signed_at     INTEGER,
     reviewer_id          INTEGER REFERENCES users(id),
@@ -100,6 +102,7 @@ CREATE TABLE reports (
     pdf_sha256           TEXT,
     verify_token         TEXT    UNIQUE,
     revoked              INTEGER NOT NULL DEFAULT 0,
+    revoked_reason       TEXT,
     created_at           INTEGER NOT NULL,
     updated_at           INTEGER NOT NULL,
     UNIQUE (request_id, version)

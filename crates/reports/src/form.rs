@@ -370,7 +370,8 @@ pub fn render(form: &ReportForm, font: &ReportFont) -> Result<Vec<u8>, FormError
         .enumerate()
         .map(|(index, bytes)| {
             let data = krilla::Data::from(bytes.clone());
-            let image = if bytes.starts_with(b"\x89PNG") { Image::from_png(data, true) } else { Image::from_jpeg(data, true) };
+            // PDF/A forbids asking viewers to interpolate images.
+            let image = if bytes.starts_with(b"\x89PNG") { Image::from_png(data, false) } else { Image::from_jpeg(data, false) };
             image.map_err(|reason| FormError::Image { index, reason })
         })
         .collect::<Result<Vec<_>, _>>()?;

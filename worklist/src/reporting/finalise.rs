@@ -119,6 +119,22 @@ pub fn title_for(modality: Option<&str>) -> String {
     }
 }
 
+/// The previews of the key images (PNG or JPEG as the pipeline made them);
+/// an image without a preview yet is left out rather than delaying the report.
+async fn key_image_bytes(state: &AppState, sops: &[String]) -> Vec<Vec<u8>> {
+    use telediag_archive::derived::DerivedKind;
+    let mut images = Vec::new();
+    for sop in sops.iter().take(4) {
+        let Ok(uid) = telediag_archive::SopInstanceUid::parse(sop) else { continue };
+        let Ok(Some(record)) = state.archive.database().derived(&uid, DerivedKind::Preview).await else { continue };
+        let Some(key) = record.object_key.and_then(|k| ObjectKey::new(k).ok()) else { continue };
+        if let Ok(bytes) = tokio::fs::read(state.archive.store().path_of(&key)).await {
+            images.push(bytes);
+        }
+    }
+    images
+}
+
 /// A signed, stored report.
 #[derive(Debug, Clone)]
 pub struct SignedPdf {
@@ -177,7 +193,7 @@ pub async fn sign_and_store(
         reviewing_doctor: reviewer.as_ref().map(|r| PrintedSigner { name: r.1.clone(), signed_at: Timestamp::new(r.2, offset) }),
         report_date: now,
         printed_at: now,
-        key_images: Vec::new(),
+        key_images: key_image_bytes(state, &report.key_images).await,
         report_id: format!("R{}-{}", request.id, report.version),
         verify_url: format!("{}/verify/{token}", state.config.public_url.trim_end_matches('/')),
     };

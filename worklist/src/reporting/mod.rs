@@ -36,6 +36,8 @@ pub struct ReportVersion {
     pub findings: String,
     pub conclusion: String,
     pub critical: bool,
+    /// Instances of the study whose previews are printed on the form (at most four).
+    pub key_images: Vec<String>,
     pub author_id: Option<i64>,
     pub author_name: Option<String>,
     pub author_signed_at: Option<i64>,
@@ -46,13 +48,17 @@ pub struct ReportVersion {
     pub pdf_sha256: Option<String>,
     /// Set once final: the verification page's token.
     pub verify_token: Option<String>,
+    /// Withdrawn by an admin (wrong patient, wrong study), with the reason.
+    pub revoked: bool,
+    pub revoked_reason: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
 }
 
 const REPORT_COLUMNS: &str = "rp.id, rp.request_id, rp.version, rp.kind, rp.state, rp.template, rp.method, rp.findings,
     rp.conclusion, rp.critical, rp.author_id, a.display_name, rp.author_signed_at, rp.reviewer_id, v.display_name,
-    rp.reviewer_signed_at, rp.supersedes, rp.pdf_sha256, rp.verify_token, rp.created_at, rp.updated_at";
+    rp.reviewer_signed_at, rp.supersedes, rp.pdf_sha256, rp.verify_token, rp.created_at, rp.updated_at, rp.key_images,
+    rp.revoked, rp.revoked_reason";
 const REPORT_FROM: &str = "FROM reports rp LEFT JOIN users a ON a.id = rp.author_id LEFT JOIN users v ON v.id = rp.reviewer_id";
 
 fn version_from_row(r: &sqlx::sqlite::SqliteRow) -> ReportVersion {
@@ -67,6 +73,7 @@ fn version_from_row(r: &sqlx::sqlite::SqliteRow) -> ReportVersion {
         findings: r.get(7),
         conclusion: r.get(8),
         critical: r.get(9),
+        key_images: serde_json::from_str(r.get::<&str, _>(21)).unwrap_or_default(),
         author_id: r.get(10),
         author_name: r.get(11),
         author_signed_at: r.get(12),
@@ -76,6 +83,8 @@ fn version_from_row(r: &sqlx::sqlite::SqliteRow) -> ReportVersion {
         supersedes: r.get(16),
         pdf_sha256: r.get(17),
         verify_token: r.get(18),
+        revoked: r.get(22),
+        revoked_reason: r.get(23),
         created_at: r.get(19),
         updated_at: r.get(20),
     }

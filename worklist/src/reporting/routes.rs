@@ -106,8 +106,32 @@ pub struct DraftText {
     method: Option<String>,
     findings: Option<String>,
     conclusion: Option<String>,
+    /// SOP Instance UIDs of the study's images to print on the form (at most four).
+    key_images: Option<Vec<String>>,
     /// The `updated_at` the client last saw: a save over someone else's newer text is refused.
     base_updated_at: Option<i64>,
+}
+
+/// Checks that every key image is an instance of the request's study.
+async fn check_key_images(state: &AppState, request: &ReadRequest, images: &[String]) -> Result<(), ApiError> {
+    if images.len() > 4 {
+        return Err(ApiError::bad_request(format!("at most 4 key images are printed, found {}", images.len())));
+    }
+    for sop in images {
+        let in_study: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM instances i JOIN series se ON se.id = i.series_ref JOIN studies s ON s.id = se.study_ref
+             WHERE i.sop_instance_uid = ? AND s.study_uid = ? LIMIT 1",
+        )
+        .bind(sop)
+        .bind(&request.study_uid)
+        .fetch_optional(state.archive.database().pool())
+        .await
+        .map_err(ApiError::database)?;
+        if in_study.is_none() {
+            return Err(ApiError::bad_request(format!("key image {sop} is not an instance of this request's study")));
+        }
+    }
+    Ok(())
 }
 
 /// Who may write the working draft: the request's holder for the report,
@@ -129,14 +153,18 @@ pub async fn save_draft(State(state): State<AppState>, user: CurrentUser, Path(i
     if draft.kind == "report" {
         assign::touch(&state, &user, &request).await?;
     }
+    if let Some(images) = &text.key_images {
+        check_key_images(&state, &request, images).await?;
+    }
     let now = now_ms().max(draft.updated_at + 1);
     let changed = sqlx::query(
         "UPDATE reports SET method = COALESCE(?, method), findings = COALESCE(?, findings), conclusion = COALESCE(?, conclusion),
-            updated_at = ? WHERE id = ? AND state = 'draft' AND (? IS NULL OR updated_at = ?)",
+            key_images = COALESCE(?, key_images), updated_at = ? WHERE id = ? AND state = 'draft' AND (? IS NULL OR updated_at = ?)",
     )
     .bind(&text.method)
     .bind(&text.findings)
     .bind(&text.conclusion)
+    .bind(text.key_images.as_ref().map(|k| serde_json::to_string(k).unwrap_or_else(|_| "[]".into())))
     .bind(now)
     .bind(draft.id)
     .bind(text.base_updated_at)
@@ -367,6 +395,15 @@ pub async fn amend(State(state): State<AppState>, user: CurrentUser, Path(id): P
         other => return Err(ApiError::bad_request(format!("kind must be addendum or amendment, found {other:?}"))),
     };
     let report_id = insert_draft(db, id, &body.kind, &last.template, (&method, &findings, &conclusion), user.id, Some(last.id)).await?;
+    if body.kind == "amendment" {
+        // The amended version prints the same key images unless changed.
+        sqlx::query("UPDATE reports SET key_images = ? WHERE id = ?")
+            .bind(serde_json::to_string(&last.key_images).unwrap_or_else(|_| "[]".into()))
+            .bind(report_id)
+            .execute(db.pool())
+            .await
+            .map_err(ApiError::database)?;
+    }
     Ok((StatusCode::CREATED, Json(super::version_by_id(db, report_id).await?)).into_response())
 }
 
@@ -409,6 +446,43 @@ pub async fn download_pdf(State(state): State<AppState>, user: CurrentUser, Path
     let filename = format!("report-{}-v{}.pdf", request.id, report.version);
     headers.insert(header::CONTENT_DISPOSITION, HeaderValue::from_str(&format!("attachment; filename=\"{filename}\"")).expect("ascii"));
     Ok((headers, bytes).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Revoke {
+    version: i64,
+    reason: String,
+}
+
+/// `POST /api/requests/{id}/report/revoke` (admin): withdraws a signed
+/// version (wrong patient, wrong study). The PDF stays as it was signed; its
+/// verification page says revoked, with the reason.
+pub async fn revoke(State(state): State<AppState>, user: CurrentUser, Path(id): Path<i64>, Json(body): Json<Revoke>) -> Result<Response, ApiError> {
+    let db = state.archive.database();
+    visible_request(db, &user, id).await?;
+    user.require(Role::Admin, "revoking reports")?;
+    if body.reason.trim().is_empty() {
+        return Err(ApiError::bad_request("a revocation needs a reason"));
+    }
+    let changed = sqlx::query(
+        "UPDATE reports SET revoked = 1, revoked_reason = ?, updated_at = ? WHERE request_id = ? AND version = ?
+           AND state IN ('final', 'superseded') AND revoked = 0",
+    )
+    .bind(body.reason.trim())
+    .bind(now_ms())
+    .bind(id)
+    .bind(body.version)
+    .execute(db.pool())
+    .await
+    .map_err(ApiError::database)?
+    .rows_affected();
+    if changed == 0 {
+        return Err(ApiError::conflict(format!("version {} is not a signed, unrevoked report of request {id}", body.version)));
+    }
+    tracing::warn!(request = id, version = body.version, user = %user.username, "signed report revoked");
+    let all = versions(db, id).await?;
+    Ok(Json(all.into_iter().find(|v| v.version == body.version)).into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -459,7 +533,7 @@ pub async fn verify(State(state): State<AppState>, Path(token): Path<String>, he
     let db = state.archive.database();
     let row = sqlx::query(
         "SELECT rp.request_id, rp.version, rp.kind, rp.state, rp.revoked, rp.pdf_sha256, a.display_name, rp.author_signed_at,
-                v.display_name, rp.reviewer_signed_at, r.patient_name, si.name
+                v.display_name, rp.reviewer_signed_at, r.patient_name, si.name, rp.revoked_reason
          FROM reports rp JOIN read_requests r ON r.id = rp.request_id JOIN sites si ON si.id = r.site_id
          LEFT JOIN users a ON a.id = rp.author_id LEFT JOIN users v ON v.id = rp.reviewer_id
          WHERE rp.verify_token = ?",
@@ -493,6 +567,7 @@ pub async fn verify(State(state): State<AppState>, Path(token): Path<String>, he
         "patient_initials": initials(&row.get::<Option<String>, _>(10).unwrap_or_default()),
         "signers": signers,
         "document_sha256": row.get::<Option<String>, _>(5),
+        "revoked_reason": row.get::<Option<String>, _>(12),
     });
     let wants_html = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("text/html"));
     if !wants_html {
