@@ -44,7 +44,8 @@ fn wait_for(port: u16, path: &str, token: &str, what: &str, check: impl Fn(&Valu
 /// The demo studies (a 24-slice CT, a CR, a US), written to `dir`.
 fn demo_files(dir: &Path) -> (Vec<PathBuf>, PathBuf, PathBuf) {
     telediag_sample_data::write_demo_studies(dir).unwrap();
-    let mut ct: Vec<PathBuf> = std::fs::read_dir(dir).unwrap().flatten().map(|e| e.path()).filter(|p| p.to_string_lossy().contains("ct_")).collect();
+    let mut ct: Vec<PathBuf> =
+        std::fs::read_dir(dir).unwrap().flatten().map(|e| e.path()).filter(|p| p.to_string_lossy().contains("ct_")).collect();
     ct.sort();
     (ct, dir.join("cr_001.dcm"), dir.join("us_001.dcm"))
 }
@@ -168,20 +169,27 @@ fn a_registered_request_is_read_signed_twice_downloaded_verified_and_amended() {
     let draft = ok(port, "POST", &format!("/api/requests/{id}/report"), c.token("chen"), None);
     assert_eq!(draft["template"], "ct-chest", "{draft}");
     assert!(draft["method"].as_str().unwrap().contains("胸部 CT"), "{draft}");
-    let findings = "双肺纹理增多。右肺上叶尖段见一大小约 18 mm × 15 mm 的结节影，边缘可见分叶及毛刺，邻近胸膜牵拉。纵隔居中，未见肿大淋巴结。";
+    let findings =
+        "双肺纹理增多。右肺上叶尖段见一大小约 18 mm × 15 mm 的结节影，边缘可见分叶及毛刺，邻近胸膜牵拉。纵隔居中，未见肿大淋巴结。";
     let conclusion = "右肺上叶结节，考虑周围型肺癌可能，建议增强 CT 进一步检查。";
     // One slice as a key image; an instance of another study is refused.
     let study_uid = request["study_uid"].as_str().unwrap().to_owned();
     let slice = wait_for(port, &format!("/api/studies/{study_uid}"), c.token("chen"), "the CT's previews", |v| {
         (v["rendering"]["ready"] == true).then(|| v["series"][0]["instances"][12]["sop_instance_uid"].clone())
     });
-    let (status, body) = api(port, "PUT", &format!("/api/requests/{id}/report"), Some(c.token("chen")), Some(r#"{"key_images":["1.2.3.4.5"]}"#));
+    let (status, body) =
+        api(port, "PUT", &format!("/api/requests/{id}/report"), Some(c.token("chen")), Some(r#"{"key_images":["1.2.3.4.5"]}"#));
     assert_eq!(status, 400, "{body}");
     let draft = ok(port, "GET", &format!("/api/requests/{id}/report"), c.token("chen"), None)["versions"][0].clone();
     let saved = ok(port, "PUT", &format!("/api/requests/{id}/report"), c.token("chen"),
         Some(&serde_json::json!({"findings": findings, "conclusion": conclusion, "key_images": [slice], "base_updated_at": draft["updated_at"]}).to_string()));
-    let (status, _) = api(port, "PUT", &format!("/api/requests/{id}/report"), Some(c.token("chen")),
-        Some(&serde_json::json!({"findings": "stale", "base_updated_at": draft["updated_at"]}).to_string()));
+    let (status, _) = api(
+        port,
+        "PUT",
+        &format!("/api/requests/{id}/report"),
+        Some(c.token("chen")),
+        Some(&serde_json::json!({"findings": "stale", "base_updated_at": draft["updated_at"]}).to_string()),
+    );
     assert_eq!(status, 409, "a save over newer text is refused");
     assert_eq!(ok(port, "GET", &format!("/api/requests/{id}"), c.token("chen"), None)["request"]["state"], "reading");
     // The site sees no draft.
@@ -220,7 +228,15 @@ fn a_registered_request_is_read_signed_twice_downloaded_verified_and_amended() {
     assert_eq!(report.matches("Signature is Valid").count(), 0, "one flipped byte: {report}");
     // The first page, as the referring doctor prints it.
     let png = dir.join("page");
-    assert!(Command::new("pdftoppm").args(["-r", "110", "-png", "-singlefile", "-f", "1", "-l", "1"]).arg(&path).arg(&png).status().unwrap().success());
+    assert!(
+        Command::new("pdftoppm")
+            .args(["-r", "110", "-png", "-singlefile", "-f", "1", "-l", "1"])
+            .arg(&path)
+            .arg(&png)
+            .status()
+            .unwrap()
+            .success()
+    );
     if let Some(keep) = std::env::var_os("TELEDIAG_KEEP_REPORT_PNG") {
         std::fs::copy(dir.join("page.png"), keep).unwrap();
     }
@@ -229,7 +245,19 @@ fn a_registered_request_is_read_signed_twice_downloaded_verified_and_amended() {
     assert_eq!(images, 1, "the key image is printed");
     let text = Command::new("pdftotext").args(["-layout"]).arg(&path).arg("-").output().unwrap();
     let text = String::from_utf8_lossy(&text.stdout);
-    for expected in ["东山县医院", "张伟", "58岁", "ZY20261123", "12床", "王建国", "检查所见", "右肺上叶结节", "陈医生", "黄主任", "https://telediag.example.cn/verify/"] {
+    for expected in [
+        "东山县医院",
+        "张伟",
+        "58岁",
+        "ZY20261123",
+        "12床",
+        "王建国",
+        "检查所见",
+        "右肺上叶结节",
+        "陈医生",
+        "黄主任",
+        "https://telediag.example.cn/verify/",
+    ] {
         assert!(text.contains(expected), "{expected:?} missing from the PDF text:\n{text}");
     }
 
@@ -274,7 +302,13 @@ fn a_registered_request_is_read_signed_twice_downloaded_verified_and_amended() {
 
     // An amended version supersedes the first; the first one's QR now says so.
     ok(port, "POST", &format!("/api/requests/{id}/report/amend"), c.token("chen"), Some(r#"{"kind":"amendment"}"#));
-    ok(port, "PUT", &format!("/api/requests/{id}/report"), c.token("chen"), Some(r#"{"conclusion":"右肺上叶结节，周围型肺癌可能性大；建议增强 CT 及穿刺活检。"}"#));
+    ok(
+        port,
+        "PUT",
+        &format!("/api/requests/{id}/report"),
+        c.token("chen"),
+        Some(r#"{"conclusion":"右肺上叶结节，周围型肺癌可能性大；建议增强 CT 及穿刺活检。"}"#),
+    );
     ok(port, "POST", &format!("/api/requests/{id}/report/sign"), c.token("chen"), None);
     let amended = ok(port, "POST", &format!("/api/requests/{id}/report/review"), c.token("huang"), None);
     assert_eq!(amended["report"]["version"], 2);
@@ -286,12 +320,19 @@ fn a_registered_request_is_read_signed_twice_downloaded_verified_and_amended() {
     assert_eq!(api(port, "GET", &format!("/verify/{token}"), None, None).1["status"], "superseded");
     let (_, _, v2) = http_raw(port, &format!("/api/requests/{id}/report/pdf"), c.token("dongshan_tech"), None);
     std::fs::write(dir.join("v2.pdf"), &v2).unwrap();
-    let v2_text = String::from_utf8_lossy(&Command::new("pdftotext").arg(dir.join("v2.pdf")).arg("-").output().unwrap().stdout).into_owned();
+    let v2_text =
+        String::from_utf8_lossy(&Command::new("pdftotext").arg(dir.join("v2.pdf")).arg("-").output().unwrap().stdout).into_owned();
     assert!(v2_text.contains("更正报告") && v2_text.contains("穿刺活检"), "{v2_text}");
 
     // An admin revokes the amended version (say, the wrong patient): its QR says so.
     let v2_token = amended["report"]["verify_token"].as_str().unwrap().to_owned();
-    let (status, _) = api(port, "POST", &format!("/api/requests/{id}/report/revoke"), Some(c.token("huang")), Some(r#"{"version":2,"reason":"患者信息错误"}"#));
+    let (status, _) = api(
+        port,
+        "POST",
+        &format!("/api/requests/{id}/report/revoke"),
+        Some(c.token("huang")),
+        Some(r#"{"version":2,"reason":"患者信息错误"}"#),
+    );
     assert_eq!(status, 403, "only admins revoke");
     ok(port, "POST", &format!("/api/requests/{id}/report/revoke"), &c.admin, Some(r#"{"version":2,"reason":"患者信息错误"}"#));
     let (_, revoked) = api(port, "GET", &format!("/verify/{v2_token}"), None, None);
@@ -348,9 +389,11 @@ fn of_many_simultaneous_claims_exactly_one_wins_and_a_lapsed_lock_returns_to_the
         readers.push(login(port, &format!("r{n}"), &format!("password-r{n}")));
     }
     push(c.server.dicom_port, "XIHE", &[cr]);
-    let id = wait_for(port, "/api/requests?view=pool", c.token("chen"), "the CR in the pool", |v| v.as_array()?.first().map(|r| r["id"].clone()))
-        .as_i64()
-        .unwrap();
+    let id = wait_for(port, "/api/requests?view=pool", c.token("chen"), "the CR in the pool", |v| {
+        v.as_array()?.first().map(|r| r["id"].clone())
+    })
+    .as_i64()
+    .unwrap();
     let request = ok(port, "GET", &format!("/api/requests/{id}"), &c.admin, None)["request"].clone();
     assert_eq!(request["origin"], "arrival");
     assert_eq!(request["reconciled"], false, "nothing was registered for it");
@@ -387,9 +430,11 @@ fn of_many_simultaneous_claims_exactly_one_wins_and_a_lapsed_lock_returns_to_the
     assert!(events.contains("lock lapsed"), "{events}");
 
     // An admin assigns it to a qualified reader; an ECG doctor is not one.
-    let (status, body) = api(port, "POST", &format!("/api/requests/{id}/assign"), Some(&c.admin), Some(&format!(r#"{{"reader_id":{}}}"#, c.ids["liu"])));
+    let (status, body) =
+        api(port, "POST", &format!("/api/requests/{id}/assign"), Some(&c.admin), Some(&format!(r#"{{"reader_id":{}}}"#, c.ids["liu"])));
     assert_eq!(status, 400, "{body}");
-    let assigned = ok(port, "POST", &format!("/api/requests/{id}/assign"), &c.admin, Some(&format!(r#"{{"reader_id":{}}}"#, c.ids["zhou"])));
+    let assigned =
+        ok(port, "POST", &format!("/api/requests/{id}/assign"), &c.admin, Some(&format!(r#"{{"reader_id":{}}}"#, c.ids["zhou"])));
     assert_eq!(assigned["assigned_to"], c.ids["zhou"]);
     assert_ne!(holder, 0);
     let (status, _) = api(port, "POST", &format!("/api/requests/{id}/release"), Some(c.token("chen")), None);
@@ -408,10 +453,17 @@ fn automatic_assignment_follows_credentials_and_workload() {
     ok(port, "PATCH", "/api/sites/西河县医院", &c.admin, Some(r#"{"assignment_mode":"auto"}"#));
     // 陈 reads CT only, 周 reads CR/DX at 西河 only, 黄 reads US.
     ok(port, "PUT", &format!("/api/users/{}/credentials", c.ids["chen"]), &c.admin, Some(r#"{"modalities":["CT"]}"#));
-    ok(port, "PUT", &format!("/api/users/{}/credentials", c.ids["zhou"]), &c.admin, Some(r#"{"modalities":["CR","DX"],"sites":["西河县医院"]}"#));
+    ok(
+        port,
+        "PUT",
+        &format!("/api/users/{}/credentials", c.ids["zhou"]),
+        &c.admin,
+        Some(r#"{"modalities":["CR","DX"],"sites":["西河县医院"]}"#),
+    );
     let creds = ok(port, "PUT", &format!("/api/users/{}/credentials", c.ids["huang"]), &c.admin, Some(r#"{"modalities":["us"]}"#));
     assert_eq!(creds["modalities"][0], "US");
-    let (status, _) = api(port, "PUT", &format!("/api/users/{}/credentials", c.ids["huang"]), Some(c.token("chen")), Some(r#"{"modalities":["CT"]}"#));
+    let (status, _) =
+        api(port, "PUT", &format!("/api/users/{}/credentials", c.ids["huang"]), Some(c.token("chen")), Some(r#"{"modalities":["CT"]}"#));
     assert_eq!(status, 403, "only admins grant credentials");
     let demo = c.server.dir.path().join("demo");
     let (ct, cr, us) = demo_files(&demo);
@@ -460,7 +512,9 @@ fn webhook_receiver() -> (u16, std::sync::mpsc::Receiver<String>) {
                 data.extend_from_slice(&buf[..n]);
                 let text = String::from_utf8_lossy(&data).into_owned();
                 if let Some((head, body)) = text.split_once("\r\n\r\n") {
-                    let length = head.lines().find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap()));
+                    let length = head
+                        .lines()
+                        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap()));
                     if length.is_some_and(|len| body.len() >= len) {
                         let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
                         let _ = tx.send(body.to_owned());
@@ -482,8 +536,13 @@ fn an_ecg_is_prefilled_from_its_measurements_and_a_critical_finding_reaches_the_
     let c = centre(&[]);
     let port = c.port();
     let (hook_port, hook) = webhook_receiver();
-    ok(port, "PATCH", "/api/sites/东山县医院", &c.admin,
-        Some(&format!(r#"{{"single_signature":true,"critical_webhook":"http://127.0.0.1:{hook_port}/critical"}}"#)));
+    ok(
+        port,
+        "PATCH",
+        "/api/sites/东山县医院",
+        &c.admin,
+        Some(&format!(r#"{{"single_signature":true,"critical_webhook":"http://127.0.0.1:{hook_port}/critical"}}"#)),
+    );
     let (status, _) = api(port, "PATCH", "/api/sites/东山县医院", Some(&c.admin), Some(r#"{"critical_webhook":"ftp://x"}"#));
     assert_eq!(status, 400);
 
@@ -491,17 +550,22 @@ fn an_ecg_is_prefilled_from_its_measurements_and_a_critical_finding_reaches_the_
     let scp = std::fs::read(corpus.join("ecgtoolkit/Example.scp")).unwrap();
     let (status, reply) = post_bytes(port, "/api/ecg?name=Example.scp", c.token("dongshan_tech"), "application/octet-stream", &scp);
     assert_eq!(status, 201, "{reply}");
-    let request = wait_for(port, "/api/requests?view=pool", c.token("liu"), "the ECG in the ECG doctor's pool", |v| v.as_array()?.first().cloned());
+    let request =
+        wait_for(port, "/api/requests?view=pool", c.token("liu"), "the ECG in the ECG doctor's pool", |v| v.as_array()?.first().cloned());
     assert_eq!(request["modality"], "ECG");
     let id = request["id"].as_i64().unwrap();
-    assert!(ok(port, "GET", "/api/requests?view=pool", c.token("chen"), None).as_array().unwrap().is_empty(), "a radiologist is not offered ECGs");
+    assert!(
+        ok(port, "GET", "/api/requests?view=pool", c.token("chen"), None).as_array().unwrap().is_empty(),
+        "a radiologist is not offered ECGs"
+    );
     ok(port, "POST", &format!("/api/requests/{id}/claim"), c.token("liu"), None);
     // The analysis runs in the pipeline; the template waits for it.
     let sop = ok(port, "GET", &format!("/api/studies/{}", request["study_uid"].as_str().unwrap()), &c.admin, None)["series"][0]["instances"][0]["sop_instance_uid"]
         .as_str()
         .unwrap()
         .to_owned();
-    let measured = wait_for(port, &format!("/api/instances/{sop}/ecg-measurements"), c.token("liu"), "the ECG analysis", |v| Some(v.clone()));
+    let measured =
+        wait_for(port, &format!("/api/instances/{sop}/ecg-measurements"), c.token("liu"), "the ECG analysis", |v| Some(v.clone()));
     let draft = ok(port, "POST", &format!("/api/requests/{id}/report"), c.token("liu"), None);
     assert_eq!(draft["template"], "ecg");
     let rate = measured["measurements"]["hr_bpm"].as_f64().unwrap();
@@ -510,14 +574,18 @@ fn an_ecg_is_prefilled_from_its_measurements_and_a_critical_finding_reaches_the_
     assert!(draft["findings"].as_str().unwrap().contains(&format!("QRS 时限 {qrs:.0} ms")), "{draft}");
 
     // A critical finding: the site's board and webhook hear of it at once.
-    let flagged = ok(port, "POST", &format!("/api/requests/{id}/critical"), c.token("liu"), Some(r#"{"note":"急性下壁心肌梗死可能，ST 段抬高"}"#));
+    let flagged =
+        ok(port, "POST", &format!("/api/requests/{id}/critical"), c.token("liu"), Some(r#"{"note":"急性下壁心肌梗死可能，ST 段抬高"}"#));
     assert_eq!(flagged["webhook_status"], "delivered", "{flagged}");
     let delivered: Value = serde_json::from_str(&hook.recv_timeout(Duration::from_secs(5)).unwrap()).unwrap();
     assert_eq!(delivered["request_id"], id);
     assert_eq!(delivered["event"], "critical_finding");
     let open = ok(port, "GET", "/api/critical?open=true", c.token("dongshan_tech"), None);
     assert_eq!(open.as_array().unwrap().len(), 1);
-    assert!(ok(port, "GET", "/api/critical?open=true", c.token("xihe_tech"), None).as_array().unwrap().is_empty(), "another site does not see it");
+    assert!(
+        ok(port, "GET", "/api/critical?open=true", c.token("xihe_tech"), None).as_array().unwrap().is_empty(),
+        "another site does not see it"
+    );
     let cid = open[0]["id"].as_i64().unwrap();
     assert_eq!(api(port, "POST", &format!("/api/critical/{cid}/acknowledge"), Some(c.token("xihe_tech")), None).0, 404);
     assert_eq!(api(port, "POST", &format!("/api/critical/{cid}/acknowledge"), Some(c.token("liu")), None).0, 403);
@@ -541,14 +609,20 @@ fn an_ecg_is_prefilled_from_its_measurements_and_a_critical_finding_reaches_the_
     // An addendum adds to the final report, which stays final beside it.
     let addendum = ok(port, "POST", &format!("/api/requests/{id}/report/amend"), c.token("liu"), Some(r#"{"kind":"addendum"}"#));
     assert_eq!((addendum["version"].as_i64(), addendum["findings"].as_str()), (Some(2), Some("")));
-    ok(port, "PUT", &format!("/api/requests/{id}/report"), c.token("liu"), Some(r#"{"findings":"与 2026-11-20 心电图比较，ST 段抬高为新出现。","conclusion":"建议立即转诊行冠脉造影。"}"#));
+    ok(
+        port,
+        "PUT",
+        &format!("/api/requests/{id}/report"),
+        c.token("liu"),
+        Some(r#"{"findings":"与 2026-11-20 心电图比较，ST 段抬高为新出现。","conclusion":"建议立即转诊行冠脉造影。"}"#),
+    );
     ok(port, "POST", &format!("/api/requests/{id}/report/sign"), c.token("liu"), None);
     let seen = ok(port, "GET", &format!("/api/requests/{id}/report"), c.token("dongshan_tech"), None);
-    let states: Vec<(&str, &str)> = seen["versions"].as_array().unwrap().iter().map(|v| (v["kind"].as_str().unwrap(), v["state"].as_str().unwrap())).collect();
+    let states: Vec<(&str, &str)> =
+        seen["versions"].as_array().unwrap().iter().map(|v| (v["kind"].as_str().unwrap(), v["state"].as_str().unwrap())).collect();
     assert_eq!(states, [("report", "final"), ("addendum", "final")]);
     assert_eq!(seen["request"]["state"], "final");
 }
-
 
 /// Each role in the order of the table's columns.
 const ROLES: [&str; 6] = ["anonymous", "admin", "dongshan_tech", "chen", "liu", "shen"];
@@ -589,7 +663,13 @@ const TABLE: &[(&str, &str, Option<&str>, [u16; 6], Option<u16>)] = &[
     ("PATCH", "/api/sites/东山县医院", Some("{}"), [401, 204, 403, 403, 403, 403], None),
     ("GET", "/api/audit", None, [401, 200, 403, 403, 403, 403], None),
     ("GET", "/api/audit/verify", None, [401, 200, 403, 403, 403, 403], None),
-    ("POST", "/api/requests", Some(r#"{"patient_name":"测试","patient_id":"T1","requested_exam":"胸片"}"#), [401, 400, 201, 403, 403, 403], None),
+    (
+        "POST",
+        "/api/requests",
+        Some(r#"{"patient_name":"测试","patient_id":"T1","requested_exam":"胸片"}"#),
+        [401, 400, 201, 403, 403, 403],
+        None,
+    ),
     ("POST", "/api/requests/{req}/claim", None, [401, 403, 403, 200, 403, 403], Some(404)),
 ];
 
@@ -616,7 +696,9 @@ fn every_endpoint_answers_every_role_and_another_sites_objects_are_not_found() {
     let (own, foreign) = (of("东山县医院"), of("西河县医院"));
     let ids = |r: &Value| -> (String, String, String) {
         let study = r["study_uid"].as_str().unwrap().to_owned();
-        let detail = wait_for(port, &format!("/api/studies/{study}"), &admin, "thumbnails", |v| (v["rendering"]["ready"] == true).then(|| v.clone()));
+        let detail = wait_for(port, &format!("/api/studies/{study}"), &admin, "thumbnails", |v| {
+            (v["rendering"]["ready"] == true).then(|| v.clone())
+        });
         (r["id"].to_string(), study, detail["series"][0]["instances"][0]["sop_instance_uid"].as_str().unwrap().to_owned())
     };
     let own_ids = ids(&own);
@@ -663,12 +745,19 @@ fn operators_add_users_from_the_cli_and_an_imported_rsa_certificate_signs_the_re
     let (_, cr, _) = demo_files(&demo);
     server.cli(&["import", "--site", "南岭乡卫生院", &cr.display().to_string()]);
     let add = |args: &[&str]| {
-        let out = telediag().arg("--data").arg(server.data()).args(args).env("TELEDIAG_NEW_PASSWORD", "password-cli-user").output().unwrap();
+        let out =
+            telediag().arg("--data").arg(server.data()).args(args).env("TELEDIAG_NEW_PASSWORD", "password-cli-user").output().unwrap();
         assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
     };
     add(&["user", "add", "wang", "--name", "王医生", "--role", "radiologist"]);
     add(&["user", "add", "nanling", "--name", "南岭 赵护士", "--role", "site_user", "--site", "南岭乡卫生院"]);
-    let refused = telediag().arg("--data").arg(server.data()).args(["user", "add", "x", "--name", "x", "--role", "superuser"]).env("TELEDIAG_NEW_PASSWORD", "password-x").output().unwrap();
+    let refused = telediag()
+        .arg("--data")
+        .arg(server.data())
+        .args(["user", "add", "x", "--name", "x", "--role", "superuser"])
+        .env("TELEDIAG_NEW_PASSWORD", "password-x")
+        .output()
+        .unwrap();
     assert!(!refused.status.success() && String::from_utf8_lossy(&refused.stderr).contains("superuser"));
     server.cli(&["user", "credentials", "wang", "--modality", "CR", "--modality", "DX", "--site", "南岭乡卫生院"]);
     let listed = String::from_utf8_lossy(&server.cli(&["user", "list"]).stdout).into_owned();
@@ -678,19 +767,41 @@ fn operators_add_users_from_the_cli_and_an_imported_rsa_certificate_signs_the_re
     let dir = server.dir.path().to_path_buf();
     let status = Command::new("openssl")
         .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30", "-subj", "/CN=王医生/O=省CA", "-utf8"])
-        .arg("-keyout").arg(dir.join("key.pem")).arg("-out").arg(dir.join("cert.pem"))
+        .arg("-keyout")
+        .arg(dir.join("key.pem"))
+        .arg("-out")
+        .arg(dir.join("cert.pem"))
         .output()
         .unwrap();
     assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
     let status = Command::new("openssl")
         .args(["pkcs12", "-export", "-passout", "pass:p12-secret"])
-        .arg("-inkey").arg(dir.join("key.pem")).arg("-in").arg(dir.join("cert.pem")).arg("-out").arg(dir.join("wang.p12"))
+        .arg("-inkey")
+        .arg(dir.join("key.pem"))
+        .arg("-in")
+        .arg(dir.join("cert.pem"))
+        .arg("-out")
+        .arg(dir.join("wang.p12"))
         .output()
         .unwrap();
     assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
-    let wrong = telediag().arg("--data").arg(server.data()).args(["user", "import-p12", "wang"]).arg(dir.join("wang.p12")).env("TELEDIAG_P12_PASSWORD", "wrong").output().unwrap();
+    let wrong = telediag()
+        .arg("--data")
+        .arg(server.data())
+        .args(["user", "import-p12", "wang"])
+        .arg(dir.join("wang.p12"))
+        .env("TELEDIAG_P12_PASSWORD", "wrong")
+        .output()
+        .unwrap();
     assert!(!wrong.status.success(), "a wrong PKCS#12 password is refused");
-    let imported = telediag().arg("--data").arg(server.data()).args(["user", "import-p12", "wang"]).arg(dir.join("wang.p12")).env("TELEDIAG_P12_PASSWORD", "p12-secret").output().unwrap();
+    let imported = telediag()
+        .arg("--data")
+        .arg(server.data())
+        .args(["user", "import-p12", "wang"])
+        .arg(dir.join("wang.p12"))
+        .env("TELEDIAG_P12_PASSWORD", "p12-secret")
+        .output()
+        .unwrap();
     assert!(imported.status.success(), "{}", String::from_utf8_lossy(&imported.stderr));
     assert!(String::from_utf8_lossy(&imported.stdout).contains("CN=王医生"));
 
@@ -699,10 +810,18 @@ fn operators_add_users_from_the_cli_and_an_imported_rsa_certificate_signs_the_re
     let admin = login(port, "admin", ADMIN_PASSWORD);
     ok(port, "PATCH", "/api/sites/南岭乡卫生院", &admin, Some(r#"{"single_signature":true}"#));
     let wang = login(port, "wang", "password-cli-user");
-    let id = wait_for(port, "/api/requests?view=pool", &wang, "the CR in wang's pool", |v| v.as_array()?.first().map(|r| r["id"].clone())).as_i64().unwrap();
+    let id = wait_for(port, "/api/requests?view=pool", &wang, "the CR in wang's pool", |v| v.as_array()?.first().map(|r| r["id"].clone()))
+        .as_i64()
+        .unwrap();
     ok(port, "POST", &format!("/api/requests/{id}/claim"), &wang, None);
     ok(port, "POST", &format!("/api/requests/{id}/report"), &wang, None);
-    ok(port, "PUT", &format!("/api/requests/{id}/report"), &wang, Some(r#"{"findings":"双肺纹理清晰。","conclusion":"胸部正位片未见明显异常。"}"#));
+    ok(
+        port,
+        "PUT",
+        &format!("/api/requests/{id}/report"),
+        &wang,
+        Some(r#"{"findings":"双肺纹理清晰。","conclusion":"胸部正位片未见明显异常。"}"#),
+    );
     let signed = ok(port, "POST", &format!("/api/requests/{id}/report/sign"), &wang, None);
     assert_eq!(signed["report"]["state"], "final");
     let nanling = login(port, "nanling", "password-cli-user");
@@ -730,10 +849,23 @@ fn the_dashboard_counts_like_an_upload_board_and_overdue_requests_are_flagged() 
     server.start_with(&[("TELEDIAG_STUDY_STABLE_SECS", "1"), ("TELEDIAG_CONFIG", config.to_str().unwrap())]);
     let port = server.http_port;
     let admin = login(port, "admin", ADMIN_PASSWORD);
-    ok(port, "POST", "/api/users", &admin, Some(r#"{"username":"ds","display_name":"东山","password":"password-ds","roles":["site_user"],"site":"东山县医院"}"#));
+    ok(
+        port,
+        "POST",
+        "/api/users",
+        &admin,
+        Some(r#"{"username":"ds","display_name":"东山","password":"password-ds","roles":["site_user"],"site":"东山县医院"}"#),
+    );
     let ds = login(port, "ds", "password-ds");
-    ok(port, "POST", "/api/requests", &ds, Some(r#"{"patient_name":"李四","patient_id":"D9","requested_exam":"头颅CT","modality":"CT","priority":"urgent"}"#));
-    let overdue = wait_for(port, "/api/requests?view=overdue", &admin, "two overdue arrivals", |v| (v.as_array()?.len() == 2).then(|| v.clone()));
+    ok(
+        port,
+        "POST",
+        "/api/requests",
+        &ds,
+        Some(r#"{"patient_name":"李四","patient_id":"D9","requested_exam":"头颅CT","modality":"CT","priority":"urgent"}"#),
+    );
+    let overdue =
+        wait_for(port, "/api/requests?view=overdue", &admin, "two overdue arrivals", |v| (v.as_array()?.len() == 2).then(|| v.clone()));
     assert!(overdue.as_array().unwrap().iter().all(|r| r["overdue"] == true && r["site"] == "西河县医院"), "{overdue}");
     let board = ok(port, "GET", "/api/dashboard", &admin, None);
     let expected_total = serde_json::json!({"received_today": 2, "read_today": 0, "awaiting_report": 2, "awaiting_review": 0,
@@ -754,4 +886,107 @@ fn the_dashboard_counts_like_an_upload_board_and_overdue_requests_are_flagged() 
     assert!(deadlines[0] <= deadlines[1] && deadlines[1].is_some() && deadlines[2].is_none(), "soonest first, undated last: {deadlines:?}");
     let (status, body) = api(port, "GET", "/api/requests?view=everything", Some(&admin), None);
     assert_eq!(status, 400, "{body}");
+}
+
+/// A copy of `file` as another study of `patient_id`: new study, series and
+/// instance UIDs and accession number, so one demo image can stand for many.
+fn variant(file: &Path, dir: &Path, label: &str, patient_id: &str) -> PathBuf {
+    use dicom_core::{DataElement, PrimitiveValue, VR};
+    use dicom_dictionary_std::tags;
+    let mut obj = dicom_object::open_file(file).unwrap();
+    let uid = |what: &str| format!("2.25.{}", u128::from_be_bytes(sha2::Sha256::digest(format!("{label}/{what}"))[..16].try_into().unwrap()));
+    use sha2::Digest;
+    for (tag, vr, value) in [
+        (tags::STUDY_INSTANCE_UID, VR::UI, uid("study")),
+        (tags::SERIES_INSTANCE_UID, VR::UI, uid("series")),
+        (tags::SOP_INSTANCE_UID, VR::UI, uid("instance")),
+        (tags::ACCESSION_NUMBER, VR::SH, format!("ACC-{label}")),
+        (tags::PATIENT_ID, VR::LO, patient_id.to_owned()),
+    ] {
+        obj.put(DataElement::new(tag, vr, PrimitiveValue::from(value.as_str())));
+    }
+    obj.meta_mut().media_storage_sop_instance_uid = uid("instance");
+    let path = dir.join(format!("{label}.dcm"));
+    obj.write_to_file(&path).unwrap();
+    path
+}
+
+#[test]
+fn registrations_reconcile_by_patient_date_and_modality_or_after_the_images_and_can_be_cancelled() {
+    if !require_tool("storescu") {
+        return;
+    }
+    let c = centre(&[]);
+    let port = c.port();
+    let demo = c.server.dir.path().join("demo");
+    let (_, cr, us) = demo_files(&demo);
+    let site = c.token("xihe_tech");
+    let cr_patient = dicom_object::open_file(&cr).unwrap().element(dicom_dictionary_std::tags::PATIENT_ID).unwrap().to_str().unwrap().trim().to_owned();
+
+    // No accession number given: the chest film is matched by patient ID, today's date and CR.
+    let body = format!(r#"{{"patient_name":"王芳","patient_id":"{cr_patient}","modality":"CR","requested_exam":"胸部正位片","bed_number":"3床"}}"#);
+    let registered = ok(port, "POST", "/api/requests", site, Some(&body));
+    let id = registered["id"].as_i64().unwrap();
+    // A registration for the same patient but another modality must not take it.
+    let other = format!(r#"{{"patient_name":"王芳","patient_id":"{cr_patient}","modality":"MR","requested_exam":"头颅MR"}}"#);
+    let other_id = ok(port, "POST", "/api/requests", site, Some(&other))["id"].as_i64().unwrap();
+    push(c.server.dicom_port, "XIHE", &[cr]);
+    let matched = wait_for(port, &format!("/api/requests/{id}"), site, "the CR reconciled", |v| v["request"]["images_at"].as_i64().map(|_| v.clone()));
+    assert_eq!(matched["request"]["bed_number"], "3床");
+    assert!(matched["history"].to_string().contains("patient ID, date and modality"), "{matched}");
+    assert_eq!(ok(port, "GET", &format!("/api/requests/{other_id}"), site, None)["request"]["images_at"], Value::Null);
+
+    // The ultrasound arrives first, unregistered; the registration that follows attaches to it.
+    push(c.server.dicom_port, "XIHE", &[us.clone()]);
+    let arrival = wait_for(port, "/api/requests?unreconciled=true", site, "the US arrival", |v| v.as_array()?.first().cloned());
+    let accession = accession_of(&us);
+    let late = format!(r#"{{"patient_name":"赵敏","patient_id":"X1","accession_number":"{accession}","requested_exam":"腹部超声","department":"消化内科","priority":"urgent"}}"#);
+    let attached = ok(port, "POST", "/api/requests", site, Some(&late));
+    assert_eq!(attached["id"], arrival["id"], "the registration joined the images' request");
+    assert_eq!((attached["reconciled"].as_bool(), attached["priority"].as_str(), attached["department"].as_str()), (Some(true), Some("urgent"), Some("消化内科")));
+    let images_at = attached["images_at"].as_i64().unwrap();
+    assert_eq!(attached["deadline_at"].as_i64().unwrap() - images_at, 240 * 60_000, "urgent: 4 hours from the images");
+    assert!(ok(port, "GET", "/api/requests?unreconciled=true", site, None).as_array().unwrap().is_empty());
+
+    // The site withdraws the MR it will not send.
+    let (status, _) = api(port, "POST", &format!("/api/requests/{other_id}/cancel"), Some(c.token("chen")), Some(r#"{"reason":"x"}"#));
+    assert_eq!(status, 403);
+    let cancelled = ok(port, "POST", &format!("/api/requests/{other_id}/cancel"), site, Some(r#"{"reason":"患者拒绝检查"}"#));
+    assert_eq!(cancelled["state"], "cancelled");
+    let history = ok(port, "GET", &format!("/api/requests/{other_id}"), &c.admin, None)["history"].to_string();
+    assert!(history.contains("患者拒绝检查") && history.contains("西河 王医生"), "who and why: {history}");
+    assert_eq!(ok(port, "GET", "/api/dashboard", site, None)["total"]["images_missing"], 0, "a cancelled request awaits no images");
+}
+
+#[test]
+fn rules_prefer_the_reader_of_the_same_patient_then_the_least_loaded() {
+    if !require_tool("storescu") {
+        return;
+    }
+    let c = centre(&[]);
+    let port = c.port();
+    ok(port, "PATCH", "/api/sites/西河县医院", &c.admin, Some(r#"{"assignment_mode":"auto"}"#));
+    for reader in ["chen", "zhou", "huang"] {
+        let modalities = if reader == "huang" { r#"{"modalities":["US"]}"# } else { r#"{"modalities":["CR"]}"# };
+        ok(port, "PUT", &format!("/api/users/{}/credentials", c.ids[reader]), &c.admin, Some(modalities));
+    }
+    let demo = c.server.dir.path().join("demo");
+    let (_, cr, _) = demo_files(&demo);
+    let dir = c.server.dir.path().to_path_buf();
+    let assigned_to = |label: &str, patient: &str| -> i64 {
+        let file = variant(&cr, &dir, label, patient);
+        push(c.server.dicom_port, "XIHE", &[file]);
+        let accession = format!("ACC-{label}");
+        wait_for(port, "/api/requests", &c.admin, &format!("{label} assigned"), |v| {
+            v.as_array()?.iter().find(|r| r["accession_number"] == accession.as_str() && r["state"] == "assigned").map(|r| r["assigned_to"].clone())
+        })
+        .as_i64()
+        .unwrap()
+    };
+    let (chen, zhou) = (c.ids["chen"], c.ids["zhou"]);
+    assert_eq!(assigned_to("a", "P1"), chen, "a tie goes to the longest-standing reader");
+    assert_eq!(assigned_to("b", "P2"), zhou, "then the least loaded (0 against 1)");
+    assert_eq!(assigned_to("c", "P3"), chen, "a tie again (1 and 1)");
+    assert_eq!(assigned_to("d", "P1"), chen, "P1's reader, though 陈 holds 2 and 周 1");
+    assert_eq!(assigned_to("e", "P5"), zhou, "the least loaded (1 against 3)");
 }

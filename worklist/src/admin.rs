@@ -73,7 +73,12 @@ pub struct ChangeUser {
 }
 
 /// `PATCH /api/users/{id}`
-pub async fn change_user(State(state): State<AppState>, user: CurrentUser, Path(id): Path<i64>, Json(change): Json<ChangeUser>) -> Result<Response, ApiError> {
+pub async fn change_user(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<i64>,
+    Json(change): Json<ChangeUser>,
+) -> Result<Response, ApiError> {
     user.require(Role::Admin, "managing users")?;
     let db = state.archive.database();
     if id == user.id && (change.disabled == Some(true) || change.roles.as_ref().is_some_and(|r| !r.contains(&Role::Admin))) {
@@ -107,7 +112,12 @@ pub async fn change_user(State(state): State<AppState>, user: CurrentUser, Path(
 }
 
 /// `PUT /api/users/{id}/credentials`: the modalities and sites a reader reads.
-pub async fn set_credentials(State(state): State<AppState>, user: CurrentUser, Path(id): Path<i64>, Json(credentials): Json<Credentials>) -> Result<Response, ApiError> {
+pub async fn set_credentials(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<i64>,
+    Json(credentials): Json<Credentials>,
+) -> Result<Response, ApiError> {
     user.require(Role::Admin, "managing credentials")?;
     let db = state.archive.database();
     db.user_by_id(id).await?.ok_or_else(|| ApiError::not_found("user"))?;
@@ -118,7 +128,13 @@ pub async fn set_credentials(State(state): State<AppState>, user: CurrentUser, P
 
 /// `PUT /api/users/{id}/signing-identity`: a PKCS#12 file as the body, its
 /// password in `X-Pkcs12-Password` (never in the URL, which is logged).
-pub async fn import_signing_identity(State(state): State<AppState>, user: CurrentUser, Path(id): Path<i64>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+pub async fn import_signing_identity(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<i64>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     user.require(Role::Admin, "managing signing certificates")?;
     let db = state.archive.database();
     db.user_by_id(id).await?.ok_or_else(|| ApiError::not_found("user"))?;
@@ -139,7 +155,12 @@ pub struct SiteSettings {
 }
 
 /// `PATCH /api/sites/{name}`: how a site's requests are assigned and signed.
-pub async fn change_site(State(state): State<AppState>, user: CurrentUser, Path(name): Path<String>, Json(settings): Json<SiteSettings>) -> Result<Response, ApiError> {
+pub async fn change_site(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(name): Path<String>,
+    Json(settings): Json<SiteSettings>,
+) -> Result<Response, ApiError> {
     user.require(Role::Admin, "managing sites")?;
     let db = state.archive.database();
     let site = db.site_by_name(&name).await?;

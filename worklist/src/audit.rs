@@ -258,7 +258,17 @@ mod tests {
     use super::*;
 
     fn entry(action: &str) -> AuditEntry {
-        AuditEntry { at: 1, user_id: Some(2), username: Some("u".into()), roles: Some("admin".into()), site_id: None, action: action.into(), object: "/x".into(), outcome: 200, client: None }
+        AuditEntry {
+            at: 1,
+            user_id: Some(2),
+            username: Some("u".into()),
+            roles: Some("admin".into()),
+            site_id: None,
+            action: action.into(),
+            object: "/x".into(),
+            outcome: 200,
+            client: None,
+        }
     }
 
     #[test]

@@ -55,15 +55,11 @@ impl Turnaround {
             Priority::Urgent => &self.urgent,
             Priority::Routine => &self.routine,
         };
-        modality
-            .and_then(|m| table.get(m))
-            .or_else(|| table.get("default"))
-            .copied()
-            .unwrap_or(match priority {
-                Priority::Stat => 30,
-                Priority::Urgent => 240,
-                Priority::Routine => 1440,
-            })
+        modality.and_then(|m| table.get(m)).or_else(|| table.get("default")).copied().unwrap_or(match priority {
+            Priority::Stat => 30,
+            Priority::Urgent => 240,
+            Priority::Routine => 1440,
+        })
     }
 }
 

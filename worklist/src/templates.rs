@@ -54,15 +54,7 @@ const STOCK: &[Stock] = &[
         findings: "肝脏大小形态正常，肝实质密度均匀，未见异常密度灶。胆囊不大，壁不厚。胰腺、脾脏、双肾形态密度未见异常。腹膜后未见肿大淋巴结。",
         conclusion: "上腹部 CT 平扫未见明显异常。",
     },
-    Stock {
-        id: "ct",
-        modalities: &["CT"],
-        body_parts: &[],
-        name: "CT 检查",
-        method: "CT 平扫。",
-        findings: "",
-        conclusion: "",
-    },
+    Stock { id: "ct", modalities: &["CT"], body_parts: &[], name: "CT 检查", method: "CT 平扫。", findings: "", conclusion: "" },
     Stock {
         id: "mr-brain",
         modalities: &["MR"],
@@ -72,15 +64,7 @@ const STOCK: &[Stock] = &[
         findings: "脑实质内未见异常信号，DWI 未见弥散受限。脑室系统大小形态正常。中线结构居中。",
         conclusion: "头颅 MR 平扫未见明显异常。",
     },
-    Stock {
-        id: "mr",
-        modalities: &["MR"],
-        body_parts: &[],
-        name: "MR 检查",
-        method: "MR 平扫。",
-        findings: "",
-        conclusion: "",
-    },
+    Stock { id: "mr", modalities: &["MR"], body_parts: &[], name: "MR 检查", method: "MR 平扫。", findings: "", conclusion: "" },
     Stock {
         id: "dx-chest",
         modalities: &["CR", "DX", "DR"],
@@ -115,9 +99,9 @@ const STOCK: &[Stock] = &[
 pub fn for_study(modality: Option<&str>, body_part: Option<&str>, description: Option<&str>) -> Template {
     let modality = modality.unwrap_or("");
     let named = format!("{} {}", body_part.unwrap_or(""), description.unwrap_or("")).to_uppercase();
-    let stock = STOCK.iter().find(|t| {
-        t.modalities.contains(&modality) && (t.body_parts.is_empty() || t.body_parts.iter().any(|b| named.contains(b)))
-    });
+    let stock = STOCK
+        .iter()
+        .find(|t| t.modalities.contains(&modality) && (t.body_parts.is_empty() || t.body_parts.iter().any(|b| named.contains(b))));
     match stock {
         Some(t) => Template {
             id: t.id.into(),
@@ -197,7 +181,11 @@ pub fn for_ecg(analysis: Option<&serde_json::Value>) -> Template {
         Some(axis) if axis > 90.0 => hints.push("电轴右偏".into()),
         _ => {}
     }
-    let mut conclusion = if hints.is_empty() { "心电图测量值在正常范围（请医师确认）。".to_string() } else { format!("{}（请医师确认）。", hints.join("；")) };
+    let mut conclusion = if hints.is_empty() {
+        "心电图测量值在正常范围（请医师确认）。".to_string()
+    } else {
+        format!("{}（请医师确认）。", hints.join("；"))
+    };
     let statements: Vec<String> = a
         .get("device_statements")
         .and_then(|s| s.as_array())
@@ -240,7 +228,11 @@ mod tests {
         let t = for_ecg(Some(&analysis));
         assert!(t.findings.contains("心率 48 次/分"), "{}", t.findings);
         assert!(t.findings.contains("QRS 时限 126 ms") && t.findings.contains("440/395 ms"), "{}", t.findings);
-        assert!(t.conclusion.contains("心动过缓") && t.conclusion.contains("QRS 时限增宽") && t.conclusion.contains("电轴左偏"), "{}", t.conclusion);
+        assert!(
+            t.conclusion.contains("心动过缓") && t.conclusion.contains("QRS 时限增宽") && t.conclusion.contains("电轴左偏"),
+            "{}",
+            t.conclusion
+        );
         assert!(t.conclusion.contains("Sinus bradycardia"));
         assert!(!for_ecg(None).findings.is_empty());
     }

@@ -35,9 +35,31 @@ fn main() {
         pdf = render(&form, &font).unwrap();
         render_ms.push(t.elapsed().as_secs_f64() * 1000.0);
         let t = Instant::now();
-        let once = sign_pdf(&pdf, &SignatureRequest { identity: &reporter, field_name: "报告医师", signer_name: "陈医生", reason: "签名", location: "中心", time }).unwrap();
+        let once = sign_pdf(
+            &pdf,
+            &SignatureRequest {
+                identity: &reporter,
+                field_name: "报告医师",
+                signer_name: "陈医生",
+                reason: "签名",
+                location: "中心",
+                time,
+            },
+        )
+        .unwrap();
         sign_ms.push(t.elapsed().as_secs_f64() * 1000.0);
-        signed = sign_pdf(&once, &SignatureRequest { identity: &reviewer, field_name: "审核医师", signer_name: "黄主任", reason: "签名", location: "中心", time }).unwrap();
+        signed = sign_pdf(
+            &once,
+            &SignatureRequest {
+                identity: &reviewer,
+                field_name: "审核医师",
+                signer_name: "黄主任",
+                reason: "签名",
+                location: "中心",
+                time,
+            },
+        )
+        .unwrap();
         both_ms.push(t.elapsed().as_secs_f64() * 1000.0);
     }
     std::fs::write(out.join("unsigned.pdf"), &pdf).unwrap();

@@ -297,7 +297,14 @@ mod tests {
         let sections: Vec<String> = content
             .iter()
             .filter(|i| i.element(tags::VALUE_TYPE).unwrap().to_str().unwrap().trim() == "CONTAINER")
-            .map(|i| i.element(tags::CONTENT_SEQUENCE).unwrap().items().unwrap()[0].element(tags::TEXT_VALUE).unwrap().to_str().unwrap().to_string())
+            .map(|i| {
+                i.element(tags::CONTENT_SEQUENCE).unwrap().items().unwrap()[0]
+                    .element(tags::TEXT_VALUE)
+                    .unwrap()
+                    .to_str()
+                    .unwrap()
+                    .to_string()
+            })
             .collect();
         assert_eq!(sections, ["胸部CT平扫", "右肺上叶结节。", "考虑周围型肺癌。"]);
         let predecessor = &obj.element(tags::PREDECESSOR_DOCUMENTS_SEQUENCE).unwrap().items().unwrap()[0];

@@ -89,11 +89,7 @@ impl ReportFont {
         let Ok(face) = ttf_parser::Face::parse(&self.metrics.data, self.metrics.index) else { return 0.0 };
         let per_unit = size / f32::from(face.units_per_em());
         text.chars()
-            .map(|c| {
-                face.glyph_index(c)
-                    .and_then(|g| face.glyph_hor_advance(g))
-                    .map_or(size * 0.5, |a| f32::from(a) * per_unit)
-            })
+            .map(|c| face.glyph_index(c).and_then(|g| face.glyph_hor_advance(g)).map_or(size * 0.5, |a| f32::from(a) * per_unit))
             .sum()
     }
 
@@ -336,10 +332,8 @@ fn pdf_datetime(t: &Timestamp) -> DateTime {
 
 /// Lays the form out as a PDF/A-2b document.
 pub fn render(form: &ReportForm, font: &ReportFont) -> Result<Vec<u8>, FormError> {
-    let configuration = ConfigurationBuilder::new()
-        .set_validator(Validator::A(Archival::A2_B))
-        .finish()
-        .map_err(|e| FormError::Pdf(format!("{e:?}")))?;
+    let configuration =
+        ConfigurationBuilder::new().set_validator(Validator::A(Archival::A2_B)).finish().map_err(|e| FormError::Pdf(format!("{e:?}")))?;
     let settings = SerializeSettings { configuration, ..SerializeSettings::default() };
     let mut document = Document::new_with(settings);
     document.set_metadata(
@@ -509,7 +503,13 @@ fn footer(pen: &Pen<'_>, surface: &mut Surface<'_>, form: &ReportForm) -> Result
     pen.bold(surface, MARGIN + half + pen.font.width("审核医师：", BODY), y + BODY, BODY + 1.0, &reviewer);
     y += LINE;
     pen.text(surface, MARGIN, y + 8.5, 8.5, &if reported_at.is_empty() { String::new() } else { format!("签名时间：{reported_at}") });
-    pen.text(surface, MARGIN + half, y + 8.5, 8.5, &if reviewed_at.is_empty() { String::new() } else { format!("签名时间：{reviewed_at}") });
+    pen.text(
+        surface,
+        MARGIN + half,
+        y + 8.5,
+        8.5,
+        &if reviewed_at.is_empty() { String::new() } else { format!("签名时间：{reviewed_at}") },
+    );
     y += LINE;
     pen.text(surface, MARGIN, y + BODY, BODY, &format!("报告日期：{}", form.report_date.date()));
     pen.text(surface, MARGIN + half, y + BODY, BODY, &format!("打印日期：{}", form.printed_at.date_time()));

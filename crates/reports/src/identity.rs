@@ -13,11 +13,11 @@ use std::time::Duration;
 use der::{Decode, Encode};
 use p256::pkcs8::{DecodePrivateKey, EncodePrivateKey};
 use spki::EncodePublicKey;
+use x509_cert::Certificate;
 use x509_cert::builder::{Builder, CertificateBuilder, Profile};
 use x509_cert::name::Name;
 use x509_cert::serial_number::SerialNumber;
 use x509_cert::time::Validity;
-use x509_cert::Certificate;
 
 /// Errors of keys and certificates.
 #[derive(Debug, thiserror::Error)]
@@ -135,12 +135,8 @@ impl SigningIdentity {
     }
 
     fn check_key_matches(&self) -> Result<(), IdentityError> {
-        let in_cert = self
-            .certificate
-            .tbs_certificate
-            .subject_public_key_info
-            .to_der()
-            .map_err(|e| IdentityError::Certificate(e.to_string()))?;
+        let in_cert =
+            self.certificate.tbs_certificate.subject_public_key_info.to_der().map_err(|e| IdentityError::Certificate(e.to_string()))?;
         if in_cert != self.key.public_key_der()? {
             return Err(IdentityError::Certificate("the private key does not belong to the certificate".into()));
         }
@@ -154,13 +150,9 @@ impl SigningIdentity {
             .private_key_chain()
             .ok_or_else(|| IdentityError::Pkcs12("expected a private key with its certificate, found none".into()))?;
         let key = SigningKey::from_pkcs8_der(entry.key())?;
-        let mut certs = entry
-            .chain()
-            .iter()
-            .map(|c| Certificate::from_der(c.as_der()).map_err(|e| IdentityError::Certificate(e.to_string())));
-        let certificate = certs
-            .next()
-            .ok_or_else(|| IdentityError::Pkcs12("the key has no certificate".into()))??;
+        let mut certs =
+            entry.chain().iter().map(|c| Certificate::from_der(c.as_der()).map_err(|e| IdentityError::Certificate(e.to_string())));
+        let certificate = certs.next().ok_or_else(|| IdentityError::Pkcs12("the key has no certificate".into()))??;
         let chain = certs.collect::<Result<Vec<_>, _>>()?;
         let identity = SigningIdentity { key, certificate, chain };
         identity.check_key_matches()?;

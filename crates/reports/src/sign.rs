@@ -73,15 +73,9 @@ pub fn sign_pdf(pdf: &[u8], request: &SignatureRequest<'_>) -> Result<Vec<u8>, S
 
 fn add_signature_revision(pdf: &[u8], request: &SignatureRequest<'_>) -> Result<Vec<u8>, SignError> {
     let previous = lopdf::Document::load_mem(pdf).map_err(|e| SignError::Parse(e.to_string()))?;
-    let root_id = previous
-        .trailer
-        .get(b"Root")
-        .and_then(Object::as_reference)
-        .map_err(|e| SignError::Parse(format!("trailer /Root: {e}")))?;
-    let page_id = *previous
-        .get_pages()
-        .get(&1)
-        .ok_or_else(|| SignError::Parse("expected at least one page, found none".into()))?;
+    let root_id =
+        previous.trailer.get(b"Root").and_then(Object::as_reference).map_err(|e| SignError::Parse(format!("trailer /Root: {e}")))?;
+    let page_id = *previous.get_pages().get(&1).ok_or_else(|| SignError::Parse("expected at least one page, found none".into()))?;
     let update = |e: lopdf::Error| SignError::Update(e.to_string());
     let mut doc = IncrementalDocument::create_from(pdf.to_vec(), previous);
 
@@ -89,7 +83,15 @@ fn add_signature_revision(pdf: &[u8], request: &SignatureRequest<'_>) -> Result<
     signature.set("Type", Object::Name(b"Sig".to_vec()));
     signature.set("Filter", Object::Name(b"Adobe.PPKLite".to_vec()));
     signature.set("SubFilter", Object::Name(b"ETSI.CAdES.detached".to_vec()));
-    signature.set("ByteRange", Object::Array(vec![Object::Integer(0), Object::Integer(BYTE_RANGE_PLACEHOLDER), Object::Integer(BYTE_RANGE_PLACEHOLDER), Object::Integer(BYTE_RANGE_PLACEHOLDER)]));
+    signature.set(
+        "ByteRange",
+        Object::Array(vec![
+            Object::Integer(0),
+            Object::Integer(BYTE_RANGE_PLACEHOLDER),
+            Object::Integer(BYTE_RANGE_PLACEHOLDER),
+            Object::Integer(BYTE_RANGE_PLACEHOLDER),
+        ]),
+    );
     signature.set("Contents", Object::String(vec![0u8; SIGNATURE_CAPACITY], StringFormat::Hexadecimal));
     signature.set("M", Object::string_literal(request.time.pdf_date()));
     signature.set("Name", text_string(request.signer_name));
@@ -127,10 +129,7 @@ fn add_signature_revision(pdf: &[u8], request: &SignatureRequest<'_>) -> Result<
     form.set("Fields", Object::Array(fields));
     form.set("SigFlags", Object::Integer(3));
     let form_id = doc.new_document.add_object(form);
-    doc.new_document
-        .get_dictionary_mut(root_id)
-        .map_err(update)?
-        .set("AcroForm", Object::Reference(form_id));
+    doc.new_document.get_dictionary_mut(root_id).map_err(update)?.set("AcroForm", Object::Reference(form_id));
 
     let mut out = Vec::with_capacity(pdf.len() + 2 * SIGNATURE_CAPACITY + 4096);
     doc.save_to(&mut out).map_err(|e| SignError::Update(e.to_string()))?;
@@ -184,10 +183,7 @@ fn find_contents_placeholder(out: &[u8], revision_start: usize) -> Result<(usize
 fn write_byte_range(out: &mut [u8], revision_start: usize, range: [usize; 4]) -> Result<(), SignError> {
     let tail = &out[revision_start..];
     let key = b"/ByteRange";
-    let at = tail
-        .windows(key.len())
-        .position(|w| w == key)
-        .ok_or_else(|| SignError::Update("no /ByteRange in the new revision".into()))?;
+    let at = tail.windows(key.len()).position(|w| w == key).ok_or_else(|| SignError::Update("no /ByteRange in the new revision".into()))?;
     let open = revision_start + at + key.len() + tail[at + key.len()..].iter().position(|&b| b == b'[').unwrap_or(0);
     let close = open + out[open..].iter().position(|&b| b == b']').ok_or_else(|| SignError::Update("unterminated /ByteRange".into()))?;
     let text = format!("[{} {} {} {}", range[0], range[1], range[2], range[3]);
@@ -237,9 +233,7 @@ fn cms_signature(identity: &SigningIdentity, digest: &[u8]) -> Result<Vec<u8>, S
     });
     let mut builder = SignedDataBuilder::new(&content);
     builder.add_digest_algorithm(sha256_algorithm()).map_err(|e| cms_err(&e))?;
-    builder
-        .add_certificate(CertificateChoices::Certificate(identity.certificate.clone()))
-        .map_err(|e| cms_err(&e))?;
+    builder.add_certificate(CertificateChoices::Certificate(identity.certificate.clone())).map_err(|e| cms_err(&e))?;
     for issuer in &identity.chain {
         builder.add_certificate(CertificateChoices::Certificate(issuer.clone())).map_err(|e| cms_err(&e))?;
     }

@@ -74,7 +74,14 @@ impl Timestamp {
         let off = self.offset_minutes.unsigned_abs();
         format!(
             "D:{:04}{:02}{:02}{:02}{:02}{:02}{sign}{:02}'{:02}'",
-            c.year, c.month, c.day, c.hour, c.minute, c.second, off / 60, off % 60
+            c.year,
+            c.month,
+            c.day,
+            c.hour,
+            c.minute,
+            c.second,
+            off / 60,
+            off % 60
         )
     }
 

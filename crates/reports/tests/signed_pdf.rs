@@ -49,12 +49,26 @@ fn two_doctors_sign_and_pdfsig_finds_both_valid_until_one_byte_changes() {
     let reviewer = ca.issue("黄主任", "user-4").unwrap();
     let once = sign_pdf(
         &pdf,
-        &SignatureRequest { identity: &reporter, field_name: "报告医师", signer_name: "陈医生", reason: "报告医师签名", location: "远程诊断中心", time: Timestamp::new(1_795_430_000_000, 480) },
+        &SignatureRequest {
+            identity: &reporter,
+            field_name: "报告医师",
+            signer_name: "陈医生",
+            reason: "报告医师签名",
+            location: "远程诊断中心",
+            time: Timestamp::new(1_795_430_000_000, 480),
+        },
     )
     .unwrap();
     let twice = sign_pdf(
         &once,
-        &SignatureRequest { identity: &reviewer, field_name: "审核医师", signer_name: "黄主任", reason: "审核医师签名", location: "远程诊断中心", time: Timestamp::new(1_795_431_800_000, 480) },
+        &SignatureRequest {
+            identity: &reviewer,
+            field_name: "审核医师",
+            signer_name: "黄主任",
+            reason: "审核医师签名",
+            location: "远程诊断中心",
+            time: Timestamp::new(1_795_431_800_000, 480),
+        },
     )
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -91,7 +105,12 @@ fn the_printed_qr_code_reads_back_as_the_verification_url() {
     let dir = tempfile::tempdir().unwrap();
     let pdf = dir.path().join("report.pdf");
     std::fs::write(&pdf, render(&form, &font).unwrap()).unwrap();
-    let status = Command::new("pdftoppm").args(["-r", "150", "-png", "-f", "1", "-l", "1", "-singlefile"]).arg(&pdf).arg(dir.path().join("page")).status().unwrap();
+    let status = Command::new("pdftoppm")
+        .args(["-r", "150", "-png", "-f", "1", "-l", "1", "-singlefile"])
+        .arg(&pdf)
+        .arg(dir.path().join("page"))
+        .status()
+        .unwrap();
     assert!(status.success());
     let out = Command::new("zbarimg").args(["-q", "--raw"]).arg(dir.path().join("page.png")).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), form.verify_url);

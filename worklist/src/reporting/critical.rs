@@ -28,7 +28,8 @@ pub struct CriticalFinding {
     pub acknowledged_at: Option<i64>,
 }
 
-const COLUMNS: &str = "c.id, c.request_id, c.site_id, c.note, f.display_name, c.flagged_at, c.webhook_status, a.display_name, c.acknowledged_at
+const COLUMNS: &str =
+    "c.id, c.request_id, c.site_id, c.note, f.display_name, c.flagged_at, c.webhook_status, a.display_name, c.acknowledged_at
     FROM critical_findings c JOIN users f ON f.id = c.flagged_by LEFT JOIN users a ON a.id = c.acknowledged_by";
 
 fn from_row(r: &sqlx::sqlite::SqliteRow) -> CriticalFinding {
@@ -153,12 +154,7 @@ pub async fn list(state: &AppState, user: &CurrentUser, open: bool) -> Result<Ve
         Scope::AllSites => None,
     };
     let sql = format!("SELECT {COLUMNS} WHERE (?1 IS NULL OR c.site_id = ?1) AND (?2 = 0 OR c.acknowledged_at IS NULL) ORDER BY c.id DESC");
-    let rows = sqlx::query(&sql)
-        .bind(site)
-        .bind(open)
-        .fetch_all(state.archive.database().pool())
-        .await
-        .map_err(ApiError::database)?;
+    let rows = sqlx::query(&sql).bind(site).bind(open).fetch_all(state.archive.database().pool()).await.map_err(ApiError::database)?;
     Ok(rows.iter().map(from_row).collect())
 }
 
@@ -168,14 +164,15 @@ pub async fn acknowledge(state: &AppState, user: &CurrentUser, id: i64) -> Resul
     if !user.has(Role::SiteUser) || user.site_id != Some(finding.site_id) {
         return Err(ApiError::forbidden("acknowledging critical findings (a user of the site does)"));
     }
-    let changed = sqlx::query("UPDATE critical_findings SET acknowledged_by = ?, acknowledged_at = ? WHERE id = ? AND acknowledged_at IS NULL")
-        .bind(user.id)
-        .bind(now_ms())
-        .bind(id)
-        .execute(state.archive.database().pool())
-        .await
-        .map_err(ApiError::database)?
-        .rows_affected();
+    let changed =
+        sqlx::query("UPDATE critical_findings SET acknowledged_by = ?, acknowledged_at = ? WHERE id = ? AND acknowledged_at IS NULL")
+            .bind(user.id)
+            .bind(now_ms())
+            .bind(id)
+            .execute(state.archive.database().pool())
+            .await
+            .map_err(ApiError::database)?
+            .rows_affected();
     if changed == 0 {
         return Err(ApiError::conflict(format!(
             "critical finding {id} was acknowledged already by {}",

@@ -156,7 +156,10 @@ pub async fn sign_and_store(
 ) -> Result<SignedPdf, ApiError> {
     let db = state.archive.database();
     let font = state.font.clone().ok_or_else(|| {
-        ApiError::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, "no CJK font for reports: install fonts-wqy-microhei or set worklist.report_font")
+        ApiError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "no CJK font for reports: install fonts-wqy-microhei or set worklist.report_font",
+        )
     })?;
     let study_uid = request.study_uid.as_deref().ok_or_else(|| ApiError::conflict("a report needs the study's images"))?;
     let (ctx, description) = study_context(db, study_uid).await?;
@@ -222,7 +225,14 @@ pub async fn sign_and_store(
         if let Some(((name, at), identity)) = reviewer_part {
             signed = telediag_reports::sign_pdf(
                 &signed,
-                &SignatureRequest { identity: &identity, field_name: "审核医师", signer_name: &name, reason: "审核医师签名", location: &centre, time: Timestamp::new(at, offset) },
+                &SignatureRequest {
+                    identity: &identity,
+                    field_name: "审核医师",
+                    signer_name: &name,
+                    reason: "审核医师签名",
+                    location: &centre,
+                    time: Timestamp::new(at, offset),
+                },
             )
             .map_err(|e| e.to_string())?;
         }

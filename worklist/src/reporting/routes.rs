@@ -16,7 +16,7 @@ use super::{ReportVersion, current_final, finalise, insert_draft, versions, work
 use crate::AppState;
 use crate::auth::{CurrentUser, Role};
 use crate::error::ApiError;
-use crate::requests::{Holder, ReadRequest, RequestState, assign, transition, visible_request};
+use crate::requests::{Change, Holder, ReadRequest, RequestState, assign, transition, visible_request};
 use crate::templates;
 
 /// Writing reports is for readers (radiologists and ECG doctors).
@@ -26,11 +26,7 @@ fn require_reader(user: &CurrentUser) -> Result<(), ApiError> {
 
 /// What a site user may see of the versions: signed ones only.
 fn shown_to(user: &CurrentUser, all: Vec<ReportVersion>) -> Vec<ReportVersion> {
-    if user.has(Role::SiteUser) {
-        all.into_iter().filter(|v| v.state != "draft").collect()
-    } else {
-        all
-    }
+    if user.has(Role::SiteUser) { all.into_iter().filter(|v| v.state != "draft").collect() } else { all }
 }
 
 /// `GET /api/requests/{id}/report`: the versions and the template that fits.
@@ -95,7 +91,8 @@ pub async fn open_report(State(state): State<AppState>, user: CurrentUser, Path(
     }
     assign::touch(&state, &user, &request).await?;
     let template = template_for(&state, &request).await;
-    let report_id = insert_draft(db, id, "report", &template.id, (&template.method, &template.findings, &template.conclusion), user.id, None).await?;
+    let report_id =
+        insert_draft(db, id, "report", &template.id, (&template.method, &template.findings, &template.conclusion), user.id, None).await?;
     let created = super::version_by_id(db, report_id).await?.ok_or_else(|| ApiError::not_found("report"))?;
     Ok((StatusCode::CREATED, Json(created)).into_response())
 }
@@ -141,12 +138,18 @@ fn may_edit(user: &CurrentUser, request: &ReadRequest, draft: &ReportVersion) ->
 }
 
 /// `PUT /api/requests/{id}/report`: autosave of the draft.
-pub async fn save_draft(State(state): State<AppState>, user: CurrentUser, Path(id): Path<i64>, Json(text): Json<DraftText>) -> Result<Response, ApiError> {
+pub async fn save_draft(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<i64>,
+    Json(text): Json<DraftText>,
+) -> Result<Response, ApiError> {
     let db = state.archive.database();
     let request = visible_request(db, &user, id).await?;
     require_reader(&user)?;
     let all = versions(db, id).await?;
-    let draft = all.iter().rev().find(|v| v.state == "draft").ok_or_else(|| ApiError::conflict("no draft to save: open the report first"))?;
+    let draft =
+        all.iter().rev().find(|v| v.state == "draft").ok_or_else(|| ApiError::conflict("no draft to save: open the report first"))?;
     if !may_edit(&user, &request, draft) {
         return Err(ApiError::forbidden("editing a report you do not hold"));
     }
@@ -210,16 +213,17 @@ pub async fn sign(State(state): State<AppState>, user: CurrentUser, Path(id): Pa
     // At a single-signature site this signature makes the report final
     // (below); otherwise it awaits the reviewer as preliminary.
     let single = single_signature(&state, request.site_id).await?;
-    let signed = sqlx::query("UPDATE reports SET state = ?, author_id = ?, author_signed_at = ?, updated_at = ? WHERE id = ? AND state = 'draft'")
-        .bind(if single { "draft" } else { "preliminary" })
-        .bind(user.id)
-        .bind(now)
-        .bind(now)
-        .bind(draft.id)
-        .execute(db.pool())
-        .await
-        .map_err(ApiError::database)?
-        .rows_affected();
+    let signed =
+        sqlx::query("UPDATE reports SET state = ?, author_id = ?, author_signed_at = ?, updated_at = ? WHERE id = ? AND state = 'draft'")
+            .bind(if single { "draft" } else { "preliminary" })
+            .bind(user.id)
+            .bind(now)
+            .bind(now)
+            .bind(draft.id)
+            .execute(db.pool())
+            .await
+            .map_err(ApiError::database)?
+            .rows_affected();
     if signed == 0 {
         return Err(ApiError::conflict("the draft was signed meanwhile"));
     }
@@ -228,7 +232,19 @@ pub async fn sign(State(state): State<AppState>, user: CurrentUser, Path(id): Pa
         return make_final(&state, &user, &request, &draft, None).await;
     }
     if draft.kind == "report" {
-        transition(db, id, &[RequestState::Reading, RequestState::Assigned], Some(user.id), RequestState::Preliminary, Some(user.id), Some("signed by the reporting doctor"), Holder { assigned_to: None, locked_until: Some(None) }).await?;
+        transition(
+            db,
+            id,
+            Change {
+                from: &[RequestState::Reading, RequestState::Assigned],
+                held_by: Some(user.id),
+                to: RequestState::Preliminary,
+                by: Some(user.id),
+                note: Some("signed by the reporting doctor"),
+                holder: Holder { assigned_to: None, locked_until: Some(None) },
+            },
+        )
+        .await?;
     }
     let report = super::version_by_id(db, draft.id).await?;
     Ok(Json(report).into_response())
@@ -244,7 +260,12 @@ pub struct Review {
 }
 
 /// `POST /api/requests/{id}/report/review`: a reviewer co-signs: final.
-pub async fn review(State(state): State<AppState>, user: CurrentUser, Path(id): Path<i64>, body: Option<Json<Review>>) -> Result<Response, ApiError> {
+pub async fn review(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<i64>,
+    body: Option<Json<Review>>,
+) -> Result<Response, ApiError> {
     let db = state.archive.database();
     let request = visible_request(db, &user, id).await?;
     user.require(Role::Reviewer, "co-signing reports")?;
@@ -272,7 +293,13 @@ pub async fn review(State(state): State<AppState>, user: CurrentUser, Path(id): 
 
 /// Signs the PDF, marks the version final (superseding what it amends),
 /// moves the request on, and files the report into the study.
-async fn make_final(state: &AppState, user: &CurrentUser, request: &ReadRequest, report: &ReportVersion, reviewer: Option<CurrentUser>) -> Result<Response, ApiError> {
+async fn make_final(
+    state: &AppState,
+    user: &CurrentUser,
+    request: &ReadRequest,
+    report: &ReportVersion,
+    reviewer: Option<CurrentUser>,
+) -> Result<Response, ApiError> {
     let db = state.archive.database();
     let now = now_ms();
     let author_id = report.author_id.ok_or_else(|| ApiError::conflict("the report has no reporting doctor"))?;
@@ -326,7 +353,19 @@ async fn make_final(state: &AppState, user: &CurrentUser, request: &ReadRequest,
         "addendum" => (request.state, vec![request.state], "addendum final"),
         _ => (RequestState::Final, vec![RequestState::Preliminary, RequestState::Reading, RequestState::Assigned], "report final"),
     };
-    transition(db, request.id, &from, None, to, Some(user.id), Some(note), Holder { assigned_to: None, locked_until: Some(None) }).await?;
+    transition(
+        db,
+        request.id,
+        Change {
+            from: &from,
+            held_by: None,
+            to: to,
+            by: Some(user.id),
+            note: Some(note),
+            holder: Holder { assigned_to: None, locked_until: Some(None) },
+        },
+    )
+    .await?;
     tracing::info!(request = request.id, version = report.version, "report final and signed");
 
     let verifier = reviewer.as_ref().map_or(author_name.clone(), |r| r.display_name.clone());
@@ -349,7 +388,12 @@ pub struct Returned {
 }
 
 /// `POST /api/requests/{id}/report/return`: the reviewer sends a preliminary report back to its author.
-pub async fn return_to_author(State(state): State<AppState>, user: CurrentUser, Path(id): Path<i64>, Json(body): Json<Returned>) -> Result<Response, ApiError> {
+pub async fn return_to_author(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<i64>,
+    Json(body): Json<Returned>,
+) -> Result<Response, ApiError> {
     let db = state.archive.database();
     let request = visible_request(db, &user, id).await?;
     user.require(Role::Reviewer, "returning reports")?;
@@ -364,7 +408,19 @@ pub async fn return_to_author(State(state): State<AppState>, user: CurrentUser, 
     if pending.kind == "report" {
         let author = pending.author_id.unwrap_or_default();
         let until = now_ms() + state.config.lock_secs as i64 * 1000;
-        transition(db, request.id, &[RequestState::Preliminary], None, RequestState::Reading, Some(user.id), Some(&format!("returned to the author: {}", body.reason)), Holder::to(author, until)).await?;
+        transition(
+            db,
+            request.id,
+            Change {
+                from: &[RequestState::Preliminary],
+                held_by: None,
+                to: RequestState::Reading,
+                by: Some(user.id),
+                note: Some(&format!("returned to the author: {}", body.reason)),
+                holder: Holder::to(author, until),
+            },
+        )
+        .await?;
     }
     Ok(Json(super::version_by_id(db, pending.id).await?).into_response())
 }
@@ -377,7 +433,12 @@ pub struct Amend {
 }
 
 /// `POST /api/requests/{id}/report/amend`: a new version after final.
-pub async fn amend(State(state): State<AppState>, user: CurrentUser, Path(id): Path<i64>, Json(body): Json<Amend>) -> Result<Response, ApiError> {
+pub async fn amend(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<i64>,
+    Json(body): Json<Amend>,
+) -> Result<Response, ApiError> {
     let db = state.archive.database();
     let request = visible_request(db, &user, id).await?;
     let (_, scope) = assign::credentials(db, user.id).await?;
@@ -414,7 +475,12 @@ pub struct PdfQuery {
 
 /// `GET /api/requests/{id}/report/pdf`: the signed PDF of the newest final
 /// version (or `?version=`). A site user's download is recorded (已打印).
-pub async fn download_pdf(State(state): State<AppState>, user: CurrentUser, Path(id): Path<i64>, Query(q): Query<PdfQuery>) -> Result<Response, ApiError> {
+pub async fn download_pdf(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<i64>,
+    Query(q): Query<PdfQuery>,
+) -> Result<Response, ApiError> {
     let db = state.archive.database();
     let request = visible_request(db, &user, id).await?;
     let all = versions(db, id).await?;
@@ -428,7 +494,8 @@ pub async fn download_pdf(State(state): State<AppState>, user: CurrentUser, Path
         .fetch_one(db.pool())
         .await
         .map_err(ApiError::database)?;
-    let key = ObjectKey::new(key.ok_or_else(|| ApiError::not_found("signed report"))?).map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let key = ObjectKey::new(key.ok_or_else(|| ApiError::not_found("signed report"))?)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     let bytes = tokio::fs::read(state.archive.store().path_of(&key))
         .await
         .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("the signed report cannot be read: {e}")))?;
@@ -458,7 +525,12 @@ pub struct Revoke {
 /// `POST /api/requests/{id}/report/revoke` (admin): withdraws a signed
 /// version (wrong patient, wrong study). The PDF stays as it was signed; its
 /// verification page says revoked, with the reason.
-pub async fn revoke(State(state): State<AppState>, user: CurrentUser, Path(id): Path<i64>, Json(body): Json<Revoke>) -> Result<Response, ApiError> {
+pub async fn revoke(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<i64>,
+    Json(body): Json<Revoke>,
+) -> Result<Response, ApiError> {
     let db = state.archive.database();
     visible_request(db, &user, id).await?;
     user.require(Role::Admin, "revoking reports")?;
@@ -492,7 +564,12 @@ pub struct Flag {
 }
 
 /// `POST /api/requests/{id}/critical`
-pub async fn flag_critical(State(state): State<AppState>, user: CurrentUser, Path(id): Path<i64>, Json(body): Json<Flag>) -> Result<Response, ApiError> {
+pub async fn flag_critical(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<i64>,
+    Json(body): Json<Flag>,
+) -> Result<Response, ApiError> {
     let request = visible_request(state.archive.database(), &user, id).await?;
     let finding = super::critical::flag(&state, &user, &request, &body.note).await?;
     Ok((StatusCode::CREATED, Json(finding)).into_response())
@@ -522,7 +599,11 @@ pub fn initials(name: &str) -> String {
         let first = chars.next().map(String::from).unwrap_or_default();
         return first + &"*".repeat(chars.count());
     }
-    name.split(['^', ' ']).filter(|p| !p.is_empty()).filter_map(|p| p.chars().next()).map(|c| format!("{}.", c.to_ascii_uppercase())).collect()
+    name.split(['^', ' '])
+        .filter(|p| !p.is_empty())
+        .filter_map(|p| p.chars().next())
+        .map(|c| format!("{}.", c.to_ascii_uppercase()))
+        .collect()
 }
 
 /// `GET /verify/{token}` (public): is this printed report genuine and current?
@@ -552,7 +633,8 @@ pub async fn verify(State(state): State<AppState>, Path(token): Path<String>, he
     } else {
         "valid"
     };
-    let mut signers = vec![serde_json::json!({ "role": "报告医师", "name": row.get::<Option<String>, _>(6), "signed_at": row.get::<Option<i64>, _>(7) })];
+    let mut signers =
+        vec![serde_json::json!({ "role": "报告医师", "name": row.get::<Option<String>, _>(6), "signed_at": row.get::<Option<i64>, _>(7) })];
     if let Some(name) = row.get::<Option<String>, _>(8) {
         signers.push(serde_json::json!({ "role": "审核医师", "name": name, "signed_at": row.get::<Option<i64>, _>(9) }));
     }
@@ -579,7 +661,11 @@ pub async fn verify(State(state): State<AppState>, Path(token): Path<String>, he
         .iter()
         .map(|s| {
             let at = s["signed_at"].as_i64().map(|t| telediag_reports::Timestamp::new(t, offset).date_time()).unwrap_or_default();
-            format!("<tr><th>{}</th><td>{} &nbsp; {at}</td></tr>", s["role"].as_str().unwrap_or(""), escape(s["name"].as_str().unwrap_or("")))
+            format!(
+                "<tr><th>{}</th><td>{} &nbsp; {at}</td></tr>",
+                s["role"].as_str().unwrap_or(""),
+                escape(s["name"].as_str().unwrap_or(""))
+            )
         })
         .collect();
     let verdict = match status {

@@ -14,7 +14,7 @@ use telediag_archive::Database;
 use telediag_archive::db::now_ms;
 use tokio::sync::watch;
 
-use super::{AssignmentMode, Holder, ReadRequest, RequestState, transition, visible_request};
+use super::{AssignmentMode, Change, Holder, ReadRequest, RequestState, transition, visible_request};
 use crate::AppState;
 use crate::auth::{CurrentUser, Role};
 use crate::error::ApiError;
@@ -121,7 +121,19 @@ pub async fn claim(state: &AppState, user: &CurrentUser, id: i64) -> Result<Read
     if request.study_uid.is_none() {
         return Err(ApiError::conflict("the images of this request have not arrived"));
     }
-    let won = transition(db, id, &[RequestState::Received], None, RequestState::Assigned, Some(user.id), Some("claimed from the pool"), Holder::to(user.id, lock_until(state))).await?;
+    let won = transition(
+        db,
+        id,
+        Change {
+            from: &[RequestState::Received],
+            held_by: None,
+            to: RequestState::Assigned,
+            by: Some(user.id),
+            note: Some("claimed from the pool"),
+            holder: Holder::to(user.id, lock_until(state)),
+        },
+    )
+    .await?;
     let now = visible_request(db, user, id).await?;
     if !won {
         let holder = now.assigned_to_name.clone().unwrap_or_else(|| "another reader".into());
@@ -140,7 +152,20 @@ pub async fn release(state: &AppState, user: &CurrentUser, id: i64) -> Result<Re
     }
     let held_by = if admin { None } else { Some(user.id) };
     let note = if admin { "unlocked by an admin" } else { "released by the reader" };
-    if !transition(db, id, &[RequestState::Assigned, RequestState::Reading], held_by, RequestState::Received, Some(user.id), Some(note), Holder::release()).await? {
+    if !transition(
+        db,
+        id,
+        Change {
+            from: &[RequestState::Assigned, RequestState::Reading],
+            held_by: held_by,
+            to: RequestState::Received,
+            by: Some(user.id),
+            note: Some(note),
+            holder: Holder::release(),
+        },
+    )
+    .await?
+    {
         return Err(ApiError::conflict(format!("request {id} is {} and cannot be released", request.state.as_str())));
     }
     after_arrival(state, id).await?;
@@ -159,7 +184,20 @@ pub async fn assign_to(state: &AppState, admin: &CurrentUser, id: i64, reader_id
         return Err(ApiError::bad_request(format!("{} is not credentialed to read this request", reader.username)));
     }
     let note = format!("assigned to {} by {}", reader.display_name, admin.display_name);
-    if !transition(db, id, &[RequestState::Received, RequestState::Assigned, RequestState::Reading], None, RequestState::Assigned, Some(admin.id), Some(&note), Holder::to(reader.id, lock_until(state))).await? {
+    if !transition(
+        db,
+        id,
+        Change {
+            from: &[RequestState::Received, RequestState::Assigned, RequestState::Reading],
+            held_by: None,
+            to: RequestState::Assigned,
+            by: Some(admin.id),
+            note: Some(&note),
+            holder: Holder::to(reader.id, lock_until(state)),
+        },
+    )
+    .await?
+    {
         return Err(ApiError::conflict(format!("request {id} is {} and cannot be reassigned", request.state.as_str())));
     }
     visible_request(db, admin, id).await
@@ -176,7 +214,19 @@ pub async fn touch(state: &AppState, user: &CurrentUser, request: &ReadRequest) 
     }
     let until = lock_until(state);
     if request.state == RequestState::Assigned {
-        transition(db, request.id, &[RequestState::Assigned], Some(user.id), RequestState::Reading, Some(user.id), None, Holder { assigned_to: None, locked_until: Some(Some(until)) }).await?;
+        transition(
+            db,
+            request.id,
+            Change {
+                from: &[RequestState::Assigned],
+                held_by: Some(user.id),
+                to: RequestState::Reading,
+                by: Some(user.id),
+                note: None,
+                holder: Holder { assigned_to: None, locked_until: Some(Some(until)) },
+            },
+        )
+        .await?;
     } else {
         sqlx::query("UPDATE read_requests SET locked_until = ? WHERE id = ? AND assigned_to = ?")
             .bind(until)
@@ -260,24 +310,52 @@ async fn auto_assign(state: &AppState, id: i64, key: &ReadRequestKey) -> Result<
         tracing::info!(request = id, "no credentialed reader for automatic assignment; left in the pool");
         return Ok(None);
     };
-    let note = if same_patient { "assigned by rules: reads this patient's other open request".to_string() } else { format!("assigned by rules: least workload ({load} open)") };
-    let won = transition(db, id, &[RequestState::Received], None, RequestState::Assigned, None, Some(&note), Holder::to(reader, lock_until(state))).await?;
+    let note = if same_patient {
+        "assigned by rules: reads this patient's other open request".to_string()
+    } else {
+        format!("assigned by rules: least workload ({load} open)")
+    };
+    let won = transition(
+        db,
+        id,
+        Change {
+            from: &[RequestState::Received],
+            held_by: None,
+            to: RequestState::Assigned,
+            by: None,
+            note: Some(&note),
+            holder: Holder::to(reader, lock_until(state)),
+        },
+    )
+    .await?;
     Ok(won.then_some(reader))
 }
 
 /// Returns requests whose holder's lock lapsed to the pool. Returns how many.
 pub async fn release_lapsed(state: &AppState) -> Result<usize, ApiError> {
     let db = state.archive.database();
-    let lapsed: Vec<(i64, i64)> = sqlx::query_as(
-        "SELECT id, assigned_to FROM read_requests WHERE state IN ('assigned', 'reading') AND locked_until < ?",
-    )
-    .bind(now_ms())
-    .fetch_all(db.pool())
-    .await
-    .map_err(ApiError::database)?;
+    let lapsed: Vec<(i64, i64)> =
+        sqlx::query_as("SELECT id, assigned_to FROM read_requests WHERE state IN ('assigned', 'reading') AND locked_until < ?")
+            .bind(now_ms())
+            .fetch_all(db.pool())
+            .await
+            .map_err(ApiError::database)?;
     let mut released = 0;
     for (id, holder) in lapsed {
-        if transition(db, id, &[RequestState::Assigned, RequestState::Reading], Some(holder), RequestState::Received, None, Some("lock lapsed after inactivity"), Holder::release()).await? {
+        if transition(
+            db,
+            id,
+            Change {
+                from: &[RequestState::Assigned, RequestState::Reading],
+                held_by: Some(holder),
+                to: RequestState::Received,
+                by: None,
+                note: Some("lock lapsed after inactivity"),
+                holder: Holder::release(),
+            },
+        )
+        .await?
+        {
             released += 1;
             tracing::info!(request = id, "lock lapsed: back in the pool");
             after_arrival(state, id).await?;

@@ -190,7 +190,16 @@ pub async fn on_study_complete(state: &AppState, study_uid: &str) -> Result<i64,
             if attached == 0 {
                 return Err(ApiError::conflict("the registered request took other images meanwhile"));
             }
-            record_event(&mut tx, id, Some("received"), RequestState::Received, None, Some(&format!("images arrived, reconciled by {how}")), now).await?;
+            record_event(
+                &mut tx,
+                id,
+                Some("received"),
+                RequestState::Received,
+                None,
+                Some(&format!("images arrived, reconciled by {how}")),
+                now,
+            )
+            .await?;
             tx.commit().await.map_err(ApiError::database)?;
             id
         }
@@ -390,20 +399,29 @@ pub async fn register(state: &AppState, user: &CurrentUser, new: &NewRequest) ->
             )
             .bind(new.priority.as_str());
             bind_registration!(query, new, accession)
-            .bind(user.id)
-            .bind(deadline)
-            .bind(now)
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(ApiError::database)?;
+                .bind(user.id)
+                .bind(deadline)
+                .bind(now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(ApiError::database)?;
             let state_now: String = sqlx::query_scalar("SELECT state FROM read_requests WHERE id = ?")
                 .bind(id)
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(ApiError::database)?;
             let st = super::RequestState::parse(&state_now).unwrap_or(RequestState::Received);
-            record_event(&mut tx, id, Some(&state_now), st, Some(user.id), Some("registered; reconciled with images already received"), now).await?;
+            record_event(
+                &mut tx,
+                id,
+                Some(&state_now),
+                st,
+                Some(user.id),
+                Some("registered; reconciled with images already received"),
+                now,
+            )
+            .await?;
             id
         }
         None => {
@@ -418,12 +436,12 @@ pub async fn register(state: &AppState, user: &CurrentUser, new: &NewRequest) ->
             .bind(&modality)
             .bind(new.patient_id.trim());
             let id: i64 = bind_registration!(query, new, accession)
-            .bind(user.id)
-            .bind(now)
-            .bind(now)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(ApiError::database)?;
+                .bind(user.id)
+                .bind(now)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(ApiError::database)?;
             record_event(&mut tx, id, None, RequestState::Received, Some(user.id), Some("registered; images awaited"), now).await?;
             id
         }

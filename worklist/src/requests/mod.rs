@@ -153,8 +153,7 @@ pub(crate) const REQUEST_COLUMNS: &str = "r.id, r.site_id, si.name, r.origin, r.
     r.requesting_physician, r.created_at, r.images_at, r.deadline_at, r.assigned_to, u.display_name, r.locked_until,
     EXISTS (SELECT 1 FROM critical_findings c WHERE c.request_id = r.id),
     (SELECT MIN(d.at) FROM report_downloads d JOIN reports rp ON rp.id = d.report_id WHERE rp.request_id = r.id)";
-pub(crate) const REQUEST_FROM: &str =
-    "FROM read_requests r JOIN sites si ON si.id = r.site_id LEFT JOIN users u ON u.id = r.assigned_to";
+pub(crate) const REQUEST_FROM: &str = "FROM read_requests r JOIN sites si ON si.id = r.site_id LEFT JOIN users u ON u.id = r.assigned_to";
 
 pub(crate) fn request_from_row(r: &SqliteRow, now: i64) -> ReadRequest {
     let state = RequestState::parse(r.get::<&str, _>(5)).unwrap_or(RequestState::Received);
@@ -225,21 +224,25 @@ impl Holder {
     }
 }
 
-/// Changes a request's state if it is in one of `from` (and, with
-/// `held_by`, held by that reader), recording the event in the same
-/// transaction. Returns false, changing nothing, when the request was not
+/// A change of state: from which states (and, with `held_by`, only while
+/// that reader holds it), to which, by whom, why, and what becomes of the holder.
+#[derive(Debug, Clone, Copy)]
+pub struct Change<'a> {
+    pub from: &'a [RequestState],
+    pub held_by: Option<i64>,
+    pub to: RequestState,
+    /// `None` for the system (rules, lapsed locks).
+    pub by: Option<i64>,
+    pub note: Option<&'a str>,
+    pub holder: Holder,
+}
+
+/// Applies `change` if the request is in one of its `from` states,
+/// recording the event in the same transaction. Returns false, changing nothing, when the request was not
 /// in such a state: a concurrent change won. This is the only writer of
 /// `read_requests.state`.
-pub async fn transition(
-    db: &Database,
-    id: i64,
-    from: &[RequestState],
-    held_by: Option<i64>,
-    to: RequestState,
-    by: Option<i64>,
-    note: Option<&str>,
-    holder: Holder,
-) -> Result<bool, ApiError> {
+pub async fn transition(db: &Database, id: i64, change: Change<'_>) -> Result<bool, ApiError> {
+    let Change { from, held_by, to, by, note, holder } = change;
     let now = now_ms();
     let placeholders = vec!["?"; from.len()].join(", ");
     let mut tx = db.pool().begin().await.map_err(ApiError::database)?;
@@ -255,9 +258,7 @@ pub async fn transition(
     let held = if held_by.is_some() { " AND assigned_to = ?" } else { "" };
     // One conditional UPDATE decides the race: SQLite has one writer, and on
     // PostgreSQL the row lock makes a second UPDATE see the first's result.
-    let sql = format!(
-        "UPDATE read_requests SET {set} WHERE id = ? AND state IN ({placeholders}){held} RETURNING previous_state"
-    );
+    let sql = format!("UPDATE read_requests SET {set} WHERE id = ? AND state IN ({placeholders}){held} RETURNING previous_state");
     let mut query = sqlx::query_scalar::<_, String>(&sql).bind(to.as_str()).bind(now);
     if let Some(assigned) = holder.assigned_to {
         query = query.bind(assigned);
@@ -323,7 +324,14 @@ pub async fn history(db: &Database, id: i64) -> Result<Vec<RequestEvent>, ApiErr
     .map_err(ApiError::database)?;
     Ok(rows
         .iter()
-        .map(|r| RequestEvent { from_state: r.get(0), to_state: r.get(1), user_id: r.get(2), user_name: r.get(3), note: r.get(4), at: r.get(5) })
+        .map(|r| RequestEvent {
+            from_state: r.get(0),
+            to_state: r.get(1),
+            user_id: r.get(2),
+            user_name: r.get(3),
+            note: r.get(4),
+            at: r.get(5),
+        })
         .collect())
 }
 
@@ -345,86 +353,72 @@ pub struct RequestQuery {
 
 /// The requests the caller may see matching `q`, soonest deadline first.
 pub async fn list(db: &Database, user: &CurrentUser, q: &RequestQuery) -> Result<Vec<ReadRequest>, ApiError> {
+    /// A value for the next `?`, in clause order.
+    enum Arg {
+        Text(String),
+        Int(i64),
+    }
     let now = now_ms();
-    let mut clauses: Vec<String> = Vec::new();
-    let mut texts: Vec<String> = Vec::new();
-    let mut numbers: Vec<i64> = Vec::new();
-    // Each clause's placeholders are bound in order: texts are bound first, then numbers.
+    let mut clauses: Vec<&str> = Vec::new();
+    let mut args: Vec<Arg> = Vec::new();
     if let Scope::Site(site) = user.scope()? {
-        clauses.push("r.site_id = #n".into());
-        numbers.push(site);
+        clauses.push("r.site_id = ?");
+        args.push(Arg::Int(site));
     }
     match q.view.as_deref() {
         None | Some("all") => {}
         Some("mine") => {
-            clauses.push("r.assigned_to = #n AND r.state IN ('assigned', 'reading', 'preliminary')".into());
-            numbers.push(user.id);
+            clauses.push("r.assigned_to = ? AND r.state IN ('assigned', 'reading', 'preliminary')");
+            args.push(Arg::Int(user.id));
         }
-        Some("pool") => {
-            // Credentials are checked on the rows (see below).
-            clauses.push("r.state = 'received' AND r.study_uid IS NOT NULL".into());
-        }
+        // Credentials are checked on the rows (see below).
+        Some("pool") => clauses.push("r.state = 'received' AND r.study_uid IS NOT NULL"),
         Some("review") => {
             user.require(Role::Reviewer, "the review list")?;
-            clauses.push("r.state = 'preliminary'".into());
+            clauses.push("r.state = 'preliminary'");
         }
         Some("overdue") => {
-            clauses.push("r.state IN ('received', 'assigned', 'reading', 'preliminary') AND r.deadline_at < #n".into());
-            numbers.push(now);
+            clauses.push("r.state IN ('received', 'assigned', 'reading', 'preliminary') AND r.deadline_at < ?");
+            args.push(Arg::Int(now));
         }
         Some(other) => return Err(ApiError::bad_request(format!("view must be mine, pool, review, overdue or all, found {other:?}"))),
     }
-    if let Some(site) = &q.site {
-        clauses.push("si.name = #t".into());
-        texts.push(site.clone());
-    }
-    if let Some(modality) = &q.modality {
-        clauses.push("r.modality = #t".into());
-        texts.push(modality.clone());
-    }
-    if let Some(priority) = q.priority {
-        clauses.push("r.priority = #t".into());
-        texts.push(priority.as_str().into());
-    }
     if let Some(state) = &q.state {
         RequestState::parse(state).ok_or_else(|| ApiError::bad_request(format!("unknown state {state:?}")))?;
-        clauses.push("r.state = #t".into());
-        texts.push(state.clone());
+    }
+    let texts = [
+        ("si.name = ?", q.site.clone()),
+        ("r.modality = ?", q.modality.clone()),
+        ("r.priority = ?", q.priority.map(|p| p.as_str().to_owned())),
+        ("r.state = ?", q.state.clone()),
+    ];
+    for (clause, value) in texts {
+        if let Some(value) = value {
+            clauses.push(clause);
+            args.push(Arg::Text(value));
+        }
     }
     if q.unreconciled == Some(true) {
-        clauses.push("r.origin = 'arrival' AND r.reconciled = 0".into());
+        clauses.push("r.origin = 'arrival' AND r.reconciled = 0");
     }
-    if let Some(from) = q.from {
-        clauses.push("r.created_at >= #n".into());
-        numbers.push(from);
-    }
-    if let Some(to) = q.to {
-        clauses.push("r.created_at < #n".into());
-        numbers.push(to);
+    for (clause, value) in [("r.created_at >= ?", q.from), ("r.created_at < ?", q.to)] {
+        if let Some(value) = value {
+            clauses.push(clause);
+            args.push(Arg::Int(value));
+        }
     }
     let limit = q.limit.unwrap_or(500).clamp(1, 5000);
     let where_clause = if clauses.is_empty() { String::new() } else { format!("WHERE {}", clauses.join(" AND ")) };
-    // Numbered placeholders keep text and number binds apart whatever the clause order.
-    let mut sql = format!(
+    let sql = format!(
         "SELECT {REQUEST_COLUMNS} {REQUEST_FROM} {where_clause}
          ORDER BY r.deadline_at IS NULL, r.deadline_at, r.created_at LIMIT {limit}"
     );
-    let mut t = 0;
-    while let Some(at) = sql.find("#t") {
-        t += 1;
-        sql.replace_range(at..at + 2, &format!("?{t}"));
-    }
-    let mut n = texts.len();
-    while let Some(at) = sql.find("#n") {
-        n += 1;
-        sql.replace_range(at..at + 2, &format!("?{n}"));
-    }
     let mut query = sqlx::query(&sql);
-    for text in &texts {
-        query = query.bind(text);
-    }
-    for number in &numbers {
-        query = query.bind(number);
+    for arg in args {
+        query = match arg {
+            Arg::Text(text) => query.bind(text),
+            Arg::Int(number) => query.bind(number),
+        };
     }
     let rows = query.fetch_all(db.pool()).await.map_err(ApiError::database)?;
     let requests = rows.iter().map(|r| request_from_row(r, now)).collect();

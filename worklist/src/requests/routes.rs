@@ -9,7 +9,7 @@ use serde::Deserialize;
 use telediag_archive::db::now_ms;
 
 use super::intake::{NewRequest, register};
-use super::{Holder, RequestQuery, RequestState, assign, dashboard, history, list, transition, visible_request};
+use super::{Change, Holder, RequestQuery, RequestState, assign, dashboard, history, list, transition, visible_request};
 use crate::AppState;
 use crate::auth::{CurrentUser, Role};
 use crate::error::ApiError;
@@ -59,7 +59,12 @@ pub struct AssignTo {
 }
 
 /// `POST /api/requests/{id}/assign` (admin)
-pub async fn assign_to(State(state): State<AppState>, user: CurrentUser, Path(id): Path<i64>, Json(body): Json<AssignTo>) -> Result<Response, ApiError> {
+pub async fn assign_to(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<i64>,
+    Json(body): Json<AssignTo>,
+) -> Result<Response, ApiError> {
     Ok(Json(assign::assign_to(&state, &user, id, body.reader_id).await?).into_response())
 }
 
@@ -70,7 +75,12 @@ pub struct Cancel {
 }
 
 /// `POST /api/requests/{id}/cancel`: the site (or an admin) withdraws a request not yet reported.
-pub async fn cancel(State(state): State<AppState>, user: CurrentUser, Path(id): Path<i64>, Json(body): Json<Cancel>) -> Result<Response, ApiError> {
+pub async fn cancel(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<i64>,
+    Json(body): Json<Cancel>,
+) -> Result<Response, ApiError> {
     let db = state.archive.database();
     let request = visible_request(db, &user, id).await?;
     if !(user.has(Role::SiteUser) || user.has(Role::Admin)) {
@@ -80,7 +90,20 @@ pub async fn cancel(State(state): State<AppState>, user: CurrentUser, Path(id): 
         return Err(ApiError::bad_request("a cancellation needs a reason"));
     }
     let open = [RequestState::Received, RequestState::Assigned, RequestState::Reading];
-    if !transition(db, id, &open, None, RequestState::Cancelled, Some(user.id), Some(body.reason.trim()), Holder::release()).await? {
+    if !transition(
+        db,
+        id,
+        Change {
+            from: &open,
+            held_by: None,
+            to: RequestState::Cancelled,
+            by: Some(user.id),
+            note: Some(body.reason.trim()),
+            holder: Holder::release(),
+        },
+    )
+    .await?
+    {
         return Err(ApiError::conflict(format!("request {id} is {} and can no longer be cancelled", request.state.as_str())));
     }
     Ok(Json(visible_request(db, &user, id).await?).into_response())
