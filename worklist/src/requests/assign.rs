@@ -121,25 +121,27 @@ pub async fn claim(state: &AppState, user: &CurrentUser, id: i64) -> Result<Read
     if request.study_uid.is_none() {
         return Err(ApiError::conflict("the images of this request have not arrived"));
     }
-    let won = transition(
-        db,
-        id,
-        Change {
-            from: &[RequestState::Received],
-            held_by: None,
-            to: RequestState::Assigned,
-            by: Some(user.id),
-            note: Some("claimed from the pool"),
-            holder: Holder::to(user.id, lock_until(state)),
-        },
-    )
-    .await?;
+    let won = take_from_pool(state, id, user.id, Some(user.id), "claimed from the pool").await?;
     let now = visible_request(db, user, id).await?;
     if !won {
         let holder = now.assigned_to_name.clone().unwrap_or_else(|| "another reader".into());
         return Err(ApiError::conflict(format!("request {id} is {} by {holder}", now.state.as_str())));
     }
     Ok(now)
+}
+
+/// Moves a pool request to `reader` if it is still in the pool: the one
+/// conditional change both claims and rules go through.
+async fn take_from_pool(state: &AppState, id: i64, reader: i64, by: Option<i64>, note: &str) -> Result<bool, ApiError> {
+    let change = Change {
+        from: &[RequestState::Received],
+        held_by: None,
+        to: RequestState::Assigned,
+        by,
+        note: Some(note),
+        holder: Holder::to(reader, lock_until(state)),
+    };
+    transition(state.archive.database(), id, change).await
 }
 
 /// The holder gives a request back, or an admin unlocks it: back to the pool.
@@ -315,19 +317,7 @@ async fn auto_assign(state: &AppState, id: i64, key: &ReadRequestKey) -> Result<
     } else {
         format!("assigned by rules: least workload ({load} open)")
     };
-    let won = transition(
-        db,
-        id,
-        Change {
-            from: &[RequestState::Received],
-            held_by: None,
-            to: RequestState::Assigned,
-            by: None,
-            note: Some(&note),
-            holder: Holder::to(reader, lock_until(state)),
-        },
-    )
-    .await?;
+    let won = take_from_pool(state, id, reader, None, &note).await?;
     Ok(won.then_some(reader))
 }
 
