@@ -275,6 +275,10 @@ fn a_registered_request_is_read_signed_twice_downloaded_verified_and_amended() {
     assert_eq!(verified["document_sha256"], hex::encode(sha2::Sha256::digest(&pdf)));
     assert!(!verified.to_string().contains("张伟"));
     assert_eq!(api(port, "GET", "/verify/00000000000000000000000000000000", None, None).0, 404);
+    // The CA a hospital installs to see the signatures as trusted: public, and the one on disk.
+    let (status, _, ca) = http_raw(port, "/ca.crt", "", None);
+    assert_eq!(status, 200);
+    assert_eq!(ca, std::fs::read(c.server.data().join("ca/ca-cert.der")).unwrap());
 
     // Filed into the study: a VERIFIED Basic Text SR that DCMTK reads, and the PDF.
     let study_uid = listed["request"]["study_uid"].as_str().unwrap().to_owned();

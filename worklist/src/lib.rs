@@ -119,6 +119,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/health", get(routes::health))
         .route("/api/login", post(routes::login))
         .route("/verify/{token}", get(report::verify))
+        .route("/ca.crt", get(routes::ca_certificate))
         .fallback(|| async { error::ApiError::not_found("route") })
         .with_state(state)
 }

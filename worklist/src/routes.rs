@@ -282,3 +282,12 @@ pub async fn upload_ecg(
         }
     }
 }
+
+/// `GET /ca.crt` (public): the centre's CA certificate (DER), for hospitals
+/// to install so their PDF readers show the doctors' signatures as trusted.
+pub async fn ca_certificate(State(state): State<AppState>) -> Response {
+    let mut headers = HeaderMap::new();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/pkix-cert"));
+    headers.insert(header::CONTENT_DISPOSITION, HeaderValue::from_static("attachment; filename=\"telediag-ca.crt\""));
+    (headers, state.ca.certificate_der()).into_response()
+}

@@ -132,3 +132,33 @@ fn pdffonts_finds_one_embedded_subset_cjk_font() {
     // name+SUBSET, embedded yes, subset yes, unicode map yes
     assert!(fonts[0].contains('+') && fonts[0].contains("yes yes yes"), "{text}");
 }
+
+#[test]
+fn with_the_centre_ca_trusted_pdfsig_validates_both_certificate_chains() {
+    let Some(font) = font() else { return };
+    if !tool("pdfsig") || !tool("certutil") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ca = CentreCa::create("云南省远程影像诊断中心").unwrap();
+    let reporter = ca.issue("陈医生", "user-2").unwrap();
+    let reviewer = ca.issue("黄主任", "user-4").unwrap();
+    let time = Timestamp::new(1_795_430_000_000, 480);
+    let pdf = render(&sample_form(), &font).unwrap();
+    let once = sign_pdf(&pdf, &SignatureRequest { identity: &reporter, field_name: "报告医师", signer_name: "陈医生", reason: "报告医师签名", location: "中心", time }).unwrap();
+    let twice = sign_pdf(&once, &SignatureRequest { identity: &reviewer, field_name: "审核医师", signer_name: "黄主任", reason: "审核医师签名", location: "中心", time }).unwrap();
+    let path = dir.path().join("report.pdf");
+    std::fs::write(&path, &twice).unwrap();
+    // A relying party's NSS store that trusts the centre's CA (as a hospital's PCs would).
+    let store = dir.path().join("nss");
+    std::fs::create_dir(&store).unwrap();
+    let db = format!("sql:{}", store.display());
+    assert!(Command::new("certutil").args(["-N", "-d", &db, "--empty-password"]).status().unwrap().success());
+    std::fs::write(dir.path().join("ca.der"), ca.certificate_der()).unwrap();
+    let added = Command::new("certutil").args(["-A", "-d", &db, "-n", "centre-ca", "-t", "C,C,C", "-i"]).arg(dir.path().join("ca.der")).status().unwrap();
+    assert!(added.success());
+    let out = Command::new("pdfsig").args(["-nssdir", &db]).arg(&path).output().unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(report.matches("Signature is Valid").count(), 2, "{report}");
+    assert_eq!(report.matches("Certificate is Trusted").count(), 2, "the doctors' certificates chain to the CA: {report}");
+}
