@@ -144,12 +144,10 @@ impl Database {
 
     /// The enabled user of an unexpired session.
     pub async fn session_user(&self, token_hash: &str) -> Result<Option<UserRow>, DbError> {
-        let sql = format!(
-            "SELECT u.id, u.username, u.display_name, u.password_hash, u.roles, u.site_id, u.disabled
+        let sql = "SELECT u.id, u.username, u.display_name, u.password_hash, u.roles, u.site_id, u.disabled
              FROM sessions s JOIN users u ON u.id = s.user_id
-             WHERE s.token_hash = ? AND s.expires_at > ? AND u.disabled = 0"
-        );
-        Ok(sqlx::query(&sql)
+             WHERE s.token_hash = ? AND s.expires_at > ? AND u.disabled = 0";
+        Ok(sqlx::query(sql)
             .bind(token_hash)
             .bind(now_ms())
             .fetch_optional(self.pool())

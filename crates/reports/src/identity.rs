@@ -40,7 +40,8 @@ pub enum IdentityError {
 #[derive(Clone)]
 pub enum SigningKey {
     P256(p256::ecdsa::SigningKey),
-    Rsa(rsa::pkcs1v15::SigningKey<sha2::Sha256>),
+    /// Boxed: an RSA key is several times the size of a P-256 one.
+    Rsa(Box<rsa::pkcs1v15::SigningKey<sha2::Sha256>>),
 }
 
 impl std::fmt::Debug for SigningKey {
@@ -60,7 +61,7 @@ impl SigningKey {
         }
         use rsa::traits::PublicKeyParts;
         match rsa::RsaPrivateKey::from_pkcs8_der(der) {
-            Ok(key) if key.size() * 8 >= 2048 => Ok(SigningKey::Rsa(rsa::pkcs1v15::SigningKey::new(key))),
+            Ok(key) if key.size() * 8 >= 2048 => Ok(SigningKey::Rsa(Box::new(rsa::pkcs1v15::SigningKey::new(key)))),
             Ok(key) => Err(IdentityError::Key(format!("an RSA key of {} bits", key.size() * 8))),
             Err(e) => Err(IdentityError::Key(format!("neither ({e})"))),
         }
@@ -69,7 +70,7 @@ impl SigningKey {
     pub fn to_pkcs8_der(&self) -> Result<Vec<u8>, IdentityError> {
         let doc = match self {
             SigningKey::P256(key) => key.to_pkcs8_der(),
-            SigningKey::Rsa(key) => AsRef::<rsa::RsaPrivateKey>::as_ref(key).to_pkcs8_der(),
+            SigningKey::Rsa(key) => AsRef::<rsa::RsaPrivateKey>::as_ref(key.as_ref()).to_pkcs8_der(),
         };
         doc.map(|d| d.as_bytes().to_vec()).map_err(|e| IdentityError::Key(e.to_string()))
     }
@@ -78,10 +79,20 @@ impl SigningKey {
     pub fn public_key_der(&self) -> Result<Vec<u8>, IdentityError> {
         let doc = match self {
             SigningKey::P256(key) => key.verifying_key().to_public_key_der(),
-            SigningKey::Rsa(key) => AsRef::<rsa::RsaPrivateKey>::as_ref(key).to_public_key().to_public_key_der(),
+            SigningKey::Rsa(key) => AsRef::<rsa::RsaPrivateKey>::as_ref(key.as_ref()).to_public_key().to_public_key_der(),
         };
         doc.map(|d| d.as_bytes().to_vec()).map_err(|e| IdentityError::Key(e.to_string()))
     }
+}
+
+/// A signing identity as stored: DER throughout.
+#[derive(Clone)]
+pub struct IdentityDer {
+    /// PKCS#8 private key.
+    pub key: Vec<u8>,
+    pub certificate: Vec<u8>,
+    /// The issuers' certificates, concatenated.
+    pub chain: Vec<u8>,
 }
 
 /// A key and its certificate chain (the holder's certificate first).
@@ -113,14 +124,14 @@ impl SigningIdentity {
         Ok(identity)
     }
 
-    /// The DER forms, for storage: (key, certificate, chain).
-    pub fn to_der(&self) -> Result<(Vec<u8>, Vec<u8>, Vec<u8>), IdentityError> {
-        let cert = self.certificate.to_der().map_err(|e| IdentityError::Certificate(e.to_string()))?;
+    /// The DER forms, for storage.
+    pub fn to_der(&self) -> Result<IdentityDer, IdentityError> {
+        let certificate = self.certificate.to_der().map_err(|e| IdentityError::Certificate(e.to_string()))?;
         let mut chain = Vec::new();
         for c in &self.chain {
             chain.extend(c.to_der().map_err(|e| IdentityError::Certificate(e.to_string()))?);
         }
-        Ok((self.key.to_pkcs8_der()?, cert, chain))
+        Ok(IdentityDer { key: self.key.to_pkcs8_der()?, certificate, chain })
     }
 
     /// The certificate's subject, as RFC 4514 text.
@@ -162,7 +173,7 @@ impl SigningIdentity {
     /// Writes the identity as PKCS#12 (for a doctor taking their key away,
     /// and for tests of the import).
     pub fn to_pkcs12(&self, password: &str) -> Result<Vec<u8>, IdentityError> {
-        let (key, cert, _) = self.to_der()?;
+        let IdentityDer { key, certificate: cert, .. } = self.to_der()?;
         let mut chain = vec![p12_keystore::Certificate::from_der(&cert).map_err(|e| IdentityError::Pkcs12(e.to_string()))?];
         for c in &self.chain {
             let der = c.to_der().map_err(|e| IdentityError::Certificate(e.to_string()))?;
@@ -323,8 +334,8 @@ mod tests {
         let doctor = ca.issue("陈医生", "user-3").unwrap();
         assert!(doctor.subject().contains("CN=陈医生"), "{}", doctor.subject());
         assert_eq!(doctor.certificate.tbs_certificate.issuer, ca.certificate().tbs_certificate.subject);
-        let (k, c, chain) = doctor.to_der().unwrap();
-        let back = SigningIdentity::from_der(&k, &c, &chain).unwrap();
+        let der = doctor.to_der().unwrap();
+        let back = SigningIdentity::from_der(&der.key, &der.certificate, &der.chain).unwrap();
         assert_eq!(back.fingerprint(), doctor.fingerprint());
         assert_eq!(back.chain.len(), 1);
     }
@@ -344,9 +355,7 @@ mod tests {
         let ca = CentreCa::create("中心").unwrap();
         let a = ca.issue("甲", "1").unwrap();
         let b = ca.issue("乙", "2").unwrap();
-        let (ka, _, _) = a.to_der().unwrap();
-        let (_, cb, _) = b.to_der().unwrap();
-        let err = SigningIdentity::from_der(&ka, &cb, &[]).unwrap_err();
+        let err = SigningIdentity::from_der(&a.to_der().unwrap().key, &b.to_der().unwrap().certificate, &[]).unwrap_err();
         assert!(err.to_string().contains("does not belong"), "{err}");
     }
 }

@@ -245,7 +245,8 @@ fn cms_signature(identity: &SigningIdentity, digest: &[u8]) -> Result<Vec<u8>, S
             builder.add_signer_info::<_, p256::ecdsa::DerSignature>(signer).map_err(|e| cms_err(&e))?;
         }
         SigningKey::Rsa(key) => {
-            let mut signer = SignerInfoBuilder::new(key, sid, sha256_algorithm(), &content, Some(digest)).map_err(|e| cms_err(&e))?;
+            let mut signer =
+                SignerInfoBuilder::new(key.as_ref(), sid, sha256_algorithm(), &content, Some(digest)).map_err(|e| cms_err(&e))?;
             signer.add_signed_attribute(attribute).map_err(|e| cms_err(&e))?;
             builder.add_signer_info::<_, rsa::pkcs1v15::Signature>(signer).map_err(|e| cms_err(&e))?;
         }

@@ -43,16 +43,16 @@ pub async fn signing_identity(state: &AppState, user_id: i64, display_name: &str
 
 /// Keeps `identity` as the user's, replacing any earlier one.
 pub async fn store_identity(db: &Database, user_id: i64, identity: &SigningIdentity, source: &str) -> Result<(), ApiError> {
-    let (key, cert, chain) = identity.to_der().map_err(|e| internal("encoding the signing identity", e))?;
+    let der = identity.to_der().map_err(|e| internal("encoding the signing identity", e))?;
     sqlx::query(
         "INSERT INTO signing_identities (user_id, cert_der, chain_der, key_der, source, created_at) VALUES (?, ?, ?, ?, ?, ?)
          ON CONFLICT (user_id) DO UPDATE SET cert_der = excluded.cert_der, chain_der = excluded.chain_der,
            key_der = excluded.key_der, source = excluded.source, created_at = excluded.created_at",
     )
     .bind(user_id)
-    .bind(cert)
-    .bind(chain)
-    .bind(key)
+    .bind(der.certificate)
+    .bind(der.chain)
+    .bind(der.key)
     .bind(source)
     .bind(now_ms())
     .execute(db.pool())

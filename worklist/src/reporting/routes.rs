@@ -359,7 +359,7 @@ async fn make_final(
         Change {
             from: &from,
             held_by: None,
-            to: to,
+            to,
             by: Some(user.id),
             note: Some(note),
             holder: Holder { assigned_to: None, locked_until: Some(None) },

@@ -159,7 +159,7 @@ pub async fn release(state: &AppState, user: &CurrentUser, id: i64) -> Result<Re
         id,
         Change {
             from: &[RequestState::Assigned, RequestState::Reading],
-            held_by: held_by,
+            held_by,
             to: RequestState::Received,
             by: Some(user.id),
             note: Some(note),

@@ -234,7 +234,7 @@ fn parse_gain(spec: &str, adc_zero: f64) -> Result<(f64, f64, String), EcgError>
 fn unpack(format: u32, body: &[u8], file: &str) -> Result<Vec<i32>, EcgError> {
     Ok(match format {
         16 => {
-            if body.len() % 2 != 0 {
+            if !body.len().is_multiple_of(2) {
                 return Err(invalid(format!("{file}: odd byte count {} for 16-bit samples", body.len())));
             }
             body.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]]) as i32).collect()
