@@ -572,6 +572,7 @@ fn an_ecg_is_prefilled_from_its_measurements_and_a_critical_finding_reaches_the_
         wait_for(port, &format!("/api/instances/{sop}/ecg-measurements"), c.token("liu"), "the ECG analysis", |v| Some(v.clone()));
     let draft = ok(port, "POST", &format!("/api/requests/{id}/report"), c.token("liu"), None);
     assert_eq!(draft["template"], "ecg");
+    assert_eq!(draft["key_images"], serde_json::json!([sop]), "the tracing is printed unless removed");
     let rate = measured["measurements"]["hr_bpm"].as_f64().unwrap();
     assert!(draft["findings"].as_str().unwrap().contains(&format!("心率 {rate:.0} 次/分")), "{draft}");
     let qrs = measured["measurements"]["qrs_ms"].as_f64().unwrap();
@@ -606,9 +607,16 @@ fn an_ecg_is_prefilled_from_its_measurements_and_a_critical_finding_reaches_the_
     assert_eq!(status, 200);
     let path = c.server.dir.path().join("ecg.pdf");
     std::fs::write(&path, &pdf).unwrap();
+    if let Some(keep) = std::env::var_os("TELEDIAG_KEEP_ECG_REPORT") {
+        std::fs::copy(&path, keep).unwrap();
+    }
     let report = pdfsig(&path);
     assert_eq!(report.matches("Signature is Valid").count(), 1, "{report}");
     assert!(report.contains("刘医生"), "{report}");
+    let images = Command::new("pdfimages").arg("-list").arg(&path).output().unwrap();
+    let listed = String::from_utf8_lossy(&images.stdout).into_owned();
+    let pictures = listed.lines().skip(2).filter(|l| l.split_whitespace().nth(2) == Some("image")).count();
+    assert_eq!(pictures, 1, "the 12-lead page is on the report: {listed}");
 
     // An addendum adds to the final report, which stays final beside it.
     let addendum = ok(port, "POST", &format!("/api/requests/{id}/report/amend"), c.token("liu"), Some(r#"{"kind":"addendum"}"#));

@@ -369,7 +369,13 @@ pub fn render(form: &ReportForm, font: &ReportFont) -> Result<Vec<u8>, FormError
             image.map_err(|reason| FormError::Image { index, reason })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let image_row_h = if images.is_empty() { 0.0 } else { 132.0 };
+    // One key image (an ECG tracing, a single slice) gets the text width;
+    // several share a row.
+    let image_row_h = match images.len() {
+        0 => 0.0,
+        1 => 370.0,
+        _ => 132.0,
+    };
 
     let mut next_line = 0;
     let mut page_number = 0;
@@ -472,7 +478,8 @@ fn header(pen: &Pen<'_>, surface: &mut Surface<'_>, form: &ReportForm, page_numb
 
 fn key_image_row(surface: &mut Surface<'_>, images: &[Image], top: f32, height: f32) {
     let gap = 8.0;
-    let slot = (PAGE_W - 2.0 * MARGIN - gap * 3.0) / 4.0;
+    let columns = if images.len() == 1 { 1.0 } else { 4.0 };
+    let slot = (PAGE_W - 2.0 * MARGIN - gap * (columns - 1.0)) / columns;
     for (i, image) in images.iter().enumerate() {
         let (w, h) = image.size();
         let scale = (slot / w as f32).min(height / h as f32);

@@ -112,16 +112,20 @@ pub fn current_final(versions: &[ReportVersion]) -> Option<&ReportVersion> {
     versions.iter().rev().find(|v| v.state == "final")
 }
 
-/// A new draft version.
-pub async fn insert_draft(
-    db: &Database,
-    request_id: i64,
-    kind: &str,
-    template: &str,
-    text: (&str, &str, &str),
-    author: i64,
-    supersedes: Option<i64>,
-) -> Result<i64, ApiError> {
+/// What a new version starts from.
+#[derive(Debug, Clone, Copy)]
+pub struct Draft<'a> {
+    /// `report`, `addendum` or `amendment`.
+    pub kind: &'a str,
+    pub template: &'a str,
+    pub method: &'a str,
+    pub findings: &'a str,
+    pub conclusion: &'a str,
+    pub key_images: &'a [String],
+}
+
+/// A new draft version by `author` (replacing `supersedes` once final, for amendments).
+pub async fn insert_draft(db: &Database, request_id: i64, author: i64, supersedes: Option<i64>, draft: Draft<'_>) -> Result<i64, ApiError> {
     let now = now_ms();
     let next: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) + 1 FROM reports WHERE request_id = ?")
         .bind(request_id)
@@ -129,17 +133,18 @@ pub async fn insert_draft(
         .await
         .map_err(ApiError::database)?;
     sqlx::query_scalar(
-        "INSERT INTO reports (request_id, version, kind, state, template, method, findings, conclusion, author_id,
+        "INSERT INTO reports (request_id, version, kind, state, template, method, findings, conclusion, key_images, author_id,
             supersedes, created_at, updated_at)
-         VALUES (?, ?, ?, 'draft', ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+         VALUES (?, ?, ?, 'draft', ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
     )
     .bind(request_id)
     .bind(next)
-    .bind(kind)
-    .bind(template)
-    .bind(text.0)
-    .bind(text.1)
-    .bind(text.2)
+    .bind(draft.kind)
+    .bind(draft.template)
+    .bind(draft.method)
+    .bind(draft.findings)
+    .bind(draft.conclusion)
+    .bind(serde_json::to_string(draft.key_images).unwrap_or_else(|_| "[]".into()))
     .bind(author)
     .bind(supersedes)
     .bind(now)

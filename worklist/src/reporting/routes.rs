@@ -12,7 +12,7 @@ use telediag_archive::db::now_ms;
 use telediag_archive::derived::DerivedKind;
 use telediag_archive::store::ObjectKey;
 
-use super::{ReportVersion, current_final, finalise, insert_draft, versions, working};
+use super::{Draft, ReportVersion, current_final, finalise, insert_draft, versions, working};
 use crate::AppState;
 use crate::auth::{CurrentUser, Role};
 use crate::error::ApiError;
@@ -37,16 +37,21 @@ pub async fn get_report(State(state): State<AppState>, user: CurrentUser, Path(i
     Ok(Json(serde_json::json!({ "request": request, "versions": shown_to(&user, all) })).into_response())
 }
 
-async fn ecg_analysis(state: &AppState, study_uid: &str) -> Option<serde_json::Value> {
-    let db = state.archive.database();
-    let sop: String = sqlx::query_scalar(
+/// The study's (first) waveform instance.
+async fn ecg_instance(state: &AppState, study_uid: &str) -> Option<String> {
+    sqlx::query_scalar(
         "SELECT i.sop_instance_uid FROM instances i JOIN series se ON se.id = i.series_ref JOIN studies s ON s.id = se.study_ref
          WHERE s.study_uid = ? AND i.sop_class_uid LIKE '1.2.840.10008.5.1.4.1.1.9.%' ORDER BY i.id LIMIT 1",
     )
     .bind(study_uid)
-    .fetch_optional(db.pool())
+    .fetch_optional(state.archive.database().pool())
     .await
-    .ok()??;
+    .ok()?
+}
+
+async fn ecg_analysis(state: &AppState, study_uid: &str) -> Option<serde_json::Value> {
+    let db = state.archive.database();
+    let sop = ecg_instance(state, study_uid).await?;
     let sop = telediag_archive::SopInstanceUid::parse(&sop).ok()?;
     let record = db.derived(&sop, DerivedKind::EcgMeasurements).await.ok()??;
     let key = ObjectKey::new(record.object_key?).ok()?;
@@ -91,8 +96,20 @@ pub async fn open_report(State(state): State<AppState>, user: CurrentUser, Path(
     }
     assign::touch(&state, &user, &request).await?;
     let template = template_for(&state, &request).await;
-    let report_id =
-        insert_draft(db, id, "report", &template.id, (&template.method, &template.findings, &template.conclusion), user.id, None).await?;
+    // An ECG report prints its tracing unless the doctor removes it.
+    let key_images: Vec<String> = match (request.modality.as_deref(), request.study_uid.as_deref()) {
+        (Some("ECG"), Some(study)) => ecg_instance(&state, study).await.into_iter().collect(),
+        _ => Vec::new(),
+    };
+    let draft = Draft {
+        kind: "report",
+        template: &template.id,
+        method: &template.method,
+        findings: &template.findings,
+        conclusion: &template.conclusion,
+        key_images: &key_images,
+    };
+    let report_id = insert_draft(db, id, user.id, None, draft).await?;
     let created = super::version_by_id(db, report_id).await?.ok_or_else(|| ApiError::not_found("report"))?;
     Ok((StatusCode::CREATED, Json(created)).into_response())
 }
@@ -455,16 +472,17 @@ pub async fn amend(
         "addendum" => (String::new(), String::new(), String::new()),
         other => return Err(ApiError::bad_request(format!("kind must be addendum or amendment, found {other:?}"))),
     };
-    let report_id = insert_draft(db, id, &body.kind, &last.template, (&method, &findings, &conclusion), user.id, Some(last.id)).await?;
-    if body.kind == "amendment" {
-        // The amended version prints the same key images unless changed.
-        sqlx::query("UPDATE reports SET key_images = ? WHERE id = ?")
-            .bind(serde_json::to_string(&last.key_images).unwrap_or_else(|_| "[]".into()))
-            .bind(report_id)
-            .execute(db.pool())
-            .await
-            .map_err(ApiError::database)?;
-    }
+    // An amended version prints the same key images unless changed; an addendum none.
+    let key_images = if body.kind == "amendment" { last.key_images.clone() } else { Vec::new() };
+    let draft = Draft {
+        kind: &body.kind,
+        template: &last.template,
+        method: &method,
+        findings: &findings,
+        conclusion: &conclusion,
+        key_images: &key_images,
+    };
+    let report_id = insert_draft(db, id, user.id, Some(last.id), draft).await?;
     Ok((StatusCode::CREATED, Json(super::version_by_id(db, report_id).await?)).into_response())
 }
 

@@ -3,8 +3,8 @@
 //!
 //! Matching a completed study to a registered request (reconciling): same
 //! site and accession number; failing that, same site, patient ID,
-//! modality and date (the study's date and the day the request was
-//! registered, in the centre's time). A study nothing matches becomes an
+//! modality and date (the study's date within a day of the day the request
+//! was registered, in the centre's time). A study nothing matches becomes an
 //! `arrival` request and is listed as unreconciled until a registration
 //! matches it; a registration nothing matches waits with "images missing".
 
@@ -136,9 +136,13 @@ async fn study_facts(state: &AppState, study_uid: &str) -> Result<StudyFacts, Ap
     })
 }
 
-/// The local calendar date (YYYYMMDD) of an instant, in the centre's offset.
-fn local_date(unix_ms: i64, offset_minutes: i32) -> String {
-    telediag_reports::Timestamp::new(unix_ms, offset_minutes).dicom_date()
+/// The study dates (YYYYMMDD) that count as "the same date" as an instant:
+/// its calendar day in the centre's offset and the days either side. A
+/// request registered at 23:50 is often imaged after midnight, and a
+/// modality's clock or time zone may be a few hours off the centre's.
+fn dates_near(unix_ms: i64, offset_minutes: i32) -> [String; 3] {
+    const DAY_MS: i64 = 86_400_000;
+    [-DAY_MS, 0, DAY_MS].map(|shift| telediag_reports::Timestamp::new(unix_ms + shift, offset_minutes).dicom_date())
 }
 
 /// Makes sure a request reads `study_uid`; returns its id.
@@ -275,7 +279,7 @@ async fn find_registration(state: &AppState, facts: &StudyFacts) -> Result<Optio
     for row in candidates {
         let created: i64 = row.get(1);
         let modality: Option<String> = row.get(2);
-        let same_day = facts.study_date.as_deref() == Some(&local_date(created, state.config.utc_offset_minutes));
+        let same_day = facts.study_date.as_ref().is_some_and(|d| dates_near(created, state.config.utc_offset_minutes).contains(d));
         let same_modality = modality.is_none() || modality == facts.modality;
         if same_day && same_modality {
             return Ok(Some((row.get(0), "patient ID, date and modality")));
@@ -364,15 +368,17 @@ pub async fn register(state: &AppState, user: &CurrentUser, new: &NewRequest) ->
         .map_err(ApiError::database)?;
     }
     if arrival.is_none() {
-        let today = local_date(now, state.config.utc_offset_minutes);
+        let [yesterday, today, tomorrow] = dates_near(now, state.config.utc_offset_minutes);
         arrival = sqlx::query_scalar(
             "SELECT id FROM read_requests WHERE site_id = ? AND origin = 'arrival' AND reconciled = 0
-               AND patient_id = ? AND study_date = ? AND (? IS NULL OR modality = ?) AND state != 'cancelled'
+               AND patient_id = ? AND study_date IN (?, ?, ?) AND (? IS NULL OR modality = ?) AND state != 'cancelled'
              ORDER BY created_at LIMIT 1",
         )
         .bind(site_id)
         .bind(new.patient_id.trim())
+        .bind(&yesterday)
         .bind(&today)
+        .bind(&tomorrow)
         .bind(&modality)
         .bind(&modality)
         .fetch_optional(db.pool())
@@ -469,6 +475,13 @@ mod tests {
         ] {
             assert_eq!(age_at(birth, on).as_deref(), expected, "{birth} on {on}");
         }
+    }
+
+    #[test]
+    fn near_dates_span_the_day_either_side_in_the_centres_offset() {
+        // 2026-11-23T16:30:05Z is 2026-11-24 00:30 in Beijing.
+        assert_eq!(dates_near(1_795_451_405_000, 480), ["20261123", "20261124", "20261125"]);
+        assert_eq!(dates_near(1_795_451_405_000, 0), ["20261122", "20261123", "20261124"]);
     }
 
     #[test]
