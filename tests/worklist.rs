@@ -617,6 +617,8 @@ fn an_ecg_is_prefilled_from_its_measurements_and_a_critical_finding_reaches_the_
     let listed = String::from_utf8_lossy(&images.stdout).into_owned();
     let pictures = listed.lines().skip(2).filter(|l| l.split_whitespace().nth(2) == Some("image")).count();
     assert_eq!(pictures, 1, "the 12-lead page is on the report: {listed}");
+    let info = String::from_utf8_lossy(&Command::new("pdfinfo").arg(&path).output().unwrap().stdout).into_owned();
+    assert!(info.lines().any(|l| l.starts_with("Pages:") && l.trim_end().ends_with(" 1")), "a short ECG report fits one page with its tracing: {info}");
 
     // An addendum adds to the final report, which stays final beside it.
     let addendum = ok(port, "POST", &format!("/api/requests/{id}/report/amend"), c.token("liu"), Some(r#"{"kind":"addendum"}"#));

@@ -369,13 +369,15 @@ pub fn render(form: &ReportForm, font: &ReportFont) -> Result<Vec<u8>, FormError
             image.map_err(|reason| FormError::Image { index, reason })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    // One key image (an ECG tracing, a single slice) gets the text width;
-    // several share a row.
-    let image_row_h = match images.len() {
-        0 => 0.0,
-        1 => 370.0,
-        _ => 132.0,
+    // One key image (an ECG tracing, a single slice) gets the text width and
+    // up to `tallest`; several share a row. Images shrink to the room left
+    // above the signatures, down to `shortest`; below that they move on.
+    let (shortest, tallest) = match images.len() {
+        0 => (0.0, 0.0),
+        1 => (160.0, 370.0),
+        _ => (100.0, 132.0),
     };
+    let footer_top = PAGE_H - MARGIN - FOOTER_H;
 
     let mut next_line = 0;
     let mut page_number = 0;
@@ -384,11 +386,10 @@ pub fn render(form: &ReportForm, font: &ReportFont) -> Result<Vec<u8>, FormError
         let mut page = document.start_page_with(PageSettings::new(Size::from_wh(PAGE_W, PAGE_H).expect("A4")));
         let mut surface = page.surface();
         let mut y = header(&pen, &mut surface, form, page_number)?;
-        let last_page_limit = PAGE_H - MARGIN - FOOTER_H - image_row_h;
         let page_limit = PAGE_H - MARGIN - 24.0;
         while next_line < body.len() {
             let remaining = body.len() - next_line;
-            let fits_all = y + remaining as f32 * LINE <= last_page_limit;
+            let fits_all = y + remaining as f32 * LINE <= footer_top - shortest;
             if !fits_all && y + LINE > page_limit {
                 break;
             }
@@ -401,10 +402,11 @@ pub fn render(form: &ReportForm, font: &ReportFont) -> Result<Vec<u8>, FormError
             y += LINE;
             next_line += 1;
         }
-        let done = next_line >= body.len() && y <= last_page_limit;
+        let room = footer_top - y - 16.0;
+        let done = next_line >= body.len() && room >= shortest;
         if done {
             if !images.is_empty() {
-                key_image_row(&mut surface, &images, y + 4.0, image_row_h - 12.0);
+                key_image_row(&mut surface, &images, y + 4.0, room.min(tallest));
             }
             footer(&pen, &mut surface, form)?;
         } else {
