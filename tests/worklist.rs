@@ -902,8 +902,13 @@ fn the_dashboard_counts_like_an_upload_board_and_overdue_requests_are_flagged() 
     assert_eq!(status, 400, "{body}");
 }
 
-/// A copy of `file` as another study of `patient_id`: new study, series and
-/// instance UIDs and accession number, so one demo image can stand for many.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+/// A copy of `file` as another study of `patient_id`, made today (in the
+/// centre's time): new study, series and instance UIDs and accession number,
+/// so one demo image can stand for many, whatever the calendar says.
 fn variant(file: &Path, dir: &Path, label: &str, patient_id: &str) -> PathBuf {
     use dicom_core::{DataElement, PrimitiveValue, VR};
     use dicom_dictionary_std::tags;
@@ -916,6 +921,7 @@ fn variant(file: &Path, dir: &Path, label: &str, patient_id: &str) -> PathBuf {
         (tags::SOP_INSTANCE_UID, VR::UI, uid("instance")),
         (tags::ACCESSION_NUMBER, VR::SH, format!("ACC-{label}")),
         (tags::PATIENT_ID, VR::LO, patient_id.to_owned()),
+        (tags::STUDY_DATE, VR::DA, telediag_reports::Timestamp::new(now_ms(), 480).dicom_date()),
     ] {
         obj.put(DataElement::new(tag, vr, PrimitiveValue::from(value.as_str())));
     }
@@ -935,7 +941,9 @@ fn registrations_reconcile_by_patient_date_and_modality_or_after_the_images_and_
     let demo = c.server.dir.path().join("demo");
     let (_, cr, us) = demo_files(&demo);
     let site = c.token("xihe_tech");
-    let cr_patient = dicom_object::open_file(&cr).unwrap().element(dicom_dictionary_std::tags::PATIENT_ID).unwrap().to_str().unwrap().trim().to_owned();
+    // The demo CR is dated 2026-11-23; a copy dated today stands in for it.
+    let cr_patient = "DEMO0002";
+    let cr = variant(&cr, &demo, "cr-today", cr_patient);
 
     // No accession number given: the chest film is matched by patient ID, today's date and CR.
     let body = format!(r#"{{"patient_name":"王芳","patient_id":"{cr_patient}","modality":"CR","requested_exam":"胸部正位片","bed_number":"3床"}}"#);
