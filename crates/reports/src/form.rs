@@ -378,6 +378,8 @@ pub fn render(form: &ReportForm, font: &ReportFont) -> Result<Vec<u8>, FormError
         _ => (100.0, 132.0),
     };
     let footer_top = PAGE_H - MARGIN - FOOTER_H;
+    let conclusion_at = body.iter().rposition(|(_, heading, _)| *heading).unwrap_or(0);
+    let keep_with_signatures = (body.len() - conclusion_at).min(12);
 
     let mut next_line = 0;
     let mut page_number = 0;
@@ -390,7 +392,9 @@ pub fn render(form: &ReportForm, font: &ReportFont) -> Result<Vec<u8>, FormError
         while next_line < body.len() {
             let remaining = body.len() - next_line;
             let fits_all = y + remaining as f32 * LINE <= footer_top - shortest;
-            if !fits_all && y + LINE > page_limit {
+            // When the rest will not fit above the signatures, the conclusion
+            // moves on with them rather than leave them alone on a page.
+            if !fits_all && (y + LINE > page_limit || remaining <= keep_with_signatures) {
                 break;
             }
             let (indent, heading, text) = &body[next_line];

@@ -162,3 +162,37 @@ fn with_the_centre_ca_trusted_pdfsig_validates_both_certificate_chains() {
     assert_eq!(report.matches("Signature is Valid").count(), 2, "{report}");
     assert_eq!(report.matches("Certificate is Trusted").count(), 2, "the doctors' certificates chain to the CA: {report}");
 }
+
+#[test]
+fn long_findings_flow_onto_further_pages_and_the_signatures_close_the_last() {
+    let Some(font) = font() else { return };
+    if !tool("pdftotext") || !tool("pdfinfo") {
+        return;
+    }
+    let mut form = sample_form();
+    form.findings = (1..=60).map(|n| format!("{n}. 第{n}层面见多发小结节影，最大者约 {n} mm，边界清楚。")).collect::<Vec<_>>().join("\n");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("long.pdf");
+    std::fs::write(&path, render(&form, &font).unwrap()).unwrap();
+    if let Some(keep) = std::env::var_os("TELEDIAG_SAMPLE_LONG_REPORT") {
+        std::fs::copy(&path, keep).unwrap();
+    }
+    let info = String::from_utf8_lossy(&Command::new("pdfinfo").arg(&path).output().unwrap().stdout).into_owned();
+    let pages: usize = info.lines().find_map(|l| l.strip_prefix("Pages:")).unwrap().trim().parse().unwrap();
+    assert!(pages >= 2, "{info}");
+    let page_text = |n: usize| {
+        let out = Command::new("pdftotext").args(["-f", &n.to_string(), "-l", &n.to_string()]).arg(&path).arg("-").output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    for n in 1..pages {
+        let text = page_text(n);
+        assert!(text.contains("续下页") && !text.contains("报告医师"), "page {n} continues: {text}");
+        assert!(text.contains("张三丰"), "every page names the patient: {text}");
+    }
+    let last = page_text(pages);
+    assert!(last.contains("报告医师") && last.contains("检查结论") && last.contains("主动脉硬化"), "the conclusion stays with the signatures: {last}");
+    let all: String = (1..=pages).map(page_text).collect();
+    for n in 1..=60 {
+        assert!(all.contains(&format!("{n}. 第{n}层面")), "line {n} is missing");
+    }
+}
