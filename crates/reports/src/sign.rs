@@ -254,38 +254,6 @@ fn cms_signature(identity: &SigningIdentity, digest: &[u8]) -> Result<Vec<u8>, S
     builder.build().map_err(|e| cms_err(&e))?.to_der().map_err(|e| cms_err(&e))
 }
 
-/// The signatures in a PDF, read back (for the verification page and tests):
-/// each one's byte range and whether the range's digest matches its CMS.
-pub fn signed_revisions(pdf: &[u8]) -> Vec<SignedRevision> {
-    let mut found = Vec::new();
-    let key = b"/ByteRange";
-    let mut from = 0;
-    while let Some(at) = pdf[from..].windows(key.len()).position(|w| w == key) {
-        let start = from + at + key.len();
-        from = start;
-        let Some(close) = pdf[start..].iter().position(|&b| b == b']') else { break };
-        let text = String::from_utf8_lossy(&pdf[start..start + close]).replace('[', " ");
-        let numbers: Vec<usize> = text.split_whitespace().filter_map(|n| n.parse().ok()).collect();
-        if let [a, b, c, d] = numbers[..]
-            && a == 0
-            && c + d <= pdf.len()
-            && b < c
-        {
-            found.push(SignedRevision { covers_up_to: c + d, contents: (b, c) });
-        }
-    }
-    found
-}
-
-/// One signature's place in the file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SignedRevision {
-    /// The signature covers the file up to this offset (the whole file for the last signature).
-    pub covers_up_to: usize,
-    /// Offsets of the `<…>` holding the CMS.
-    pub contents: (usize, usize),
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
