@@ -439,18 +439,22 @@ impl Database {
         Ok(StudyPage { total, offset, limit, studies: rows.iter().map(study_from_row).collect() })
     }
 
+    /// A study as listed, and the id of its site; `None` when it does not exist.
+    pub async fn study_summary(&self, uid: &StudyUid) -> Result<Option<(StudySummary, i64)>, DbError> {
+        let sql = format!("SELECT {STUDY_COLUMNS} {STUDY_FROM} WHERE s.study_uid = ?");
+        let row = sqlx::query(&sql).bind(uid.as_str()).fetch_optional(self.pool()).await?;
+        Ok(row.map(|r| (study_from_row(&r), r.get(20))))
+    }
+
     /// A study with its series and instances; `None` when it does not exist or
     /// (with `site_id`) belongs to another site — the two are not told apart.
     pub async fn study_detail(&self, uid: &StudyUid, site_id: Option<i64>) -> Result<Option<StudyDetail>, DbError> {
-        let sql = format!("SELECT {STUDY_COLUMNS} {STUDY_FROM} WHERE s.study_uid = ?");
-        let Some(row) = sqlx::query(&sql).bind(uid.as_str()).fetch_optional(self.pool()).await? else {
+        let Some((summary, owner)) = self.study_summary(uid).await? else {
             return Ok(None);
         };
-        let owner: i64 = row.get(20);
         if site_id.is_some_and(|s| s != owner) {
             return Ok(None);
         }
-        let summary = study_from_row(&row);
         let series_rows = sqlx::query(
             "SELECT se.id, se.series_uid, se.modality, se.body_part, se.description, se.series_number,
                     se.num_instances, se.size_bytes

@@ -61,33 +61,25 @@ pub async fn store_identity(db: &Database, user_id: i64, identity: &SigningIdent
     Ok(())
 }
 
-/// The study's indexed facts a report prints and the DICOM export repeats.
+/// The study's indexed facts a report prints and the DICOM export repeats,
+/// and its description.
 pub async fn study_context(db: &Database, study_uid: &str) -> Result<(StudyContext, Option<String>), ApiError> {
-    let row = sqlx::query(
-        "SELECT p.name, p.patient_id, p.sex, p.birth_date, s.accession_number, s.study_date, s.study_time,
-                s.referring_physician, s.institution, s.description
-         FROM studies s JOIN patients p ON p.id = s.patient_ref WHERE s.study_uid = ?",
-    )
-    .bind(study_uid)
-    .fetch_optional(db.pool())
-    .await
-    .map_err(ApiError::database)?
-    .ok_or_else(|| ApiError::not_found("study"))?;
-    let text = |i: usize| row.get::<Option<String>, _>(i).unwrap_or_default();
+    let uid = telediag_archive::StudyUid::parse(study_uid).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let (study, _) = db.study_summary(&uid).await?.ok_or_else(|| ApiError::not_found("study"))?;
     Ok((
         StudyContext {
-            study_uid: study_uid.to_owned(),
-            patient_name: text(0),
-            patient_id: text(1),
-            patient_sex: text(2),
-            patient_birth_date: text(3),
-            accession_number: text(4),
-            study_date: text(5),
-            study_time: text(6),
-            referring_physician: text(7),
-            institution: text(8),
+            study_uid: study.study_uid,
+            patient_name: study.patient_name.unwrap_or_default(),
+            patient_id: study.patient_id,
+            patient_sex: study.patient_sex.unwrap_or_default(),
+            patient_birth_date: study.patient_birth_date.unwrap_or_default(),
+            accession_number: study.accession_number.unwrap_or_default(),
+            study_date: study.study_date.unwrap_or_default(),
+            study_time: study.study_time.unwrap_or_default(),
+            referring_physician: study.referring_physician.unwrap_or_default(),
+            institution: study.institution.unwrap_or_default(),
         },
-        row.get(9),
+        study.description,
     ))
 }
 

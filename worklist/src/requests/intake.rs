@@ -111,28 +111,20 @@ struct StudyFacts {
 }
 
 async fn study_facts(state: &AppState, study_uid: &str) -> Result<StudyFacts, ApiError> {
-    let row = sqlx::query(
-        "SELECT s.site_id, p.patient_id, p.name, p.sex, p.birth_date, s.accession_number, s.study_date,
-                s.description, s.referring_physician, s.modalities
-         FROM studies s JOIN patients p ON p.id = s.patient_ref WHERE s.study_uid = ?",
-    )
-    .bind(study_uid)
-    .fetch_optional(state.archive.database().pool())
-    .await
-    .map_err(ApiError::database)?
-    .ok_or_else(|| ApiError::not_found("study"))?;
+    let uid = telediag_archive::StudyUid::parse(study_uid).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let (study, site_id) = state.archive.database().study_summary(&uid).await?.ok_or_else(|| ApiError::not_found("study"))?;
     let blank = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
     Ok(StudyFacts {
-        site_id: row.get(0),
-        patient_id: row.get(1),
-        patient_name: blank(row.get(2)),
-        patient_sex: blank(row.get(3)),
-        birth_date: blank(row.get(4)),
-        accession: blank(row.get(5)),
-        study_date: blank(row.get(6)),
-        description: blank(row.get(7)),
-        referring: blank(row.get(8)),
-        modality: primary_modality(row.get::<&str, _>(9)),
+        site_id,
+        modality: primary_modality(&study.modalities),
+        patient_id: study.patient_id,
+        patient_name: blank(study.patient_name),
+        patient_sex: blank(study.patient_sex),
+        birth_date: blank(study.patient_birth_date),
+        accession: blank(study.accession_number),
+        study_date: blank(study.study_date),
+        description: blank(study.description),
+        referring: blank(study.referring_physician),
     })
 }
 
