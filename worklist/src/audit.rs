@@ -233,9 +233,7 @@ pub async fn query(db: &Database, q: &AuditQuery) -> Result<Vec<StoredEntry>, Ap
 /// recorded by the login handler itself.
 pub async fn record(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let user = crate::auth::resolve(&state, request.headers()).await;
-    if let Some(user) = &user {
-        request.extensions_mut().insert(user.clone());
-    }
+    request.extensions_mut().insert(crate::auth::Caller(user.clone()));
     let action = format!(
         "{} {}",
         request.method(),

@@ -207,6 +207,11 @@ pub fn presented_token(parts: &Parts) -> Option<String> {
     token_in(&parts.headers)
 }
 
+/// The session's user as the audit middleware found it (`None`: no valid
+/// session), kept in the request so handlers do not look it up again.
+#[derive(Debug, Clone)]
+pub struct Caller(pub Option<CurrentUser>);
+
 /// The user of the session named by the request's bearer token or cookie.
 pub async fn resolve(state: &AppState, headers: &axum::http::HeaderMap) -> Option<CurrentUser> {
     let token = token_in(headers)?;
@@ -238,18 +243,17 @@ fn token_in(headers: &axum::http::HeaderMap) -> Option<String> {
 impl FromRequestParts<AppState> for CurrentUser {
     type Rejection = ApiError;
 
-    /// The audit middleware has resolved the caller already; without it (unit
-    /// tests of single routes) the session is looked up here.
+    /// The audit middleware has looked the session up already (found or not);
+    /// without it (unit tests of single routes) it is looked up here.
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        if let Some(user) = parts.extensions.get::<CurrentUser>() {
-            return Ok(user.clone());
-        }
         if token_in(&parts.headers).is_none() {
             return Err(ApiError::unauthorized());
         }
-        resolve(state, &parts.headers)
-            .await
-            .ok_or_else(|| ApiError::new(axum::http::StatusCode::UNAUTHORIZED, "session expired or unknown: log in again"))
+        let user = match parts.extensions.get::<Caller>() {
+            Some(Caller(user)) => user.clone(),
+            None => resolve(state, &parts.headers).await,
+        };
+        user.ok_or_else(|| ApiError::new(axum::http::StatusCode::UNAUTHORIZED, "session expired or unknown: log in again"))
     }
 }
 
