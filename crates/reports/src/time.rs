@@ -38,6 +38,18 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (year, month, day)
 }
 
+/// (year, month, day) to days since 1970-01-01, proleptic Gregorian (the
+/// inverse of `civil_from_days`, H. Hinnant's `days_from_civil`).
+pub fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = i64::from((month + 9) % 12);
+    let doy = (153 * mp + 2) / 5 + i64::from(day) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 impl Timestamp {
     pub fn new(unix_ms: i64, offset_minutes: i32) -> Timestamp {
         Timestamp { unix_ms, offset_minutes }
@@ -111,6 +123,15 @@ mod tests {
 
     fn check(unix_ms: i64, offset: i32, expected: &str) {
         assert_eq!(Timestamp::new(unix_ms, offset).pdf_date(), expected, "{unix_ms} at {offset}");
+    }
+
+    #[test]
+    fn days_and_dates_convert_both_ways() {
+        for days in [-719_468, -1, 0, 11_016, 20_515, 20_880, 2_932_896] {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(days_from_civil(y, m, d), days, "{y}-{m}-{d}");
+        }
+        assert_eq!(days_from_civil(2026, 3, 10) - days_from_civil(2026, 2, 15), 23);
     }
 
     #[test]

@@ -53,8 +53,9 @@ pub fn age_at(birth_date: &str, on: &str) -> Option<String> {
     } else if months >= 1 {
         Some(format!("{months}月"))
     } else {
-        let days = (y * 372 + m * 31 + d) - (by * 372 + bm * 31 + bd);
-        Some(format!("{}天", days.max(0)))
+        use telediag_reports::time::days_from_civil;
+        let day = |y: i64, m: i64, d: i64| days_from_civil(y, m as u32, d as u32);
+        Some(format!("{}天", (day(y, m, d) - day(by, bm, bd)).max(0)))
     }
 }
 
@@ -462,6 +463,8 @@ mod tests {
             ("19591124", "20261123", Some("66岁")),
             ("20260301", "20261123", Some("8月")),
             ("20261111", "20261123", Some("12天")),
+            ("20260215", "20260310", Some("23天")),
+            ("20241220", "20250105", Some("16天")),
             ("2026", "20261123", None),
             ("20270101", "20261123", None),
         ] {
