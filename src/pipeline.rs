@@ -110,7 +110,7 @@ async fn process(archive: &Archive, pool: &telediag_imaging::ImagingPool, job: J
 fn is_waveform(path: &std::path::Path) -> bool {
     let Ok(file) = std::fs::File::open(path) else { return false };
     telediag_archive::part10::read_header(std::io::BufReader::new(file))
-        .is_ok_and(|(meta, _)| meta.sop_class_uid.starts_with("1.2.840.10008.5.1.4.1.1.9."))
+        .is_ok_and(|(meta, _)| meta.sop_class_uid.starts_with(telediag_archive::uid::WAVEFORM_SOP_CLASS_PREFIX))
 }
 
 /// Analyses an ECG and stores its measurements (JSON), its 12-lead page

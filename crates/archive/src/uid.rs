@@ -91,6 +91,11 @@ uid_type!(
     /// SOP Class UID (0008,0016): what kind of object it is.
     SopClassUid, "SOP Class"
 );
+/// Every waveform storage SOP class (12-lead and general ECG, hemodynamic,
+/// …) is `1.2.840.10008.5.1.4.1.1.9.<n>…`: the pipeline analyses these as
+/// ECGs, and the worklist finds a study's tracing by it.
+pub const WAVEFORM_SOP_CLASS_PREFIX: &str = "1.2.840.10008.5.1.4.1.1.9.";
+
 uid_type!(
     /// Transfer Syntax UID (0002,0010): how the dataset is encoded.
     TransferSyntaxUid, "Transfer Syntax"

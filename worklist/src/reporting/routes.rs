@@ -41,9 +41,10 @@ pub async fn get_report(State(state): State<AppState>, user: CurrentUser, Path(i
 async fn ecg_instance(state: &AppState, study_uid: &str) -> Option<String> {
     sqlx::query_scalar(
         "SELECT i.sop_instance_uid FROM instances i JOIN series se ON se.id = i.series_ref JOIN studies s ON s.id = se.study_ref
-         WHERE s.study_uid = ? AND i.sop_class_uid LIKE '1.2.840.10008.5.1.4.1.1.9.%' ORDER BY i.id LIMIT 1",
+         WHERE s.study_uid = ? AND i.sop_class_uid LIKE ? || '%' ORDER BY i.id LIMIT 1",
     )
     .bind(study_uid)
+    .bind(telediag_archive::uid::WAVEFORM_SOP_CLASS_PREFIX)
     .fetch_optional(state.archive.database().pool())
     .await
     .ok()?
