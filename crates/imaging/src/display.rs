@@ -8,7 +8,7 @@ use dicom_object::InMemDicomObject;
 use image::{DynamicImage, GrayImage, RgbImage};
 
 use crate::RenderError;
-use crate::decode::StoredFrame;
+use crate::decode::{Samples, StoredFrame};
 use crate::pixel_module::{PixelModule, string};
 
 /// Pixel Value Transformation Sequence, in the functional groups.
@@ -147,14 +147,11 @@ impl DisplayTransform {
         };
         let supplemental_declared = module.is_monochrome()
             && matches!(string(object, tags::PIXEL_PRESENTATION).as_deref(), Some("COLOR" | "MIXED"))
-            && object.element(tags::RED_PALETTE_COLOR_LOOKUP_TABLE_DESCRIPTOR).is_ok();
+            && object.get(tags::RED_PALETTE_COLOR_LOOKUP_TABLE_DESCRIPTOR).is_some();
         let supplemental = if supplemental_declared { Some(palette()?) } else { None };
         let palette = if module.photometric == "PALETTE COLOR" { Some(palette()?) } else { None };
         let presentation_inverse = string(object, tags::PRESENTATION_LUT_SHAPE).as_deref() == Some("INVERSE");
-        let padding = object
-            .element(tags::PIXEL_PADDING_VALUE)
-            .ok()
-            .and_then(|e| e.to_int::<i64>().ok());
+        let padding = object.get(tags::PIXEL_PADDING_VALUE).and_then(|e| e.to_int::<i64>().ok());
         Ok(DisplayTransform {
             modality,
             voi,
@@ -168,27 +165,66 @@ impl DisplayTransform {
 
 /// Renders `frame` to an 8-bit grey or RGB image.
 pub fn to_image(frame: &StoredFrame, transform: &DisplayTransform) -> Result<DynamicImage, RenderError> {
+    match &frame.samples {
+        Samples::Narrow(samples) => image_of(frame, samples, transform),
+        Samples::Wide(samples) => image_of(frame, samples, transform),
+    }
+}
+
+/// A stored sample at either width.
+trait Sample: Copy + Ord + Into<i64> {
+    /// The smallest and largest of `samples`, `None` when there are none.
+    fn range(samples: &[Self]) -> Option<(i64, i64)>;
+    /// `self - base` as a table index, for values at most 65535 above `base`.
+    fn offset_from(self, base: i64) -> u16;
+}
+
+macro_rules! sample {
+    ($t:ty) => {
+        impl Sample for $t {
+            fn range(samples: &[$t]) -> Option<(i64, i64)> {
+                // By value over plain integers, so the loop vectorises.
+                let (mut low, mut high) = (<$t>::MAX, <$t>::MIN);
+                for &v in samples {
+                    low = low.min(v);
+                    high = high.max(v);
+                }
+                (!samples.is_empty()).then(|| (low.into(), high.into()))
+            }
+
+            fn offset_from(self, base: i64) -> u16 {
+                // Wrapping in the sample's own width: the low 16 bits agree.
+                self.wrapping_sub(base as $t) as u16
+            }
+        }
+    };
+}
+sample!(i32);
+sample!(i64);
+
+fn image_of<T: Sample>(frame: &StoredFrame, samples: &[T], transform: &DisplayTransform) -> Result<DynamicImage, RenderError> {
     let (w, h) = (frame.columns, frame.rows);
     if let Some(palette) = &transform.palette {
-        let mut rgb = Vec::with_capacity(frame.samples.len() * 3);
-        for &value in &frame.samples {
+        let mut rgb = Vec::with_capacity(samples.len() * 3);
+        for &value in samples {
             for lut in palette {
-                rgb.push(lut.get_8bit(value));
+                rgb.push(lut.get_8bit(value.into()));
             }
         }
         return Ok(DynamicImage::ImageRgb8(RgbImage::from_raw(w, h, rgb).expect("sized")));
     }
     if frame.samples_per_pixel == 3 {
-        return Ok(DynamicImage::ImageRgb8(colour(frame)));
+        return Ok(DynamicImage::ImageRgb8(colour(frame, samples)));
     }
-    let grey = monochrome(frame, transform);
+    let grey = monochrome(frame, samples, transform);
     let Some(palette) = &transform.supplemental else {
         return Ok(DynamicImage::ImageLuma8(grey));
     };
     let [red, ..] = palette;
     let range = i64::from(red.first)..i64::from(red.first) + red.entries.len() as i64;
-    let mut rgb = Vec::with_capacity(frame.samples.len() * 3);
-    for (&value, &level) in frame.samples.iter().zip(grey.as_raw()) {
+    let mut rgb = Vec::with_capacity(samples.len() * 3);
+    for (&value, &level) in samples.iter().zip(grey.as_raw()) {
+        let value: i64 = value.into();
         if range.contains(&value) {
             rgb.extend(palette.iter().map(|lut| lut.get_8bit(value)));
         } else {
@@ -203,10 +239,10 @@ fn scale_to_8(value: f64, max: f64) -> u8 {
 }
 
 /// RGB or YBR_FULL samples to 8-bit RGB.
-fn colour(frame: &StoredFrame) -> RgbImage {
+fn colour<T: Sample>(frame: &StoredFrame, samples: &[T]) -> RgbImage {
     let max = ((1u64 << frame.bits_stored.min(32)) - 1).max(1) as f64;
     let to_8 = |v: i64| if frame.bits_stored == 8 { v.clamp(0, 255) as u8 } else { scale_to_8(v as f64, max) };
-    let mut rgb: Vec<u8> = frame.samples.iter().map(|&v| to_8(v)).collect();
+    let mut rgb: Vec<u8> = samples.iter().map(|&v| to_8(v.into())).collect();
     if frame.photometric == "YBR_FULL" {
         for pixel in rgb.chunks_exact_mut(3) {
             let (y, cb, cr) = (f64::from(pixel[0]), f64::from(pixel[1]) - 128.0, f64::from(pixel[2]) - 128.0);
@@ -221,9 +257,18 @@ fn colour(frame: &StoredFrame) -> RgbImage {
 
 /// The grayscale pipeline. Stored values usually span at most 16 bits, so the
 /// whole pipeline is computed once per distinct value into a table.
-fn monochrome(frame: &StoredFrame, transform: &DisplayTransform) -> GrayImage {
-    let (min, max) = frame.samples.iter().fold((i64::MAX, i64::MIN), |(lo, hi), &v| (lo.min(v), hi.max(v)));
-    let (min, max) = if min > max { (0, 0) } else { (min, max) };
+fn monochrome<T: Sample>(frame: &StoredFrame, samples: &[T], transform: &DisplayTransform) -> GrayImage {
+    if samples.is_empty() {
+        return GrayImage::new(frame.columns, frame.rows);
+    }
+    // The values samples can take: for up to 16 bits, every value Bits
+    // Stored allows (the decoders mask to it), which spares a pass over the
+    // frame; wider data is measured.
+    let (min, max) = match frame.bits_stored {
+        bits @ 1..=16 if frame.signed => (-(1i64 << (bits - 1)), (1i64 << (bits - 1)) - 1),
+        bits @ 1..=16 => (0, (1i64 << bits) - 1),
+        _ => T::range(samples).expect("not empty"),
+    };
     let modality = |v: i64| -> f64 {
         match &transform.modality {
             ModalityLut::Rescale { slope, intercept } => (v as f64) * slope + intercept,
@@ -232,7 +277,7 @@ fn monochrome(frame: &StoredFrame, transform: &DisplayTransform) -> GrayImage {
     };
     let voi = match &transform.voi {
         Voi::Automatic => {
-            let (low, high) = percentile_range(&frame.samples, transform.padding, min, max);
+            let (low, high) = percentile_range(samples, transform.padding, min, max);
             let (a, b) = (modality(low), modality(high));
             let (low, high) = (a.min(b), a.max(b));
             Voi::Window { center: (low + high) / 2.0, width: (high - low).max(1.0), function: VoiFunction::LinearExact }
@@ -248,12 +293,24 @@ fn monochrome(frame: &StoredFrame, transform: &DisplayTransform) -> GrayImage {
         };
         if transform.invert { 255 - y } else { y }
     };
-    let span = i64::from(max) - i64::from(min);
-    let pixels: Vec<u8> = if span <= 1 << 20 {
+    let span = max - min;
+    let pixels: Vec<u8> = if span < 1 << 16 {
+        // The usual 8 to 16 bits: a table the index cannot overrun by its
+        // type, so the per-pixel lookup carries no bounds check.
+        let mut table = Box::new([0u8; 1 << 16]);
+        for (entry, value) in table.iter_mut().zip(min..=max) {
+            *entry = display(value);
+        }
+        let mut pixels = vec![0u8; samples.len()];
+        for (pixel, &v) in pixels.iter_mut().zip(samples) {
+            *pixel = table[usize::from(v.offset_from(min))];
+        }
+        pixels
+    } else if span <= 1 << 20 {
         let table: Vec<u8> = (min..=max).map(display).collect();
-        frame.samples.iter().map(|&v| table[(v - min) as usize]).collect()
+        samples.iter().map(|&v| table[(v.into() - min) as usize]).collect()
     } else {
-        frame.samples.iter().map(|&v| display(v)).collect()
+        samples.iter().map(|&v| display(v.into())).collect()
     };
     GrayImage::from_raw(frame.columns, frame.rows, pixels).expect("sized")
 }
@@ -281,13 +338,14 @@ pub fn window(x: f64, center: f64, width: f64, function: VoiFunction) -> u8 {
 
 /// The stored values at the 0.5th and 99.5th percentiles, so a few hot or
 /// dead pixels do not flatten the rest; padding pixels are left out.
-pub fn percentile_range(samples: &[i64], padding: Option<i64>, min: i64, max: i64) -> (i64, i64) {
+#[allow(private_bounds)]
+pub fn percentile_range<T: Sample>(samples: &[T], padding: Option<i64>, min: i64, max: i64) -> (i64, i64) {
     let span = (i64::from(max) - i64::from(min)) as usize;
     let mut histogram = vec![0u32; if span <= 1 << 20 { span + 1 } else { 0 }];
     let mut counted = 0u64;
     if histogram.is_empty() {
         // Wide 32-bit data: sort a copy instead.
-        let mut values: Vec<i64> = samples.iter().copied().filter(|v| Some(*v) != padding).collect();
+        let mut values: Vec<i64> = samples.iter().map(|&v| v.into()).filter(|v| Some(*v) != padding).collect();
         if values.is_empty() {
             return (min, max);
         }
@@ -296,6 +354,7 @@ pub fn percentile_range(samples: &[i64], padding: Option<i64>, min: i64, max: i6
         return (at(0.005), at(0.995));
     }
     for &v in samples {
+        let v: i64 = v.into();
         if Some(v) != padding {
             histogram[(v - min) as usize] += 1;
             counted += 1;
@@ -322,7 +381,7 @@ pub fn percentile_range(samples: &[i64], padding: Option<i64>, min: i64, max: i6
 /// then shared.
 fn group_item(object: &InMemDicomObject, frame: u32, group: Tag) -> Option<&InMemDicomObject> {
     let in_sequence = |sequence: Tag, index: usize| -> Option<&InMemDicomObject> {
-        let items = object.element(sequence).ok()?.items()?;
+        let items = object.get(sequence)?.items()?;
         first_item(items.get(index)?, group)
     };
     in_sequence(tags::PER_FRAME_FUNCTIONAL_GROUPS_SEQUENCE, frame as usize)
@@ -330,11 +389,11 @@ fn group_item(object: &InMemDicomObject, frame: u32, group: Tag) -> Option<&InMe
 }
 
 fn first_item(object: &InMemDicomObject, sequence: Tag) -> Option<&InMemDicomObject> {
-    object.element(sequence).ok()?.items()?.first()
+    object.get(sequence)?.items()?.first()
 }
 
 fn float(object: &InMemDicomObject, tag: Tag) -> Option<f64> {
-    let value = object.element(tag).ok()?.to_multi_float64().ok()?.first().copied()?;
+    let value = object.get(tag)?.to_multi_float64().ok()?.first().copied()?;
     value.is_finite().then_some(value)
 }
 
@@ -379,10 +438,10 @@ fn read_lut(object: &InMemDicomObject, descriptor: Tag, data: Tag, signed: bool)
 /// A segmented palette (PS3.3 C.7.9.2): its descriptor, and data expanded
 /// from discrete, linear and indirect segments.
 fn read_segmented_lut(object: &InMemDicomObject, descriptor: Tag, data: Tag, signed: bool) -> Option<Lut> {
-    let values = object.element(descriptor).ok()?.to_multi_int::<i64>().ok()?;
+    let values = object.get(descriptor)?.to_multi_int::<i64>().ok()?;
     let [entries, first, bits] = values[..] else { return None };
     let entries = if entries == 0 { 65536 } else { (entries as u64 & 0xFFFF) as usize };
-    let bytes = object.element(data).ok()?.value().to_bytes().ok()?;
+    let bytes = object.get(data)?.value().to_bytes().ok()?;
     let words: Vec<u16> = bytes.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();
     let mut table = Vec::with_capacity(entries);
     expand_segments(&words, &mut table, entries, 0)?;

@@ -24,9 +24,10 @@ pub mod display;
 pub mod pixel_module;
 pub mod render;
 pub mod thumbnail;
+mod turbo;
 
 pub use batch::{BatchOptions, Derived, ImagingPool, derive_file, thumbnail_files};
-pub use decode::StoredFrame;
+pub use decode::{Samples, StoredFrame};
 pub use pixel_module::PixelModule;
 pub use render::{RenderError, Rendered, decode_file, render_file};
 pub use thumbnail::{Thumbnail, ThumbnailFormat, make_thumbnail};

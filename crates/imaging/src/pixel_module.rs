@@ -109,9 +109,9 @@ impl PixelModule {
 /// The number of frames, 1 when absent. A value that is present but unreadable
 /// is an error rather than a guess.
 fn number_of_frames(object: &InMemDicomObject) -> Result<u32, RenderError> {
-    match object.element(tags::NUMBER_OF_FRAMES) {
-        Err(_) => Ok(1),
-        Ok(element) => {
+    match object.get(tags::NUMBER_OF_FRAMES) {
+        None => Ok(1),
+        Some(element) => {
             let text = element.to_str().map(|s| s.trim().trim_end_matches('\0').to_string()).unwrap_or_default();
             if text.is_empty() {
                 return Ok(1);
@@ -125,14 +125,14 @@ fn number_of_frames(object: &InMemDicomObject) -> Result<u32, RenderError> {
 
 fn pixel_aspect(object: &InMemDicomObject) -> f64 {
     let pair = |tag: Tag| -> Option<(f64, f64)> {
-        let values = object.element(tag).ok()?.to_multi_float64().ok()?;
+        let values = object.get(tag)?.to_multi_float64().ok()?;
         match values.as_slice() {
             [a, b, ..] if *a > 0.0 && *b > 0.0 && a.is_finite() && b.is_finite() => Some((*a, *b)),
             _ => None,
         }
     };
     let from_ratio = || -> Option<(f64, f64)> {
-        let values = object.element(tags::PIXEL_ASPECT_RATIO).ok()?.to_multi_int::<i64>().ok()?;
+        let values = object.get(tags::PIXEL_ASPECT_RATIO)?.to_multi_int::<i64>().ok()?;
         match values.as_slice() {
             [v, h, ..] if *v > 0 && *h > 0 => Some((*v as f64, *h as f64)),
             _ => None,
@@ -154,11 +154,11 @@ fn required_u32(object: &InMemDicomObject, tag: Tag, name: &str) -> Result<u32, 
 }
 
 pub(crate) fn optional_u32(object: &InMemDicomObject, tag: Tag) -> Option<u32> {
-    object.element(tag).ok()?.to_int::<u32>().ok()
+    object.get(tag)?.to_int::<u32>().ok()
 }
 
 pub(crate) fn string(object: &InMemDicomObject, tag: Tag) -> Option<String> {
-    let text = object.element(tag).ok()?.to_str().ok()?;
+    let text = object.get(tag)?.to_str().ok()?;
     let text = text.trim_matches(|c: char| c == '\0' || c.is_whitespace()).to_string();
     (!text.is_empty()).then_some(text)
 }

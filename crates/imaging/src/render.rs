@@ -65,7 +65,7 @@ fn open_bare_dataset(path: &Path) -> Option<DefaultDicomObject> {
     };
     let ts = TransferSyntaxRegistry.get(uid)?;
     let dataset = InMemDicomObject::read_dataset_with_ts(&bytes[..], ts).ok()?;
-    let uid_of = |tag| dataset.element(tag).ok().and_then(|e| e.to_str().ok()).map(|s| s.trim_end_matches('\0').to_string());
+    let uid_of = |tag| dataset.get(tag).and_then(|e| e.to_str().ok()).map(|s| s.trim_end_matches('\0').to_string());
     let meta = FileMetaTableBuilder::new()
         .media_storage_sop_class_uid(uid_of(tags::SOP_CLASS_UID).unwrap_or_default())
         .media_storage_sop_instance_uid(uid_of(tags::SOP_INSTANCE_UID).unwrap_or_default())
@@ -141,7 +141,7 @@ pub fn render_file(path: &Path, frame: u32) -> Result<Rendered, RenderError> {
 }
 
 fn read_module(object: &DefaultDicomObject) -> Result<PixelModule, RenderError> {
-    if object.element(tags::PIXEL_DATA).is_err() {
+    if object.get(tags::PIXEL_DATA).is_none() {
         return Err(RenderError::NoPixelData);
     }
     PixelModule::read(object, &object.meta().transfer_syntax)

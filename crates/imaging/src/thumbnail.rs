@@ -1,5 +1,6 @@
 //! Thumbnails and previews: resize to fit, keep the aspect ratio, encode.
 
+use std::borrow::Cow;
 use std::io::Cursor;
 
 use fast_image_resize::{FilterType, ResizeAlg, ResizeOptions, Resizer};
@@ -25,7 +26,8 @@ pub struct Thumbnail {
 
 /// Fits `image` into a `size`×`size` square (never enlarging it), with a
 /// Catmull-Rom convolution (fast_image_resize: SIMD, several times the speed
-/// of `image`'s resizer on a 7 MB radiograph), and encodes it.
+/// of `image`'s resizer on a 7 MB radiograph), and encodes it (JPEG through
+/// libjpeg-turbo).
 ///
 /// `pixel_aspect` is the height of a pixel over its width: an image with
 /// rectangular pixels is shown at its true proportions, as on film.
@@ -36,28 +38,30 @@ pub fn make_thumbnail(image: &DynamicImage, size: u32, pixel_aspect: f64, format
     let scale = (size as f64 / shown_w.max(shown_h)).min(1.0);
     let (tw, th) = (((shown_w * scale).round() as u32).max(1), ((shown_h * scale).round() as u32).max(1));
     let source = match image {
-        DynamicImage::ImageLuma8(_) | DynamicImage::ImageRgb8(_) => image.clone(),
-        other if other.color().has_color() => DynamicImage::ImageRgb8(other.to_rgb8()),
-        other => DynamicImage::ImageLuma8(other.to_luma8()),
+        DynamicImage::ImageLuma8(_) | DynamicImage::ImageRgb8(_) => Cow::Borrowed(image),
+        other if other.color().has_color() => Cow::Owned(DynamicImage::ImageRgb8(other.to_rgb8())),
+        other => Cow::Owned(DynamicImage::ImageLuma8(other.to_luma8())),
     };
     let resized = if (tw, th) == (w, h) {
         source
     } else {
         let mut target = DynamicImage::new(tw, th, source.color());
         Resizer::new()
-            .resize(&source, &mut target, &ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::CatmullRom)))
+            .resize(&*source, &mut target, &ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::CatmullRom)))
             .map_err(|e| format!("cannot resize {w}x{h} to {tw}x{th}: {e}"))?;
-        target
+        Cow::Owned(target)
     };
-    let mut bytes = Vec::new();
-    let encoded = match format {
+    let bytes = match format {
         ThumbnailFormat::Jpeg => {
-            let encoder = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 90);
-            resized.write_with_encoder(encoder)
+            let channels = if resized.color().has_color() { 3 } else { 1 };
+            crate::turbo::encode_jpeg(resized.as_bytes(), tw, th, channels, 90)?
         }
-        ThumbnailFormat::Png => resized.write_to(&mut Cursor::new(&mut bytes), ImageFormat::Png),
+        ThumbnailFormat::Png => {
+            let mut bytes = Vec::new();
+            resized.write_to(&mut Cursor::new(&mut bytes), ImageFormat::Png).map_err(|e| format!("cannot encode the thumbnail: {e}"))?;
+            bytes
+        }
     };
-    encoded.map_err(|e| format!("cannot encode the thumbnail: {e}"))?;
     Ok(Thumbnail { bytes, width: tw, height: th, format })
 }
 

@@ -93,6 +93,7 @@ enum Verdict {
 fn ybr_to_rgb(frame: &StoredFrame) -> Vec<i64> {
     frame
         .samples
+        .to_i64_vec()
         .chunks_exact(3)
         .flat_map(|p| {
             let (y, cb, cr) = (p[0] as f64, p[1] as f64 - 128.0, p[2] as f64 - 128.0);
@@ -120,14 +121,15 @@ fn compare_frame(ours: &StoredFrame, theirs: &StoredFrame, lossy: bool) -> Resul
     } else if ours.photometric != theirs.photometric {
         return Err(format!("photometric {} vs {}", ours.photometric, theirs.photometric));
     } else {
-        (theirs.samples.clone(), false)
+        (theirs.samples.to_i64_vec(), false)
     };
-    if ours.samples == reference {
+    let ours_samples = ours.samples.to_i64_vec();
+    if ours_samples == reference {
         return Ok(None);
     }
-    let value = psnr(&ours.samples, &reference, ours.bits_stored);
-    let first = ours.samples.iter().zip(&reference).position(|(a, b)| a != b).unwrap();
-    let detail = format!("first difference at sample {first}: {} vs {}", ours.samples[first], reference[first]);
+    let value = psnr(&ours_samples, &reference, ours.bits_stored);
+    let first = ours_samples.iter().zip(&reference).position(|(a, b)| a != b).unwrap();
+    let detail = format!("first difference at sample {first}: {} vs {}", ours_samples[first], reference[first]);
     if lossy || converted {
         if value >= 40.0 {
             return Ok(Some(value));

@@ -186,7 +186,7 @@ fn filters(definition: Option<&InMemDicomObject>) -> Option<String> {
 }
 
 fn read_annotations(object: &InMemDicomObject, device: &mut DeviceReport) {
-    let Some(items) = object.element(tags::WAVEFORM_ANNOTATION_SEQUENCE).ok().and_then(|e| e.items()) else {
+    let Some(items) = object.get(tags::WAVEFORM_ANNOTATION_SEQUENCE).and_then(|e| e.items()) else {
         return;
     };
     for annotation in items {
@@ -274,21 +274,21 @@ fn age_years(age: &str) -> Option<u32> {
 }
 
 fn item(object: &InMemDicomObject, tag: dicom_core::Tag) -> Option<&InMemDicomObject> {
-    object.element(tag).ok()?.items()?.first()
+    object.get(tag)?.items()?.first()
 }
 
 fn text(object: &InMemDicomObject, tag: dicom_core::Tag) -> Option<String> {
-    let s = object.element(tag).ok()?.to_str().ok()?;
+    let s = object.get(tag)?.to_str().ok()?;
     let s = s.trim_matches(|c: char| c == '\0' || c.is_whitespace());
     (!s.is_empty()).then(|| s.to_string())
 }
 
 fn float(object: &InMemDicomObject, tag: dicom_core::Tag) -> Option<f64> {
-    object.element(tag).ok()?.to_float64().ok().filter(|v| v.is_finite())
+    object.get(tag)?.to_float64().ok().filter(|v| v.is_finite())
 }
 
 fn int(object: &InMemDicomObject, tag: dicom_core::Tag) -> Option<u32> {
-    object.element(tag).ok()?.to_int::<u32>().ok()
+    object.get(tag)?.to_int::<u32>().ok()
 }
 
 #[cfg(test)]

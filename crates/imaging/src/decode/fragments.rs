@@ -39,7 +39,7 @@ pub(super) fn frame_bytes<'a>(
     }
     let frames = module.frames as usize;
     let frame = frame as usize;
-    let extended: Option<Vec<u64>> = dataset.element(EXTENDED_OFFSET_TABLE).ok().and_then(|e| {
+    let extended: Option<Vec<u64>> = dataset.get(EXTENDED_OFFSET_TABLE).and_then(|e| {
         let bytes = e.value().to_bytes().ok()?;
         Some(bytes.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().unwrap())).collect())
     });

@@ -6,42 +6,21 @@
 //! precision of every JPEG process DICOM uses, is the library DCMTK and most
 //! viewers descend from (IJG), and its SIMD makes 8-bit baseline fast.
 
-use std::cell::RefCell;
-use std::ffi::CStr;
-
 use turbojpeg_sys as tj;
 
-use super::StoredFrame;
+use super::{Samples, StoredFrame};
 use crate::RenderError;
 use crate::pixel_module::PixelModule;
-
-/// A TurboJPEG decompressor, one per thread, made on first use.
-struct Handle(tj::tjhandle);
-
-impl Drop for Handle {
-    fn drop(&mut self) {
-        // SAFETY: the handle came from tj3Init and is destroyed once.
-        unsafe { tj::tj3Destroy(self.0) }
-    }
-}
-
-thread_local! {
-    static DECOMPRESSOR: RefCell<Option<Handle>> = const { RefCell::new(None) };
-}
+use crate::turbo;
 
 pub(super) fn decode(bytes: &[u8], module: &PixelModule) -> Result<StoredFrame, RenderError> {
-    DECOMPRESSOR.with(|cell| {
-        let mut slot = cell.borrow_mut();
-        if slot.is_none() {
-            // SAFETY: plain constructor; a null result is checked.
-            let handle = unsafe { tj::tj3Init(tj::TJINIT_TJINIT_DECOMPRESS as i32) };
-            if handle.is_null() {
-                return Err(RenderError::Decode("libjpeg-turbo could not start a decompressor".into()));
-            }
-            *slot = Some(Handle(handle));
-        }
-        decode_with(slot.as_ref().unwrap().0, bytes, module)
+    let mut outcome = None;
+    turbo::with_decompressor(|handle| {
+        outcome = Some(decode_with(handle, bytes, module));
+        Ok(())
     })
+    .map_err(RenderError::Decode)?;
+    outcome.expect("ran")
 }
 
 fn decode_with(handle: tj::tjhandle, bytes: &[u8], module: &PixelModule) -> Result<StoredFrame, RenderError> {
@@ -54,8 +33,7 @@ fn decode_with(handle: tj::tjhandle, bytes: &[u8], module: &PixelModule) -> Resu
         if status == 0 || unsafe { tj::tj3GetErrorCode(handle) } == tj::TJERR_TJERR_WARNING as i32 {
             return Ok(());
         }
-        let message = unsafe { CStr::from_ptr(tj::tj3GetErrorStr(handle)) }.to_string_lossy().into_owned();
-        Err(RenderError::Decode(format!("JPEG {what}: {message}")))
+        Err(RenderError::Decode(format!("JPEG {what}: {}", turbo::error_message(handle))))
     };
     // SAFETY: `bytes` outlives the call; libjpeg-turbo only reads it.
     check(unsafe { tj::tj3DecompressHeader(handle, bytes.as_ptr(), bytes.len() as tj::size_t) }, "header")?;
@@ -89,31 +67,31 @@ fn decode_with(handle: tj::tjhandle, bytes: &[u8], module: &PixelModule) -> Resu
         && colour_marker(bytes).is_none()
     {
         let samples = components_as_stored(handle, bytes, width, height, get(tj::TJPARAM_TJPARAM_SUBSAMP), &check)?;
-        return Ok(StoredFrame::new(module, 3, "RGB".into(), samples, 0));
+        return Ok(StoredFrame::new(module, 3, "RGB".into(), Samples::Narrow(samples), 0));
     }
     // SAFETY (all three): the destination holds width × height × components
     // samples of the precision's type, packed (pitch 0).
-    let samples: Vec<i64> = match precision {
+    let samples: Vec<i32> = match precision {
         2..=8 => {
             let mut out = vec![0u8; count];
             check(unsafe { tj::tj3Decompress8(handle, bytes.as_ptr(), bytes.len() as tj::size_t, out.as_mut_ptr(), 0, format) }, "decoding")?;
-            out.into_iter().map(i64::from).collect()
+            out.into_iter().map(i32::from).collect()
         }
         9..=12 => {
             let mut out = vec![0i16; count];
             check(unsafe { tj::tj3Decompress12(handle, bytes.as_ptr(), bytes.len() as tj::size_t, out.as_mut_ptr(), 0, format) }, "decoding")?;
-            out.into_iter().map(|v| i64::from(v as u16)).collect()
+            out.into_iter().map(|v| i32::from(v as u16)).collect()
         }
         13..=16 => {
             let mut out = vec![0u16; count];
             check(unsafe { tj::tj3Decompress16(handle, bytes.as_ptr(), bytes.len() as tj::size_t, out.as_mut_ptr(), 0, format) }, "decoding")?;
-            out.into_iter().map(i64::from).collect()
+            out.into_iter().map(i32::from).collect()
         }
         other => return Err(RenderError::Decode(format!("JPEG precision {other} bits is not a JPEG precision"))),
     };
     // libjpeg converts YCbCr streams to RGB; RGB streams stay RGB.
     let photometric = if grey { module.photometric.clone() } else { "RGB".into() };
-    Ok(StoredFrame::new(module, spp, photometric, samples, 0))
+    Ok(StoredFrame::new(module, spp, photometric, Samples::Narrow(samples), 0))
 }
 
 /// The three components without colour conversion, chroma upsampled by
@@ -125,7 +103,7 @@ fn components_as_stored(
     height: i32,
     subsampling: i32,
     check: &dyn Fn(i32, &str) -> Result<(), RenderError>,
-) -> Result<Vec<i64>, RenderError> {
+) -> Result<Vec<i32>, RenderError> {
     // SAFETY: pure size computations.
     let size = |c: i32| unsafe { (tj::tj3YUVPlaneWidth(c, width, subsampling), tj::tj3YUVPlaneHeight(c, height, subsampling)) };
     let sizes = [size(0), size(1), size(2)];
@@ -150,7 +128,7 @@ fn components_as_stored(
         for x in 0..w {
             for (c, &(pw, ph)) in sizes.iter().enumerate() {
                 let (px, py) = (x / factor(w, pw), y / factor(h, ph));
-                samples.push(i64::from(planes[c][py * pw as usize + px]));
+                samples.push(i32::from(planes[c][py * pw as usize + px]));
             }
         }
     }

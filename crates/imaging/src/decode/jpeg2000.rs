@@ -2,7 +2,7 @@
 //! port of OpenJPEG 2.5 (the reference decoder, HTJ2K block decoding
 //! included), by way of the jpeg2k crate.
 
-use super::StoredFrame;
+use super::{Samples, StoredFrame};
 use crate::RenderError;
 use crate::pixel_module::PixelModule;
 
@@ -31,10 +31,10 @@ pub(super) fn decode(bytes: &[u8], module: &PixelModule) -> Result<StoredFrame, 
     }
     let mut samples = Vec::with_capacity(pixels * spp);
     if spp == 1 {
-        samples.extend(components[0].data()[..pixels].iter().map(|&v| i64::from(v)));
+        samples.extend_from_slice(&components[0].data()[..pixels]);
     } else {
         for pixel in 0..pixels {
-            samples.extend(components[..spp].iter().map(|c| i64::from(c.data()[pixel])));
+            samples.extend(components[..spp].iter().map(|c| c.data()[pixel]));
         }
     }
     // The decoder undoes the reversible/irreversible component transform.
@@ -42,5 +42,5 @@ pub(super) fn decode(bytes: &[u8], module: &PixelModule) -> Result<StoredFrame, 
         "YBR_RCT" | "YBR_ICT" => "RGB".into(),
         other => other.into(),
     };
-    Ok(StoredFrame::new(module, module.samples_per_pixel, photometric, samples, 0))
+    Ok(StoredFrame::new(module, module.samples_per_pixel, photometric, Samples::Narrow(samples), 0))
 }

@@ -1,7 +1,7 @@
 //! JPEG-LS lossless and near-lossless through CharLS, the reference
 //! implementation (the one DCMTK's `dcml2pnm`, GDCM and pydicom use).
 
-use super::StoredFrame;
+use super::{Samples, StoredFrame};
 use crate::RenderError;
 use crate::pixel_module::PixelModule;
 
@@ -25,20 +25,17 @@ pub(super) fn decode(bytes: &[u8], module: &PixelModule) -> Result<StoredFrame, 
     }
     let decoded = charls::CharLS::default().decode(bytes).map_err(|e| failed("decoding", e))?;
     let count = info.width as usize * info.height as usize * components;
-    let samples: Vec<i64> = if info.bits_per_sample <= 8 {
-        decoded.iter().take(count).map(|&b| i64::from(b)).collect()
+    let samples: Vec<i32> = if info.bits_per_sample <= 8 {
+        decoded.iter().take(count).map(|&b| i32::from(b)).collect()
     } else {
-        decoded.chunks_exact(2).take(count).map(|c| i64::from(u16::from_le_bytes([c[0], c[1]]))).collect()
+        decoded.chunks_exact(2).take(count).map(|c| i32::from(u16::from_le_bytes([c[0], c[1]]))).collect()
     };
     if samples.len() != count {
         return Err(RenderError::Decode(format!("JPEG-LS decoded {} samples, expected {count}", samples.len())));
     }
     // Non-interleaved colour (ILV 0) comes back plane by plane.
-    let samples = if components > 1 && interleave_mode(bytes) == Some(0) {
-        super::native::interleave(&samples, components)
-    } else {
-        samples
-    };
+    let samples = Samples::Narrow(samples);
+    let samples = if components > 1 && interleave_mode(bytes) == Some(0) { samples.interleaved(components) } else { samples };
     Ok(StoredFrame::new(module, module.samples_per_pixel, module.photometric.clone(), samples, 0))
 }
 

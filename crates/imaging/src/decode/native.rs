@@ -5,7 +5,7 @@
 use dicom_core::value::{PrimitiveValue, Value};
 use dicom_object::InMemDicomObject;
 
-use super::{StoredFrame, mask_and_extend};
+use super::{Samples, StoredFrame};
 use crate::RenderError;
 use crate::pixel_module::PixelModule;
 
@@ -66,8 +66,8 @@ pub(super) fn decode(frame: &NativeFrame, module: &PixelModule) -> Result<Stored
     let bytes = &frame.bytes;
     let count = module.samples_per_frame();
     let shift = module.high_bit + 1 - module.bits_stored;
-    let mut samples = if module.bits_allocated == 1 {
-        (frame.first_bit..frame.first_bit + count).map(|bit| i64::from((bytes[(bit / 8) as usize] >> (bit % 8)) & 1)).collect()
+    let samples = if module.bits_allocated == 1 {
+        Samples::Narrow((frame.first_bit..frame.first_bit + count).map(|bit| i32::from((bytes[(bit / 8) as usize] >> (bit % 8)) & 1)).collect())
     } else if module.bits_allocated == 16 && shift == 0 && (module.bits_stored == 16 || !module.signed) {
         // The common CT/MR/CR case in one pass: 16-bit words, low-aligned.
         if bytes.len() < count as usize * 2 {
@@ -77,25 +77,26 @@ pub(super) fn decode(frame: &NativeFrame, module: &PixelModule) -> Result<Stored
                 count * 2
             )));
         }
-        let mask = (1u32 << module.bits_stored) - 1;
-        let words = bytes[..count as usize * 2].chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]]));
-        if module.signed {
-            words.map(|w| i64::from(w as i16)).collect()
+        // Over fixed-size chunks, so the loops vectorise.
+        let (words, _) = bytes[..count as usize * 2].as_chunks::<2>();
+        let mask = ((1u32 << module.bits_stored) - 1) as u16;
+        Samples::Narrow(if module.signed {
+            words.iter().map(|&w| i32::from(i16::from_le_bytes(w))).collect()
         } else {
-            words.map(|w| i64::from(u32::from(w) & mask)).collect()
-        }
+            words.iter().map(|&w| i32::from(u16::from_le_bytes(w) & mask)).collect()
+        })
     } else {
-        let mut samples = samples_from_le_bytes(bytes, module.bits_allocated, count)?;
-        mask_and_extend(&mut samples, shift, module.bits_stored, module.signed);
+        let mut samples = samples_from_le_bytes(bytes, module, count)?;
+        samples.mask_and_extend(shift, module.bits_stored, module.signed);
         samples
     };
-    let mut photometric = module.photometric.clone();
-    if module.photometric == "YBR_FULL_422" {
-        samples = expand_ybr_422(&samples, module.columns as usize, module.rows as usize)?;
-        photometric = "YBR_FULL".into();
+    let (samples, photometric) = if module.photometric == "YBR_FULL_422" {
+        (samples.ybr_422_expanded(module.columns as usize, module.rows as usize)?, "YBR_FULL".to_string())
     } else if module.planar && module.samples_per_pixel > 1 {
-        samples = interleave(&samples, module.samples_per_pixel as usize);
-    }
+        (samples.interleaved(module.samples_per_pixel as usize), module.photometric.clone())
+    } else {
+        (samples, module.photometric.clone())
+    };
     Ok(StoredFrame {
         rows: module.rows,
         columns: module.columns,
@@ -119,8 +120,9 @@ fn little_endian_bytes(primitive: &PrimitiveValue, bits_allocated: u16, big_endi
     bytes
 }
 
-/// Reads `count` raw samples of `bits_allocated` (8, 16 or 32) bits.
-pub(super) fn samples_from_le_bytes(bytes: &[u8], bits_allocated: u16, count: u64) -> Result<Vec<i64>, RenderError> {
+/// Reads `count` raw samples of Bits Allocated (8, 16 or 32) bits.
+pub(super) fn samples_from_le_bytes(bytes: &[u8], module: &PixelModule, count: u64) -> Result<Samples, RenderError> {
+    let bits_allocated = module.bits_allocated;
     let width = usize::from(bits_allocated / 8);
     let count = usize::try_from(count).map_err(|_| RenderError::Invalid("frame too large".into()))?;
     if bytes.len() < count * width {
@@ -131,17 +133,36 @@ pub(super) fn samples_from_le_bytes(bytes: &[u8], bits_allocated: u16, count: u6
         )));
     }
     let bytes = &bytes[..count * width];
+    let (bits, signed) = (module.bits_stored, module.signed);
     Ok(match width {
-        1 => bytes.iter().map(|&b| i64::from(b)).collect(),
-        2 => bytes.chunks_exact(2).map(|c| i64::from(u16::from_le_bytes([c[0], c[1]]))).collect(),
-        _ => bytes.chunks_exact(4).map(|c| i64::from(u32::from_le_bytes([c[0], c[1], c[2], c[3]]))).collect(),
+        1 => Samples::raw(bytes.iter().map(|&b| u32::from(b)), bits, signed),
+        2 => Samples::raw(bytes.chunks_exact(2).map(|c| u32::from(u16::from_le_bytes([c[0], c[1]]))), bits, signed),
+        _ => Samples::raw(bytes.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])), bits, signed),
     })
 }
 
+impl Samples {
+    /// R…R G…G B…B to R G B R G B.
+    pub(super) fn interleaved(self, samples_per_pixel: usize) -> Samples {
+        match self {
+            Samples::Narrow(v) => Samples::Narrow(interleave(&v, samples_per_pixel)),
+            Samples::Wide(v) => Samples::Wide(interleave(&v, samples_per_pixel)),
+        }
+    }
+
+    /// Y Y Cb Cr for each horizontal pair of pixels to Y Cb Cr for every pixel.
+    fn ybr_422_expanded(self, columns: usize, rows: usize) -> Result<Samples, RenderError> {
+        Ok(match self {
+            Samples::Narrow(v) => Samples::Narrow(expand_ybr_422(&v, columns, rows)?),
+            Samples::Wide(v) => Samples::Wide(expand_ybr_422(&v, columns, rows)?),
+        })
+    }
+}
+
 /// R…R G…G B…B to R G B R G B.
-pub(super) fn interleave(planar: &[i64], samples_per_pixel: usize) -> Vec<i64> {
+fn interleave<T: Copy + Default>(planar: &[T], samples_per_pixel: usize) -> Vec<T> {
     let pixels = planar.len() / samples_per_pixel;
-    let mut out = vec![0; pixels * samples_per_pixel];
+    let mut out = vec![T::default(); pixels * samples_per_pixel];
     for (plane, values) in planar.chunks_exact(pixels).enumerate() {
         for (pixel, &value) in values.iter().enumerate() {
             out[pixel * samples_per_pixel + plane] = value;
@@ -152,7 +173,7 @@ pub(super) fn interleave(planar: &[i64], samples_per_pixel: usize) -> Vec<i64> {
 
 /// Y Y Cb Cr for each horizontal pair of pixels to Y Cb Cr for every pixel
 /// (PS3.3 C.7.6.3.1.2). An odd last column has its own Y Y Cb Cr group.
-fn expand_ybr_422(samples: &[i64], columns: usize, rows: usize) -> Result<Vec<i64>, RenderError> {
+fn expand_ybr_422<T: Copy>(samples: &[T], columns: usize, rows: usize) -> Result<Vec<T>, RenderError> {
     let pairs_per_row = columns.div_ceil(2);
     if samples.len() < pairs_per_row * 4 * rows {
         return Err(RenderError::Invalid("YBR_FULL_422 data shorter than the image".into()));
@@ -188,17 +209,22 @@ mod tests {
 
     #[test]
     fn stored_bits_are_masked_and_sign_extended() {
+        let masked = |raw: Vec<i32>, shift, bits, signed| {
+            let mut samples = Samples::Narrow(raw);
+            samples.mask_and_extend(shift, bits, signed);
+            samples.to_i64_vec()
+        };
         // 12 bits stored, high bit 11: 0xF800 has garbage above the high bit
         // and is -2048 as a 12-bit two's complement number.
-        let mut samples = vec![0xF800, 0x07FF, 0x0800];
-        mask_and_extend(&mut samples, 0, 12, true);
-        assert_eq!(samples, vec![-2048, 2047, -2048]);
-        let mut unsigned = vec![0xF800, 0x07FF];
-        mask_and_extend(&mut unsigned, 0, 12, false);
-        assert_eq!(unsigned, vec![0x800, 0x7FF]);
+        assert_eq!(masked(vec![0xF800, 0x07FF, 0x0800], 0, 12, true), vec![-2048, 2047, -2048]);
+        assert_eq!(masked(vec![0xF800, 0x07FF], 0, 12, false), vec![0x800, 0x7FF]);
         // High bit 14 with 12 stored: the samples sit at bits 3..14.
-        let mut shifted = vec![0x7FF8];
-        mask_and_extend(&mut shifted, 3, 12, false);
-        assert_eq!(shifted, vec![0xFFF]);
+        assert_eq!(masked(vec![0x7FF8], 3, 12, false), vec![0xFFF]);
+        // 32 bits: signed ones fit in i32, unsigned ones need i64.
+        assert_eq!(masked(vec![-5], 0, 32, true), vec![-5]);
+        assert!(Samples::needs_wide(32, false) && !Samples::needs_wide(31, false) && !Samples::needs_wide(32, true));
+        let mut wide = Samples::Wide(vec![0xFFFF_FFFF, 0x1_0000_0001]);
+        wide.mask_and_extend(0, 32, false);
+        assert_eq!(wide.to_i64_vec(), vec![0xFFFF_FFFF, 1]);
     }
 }

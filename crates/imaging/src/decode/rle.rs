@@ -3,7 +3,7 @@
 //!
 //! Ours rather than dicom-rs's because that one refuses 32-bit samples.
 
-use super::StoredFrame;
+use super::{Samples, StoredFrame};
 use crate::RenderError;
 use crate::pixel_module::PixelModule;
 
@@ -23,7 +23,7 @@ pub(super) fn decode(bytes: &[u8], module: &PixelModule) -> Result<StoredFrame, 
         )));
     }
     let pixels = module.rows as usize * module.columns as usize;
-    let mut samples = vec![0i64; pixels * spp];
+    let mut samples = vec![0u32; pixels * spp];
     for segment in 0..segments {
         let start = header[1 + segment];
         let end = if segment + 1 < segments { header[2 + segment] } else { bytes.len() };
@@ -39,11 +39,11 @@ pub(super) fn decode(bytes: &[u8], module: &PixelModule) -> Result<StoredFrame, 
         let (sample, byte) = (segment / bytes_per_sample, segment % bytes_per_sample);
         let shift = 8 * (bytes_per_sample - 1 - byte);
         for (pixel, &value) in plane.iter().enumerate() {
-            let slot = &mut samples[pixel * spp + sample];
-            *slot = ((*slot as u32) | (u32::from(value) << shift)) as i64;
+            samples[pixel * spp + sample] |= u32::from(value) << shift;
         }
     }
     let shift = module.high_bit + 1 - module.bits_stored;
+    let samples = Samples::raw(samples.into_iter(), module.bits_stored, module.signed);
     Ok(StoredFrame::new(module, module.samples_per_pixel, module.photometric.clone(), samples, shift))
 }
 
