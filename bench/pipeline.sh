@@ -20,6 +20,9 @@ CORES=$(nproc)
 median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
 ours() { # corpus threads -> frames/s
+  # Into an empty directory each round, as the peer writes: rewriting
+  # existing files makes ext4 flush them on close (auto_da_alloc).
+  rm -rf "$tmp/ours"
   RUST_LOG=error "$BIN" thumbnails "bench/corpus/$1" --out "$tmp/ours" --threads "$2" \
     | sed -n 's/.*(\([0-9.]*\) frames\/s.*/\1/p'
 }

@@ -165,10 +165,7 @@ impl DisplayTransform {
 
 /// Renders `frame` to an 8-bit grey or RGB image.
 pub fn to_image(frame: &StoredFrame, transform: &DisplayTransform) -> Result<DynamicImage, RenderError> {
-    match &frame.samples {
-        Samples::Narrow(samples) => image_of(frame, samples, transform),
-        Samples::Wide(samples) => image_of(frame, samples, transform),
-    }
+    crate::decode::each_width!(&frame.samples, samples => image_of(frame, samples, transform))
 }
 
 /// A stored sample at either width.
@@ -199,6 +196,8 @@ macro_rules! sample {
         }
     };
 }
+sample!(u16);
+sample!(i16);
 sample!(i32);
 sample!(i64);
 

@@ -8,7 +8,7 @@
 
 use turbojpeg_sys as tj;
 
-use super::{Samples, StoredFrame};
+use super::StoredFrame;
 use crate::RenderError;
 use crate::pixel_module::PixelModule;
 use crate::turbo;
@@ -67,31 +67,30 @@ fn decode_with(handle: tj::tjhandle, bytes: &[u8], module: &PixelModule) -> Resu
         && colour_marker(bytes).is_none()
     {
         let samples = components_as_stored(handle, bytes, width, height, get(tj::TJPARAM_TJPARAM_SUBSAMP), &check)?;
-        return Ok(StoredFrame::new(module, 3, "RGB".into(), Samples::Narrow(samples), 0));
+        return Ok(StoredFrame::new(module, 3, "RGB".into(), samples.into_iter().map(u32::from), 0));
     }
     // SAFETY (all three): the destination holds width × height × components
     // samples of the precision's type, packed (pitch 0).
-    let samples: Vec<i32> = match precision {
+    // libjpeg converts YCbCr streams to RGB; RGB streams stay RGB.
+    let photometric = if grey { module.photometric.clone() } else { "RGB".into() };
+    Ok(match precision {
         2..=8 => {
             let mut out = vec![0u8; count];
             check(unsafe { tj::tj3Decompress8(handle, bytes.as_ptr(), bytes.len() as tj::size_t, out.as_mut_ptr(), 0, format) }, "decoding")?;
-            out.into_iter().map(i32::from).collect()
+            StoredFrame::new(module, spp, photometric, out.into_iter().map(u32::from), 0)
         }
         9..=12 => {
             let mut out = vec![0i16; count];
             check(unsafe { tj::tj3Decompress12(handle, bytes.as_ptr(), bytes.len() as tj::size_t, out.as_mut_ptr(), 0, format) }, "decoding")?;
-            out.into_iter().map(|v| i32::from(v as u16)).collect()
+            StoredFrame::new(module, spp, photometric, out.into_iter().map(|v| u32::from(v as u16)), 0)
         }
         13..=16 => {
             let mut out = vec![0u16; count];
             check(unsafe { tj::tj3Decompress16(handle, bytes.as_ptr(), bytes.len() as tj::size_t, out.as_mut_ptr(), 0, format) }, "decoding")?;
-            out.into_iter().map(i32::from).collect()
+            StoredFrame::new(module, spp, photometric, out.into_iter().map(u32::from), 0)
         }
         other => return Err(RenderError::Decode(format!("JPEG precision {other} bits is not a JPEG precision"))),
-    };
-    // libjpeg converts YCbCr streams to RGB; RGB streams stay RGB.
-    let photometric = if grey { module.photometric.clone() } else { "RGB".into() };
-    Ok(StoredFrame::new(module, spp, photometric, Samples::Narrow(samples), 0))
+    })
 }
 
 /// The three components without colour conversion, chroma upsampled by
@@ -103,7 +102,7 @@ fn components_as_stored(
     height: i32,
     subsampling: i32,
     check: &dyn Fn(i32, &str) -> Result<(), RenderError>,
-) -> Result<Vec<i32>, RenderError> {
+) -> Result<Vec<u8>, RenderError> {
     // SAFETY: pure size computations.
     let size = |c: i32| unsafe { (tj::tj3YUVPlaneWidth(c, width, subsampling), tj::tj3YUVPlaneHeight(c, height, subsampling)) };
     let sizes = [size(0), size(1), size(2)];
@@ -128,7 +127,7 @@ fn components_as_stored(
         for x in 0..w {
             for (c, &(pw, ph)) in sizes.iter().enumerate() {
                 let (px, py) = (x / factor(w, pw), y / factor(h, ph));
-                samples.push(i32::from(planes[c][py * pw as usize + px]));
+                samples.push(planes[c][py * pw as usize + px]);
             }
         }
     }

@@ -2,7 +2,7 @@
 //! port of OpenJPEG 2.5 (the reference decoder, HTJ2K block decoding
 //! included), by way of the jpeg2k crate.
 
-use super::{Samples, StoredFrame};
+use super::StoredFrame;
 use crate::RenderError;
 use crate::pixel_module::PixelModule;
 
@@ -29,18 +29,16 @@ pub(super) fn decode(bytes: &[u8], module: &PixelModule) -> Result<StoredFrame, 
             )));
         }
     }
-    let mut samples = Vec::with_capacity(pixels * spp);
-    if spp == 1 {
-        samples.extend_from_slice(&components[0].data()[..pixels]);
-    } else {
-        for pixel in 0..pixels {
-            samples.extend(components[..spp].iter().map(|c| c.data()[pixel]));
-        }
-    }
     // The decoder undoes the reversible/irreversible component transform.
     let photometric = match module.photometric.as_str() {
         "YBR_RCT" | "YBR_ICT" => "RGB".into(),
         other => other.into(),
     };
-    Ok(StoredFrame::new(module, module.samples_per_pixel, photometric, Samples::Narrow(samples), 0))
+    let spp16 = module.samples_per_pixel;
+    Ok(if spp == 1 {
+        StoredFrame::new(module, spp16, photometric, components[0].data()[..pixels].iter().map(|&v| v as u32), 0)
+    } else {
+        let interleaved = (0..pixels).flat_map(|pixel| components[..spp].iter().map(move |c| c.data()[pixel] as u32));
+        StoredFrame::new(module, spp16, photometric, interleaved, 0)
+    })
 }

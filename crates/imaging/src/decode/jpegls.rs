@@ -1,7 +1,7 @@
 //! JPEG-LS lossless and near-lossless through CharLS, the reference
 //! implementation (the one DCMTK's `dcml2pnm`, GDCM and pydicom use).
 
-use super::{Samples, StoredFrame};
+use super::StoredFrame;
 use crate::RenderError;
 use crate::pixel_module::PixelModule;
 
@@ -25,18 +25,24 @@ pub(super) fn decode(bytes: &[u8], module: &PixelModule) -> Result<StoredFrame, 
     }
     let decoded = charls::CharLS::default().decode(bytes).map_err(|e| failed("decoding", e))?;
     let count = info.width as usize * info.height as usize * components;
-    let samples: Vec<i32> = if info.bits_per_sample <= 8 {
-        decoded.iter().take(count).map(|&b| i32::from(b)).collect()
+    let (spp, photometric) = (module.samples_per_pixel, module.photometric.clone());
+    let mut frame = if info.bits_per_sample <= 8 {
+        if decoded.len() < count {
+            return Err(RenderError::Decode(format!("JPEG-LS decoded {} samples, expected {count}", decoded.len())));
+        }
+        StoredFrame::new(module, spp, photometric, decoded[..count].iter().map(|&b| u32::from(b)), 0)
     } else {
-        decoded.chunks_exact(2).take(count).map(|c| i32::from(u16::from_le_bytes([c[0], c[1]]))).collect()
+        if decoded.len() < count * 2 {
+            return Err(RenderError::Decode(format!("JPEG-LS decoded {} samples, expected {count}", decoded.len() / 2)));
+        }
+        let words = decoded[..count * 2].as_chunks::<2>().0.iter();
+        StoredFrame::new(module, spp, photometric, words.map(|&c| u32::from(u16::from_le_bytes(c))), 0)
     };
-    if samples.len() != count {
-        return Err(RenderError::Decode(format!("JPEG-LS decoded {} samples, expected {count}", samples.len())));
-    }
     // Non-interleaved colour (ILV 0) comes back plane by plane.
-    let samples = Samples::Narrow(samples);
-    let samples = if components > 1 && interleave_mode(bytes) == Some(0) { samples.interleaved(components) } else { samples };
-    Ok(StoredFrame::new(module, module.samples_per_pixel, module.photometric.clone(), samples, 0))
+    if components > 1 && interleave_mode(bytes) == Some(0) {
+        frame.samples = frame.samples.interleaved(components);
+    }
+    Ok(frame)
 }
 
 /// The ILV parameter of the first Start Of Scan (T.87 C.2.3): marker FFDA,

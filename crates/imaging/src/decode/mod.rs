@@ -14,10 +14,9 @@
 //! Stored and sign-extended, i.e. the values the Modality LUT applies to.
 //! That is what the GDCM oracle test compares, bit for bit.
 //!
-//! Samples are held as 32-bit integers ([`Samples::Narrow`]) whenever they
-//! fit, which is every sample but unsigned 32-bit ones: the passes that
-//! follow (range, histogram, lookup) are memory-bound, and a 3.6-megapixel
-//! radiograph is 14 MB of `i32` against 29 MB of `i64`.
+//! Samples are held in the narrowest integer that holds them ([`Samples`]):
+//! the passes that follow (histogram, lookup) are memory-bound, and a
+//! 3.6-megapixel radiograph is 7 MB of `u16` where it was 29 MB of `i64`.
 
 mod fragments;
 mod jpeg;
@@ -51,37 +50,67 @@ pub struct StoredFrame {
     pub samples: Samples,
 }
 
-/// A frame's stored values, interleaved.
+/// A frame's stored values, interleaved, in the narrowest type that holds
+/// every value Bits Stored and Pixel Representation allow.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Samples {
-    /// Every sample of up to 31 bits, and signed samples of 32.
-    Narrow(Vec<i32>),
-    /// Unsigned samples of 32 bits stored, which `i32` cannot hold.
-    Wide(Vec<i64>),
+    /// Unsigned, up to 16 bits stored: most CR, DX, MR, US and all 8-bit data.
+    U16(Vec<u16>),
+    /// Signed, up to 16 bits stored: most CT.
+    I16(Vec<i16>),
+    /// 17 to 31 bits, or signed 32.
+    I32(Vec<i32>),
+    /// Unsigned with 32 bits stored.
+    I64(Vec<i64>),
 }
 
-impl Samples {
-    /// Raw samples of `bits_allocated` ≤ 32 bits before masking: `Wide`
-    /// exactly when the masked values may exceed `i32` (unsigned, 32 bits
-    /// stored).
-    pub(crate) fn raw(values: impl ExactSizeIterator<Item = u32>, bits_stored: u16, signed: bool) -> Samples {
-        if Self::needs_wide(bits_stored, signed) {
-            Samples::Wide(values.map(i64::from).collect())
-        } else {
-            Samples::Narrow(values.map(|v| v as i32).collect())
+/// Runs `$body` with `$v` bound to the vector of whichever variant
+/// `$samples` is, rebuilding that variant when `$wrap` is given.
+macro_rules! each_width {
+    ($samples:expr, $v:ident => $body:expr) => {
+        match $samples {
+            Samples::U16($v) => $body,
+            Samples::I16($v) => $body,
+            Samples::I32($v) => $body,
+            Samples::I64($v) => $body,
         }
-    }
+    };
+    ($samples:expr, $v:ident => wrap $body:expr) => {
+        match $samples {
+            Samples::U16($v) => Samples::U16($body),
+            Samples::I16($v) => Samples::I16($body),
+            Samples::I32($v) => Samples::I32($body),
+            Samples::I64($v) => Samples::I64($body),
+        }
+    };
+}
+pub(crate) use each_width;
 
-    pub(crate) fn needs_wide(bits_stored: u16, signed: bool) -> bool {
-        !signed && bits_stored >= 32
+impl Samples {
+    /// Samples from raw words whose significant bits start at bit `shift`
+    /// (0 for codec output, which is low-aligned): keeps `bits` bits of
+    /// each, sign-extended when `signed`, in one pass.
+    pub(crate) fn from_raw<I>(raw: I, shift: u16, bits: u16, signed: bool) -> Samples
+    where
+        I: Iterator<Item = u32>,
+    {
+        let bits = u32::from(bits.clamp(1, 32));
+        let mask = ((1u64 << bits) - 1) as u32;
+        let unused = 32 - bits;
+        let value = move |word: u32| (word >> shift) & mask;
+        let extended = move |word: u32| ((value(word) << unused) as i32) >> unused;
+        match (bits, signed) {
+            (..=16, false) => Samples::U16(raw.map(|w| value(w) as u16).collect()),
+            (..=16, true) => Samples::I16(raw.map(|w| extended(w) as i16).collect()),
+            (..=31, false) => Samples::I32(raw.map(|w| value(w) as i32).collect()),
+            (_, true) => Samples::I32(raw.map(extended).collect()),
+            (_, false) => Samples::I64(raw.map(|w| i64::from(value(w))).collect()),
+        }
     }
 
     /// Samples in the frame (pixels × samples per pixel).
     pub fn len(&self) -> usize {
-        match self {
-            Samples::Narrow(v) => v.len(),
-            Samples::Wide(v) => v.len(),
-        }
+        each_width!(self, v => v.len())
     }
 
     pub fn is_empty(&self) -> bool {
@@ -90,40 +119,12 @@ impl Samples {
 
     /// Sample `index`.
     pub fn get(&self, index: usize) -> i64 {
-        match self {
-            Samples::Narrow(v) => i64::from(v[index]),
-            Samples::Wide(v) => v[index],
-        }
+        each_width!(self, v => i64::from(v[index]))
     }
 
     /// All samples as `i64`: for comparisons with other decoders.
     pub fn to_i64_vec(&self) -> Vec<i64> {
-        match self {
-            Samples::Narrow(v) => v.iter().map(|&s| i64::from(s)).collect(),
-            Samples::Wide(v) => v.clone(),
-        }
-    }
-
-    /// Keeps `bits` bits of each sample starting at bit `shift`,
-    /// sign-extending when `signed`.
-    fn mask_and_extend(&mut self, shift: u16, bits: u16, signed: bool) {
-        let bits = u32::from(bits.clamp(1, 32));
-        let mask = ((1u64 << bits) - 1) as u32;
-        let unused = 32 - bits;
-        match self {
-            Samples::Narrow(samples) => {
-                for sample in samples.iter_mut() {
-                    let value = ((*sample as u32) >> shift) & mask;
-                    *sample = if signed { ((value << unused) as i32) >> unused } else { value as i32 };
-                }
-            }
-            Samples::Wide(samples) => {
-                for sample in samples.iter_mut() {
-                    let value = ((*sample as u64 as u32) >> shift) & mask;
-                    *sample = if signed { i64::from(((value << unused) as i32) >> unused) } else { i64::from(value) };
-                }
-            }
-        }
+        each_width!(self, v => v.iter().map(|&s| i64::from(s)).collect())
     }
 }
 
@@ -202,9 +203,9 @@ impl Codec {
 impl StoredFrame {
     /// A frame of `module`'s size from raw samples whose significant bits
     /// start at bit `shift` (0 for codec output, which is low-aligned):
-    /// keeps Bits Stored bits and sign-extends them when the data is signed.
-    pub(crate) fn new(module: &PixelModule, samples_per_pixel: u16, photometric: String, mut samples: Samples, shift: u16) -> StoredFrame {
-        samples.mask_and_extend(shift, module.bits_stored, module.signed);
+    /// see [`Samples::from_raw`].
+    pub(crate) fn new(module: &PixelModule, samples_per_pixel: u16, photometric: String, raw: impl Iterator<Item = u32>, shift: u16) -> StoredFrame {
+        let samples = Samples::from_raw(raw, shift, module.bits_stored, module.signed);
         StoredFrame {
             rows: module.rows,
             columns: module.columns,

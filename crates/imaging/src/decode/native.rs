@@ -67,9 +67,10 @@ pub(super) fn decode(frame: &NativeFrame, module: &PixelModule) -> Result<Stored
     let count = module.samples_per_frame();
     let shift = module.high_bit + 1 - module.bits_stored;
     let samples = if module.bits_allocated == 1 {
-        Samples::Narrow((frame.first_bit..frame.first_bit + count).map(|bit| i32::from((bytes[(bit / 8) as usize] >> (bit % 8)) & 1)).collect())
+        Samples::U16((frame.first_bit..frame.first_bit + count).map(|bit| u16::from((bytes[(bit / 8) as usize] >> (bit % 8)) & 1)).collect())
     } else if module.bits_allocated == 16 && shift == 0 && (module.bits_stored == 16 || !module.signed) {
-        // The common CT/MR/CR case in one pass: 16-bit words, low-aligned.
+        // The common CT/MR/CR case: 16-bit words, low-aligned, in one pass
+        // over fixed-size chunks, so the loop vectorises.
         if bytes.len() < count as usize * 2 {
             return Err(RenderError::Invalid(format!(
                 "the file ends {} bytes into a frame that needs {} (truncated?)",
@@ -77,18 +78,15 @@ pub(super) fn decode(frame: &NativeFrame, module: &PixelModule) -> Result<Stored
                 count * 2
             )));
         }
-        // Over fixed-size chunks, so the loops vectorise.
         let (words, _) = bytes[..count as usize * 2].as_chunks::<2>();
-        let mask = ((1u32 << module.bits_stored) - 1) as u16;
-        Samples::Narrow(if module.signed {
-            words.iter().map(|&w| i32::from(i16::from_le_bytes(w))).collect()
+        if module.signed {
+            Samples::I16(words.iter().map(|&w| i16::from_le_bytes(w)).collect())
         } else {
-            words.iter().map(|&w| i32::from(u16::from_le_bytes(w) & mask)).collect()
-        })
+            let mask = ((1u32 << module.bits_stored) - 1) as u16;
+            Samples::U16(words.iter().map(|&w| u16::from_le_bytes(w) & mask).collect())
+        }
     } else {
-        let mut samples = samples_from_le_bytes(bytes, module, count)?;
-        samples.mask_and_extend(shift, module.bits_stored, module.signed);
-        samples
+        samples_from_le_bytes(bytes, module, count, shift)?
     };
     let (samples, photometric) = if module.photometric == "YBR_FULL_422" {
         (samples.ybr_422_expanded(module.columns as usize, module.rows as usize)?, "YBR_FULL".to_string())
@@ -120,8 +118,9 @@ fn little_endian_bytes(primitive: &PrimitiveValue, bits_allocated: u16, big_endi
     bytes
 }
 
-/// Reads `count` raw samples of Bits Allocated (8, 16 or 32) bits.
-pub(super) fn samples_from_le_bytes(bytes: &[u8], module: &PixelModule, count: u64) -> Result<Samples, RenderError> {
+/// Reads `count` samples of Bits Allocated (8, 16 or 32) bits whose
+/// significant bits start at bit `shift`.
+pub(super) fn samples_from_le_bytes(bytes: &[u8], module: &PixelModule, count: u64, shift: u16) -> Result<Samples, RenderError> {
     let bits_allocated = module.bits_allocated;
     let width = usize::from(bits_allocated / 8);
     let count = usize::try_from(count).map_err(|_| RenderError::Invalid("frame too large".into()))?;
@@ -135,27 +134,21 @@ pub(super) fn samples_from_le_bytes(bytes: &[u8], module: &PixelModule, count: u
     let bytes = &bytes[..count * width];
     let (bits, signed) = (module.bits_stored, module.signed);
     Ok(match width {
-        1 => Samples::raw(bytes.iter().map(|&b| u32::from(b)), bits, signed),
-        2 => Samples::raw(bytes.chunks_exact(2).map(|c| u32::from(u16::from_le_bytes([c[0], c[1]]))), bits, signed),
-        _ => Samples::raw(bytes.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])), bits, signed),
+        1 => Samples::from_raw(bytes.iter().map(|&b| u32::from(b)), shift, bits, signed),
+        2 => Samples::from_raw(bytes.as_chunks::<2>().0.iter().map(|&c| u32::from(u16::from_le_bytes(c))), shift, bits, signed),
+        _ => Samples::from_raw(bytes.as_chunks::<4>().0.iter().map(|&c| u32::from_le_bytes(c)), shift, bits, signed),
     })
 }
 
 impl Samples {
     /// R…R G…G B…B to R G B R G B.
     pub(super) fn interleaved(self, samples_per_pixel: usize) -> Samples {
-        match self {
-            Samples::Narrow(v) => Samples::Narrow(interleave(&v, samples_per_pixel)),
-            Samples::Wide(v) => Samples::Wide(interleave(&v, samples_per_pixel)),
-        }
+        super::each_width!(self, v => wrap interleave(&v, samples_per_pixel))
     }
 
     /// Y Y Cb Cr for each horizontal pair of pixels to Y Cb Cr for every pixel.
     fn ybr_422_expanded(self, columns: usize, rows: usize) -> Result<Samples, RenderError> {
-        Ok(match self {
-            Samples::Narrow(v) => Samples::Narrow(expand_ybr_422(&v, columns, rows)?),
-            Samples::Wide(v) => Samples::Wide(expand_ybr_422(&v, columns, rows)?),
-        })
+        Ok(super::each_width!(self, v => wrap expand_ybr_422(&v, columns, rows)?))
     }
 }
 
@@ -209,22 +202,18 @@ mod tests {
 
     #[test]
     fn stored_bits_are_masked_and_sign_extended() {
-        let masked = |raw: Vec<i32>, shift, bits, signed| {
-            let mut samples = Samples::Narrow(raw);
-            samples.mask_and_extend(shift, bits, signed);
-            samples.to_i64_vec()
-        };
+        let masked = |raw: Vec<u32>, shift, bits, signed| Samples::from_raw(raw.into_iter(), shift, bits, signed);
         // 12 bits stored, high bit 11: 0xF800 has garbage above the high bit
         // and is -2048 as a 12-bit two's complement number.
-        assert_eq!(masked(vec![0xF800, 0x07FF, 0x0800], 0, 12, true), vec![-2048, 2047, -2048]);
-        assert_eq!(masked(vec![0xF800, 0x07FF], 0, 12, false), vec![0x800, 0x7FF]);
+        assert_eq!(masked(vec![0xF800, 0x07FF, 0x0800], 0, 12, true), Samples::I16(vec![-2048, 2047, -2048]));
+        assert_eq!(masked(vec![0xF800, 0x07FF], 0, 12, false), Samples::U16(vec![0x800, 0x7FF]));
         // High bit 14 with 12 stored: the samples sit at bits 3..14.
-        assert_eq!(masked(vec![0x7FF8], 3, 12, false), vec![0xFFF]);
-        // 32 bits: signed ones fit in i32, unsigned ones need i64.
-        assert_eq!(masked(vec![-5], 0, 32, true), vec![-5]);
-        assert!(Samples::needs_wide(32, false) && !Samples::needs_wide(31, false) && !Samples::needs_wide(32, true));
-        let mut wide = Samples::Wide(vec![0xFFFF_FFFF, 0x1_0000_0001]);
-        wide.mask_and_extend(0, 32, false);
-        assert_eq!(wide.to_i64_vec(), vec![0xFFFF_FFFF, 1]);
+        assert_eq!(masked(vec![0x7FF8], 3, 12, false), Samples::U16(vec![0xFFF]));
+        // High bit 23 with 16 stored in 32 allocated.
+        assert_eq!(masked(vec![0x00FF_FF00], 8, 16, true), Samples::I16(vec![-1]));
+        // Wider data takes wider types: only unsigned 32-bit needs i64.
+        assert_eq!(masked(vec![0x1_FFFF], 0, 17, false), Samples::I32(vec![0x1_FFFF]));
+        assert_eq!(masked(vec![0xFFFF_FFFB], 0, 32, true), Samples::I32(vec![-5]));
+        assert_eq!(masked(vec![0xFFFF_FFFF], 0, 32, false), Samples::I64(vec![0xFFFF_FFFF]));
     }
 }

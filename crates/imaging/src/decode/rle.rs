@@ -3,7 +3,7 @@
 //!
 //! Ours rather than dicom-rs's because that one refuses 32-bit samples.
 
-use super::{Samples, StoredFrame};
+use super::StoredFrame;
 use crate::RenderError;
 use crate::pixel_module::PixelModule;
 
@@ -43,8 +43,7 @@ pub(super) fn decode(bytes: &[u8], module: &PixelModule) -> Result<StoredFrame, 
         }
     }
     let shift = module.high_bit + 1 - module.bits_stored;
-    let samples = Samples::raw(samples.into_iter(), module.bits_stored, module.signed);
-    Ok(StoredFrame::new(module, module.samples_per_pixel, module.photometric.clone(), samples, shift))
+    Ok(StoredFrame::new(module, module.samples_per_pixel, module.photometric.clone(), samples.into_iter(), shift))
 }
 
 /// PackBits: n in 0..=127 copies n+1 literal bytes, n in -127..=-1 repeats
