@@ -111,7 +111,8 @@ pub fn analyse_with(record: &EcgRecord, options: AnalysisOptions) -> Analysis {
     // The twelve standard leads when present (derived ones included), else all.
     let standard: Vec<_> = record.leads.iter().filter(|l| STANDARD_LEADS.contains(&l.label.as_str())).collect();
     let chosen = if standard.len() >= 2 { standard } else { record.leads.iter().collect() };
-    let filtered: Vec<Vec<f32>> = chosen.iter().map(|l| options.filters.apply(&l.samples_uv, rate)).collect();
+    let views: Vec<&[f32]> = chosen.iter().map(|l| l.samples_uv.as_slice()).collect();
+    let filtered: Vec<Vec<f32>> = options.filters.apply_each(&views, rate);
     let views: Vec<&[f32]> = filtered.iter().map(|v| v.as_slice()).collect();
     let qrs_samples = qrs::detect(&views, rate);
 

@@ -43,10 +43,10 @@ fn combined_energy(leads: &[&[f32]], rate_hz: f64) -> (Vec<f32>, Vec<f32>) {
     let mut energy = vec![0.0f32; n];
     let mut amplitude = vec![0.0f32; n];
     let high = QRS_BAND.1.min(rate_hz * 0.45);
-    for lead in leads {
-        let mut x = lead.to_vec();
-        Biquad::high_pass(QRS_BAND.0, rate_hz).filtfilt(&mut x);
-        Biquad::low_pass(high, rate_hz).filtfilt(&mut x);
+    let mut band_passed: Vec<Vec<f32>> = leads.iter().map(|lead| lead.to_vec()).collect();
+    Biquad::high_pass(QRS_BAND.0, rate_hz).filtfilt_each(&mut band_passed);
+    Biquad::low_pass(high, rate_hz).filtfilt_each(&mut band_passed);
+    for x in &band_passed {
         let mut slope: Vec<f32> = vec![0.0; n];
         for i in 2..n.saturating_sub(2) {
             // Five-point derivative, as Pan-Tompkins.
