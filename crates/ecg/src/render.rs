@@ -90,14 +90,9 @@ pub fn svg(record: &EcgRecord, analysis: &Analysis, layout: Layout) -> String {
     let row_h = grid_h / row_count as f64;
 
     let mut out = String::with_capacity(512 * 1024);
-    let _ = write!(
-        out,
-        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{PAGE_W}mm" height="{PAGE_H}mm" viewBox="0 0 {PAGE_W} {PAGE_H}" font-family="{FONT}">
-<rect width="{PAGE_W}" height="{PAGE_H}" fill="#ffffff"/>
-"##
-    );
+    out.push_str(&svg_open());
+    out.push_str(paper());
     header(&mut out, record, analysis, &filters, gain_mm_per_mv);
-    grid(&mut out, trace_left - 2.0, grid_top, grid_w, grid_h);
 
     // The displayed signal: the first 10 s, display-filtered, each lead
     // once (lead II is drawn twice on the 3×4 page).
@@ -188,6 +183,41 @@ fn push_hundredths(out: &mut String, value: f64) {
     out.push_str(whole);
     out.push('.');
     out.push_str(fraction);
+}
+
+/// The `<svg>` start tag of every page.
+fn svg_open() -> String {
+    format!(
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{PAGE_W}mm" height="{PAGE_H}mm" viewBox="0 0 {PAGE_W} {PAGE_H}" font-family="{FONT}">
+"##
+    )
+}
+
+/// The paper, the same on every page whatever its layout: the white sheet
+/// and the grid, as one group.
+fn paper() -> &'static str {
+    static PAPER: OnceLock<String> = OnceLock::new();
+    PAPER.get_or_init(|| {
+        let mut out = format!("<g id=\"paper\">\n<rect width=\"{PAGE_W}\" height=\"{PAGE_H}\" fill=\"#ffffff\"/>\n");
+        let grid_top = MARGIN + HEADER_H;
+        let grid_w = CALIBRATION_W + STRIP_S * SPEED_MM_PER_S + 4.0;
+        grid(&mut out, (PAGE_W - grid_w) / 2.0, grid_top, grid_w, PAGE_H - grid_top - MARGIN);
+        out.push_str("</g>\n");
+        out
+    })
+}
+
+/// The paper rasterised at `width_px`, once per width: half of a page's
+/// rasterising time is the grid's thousand anti-aliased lines.
+fn paper_pixmap(width_px: u32) -> Result<resvg::tiny_skia::Pixmap, RenderError> {
+    static CACHE: OnceLock<std::sync::Mutex<std::collections::HashMap<u32, resvg::tiny_skia::Pixmap>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(pixmap) = cache.lock().expect("not poisoned").get(&width_px) {
+        return Ok(pixmap.clone());
+    }
+    let pixmap = rasterise(&format!("{}{}</svg>", svg_open(), paper()), width_px, None)?;
+    cache.lock().expect("not poisoned").insert(width_px, pixmap.clone());
+    Ok(pixmap)
 }
 
 /// The 1 mm and 5 mm grid as two paths of lines (rasterisers draw lines
@@ -306,16 +336,33 @@ fn fonts() -> Arc<resvg::usvg::fontdb::Database> {
 }
 
 /// Rasterises an SVG page to PNG, `width_px` wide (height keeps the aspect).
+/// A page of [`svg`] is drawn over its paper rasterised once per width;
+/// the result is the same, pixel for pixel, as drawing it whole.
 pub fn png(svg: &str, width_px: u32) -> Result<Vec<u8>, RenderError> {
+    let pixmap = match svg.find(paper()) {
+        Some(at) => {
+            let without_paper = [&svg[..at], &svg[at + paper().len()..]].concat();
+            rasterise(&without_paper, width_px, Some(paper_pixmap(width_px)?))?
+        }
+        None => rasterise(svg, width_px, None)?,
+    };
+    pixmap.encode_png().map_err(|e| RenderError::Png(e.to_string()))
+}
+
+/// Draws `svg` at `width_px` onto `onto` (a pixmap of the right size), or
+/// onto a transparent one.
+fn rasterise(svg: &str, width_px: u32, onto: Option<resvg::tiny_skia::Pixmap>) -> Result<resvg::tiny_skia::Pixmap, RenderError> {
     let options = resvg::usvg::Options { fontdb: fonts(), ..Default::default() };
     let tree = resvg::usvg::Tree::from_str(svg, &options).map_err(|e| RenderError::Svg(e.to_string()))?;
     let size = tree.size();
     let scale = width_px as f32 / size.width();
     let height_px = (size.height() * scale).round() as u32;
-    let mut pixmap =
-        resvg::tiny_skia::Pixmap::new(width_px, height_px).ok_or(RenderError::Size(width_px, height_px))?;
+    let mut pixmap = match onto {
+        Some(pixmap) if (pixmap.width(), pixmap.height()) == (width_px, height_px) => pixmap,
+        _ => resvg::tiny_skia::Pixmap::new(width_px, height_px).ok_or(RenderError::Size(width_px, height_px))?,
+    };
     resvg::render(&tree, resvg::tiny_skia::Transform::from_scale(scale, scale), &mut pixmap.as_mut());
-    pixmap.encode_png().map_err(|e| RenderError::Png(e.to_string()))
+    Ok(pixmap)
 }
 
 /// PNG width for a full page at print-like detail (about 6 px per mm).

@@ -56,3 +56,27 @@ fn six_by_two_and_twelve_by_one_layouts_draw_all_twelve_leads() {
         assert!(page.contains(gain), "{layout:?}");
     }
 }
+
+#[test]
+fn a_page_drawn_over_the_cached_paper_is_the_page_drawn_whole() {
+    let Some(root) = common::corpus() else { return };
+    let record = read_path(&root.join("ecgtoolkit/Example.scp")).unwrap();
+    let page = svg(&record, &analyse(&record), Layout::ThreeByFour);
+    // One more space in the paper's tag: png() no longer recognises it and
+    // draws every element itself.
+    assert!(page.contains("<g id=\"paper\">"));
+    let whole = page.replacen("<g id=\"paper\">", "<g id=\"paper\" >", 1);
+    for width in [1800, 480] {
+        let (cached, drawn) = (png(&page, width).unwrap(), png(&whole, width).unwrap());
+        let decode = |bytes: &[u8]| resvg::tiny_skia::Pixmap::decode_png(bytes).unwrap();
+        let (cached, drawn) = (decode(&cached), decode(&drawn));
+        assert_eq!((cached.width(), cached.height()), (drawn.width(), drawn.height()));
+        let differing = cached.pixels().iter().zip(drawn.pixels()).filter(|(a, b)| a != b).count();
+        assert_eq!(differing, 0, "{differing} pixels differ at {width} px");
+        // And the page is not blank: grid pink and trace ink are both there
+        // (at 480 px a 0.28 mm trace is half a pixel wide: grey, not black).
+        assert!(cached.pixels().iter().any(|p| p.red() > 200 && p.green() < 210 && p.blue() < 210));
+        let ink = if width == 1800 { 60 } else { 140 };
+        assert!(cached.pixels().iter().any(|p| p.red() < ink && p.green() < ink && p.blue() < ink), "no trace at {width} px");
+    }
+}
