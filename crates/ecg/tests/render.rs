@@ -68,6 +68,8 @@ fn a_page_drawn_over_the_cached_paper_is_the_page_drawn_whole() {
     let whole = page.replacen("<g id=\"paper\">", "<g id=\"paper\" >", 1);
     for width in [1800, 480] {
         let (cached, drawn) = (png(&page, width).unwrap(), png(&whole, width).unwrap());
+        // Opaque RGB, compressed for a county hospital's line (was 2.7 MB).
+        assert!(cached.len() < 600 << 10, "a {width} px page of {} bytes", cached.len());
         let decode = |bytes: &[u8]| resvg::tiny_skia::Pixmap::decode_png(bytes).unwrap();
         let (cached, drawn) = (decode(&cached), decode(&drawn));
         assert_eq!((cached.width(), cached.height()), (drawn.width(), drawn.height()));
