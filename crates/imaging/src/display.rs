@@ -168,7 +168,7 @@ pub fn to_image(frame: &StoredFrame, transform: &DisplayTransform) -> Result<Dyn
     crate::decode::each_width!(&frame.samples, samples => image_of(frame, samples, transform))
 }
 
-/// A stored sample at either width.
+/// A stored sample, at any of the widths [`Samples`] holds.
 trait Sample: Copy + Ord + Into<i64> {
     /// The smallest and largest of `samples`, `None` when there are none.
     fn range(samples: &[Self]) -> Option<(i64, i64)>;

@@ -27,7 +27,9 @@ thread_local! {
 
 type Slot = std::thread::LocalKey<RefCell<Option<Handle>>>;
 
-fn with_handle<R>(slot: &'static Slot, kind: tj::TJINIT, f: impl FnOnce(tj::tjhandle) -> Result<R, String>) -> Result<R, String> {
+/// Runs `f` with this thread's handle of `kind`, made on first use; an
+/// error only when libjpeg-turbo cannot make one.
+fn with_handle<R>(slot: &'static Slot, kind: tj::TJINIT, f: impl FnOnce(tj::tjhandle) -> R) -> Result<R, String> {
     slot.with(|cell| {
         let mut slot = cell.borrow_mut();
         if slot.is_none() {
@@ -38,12 +40,12 @@ fn with_handle<R>(slot: &'static Slot, kind: tj::TJINIT, f: impl FnOnce(tj::tjha
             }
             *slot = Some(Handle(handle));
         }
-        f(slot.as_ref().expect("set above").0)
+        Ok(f(slot.as_ref().expect("set above").0))
     })
 }
 
 /// Runs `f` with this thread's decompressor.
-pub(crate) fn with_decompressor<R>(f: impl FnOnce(tj::tjhandle) -> Result<R, String>) -> Result<R, String> {
+pub(crate) fn with_decompressor<R>(f: impl FnOnce(tj::tjhandle) -> R) -> Result<R, String> {
     with_handle(&DECOMPRESSOR, tj::TJINIT_TJINIT_DECOMPRESS, f)
 }
 
@@ -85,7 +87,7 @@ pub fn encode_jpeg(pixels: &[u8], width: u32, height: u32, channels: u8, quality
             tj::tj3Free(output.cast());
             result
         }
-    })
+    })?
 }
 
 #[cfg(test)]

@@ -14,13 +14,7 @@ use crate::pixel_module::PixelModule;
 use crate::turbo;
 
 pub(super) fn decode(bytes: &[u8], module: &PixelModule) -> Result<StoredFrame, RenderError> {
-    let mut outcome = None;
-    turbo::with_decompressor(|handle| {
-        outcome = Some(decode_with(handle, bytes, module));
-        Ok(())
-    })
-    .map_err(RenderError::Decode)?;
-    outcome.expect("ran")
+    turbo::with_decompressor(|handle| decode_with(handle, bytes, module)).map_err(RenderError::Decode)?
 }
 
 fn decode_with(handle: tj::tjhandle, bytes: &[u8], module: &PixelModule) -> Result<StoredFrame, RenderError> {

@@ -34,11 +34,10 @@ pub(super) fn decode(bytes: &[u8], module: &PixelModule) -> Result<StoredFrame, 
         "YBR_RCT" | "YBR_ICT" => "RGB".into(),
         other => other.into(),
     };
-    let spp16 = module.samples_per_pixel;
     Ok(if spp == 1 {
-        StoredFrame::new(module, spp16, photometric, components[0].data()[..pixels].iter().map(|&v| v as u32), 0)
+        StoredFrame::new(module, module.samples_per_pixel, photometric, components[0].data()[..pixels].iter().map(|&v| v as u32), 0)
     } else {
         let interleaved = (0..pixels).flat_map(|pixel| components[..spp].iter().map(move |c| c.data()[pixel] as u32));
-        StoredFrame::new(module, spp16, photometric, interleaved, 0)
+        StoredFrame::new(module, module.samples_per_pixel, photometric, interleaved, 0)
     })
 }
