@@ -52,34 +52,10 @@ impl Biquad {
         Biquad::from_cookbook([1.0, -2.0 * cos, 1.0], [1.0 + alpha, -2.0 * cos, 1.0 - alpha])
     }
 
-    /// Runs the section over `x` in place, in the given direction, starting
-    /// from the steady state for the first sample (no start-up transient).
-    fn run(&self, x: &mut [f32], reverse: bool) {
-        let Some(&first) = (if reverse { x.last() } else { x.first() }) else { return };
-        let x0 = first as f64;
-        let gain_dc = (self.b[0] + self.b[1] + self.b[2]) / (1.0 + self.a[0] + self.a[1]);
-        let y0 = x0 * gain_dc;
-        // Transposed direct form II state for a constant input x0.
-        let mut s1 = y0 - self.b[0] * x0;
-        let mut s2 = self.b[2] * x0 - self.a[1] * y0;
-        let mut step = |v: &mut f32| {
-            let input = *v as f64;
-            let out = self.b[0] * input + s1;
-            s1 = self.b[1] * input - self.a[0] * out + s2;
-            s2 = self.b[2] * input - self.a[1] * out;
-            *v = out as f32;
-        };
-        if reverse {
-            x.iter_mut().rev().for_each(&mut step);
-        } else {
-            x.iter_mut().for_each(&mut step);
-        }
-    }
-
     /// Forward then backward: zero phase, squared magnitude response.
     pub fn filtfilt(&self, x: &mut [f32]) {
-        self.run(x, false);
-        self.run(x, true);
+        self.run(&mut [&mut *x], false);
+        self.run(&mut [x], true);
     }
 
     /// [`Biquad::filtfilt`] on each of `signals`, with the same result.
@@ -95,22 +71,25 @@ impl Biquad {
                 for (lane, signal) in lanes.iter_mut().zip(group.iter_mut()) {
                     *lane = signal.as_mut_slice();
                 }
-                self.run_lanes(&mut lanes, false);
-                self.run_lanes(&mut lanes, true);
+                self.run(&mut lanes, false);
+                self.run(&mut lanes, true);
             }
         }
         let rest = if same_length { groups.into_remainder() } else { signals };
         rest.iter_mut().for_each(|signal| self.filtfilt(signal));
     }
 
-    /// [`Biquad::run`] on `LANES` signals of one length at once.
-    fn run_lanes(&self, lanes: &mut [&mut [f32]; LANES], reverse: bool) {
+    /// Runs the section over `L` signals of one length in place, side by
+    /// side, in the given direction, each starting from the steady state
+    /// for its first sample (no start-up transient).
+    fn run<const L: usize>(&self, lanes: &mut [&mut [f32]; L], reverse: bool) {
         let n = lanes[0].len();
         if n == 0 {
             return;
         }
         let gain_dc = (self.b[0] + self.b[1] + self.b[2]) / (1.0 + self.a[0] + self.a[1]);
-        let (mut s1, mut s2) = ([0.0f64; LANES], [0.0f64; LANES]);
+        // Transposed direct form II state for a constant input x0.
+        let (mut s1, mut s2) = ([0.0f64; L], [0.0f64; L]);
         for (l, lane) in lanes.iter().enumerate() {
             let x0 = f64::from(if reverse { lane[n - 1] } else { lane[0] });
             let y0 = x0 * gain_dc;
@@ -119,7 +98,7 @@ impl Biquad {
         }
         for k in 0..n {
             let i = if reverse { n - 1 - k } else { k };
-            for l in 0..LANES {
+            for l in 0..L {
                 let input = f64::from(lanes[l][i]);
                 let out = self.b[0] * input + s1[l];
                 s1[l] = self.b[1] * input - self.a[0] * out + s2[l];

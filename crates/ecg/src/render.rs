@@ -81,11 +81,8 @@ pub fn svg(record: &EcgRecord, analysis: &Analysis, layout: Layout) -> String {
     let (columns, rows) = layout.rows();
     let rhythm_strip = layout == Layout::ThreeByFour && record.lead("II").is_some();
     let gain_mm_per_mv = if layout == Layout::TwelveByOne { 5.0 } else { 10.0 };
-    let trace_w = STRIP_S * SPEED_MM_PER_S;
-    let grid_top = MARGIN + HEADER_H;
-    let grid_h = PAGE_H - grid_top - MARGIN;
-    let grid_w = CALIBRATION_W + trace_w + 4.0;
-    let trace_left = (PAGE_W - grid_w) / 2.0 + 2.0;
+    let GridArea { left: grid_left, top: grid_top, height: grid_h, .. } = GridArea::PAGE;
+    let trace_left = grid_left + 2.0;
     let row_count = rows.len() + usize::from(rhythm_strip);
     let row_h = grid_h / row_count as f64;
 
@@ -98,12 +95,13 @@ pub fn svg(record: &EcgRecord, analysis: &Analysis, layout: Layout) -> String {
     // once (lead II is drawn twice on the 3×4 page).
     let shown = ((STRIP_S * rate) as usize).min(record.len());
     let mut labels: Vec<&str> = Vec::new();
+    let mut views: Vec<&[f32]> = Vec::new();
     for label in rows.iter().flatten().copied() {
-        if record.lead(label).is_some() && !labels.contains(&label) {
+        if let Some(lead) = record.lead(label).filter(|_| !labels.contains(&label)) {
             labels.push(label);
+            views.push(&lead.samples_uv[..shown]);
         }
     }
-    let views: Vec<&[f32]> = labels.iter().map(|l| &record.lead(l).expect("kept above").samples_uv[..shown]).collect();
     let filtered_leads = filters.apply_each(&views, rate);
     let filtered = |label: &str| labels.iter().position(|l| *l == label).map(|i| &filtered_leads[i]);
     let column_s = STRIP_S / columns as f64;
@@ -185,6 +183,23 @@ fn push_hundredths(out: &mut String, value: f64) {
     out.push_str(fraction);
 }
 
+/// Where the grid lies on the page (mm): below the header, wide enough for
+/// the calibration pulse and 10 s of trace, centred.
+struct GridArea {
+    left: f64,
+    top: f64,
+    width: f64,
+    height: f64,
+}
+
+impl GridArea {
+    const PAGE: GridArea = {
+        let width = CALIBRATION_W + STRIP_S * SPEED_MM_PER_S + 4.0;
+        let top = MARGIN + HEADER_H;
+        GridArea { left: (PAGE_W - width) / 2.0, top, width, height: PAGE_H - top - MARGIN }
+    };
+}
+
 /// The `<svg>` start tag of every page.
 fn svg_open() -> String {
     format!(
@@ -199,9 +214,8 @@ fn paper() -> &'static str {
     static PAPER: OnceLock<String> = OnceLock::new();
     PAPER.get_or_init(|| {
         let mut out = format!("<g id=\"paper\">\n<rect width=\"{PAGE_W}\" height=\"{PAGE_H}\" fill=\"#ffffff\"/>\n");
-        let grid_top = MARGIN + HEADER_H;
-        let grid_w = CALIBRATION_W + STRIP_S * SPEED_MM_PER_S + 4.0;
-        grid(&mut out, (PAGE_W - grid_w) / 2.0, grid_top, grid_w, PAGE_H - grid_top - MARGIN);
+        let GridArea { left, top, width, height } = GridArea::PAGE;
+        grid(&mut out, left, top, width, height);
         out.push_str("</g>\n");
         out
     })
@@ -382,7 +396,14 @@ fn rasterise(svg: &str, width_px: u32, onto: Option<resvg::tiny_skia::Pixmap>) -
     let height_px = (size.height() * scale).round() as u32;
     let mut pixmap = match onto {
         Some(pixmap) if (pixmap.width(), pixmap.height()) == (width_px, height_px) => pixmap,
-        _ => resvg::tiny_skia::Pixmap::new(width_px, height_px).ok_or(RenderError::Size(width_px, height_px))?,
+        Some(pixmap) => {
+            return Err(RenderError::Svg(format!(
+                "the page is {width_px}x{height_px} px but its paper {}x{}",
+                pixmap.width(),
+                pixmap.height()
+            )));
+        }
+        None => resvg::tiny_skia::Pixmap::new(width_px, height_px).ok_or(RenderError::Size(width_px, height_px))?,
     };
     resvg::render(&tree, resvg::tiny_skia::Transform::from_scale(scale, scale), &mut pixmap.as_mut());
     Ok(pixmap)
