@@ -337,8 +337,7 @@ pub fn window(x: f64, center: f64, width: f64, function: VoiFunction) -> u8 {
 
 /// The stored values at the 0.5th and 99.5th percentiles, so a few hot or
 /// dead pixels do not flatten the rest; padding pixels are left out.
-#[allow(private_bounds)]
-pub fn percentile_range<T: Sample>(samples: &[T], padding: Option<i64>, min: i64, max: i64) -> (i64, i64) {
+fn percentile_range<T: Sample>(samples: &[T], padding: Option<i64>, min: i64, max: i64) -> (i64, i64) {
     let span = (i64::from(max) - i64::from(min)) as usize;
     let mut histogram = vec![0u32; if span <= 1 << 20 { span + 1 } else { 0 }];
     let mut counted = 0u64;
