@@ -20,7 +20,7 @@ use tokio::sync::{Semaphore, oneshot, watch};
 const THUMBNAIL_SIZE: u32 = 256;
 
 pub async fn run(archive: Archive, threads: usize, mut stop: watch::Receiver<bool>) {
-    let pool = match telediag_imaging::ImagingPool::new(threads) {
+    let pool = match telediag_imaging::ImagingPool::new(threads, telediag_imaging::Priority::Background) {
         Ok(pool) => Arc::new(pool),
         Err(e) => {
             tracing::error!(error = %e, "imaging pipeline not started");
@@ -75,8 +75,10 @@ async fn process(archive: &Archive, pool: &telediag_imaging::ImagingPool, job: J
         return;
     };
     let path = archive.store().path_of(&key);
+    let source = Source { sop, original: key };
+    let sop = &source.sop;
     if is_waveform(&path) {
-        let outcome = ecg(archive, pool, &sop, path).await;
+        let outcome = ecg(archive, pool, &source, path).await;
         let _ = match outcome {
             Ok(()) => db.complete_job(job.id).await,
             Err(e) => db.fail_job(job.id, &e, Some(Duration::from_secs(30))).await,
@@ -93,10 +95,10 @@ async fn process(archive: &Archive, pool: &telediag_imaging::ImagingPool, job: J
         result.await.unwrap_or_else(|_| Err(telediag_imaging::RenderError::Decode("render task lost".into())))
     };
     let outcome = match rendered {
-        Ok(derived) => store(archive, &sop, &derived).await,
+        Ok(derived) => store(archive, &source, &derived).await,
         Err(e) => {
             tracing::info!(sop_instance_uid = %sop, reason = %e, "undecodable");
-            record_undecodable(archive, &sop, &[DerivedKind::Thumbnail, DerivedKind::Preview], &e.to_string()).await
+            record_undecodable(archive, sop, &[DerivedKind::Thumbnail, DerivedKind::Preview], &e.to_string()).await
         }
     };
     let _ = match outcome {
@@ -118,9 +120,10 @@ fn is_waveform(path: &std::path::Path) -> bool {
 async fn ecg(
     archive: &Archive,
     pool: &telediag_imaging::ImagingPool,
-    sop: &SopInstanceUid,
+    source: &Source,
     path: std::path::PathBuf,
 ) -> Result<(), String> {
+    let sop = &source.sop;
     use telediag_ecg::render::{Layout, PAGE_PNG_WIDTH, THUMBNAIL_PNG_WIDTH, png, svg};
     let (done, result) = oneshot::channel();
     pool.spawn(move || {
@@ -150,9 +153,16 @@ async fn ecg(
         }
     };
     for (kind, extension, content_type, bytes) in objects {
-        put_derived(archive, sop, DerivedObject { kind, extension, content_type, bytes, dimensions: None }).await?;
+        put_derived(archive, source, DerivedObject { kind, extension, content_type, bytes, dimensions: None }).await?;
     }
     Ok(())
+}
+
+/// The stored object a job renders.
+struct Source {
+    sop: SopInstanceUid,
+    /// Its key in the store; derived objects are keyed beside it.
+    original: ObjectKey,
 }
 
 /// One derived object to store: what it is and, for images, its size.
@@ -167,8 +177,8 @@ struct DerivedObject {
 
 /// Writes a derived object (rebuildable, so not fsynced) and records it
 /// with its ETag.
-async fn put_derived(archive: &Archive, sop: &SopInstanceUid, object: DerivedObject) -> Result<(), String> {
-    let key = derived_key(sop, object.kind, object.extension).map_err(|e| e.to_string())?;
+async fn put_derived(archive: &Archive, source: &Source, object: DerivedObject) -> Result<(), String> {
+    let key = derived_key(&source.original, &source.sop, object.kind, object.extension).map_err(|e| e.to_string())?;
     let size_bytes = object.bytes.len() as i64;
     let etag = format!("\"{:032x}\"", xxhash_rust::xxh3::xxh3_128(&object.bytes));
     let (store, put_key, bytes) = (archive.store().clone(), key.clone(), object.bytes);
@@ -177,7 +187,7 @@ async fn put_derived(archive: &Archive, sop: &SopInstanceUid, object: DerivedObj
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
     let record = DerivedRecord {
-        sop_instance_uid: sop.to_string(),
+        sop_instance_uid: source.sop.to_string(),
         kind: object.kind.as_str().into(),
         object_key: Some(key.to_string()),
         content_type: Some(object.content_type.into()),
@@ -199,14 +209,14 @@ async fn record_undecodable(archive: &Archive, sop: &SopInstanceUid, kinds: &[De
     Ok(())
 }
 
-async fn store(archive: &Archive, sop: &SopInstanceUid, derived: &telediag_imaging::Derived) -> Result<(), String> {
+async fn store(archive: &Archive, source: &Source, derived: &telediag_imaging::Derived) -> Result<(), String> {
     for (kind, image) in [(DerivedKind::Thumbnail, &derived.thumbnail), (DerivedKind::Preview, &derived.preview)] {
         let (extension, content_type) = match image.format {
             telediag_imaging::ThumbnailFormat::Jpeg => ("jpg", "image/jpeg"),
             telediag_imaging::ThumbnailFormat::Png => ("png", "image/png"),
         };
         let dimensions = Some((image.width, image.height, derived.frames));
-        put_derived(archive, sop, DerivedObject { kind, extension, content_type, bytes: image.bytes.clone(), dimensions }).await?;
+        put_derived(archive, source, DerivedObject { kind, extension, content_type, bytes: image.bytes.clone(), dimensions }).await?;
     }
     Ok(())
 }

@@ -1,8 +1,13 @@
 //! Derived objects: thumbnails and previews made from the originals.
 //!
-//! They live under `derived/<sop>/<kind>.<ext>` and can always be rebuilt, so
-//! they are written atomically (temporary file + rename) but not fsynced. The
-//! `derived` table says what exists, or why an instance could not be rendered.
+//! They live in a tree parallel to the originals,
+//! `derived/<study>/<series>/<sop>.<kind>.<ext>`: one directory per series,
+//! not one per instance, because on ext4 every new directory is an inode
+//! allocation that cost the receiving server more CPU than writing the file.
+//! They can always be rebuilt, so they are written atomically (temporary file
+//! + rename) but not fsynced. The `derived` table records each key, so objects
+//! made under an earlier layout stay found; it also says why an instance could
+//! not be rendered.
 
 use sqlx::Row;
 
@@ -34,9 +39,14 @@ impl DerivedKind {
     }
 }
 
-/// The key of a derived object.
-pub fn derived_key(sop: &SopInstanceUid, kind: DerivedKind, extension: &str) -> Result<ObjectKey, StoreError> {
-    ObjectKey::new(format!("derived/{sop}/{}.{extension}", kind.as_str()))
+/// The key of a derived object of the instance `sop` stored under `original`
+/// (`originals/<study>/<series>/…`).
+pub fn derived_key(original: &ObjectKey, sop: &SopInstanceUid, kind: DerivedKind, extension: &str) -> Result<ObjectKey, StoreError> {
+    let series_dir = original.as_str().strip_prefix("originals/").and_then(|rest| rest.rsplit_once('/')).map(|(dir, _)| dir);
+    let Some(series_dir) = series_dir else {
+        return Err(StoreError::InvalidKey { key: original.to_string(), reason: "is not the key of an original object" });
+    };
+    ObjectKey::new(format!("derived/{series_dir}/{sop}.{}.{extension}", kind.as_str()))
 }
 
 /// A derived object as recorded.
@@ -134,5 +144,22 @@ impl Database {
         .bind(sop.as_str())
         .fetch_optional(self.pool())
         .await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derived_objects_sit_in_a_tree_parallel_to_the_originals() {
+        let sop = SopInstanceUid::parse("1.2.3.4.5").unwrap();
+        let original = ObjectKey::new("originals/1.2.3/1.2.3.4/1.2.3.4.5.v2.dcm").unwrap();
+        let key = derived_key(&original, &sop, DerivedKind::Thumbnail, "jpg").unwrap();
+        assert_eq!(key.as_str(), "derived/1.2.3/1.2.3.4/1.2.3.4.5.thumbnail.jpg");
+        let key = derived_key(&original, &sop, DerivedKind::EcgMeasurements, "json").unwrap();
+        assert_eq!(key.as_str(), "derived/1.2.3/1.2.3.4/1.2.3.4.5.ecg-measurements.json");
+        let elsewhere = ObjectKey::new("reports/1.2.3/report.pdf").unwrap();
+        assert!(derived_key(&elsewhere, &sop, DerivedKind::Preview, "png").is_err());
     }
 }

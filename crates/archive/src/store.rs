@@ -201,7 +201,7 @@ mod tests {
         store.delete(&key).unwrap();
         assert!(matches!(store.size(&key), Err(StoreError::NotFound { .. })));
 
-        let thumb = ObjectKey::new("derived/1.2.3.4/thumbnail.jpg").unwrap();
+        let thumb = ObjectKey::new("derived/1.2/1.2.3/1.2.3.4.thumbnail.jpg").unwrap();
         store.put_rebuildable(&thumb, b"jpeg").unwrap();
         store.put_rebuildable(&thumb, b"jpeg, again").unwrap();
         assert_eq!(store.size(&thumb).unwrap(), 11);

@@ -29,11 +29,27 @@ impl Default for BatchOptions {
 /// runtime so decoding never stalls network or HTTP work.
 pub struct ImagingPool(rayon::ThreadPool);
 
+/// How the pool's threads compete for the CPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Priority {
+    /// Like any other thread: for commands whose whole job is rendering.
+    Normal,
+    /// Below the rest of the process (nice 10): in the server, where a
+    /// sender waits on every C-STORE acknowledgement and a thumbnail can wait
+    /// a few milliseconds. The threads still use every core that is idle.
+    Background,
+}
+
 impl ImagingPool {
-    pub fn new(threads: usize) -> Result<ImagingPool, String> {
+    pub fn new(threads: usize, priority: Priority) -> Result<ImagingPool, String> {
         rayon::ThreadPoolBuilder::new()
             .num_threads(threads.max(1))
             .thread_name(|i| format!("imaging-{i}"))
+            .start_handler(move |_| {
+                if priority == Priority::Background {
+                    lower_this_thread();
+                }
+            })
             .build()
             .map(ImagingPool)
             .map_err(|e| format!("cannot start {threads} imaging threads: {e}"))
@@ -44,6 +60,21 @@ impl ImagingPool {
         self.0.spawn(work);
     }
 }
+
+/// Lowers the calling thread's scheduling priority (Linux schedules threads,
+/// so `setpriority` on a thread id affects that thread alone).
+#[cfg(target_os = "linux")]
+fn lower_this_thread() {
+    // SAFETY: plain system calls on the calling thread's own id.
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        // A failure is not fatal: rendering then merely competes with receiving.
+        let _ = libc::setpriority(libc::PRIO_PROCESS, tid, 10);
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn lower_this_thread() {}
 
 /// What the pipeline makes of one object: a thumbnail and a full-resolution
 /// 8-bit preview of its first frame.
