@@ -359,6 +359,7 @@ async fn ecg(action: EcgAction, config: &Config) -> Result<()> {
                     }
                 }
             }
+            archive.wait_idle().await;
             if failed > 0 {
                 bail!("{failed} file(s) refused");
             }
@@ -522,6 +523,8 @@ async fn import(config: &Config, site_name: &str, paths: &[PathBuf]) -> Result<(
         }
         bar.inc(1);
     }
+    // Every row durable and the staging links gone before the process ends.
+    archive.wait_idle().await;
     bar.finish_and_clear();
     println!(
         "imported into {:?}: {stored} stored, {duplicates} already present, {versions} new versions, {} failed",

@@ -190,12 +190,9 @@ pub(crate) async fn run(socket: TcpStream, peer: SocketAddr, context: Context) {
                 }
             }
             Pdu::ReleaseRQ => {
-                // Confirm the release once everything acknowledged is queryable too.
-                for receipt in session.receipts.drain(..) {
-                    if let Err(e) = receipt.wait().await {
-                        tracing::error!(calling_ae = %session.calling_ae, error = %e, "an acknowledged object is not indexed yet");
-                    }
-                }
+                // Confirm the release once everything acknowledged is queryable,
+                // and its index rows durable, too.
+                session.settle().await;
                 let _ = association.send(&Pdu::ReleaseRP).await;
                 break Ok(());
             }
@@ -203,6 +200,9 @@ pub(crate) async fn run(socket: TcpStream, peer: SocketAddr, context: Context) {
             other => break Err(Abort::Protocol(format!("unexpected {} during the association", pdu_name(&other)))),
         }
     };
+    if outcome.is_err() {
+        session.settle().await;
+    }
     let log = &session;
     match outcome {
         Ok(()) => tracing::info!(peer = %log.peer, calling_ae = %log.calling_ae, stored = log.stored, "association released"),
@@ -269,6 +269,19 @@ struct Session {
 }
 
 impl Session {
+    /// Waits for this association's index rows, then makes them durable.
+    async fn settle(&mut self) {
+        if self.receipts.is_empty() {
+            return;
+        }
+        for receipt in self.receipts.drain(..) {
+            if let Err(e) = receipt.wait().await {
+                tracing::error!(calling_ae = %self.calling_ae, error = %e, "an acknowledged object is not indexed yet");
+            }
+        }
+        self.archive.sync_index().await;
+    }
+
     async fn on_pdata(&mut self, association: &mut AsyncServerAssociation<TcpStream>, value: PDataValue) -> Result<(), Abort> {
         let context = association
             .presentation_contexts()

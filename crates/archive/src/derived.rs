@@ -85,7 +85,8 @@ impl DerivedRecord {
 }
 
 impl Database {
-    /// Records (replacing) a derived object or a rendering failure.
+    /// Records (replacing) a derived object or a rendering failure. Committed
+    /// without its own fsync: a record lost in a power cut is made again.
     pub async fn record_derived(&self, record: &DerivedRecord) -> Result<(), DbError> {
         sqlx::query(
             "INSERT INTO derived (sop_instance_uid, kind, object_key, content_type, width, height, frames, size_bytes,
@@ -106,7 +107,7 @@ impl Database {
         .bind(&record.etag)
         .bind(&record.error)
         .bind(now_ms())
-        .execute(self.pool())
+        .execute(self.redoable())
         .await?;
         Ok(())
     }

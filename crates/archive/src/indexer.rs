@@ -1,30 +1,53 @@
-//! Group commit: many associations' index writes in one transaction.
+//! Group commit: many associations' index writes in one transaction, and the
+//! sync points that make them durable.
 //!
-//! Every stored object waits for its index row before it is acknowledged, so
-//! the index is never behind what senders were told. With one writer and many
-//! associations, each commit (and its fsync) would serialise them; instead one
-//! task takes every request waiting at that moment, writes them in a single
-//! transaction (each in its own savepoint, so one bad row fails alone), and
-//! answers all of them when it commits.
+//! Every stored object waits for its index row before its association is
+//! released, so the index is never behind what senders were told. With one
+//! writer and many associations, a commit per row would serialise them;
+//! instead one task takes every request waiting at that moment, writes them in
+//! a single transaction (each in its own savepoint, so one bad row fails
+//! alone), and answers all of them when it commits.
+//!
+//! Those commits are not fsynced one by one ([`Database::redoable`]): a row
+//! lost in a power cut is written again at the next start from the object's
+//! staging link, which is therefore kept until a sync point has made its row
+//! durable — at most [`SYNC_DELAY`] after the commit, or sooner when
+//! [`MAX_UNSYNCED`] links wait, and on [`Indexer::sync`].
+
+use std::path::PathBuf;
+use std::time::Duration;
 
 use sqlx::Acquire;
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 
 use crate::db::{Database, DbError};
 use crate::index::{InstanceRecord, insert_instance};
 
 /// Most rows in one transaction.
 const MAX_BATCH: usize = 256;
+/// Longest a committed row waits for its sync point.
+const SYNC_DELAY: Duration = Duration::from_secs(1);
+/// Staging links that trigger a sync point before the delay is up.
+const MAX_UNSYNCED: usize = 1024;
 
 struct Request {
     record: InstanceRecord,
+    /// The object's staging link, removed once its row is durable.
+    staged: PathBuf,
     done: oneshot::Sender<Result<(), String>>,
+}
+
+enum Message {
+    Index(Request),
+    /// Answered after a sync point covering every commit before it.
+    Sync(oneshot::Sender<()>),
 }
 
 /// Handle to the group-commit task (cheap to clone).
 #[derive(Clone)]
 pub(crate) struct Indexer {
-    tx: mpsc::Sender<Request>,
+    tx: mpsc::Sender<Message>,
 }
 
 impl Indexer {
@@ -34,34 +57,117 @@ impl Indexer {
         Indexer { tx }
     }
 
-    /// Indexes `record`; returns once it is committed.
-    pub(crate) async fn index(&self, record: InstanceRecord) -> Result<(), String> {
+    /// Indexes `record`; returns once it is committed (visible to queries).
+    /// `staged` is removed once the row is also durable.
+    pub(crate) async fn index(&self, record: InstanceRecord, staged: PathBuf) -> Result<(), String> {
         let (done, answer) = oneshot::channel();
-        self.tx.send(Request { record, done }).await.map_err(|_| "the indexer has stopped".to_owned())?;
+        self.tx.send(Message::Index(Request { record, staged, done })).await.map_err(|_| "the indexer has stopped".to_owned())?;
         answer.await.map_err(|_| "the indexer stopped before committing".to_owned())?
+    }
+
+    /// Returns once every row committed so far is durable and its staging
+    /// link removed (or, if the database cannot sync, left for recovery).
+    pub(crate) async fn sync(&self) {
+        let (done, answer) = oneshot::channel();
+        if self.tx.send(Message::Sync(done)).await.is_ok() {
+            let _ = answer.await;
+        }
     }
 }
 
-async fn run(db: Database, mut rx: mpsc::Receiver<Request>) {
+async fn run(db: Database, mut rx: mpsc::Receiver<Message>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    while let Some(first) = rx.recv().await {
-        batch.push(first);
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(request) => batch.push(request),
-                Err(_) => break,
+    let mut unsynced = Unsynced::default();
+    loop {
+        let message = match unsynced.deadline() {
+            None => rx.recv().await,
+            Some(deadline) => match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(message) => message,
+                Err(_elapsed) => {
+                    unsynced.sync(&db).await;
+                    continue;
+                }
+            },
+        };
+        let mut sync_requested = None;
+        match message {
+            None => break,
+            Some(Message::Sync(done)) => sync_requested = Some(done),
+            Some(Message::Index(first)) => {
+                batch.push(first);
+                while batch.len() < MAX_BATCH {
+                    match rx.try_recv() {
+                        Ok(Message::Index(request)) => batch.push(request),
+                        Ok(Message::Sync(done)) => {
+                            sync_requested = Some(done);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
             }
         }
-        let results = commit(&db, &batch).await;
-        for (request, result) in batch.drain(..).zip(results) {
-            let _ = request.done.send(result);
+        if !batch.is_empty() {
+            let results = commit(&db, &batch).await;
+            for (request, result) in batch.drain(..).zip(results) {
+                if result.is_ok() {
+                    unsynced.add(request.staged);
+                }
+                let _ = request.done.send(result);
+            }
         }
+        if sync_requested.is_some() || unsynced.links.len() >= MAX_UNSYNCED {
+            unsynced.sync(&db).await;
+        }
+        if let Some(done) = sync_requested {
+            let _ = done.send(());
+        }
+    }
+    unsynced.sync(&db).await;
+}
+
+/// Staging links of committed rows not yet known durable.
+#[derive(Default)]
+struct Unsynced {
+    links: Vec<PathBuf>,
+    since: Option<Instant>,
+}
+
+impl Unsynced {
+    fn add(&mut self, staged: PathBuf) {
+        self.since.get_or_insert_with(Instant::now);
+        self.links.push(staged);
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        self.since.map(|since| since + SYNC_DELAY)
+    }
+
+    /// A sync point, then the links go. If the database cannot sync, they
+    /// stay (and are tried again): recovery indexes them at the next start.
+    async fn sync(&mut self, db: &Database) {
+        if self.links.is_empty() {
+            return;
+        }
+        if let Err(e) = db.sync_point().await {
+            tracing::error!(error = %e, rows = self.links.len(), "index sync point failed; staging links kept");
+            self.since = Some(Instant::now());
+            return;
+        }
+        let links = std::mem::take(&mut self.links);
+        self.since = None;
+        let _ = tokio::task::spawn_blocking(move || {
+            for link in links {
+                let _ = std::fs::remove_file(link);
+            }
+        })
+        .await;
     }
 }
 
 async fn commit(db: &Database, batch: &[Request]) -> Vec<Result<(), String>> {
     let attempt = async {
-        let mut tx = db.pool().begin().await?;
+        let mut tx = db.redoable().begin().await?;
         let mut results = Vec::with_capacity(batch.len());
         for request in batch {
             let mut savepoint = (&mut *tx).begin().await?;

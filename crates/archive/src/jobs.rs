@@ -2,6 +2,9 @@
 //!
 //! Jobs are claimed with a lease: a worker that dies leaves its job to be
 //! claimed again when the lease runs out, so a restart resumes unfinished work.
+//! Every job therefore runs at least once; claims, completions and failures
+//! commit without their own fsync (`Database::redoable`), because one lost in a
+//! power cut only means a job runs again.
 //! On SQLite the claim is one `UPDATE … RETURNING` (SQLite has one writer, so
 //! two claims cannot take the same row); the PostgreSQL form of the same claim
 //! selects the row `FOR UPDATE SKIP LOCKED`.
@@ -66,7 +69,7 @@ impl Database {
         for kind in kinds {
             query = query.bind(*kind);
         }
-        let row = query.bind(now).bind(now).fetch_optional(self.pool()).await?;
+        let row = query.bind(now).bind(now).fetch_optional(self.redoable()).await?;
         Ok(row.map(|r| Job {
             id: r.get(0),
             kind: r.get(1),
@@ -80,7 +83,7 @@ impl Database {
         sqlx::query("UPDATE jobs SET state = 'done', locked_by = NULL, locked_until = NULL, updated_at = ? WHERE id = ?")
             .bind(now_ms())
             .bind(id)
-            .execute(self.pool())
+            .execute(self.redoable())
             .await?;
         Ok(())
     }
@@ -102,7 +105,7 @@ impl Database {
         .bind(error)
         .bind(now)
         .bind(id)
-        .execute(self.pool())
+        .execute(self.redoable())
         .await?;
         Ok(())
     }

@@ -34,9 +34,11 @@ pub struct ImagingPool(rayon::ThreadPool);
 pub enum Priority {
     /// Like any other thread: for commands whose whole job is rendering.
     Normal,
-    /// Below the rest of the process (nice 10): in the server, where a
-    /// sender waits on every C-STORE acknowledgement and a thumbnail can wait
-    /// a few milliseconds. The threads still use every core that is idle.
+    /// Below everything else (`SCHED_IDLE`): in the server, where a sender
+    /// waits on every C-STORE acknowledgement and a thumbnail can wait a few
+    /// milliseconds. The threads still use every core that is idle, and the
+    /// scheduler keeps a sliver of CPU for them under sustained load, so
+    /// thumbnails lag behind a busy receiver but are never starved.
     Background,
 }
 
@@ -61,15 +63,16 @@ impl ImagingPool {
     }
 }
 
-/// Lowers the calling thread's scheduling priority (Linux schedules threads,
-/// so `setpriority` on a thread id affects that thread alone).
+/// Puts the calling thread in the idle scheduling class (Linux schedules
+/// threads, so this affects that thread alone).
 #[cfg(target_os = "linux")]
 fn lower_this_thread() {
     // SAFETY: plain system calls on the calling thread's own id.
     unsafe {
         let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
         // A failure is not fatal: rendering then merely competes with receiving.
-        let _ = libc::setpriority(libc::PRIO_PROCESS, tid, 10);
+        let param = libc::sched_param { sched_priority: 0 };
+        let _ = libc::sched_setscheduler(tid as libc::pid_t, libc::SCHED_IDLE, &param);
     }
 }
 
@@ -120,4 +123,23 @@ where
         files.par_iter().for_each(|path| done(path, thumbnail_file(path, options.size, options.format)));
     });
     Ok(())
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    fn policy_on(pool: &ImagingPool) -> i32 {
+        let (tx, rx) = std::sync::mpsc::channel();
+        // SAFETY: queries the calling (pool) thread's own policy.
+        pool.spawn(move || tx.send(unsafe { libc::sched_getscheduler(0) }).unwrap());
+        rx.recv().unwrap()
+    }
+
+    /// In the server the pool renders only on CPU that receiving leaves idle.
+    #[test]
+    fn background_pools_render_in_the_idle_class() {
+        assert_eq!(policy_on(&ImagingPool::new(1, Priority::Background).unwrap()), libc::SCHED_IDLE);
+        assert_eq!(policy_on(&ImagingPool::new(1, Priority::Normal).unwrap()), libc::SCHED_OTHER);
+    }
 }

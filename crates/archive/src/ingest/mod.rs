@@ -15,9 +15,11 @@
 //!    the file's and the directory's fsync). The sender may now be told
 //!    "success": the object is durable.
 //! 4. **Index** through the group commit, in the background, so the sender's
-//!    next object is already arriving; then the staging entry goes and the
-//!    instance lock is released. [`Stored::indexed`] resolves on commit; the
-//!    gateway confirms an association's release only when all its rows are in.
+//!    next object is already arriving; then the instance lock is released.
+//!    [`Stored::indexed`] resolves on commit; the gateway confirms an
+//!    association's release only when all its rows are in. Commits are made
+//!    durable together at sync points (about once a second), and only then do
+//!    the staging entries go (see [`crate::indexer`]).
 //!
 //! After a crash, a staging file with one link was never published (never
 //! acknowledged) and is deleted; one with two links was published, perhaps
@@ -378,38 +380,44 @@ impl Archive {
         })
     }
 
-    /// Waits until every background index write has finished: for a clean
-    /// shutdown.
+    /// Waits until every background index write has finished and is
+    /// durable: for a clean shutdown.
     pub async fn wait_idle(&self) {
         let mut rx = self.inner.pending.subscribe();
         let _ = rx.wait_for(|pending| *pending == 0).await;
+        self.sync_index().await;
+    }
+
+    /// Makes every index row committed so far durable now, rather than at
+    /// the next periodic sync point, and removes their staging links: when a
+    /// sender releases its association, say.
+    pub async fn sync_index(&self) {
+        self.inner.indexer.sync().await;
     }
 
     /// Step 4 in the background: index (retrying while the database is
-    /// unavailable), then drop the staging entry and the instance lock.
+    /// unavailable), then drop the instance lock; the indexer drops the
+    /// staging entry once the row is durable.
     fn spawn_index(&self, record: InstanceRecord, staged: PathBuf, lock: InstanceLock) -> IndexReceipt {
         const RETRIES: [u64; 5] = [100, 500, 1_000, 2_000, 5_000];
         let (done, receipt) = tokio::sync::oneshot::channel();
         let archive = self.clone();
         archive.inner.pending.send_modify(|n| *n += 1);
         tokio::spawn(async move {
-            let mut result = archive.inner.indexer.index(record.clone()).await;
+            let mut result = archive.inner.indexer.index(record.clone(), staged.clone()).await;
             for delay in RETRIES {
                 if result.is_ok() {
                     break;
                 }
                 tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
-                result = archive.inner.indexer.index(record.clone()).await;
+                result = archive.inner.indexer.index(record.clone(), staged.clone()).await;
             }
-            match &result {
-                Ok(()) => {
-                    let _ = fs::remove_file(&staged);
-                }
-                Err(e) => tracing::error!(
+            if let Err(e) = &result {
+                tracing::error!(
                     sop_instance_uid = %record.sop_instance_uid,
                     error = %e,
                     "cannot index a stored object; it stays in staging and is indexed at the next start"
-                ),
+                );
             }
             drop(lock);
             let _ = done.send(result);

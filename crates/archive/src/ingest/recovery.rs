@@ -32,6 +32,9 @@ impl Archive {
                 continue; // its process is alive
             }
             self.recover_dir(&dir).await;
+            // The recovered rows durable, and their staging links gone, before
+            // the directory is.
+            self.sync_index().await;
             let _ = fs::remove_file(dir.join("lock"));
             let _ = fs::remove_dir(&dir);
         }
@@ -86,5 +89,101 @@ impl Archive {
         let origin = Origin { site_id, calling_ae: meta.source_ae_title.clone() };
         let stored = self.verify_publish_index(path.to_owned(), meta, header_len, dataset_len, hash, prior, &origin).await?;
         wait_indexed(stored).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::db::Durability;
+    use crate::part10::FileMeta;
+    use crate::sites::NewSite;
+    use crate::{ArchiveConfig, Outcome};
+
+    /// A small CT dataset, explicit VR little endian.
+    fn ct_dataset(sop: &str) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut element = |group: u16, element: u16, vr: &[u8; 2], value: &[u8]| {
+            let mut value = value.to_vec();
+            if value.len() % 2 == 1 {
+                value.push(if vr == b"UI" { 0 } else { b' ' });
+            }
+            out.extend(group.to_le_bytes());
+            out.extend(element.to_le_bytes());
+            out.extend(vr);
+            if vr == b"OW" {
+                out.extend([0, 0]);
+                out.extend((value.len() as u32).to_le_bytes());
+            } else {
+                out.extend((value.len() as u16).to_le_bytes());
+            }
+            out.extend(value);
+        };
+        element(0x0008, 0x0016, b"UI", b"1.2.840.10008.5.1.4.1.1.2");
+        element(0x0008, 0x0018, b"UI", sop.as_bytes());
+        element(0x0010, 0x0020, b"LO", b"P1");
+        element(0x0020, 0x000D, b"UI", b"1.2.3");
+        element(0x0020, 0x000E, b"UI", b"1.2.3.4");
+        element(0x7FE0, 0x0010, b"OW", &[0x11; 2048]);
+        out
+    }
+
+    fn staged(dir: &Path) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        for process in fs::read_dir(dir.join("staging")).unwrap().flatten() {
+            for file in fs::read_dir(process.path()).unwrap().flatten() {
+                if file.path().extension().is_some_and(|e| e == "part") {
+                    out.push(file.path());
+                }
+            }
+        }
+        out
+    }
+
+    /// An index row is committed without its own fsync, so the object's
+    /// staging link stays until a sync point; a process that dies in between
+    /// leaves the link, and the next start finds the row already there and
+    /// only removes it.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn staging_links_outlive_the_commit_until_a_sync_point() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = |data_dir: PathBuf| ArchiveConfig { data_dir, database_url: None, durability: Durability::Full };
+        let source = dir.path().join("in.dcm");
+        let meta = FileMeta {
+            sop_class_uid: "1.2.840.10008.5.1.4.1.1.2".into(),
+            sop_instance_uid: "1.2.3.4.5".into(),
+            transfer_syntax_uid: "1.2.840.10008.1.2.1".into(),
+            source_ae_title: None,
+        };
+        let mut bytes = part10::encode_header(&meta);
+        bytes.extend(ct_dataset("1.2.3.4.5"));
+        fs::write(&source, &bytes).unwrap();
+
+        let live = dir.path().join("live");
+        let archive = Archive::open(&config(live.clone())).await.unwrap();
+        let site = archive.database().add_site(&NewSite { name: "县医院".into(), ae_titles: vec!["CT1".into()], networks: vec![] }).await.unwrap();
+        let origin = Origin { site_id: site.id, calling_ae: None };
+        let stored = archive.import_file(&source, &origin).await.unwrap();
+        assert_eq!(stored.outcome, Outcome::Stored);
+        assert_eq!(archive.database().count_instances().await.unwrap(), 1, "the row is committed and visible");
+        assert_eq!(staged(&live).len(), 1, "the staging link waits for the sync point");
+
+        // The state a kill -9 would leave now: copied with its hard links.
+        let crashed = dir.path().join("crashed");
+        let copied = std::process::Command::new("cp").arg("-a").arg(&live).arg(&crashed).status().unwrap();
+        assert!(copied.success());
+
+        archive.sync_index().await;
+        assert!(staged(&live).is_empty(), "a sync point removes the links of durable rows");
+
+        let restarted = Archive::open(&config(crashed.clone())).await.unwrap();
+        assert!(staged(&crashed).is_empty(), "recovery finished the link: {:?}", staged(&crashed));
+        assert_eq!(restarted.database().count_instances().await.unwrap(), 1);
+        let versions = restarted.database().versions_of(&SopInstanceUid::parse("1.2.3.4.5").unwrap()).await.unwrap();
+        assert_eq!(versions.len(), 1, "recovery saw the committed row and stored no second version");
+        let kept = fs::read(crashed.join("objects").join(&versions[0].object_key)).unwrap();
+        assert_eq!(kept, bytes);
     }
 }
