@@ -76,15 +76,24 @@ async fn process(archive: &Archive, pool: &telediag_imaging::ImagingPool, job: J
     };
     let path = archive.store().path_of(&key);
     let source = Source { sop, original: key };
-    let sop = &source.sop;
-    if is_waveform(&path) {
-        let outcome = ecg(archive, pool, &source, path).await;
-        let _ = match outcome {
-            Ok(()) => db.complete_job(job.id).await,
-            Err(e) => db.fail_job(job.id, &e, Some(Duration::from_secs(30))).await,
-        };
-        return;
+    let outcome = if is_waveform(&path) { ecg(archive, pool, &source, path).await } else { image(archive, pool, &source, path).await };
+    let recorded = match outcome {
+        Ok(records) => db.record_derived(job.id, &records).await,
+        Err(e) => db.fail_job(job.id, &e, Some(Duration::from_secs(30))).await,
+    };
+    if let Err(e) = recorded {
+        tracing::warn!(job = job.id, error = %e, "cannot record a render job's outcome; it runs again when its lease ends");
     }
+}
+
+/// Renders an image's thumbnail and preview and stores them, or says why
+/// it cannot be rendered.
+async fn image(
+    archive: &Archive,
+    pool: &telediag_imaging::ImagingPool,
+    source: &Source,
+    path: std::path::PathBuf,
+) -> Result<Vec<DerivedRecord>, String> {
     // Imaging reads only the first frame's bytes, so a multi-gigabyte cine
     // loop is rendered in one frame's memory.
     let rendered = {
@@ -94,17 +103,13 @@ async fn process(archive: &Archive, pool: &telediag_imaging::ImagingPool, job: J
         });
         result.await.unwrap_or_else(|_| Err(telediag_imaging::RenderError::Decode("render task lost".into())))
     };
-    let outcome = match rendered {
-        Ok(derived) => store(archive, &source, &derived).await,
+    match rendered {
+        Ok(derived) => store(archive, source, &derived).await,
         Err(e) => {
-            tracing::info!(sop_instance_uid = %sop, reason = %e, "undecodable");
-            record_undecodable(archive, sop, &[DerivedKind::Thumbnail, DerivedKind::Preview], &e.to_string()).await
+            tracing::info!(sop_instance_uid = %source.sop, reason = %e, "undecodable");
+            Ok(undecodable(&source.sop, &[DerivedKind::Thumbnail, DerivedKind::Preview], &e.to_string()))
         }
-    };
-    let _ = match outcome {
-        Ok(()) => db.complete_job(job.id).await,
-        Err(e) => db.fail_job(job.id, &e, Some(Duration::from_secs(30))).await,
-    };
+    }
 }
 
 /// Waveform storage SOP classes (ECG, hemodynamic, ...) are analysed as
@@ -122,7 +127,7 @@ async fn ecg(
     pool: &telediag_imaging::ImagingPool,
     source: &Source,
     path: std::path::PathBuf,
-) -> Result<(), String> {
+) -> Result<Vec<DerivedRecord>, String> {
     let sop = &source.sop;
     use telediag_ecg::render::{Layout, PAGE_PNG_WIDTH, THUMBNAIL_PNG_WIDTH, png, svg};
     let (done, result) = oneshot::channel();
@@ -133,7 +138,6 @@ async fn ecg(
             let json = serde_json::to_vec_pretty(&analysis).map_err(|e| e.to_string())?;
             let page_png = png(&page, PAGE_PNG_WIDTH).map_err(|e| e.to_string())?;
             let thumb = png(&page, THUMBNAIL_PNG_WIDTH).map_err(|e| e.to_string())?;
-            // Measurements last: once they are visible, so is everything else.
             Ok([
                 (DerivedKind::Thumbnail, "png", "image/png", thumb),
                 (DerivedKind::Preview, "png", "image/png", page_png),
@@ -149,13 +153,14 @@ async fn ecg(
         Err(reason) => {
             tracing::info!(sop_instance_uid = %sop, %reason, "ECG not analysable");
             let kinds = [DerivedKind::EcgMeasurements, DerivedKind::EcgPage, DerivedKind::Preview, DerivedKind::Thumbnail];
-            return record_undecodable(archive, sop, &kinds, &reason).await;
+            return Ok(undecodable(sop, &kinds, &reason));
         }
     };
+    let mut records = Vec::with_capacity(objects.len());
     for (kind, extension, content_type, bytes) in objects {
-        put_derived(archive, source, DerivedObject { kind, extension, content_type, bytes, dimensions: None }).await?;
+        records.push(put_derived(archive, source, DerivedObject { kind, extension, content_type, bytes, dimensions: None }).await?);
     }
-    Ok(())
+    Ok(records)
 }
 
 /// The stored object a job renders.
@@ -175,9 +180,9 @@ struct DerivedObject {
     dimensions: Option<(u32, u32, u32)>,
 }
 
-/// Writes a derived object (rebuildable, so not fsynced) and records it
-/// with its ETag.
-async fn put_derived(archive: &Archive, source: &Source, object: DerivedObject) -> Result<(), String> {
+/// Writes a derived object (rebuildable, so not fsynced) and returns its
+/// record, with its ETag.
+async fn put_derived(archive: &Archive, source: &Source, object: DerivedObject) -> Result<DerivedRecord, String> {
     let key = derived_key(&source.original, &source.sop, object.kind, object.extension).map_err(|e| e.to_string())?;
     let size_bytes = object.bytes.len() as i64;
     let etag = format!("\"{:032x}\"", xxhash_rust::xxh3::xxh3_128(&object.bytes));
@@ -186,7 +191,7 @@ async fn put_derived(archive: &Archive, source: &Source, object: DerivedObject) 
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
-    let record = DerivedRecord {
+    Ok(DerivedRecord {
         sop_instance_uid: source.sop.to_string(),
         kind: object.kind.as_str().into(),
         object_key: Some(key.to_string()),
@@ -197,26 +202,23 @@ async fn put_derived(archive: &Archive, source: &Source, object: DerivedObject) 
         size_bytes: Some(size_bytes),
         etag: Some(etag),
         error: None,
-    };
-    archive.database().record_derived(&record).await.map_err(|e| e.to_string())
+    })
 }
 
-/// Records why none of `kinds` can be made for `sop`.
-async fn record_undecodable(archive: &Archive, sop: &SopInstanceUid, kinds: &[DerivedKind], reason: &str) -> Result<(), String> {
-    for &kind in kinds {
-        archive.database().record_derived(&DerivedRecord::undecodable(sop, kind, reason)).await.map_err(|e| e.to_string())?;
-    }
-    Ok(())
+/// The records saying why none of `kinds` can be made for `sop`.
+fn undecodable(sop: &SopInstanceUid, kinds: &[DerivedKind], reason: &str) -> Vec<DerivedRecord> {
+    kinds.iter().map(|&kind| DerivedRecord::undecodable(sop, kind, reason)).collect()
 }
 
-async fn store(archive: &Archive, source: &Source, derived: &telediag_imaging::Derived) -> Result<(), String> {
+async fn store(archive: &Archive, source: &Source, derived: &telediag_imaging::Derived) -> Result<Vec<DerivedRecord>, String> {
+    let mut records = Vec::with_capacity(2);
     for (kind, image) in [(DerivedKind::Thumbnail, &derived.thumbnail), (DerivedKind::Preview, &derived.preview)] {
         let (extension, content_type) = match image.format {
             telediag_imaging::ThumbnailFormat::Jpeg => ("jpg", "image/jpeg"),
             telediag_imaging::ThumbnailFormat::Png => ("png", "image/png"),
         };
         let dimensions = Some((image.width, image.height, derived.frames));
-        put_derived(archive, source, DerivedObject { kind, extension, content_type, bytes: image.bytes.clone(), dimensions }).await?;
+        records.push(put_derived(archive, source, DerivedObject { kind, extension, content_type, bytes: image.bytes.clone(), dimensions }).await?);
     }
-    Ok(())
+    Ok(records)
 }

@@ -85,30 +85,37 @@ impl DerivedRecord {
 }
 
 impl Database {
-    /// Records (replacing) a derived object or a rendering failure. Committed
-    /// without its own fsync: a record lost in a power cut is made again.
-    pub async fn record_derived(&self, record: &DerivedRecord) -> Result<(), DbError> {
-        sqlx::query(
-            "INSERT INTO derived (sop_instance_uid, kind, object_key, content_type, width, height, frames, size_bytes,
-               etag, error, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-             ON CONFLICT (sop_instance_uid, kind) DO UPDATE SET object_key = excluded.object_key,
-               content_type = excluded.content_type, width = excluded.width, height = excluded.height,
-               frames = excluded.frames, size_bytes = excluded.size_bytes, etag = excluded.etag,
-               error = excluded.error, created_at = excluded.created_at",
-        )
-        .bind(&record.sop_instance_uid)
-        .bind(&record.kind)
-        .bind(&record.object_key)
-        .bind(&record.content_type)
-        .bind(record.width)
-        .bind(record.height)
-        .bind(record.frames)
-        .bind(record.size_bytes)
-        .bind(&record.etag)
-        .bind(&record.error)
-        .bind(now_ms())
-        .execute(self.redoable())
-        .await?;
+    /// Records (replacing) what the job `job_id` made — derived objects, or
+    /// why they cannot be made — and marks the job done, in one transaction:
+    /// the queue never says done without the records. Committed without its
+    /// own fsync: lost in a power cut, the job runs again.
+    pub async fn record_derived(&self, job_id: i64, records: &[DerivedRecord]) -> Result<(), DbError> {
+        let mut tx = self.redoable().begin().await?;
+        for record in records {
+            sqlx::query(
+                "INSERT INTO derived (sop_instance_uid, kind, object_key, content_type, width, height, frames, size_bytes,
+                   etag, error, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                 ON CONFLICT (sop_instance_uid, kind) DO UPDATE SET object_key = excluded.object_key,
+                   content_type = excluded.content_type, width = excluded.width, height = excluded.height,
+                   frames = excluded.frames, size_bytes = excluded.size_bytes, etag = excluded.etag,
+                   error = excluded.error, created_at = excluded.created_at",
+            )
+            .bind(&record.sop_instance_uid)
+            .bind(&record.kind)
+            .bind(&record.object_key)
+            .bind(&record.content_type)
+            .bind(record.width)
+            .bind(record.height)
+            .bind(record.frames)
+            .bind(record.size_bytes)
+            .bind(&record.etag)
+            .bind(&record.error)
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?;
+        }
+        crate::jobs::mark_done(&mut tx, job_id).await?;
+        tx.commit().await?;
         Ok(())
     }
 

@@ -25,6 +25,16 @@ pub mod kinds {
     pub const INSTANCE_RENDER: &str = "instance.render";
 }
 
+/// Marks job `id` done, within a caller's transaction or on a connection.
+pub(crate) async fn mark_done(connection: &mut sqlx::SqliteConnection, id: i64) -> Result<(), DbError> {
+    sqlx::query("UPDATE jobs SET state = 'done', locked_by = NULL, locked_until = NULL, updated_at = ? WHERE id = ?")
+        .bind(now_ms())
+        .bind(id)
+        .execute(connection)
+        .await?;
+    Ok(())
+}
+
 /// A claimed job.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Job {
@@ -80,12 +90,8 @@ impl Database {
 
     /// Marks a claimed job done.
     pub async fn complete_job(&self, id: i64) -> Result<(), DbError> {
-        sqlx::query("UPDATE jobs SET state = 'done', locked_by = NULL, locked_until = NULL, updated_at = ? WHERE id = ?")
-            .bind(now_ms())
-            .bind(id)
-            .execute(self.redoable())
-            .await?;
-        Ok(())
+        let mut connection = self.redoable().acquire().await?;
+        mark_done(&mut connection, id).await
     }
 
     /// Records a failure; the job runs again after `retry_in`, or is left
