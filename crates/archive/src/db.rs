@@ -50,6 +50,9 @@ pub struct Database {
     pool: SqlitePool,
     /// The same database, committing with `synchronous = NORMAL`.
     redoable: SqlitePool,
+    /// One connection committing with `synchronous = FULL` whatever the
+    /// configured durability, for [`Database::sync_point`].
+    syncing: SqlitePool,
 }
 
 /// Milliseconds since the Unix epoch: how the index stores times.
@@ -83,10 +86,15 @@ impl Database {
         sqlx::migrate!("./migrations").run(&pool).await?;
         let redoable = SqlitePoolOptions::new()
             .max_connections(4)
-            .connect_with(options.synchronous(SqliteSynchronous::Normal))
+            .connect_with(options.clone().synchronous(SqliteSynchronous::Normal))
             .await
             .map_err(open_err)?;
-        Ok(Database { pool, redoable })
+        let syncing = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.synchronous(SqliteSynchronous::Full))
+            .await
+            .map_err(open_err)?;
+        Ok(Database { pool, redoable, syncing })
     }
 
     pub fn pool(&self) -> &SqlitePool {
@@ -105,14 +113,7 @@ impl Database {
     /// wrote them). In `Durability::Normal` that is still the case: the
     /// sync point always fsyncs.
     pub(crate) async fn sync_point(&self) -> Result<(), DbError> {
-        let mut connection = self.redoable.acquire().await?;
-        sqlx::query("PRAGMA synchronous = FULL").execute(&mut *connection).await?;
-        let marked = sqlx::query("INSERT OR REPLACE INTO sync_points (id, at) VALUES (1, ?)")
-            .bind(now_ms())
-            .execute(&mut *connection)
-            .await;
-        sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *connection).await?;
-        marked?;
+        sqlx::query("INSERT OR REPLACE INTO sync_points (id, at) VALUES (1, ?)").bind(now_ms()).execute(&self.syncing).await?;
         Ok(())
     }
 
