@@ -42,11 +42,10 @@ impl DerivedKind {
 /// The key of a derived object of the instance `sop` stored under `original`
 /// (`originals/<study>/<series>/…`).
 pub fn derived_key(original: &ObjectKey, sop: &SopInstanceUid, kind: DerivedKind, extension: &str) -> Result<ObjectKey, StoreError> {
-    let series_dir = original.as_str().strip_prefix("originals/").and_then(|rest| rest.rsplit_once('/')).map(|(dir, _)| dir);
-    let Some(series_dir) = series_dir else {
+    let Some(series_path) = crate::layout::series_path_of(original) else {
         return Err(StoreError::InvalidKey { key: original.to_string(), reason: "is not the key of an original object" });
     };
-    ObjectKey::new(format!("derived/{series_dir}/{sop}.{}.{extension}", kind.as_str()))
+    ObjectKey::new(format!("derived/{series_path}/{sop}.{}.{extension}", kind.as_str()))
 }
 
 /// A derived object as recorded.
