@@ -96,13 +96,9 @@ async fn image(
 ) -> Result<Vec<DerivedRecord>, String> {
     // Imaging reads only the first frame's bytes, so a multi-gigabyte cine
     // loop is rendered in one frame's memory.
-    let rendered = {
-        let (done, result) = oneshot::channel();
-        pool.spawn(move || {
-            let _ = done.send(telediag_imaging::derive_file(&path, THUMBNAIL_SIZE));
-        });
-        result.await.unwrap_or_else(|_| Err(telediag_imaging::RenderError::Decode("render task lost".into())))
-    };
+    let rendered = on_pool(pool, move || telediag_imaging::derive_file(&path, THUMBNAIL_SIZE))
+        .await
+        .unwrap_or_else(|| Err(telediag_imaging::RenderError::Decode("render task lost".into())));
     match rendered {
         Ok(derived) => store(archive, source, &derived).await,
         Err(e) => {
@@ -110,6 +106,16 @@ async fn image(
             Ok(undecodable(&source.sop, &[DerivedKind::Thumbnail, DerivedKind::Preview], &e.to_string()))
         }
     }
+}
+
+/// Runs `work` on the imaging pool and waits for its result: `None` if the
+/// task died without one (a panic in a decoder).
+async fn on_pool<T: Send + 'static>(pool: &telediag_imaging::ImagingPool, work: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    let (done, result) = oneshot::channel();
+    pool.spawn(move || {
+        let _ = done.send(work());
+    });
+    result.await.ok()
 }
 
 /// Waveform storage SOP classes (ECG, hemodynamic, ...) are analysed as
@@ -130,9 +136,8 @@ async fn ecg(
 ) -> Result<Vec<DerivedRecord>, String> {
     let sop = &source.sop;
     use telediag_ecg::render::{Layout, PAGE_PNG_WIDTH, THUMBNAIL_PNG_WIDTH, png, svg};
-    let (done, result) = oneshot::channel();
-    pool.spawn(move || {
-        let made = telediag_ecg::read_path(&path).map_err(|e| e.to_string()).and_then(|record| {
+    let made = on_pool(pool, move || {
+        telediag_ecg::read_path(&path).map_err(|e| e.to_string()).and_then(|record| {
             let analysis = telediag_ecg::analyse(&record);
             let page = svg(&record, &analysis, Layout::ThreeByFour);
             let json = serde_json::to_vec_pretty(&analysis).map_err(|e| e.to_string())?;
@@ -144,10 +149,10 @@ async fn ecg(
                 (DerivedKind::EcgPage, "svg", "image/svg+xml", page.into_bytes()),
                 (DerivedKind::EcgMeasurements, "json", "application/json", json),
             ])
-        });
-        let _ = done.send(made);
-    });
-    let made = result.await.map_err(|_| "ECG task lost".to_string())?;
+        })
+    })
+    .await
+    .ok_or_else(|| "ECG task lost".to_string())?;
     let objects = match made {
         Ok(objects) => objects,
         Err(reason) => {
