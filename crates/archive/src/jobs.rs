@@ -79,7 +79,11 @@ impl Database {
         for kind in kinds {
             query = query.bind(*kind);
         }
-        let row = query.bind(now).bind(now).fetch_optional(self.redoable()).await?;
+        // Stepped to the end, not stopped after the first row: an autocommit
+        // `UPDATE … RETURNING` commits only when it finishes, and a commit
+        // that fails (disk full) must fail the claim rather than hand out a
+        // lease that was never written and keep the write lock meanwhile.
+        let row = query.bind(now).bind(now).fetch_all(self.redoable()).await?.into_iter().next();
         Ok(row.map(|r| Job {
             id: r.get(0),
             kind: r.get(1),
