@@ -131,6 +131,13 @@ fn write_large_object(path: &Path, frames: usize, sop: &str, study: &str) {
     out.flush().unwrap();
 }
 
+/// Bytes available to an unprivileged writer on the filesystem holding `path`.
+fn available_bytes(path: &Path) -> u64 {
+    let out = std::process::Command::new("df").args(["--output=avail", "-B1"]).arg(path).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines().nth(1).and_then(|l| l.trim().parse().ok()).unwrap_or_else(|| panic!("df printed {text:?} for {}", path.display()))
+}
+
 fn peak_rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     status
@@ -148,7 +155,22 @@ async fn a_1_gb_object_streams_through_in_bounded_memory() {
     let mut server = Server::new();
     server.add_site("大文件医院", "BIGSENDER", &[]);
     server.start();
-    let file = server.dir.path().join("big.dcm");
+    // The server stores the object on disk; the sender's copy lives in RAM
+    // (/dev/shm) where there is one, so the test needs 1 GiB of disk, not 2.
+    let stored_needs = 1100 * 1024 * 1024;
+    let free = available_bytes(&server.data());
+    assert!(
+        free > stored_needs,
+        "this test stores a 1 GiB object: it needs {} MiB free under {}, found {} MiB",
+        stored_needs >> 20,
+        server.data().display(),
+        free >> 20
+    );
+    let sender_dir = tempfile::Builder::new()
+        .prefix("telediag-big-")
+        .tempdir_in(if Path::new("/dev/shm").is_dir() { Path::new("/dev/shm") } else { server.dir.path() })
+        .unwrap();
+    let file = sender_dir.path().join("big.dcm");
     write_large_object(&file, 1024, "1.2.3.1000.1", "1.2.3.1000");
     let size = std::fs::metadata(&file).unwrap().len();
     assert!(size > 1_000_000_000);
@@ -159,7 +181,14 @@ async fn a_1_gb_object_streams_through_in_bounded_memory() {
         .arg(&file)
         .output()
         .unwrap();
-    assert!(out.status.success(), "storescu: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "storescu exited with {}: {}{}\nserver log:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        server.log()
+    );
     let peak = peak_rss_kib(server.pid());
     eprintln!("server peak RSS: {before} KiB before, {peak} KiB after a {size}-byte object");
     assert!(peak < 150 * 1024, "peak RSS {peak} KiB while receiving a {size}-byte object: not streaming");
