@@ -105,17 +105,26 @@ pub(crate) async fn insert_instance(tx: &mut Transaction<'_, Sqlite>, rec: &Inst
     .fetch_one(&mut **tx)
     .await?;
 
-    let existing = sqlx::query("SELECT id, modalities FROM studies WHERE study_uid = ?")
-        .bind(rec.study_uid.as_str())
-        .fetch_optional(&mut **tx)
-        .await?;
-    let study_ref: i64 = match existing {
-        Some(row) => {
-            let id: i64 = row.get(0);
-            let modalities = add_modality(row.get::<&str, _>(1), rec.series.modality.as_deref());
+    // What exists already, in one round trip: each statement is a message to
+    // SQLite's worker thread and back, and this runs once per object.
+    let (study_ref, modalities, series_ref): (Option<i64>, Option<String>, Option<i64>) = sqlx::query_as(
+        "SELECT (SELECT id FROM studies WHERE study_uid = ?1), (SELECT modalities FROM studies WHERE study_uid = ?1),
+                (SELECT id FROM series WHERE series_uid = ?2)",
+    )
+    .bind(rec.study_uid.as_str())
+    .bind(rec.series_uid.as_str())
+    .fetch_one(&mut **tx)
+    .await?;
+    // A resent SOP instance (a new version) is not a new instance.
+    let new_instances = i64::from(rec.version == 1);
+    let new_series = i64::from(series_ref.is_none());
+    let study_ref: i64 = match study_ref {
+        Some(id) => {
+            let modalities = add_modality(modalities.as_deref().unwrap_or_default(), rec.series.modality.as_deref());
             sqlx::query(
                 "UPDATE studies SET last_received_at = ?, status = 'receiving', completed_at = NULL,
                    modalities = ?, size_bytes = size_bytes + ?,
+                   num_instances = num_instances + ?, num_series = num_series + ?,
                    accession_number = COALESCE(accession_number, ?), study_date = COALESCE(study_date, ?),
                    study_time = COALESCE(study_time, ?), description = COALESCE(description, ?),
                    referring_physician = COALESCE(referring_physician, ?), institution = COALESCE(institution, ?)
@@ -124,6 +133,8 @@ pub(crate) async fn insert_instance(tx: &mut Transaction<'_, Sqlite>, rec: &Inst
             .bind(rec.received_at)
             .bind(modalities)
             .bind(rec.size_bytes)
+            .bind(new_instances)
+            .bind(new_series)
             .bind(&rec.study.accession_number)
             .bind(&rec.study.study_date)
             .bind(&rec.study.study_time)
@@ -138,9 +149,9 @@ pub(crate) async fn insert_instance(tx: &mut Transaction<'_, Sqlite>, rec: &Inst
         None => {
             sqlx::query_scalar(
                 "INSERT INTO studies (study_uid, patient_ref, site_id, accession_number, study_date, study_time,
-                   description, referring_physician, institution, modalities, size_bytes,
+                   description, referring_physician, institution, modalities, size_bytes, num_instances, num_series,
                    first_received_at, last_received_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
             )
             .bind(rec.study_uid.as_str())
             .bind(patient_ref)
@@ -153,6 +164,8 @@ pub(crate) async fn insert_instance(tx: &mut Transaction<'_, Sqlite>, rec: &Inst
             .bind(&rec.study.institution)
             .bind(add_modality("", rec.series.modality.as_deref()))
             .bind(rec.size_bytes)
+            .bind(new_instances)
+            .bind(new_series)
             .bind(rec.received_at)
             .bind(rec.received_at)
             .fetch_one(&mut **tx)
@@ -160,23 +173,21 @@ pub(crate) async fn insert_instance(tx: &mut Transaction<'_, Sqlite>, rec: &Inst
         }
     };
 
-    let series_ref: Option<i64> = sqlx::query_scalar("SELECT id FROM series WHERE series_uid = ?")
-        .bind(rec.series_uid.as_str())
-        .fetch_optional(&mut **tx)
-        .await?;
     let series_ref = match series_ref {
         Some(id) => {
-            sqlx::query("UPDATE series SET size_bytes = size_bytes + ? WHERE id = ?")
+            sqlx::query("UPDATE series SET size_bytes = size_bytes + ?, num_instances = num_instances + ? WHERE id = ?")
                 .bind(rec.size_bytes)
+                .bind(new_instances)
                 .bind(id)
                 .execute(&mut **tx)
                 .await?;
             id
         }
         None => {
-            let id: i64 = sqlx::query_scalar(
-                "INSERT INTO series (series_uid, study_ref, modality, body_part, description, series_number, size_bytes)
-                 VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            sqlx::query_scalar(
+                "INSERT INTO series (series_uid, study_ref, modality, body_part, description, series_number, size_bytes,
+                   num_instances)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
             )
             .bind(rec.series_uid.as_str())
             .bind(study_ref)
@@ -185,13 +196,9 @@ pub(crate) async fn insert_instance(tx: &mut Transaction<'_, Sqlite>, rec: &Inst
             .bind(&rec.series.description)
             .bind(rec.series.series_number)
             .bind(rec.size_bytes)
+            .bind(new_instances)
             .fetch_one(&mut **tx)
-            .await?;
-            sqlx::query("UPDATE studies SET num_series = num_series + 1 WHERE id = ?")
-                .bind(study_ref)
-                .execute(&mut **tx)
-                .await?;
-            id
+            .await?
         }
     };
 
@@ -224,16 +231,6 @@ pub(crate) async fn insert_instance(tx: &mut Transaction<'_, Sqlite>, rec: &Inst
         .bind(rec.received_at)
         .execute(&mut **tx)
         .await?;
-    if rec.version == 1 {
-        sqlx::query("UPDATE series SET num_instances = num_instances + 1 WHERE id = ?")
-            .bind(series_ref)
-            .execute(&mut **tx)
-            .await?;
-        sqlx::query("UPDATE studies SET num_instances = num_instances + 1 WHERE id = ?")
-            .bind(study_ref)
-            .execute(&mut **tx)
-            .await?;
-    }
     Ok(())
 }
 
@@ -558,7 +555,58 @@ fn like_escape(v: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::add_modality;
+    use super::*;
+    use crate::db::Durability;
+    use crate::sites::NewSite;
+
+    fn record(site_id: i64, series: &str, modality: &str, sop: &str, version: i64, size_bytes: i64) -> InstanceRecord {
+        InstanceRecord {
+            site_id,
+            calling_ae: Some("COUNTY1".into()),
+            study_uid: StudyUid::parse("1.2.840.99.1").unwrap(),
+            series_uid: SeriesUid::parse(series).unwrap(),
+            sop_instance_uid: SopInstanceUid::parse(sop).unwrap(),
+            sop_class_uid: SopClassUid::parse("1.2.840.10008.5.1.4.1.1.2").unwrap(),
+            transfer_syntax_uid: TransferSyntaxUid::parse("1.2.840.10008.1.2.1").unwrap(),
+            version,
+            conflict: version > 1,
+            object_key: format!("originals/{sop}.v{version}.dcm"),
+            size_bytes,
+            content_hash: format!("{version:032x}"),
+            received_at: 1_700_000_000_000,
+            patient: PatientAttributes { patient_id: "P1".into(), name: Some("张三".into()), ..Default::default() },
+            study: StudyAttributes { accession_number: Some("A1".into()), ..Default::default() },
+            series: SeriesAttributes { modality: Some(modality.into()), ..Default::default() },
+            instance_number: Some(1),
+            number_of_frames: None,
+        }
+    }
+
+    /// The study's and series' counters are kept up as rows arrive: a new
+    /// version adds bytes but is not a new instance.
+    #[tokio::test]
+    async fn counts_sizes_and_modalities_follow_the_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(&format!("sqlite://{}", dir.path().join("index.db").display()), Durability::Full).await.unwrap();
+        let site = db.add_site(&NewSite { name: "County 1".into(), ae_titles: vec!["COUNTY1".into()], networks: vec![] }).await.unwrap();
+        let rows = [
+            record(site.id, "1.2.840.99.1.1", "CT", "1.2.840.99.1.1.1", 1, 100),
+            record(site.id, "1.2.840.99.1.1", "CT", "1.2.840.99.1.1.2", 1, 200),
+            record(site.id, "1.2.840.99.1.2", "SR", "1.2.840.99.1.2.1", 1, 40),
+            record(site.id, "1.2.840.99.1.1", "CT", "1.2.840.99.1.1.1", 2, 101),
+        ];
+        for row in &rows {
+            let mut tx = db.redoable().begin().await.unwrap();
+            insert_instance(&mut tx, row).await.unwrap();
+            tx.commit().await.unwrap();
+        }
+        let detail = db.study_detail(&rows[0].study_uid, Some(site.id)).await.unwrap().unwrap();
+        let study = &detail.summary;
+        assert_eq!((study.num_series, study.num_instances, study.size_bytes), (2, 3, 441));
+        assert_eq!(study.modalities, "CT\\SR");
+        let counts: Vec<_> = detail.series.iter().map(|s| (s.series_uid.as_str(), s.num_instances, s.size_bytes, s.instances.len())).collect();
+        assert_eq!(counts, [("1.2.840.99.1.1", 2, 401, 3), ("1.2.840.99.1.2", 1, 40, 1)]);
+    }
 
     #[test]
     fn modalities_accumulate_sorted_without_repeats() {

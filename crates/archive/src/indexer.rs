@@ -168,24 +168,27 @@ impl Unsynced {
 async fn commit(db: &Database, batch: &[Request]) -> Vec<Result<(), String>> {
     let attempt = async {
         let mut tx = db.redoable().begin().await?;
+        if let [request] = batch {
+            // One row (a lone sender): the transaction is its savepoint, two
+            // round trips to SQLite's thread fewer.
+            let result = insert_instance(&mut tx, &request.record).await;
+            if result.is_ok() {
+                tx.commit().await?;
+            } else {
+                tx.rollback().await?;
+            }
+            return Ok(vec![row_outcome(request, result)]);
+        }
         let mut results = Vec::with_capacity(batch.len());
         for request in batch {
             let mut savepoint = (&mut *tx).begin().await?;
-            match insert_instance(&mut savepoint, &request.record).await {
-                Ok(()) => {
-                    savepoint.commit().await?;
-                    results.push(Ok(()));
-                }
-                Err(e) => {
-                    savepoint.rollback().await?;
-                    tracing::error!(
-                        sop_instance_uid = %request.record.sop_instance_uid,
-                        error = %e,
-                        "index row rejected"
-                    );
-                    results.push(Err(format!("index write failed: {e}")));
-                }
+            let result = insert_instance(&mut savepoint, &request.record).await;
+            if result.is_ok() {
+                savepoint.commit().await?;
+            } else {
+                savepoint.rollback().await?;
             }
+            results.push(row_outcome(request, result));
         }
         tx.commit().await?;
         Ok::<_, DbError>(results)
@@ -197,4 +200,12 @@ async fn commit(db: &Database, batch: &[Request]) -> Vec<Result<(), String>> {
             batch.iter().map(|_| Err(format!("index database unavailable: {e}"))).collect()
         }
     }
+}
+
+/// A row's outcome for its sender; a rejected row is logged.
+fn row_outcome(request: &Request, result: Result<(), DbError>) -> Result<(), String> {
+    result.map_err(|e| {
+        tracing::error!(sop_instance_uid = %request.record.sop_instance_uid, error = %e, "index row rejected");
+        format!("index write failed: {e}")
+    })
 }
