@@ -80,8 +80,10 @@ pub async fn run(archive: Archive, threads: usize, mut stop: watch::Receiver<boo
 /// arriving it renders one at a time, at most one per [`TRICKLE`], so it is
 /// never starved. Studies are read when they are complete, after the
 /// stability delay (default 30 s), by which time the queue has caught up.
-const QUIET: Duration = Duration::from_millis(250);
+const QUIET: Duration = Duration::from_millis(100);
 const TRICKLE: Duration = Duration::from_secs(1);
+/// How often a waiting pipeline looks again.
+const POLL: Duration = Duration::from_millis(20);
 
 #[derive(Debug, PartialEq)]
 enum Pace {
@@ -92,7 +94,6 @@ enum Pace {
 /// Whether to start a render now, given how long receiving has been quiet,
 /// how many renders are running and how long ago the last one started.
 fn pace(quiet_for: Duration, rendering: usize, since_last_start: Duration) -> Pace {
-    const POLL: Duration = Duration::from_millis(50);
     if quiet_for >= QUIET || (rendering == 0 && since_last_start >= TRICKLE) {
         return Pace::Go;
     }
@@ -281,8 +282,8 @@ mod tests {
     fn while_objects_arrive_renders_one_at_a_time_at_most_once_per_trickle() {
         assert_eq!(pace(Duration::ZERO, 0, Duration::MAX), Pace::Go, "the first render is never held back");
         assert_eq!(pace(Duration::ZERO, 0, TRICKLE), Pace::Go, "never starved");
-        assert_eq!(pace(Duration::ZERO, 1, Duration::MAX), Pace::Wait(50 * MS), "one at a time");
+        assert_eq!(pace(Duration::ZERO, 1, Duration::MAX), Pace::Wait(POLL), "one at a time");
         assert_eq!(pace(Duration::ZERO, 0, TRICKLE - 10 * MS), Pace::Wait(10 * MS), "waits out the trickle");
-        assert_eq!(pace(QUIET - 20 * MS, 2, Duration::ZERO), Pace::Wait(20 * MS), "or until receiving is quiet");
+        assert_eq!(pace(QUIET - 5 * MS, 2, Duration::ZERO), Pace::Wait(5 * MS), "or until receiving is quiet");
     }
 }
