@@ -7,7 +7,7 @@
 //! restart resumes: claims are leases.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use telediag_archive::Archive;
 use telediag_archive::derived::{DerivedKind, DerivedRecord, derived_key};
@@ -29,7 +29,6 @@ pub async fn run(archive: Archive, threads: usize, mut stop: watch::Receiver<boo
     };
     let slots = Arc::new(Semaphore::new(threads * 2));
     let mut tasks = tokio::task::JoinSet::new();
-    let mut last_start: Option<Instant> = None;
     loop {
         if *stop.borrow() {
             break;
@@ -38,14 +37,6 @@ pub async fn run(archive: Archive, threads: usize, mut stop: watch::Receiver<boo
             permit = slots.clone().acquire_owned() => permit.expect("never closed"),
             _ = stop.changed() => break,
         };
-        while tasks.try_join_next().is_some() {}
-        if let Pace::Wait(pause) = pace(archive.ingest_quiet_for(), tasks.len(), last_start.map_or(Duration::MAX, |t| t.elapsed())) {
-            drop(permit);
-            tokio::select! {
-                _ = tokio::time::sleep(pause) => continue,
-                _ = stop.changed() => break,
-            }
-        }
         let job = match archive.database().claim_job(&[kinds::INSTANCE_RENDER], "pipeline", Duration::from_secs(120)).await {
             Ok(Some(job)) => job,
             Ok(None) => {
@@ -63,43 +54,14 @@ pub async fn run(archive: Archive, threads: usize, mut stop: watch::Receiver<boo
                 continue;
             }
         };
-        last_start = Some(Instant::now());
         let (archive, pool) = (archive.clone(), pool.clone());
         tasks.spawn(async move {
             process(&archive, &pool, job).await;
             drop(permit);
         });
+        while tasks.try_join_next().is_some() {}
     }
     while tasks.join_next().await.is_some() {}
-}
-
-/// Rendering gives way while senders are waiting on us: their every
-/// acknowledgement waits on an fsync that the pipeline's own writes lengthen,
-/// and on a small server on CPU that decoding takes. Once receiving has been
-/// quiet for [`QUIET`], the pipeline renders at full speed; while objects keep
-/// arriving it renders one at a time, at most one per [`TRICKLE`], so it is
-/// never starved. Studies are read when they are complete, after the
-/// stability delay (default 30 s), by which time the queue has caught up.
-const QUIET: Duration = Duration::from_millis(100);
-const TRICKLE: Duration = Duration::from_secs(1);
-/// How often a waiting pipeline looks again.
-const POLL: Duration = Duration::from_millis(20);
-
-#[derive(Debug, PartialEq)]
-enum Pace {
-    Go,
-    Wait(Duration),
-}
-
-/// Whether to start a render now, given how long receiving has been quiet,
-/// how many renders are running and how long ago the last one started.
-fn pace(quiet_for: Duration, rendering: usize, since_last_start: Duration) -> Pace {
-    if quiet_for >= QUIET || (rendering == 0 && since_last_start >= TRICKLE) {
-        return Pace::Go;
-    }
-    let until_quiet = QUIET - quiet_for;
-    let until_trickle = if rendering == 0 { TRICKLE.saturating_sub(since_last_start) } else { POLL };
-    Pace::Wait(until_quiet.min(until_trickle).min(POLL))
 }
 
 async fn process(archive: &Archive, pool: &telediag_imaging::ImagingPool, job: Job) {
@@ -264,26 +226,4 @@ async fn store(archive: &Archive, source: &Source, derived: &telediag_imaging::D
         records.push(put_derived(archive, source, DerivedObject { kind, extension, content_type, bytes: image.bytes.clone(), dimensions }).await?);
     }
     Ok(records)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const MS: Duration = Duration::from_millis(1);
-
-    #[test]
-    fn renders_at_full_speed_once_receiving_is_quiet() {
-        assert_eq!(pace(QUIET, 3, Duration::ZERO), Pace::Go);
-        assert_eq!(pace(Duration::from_secs(60), 7, Duration::ZERO), Pace::Go);
-    }
-
-    #[test]
-    fn while_objects_arrive_renders_one_at_a_time_at_most_once_per_trickle() {
-        assert_eq!(pace(Duration::ZERO, 0, Duration::MAX), Pace::Go, "the first render is never held back");
-        assert_eq!(pace(Duration::ZERO, 0, TRICKLE), Pace::Go, "never starved");
-        assert_eq!(pace(Duration::ZERO, 1, Duration::MAX), Pace::Wait(POLL), "one at a time");
-        assert_eq!(pace(Duration::ZERO, 0, TRICKLE - 10 * MS), Pace::Wait(10 * MS), "waits out the trickle");
-        assert_eq!(pace(QUIET - 5 * MS, 2, Duration::ZERO), Pace::Wait(5 * MS), "or until receiving is quiet");
-    }
 }

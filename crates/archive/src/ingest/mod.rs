@@ -26,7 +26,6 @@
 //! acknowledged, and is verified and indexed by [`Archive::open`]. A failure
 //! before publication removes what the object had written.
 
-mod activity;
 mod locks;
 mod publish;
 mod recovery;
@@ -34,7 +33,6 @@ mod staging;
 
 pub use staging::IncomingObject;
 
-use activity::IngestActivity;
 use locks::{InstanceLock, InstanceLocks};
 use publish::{index_record, verify_and_publish};
 use staging::{ContentHasher, STAGING_BUFFER, copy_hashing, random_name};
@@ -193,7 +191,6 @@ struct Inner {
     locks: InstanceLocks,
     /// Index tasks still running (see [`Archive::wait_idle`]).
     pending: tokio::sync::watch::Sender<usize>,
-    activity: Arc<IngestActivity>,
 }
 
 /// The archive: object store + index + ingest protocol. Cheap to clone.
@@ -233,7 +230,6 @@ impl Archive {
                 indexer,
                 locks: InstanceLocks::default(),
                 pending: tokio::sync::watch::Sender::new(0),
-                activity: IngestActivity::new(),
             }),
         };
         archive.recover(&staging_root).await;
@@ -255,13 +251,6 @@ impl Archive {
         &self.inner.staging
     }
 
-    /// Zero while an object is being received or published; otherwise how
-    /// long no sender has been waiting on the archive. Background work (the
-    /// imaging pipeline) paces itself by it.
-    pub fn ingest_quiet_for(&self) -> std::time::Duration {
-        self.inner.activity.quiet_for()
-    }
-
     /// Starts receiving an object announced as `meta` for `site_id`.
     pub fn begin(&self, meta: FileMeta, site_id: i64) -> Result<IncomingObject, IngestError> {
         let sop = SopInstanceUid::parse(&meta.sop_instance_uid)?;
@@ -279,7 +268,6 @@ impl Archive {
             dataset_len: 0,
             meta,
             prior: self.announce(sop),
-            _active: self.inner.activity.start(),
         })
     }
 
@@ -296,7 +284,6 @@ impl Archive {
     /// Verifies, deduplicates and publishes a fully received object; its index
     /// row follows (see [`Stored::indexed`]).
     pub async fn commit(&self, mut incoming: IncomingObject, origin: &Origin) -> Result<Stored, IngestError> {
-        let _active = self.inner.activity.start();
         let flushed = incoming.flush_buffer();
         let path = std::mem::take(&mut incoming.path);
         let remove = |e: IngestError| {
@@ -318,7 +305,6 @@ impl Archive {
     /// Imports a Part 10 file from disk, kept byte for byte, with the same
     /// checks and durability as a C-STORE. Returns once it is indexed.
     pub async fn import_file(&self, source: &Path, origin: &Origin) -> Result<Stored, IngestError> {
-        let _active = self.inner.activity.start();
         let staging = self.inner.staging.clone();
         let source = source.to_owned();
         let site_id = origin.site_id;

@@ -5,7 +5,6 @@ use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
-use super::activity::ActiveObject;
 use super::{IngestError, Prior};
 use crate::part10::FileMeta;
 
@@ -28,8 +27,6 @@ pub struct IncomingObject {
     pub(super) meta: FileMeta,
     /// Step 1, running while the bytes arrive.
     pub(super) prior: tokio::task::JoinHandle<Result<Prior, IngestError>>,
-    /// Tells background work a sender is waiting.
-    pub(super) _active: ActiveObject,
 }
 
 impl IncomingObject {
