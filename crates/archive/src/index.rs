@@ -108,8 +108,8 @@ pub(crate) async fn insert_instance(tx: &mut Transaction<'_, Sqlite>, rec: &Inst
     // What exists already, in one round trip: each statement is a message to
     // SQLite's worker thread and back, and this runs once per object.
     let (study_ref, modalities, series_ref): (Option<i64>, Option<String>, Option<i64>) = sqlx::query_as(
-        "SELECT (SELECT id FROM studies WHERE study_uid = ?1), (SELECT modalities FROM studies WHERE study_uid = ?1),
-                (SELECT id FROM series WHERE series_uid = ?2)",
+        "SELECT s.id, s.modalities, (SELECT id FROM series WHERE series_uid = ?2)
+         FROM (SELECT 1) LEFT JOIN studies s ON s.study_uid = ?1",
     )
     .bind(rec.study_uid.as_str())
     .bind(rec.series_uid.as_str())
