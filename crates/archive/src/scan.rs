@@ -3,9 +3,9 @@
 //!
 //! Received objects are kept byte for byte, so nothing here builds an
 //! in-memory DICOM object. The scanner walks element headers with dicom-rs's
-//! stateful decoder, skipping values it does not need (pixel data included)
-//! and checking every declared length against the bytes that are really
-//! there. A dataset that stops mid-element, declares an item longer than its
+//! stateful decoder, skipping values it does not need (pixel data included;
+//! large ones by seeking, so they are not read back from disk) and checking
+//! every declared length against the bytes that are really there. A dataset that stops mid-element, declares an item longer than its
 //! sequence, or holds a delimiter where none belongs is reported with the tag
 //! and byte offset where it went wrong; that is what the sender's error comment
 //! says. Memory stays bounded whatever the object's size: only the raw bytes of
@@ -160,16 +160,26 @@ fn describe(tag: Tag) -> String {
     format!("element ({:04X},{:04X})", tag.group(), tag.element())
 }
 
+/// Values at least this long are skipped by seeking past them rather than
+/// reading them: a CT slice's pixel data is then never read back, only the
+/// few kilobytes of attributes before it. Their bytes are known to be there,
+/// because every length is checked against `dataset_len` first.
+const SKIP_BY_SEEKING: u32 = 64 * 1024;
+
 /// Walks a dataset of `dataset_len` bytes encoded in `ts_uid` (not deflated:
-/// see [`inflating_reader`]) and returns its indexed attributes.
-pub fn scan_dataset<R: Read>(source: R, ts_uid: &str, dataset_len: u64) -> Result<ScannedDataset, ScanError> {
+/// see [`inflating_reader`]), starting at `source`'s current position, and
+/// returns its indexed attributes.
+pub fn scan_dataset<R: Read + Seek>(mut source: R, ts_uid: &str, dataset_len: u64) -> Result<ScannedDataset, ScanError> {
     let ts = TransferSyntaxRegistry
         .get(ts_uid)
         .ok_or_else(|| ScanError::UnknownTransferSyntax { uid: ts_uid.to_owned() })?;
+    let start = source.stream_position()?;
     let mut decoder = StatefulDecoder::new_with_ts(source, ts, 0)
         .map_err(|e| ScanError::UnknownTransferSyntax { uid: format!("{ts_uid} ({e})") })?;
     let mut found = ScannedDataset::default();
     let mut stack: Vec<Frame> = Vec::new();
+    // The decoder does not count bytes passed by seeking; these are they.
+    let mut sought = 0u64;
 
     let truncated = |what: String, offset: u64, needed: u64| ScanError::Truncated {
         what,
@@ -180,7 +190,7 @@ pub fn scan_dataset<R: Read>(source: R, ts_uid: &str, dataset_len: u64) -> Resul
     let malformed = |offset: u64, reason: String| ScanError::Malformed { offset, reason };
 
     loop {
-        let pos = decoder.position();
+        let pos = decoder.position() + sought;
         match stack.last().copied() {
             None | Some(Frame::Item { .. }) => {
                 let end = match stack.last() {
@@ -205,7 +215,7 @@ pub fn scan_dataset<R: Read>(source: R, ts_uid: &str, dataset_len: u64) -> Resul
                 let header: DataElementHeader = decoder
                     .decode_header()
                     .map_err(|e| malformed(pos, format!("cannot read an element header: {e}")))?;
-                let after_header = decoder.position();
+                let after_header = decoder.position() + sought;
                 if header.tag == ITEM_DELIMITER {
                     match stack.last() {
                         Some(Frame::Item { end: None }) => {
@@ -261,6 +271,11 @@ pub fn scan_dataset<R: Read>(source: R, ts_uid: &str, dataset_len: u64) -> Resul
                         return Err(truncated(describe(header.tag), pos, u64::from(len)));
                     }
                     found.raw[index] = Some(value);
+                } else if len >= SKIP_BY_SEEKING {
+                    decoder
+                        .seek(start + value_end)
+                        .map_err(|e| malformed(after_header, format!("cannot skip {}: {e}", describe(header.tag))))?;
+                    sought += u64::from(len);
                 } else {
                     let mut counter = Counter(0);
                     decoder
@@ -287,7 +302,7 @@ pub fn scan_dataset<R: Read>(source: R, ts_uid: &str, dataset_len: u64) -> Resul
                 let item = decoder
                     .decode_item_header()
                     .map_err(|e| malformed(pos, format!("expected an item or a sequence delimiter: {e}")))?;
-                let after_header = decoder.position();
+                let after_header = decoder.position() + sought;
                 match item {
                     SequenceItemHeader::Item { len } => {
                         let end = if len.is_undefined() {
@@ -302,7 +317,12 @@ pub fn scan_dataset<R: Read>(source: R, ts_uid: &str, dataset_len: u64) -> Resul
                             }
                             Some(after_header + len)
                         };
-                        if matches!(frame, Frame::Fragments) {
+                        if matches!(frame, Frame::Fragments) && len.0 >= SKIP_BY_SEEKING {
+                            decoder
+                                .seek(start + after_header + u64::from(len.0))
+                                .map_err(|e| malformed(after_header, format!("cannot skip a pixel data fragment: {e}")))?;
+                            sought += u64::from(len.0);
+                        } else if matches!(frame, Frame::Fragments) {
                             let len = len.0;
                             let mut counter = Counter(0);
                             decoder
@@ -333,7 +353,9 @@ pub fn scan_dataset<R: Read>(source: R, ts_uid: &str, dataset_len: u64) -> Resul
 pub fn scan_file(path: &Path, ts_uid: &str, header_len: u64, dataset_len: u64) -> Result<ScannedDataset, ScanError> {
     let mut file = File::open(path)?;
     file.seek(SeekFrom::Start(header_len))?;
-    let reader = BufReader::with_capacity(256 * 1024, file);
+    // Large values are sought past (see SKIP_BY_SEEKING), so the buffer only
+    // ever holds attributes.
+    let reader = BufReader::with_capacity(SKIP_BY_SEEKING as usize, file);
     if !is_deflated(ts_uid)? {
         return scan_dataset(reader, ts_uid, dataset_len);
     }
@@ -436,7 +458,7 @@ mod tests {
     }
 
     fn scan(bytes: &[u8], ts: &str) -> Result<ScannedDataset, ScanError> {
-        scan_dataset(bytes, ts, bytes.len() as u64)
+        scan_dataset(io::Cursor::new(bytes), ts, bytes.len() as u64)
     }
 
     #[test]
@@ -483,6 +505,46 @@ mod tests {
         assert!(err.contains("(7FE0,0010)") && err.contains("needs 100 bytes"), "{err}");
         let err = scan(b"garbage!garbage!", "1.2.3.999").unwrap_err().to_string();
         assert!(err.contains("1.2.3.999"), "{err}");
+    }
+
+    #[test]
+    fn large_values_are_sought_past_with_offsets_kept() {
+        // A 100 KiB private value before the patient's name, then encapsulated
+        // pixel data with a 70 KiB fragment: both are past SKIP_BY_SEEKING.
+        let big = vec![0xA5u8; 100 * 1024];
+        let mut pixels = Vec::new();
+        pixels.extend([0xE0, 0x7F, 0x10, 0x00, b'O', b'B', 0, 0, 0xFF, 0xFF, 0xFF, 0xFF]);
+        pixels.extend([0xFE, 0xFF, 0x00, 0xE0, 0, 0, 0, 0]);
+        pixels.extend([0xFE, 0xFF, 0x00, 0xE0]);
+        pixels.extend((70u32 * 1024).to_le_bytes());
+        pixels.extend(vec![0x5Au8; 70 * 1024]);
+        pixels.extend([0xFE, 0xFF, 0xDD, 0xE0, 0, 0, 0, 0]);
+        let elements = vec![
+            explicit((0x0008, 0x0018), b"UI", b"1.2.3.4\0"),
+            explicit((0x0009, 0x1010), b"OB", &big),
+            explicit((0x0010, 0x0010), b"PN", b"Li^Lei"),
+            explicit((0x0020, 0x000D), b"UI", b"1.2.3\0"),
+            pixels,
+        ];
+        let ds = elements.concat();
+        // The dataset starts 300 bytes into its source, as behind a Part 10 header.
+        let mut source = vec![0xEEu8; 300];
+        source.extend(&ds);
+        let mut cursor = io::Cursor::new(&source[..]);
+        cursor.set_position(300);
+        let found = scan_dataset(cursor, EXPLICIT_LE, ds.len() as u64).expect("valid dataset");
+        assert_eq!(found.text(Tag(0x0010, 0x0010)).as_deref(), Some("Li^Lei"));
+        assert_eq!(found.text(Tag(0x0020, 0x000D)).as_deref(), Some("1.2.3"));
+        // Offsets after a skipped value still count its bytes.
+        let name_at = elements[0].len() + elements[1].len();
+        let mut broken = ds.clone();
+        broken[name_at + 4..name_at + 6].copy_from_slice(b"\x01\x02"); // an invalid VR
+        let err = scan(&broken, EXPLICIT_LE).unwrap_err().to_string();
+        assert!(err.contains(&format!("at byte {name_at}")), "{err}");
+        // Cut inside either large value, or just after one: rejected.
+        for cut in [name_at - 10, name_at + 3, ds.len() - 20, ds.len() - 9] {
+            assert!(scan(&ds[..cut], EXPLICIT_LE).is_err(), "dataset cut at {cut} was accepted");
+        }
     }
 }
 
@@ -549,7 +611,7 @@ mod hostile_input {
         for round in 0..30_000 {
             let (seed, ts) = &seeds[round % seeds.len()];
             let data = mutate(&mut rng, seed);
-            let _ = scan_dataset(&data[..], ts, data.len() as u64);
+            let _ = scan_dataset(io::Cursor::new(&data[..]), ts, data.len() as u64);
         }
     }
 
@@ -580,7 +642,7 @@ mod hostile_input {
             let len = rng.below(512);
             let data: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
             for ts in ["1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2"] {
-                let _ = scan_dataset(&data[..], ts, data.len() as u64);
+                let _ = scan_dataset(io::Cursor::new(&data[..]), ts, data.len() as u64);
             }
         }
     }
