@@ -26,6 +26,7 @@ pub mod accounts;
 pub mod charset;
 pub mod db;
 pub mod derived;
+mod dir_sync;
 pub mod index;
 mod indexer;
 pub mod ingest;

@@ -10,13 +10,17 @@
 //! operator can find `originals/<study>/<series>/<sop>.dcm` by hand. Publishing
 //! is a hard link from the staging directory (same filesystem), then an fsync
 //! of the file and of the target directory, in that order so that one journal
-//! commit carries the data, the inode and the new name. The staging entry
+//! commit carries the data, the inode and the new name. Objects published
+//! into one directory at once share its fsync ([`crate::dir_sync`]). The staging entry
 //! stays (a second link to the same inode) until the object's index row is
 //! durable: a staging file with two links is what crash recovery finishes.
 
 use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::dir_sync::DirSyncs;
 
 /// An object key: a relative path of `/`-separated components made of
 /// `[A-Za-z0-9._-]`, never `.` or `..`.
@@ -85,13 +89,15 @@ pub trait BlobStore: Send + Sync + 'static {
 #[derive(Debug, Clone)]
 pub struct LocalStore {
     root: PathBuf,
+    /// Publications into one series directory share its fsyncs.
+    dir_syncs: Arc<DirSyncs>,
 }
 
 impl LocalStore {
     pub fn open(root: impl Into<PathBuf>) -> io::Result<Self> {
         let root = root.into();
         fs::create_dir_all(&root)?;
-        Ok(LocalStore { root })
+        Ok(LocalStore { root, dir_syncs: Arc::default() })
     }
 
     pub fn path_of(&self, key: &ObjectKey) -> PathBuf {
@@ -141,7 +147,7 @@ impl BlobStore for LocalStore {
             Err(e) => return Err(io_err(e)),
         }
         File::open(&target).and_then(|f| f.sync_data()).map_err(io_err)?;
-        sync_dir(dir).map_err(io_err)
+        self.dir_syncs.sync(dir, sync_dir).map_err(io_err)
     }
 
     fn open(&self, key: &ObjectKey) -> Result<File, StoreError> {
