@@ -186,12 +186,16 @@ impl Server {
     }
 
     /// Files left in staging directories (partial or unindexed objects).
+    /// Empty files are not among them: those are made ahead for senders and
+    /// never used (an object's file holds its Part 10 header from the start).
     pub fn staged_files(&self) -> Vec<PathBuf> {
         let mut out = Vec::new();
         if let Ok(dirs) = std::fs::read_dir(self.data().join("staging")) {
             for dir in dirs.flatten() {
                 if let Ok(files) = std::fs::read_dir(dir.path()) {
-                    out.extend(files.flatten().map(|f| f.path()).filter(|p| p.file_name().is_some_and(|n| n != "lock")));
+                    out.extend(files.flatten().map(|f| f.path()).filter(|p| {
+                        p.file_name().is_some_and(|n| n != "lock") && std::fs::metadata(p).is_ok_and(|m| m.len() > 0)
+                    }));
                 }
             }
         }

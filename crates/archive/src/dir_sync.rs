@@ -13,7 +13,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex, PoisonError};
 
-/// Shared by every publisher of one store.
+/// Shared by every publisher of one store (and of one staging directory).
 #[derive(Debug, Default)]
 pub(crate) struct DirSyncs {
     dirs: Mutex<HashMap<PathBuf, Rounds>>,

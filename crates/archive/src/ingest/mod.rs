@@ -4,6 +4,8 @@
 //!    that instance is locked and its stored versions are fetched, in the
 //!    background, while the bytes are still arriving.
 //! 2. **Receive.** Bytes stream into `staging/<process>/s<site>-<id>.part`
+//!    (made ahead by `pool.rs`, its name already on disk; a file made on the
+//!    spot has the staging directory fsynced before step 3 acknowledges)
 //!    behind a Part 10 header, hashed (XXH3-128, dataset only) as they pass, and
 //!    written back to disk in 256 KiB chunks as they come. Nothing is held
 //!    whole in memory.
@@ -27,6 +29,7 @@
 //! before publication removes what the object had written.
 
 mod locks;
+mod pool;
 mod publish;
 mod recovery;
 mod staging;
@@ -34,20 +37,22 @@ mod staging;
 pub use staging::IncomingObject;
 
 use locks::{InstanceLock, InstanceLocks};
+use pool::StagingPool;
 use publish::{index_record, verify_and_publish};
 use staging::{ContentHasher, STAGING_BUFFER, copy_hashing, random_name};
 
 use std::fs::{self, File};
-use std::io::{self, BufReader, Seek, SeekFrom};
+use std::io::{self, BufReader, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::db::{Database, DbError, Durability};
+use crate::dir_sync::DirSyncs;
 use crate::index::{InstanceRecord, StoredVersion};
 use crate::indexer::Indexer;
 use crate::part10::{self, FileMeta, Part10Error};
 use crate::scan::ScanError;
-use crate::store::{LocalStore, StoreError};
+use crate::store::{BlobStore, LocalStore, StoreError, sync_dir};
 use crate::uid::{SopInstanceUid, StudyUid, UidError};
 
 /// DIMSE status codes (PS3.4 Annex B.2.3 / PS3.7 Annex C) for ingest failures.
@@ -187,6 +192,10 @@ struct Inner {
     /// data directory (an import beside a running server) see the directory
     /// is alive and leave it alone.
     _staging_lock: File,
+    /// Staging files made ahead, their names already durable.
+    pool: StagingPool,
+    /// Fsyncs of the staging directory, for files not from the pool.
+    staging_syncs: DirSyncs,
     indexer: Indexer,
     locks: InstanceLocks,
     /// Index tasks still running (see [`Archive::wait_idle`]).
@@ -211,6 +220,10 @@ impl Archive {
         let staging_root = config.data_dir.join("staging");
         let staging = staging_root.join(format!("p{}-{}", std::process::id(), &random_name()[..8]));
         fs::create_dir_all(&staging).map_err(dir_err(&staging))?;
+        // Recovery finds acknowledged objects through this directory's entries.
+        for dir in [&config.data_dir, &staging_root] {
+            sync_dir(dir).map_err(dir_err(dir))?;
+        }
         let staging_lock = File::create(staging.join("lock")).map_err(dir_err(&staging))?;
         staging_lock.lock().map_err(dir_err(&staging))?;
         let objects = config.data_dir.join("objects");
@@ -225,6 +238,8 @@ impl Archive {
             inner: Arc::new(Inner {
                 db,
                 store,
+                pool: StagingPool::start(staging.clone()),
+                staging_syncs: DirSyncs::default(),
                 staging,
                 _staging_lock: staging_lock,
                 indexer,
@@ -251,18 +266,39 @@ impl Archive {
         &self.inner.staging
     }
 
+    /// Has staging files made ahead for `site_id`, whose association has
+    /// just been accepted (see `pool.rs`).
+    pub fn prepare_site(&self, site_id: i64) {
+        self.inner.pool.prepare(site_id);
+    }
+
     /// Starts receiving an object announced as `meta` for `site_id`.
     pub fn begin(&self, meta: FileMeta, site_id: i64) -> Result<IncomingObject, IngestError> {
         let sop = SopInstanceUid::parse(&meta.sop_instance_uid)?;
-        let path = self.inner.staging.join(format!("s{site_id}-{}.part", random_name()));
-        let file = File::create(&path)?;
-        let mut buffer = Vec::with_capacity(STAGING_BUFFER * 2);
-        let header_len = part10::write_header(&mut buffer, &meta)?;
+        let ready = self.inner.pool.take(site_id).and_then(|path| Some((File::options().write(true).open(&path).ok()?, path)));
+        let (mut file, path, entry) = match ready {
+            Some((file, path)) => (file, path, StagingEntry::Durable),
+            None => {
+                let path = self.inner.staging.join(format!("s{site_id}-{}.part", random_name()));
+                (File::create(&path)?, path, StagingEntry::NotYetDurable)
+            }
+        };
+        // The header goes to disk at once, so that only a file made ahead and
+        // never used is ever empty.
+        let mut header = Vec::with_capacity(1024);
+        let header_len = match part10::write_header(&mut header, &meta) {
+            Ok(len) => file.write_all(&header).map(|()| len).map_err(IngestError::from),
+            Err(e) => Err(e.into()),
+        }
+        .inspect_err(|_| {
+            let _ = fs::remove_file(&path);
+        })?;
         Ok(IncomingObject {
             file,
-            buffer,
-            written: 0,
+            buffer: Vec::with_capacity(STAGING_BUFFER * 2),
+            written: header_len,
             path,
+            entry,
             hasher: ContentHasher::new(),
             header_len,
             dataset_len: 0,
@@ -292,14 +328,14 @@ impl Archive {
         };
         flushed.map_err(|e| remove(e.into()))?;
         let hash = std::mem::take(&mut incoming.hasher).finish();
-        let (meta, header_len, dataset_len) = (incoming.meta.clone(), incoming.header_len, incoming.dataset_len);
+        let (meta, header_len, dataset_len, entry) = (incoming.meta.clone(), incoming.header_len, incoming.dataset_len, incoming.entry);
         let prior = (&mut incoming.prior)
             .await
             .map_err(|e| remove(IngestError::OutOfResources(format!("duplicate check failed: {e}"))))?
             .map_err(remove)?;
         drop(incoming);
         let staged = path.clone();
-        self.verify_publish_index(staged, meta, header_len, dataset_len, hash, prior, origin).await
+        self.verify_publish_index(staged, entry, meta, header_len, dataset_len, hash, prior, origin).await
     }
 
     /// Imports a Part 10 file from disk, kept byte for byte, with the same
@@ -327,7 +363,8 @@ impl Archive {
         let prior = prior.inspect_err(|_| {
             let _ = fs::remove_file(&staged);
         })?;
-        let stored = self.verify_publish_index(staged, meta, header_len, dataset_len, hash, prior, origin).await?;
+        let stored =
+            self.verify_publish_index(staged, StagingEntry::NotYetDurable, meta, header_len, dataset_len, hash, prior, origin).await?;
         wait_indexed(stored).await
     }
 
@@ -337,6 +374,7 @@ impl Archive {
     async fn verify_publish_index(
         &self,
         staged: PathBuf,
+        entry: StagingEntry,
         meta: FileMeta,
         header_len: u64,
         dataset_len: u64,
@@ -344,10 +382,14 @@ impl Archive {
         prior: Prior,
         origin: &Origin,
     ) -> Result<Stored, IngestError> {
-        let store = self.inner.store.clone();
+        let archive = self.clone();
         let Prior { lock, versions } = prior;
         let published = tokio::task::spawn_blocking(move || {
-            verify_and_publish(&store, staged, meta, header_len, dataset_len, hash, &versions)
+            let published = verify_and_publish(&archive.inner.store, staged, meta, header_len, dataset_len, hash, &versions)?;
+            if published.version.is_some() && entry == StagingEntry::NotYetDurable {
+                archive.make_staging_entry_durable(&published)?;
+            }
+            Ok::<_, IngestError>(published)
         })
         .await
         .map_err(|e| IngestError::OutOfResources(format!("publish task failed: {e}")))??;
@@ -378,6 +420,18 @@ impl Archive {
             size_bytes: published.size,
             indexed,
         })
+    }
+
+    /// A published object's staging entry must be on disk before it is
+    /// acknowledged: recovery indexes acknowledged objects from there. On
+    /// failure the publication is undone, so the sender hears of it.
+    fn make_staging_entry_durable(&self, published: &publish::Published) -> Result<(), IngestError> {
+        let Err(e) = self.inner.staging_syncs.sync(&self.inner.staging, sync_dir) else { return Ok(()) };
+        if let Ok(key) = crate::store::ObjectKey::new(published.key.clone()) {
+            let _ = self.inner.store.delete(&key);
+        }
+        let _ = fs::remove_file(&published.staged);
+        Err(IngestError::OutOfResources(format!("cannot make the staging entry durable: {e}")))
     }
 
     /// Waits until every background index write has finished and is
@@ -426,6 +480,16 @@ impl Archive {
         IndexReceipt(Some(receipt))
     }
 
+}
+
+/// Whether a staging file's name is on disk yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum StagingEntry {
+    /// Made ahead by the pool, whose directory fsync covered it.
+    Durable,
+    /// Created for this object; the staging directory is fsynced before the
+    /// object is acknowledged.
+    NotYetDurable,
 }
 
 /// Waits for an object's index row, for callers that answer only once it is

@@ -5,7 +5,7 @@ use std::io::{self, BufReader, Seek, SeekFrom};
 use std::path::Path;
 
 use super::staging::{ContentHasher, staged_site};
-use super::{Archive, IngestError, Origin, Stored, wait_indexed};
+use super::{Archive, IngestError, Origin, StagingEntry, Stored, wait_indexed};
 use crate::part10;
 use crate::uid::SopInstanceUid;
 
@@ -87,7 +87,9 @@ impl Archive {
         let sop = SopInstanceUid::parse(&meta.sop_instance_uid)?;
         let prior = self.announce(sop).await.map_err(|e| IngestError::OutOfResources(e.to_string()))??;
         let origin = Origin { site_id, calling_ae: meta.source_ae_title.clone() };
-        let stored = self.verify_publish_index(path.to_owned(), meta, header_len, dataset_len, hash, prior, &origin).await?;
+        let stored = self
+            .verify_publish_index(path.to_owned(), StagingEntry::NotYetDurable, meta, header_len, dataset_len, hash, prior, &origin)
+            .await?;
         wait_indexed(stored).await
     }
 }
@@ -185,5 +187,30 @@ mod tests {
         assert_eq!(versions.len(), 1, "recovery saw the committed row and stored no second version");
         let kept = fs::read(crashed.join("objects").join(&versions[0].object_key)).unwrap();
         assert_eq!(kept, bytes);
+    }
+
+    /// Files made ahead for a sender and never used are empty, with one
+    /// link: the next start deletes them and indexes nothing.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn staging_files_made_ahead_and_unused_are_removed_at_the_next_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = |data_dir: PathBuf| ArchiveConfig { data_dir, database_url: None, durability: Durability::Full };
+        let live = dir.path().join("live");
+        let archive = Archive::open(&config(live.clone())).await.unwrap();
+        archive.prepare_site(3);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while staged(&live).is_empty() {
+            assert!(std::time::Instant::now() < deadline, "no staging files were made ahead");
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        let crashed = dir.path().join("crashed");
+        assert!(std::process::Command::new("cp").arg("-a").arg(&live).arg(&crashed).status().unwrap().success());
+        let made = staged(&crashed);
+        assert!(made.iter().all(|p| fs::metadata(p).unwrap().len() == 0 && staged_site(p) == Some(3)), "{made:?}");
+
+        let restarted = Archive::open(&config(crashed.clone())).await.unwrap();
+        let left: Vec<_> = made.iter().filter(|p| p.exists()).collect();
+        assert!(left.is_empty(), "unused staging files survived recovery: {left:?}");
+        assert_eq!(restarted.database().count_instances().await.unwrap(), 0);
     }
 }

@@ -21,6 +21,7 @@ pub struct IncomingObject {
     /// Bytes of the file already handed to the kernel.
     pub(super) written: u64,
     pub(super) path: PathBuf,
+    pub(super) entry: super::StagingEntry,
     pub(super) hasher: ContentHasher,
     pub(super) header_len: u64,
     pub(super) dataset_len: u64,
