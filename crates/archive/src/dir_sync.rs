@@ -116,21 +116,26 @@ mod tests {
         assert!(syncs.dirs.lock().unwrap().is_empty(), "finished directories are forgotten");
     }
 
+    /// Starts a successful fsync of `/d` lasting `millis` on another thread
+    /// and returns once it is running.
+    fn fsync_running(syncs: &Arc<DirSyncs>, millis: u64) -> std::thread::JoinHandle<io::Result<()>> {
+        let (started_tx, started_rx) = std::sync::mpsc::channel();
+        let syncs = syncs.clone();
+        let running = std::thread::spawn(move || {
+            syncs.sync(Path::new("/d"), move |_| {
+                started_tx.send(()).unwrap();
+                std::thread::sleep(Duration::from_millis(millis));
+                Ok(())
+            })
+        });
+        started_rx.recv().unwrap();
+        running
+    }
+
     #[test]
     fn a_caller_is_never_covered_by_an_fsync_that_started_before_it() {
         let syncs = Arc::new(DirSyncs::default());
-        let (started_tx, started_rx) = std::sync::mpsc::channel();
-        let first = {
-            let syncs = syncs.clone();
-            std::thread::spawn(move || {
-                syncs.sync(Path::new("/d"), move |_| {
-                    started_tx.send(()).unwrap();
-                    std::thread::sleep(Duration::from_millis(50));
-                    Ok(())
-                })
-            })
-        };
-        started_rx.recv().unwrap();
+        let first = fsync_running(&syncs, 50);
         // Arrives while the first fsync runs: it must get one of its own.
         let ran = AtomicUsize::new(0);
         syncs
@@ -146,18 +151,7 @@ mod tests {
     #[test]
     fn a_failed_fsync_fails_every_caller_it_covered() {
         let syncs = Arc::new(DirSyncs::default());
-        let (started_tx, started_rx) = std::sync::mpsc::channel();
-        let first = {
-            let syncs = syncs.clone();
-            std::thread::spawn(move || {
-                syncs.sync(Path::new("/d"), move |_| {
-                    started_tx.send(()).unwrap();
-                    std::thread::sleep(Duration::from_millis(30));
-                    Ok(())
-                })
-            })
-        };
-        started_rx.recv().unwrap();
+        let first = fsync_running(&syncs, 30);
         let waiters: Vec<_> = (0..3)
             .map(|_| {
                 let syncs = syncs.clone();
