@@ -87,8 +87,11 @@ impl Archive {
         let sop = SopInstanceUid::parse(&meta.sop_instance_uid)?;
         let prior = self.announce(sop).await.map_err(|e| IngestError::OutOfResources(e.to_string()))??;
         let origin = Origin { site_id, calling_ae: meta.source_ae_title.clone() };
+        // Durable as far as it matters: an acknowledged object's staging entry
+        // was made durable before its acknowledgement, and it lies in the dead
+        // process's directory, not in ours.
         let stored = self
-            .verify_publish_index(path.to_owned(), StagingEntry::NotYetDurable, meta, header_len, dataset_len, hash, prior, &origin)
+            .verify_publish_index(path.to_owned(), StagingEntry::Durable, meta, header_len, dataset_len, hash, prior, &origin)
             .await?;
         wait_indexed(stored).await
     }
