@@ -112,8 +112,12 @@ impl Shared {
                     state = self.wake.wait(state).unwrap_or_else(PoisonError::into_inner);
                 }
             };
-            let have = self.lock().ready.get(&site_id).map_or(0, Vec::len);
-            let made = match create_batch(&self.dir, site_id, PER_SITE.saturating_sub(have)) {
+            // Asked again while its last batch was being made: it may be full.
+            let missing = PER_SITE.saturating_sub(self.lock().ready.get(&site_id).map_or(0, Vec::len));
+            if missing == 0 {
+                continue;
+            }
+            let made = match create_batch(&self.dir, site_id, missing) {
                 Ok(made) => made,
                 Err(e) => {
                     // Disk full or gone: objects create their own files and
