@@ -135,7 +135,8 @@ pub(crate) async fn run(socket: TcpStream, peer: SocketAddr, context: Context) {
             return;
         }
     };
-    // Staging files for this site's objects are made while it negotiates.
+    // Staging files for this site's objects are made while its first
+    // command is on its way.
     context.archive.prepare_site(site.id);
     let accepted = association
         .presentation_contexts()

@@ -5,8 +5,9 @@
 //! in-memory DICOM object. The scanner walks element headers with dicom-rs's
 //! stateful decoder, skipping values it does not need (pixel data included;
 //! large ones by seeking, so they are not read back from disk) and checking
-//! every declared length against the bytes that are really there. A dataset that stops mid-element, declares an item longer than its
-//! sequence, or holds a delimiter where none belongs is reported with the tag
+//! every declared length against the bytes that are really there. A dataset
+//! that stops mid-element, declares an item longer than its sequence, or
+//! holds a delimiter where none belongs is reported with the tag
 //! and byte offset where it went wrong; that is what the sender's error comment
 //! says. Memory stays bounded whatever the object's size: only the raw bytes of
 //! the handful of top-level text attributes in [`INDEXED_TAGS`] are kept.
@@ -317,19 +318,21 @@ pub fn scan_dataset<R: Read + Seek>(mut source: R, ts_uid: &str, dataset_len: u6
                             }
                             Some(after_header + len)
                         };
-                        if matches!(frame, Frame::Fragments) && len.0 >= SKIP_BY_SEEKING {
-                            decoder
-                                .seek(start + after_header + u64::from(len.0))
-                                .map_err(|e| malformed(after_header, format!("cannot skip a pixel data fragment: {e}")))?;
-                            sought += u64::from(len.0);
-                        } else if matches!(frame, Frame::Fragments) {
+                        if matches!(frame, Frame::Fragments) {
                             let len = len.0;
-                            let mut counter = Counter(0);
-                            decoder
-                                .read_to(len, &mut counter)
-                                .map_err(|e| malformed(after_header, format!("cannot read a pixel data fragment: {e}")))?;
-                            if counter.0 != u64::from(len) {
-                                return Err(truncated("a pixel data fragment".into(), pos, u64::from(len)));
+                            if len >= SKIP_BY_SEEKING {
+                                decoder
+                                    .seek(start + after_header + u64::from(len))
+                                    .map_err(|e| malformed(after_header, format!("cannot skip a pixel data fragment: {e}")))?;
+                                sought += u64::from(len);
+                            } else {
+                                let mut counter = Counter(0);
+                                decoder
+                                    .read_to(len, &mut counter)
+                                    .map_err(|e| malformed(after_header, format!("cannot read a pixel data fragment: {e}")))?;
+                                if counter.0 != u64::from(len) {
+                                    return Err(truncated("a pixel data fragment".into(), pos, u64::from(len)));
+                                }
                             }
                         } else {
                             stack.push(Frame::Item { end });

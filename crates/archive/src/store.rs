@@ -11,9 +11,9 @@
 //! is a hard link from the staging directory (same filesystem), then an fsync
 //! of the file and of the target directory, in that order so that one journal
 //! commit carries the data, the inode and the new name. Objects published
-//! into one directory at once share its fsync ([`crate::dir_sync`]). The staging entry
-//! stays (a second link to the same inode) until the object's index row is
-//! durable: a staging file with two links is what crash recovery finishes.
+//! into one directory at once share its fsync (`dir_sync.rs`). The staging
+//! entry stays (a second link to the same inode) until the object's index row
+//! is durable: a staging file with two links is what crash recovery finishes.
 
 use std::fs::{self, File};
 use std::io;
