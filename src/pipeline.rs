@@ -4,7 +4,8 @@
 //! renders on the imaging pool (bounded, so a 5,000-instance study waits in
 //! the queue, not in memory), stores the thumbnail and preview as derived
 //! objects and records them, or records why the object is undecodable. A
-//! restart resumes: claims are leases.
+//! restart resumes: claims are leases. Receiving comes first: see
+//! [`give_way_to_senders`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,6 +38,9 @@ pub async fn run(archive: Archive, threads: usize, mut stop: watch::Receiver<boo
             permit = slots.clone().acquire_owned() => permit.expect("never closed"),
             _ = stop.changed() => break,
         };
+        if !give_way_to_senders(&archive, &mut stop).await {
+            break;
+        }
         let job = match archive.database().claim_job(&[kinds::INSTANCE_RENDER], "pipeline", Duration::from_secs(120)).await {
             Ok(Some(job)) => job,
             Ok(None) => {
@@ -63,6 +67,27 @@ pub async fn run(archive: Archive, threads: usize, mut stop: watch::Receiver<boo
     }
     while tasks.join_next().await.is_some() {}
 }
+
+/// While two or more objects arrive at once, the senders are what keeps the
+/// CPU busy: rendering (already below everything else in the scheduler)
+/// waits for them, as do its derived-file writes and job bookkeeping, which
+/// are not. A lone sender leaves the CPU idle while each object is flushed,
+/// so it never waits for one; and no job waits longer than [`MAX_GIVE_WAY`],
+/// so steady traffic from many sites slows rendering but never stops it.
+/// Returns false when the service is stopping.
+async fn give_way_to_senders(archive: &Archive, stop: &mut watch::Receiver<bool>) -> bool {
+    let since = tokio::time::Instant::now();
+    while archive.objects_arriving() >= 2 && since.elapsed() < MAX_GIVE_WAY {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+            _ = stop.changed() => return false,
+        }
+    }
+    true
+}
+
+/// The longest a render job waits for concurrent senders to finish.
+const MAX_GIVE_WAY: Duration = Duration::from_secs(2);
 
 async fn process(archive: &Archive, pool: &telediag_imaging::ImagingPool, job: Job) {
     let db = archive.database();
@@ -226,4 +251,58 @@ async fn store(archive: &Archive, source: &Source, derived: &telediag_imaging::D
         records.push(put_derived(archive, source, DerivedObject { kind, extension, content_type, bytes: image.bytes.clone(), dimensions }).await?);
     }
     Ok(records)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use telediag_archive::{ArchiveConfig, Durability, FileMeta, NewSite};
+
+    fn meta(sop: &str) -> FileMeta {
+        FileMeta {
+            sop_class_uid: "1.2.840.10008.5.1.4.1.1.2".into(),
+            sop_instance_uid: sop.into(),
+            transfer_syntax_uid: "1.2.840.10008.1.2.1".into(),
+            source_ae_title: None,
+        }
+    }
+
+    /// Rendering waits while two objects arrive at once, goes on as soon as
+    /// one is left, and stops waiting when the service stops.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn rendering_gives_way_while_several_objects_arrive() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = ArchiveConfig { data_dir: dir.path().to_owned(), database_url: None, durability: Durability::Full };
+        let archive = Archive::open(&config).await.unwrap();
+        let site = archive.database().add_site(&NewSite { name: "县医院".into(), ae_titles: vec!["CT1".into()], networks: vec![] }).await.unwrap();
+        let (_stop_tx, stop) = watch::channel(false);
+
+        let lone = archive.begin(meta("1.2.3.4.5"), site.id).unwrap();
+        let started = tokio::time::Instant::now();
+        assert!(give_way_to_senders(&archive, &mut stop.clone()).await);
+        assert!(started.elapsed() < Duration::from_millis(50), "a lone sender is never waited for");
+
+        let second = archive.begin(meta("1.2.3.4.6"), site.id).unwrap();
+        let waiting = tokio::spawn({
+            let (archive, mut stop) = (archive.clone(), stop.clone());
+            async move { give_way_to_senders(&archive, &mut stop).await }
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!waiting.is_finished(), "two objects arriving: rendering waits");
+        drop(second);
+        let went_on = tokio::time::timeout(Duration::from_millis(500), waiting).await.expect("goes on once one sender is left");
+        assert!(went_on.unwrap());
+
+        let second = archive.begin(meta("1.2.3.4.6"), site.id).unwrap();
+        let (stop_tx, mut stop) = watch::channel(false);
+        let waiting = tokio::spawn({
+            let archive = archive.clone();
+            async move { give_way_to_senders(&archive, &mut stop).await }
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        stop_tx.send(true).unwrap();
+        let stopped = tokio::time::timeout(Duration::from_millis(500), waiting).await.expect("stopping ends the wait");
+        assert!(!stopped.unwrap(), "says the service is stopping");
+        drop((lone, second));
+    }
 }

@@ -39,12 +39,13 @@ pub use staging::IncomingObject;
 use locks::{InstanceLock, InstanceLocks};
 use pool::StagingPool;
 use publish::{index_record, verify_and_publish};
-use staging::{ContentHasher, STAGING_BUFFER, copy_hashing, random_name};
+use staging::{Arrival, ContentHasher, STAGING_BUFFER, copy_hashing, random_name};
 
 use std::fs::{self, File};
 use std::io::{self, BufReader, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::db::{Database, DbError, Durability};
 use crate::dir_sync::DirSyncs;
@@ -200,6 +201,8 @@ struct Inner {
     locks: InstanceLocks,
     /// Index tasks still running (see [`Archive::wait_idle`]).
     pending: tokio::sync::watch::Sender<usize>,
+    /// Objects begun and not yet acknowledged or dropped.
+    arriving: Arc<AtomicUsize>,
 }
 
 /// The archive: object store + index + ingest protocol. Cheap to clone.
@@ -245,6 +248,7 @@ impl Archive {
                 indexer,
                 locks: InstanceLocks::default(),
                 pending: tokio::sync::watch::Sender::new(0),
+                arriving: Arc::default(),
             }),
         };
         archive.recover(&staging_root).await;
@@ -270,6 +274,13 @@ impl Archive {
     /// just been accepted (see `pool.rs`).
     pub fn prepare_site(&self, site_id: i64) {
         self.inner.pool.prepare(site_id);
+    }
+
+    /// How many objects are being received right now, from their first
+    /// byte to their acknowledgement: the imaging pipeline gives way while
+    /// several senders share the CPU.
+    pub fn objects_arriving(&self) -> usize {
+        self.inner.arriving.load(Ordering::Relaxed)
     }
 
     /// Starts receiving an object announced as `meta` for `site_id`.
@@ -304,6 +315,7 @@ impl Archive {
             dataset_len: 0,
             meta,
             prior: self.announce(sop),
+            arrival: Some(Arrival::new(&self.inner.arriving)),
         })
     }
 
@@ -333,6 +345,8 @@ impl Archive {
             .await
             .map_err(|e| remove(IngestError::OutOfResources(format!("duplicate check failed: {e}"))))?
             .map_err(remove)?;
+        // Still arriving until acknowledged: the flush is part of it.
+        let _arrival = incoming.arrival.take();
         drop(incoming);
         let staged = path.clone();
         self.verify_publish_index(staged, entry, meta, header_len, dataset_len, hash, prior, origin).await
@@ -500,3 +514,51 @@ async fn wait_indexed(mut stored: Stored) -> Result<Stored, IngestError> {
     Ok(stored)
 }
 
+
+#[cfg(test)]
+mod test_objects;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ArchiveConfig;
+    use crate::sites::NewSite;
+
+    fn meta(sop: &str) -> FileMeta {
+        FileMeta {
+            sop_class_uid: "1.2.840.10008.5.1.4.1.1.2".into(),
+            sop_instance_uid: sop.into(),
+            transfer_syntax_uid: "1.2.840.10008.1.2.1".into(),
+            source_ae_title: None,
+        }
+    }
+
+    /// An object counts as arriving from `begin` until it is acknowledged
+    /// (commit returned) or abandoned (dropped), whatever the outcome.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn objects_count_as_arriving_from_begin_to_acknowledgement() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = ArchiveConfig { data_dir: dir.path().to_owned(), database_url: None, durability: Durability::Full };
+        let archive = Archive::open(&config).await.unwrap();
+        let site = archive.database().add_site(&NewSite { name: "县医院".into(), ae_titles: vec!["CT1".into()], networks: vec![] }).await.unwrap();
+        let origin = Origin { site_id: site.id, calling_ae: None };
+        assert_eq!(archive.objects_arriving(), 0);
+
+        let mut first = archive.begin(meta("1.2.3.4.5"), site.id).unwrap();
+        let second = archive.begin(meta("1.2.3.4.6"), site.id).unwrap();
+        let third = archive.begin(meta("1.2.3.4.7"), site.id).unwrap();
+        assert_eq!(archive.objects_arriving(), 3);
+        drop(second);
+        assert_eq!(archive.objects_arriving(), 2, "an abandoned object no longer counts");
+
+        first.write(&test_objects::ct_dataset("1.2.3.4.5")).unwrap();
+        let stored = archive.commit(first, &origin).await.unwrap();
+        assert_eq!(stored.outcome, crate::Outcome::Stored);
+        assert_eq!(archive.objects_arriving(), 1, "an acknowledged object no longer counts");
+
+        let mut mismatched = third;
+        mismatched.write(&test_objects::ct_dataset("9.9.9")).unwrap();
+        archive.commit(mismatched, &origin).await.expect_err("the dataset's SOP Instance UID differs from the command's");
+        assert_eq!(archive.objects_arriving(), 0, "a refused object no longer counts");
+    }
+}

@@ -105,35 +105,8 @@ mod tests {
     use crate::db::Durability;
     use crate::part10::FileMeta;
     use crate::sites::NewSite;
+    use crate::ingest::test_objects::ct_dataset;
     use crate::{ArchiveConfig, Outcome};
-
-    /// A small CT dataset, explicit VR little endian.
-    fn ct_dataset(sop: &str) -> Vec<u8> {
-        let mut out = Vec::new();
-        let mut element = |group: u16, element: u16, vr: &[u8; 2], value: &[u8]| {
-            let mut value = value.to_vec();
-            if value.len() % 2 == 1 {
-                value.push(if vr == b"UI" { 0 } else { b' ' });
-            }
-            out.extend(group.to_le_bytes());
-            out.extend(element.to_le_bytes());
-            out.extend(vr);
-            if vr == b"OW" {
-                out.extend([0, 0]);
-                out.extend((value.len() as u32).to_le_bytes());
-            } else {
-                out.extend((value.len() as u16).to_le_bytes());
-            }
-            out.extend(value);
-        };
-        element(0x0008, 0x0016, b"UI", b"1.2.840.10008.5.1.4.1.1.2");
-        element(0x0008, 0x0018, b"UI", sop.as_bytes());
-        element(0x0010, 0x0020, b"LO", b"P1");
-        element(0x0020, 0x000D, b"UI", b"1.2.3");
-        element(0x0020, 0x000E, b"UI", b"1.2.3.4");
-        element(0x7FE0, 0x0010, b"OW", &[0x11; 2048]);
-        out
-    }
 
     fn staged(dir: &Path) -> Vec<PathBuf> {
         let mut out = Vec::new();

@@ -4,6 +4,8 @@
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::{IngestError, Prior};
 use crate::part10::FileMeta;
@@ -28,6 +30,25 @@ pub struct IncomingObject {
     pub(super) meta: FileMeta,
     /// Step 1, running while the bytes arrive.
     pub(super) prior: tokio::task::JoinHandle<Result<Prior, IngestError>>,
+    /// Counts this object as arriving until it is acknowledged or dropped.
+    pub(super) arrival: Option<Arrival>,
+}
+
+/// One object counted as arriving (see [`crate::Archive::objects_arriving`])
+/// for as long as this lives.
+pub(super) struct Arrival(Arc<AtomicUsize>);
+
+impl Arrival {
+    pub(super) fn new(count: &Arc<AtomicUsize>) -> Arrival {
+        count.fetch_add(1, Ordering::Relaxed);
+        Arrival(count.clone())
+    }
+}
+
+impl Drop for Arrival {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl IncomingObject {
