@@ -89,7 +89,9 @@ pub trait BlobStore: Send + Sync + 'static {
 #[derive(Debug, Clone)]
 pub struct LocalStore {
     root: PathBuf,
-    /// Publications into one series directory share its fsyncs.
+    /// Callers that fsync one directory at once share the fsync:
+    /// publications into one series directory, and the archive's staging
+    /// directory (see [`LocalStore::directory_syncs`]).
     dir_syncs: Arc<DirSyncs>,
 }
 
@@ -102,6 +104,13 @@ impl LocalStore {
 
     pub fn path_of(&self, key: &ObjectKey) -> PathBuf {
         self.root.join(key.as_str())
+    }
+
+    /// The shared directory fsyncs, for directories beside the store that
+    /// must be made durable the same way (staging). Keyed by path, so one
+    /// set serves every directory.
+    pub(crate) fn directory_syncs(&self) -> &DirSyncs {
+        &self.dir_syncs
     }
 }
 

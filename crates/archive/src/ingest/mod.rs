@@ -48,7 +48,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::db::{Database, DbError, Durability};
-use crate::dir_sync::DirSyncs;
 use crate::index::{InstanceRecord, StoredVersion};
 use crate::indexer::Indexer;
 use crate::part10::{self, FileMeta, Part10Error};
@@ -195,8 +194,6 @@ struct Inner {
     _staging_lock: File,
     /// Staging files made ahead, their names already durable.
     pool: StagingPool,
-    /// Fsyncs of the staging directory, for files not from the pool.
-    staging_syncs: DirSyncs,
     indexer: Indexer,
     locks: InstanceLocks,
     /// Index tasks still running (see [`Archive::wait_idle`]).
@@ -242,7 +239,6 @@ impl Archive {
                 db,
                 store,
                 pool: StagingPool::start(staging.clone()),
-                staging_syncs: DirSyncs::default(),
                 staging,
                 _staging_lock: staging_lock,
                 indexer,
@@ -440,7 +436,8 @@ impl Archive {
     /// acknowledged: recovery indexes acknowledged objects from there. On
     /// failure the publication is undone, so the sender hears of it.
     fn make_staging_entry_durable(&self, published: &publish::Published) -> Result<(), IngestError> {
-        let Err(e) = self.inner.staging_syncs.sync(&self.inner.staging, sync_dir) else { return Ok(()) };
+        // Files not from the pool: their fsyncs of the staging directory are shared.
+        let Err(e) = self.inner.store.directory_syncs().sync(&self.inner.staging, sync_dir) else { return Ok(()) };
         if let Ok(key) = crate::store::ObjectKey::new(published.key.clone()) {
             let _ = self.inner.store.delete(&key);
         }
