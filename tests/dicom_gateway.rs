@@ -37,6 +37,16 @@ fn echo_and_access_control() {
     let mut server = started_server();
     let (ok, out) = echoscu(server.dicom_port, "CHENGGUAN", AE);
     assert!(ok, "echoscu from a known site failed: {out}");
+    // An association that can only echo has no staging files made for it;
+    // one that can store has, soon after it is accepted.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(server.staging_files_made_ahead(), 0, "staging files were made for an echo");
+    associate(server.dicom_port).release().unwrap();
+    let made = (0..100).any(|_| {
+        std::thread::sleep(Duration::from_millis(20));
+        server.staging_files_made_ahead() > 0
+    });
+    assert!(made, "no staging files were made ahead for a storage association");
 
     let (ok, out) = echoscu(server.dicom_port, "STRANGER", AE);
     assert!(!ok && out.contains("Calling AE Title Not Recognized"), "unknown AE not rejected: {out}");

@@ -135,14 +135,14 @@ pub(crate) async fn run(socket: TcpStream, peer: SocketAddr, context: Context) {
             return;
         }
     };
+    let accepted: Vec<_> =
+        association.presentation_contexts().iter().filter(|pc| pc.reason == PresentationContextResultReason::Acceptance).collect();
     // Staging files for this site's objects are made while its first
-    // command is on its way.
-    context.archive.prepare_site(site.id);
-    let accepted = association
-        .presentation_contexts()
-        .iter()
-        .filter(|pc| pc.reason == PresentationContextResultReason::Acceptance)
-        .count();
+    // command is on its way; an association that can only echo gets none.
+    if accepted.iter().any(|pc| pc.abstract_syntax.trim_end_matches('\0') != VERIFICATION) {
+        context.archive.prepare_site(site.id);
+    }
+    let accepted = accepted.len();
     tracing::info!(
         peer = %peer,
         calling_ae = %calling_ae,

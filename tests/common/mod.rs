@@ -202,6 +202,13 @@ impl Server {
         out
     }
 
+    /// Empty staging files, made ahead for a site's next objects.
+    pub fn staging_files_made_ahead(&self) -> usize {
+        let Ok(dirs) = std::fs::read_dir(self.data().join("staging")) else { return 0 };
+        let files = dirs.flatten().filter_map(|dir| std::fs::read_dir(dir.path()).ok()).flat_map(|files| files.flatten());
+        files.filter(|f| f.path().extension().is_some_and(|e| e == "part") && f.metadata().is_ok_and(|m| m.len() == 0)).count()
+    }
+
     /// Every original object file (under objects/originals).
     pub fn original_files(&self) -> Vec<PathBuf> {
         let originals = self.data().join("objects/originals");
