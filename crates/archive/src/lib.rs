@@ -33,6 +33,7 @@ pub mod ingest;
 pub mod jobs;
 pub mod layout;
 pub mod part10;
+mod placement;
 pub mod scan;
 pub mod sites;
 pub mod stability;

@@ -18,7 +18,8 @@
 use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 
 use crate::dir_sync::DirSyncs;
 
@@ -93,13 +94,44 @@ pub struct LocalStore {
     /// publications into one series directory, and the archive's staging
     /// directory (see [`LocalStore::directory_syncs`]).
     dir_syncs: Arc<DirSyncs>,
+    /// Trees (a key's first component: `originals`, `derived`, …) known to
+    /// exist with their subdirectories spread (`placement.rs`).
+    trees: Arc<Mutex<HashSet<String>>>,
+    /// Where rebuildable objects are written before being renamed into
+    /// place; `None`: beside their target.
+    scratch: Option<PathBuf>,
 }
 
 impl LocalStore {
     pub fn open(root: impl Into<PathBuf>) -> io::Result<Self> {
         let root = root.into();
         fs::create_dir_all(&root)?;
-        Ok(LocalStore { root, dir_syncs: Arc::default() })
+        Ok(LocalStore { root, dir_syncs: Arc::default(), trees: Arc::default(), scratch: None })
+    }
+
+    /// Writes rebuildable objects in `dir` (on the same filesystem) first,
+    /// named `<random>.rebuildable`: a crash leaves no half-written file in
+    /// the store's trees, and the file is made in `dir`'s block group, not
+    /// in the target's (`placement.rs`). The archive passes its staging
+    /// directory, whose recovery removes such leftovers.
+    pub fn with_scratch_dir(mut self, dir: PathBuf) -> Self {
+        self.scratch = Some(dir);
+        self
+    }
+
+    /// Creates the tree `key` lives in, if need be, marked so that the
+    /// filesystem spreads its study directories (`placement.rs`); once per
+    /// tree and process, so a data directory from before the mark gets it too.
+    fn prepare_tree(&self, key: &ObjectKey) -> io::Result<()> {
+        let Some((tree, _)) = key.as_str().split_once('/') else { return Ok(()) };
+        if self.trees.lock().expect("never poisoned").contains(tree) {
+            return Ok(());
+        }
+        let dir = self.root.join(tree);
+        create_dir_durably(&dir)?;
+        crate::placement::spread_subdirectories(&dir);
+        self.trees.lock().expect("never poisoned").insert(tree.to_owned());
+        Ok(())
     }
 
     pub fn path_of(&self, key: &ObjectKey) -> PathBuf {
@@ -113,6 +145,10 @@ impl LocalStore {
         &self.dir_syncs
     }
 }
+
+/// The extension of rebuildable objects being written in a scratch
+/// directory (see [`LocalStore::with_scratch_dir`]).
+pub(crate) const REBUILDABLE_EXTENSION: &str = "rebuildable";
 
 /// fsync a directory so that entries created in it survive a power cut.
 pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
@@ -144,6 +180,7 @@ impl BlobStore for LocalStore {
         let io_err = |source| StoreError::Io { key: key.to_string(), source };
         let target = self.path_of(key);
         let dir = target.parent().expect("keys are relative paths below the root");
+        self.prepare_tree(key).map_err(io_err)?;
         create_dir_durably(dir).map_err(io_err)?;
         match fs::hard_link(staged, &target) {
             Ok(()) => {}
@@ -185,10 +222,17 @@ impl BlobStore for LocalStore {
         let io_err = |source| StoreError::Io { key: key.to_string(), source };
         let target = self.path_of(key);
         let dir = target.parent().expect("keys are relative paths below the root");
+        self.prepare_tree(key).map_err(io_err)?;
         fs::create_dir_all(dir).map_err(io_err)?;
-        let temporary = dir.join(format!(".{}.tmp{}", target.file_name().unwrap().to_string_lossy(), std::process::id()));
+        let temporary = match &self.scratch {
+            Some(scratch) => scratch.join(format!("{:032x}.{REBUILDABLE_EXTENSION}", rand::random::<u128>())),
+            None => dir.join(format!(".{}.tmp{}", target.file_name().unwrap().to_string_lossy(), std::process::id())),
+        };
         fs::write(&temporary, bytes).map_err(io_err)?;
-        fs::rename(&temporary, &target).map_err(io_err)
+        fs::rename(&temporary, &target).map_err(|e| {
+            let _ = fs::remove_file(&temporary);
+            io_err(e)
+        })
     }
 }
 
@@ -227,6 +271,33 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = LocalStore::open(dir.path().join("objects")).unwrap();
         contract(&store, dir.path());
+        let scratch = dir.path().join("scratch");
+        fs::create_dir(&scratch).unwrap();
+        let store = LocalStore::open(dir.path().join("objects2")).unwrap().with_scratch_dir(scratch.clone());
+        contract(&store, dir.path());
+        assert_eq!(fs::read_dir(&scratch).unwrap().count(), 0, "rebuildable objects were renamed out of the scratch directory");
+    }
+
+    /// Each tree is made with its subdirectories spread (`placement.rs`),
+    /// whichever kind of write makes it.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn trees_spread_their_subdirectories() {
+        let dir = tempfile::tempdir().unwrap();
+        if !crate::placement::spread_subdirectories(dir.path()) {
+            eprintln!("skipped: the filesystem of {} does not take FS_TOPDIR_FL", dir.path().display());
+            return;
+        }
+        let store = LocalStore::open(dir.path().join("objects")).unwrap();
+        fs::write(dir.path().join("a.staged"), b"dicom").unwrap();
+        store.publish(&ObjectKey::new("originals/1.2/1.2.3/1.2.3.4.dcm").unwrap(), &dir.path().join("a.staged")).unwrap();
+        store.put_rebuildable(&ObjectKey::new("derived/1.2/1.2.3/1.2.3.4.thumbnail.jpg").unwrap(), b"jpeg").unwrap();
+        for tree in ["originals", "derived"] {
+            assert!(crate::placement::spreads_subdirectories(&dir.path().join("objects").join(tree)), "{tree}/ is not marked");
+        }
+        for below in ["objects", "objects/originals/1.2", "objects/derived/1.2"] {
+            assert!(!crate::placement::spreads_subdirectories(&dir.path().join(below)), "{below} is marked");
+        }
     }
 
     #[test]

@@ -218,6 +218,10 @@ impl Archive {
         };
         fs::create_dir_all(&config.data_dir).map_err(dir_err(&config.data_dir))?;
         let staging_root = config.data_dir.join("staging");
+        fs::create_dir_all(&staging_root).map_err(dir_err(&staging_root))?;
+        // Each process's staging directory, where its files are made, away
+        // from the last run's (`placement.rs`).
+        crate::placement::spread_subdirectories(&staging_root);
         let staging = staging_root.join(format!("p{}-{}", std::process::id(), &random_name()[..8]));
         fs::create_dir_all(&staging).map_err(dir_err(&staging))?;
         // Recovery finds acknowledged objects through this directory's entries.
@@ -227,7 +231,7 @@ impl Archive {
         let staging_lock = File::create(staging.join("lock")).map_err(dir_err(&staging))?;
         staging_lock.lock().map_err(dir_err(&staging))?;
         let objects = config.data_dir.join("objects");
-        let store = LocalStore::open(&objects).map_err(dir_err(&objects))?;
+        let store = LocalStore::open(&objects).map_err(dir_err(&objects))?.with_scratch_dir(staging.clone());
         let url = config
             .database_url
             .clone()
@@ -261,7 +265,7 @@ impl Archive {
 
     /// This process's staging directory, for callers that must write a file
     /// before importing it (converted uploads). Files there must not end in
-    /// `.part` or `.inflated`, which recovery owns.
+    /// `.part`, `.inflated` or `.rebuildable`, which recovery owns.
     pub fn scratch_dir(&self) -> &Path {
         &self.inner.staging
     }

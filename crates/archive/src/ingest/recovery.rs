@@ -50,7 +50,7 @@ impl Archive {
                     let _ = fs::remove_file(&path);
                     dropped += 1;
                 }
-                Some("inflated") => {
+                Some("inflated" | crate::store::REBUILDABLE_EXTENSION) => {
                     let _ = fs::remove_file(&path);
                 }
                 Some("part") => {
@@ -166,7 +166,8 @@ mod tests {
     }
 
     /// Files made ahead for a sender and never used are empty, with one
-    /// link: the next start deletes them and indexes nothing.
+    /// link: the next start deletes them and indexes nothing; so too a
+    /// rebuildable object (a thumbnail) caught half-written.
     #[tokio::test(flavor = "multi_thread")]
     async fn staging_files_made_ahead_and_unused_are_removed_at_the_next_start() {
         let dir = tempfile::tempdir().unwrap();
@@ -183,10 +184,15 @@ mod tests {
         assert!(std::process::Command::new("cp").arg("-a").arg(&live).arg(&crashed).status().unwrap().success());
         let made = staged(&crashed);
         assert!(made.iter().all(|p| fs::metadata(p).unwrap().len() == 0 && staged_site(p) == Some(3)), "{made:?}");
+        // A thumbnail the dead process was writing when it died.
+        let half_written = made[0].with_file_name("0123456789abcdef.rebuildable");
+        fs::write(&half_written, b"\xff\xd8 half a JPEG").unwrap();
 
         let restarted = Archive::open(&config(crashed.clone())).await.unwrap();
         let left: Vec<_> = made.iter().filter(|p| p.exists()).collect();
         assert!(left.is_empty(), "unused staging files survived recovery: {left:?}");
+        assert!(!half_written.exists(), "a half-written rebuildable object survived recovery");
+        assert!(!made[0].parent().unwrap().exists(), "the dead process's staging directory is gone");
         assert_eq!(restarted.database().count_instances().await.unwrap(), 0);
     }
 }
