@@ -43,6 +43,9 @@ pub struct Job {
     pub payload: serde_json::Value,
     /// How many times it has been claimed, this time included.
     pub attempts: i64,
+    /// When it was queued, in milliseconds since the Unix epoch: how long its
+    /// result has been awaited.
+    pub queued_at_ms: i64,
 }
 
 impl Database {
@@ -73,7 +76,7 @@ impl Database {
              WHERE id = (SELECT id FROM jobs WHERE kind IN ({placeholders})
                            AND ((state = 'queued' AND run_after <= ?) OR (state = 'running' AND locked_until < ?))
                          ORDER BY run_after, id LIMIT 1)
-             RETURNING id, kind, payload, attempts"
+             RETURNING id, kind, payload, attempts, created_at"
         );
         let mut query = sqlx::query(&sql).bind(worker).bind(now + lease.as_millis() as i64).bind(now);
         for kind in kinds {
@@ -89,6 +92,7 @@ impl Database {
             kind: r.get(1),
             payload: serde_json::from_str(r.get::<&str, _>(2)).unwrap_or(serde_json::Value::Null),
             attempts: r.get(3),
+            queued_at_ms: r.get(4),
         }))
     }
 
