@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use telediag_archive::Archive;
+use telediag_archive::db::now_ms;
 use telediag_archive::derived::{DerivedKind, DerivedRecord, derived_key};
 use telediag_archive::jobs::{Job, kinds};
 use telediag_archive::store::{BlobStore, ObjectKey};
@@ -79,17 +80,12 @@ pub async fn run(archive: Archive, threads: usize, mut stop: watch::Receiver<boo
 /// Stopping the service ends the wait; the job is then rendered, not
 /// abandoned.
 async fn give_way_to_senders(archive: &Archive, queued_at_ms: i64, stop: &mut watch::Receiver<bool>) {
-    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
-    let waited = Duration::from_millis(now_ms.saturating_sub(queued_at_ms).max(0) as u64);
+    let waited = Duration::from_millis(now_ms().saturating_sub(queued_at_ms).max(0) as u64);
     let Some(left) = MAX_GIVE_WAY.checked_sub(waited) else { return };
     let until = tokio::time::Instant::now() + left;
-    while archive.objects_arriving() >= 2 && !*stop.borrow() {
-        let now = tokio::time::Instant::now();
-        if now >= until {
-            return;
-        }
+    while archive.objects_arriving() >= 2 && !*stop.borrow() && tokio::time::Instant::now() < until {
         tokio::select! {
-            _ = tokio::time::sleep((until - now).min(Duration::from_millis(20))) => {}
+            _ = tokio::time::sleep_until(until.min(tokio::time::Instant::now() + Duration::from_millis(20))) => {}
             _ = stop.changed() => return,
         }
     }
@@ -288,7 +284,7 @@ mod tests {
         let archive = Archive::open(&config).await.unwrap();
         let site = archive.database().add_site(&NewSite { name: "县医院".into(), ae_titles: vec!["CT1".into()], networks: vec![] }).await.unwrap();
         let (_stop_tx, stop) = watch::channel(false);
-        let ms_ago = |ms: i64| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64 - ms;
+        let ms_ago = |ms: i64| now_ms() - ms;
         let give_way = |queued_at_ms: i64, mut stop: watch::Receiver<bool>| {
             let archive = archive.clone();
             tokio::spawn(async move {
@@ -310,9 +306,10 @@ mod tests {
         tokio::time::timeout(Duration::from_millis(500), waiting).await.expect("goes on once one sender is left").unwrap();
 
         let _second = archive.begin(meta("1.2.3.4.6"), site.id).unwrap();
-        let waited = give_way(ms_ago(2_500), stop.clone()).await.unwrap();
+        let held = |queued_at_ms| tokio::time::timeout(Duration::from_secs(5), give_way(queued_at_ms, stop.clone()));
+        let waited = held(ms_ago(2_500)).await.expect("the wait is bounded").unwrap();
         assert!(waited < Duration::from_millis(50), "a job queued 2.5 s ago is not held, held {waited:?}");
-        let waited = give_way(ms_ago(1_600), stop.clone()).await.unwrap();
+        let waited = held(ms_ago(1_600)).await.expect("the wait is bounded").unwrap();
         assert!(
             waited >= Duration::from_millis(300) && waited < Duration::from_millis(1_000),
             "a job queued 1.6 s ago is held only until it is 2 s old, held {waited:?}"
