@@ -192,9 +192,7 @@ enum SiteAction {
 
 fn main() -> Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sqlx=warn,jpeg2k=warn".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sqlx=warn,jpeg2k=warn".into()))
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
@@ -231,8 +229,7 @@ async fn run(command: Command, mut config: Config) -> Result<()> {
         Command::Thumbnails { paths, out, size, threads } => thumbnails(&paths, &out, size, threads),
         Command::Ecg { action } => ecg(action, &config).await,
         Command::Echo { host, port, ae, calling_ae, timeout_secs } => {
-            let rtt = pacs_gateway::echo::echo(&format!("{host}:{port}"), &ae, &calling_ae, Duration::from_secs(timeout_secs))
-                .await?;
+            let rtt = pacs_gateway::echo::echo(&format!("{host}:{port}"), &ae, &calling_ae, Duration::from_secs(timeout_secs)).await?;
             println!("C-ECHO to {ae}@{host}:{port} succeeded in {:.1} ms", rtt.as_secs_f64() * 1000.0);
             Ok(())
         }
@@ -245,14 +242,14 @@ async fn user(action: UserAction, config: &Config) -> Result<()> {
     let archive = open(config).await?;
     let db = archive.database();
     let api = |e: telediag_worklist::error::ApiError| anyhow::anyhow!(e.reason);
-    let find = |username: String| async move {
-        db.user_by_name(&username).await?.with_context(|| format!("no user {username:?}"))
-    };
+    let find = |username: String| async move { db.user_by_name(&username).await?.with_context(|| format!("no user {username:?}")) };
     match action {
         UserAction::Add { username, name, roles, site } => {
             let roles = roles
                 .iter()
-                .map(|r| Role::parse(r).with_context(|| format!("role {r:?}: expected admin, site_user, radiologist, ecg_doctor or reviewer")))
+                .map(|r| {
+                    Role::parse(r).with_context(|| format!("role {r:?}: expected admin, site_user, radiologist, ecg_doctor or reviewer"))
+                })
                 .collect::<Result<Vec<_>>>()?;
             let password = match env_var("TELEDIAG_NEW_PASSWORD") {
                 Some(p) => p,
@@ -263,7 +260,8 @@ async fn user(action: UserAction, config: &Config) -> Result<()> {
                     line.trim_end().to_owned()
                 }
             };
-            let id = create_user(db, &NewUser { username: username.clone(), display_name: name, password, roles, site }).await.map_err(api)?;
+            let id =
+                create_user(db, &NewUser { username: username.clone(), display_name: name, password, roles, site }).await.map_err(api)?;
             audit_cli(db, "user add", &format!("/api/users/{id}")).await?;
             println!("user {username} added (id {id})");
         }
@@ -351,7 +349,15 @@ async fn ecg(action: EcgAction, config: &Config) -> Result<()> {
                 let parts = ecg_upload_parts(&file)?;
                 match telediag_worklist::ecg_upload::import_ecg(&archive, &origin, Some(site.name.clone()), parts).await {
                     Ok(done) => {
-                        println!("{}: {} ({}, {} leads at {} Hz) as {}", file.display(), done.outcome, done.format, done.leads, done.sampling_rate_hz, done.sop_instance_uid);
+                        println!(
+                            "{}: {} ({}, {} leads at {} Hz) as {}",
+                            file.display(),
+                            done.outcome,
+                            done.format,
+                            done.leads,
+                            done.sampling_rate_hz,
+                            done.sop_instance_uid
+                        );
                     }
                     Err(e) => {
                         failed += 1;
@@ -389,7 +395,14 @@ fn print_measurements(record: &telediag_ecg::EcgRecord, a: &telediag_ecg::Analys
     let v = |x: Option<f64>| x.map_or("—".to_string(), |x| format!("{x:.0}"));
     let m = &a.measurements;
     let d = &a.device;
-    println!("{} · {} leads · {} Hz · {:.1} s · {} QRS", record.format.name(), record.leads.len(), a.sampling_rate_hz, a.duration_s, a.qrs_samples.len());
+    println!(
+        "{} · {} leads · {} Hz · {:.1} s · {} QRS",
+        record.format.name(),
+        record.leads.len(),
+        a.sampling_rate_hz,
+        a.duration_s,
+        a.qrs_samples.len()
+    );
     println!("            ours    device");
     for (name, ours, device) in [
         ("HR bpm", m.hr_bpm, d.hr_bpm),
@@ -481,11 +494,8 @@ fn thumbnail_names(files: &[PathBuf]) -> std::collections::HashMap<PathBuf, Stri
         .iter()
         .map(|file| {
             let short = name(file);
-            let unique = if counts[&short] == 1 {
-                short
-            } else {
-                file.to_string_lossy().trim_start_matches(['.', '/']).replace(['/', '\\'], "_")
-            };
+            let unique =
+                if counts[&short] == 1 { short } else { file.to_string_lossy().trim_start_matches(['.', '/']).replace(['/', '\\'], "_") };
             (file.clone(), unique)
         })
         .collect()
@@ -617,8 +627,7 @@ mod tests {
 
     #[test]
     fn thumbnails_of_equally_named_files_do_not_overwrite_each_other() {
-        let files: Vec<PathBuf> =
-            ["a/SE1/IM000001", "a/SE2/IM000001", "./b/CT_small.dcm"].iter().map(PathBuf::from).collect();
+        let files: Vec<PathBuf> = ["a/SE1/IM000001", "a/SE2/IM000001", "./b/CT_small.dcm"].iter().map(PathBuf::from).collect();
         let names = thumbnail_names(&files);
         assert_eq!(names[&files[0]], "a_SE1_IM000001");
         assert_eq!(names[&files[1]], "a_SE2_IM000001");

@@ -11,11 +11,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use telediag_archive::Archive;
+use telediag_archive::SopInstanceUid;
 use telediag_archive::db::now_ms;
 use telediag_archive::derived::{DerivedKind, DerivedRecord, derived_key};
 use telediag_archive::jobs::{Job, kinds};
 use telediag_archive::store::{BlobStore, ObjectKey};
-use telediag_archive::SopInstanceUid;
 use tokio::sync::{Semaphore, oneshot, watch};
 
 /// Longest side of instance thumbnails.
@@ -254,7 +254,9 @@ async fn store(archive: &Archive, source: &Source, derived: &telediag_imaging::D
             telediag_imaging::ThumbnailFormat::Png => ("png", "image/png"),
         };
         let dimensions = Some((image.width, image.height, derived.frames));
-        records.push(put_derived(archive, source, DerivedObject { kind, extension, content_type, bytes: image.bytes.clone(), dimensions }).await?);
+        records.push(
+            put_derived(archive, source, DerivedObject { kind, extension, content_type, bytes: image.bytes.clone(), dimensions }).await?,
+        );
     }
     Ok(records)
 }
@@ -282,7 +284,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let config = ArchiveConfig { data_dir: dir.path().to_owned(), database_url: None, durability: Durability::Full };
         let archive = Archive::open(&config).await.unwrap();
-        let site = archive.database().add_site(&NewSite { name: "县医院".into(), ae_titles: vec!["CT1".into()], networks: vec![] }).await.unwrap();
+        let site =
+            archive.database().add_site(&NewSite { name: "县医院".into(), ae_titles: vec!["CT1".into()], networks: vec![] }).await.unwrap();
         let (_stop_tx, stop) = watch::channel(false);
         let ms_ago = |ms: i64| now_ms() - ms;
         let give_way = |queued_at_ms: i64, mut stop: watch::Receiver<bool>| {

@@ -81,9 +81,7 @@ pub async fn run(config: Config) -> Result<()> {
     let dicom = tokio::spawn(gateway.serve(dicom_listener, wait_for(&stop_rx)));
     let app = telediag_worklist::router(state.clone());
     let http = tokio::spawn(async move {
-        axum::serve(http_listener, app.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(wait_for(&stop_rx))
-            .await
+        axum::serve(http_listener, app.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(wait_for(&stop_rx)).await
     });
     let intake = tokio::spawn(telediag_worklist::requests::intake::run(state.clone(), stop_tx.subscribe()));
     let sweeper = tokio::spawn(telediag_worklist::requests::assign::run_lock_sweeper(state, stop_tx.subscribe()));

@@ -45,10 +45,8 @@ async fn the_public_corpus_is_stored_byte_for_byte_and_a_resend_changes_nothing(
     // Every Part 10 file of a storage SOP class (DICOMDIRs are media
     // directories, not objects to store; one file has an empty SOP class).
     let started = std::time::Instant::now();
-    let files: Vec<CorpusFile> = part10_files(&corpus)
-        .into_iter()
-        .filter(|f| pacs_gateway::sop_classes::name_of(&f.meta.sop_class_uid).is_some())
-        .collect();
+    let files: Vec<CorpusFile> =
+        part10_files(&corpus).into_iter().filter(|f| pacs_gateway::sop_classes::name_of(&f.meta.sop_class_uid).is_some()).collect();
     assert!(files.len() > 200, "expected the whole corpus, found {} Part 10 files", files.len());
 
     eprintln!("corpus read: {:?}", started.elapsed());
@@ -78,9 +76,7 @@ async fn the_public_corpus_is_stored_byte_for_byte_and_a_resend_changes_nothing(
     for (name, reason) in EXPECTED_REFUSALS {
         let f = files.iter().find(|f| f.path.ends_with(name)).unwrap_or_else(|| panic!("{name} missing from corpus"));
         assert!(!acked.contains(&f.path), "{name} is not a valid object but was acknowledged");
-        let logged = server_log
-            .lines()
-            .any(|l| l.contains("C-STORE failed") && l.contains("0xC000") && l.contains(reason));
+        let logged = server_log.lines().any(|l| l.contains("C-STORE failed") && l.contains("0xC000") && l.contains(reason));
         assert!(logged, "{name}: no log line with status and reason {reason:?}");
     }
     assert!(
@@ -131,20 +127,26 @@ async fn the_public_corpus_is_stored_byte_for_byte_and_a_resend_changes_nothing(
     let page = db.list_studies(&Default::default()).await.unwrap();
     let names: HashSet<String> = page.studies.iter().filter_map(|s| s.patient_name.clone()).collect();
     for expected in [
-        "Wang^XiaoDong=王^小东=",              // GB18030
-        "Wang^XiaoDong=王^小東=",              // ISO_IR 192
+        "Wang^XiaoDong=王^小东=",               // GB18030
+        "Wang^XiaoDong=王^小東=",               // ISO_IR 192
         "Yamada^Tarou=山田^太郎=やまだ^たろう", // ISO 2022 IR 87
-        "ﾔﾏﾀﾞ^ﾀﾛｳ=山田^太郎=やまだ^たろう",     // ISO 2022 IR 13 + IR 87
-        "Hong^Gildong=洪^吉洞=홍^길동",        // ISO 2022 IR 149
-        "Äneas^Rüdiger",                       // ISO_IR 100
-        "Διονυσιος",                           // ISO_IR 126
-        "שרון^דבורה",                          // ISO_IR 138
+        "ﾔﾏﾀﾞ^ﾀﾛｳ=山田^太郎=やまだ^たろう",      // ISO 2022 IR 13 + IR 87
+        "Hong^Gildong=洪^吉洞=홍^길동",         // ISO 2022 IR 149
+        "Äneas^Rüdiger",                        // ISO_IR 100
+        "Διονυσιος",                            // ISO_IR 126
+        "שרון^דבורה",                           // ISO_IR 138
     ] {
         assert!(names.contains(expected), "patient name {expected:?} not indexed; names: {names:?}");
     }
     let ct = files.iter().find(|f| f.path.ends_with("CT_small.dcm")).expect("CT_small.dcm in corpus");
     let versions = db.versions_of(&SopInstanceUid::parse(&ct.meta.sop_instance_uid).unwrap()).await.unwrap();
-    assert!(versions[0].object_key.starts_with("originals/1.3.6.1.4.1.5962.1.2.1.20040119072730.12322/1.3.6.1.4.1.5962.1.3.1.1.20040119072730.12322/"), "{}", versions[0].object_key);
+    assert!(
+        versions[0]
+            .object_key
+            .starts_with("originals/1.3.6.1.4.1.5962.1.2.1.20040119072730.12322/1.3.6.1.4.1.5962.1.3.1.1.20040119072730.12322/"),
+        "{}",
+        versions[0].object_key
+    );
 
     // A second push of everything, over four associations at once, changes nothing.
     eprintln!("checks done: {:?}", started.elapsed());

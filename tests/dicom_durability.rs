@@ -17,10 +17,8 @@ async fn kill_9_during_a_push_loses_nothing_acknowledged() {
         return;
     }
     let Some(corpus) = pydicom_corpus() else { return };
-    let files: Vec<CorpusFile> = part10_files(&corpus)
-        .into_iter()
-        .filter(|f| pacs_gateway::sop_classes::name_of(&f.meta.sop_class_uid).is_some())
-        .collect();
+    let files: Vec<CorpusFile> =
+        part10_files(&corpus).into_iter().filter(|f| pacs_gateway::sop_classes::name_of(&f.meta.sop_class_uid).is_some()).collect();
     let mut server = Server::new();
     server.add_site("断电医院", "CRASH", &[]);
     server.start();
@@ -140,11 +138,7 @@ fn available_bytes(path: &Path) -> u64 {
 
 fn peak_rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
+    status.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok()).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -66,10 +66,7 @@ fn echo_and_access_control() {
     }
 
     // Our own echo client, as the operator would use it.
-    let out = telediag()
-        .args(["echo", "127.0.0.1", &server.dicom_port.to_string(), AE, "--calling-ae", "CHENGGUAN"])
-        .output()
-        .unwrap();
+    let out = telediag().args(["echo", "127.0.0.1", &server.dicom_port.to_string(), AE, "--calling-ae", "CHENGGUAN"]).output().unwrap();
     assert!(out.status.success(), "telediag echo failed: {}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("succeeded"));
     server.stop();
@@ -428,11 +425,8 @@ struct SmallDisk(std::path::PathBuf);
 impl SmallDisk {
     fn mount(at: &std::path::Path, size: &str) -> Option<SmallDisk> {
         std::fs::create_dir_all(at).unwrap();
-        let ok = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(at)
-            .status()
-            .is_ok_and(|s| s.success());
+        let ok =
+            Command::new("mount").args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"]).arg(at).status().is_ok_and(|s| s.success());
         if !ok {
             eprintln!("SKIP: cannot mount a tmpfs here (needs root) to fill a disk");
         }

@@ -63,7 +63,8 @@ fn ecgs_uploaded_or_pushed_are_archived_analysed_and_kept_to_their_site() {
         ("ecg_reader", None, r#"["ecg_doctor"]"#),
     ] {
         let site = site.map(|s| format!(r#","site":"{s}""#)).unwrap_or_default();
-        let body = format!(r#"{{"username":"{username}","display_name":"{username}","password":"password-{username}","roles":{roles}{site}}}"#);
+        let body =
+            format!(r#"{{"username":"{username}","display_name":"{username}","password":"password-{username}","roles":{roles}{site}}}"#);
         assert_eq!(http(port, "POST", "/api/users", Some(&admin), Some(&body)).0, 201);
     }
     let dongshan = login(port, "dongshan_tech", "password-dongshan_tech");
@@ -85,10 +86,8 @@ fn ecgs_uploaded_or_pushed_are_archived_analysed_and_kept_to_their_site() {
     assert_eq!((status, json(&body)["outcome"].as_str().unwrap().to_owned()), (200, "duplicate".to_owned()), "{body}");
 
     // WFDB as multipart: the header and the two signal files it names.
-    let parts: Vec<(&str, Vec<u8>)> = ["s0010_re.hea", "s0010_re.dat", "s0010_re.xyz"]
-        .iter()
-        .map(|n| (*n, std::fs::read(ecg.join("wfdb").join(n)).unwrap()))
-        .collect();
+    let parts: Vec<(&str, Vec<u8>)> =
+        ["s0010_re.hea", "s0010_re.dat", "s0010_re.xyz"].iter().map(|n| (*n, std::fs::read(ecg.join("wfdb").join(n)).unwrap())).collect();
     let (content_type, body) = multipart(&parts);
     let (status, reply) = post(port, "/api/ecg", &dongshan, &content_type, &body);
     assert_eq!(status, 201, "{reply}");
@@ -153,7 +152,19 @@ fn ecg_measure_prints_the_documented_json() {
     assert_eq!(v["sampling_rate_hz"], 360.0);
     let qrs = v["qrs_samples"].as_array().unwrap();
     assert!((2260..=2285).contains(&qrs.len()), "{} QRS", qrs.len());
-    for key in ["hr_bpm", "rr_ms", "pr_ms", "p_ms", "qrs_ms", "qt_ms", "qtc_bazett_ms", "qtc_fridericia_ms", "p_axis_deg", "qrs_axis_deg", "t_axis_deg"] {
+    for key in [
+        "hr_bpm",
+        "rr_ms",
+        "pr_ms",
+        "p_ms",
+        "qrs_ms",
+        "qt_ms",
+        "qtc_bazett_ms",
+        "qtc_fridericia_ms",
+        "p_axis_deg",
+        "qrs_axis_deg",
+        "t_axis_deg",
+    ] {
         assert!(v["measurements"].get(key).is_some(), "measurements.{key} missing (null is allowed)");
     }
     assert!(v["hrv"]["sdnn_ms"].as_f64().unwrap() > 0.0);

@@ -58,7 +58,13 @@ fn a_site_user_sees_only_their_site() {
     let demo = server.dir.path().join("demo");
     telediag_sample_data::write_demo_studies(&demo).unwrap();
     // The CT goes to 东山, the CR and US to 西河.
-    let ct: Vec<String> = std::fs::read_dir(&demo).unwrap().flatten().map(|e| e.path()).filter(|p| p.to_string_lossy().contains("ct_")).map(|p| p.display().to_string()).collect();
+    let ct: Vec<String> = std::fs::read_dir(&demo)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.to_string_lossy().contains("ct_"))
+        .map(|p| p.display().to_string())
+        .collect();
     let mut args = vec!["import", "--site", "东山县医院"];
     args.extend(ct.iter().map(String::as_str));
     server.cli(&args);
@@ -75,7 +81,8 @@ fn a_site_user_sees_only_their_site() {
         ("reader", None, r#"["radiologist"]"#),
     ] {
         let site = site.map(|s| format!(r#","site":"{s}""#)).unwrap_or_default();
-        let body = format!(r#"{{"username":"{username}","display_name":"{username}","password":"password-{username}","roles":{roles}{site}}}"#);
+        let body =
+            format!(r#"{{"username":"{username}","display_name":"{username}","password":"password-{username}","roles":{roles}{site}}}"#);
         let (status, reply) = http(port, "POST", "/api/users", Some(&admin), Some(&body));
         assert_eq!(status, 201, "{reply}");
     }
@@ -116,9 +123,21 @@ fn a_site_user_sees_only_their_site() {
     assert_eq!(sites[0]["name"], "东山县医院");
     let (status, _) = http(port, "POST", "/api/sites", Some(&dongshan), Some(r#"{"name":"Evil","ae_titles":["EVIL"]}"#));
     assert_eq!(status, 403);
-    let (status, _) = http(port, "POST", "/api/users", Some(&reader), Some(r#"{"username":"y","display_name":"y","password":"12345678","roles":["admin"]}"#));
+    let (status, _) = http(
+        port,
+        "POST",
+        "/api/users",
+        Some(&reader),
+        Some(r#"{"username":"y","display_name":"y","password":"12345678","roles":["admin"]}"#),
+    );
     assert_eq!(status, 403);
-    let (status, body) = http(port, "POST", "/api/sites", Some(&admin), Some(r#"{"name":"南岭乡卫生院","ae_titles":["NANLING"],"networks":["10.20.0.0/16"]}"#));
+    let (status, body) = http(
+        port,
+        "POST",
+        "/api/sites",
+        Some(&admin),
+        Some(r#"{"name":"南岭乡卫生院","ae_titles":["NANLING"],"networks":["10.20.0.0/16"]}"#),
+    );
     assert_eq!(status, 201, "{body}");
     let (status, body) = http(port, "POST", "/api/sites", Some(&admin), Some(r#"{"name":"重复","ae_titles":["NANLING"]}"#));
     assert_eq!(status, 409, "an AE title belongs to one site: {body}");

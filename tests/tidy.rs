@@ -20,7 +20,20 @@ fn crates_depend_only_downwards() {
     let rules: &[(&str, &[&str])] = &[
         ("crates/archive", &["pacs-gateway", "telediag-worklist", "axum", "dicom-ul", "dicom-pixeldata", "image"]),
         ("crates/ecg", &["telediag-archive", "telediag-imaging", "pacs-gateway", "telediag-worklist", "axum", "sqlx", "tokio", "dicom-ul"]),
-        ("crates/reports", &["telediag-archive", "telediag-imaging", "telediag-ecg", "pacs-gateway", "telediag-worklist", "axum", "sqlx", "tokio", "dicom-ul"]),
+        (
+            "crates/reports",
+            &[
+                "telediag-archive",
+                "telediag-imaging",
+                "telediag-ecg",
+                "pacs-gateway",
+                "telediag-worklist",
+                "axum",
+                "sqlx",
+                "tokio",
+                "dicom-ul",
+            ],
+        ),
         ("crates/imaging", &["telediag-archive", "pacs-gateway", "telediag-worklist", "axum", "sqlx", "tokio"]),
         ("pacs-gateway", &["telediag-worklist", "axum", "dicom-pixeldata", "image"]),
         ("worklist", &["pacs-gateway", "dicom-ul"]),
@@ -56,7 +69,16 @@ fn every_library_opens_with_a_tour() {
 #[test]
 fn log_statements_carry_no_patient_data() {
     let mut files = Vec::new();
-    for dir in ["src", "crates/archive/src", "crates/ecg/src", "crates/imaging/src", "crates/reports/src", "pacs-gateway/src", "worklist/src", "sample-data/src"] {
+    for dir in [
+        "src",
+        "crates/archive/src",
+        "crates/ecg/src",
+        "crates/imaging/src",
+        "crates/reports/src",
+        "pacs-gateway/src",
+        "worklist/src",
+        "sample-data/src",
+    ] {
         rust_files(&root().join(dir), &mut files);
     }
     let forbidden = ["patient", "name = ", "birth", ".patient_id"];

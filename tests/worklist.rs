@@ -618,7 +618,10 @@ fn an_ecg_is_prefilled_from_its_measurements_and_a_critical_finding_reaches_the_
     let pictures = listed.lines().skip(2).filter(|l| l.split_whitespace().nth(2) == Some("image")).count();
     assert_eq!(pictures, 1, "the 12-lead page is on the report: {listed}");
     let info = String::from_utf8_lossy(&Command::new("pdfinfo").arg(&path).output().unwrap().stdout).into_owned();
-    assert!(info.lines().any(|l| l.starts_with("Pages:") && l.trim_end().ends_with(" 1")), "a short ECG report fits one page with its tracing: {info}");
+    assert!(
+        info.lines().any(|l| l.starts_with("Pages:") && l.trim_end().ends_with(" 1")),
+        "a short ECG report fits one page with its tracing: {info}"
+    );
 
     // An addendum adds to the final report, which stays final beside it.
     let addendum = ok(port, "POST", &format!("/api/requests/{id}/report/amend"), c.token("liu"), Some(r#"{"kind":"addendum"}"#));
@@ -913,7 +916,8 @@ fn variant(file: &Path, dir: &Path, label: &str, patient_id: &str) -> PathBuf {
     use dicom_core::{DataElement, PrimitiveValue, VR};
     use dicom_dictionary_std::tags;
     let mut obj = dicom_object::open_file(file).unwrap();
-    let uid = |what: &str| format!("2.25.{}", u128::from_be_bytes(sha2::Sha256::digest(format!("{label}/{what}"))[..16].try_into().unwrap()));
+    let uid =
+        |what: &str| format!("2.25.{}", u128::from_be_bytes(sha2::Sha256::digest(format!("{label}/{what}"))[..16].try_into().unwrap()));
     use sha2::Digest;
     for (tag, vr, value) in [
         (tags::STUDY_INSTANCE_UID, VR::UI, uid("study")),
@@ -946,14 +950,18 @@ fn registrations_reconcile_by_patient_date_and_modality_or_after_the_images_and_
     let cr = variant(&cr, &demo, "cr-today", cr_patient);
 
     // No accession number given: the chest film is matched by patient ID, today's date and CR.
-    let body = format!(r#"{{"patient_name":"王芳","patient_id":"{cr_patient}","modality":"CR","requested_exam":"胸部正位片","bed_number":"3床"}}"#);
+    let body = format!(
+        r#"{{"patient_name":"王芳","patient_id":"{cr_patient}","modality":"CR","requested_exam":"胸部正位片","bed_number":"3床"}}"#
+    );
     let registered = ok(port, "POST", "/api/requests", site, Some(&body));
     let id = registered["id"].as_i64().unwrap();
     // A registration for the same patient but another modality must not take it.
     let other = format!(r#"{{"patient_name":"王芳","patient_id":"{cr_patient}","modality":"MR","requested_exam":"头颅MR"}}"#);
     let other_id = ok(port, "POST", "/api/requests", site, Some(&other))["id"].as_i64().unwrap();
     push(c.server.dicom_port, "XIHE", &[cr]);
-    let matched = wait_for(port, &format!("/api/requests/{id}"), site, "the CR reconciled", |v| v["request"]["images_at"].as_i64().map(|_| v.clone()));
+    let matched = wait_for(port, &format!("/api/requests/{id}"), site, "the CR reconciled", |v| {
+        v["request"]["images_at"].as_i64().map(|_| v.clone())
+    });
     assert_eq!(matched["request"]["bed_number"], "3床");
     assert!(matched["history"].to_string().contains("patient ID, date and modality"), "{matched}");
     assert_eq!(ok(port, "GET", &format!("/api/requests/{other_id}"), site, None)["request"]["images_at"], Value::Null);
@@ -962,10 +970,15 @@ fn registrations_reconcile_by_patient_date_and_modality_or_after_the_images_and_
     push(c.server.dicom_port, "XIHE", &[us.clone()]);
     let arrival = wait_for(port, "/api/requests?unreconciled=true", site, "the US arrival", |v| v.as_array()?.first().cloned());
     let accession = accession_of(&us);
-    let late = format!(r#"{{"patient_name":"赵敏","patient_id":"X1","accession_number":"{accession}","requested_exam":"腹部超声","department":"消化内科","priority":"urgent"}}"#);
+    let late = format!(
+        r#"{{"patient_name":"赵敏","patient_id":"X1","accession_number":"{accession}","requested_exam":"腹部超声","department":"消化内科","priority":"urgent"}}"#
+    );
     let attached = ok(port, "POST", "/api/requests", site, Some(&late));
     assert_eq!(attached["id"], arrival["id"], "the registration joined the images' request");
-    assert_eq!((attached["reconciled"].as_bool(), attached["priority"].as_str(), attached["department"].as_str()), (Some(true), Some("urgent"), Some("消化内科")));
+    assert_eq!(
+        (attached["reconciled"].as_bool(), attached["priority"].as_str(), attached["department"].as_str()),
+        (Some(true), Some("urgent"), Some("消化内科"))
+    );
     let images_at = attached["images_at"].as_i64().unwrap();
     assert_eq!(attached["deadline_at"].as_i64().unwrap() - images_at, 240 * 60_000, "urgent: 4 hours from the images");
     assert!(ok(port, "GET", "/api/requests?unreconciled=true", site, None).as_array().unwrap().is_empty());
@@ -1000,7 +1013,10 @@ fn rules_prefer_the_reader_of_the_same_patient_then_the_least_loaded() {
         push(c.server.dicom_port, "XIHE", &[file]);
         let accession = format!("ACC-{label}");
         wait_for(port, "/api/requests", &c.admin, &format!("{label} assigned"), |v| {
-            v.as_array()?.iter().find(|r| r["accession_number"] == accession.as_str() && r["state"] == "assigned").map(|r| r["assigned_to"].clone())
+            v.as_array()?
+                .iter()
+                .find(|r| r["accession_number"] == accession.as_str() && r["state"] == "assigned")
+                .map(|r| r["assigned_to"].clone())
         })
         .as_i64()
         .unwrap()

@@ -5,8 +5,8 @@
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
-use dicom_ul::pdu::{AssociationRJServiceUserReason, UserIdentity};
 use dicom_ul::association::server::AccessControl;
+use dicom_ul::pdu::{AssociationRJServiceUserReason, UserIdentity};
 use telediag_archive::SiteDirectory;
 
 /// The access decision for one incoming connection. A refusal is written to
@@ -35,11 +35,8 @@ impl AccessControl for SiteAccess {
         _user_identity: Option<&UserIdentity>,
     ) -> Result<(), AssociationRJServiceUserReason> {
         let refuse = |reason: String| {
-            *self.refusal.lock().expect("refusal lock") = Some(Refusal {
-                calling_ae: calling_ae_title.trim().to_owned(),
-                called_ae: called_ae_title.trim().to_owned(),
-                reason,
-            });
+            *self.refusal.lock().expect("refusal lock") =
+                Some(Refusal { calling_ae: calling_ae_title.trim().to_owned(), called_ae: called_ae_title.trim().to_owned(), reason });
         };
         if called_ae_title.trim() != this_ae_title.trim() {
             refuse(format!("called AE title {:?} is not ours ({this_ae_title})", called_ae_title.trim()));

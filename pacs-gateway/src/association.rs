@@ -16,11 +16,11 @@ use std::sync::Arc;
 use dicom_ul::ServerAssociationOptions;
 use dicom_ul::association::{Association, AsyncServerAssociation};
 use dicom_ul::pdu::{
-    AssociationRJ, AssociationRJResult, AssociationRJServiceProviderPresentationReason, AssociationRJSource,
-    PDataValue, PDataValueType, Pdu, PresentationContextResultReason,
+    AssociationRJ, AssociationRJResult, AssociationRJServiceProviderPresentationReason, AssociationRJSource, PDataValue, PDataValueType,
+    Pdu, PresentationContextResultReason,
 };
-use telediag_archive::ingest::status;
 use telediag_archive::ingest::IndexReceipt;
+use telediag_archive::ingest::status;
 use telediag_archive::{Archive, FileMeta, IncomingObject, IngestError, Origin, Outcome, SiteRef};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -68,9 +68,7 @@ pub(crate) async fn reject_busy(mut socket: TcpStream, peer: SocketAddr) {
     tracing::warn!(peer = %peer, "association refused: too many associations at once");
     let rj = Pdu::AssociationRJ(AssociationRJ {
         result: AssociationRJResult::Transient,
-        source: AssociationRJSource::ServiceProviderPresentation(
-            AssociationRJServiceProviderPresentationReason::LocalLimitExceeded,
-        ),
+        source: AssociationRJSource::ServiceProviderPresentation(AssociationRJServiceProviderPresentationReason::LocalLimitExceeded),
     });
     let mut bytes = Vec::new();
     if dicom_ul::write_pdu(&mut bytes, &rj).is_ok() {
@@ -79,7 +77,10 @@ pub(crate) async fn reject_busy(mut socket: TcpStream, peer: SocketAddr) {
     let _ = socket.shutdown().await;
 }
 
-fn options(config: &GatewayConfig, access: SiteAccess) -> ServerAssociationOptions<'static, SiteAccess, dicom_ul::association::server::DefaultNegotiation> {
+fn options(
+    config: &GatewayConfig,
+    access: SiteAccess,
+) -> ServerAssociationOptions<'static, SiteAccess, dicom_ul::association::server::DefaultNegotiation> {
     let mut options = ServerAssociationOptions::new()
         .ae_access_control(access)
         .ae_title(config.ae_title.clone())
@@ -356,10 +357,7 @@ impl Session {
                 let object = if sop_instance_uid.is_empty() || sop_class_uid.is_empty() {
                     Err((status::CANNOT_UNDERSTAND, "C-STORE-RQ lacks Affected SOP Class or Instance UID".into()))
                 } else if sop_class_uid != abstract_syntax {
-                    Err((
-                        SOP_CLASS_NOT_SUPPORTED,
-                        format!("SOP Class {sop_class_uid} sent on a context for {abstract_syntax}"),
-                    ))
+                    Err((SOP_CLASS_NOT_SUPPORTED, format!("SOP Class {sop_class_uid} sent on a context for {abstract_syntax}")))
                 } else {
                     let meta = FileMeta {
                         sop_class_uid: sop_class_uid.clone(),
@@ -386,9 +384,15 @@ impl Session {
                 self.stored += 1;
                 self.receipts.push(stored.indexed);
                 match stored.outcome {
-                    Outcome::Stored => tracing::debug!(study_uid = %stored.study_uid, sop_instance_uid = %stored.sop_instance_uid, bytes = stored.size_bytes, "stored"),
-                    Outcome::Duplicate => tracing::info!(sop_instance_uid = %stored.sop_instance_uid, calling_ae = %self.calling_ae, "duplicate of a stored object; nothing written"),
-                    Outcome::NewVersion(version) => tracing::warn!(sop_instance_uid = %stored.sop_instance_uid, calling_ae = %self.calling_ae, version, "stored as a new version"),
+                    Outcome::Stored => {
+                        tracing::debug!(study_uid = %stored.study_uid, sop_instance_uid = %stored.sop_instance_uid, bytes = stored.size_bytes, "stored")
+                    }
+                    Outcome::Duplicate => {
+                        tracing::info!(sop_instance_uid = %stored.sop_instance_uid, calling_ae = %self.calling_ae, "duplicate of a stored object; nothing written")
+                    }
+                    Outcome::NewVersion(version) => {
+                        tracing::warn!(sop_instance_uid = %stored.sop_instance_uid, calling_ae = %self.calling_ae, version, "stored as a new version")
+                    }
                 }
                 (status::SUCCESS, None)
             }

@@ -94,11 +94,7 @@ impl Gateway {
             };
             let _ = socket.set_nodelay(true);
             let slot = slots.clone().try_acquire_owned().ok();
-            let context = association::Context {
-                config: self.config.clone(),
-                archive: self.archive.clone(),
-                stop: stop_rx.clone(),
-            };
+            let context = association::Context { config: self.config.clone(), archive: self.archive.clone(), stop: stop_rx.clone() };
             associations.spawn(async move {
                 match slot {
                     Some(_slot) => association::run(socket, peer, context).await,

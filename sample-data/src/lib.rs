@@ -119,9 +119,7 @@ fn save(mut obj: InMemDicomObject, sop_class: &str, sop_instance: &str, path: &P
         .transfer_syntax(EXPLICIT_VR_LE)
         .implementation_class_uid("2.25.207935834215372512436906541223094150914")
         .implementation_version_name("TELEDIAG_DEMO");
-    let file = obj
-        .with_meta(meta)
-        .map_err(|e| DemoError::Write { path: path.to_owned(), reason: e.to_string() })?;
+    let file = obj.with_meta(meta).map_err(|e| DemoError::Write { path: path.to_owned(), reason: e.to_string() })?;
     file.write_to_file(path).map_err(|e| DemoError::Write { path: path.to_owned(), reason: e.to_string() })
 }
 

@@ -193,9 +193,12 @@ impl Server {
         if let Ok(dirs) = std::fs::read_dir(self.data().join("staging")) {
             for dir in dirs.flatten() {
                 if let Ok(files) = std::fs::read_dir(dir.path()) {
-                    out.extend(files.flatten().map(|f| f.path()).filter(|p| {
-                        p.file_name().is_some_and(|n| n != "lock") && std::fs::metadata(p).is_ok_and(|m| m.len() > 0)
-                    }));
+                    out.extend(
+                        files
+                            .flatten()
+                            .map(|f| f.path())
+                            .filter(|p| p.file_name().is_some_and(|n| n != "lock") && std::fs::metadata(p).is_ok_and(|m| m.len() > 0)),
+                    );
                 }
             }
         }

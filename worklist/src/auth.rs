@@ -6,14 +6,14 @@
 //! login takes a [`CurrentUser`], so forgetting authentication is a compile
 //! error rather than a hole.
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use axum::extract::FromRequestParts;
-use axum::http::request::Parts;
 use axum::http::header;
+use axum::http::request::Parts;
 use sha2::{Digest, Sha256};
-use telediag_archive::accounts::{NewUserRow, UserRow};
 use telediag_archive::Database;
+use telediag_archive::accounts::{NewUserRow, UserRow};
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -49,9 +49,7 @@ impl Role {
     }
 
     pub fn parse(s: &str) -> Option<Role> {
-        [Role::Admin, Role::SiteUser, Role::Radiologist, Role::EcgDoctor, Role::Reviewer]
-            .into_iter()
-            .find(|r| r.as_str() == s)
+        [Role::Admin, Role::SiteUser, Role::Radiologist, Role::EcgDoctor, Role::Reviewer].into_iter().find(|r| r.as_str() == s)
     }
 }
 
@@ -118,9 +116,7 @@ pub fn hash_password(password: &str) -> Result<String, ApiError> {
 }
 
 pub fn verify_password(password: &str, stored_hash: &str) -> bool {
-    PasswordHash::new(stored_hash)
-        .map(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
-        .unwrap_or(false)
+    PasswordHash::new(stored_hash).map(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok()).unwrap_or(false)
 }
 
 /// A hash of a random password, made once, that an unknown username's login
@@ -190,13 +186,7 @@ pub async fn ensure_admin(db: &Database, configured_password: Option<&str>) -> R
     let password = configured_password.map(str::to_owned).or(generated.clone()).expect("one of the two");
     create_user(
         db,
-        &NewUser {
-            username: "admin".into(),
-            display_name: "系统管理员".into(),
-            password,
-            roles: vec![Role::Admin],
-            site: None,
-        },
+        &NewUser { username: "admin".into(), display_name: "系统管理员".into(), password, roles: vec![Role::Admin], site: None },
     )
     .await?;
     Ok(generated)

@@ -89,11 +89,8 @@ pub async fn import_ecg(
 
     let mut originals = Vec::new();
     for source in sources {
-        let name: String = source
-            .name
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '_' })
-            .collect();
+        let name: String =
+            source.name.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '_' }).collect();
         let key = ObjectKey::new(format!("received/{sop}/{name}"))
             .map_err(|e| EcgImportError::Invalid(format!("file name {:?}: {e}", source.name)))?;
         let staged = write_temp(&staging, &source.bytes)?;
@@ -135,8 +132,8 @@ fn read_upload(files: &[UploadedFile]) -> Result<telediag_ecg::EcgRecord, EcgImp
         return Err(EcgImportError::Invalid("the upload holds no file".into()));
     }
     if let Some(header) = files.iter().find(|f| f.name.to_ascii_lowercase().ends_with(".hea")) {
-        let text = std::str::from_utf8(&header.bytes)
-            .map_err(|_| EcgImportError::Invalid(format!("WFDB header {} is not text", header.name)))?;
+        let text =
+            std::str::from_utf8(&header.bytes).map_err(|_| EcgImportError::Invalid(format!("WFDB header {} is not text", header.name)))?;
         return Ok(telediag_ecg::read::wfdb::read(text, |name| {
             files.iter().find(|f| f.name == name).map(|f| f.bytes.clone()).ok_or_else(|| EcgError::Invalid {
                 format: "WFDB",

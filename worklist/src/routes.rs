@@ -48,7 +48,8 @@ pub async fn login(
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("password check failed: {e}")))?;
     let Some(user) = user.filter(|_| verified) else {
         tracing::warn!(username = %login.username.trim(), "login failed");
-        let mut entry = AuditEntry::for_user(None, "login failed".into(), login.username.trim().to_owned(), 401, client.map(|c| c.ip().to_string()));
+        let mut entry =
+            AuditEntry::for_user(None, "login failed".into(), login.username.trim().to_owned(), 401, client.map(|c| c.ip().to_string()));
         entry.username = Some(login.username.trim().chars().take(64).collect());
         state.audit.append(&entry).await?;
         return Err(ApiError::new(StatusCode::UNAUTHORIZED, "wrong username or password"));
@@ -58,12 +59,10 @@ pub async fn login(
     db.insert_session(&auth::token_hash(&token), user.id, expires_at).await?;
     tracing::info!(user = %user.username, "login");
     let current: CurrentUser = user.into();
-    let entry = AuditEntry::for_user(Some(&current), "login".into(), format!("/api/users/{}", current.id), 200, client.map(|c| c.ip().to_string()));
+    let entry =
+        AuditEntry::for_user(Some(&current), "login".into(), format!("/api/users/{}", current.id), 200, client.map(|c| c.ip().to_string()));
     state.audit.append(&entry).await?;
-    let cookie = format!(
-        "{SESSION_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
-        SESSION_HOURS * 3600
-    );
+    let cookie = format!("{SESSION_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}", SESSION_HOURS * 3600);
     let mut headers = HeaderMap::new();
     headers.insert(header::SET_COOKIE, HeaderValue::from_str(&cookie).expect("token is hex"));
     Ok((headers, Json(serde_json::json!({ "token": token, "expires_at": expires_at, "user": current }))).into_response())
@@ -130,11 +129,7 @@ pub async fn remove_site(State(state): State<AppState>, user: CurrentUser, Path(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-pub async fn add_user(
-    State(state): State<AppState>,
-    user: CurrentUser,
-    Json(new_user): Json<auth::NewUser>,
-) -> Result<Response, ApiError> {
+pub async fn add_user(State(state): State<AppState>, user: CurrentUser, Json(new_user): Json<auth::NewUser>) -> Result<Response, ApiError> {
     user.require(Role::Admin, "managing users")?;
     let id = auth::create_user(state.archive.database(), &new_user).await?;
     tracing::info!(user = %user.username, created = %new_user.username, "user added");
@@ -166,9 +161,10 @@ pub async fn instance_image(
     {
         return Err(ApiError::not_found("instance"));
     }
-    let record = db.derived(&sop, kind).await?.ok_or_else(|| {
-        ApiError::new(StatusCode::NOT_FOUND, format!("the {} is not made yet; try again shortly", kind.as_str()))
-    })?;
+    let record = db
+        .derived(&sop, kind)
+        .await?
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("the {} is not made yet; try again shortly", kind.as_str())))?;
     if let Some(error) = record.error {
         return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, error));
     }
@@ -199,12 +195,7 @@ pub async fn series_thumbnail(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let series = telediag_archive::SeriesUid::parse(&uid).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let (sop, _) = state
-        .archive
-        .database()
-        .series_representative(series.as_str())
-        .await?
-        .ok_or_else(|| ApiError::not_found("series"))?;
+    let (sop, _) = state.archive.database().series_representative(series.as_str()).await?.ok_or_else(|| ApiError::not_found("series"))?;
     instance_image(State(state), user, Path((sop, "thumbnail".to_owned())), headers).await
 }
 
@@ -229,8 +220,8 @@ pub async fn upload_ecg(
     Query(query): Query<EcgUploadQuery>,
     request: axum::extract::Request,
 ) -> Result<Response, ApiError> {
-    use axum::extract::FromRequest;
     use crate::ecg_upload::{EcgImportError, UploadedFile, import_ecg};
+    use axum::extract::FromRequest;
 
     let db = state.archive.database();
     let site = match user.scope()? {
@@ -241,11 +232,8 @@ pub async fn upload_ecg(
         }
         _ => return Err(ApiError::forbidden("uploading ECGs (site users and admins only)")),
     };
-    let is_multipart = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("multipart/form-data"));
+    let is_multipart =
+        request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("multipart/form-data"));
     let mut files = Vec::new();
     if is_multipart {
         let mut multipart = axum::extract::Multipart::from_request(request, &state)

@@ -58,10 +58,7 @@ const USER_COLUMNS: &str = "id, username, display_name, password_hash, roles, si
 
 impl Database {
     pub async fn insert_user(&self, user: &NewUserRow) -> Result<i64, DbError> {
-        let exists = sqlx::query("SELECT 1 FROM users WHERE username = ?")
-            .bind(&user.username)
-            .fetch_optional(self.pool())
-            .await?;
+        let exists = sqlx::query("SELECT 1 FROM users WHERE username = ?").bind(&user.username).fetch_optional(self.pool()).await?;
         if exists.is_some() {
             return Err(DbError::Conflict(format!("user {:?} exists already", user.username)));
         }
@@ -147,13 +144,7 @@ impl Database {
         let sql = "SELECT u.id, u.username, u.display_name, u.password_hash, u.roles, u.site_id, u.disabled
              FROM sessions s JOIN users u ON u.id = s.user_id
              WHERE s.token_hash = ? AND s.expires_at > ? AND u.disabled = 0";
-        Ok(sqlx::query(sql)
-            .bind(token_hash)
-            .bind(now_ms())
-            .fetch_optional(self.pool())
-            .await?
-            .as_ref()
-            .map(user_from_row))
+        Ok(sqlx::query(sql).bind(token_hash).bind(now_ms()).fetch_optional(self.pool()).await?.as_ref().map(user_from_row))
     }
 
     pub async fn delete_session(&self, token_hash: &str) -> Result<(), DbError> {

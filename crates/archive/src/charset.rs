@@ -52,7 +52,10 @@ enum Scheme {
     /// GB18030 or GBK (GBK is a subset; one decoder reads both).
     Gb18030,
     /// A single-byte set or ISO 2022 with code extensions, starting in these sets.
-    Iso2022 { g0: G0, g1: G1 },
+    Iso2022 {
+        g0: G0,
+        g1: G1,
+    },
 }
 
 /// A Specific Character Set, resolved once per object.
@@ -109,9 +112,7 @@ impl CharacterSet {
             "ISO 2022 IR 149" => Scheme::Iso2022 { g0: G0::Ascii, g1: G1::KsX1001 },
             "ISO 2022 IR 58" => Scheme::Iso2022 { g0: G0::Ascii, g1: G1::Gb2312 },
             other => {
-                let number = other
-                    .strip_prefix("ISO_IR ")
-                    .or_else(|| other.strip_prefix("ISO 2022 IR "));
+                let number = other.strip_prefix("ISO_IR ").or_else(|| other.strip_prefix("ISO 2022 IR "));
                 match number.and_then(single_byte_set) {
                     Some(g1) => Scheme::Iso2022 { g0: G0::Ascii, g1 },
                     None => Scheme::Undeclared,
@@ -291,11 +292,7 @@ mod tests {
             "Hong^Gildong=洪^吉洞=홍^길동",
         );
         // PS3.5 K.2: Chinese with ISO 2022 IR 58.
-        check(
-            &["", "ISO 2022 IR 58"],
-            b"Zhang^XiaoDong=\x1b$)A\xd5\xc5^\x1b$)A\xd0\xa1\xb6\xab=",
-            "Zhang^XiaoDong=张^小东=",
-        );
+        check(&["", "ISO 2022 IR 58"], b"Zhang^XiaoDong=\x1b$)A\xd5\xc5^\x1b$)A\xd0\xa1\xb6\xab=", "Zhang^XiaoDong=张^小东=");
         // Undeclared: valid UTF-8, then GB18030, then Latin-1.
         check(&[], "李四".as_bytes(), "李四");
         check(&[], &[0xc0, 0xee, 0xcb, 0xc4], "李四");

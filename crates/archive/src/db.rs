@@ -57,10 +57,7 @@ pub struct Database {
 
 /// Milliseconds since the Unix epoch: how the index stores times.
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or_default()
 }
 
 impl Database {
@@ -78,11 +75,7 @@ impl Database {
             })
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .connect_with(options.clone())
-            .await
-            .map_err(open_err)?;
+        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options.clone()).await.map_err(open_err)?;
         sqlx::migrate!("./migrations").run(&pool).await?;
         let redoable = SqlitePoolOptions::new()
             .max_connections(4)

@@ -83,11 +83,7 @@ fn add_modality(list: &str, modality: Option<&str>) -> String {
 
 /// Adds `rec` (patient, study, series as needed) inside `tx`.
 pub(crate) async fn insert_instance(tx: &mut Transaction<'_, Sqlite>, rec: &InstanceRecord) -> Result<(), DbError> {
-    let patient_key = if rec.patient.patient_id.is_empty() {
-        format!("study:{}", rec.study_uid)
-    } else {
-        rec.patient.patient_id.clone()
-    };
+    let patient_key = if rec.patient.patient_id.is_empty() { format!("study:{}", rec.study_uid) } else { rec.patient.patient_id.clone() };
     let patient_ref: i64 = sqlx::query_scalar(
         "INSERT INTO patients (site_id, patient_key, patient_id, name, sex, birth_date) VALUES (?, ?, ?, ?, ?, ?)
          ON CONFLICT (site_id, patient_key) DO UPDATE SET
@@ -380,16 +376,11 @@ fn study_from_row(r: &sqlx::sqlite::SqliteRow) -> StudySummary {
 impl Database {
     /// Every stored version of `sop`, newest first.
     pub async fn versions_of(&self, sop: &SopInstanceUid) -> Result<Vec<StoredVersion>, DbError> {
-        let rows = sqlx::query(
-            "SELECT version, content_hash, object_key FROM instances WHERE sop_instance_uid = ? ORDER BY version DESC",
-        )
-        .bind(sop.as_str())
-        .fetch_all(self.pool())
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| StoredVersion { version: r.get(0), content_hash: r.get(1), object_key: r.get(2) })
-            .collect())
+        let rows = sqlx::query("SELECT version, content_hash, object_key FROM instances WHERE sop_instance_uid = ? ORDER BY version DESC")
+            .bind(sop.as_str())
+            .fetch_all(self.pool())
+            .await?;
+        Ok(rows.iter().map(|r| StoredVersion { version: r.get(0), content_hash: r.get(1), object_key: r.get(2) }).collect())
     }
 
     /// A page of studies, newest received first.
@@ -425,9 +416,7 @@ impl Database {
         }
         let total = count.fetch_one(self.pool()).await?;
 
-        let list_sql = format!(
-            "SELECT {STUDY_COLUMNS} {STUDY_FROM} {filter} ORDER BY s.last_received_at DESC, s.id DESC LIMIT ? OFFSET ?"
-        );
+        let list_sql = format!("SELECT {STUDY_COLUMNS} {STUDY_FROM} {filter} ORDER BY s.last_received_at DESC, s.id DESC LIMIT ? OFFSET ?");
         let mut list = sqlx::query(&list_sql);
         for b in &binds {
             list = list.bind(b);
@@ -604,7 +593,8 @@ mod tests {
         let study = &detail.summary;
         assert_eq!((study.num_series, study.num_instances, study.size_bytes), (2, 3, 441));
         assert_eq!(study.modalities, "CT\\SR");
-        let counts: Vec<_> = detail.series.iter().map(|s| (s.series_uid.as_str(), s.num_instances, s.size_bytes, s.instances.len())).collect();
+        let counts: Vec<_> =
+            detail.series.iter().map(|s| (s.series_uid.as_str(), s.num_instances, s.size_bytes, s.instances.len())).collect();
         assert_eq!(counts, [("1.2.840.99.1.1", 2, 401, 3), ("1.2.840.99.1.2", 1, 40, 1)]);
     }
 

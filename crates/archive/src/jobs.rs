@@ -52,16 +52,14 @@ impl Database {
     /// Queues a job to run now.
     pub async fn enqueue_job(&self, kind: &str, payload: &serde_json::Value) -> Result<i64, DbError> {
         let now = now_ms();
-        Ok(sqlx::query_scalar(
-            "INSERT INTO jobs (kind, payload, run_after, created_at, updated_at) VALUES (?, ?, ?, ?, ?) RETURNING id",
-        )
-        .bind(kind)
-        .bind(payload.to_string())
-        .bind(now)
-        .bind(now)
-        .bind(now)
-        .fetch_one(self.pool())
-        .await?)
+        Ok(sqlx::query_scalar("INSERT INTO jobs (kind, payload, run_after, created_at, updated_at) VALUES (?, ?, ?, ?, ?) RETURNING id")
+            .bind(kind)
+            .bind(payload.to_string())
+            .bind(now)
+            .bind(now)
+            .bind(now)
+            .fetch_one(self.pool())
+            .await?)
     }
 
     /// Claims the oldest ready job of one of `kinds` for `lease`.

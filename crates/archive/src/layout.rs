@@ -12,12 +12,7 @@ use crate::uid::{SeriesUid, SopInstanceUid, StudyUid};
 const ORIGINALS: &str = "originals/";
 
 /// The key of version `version` (1-based) of an original object.
-pub fn original_key(
-    study: &StudyUid,
-    series: &SeriesUid,
-    sop: &SopInstanceUid,
-    version: i64,
-) -> Result<ObjectKey, StoreError> {
+pub fn original_key(study: &StudyUid, series: &SeriesUid, sop: &SopInstanceUid, version: i64) -> Result<ObjectKey, StoreError> {
     let name = if version <= 1 { format!("{sop}.dcm") } else { format!("{sop}.v{version}.dcm") };
     ObjectKey::new(format!("{ORIGINALS}{study}/{series}/{name}"))
 }

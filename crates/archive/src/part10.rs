@@ -123,14 +123,12 @@ pub fn read_header<R: Read>(mut input: R) -> Result<(FileMeta, u64), Part10Error
             (u64::from(u16::from_le_bytes([head[6], head[7]])), 8)
         };
         if offset + header_len + len > 132 + MAX_META {
-            return Err(Part10Error::BadMeta(format!(
-                "element (0002,{element_no:04X}) at byte {offset} declares {len} bytes"
-            )));
+            return Err(Part10Error::BadMeta(format!("element (0002,{element_no:04X}) at byte {offset} declares {len} bytes")));
         }
         let mut value = vec![0u8; len as usize];
-        input.read_exact(&mut value).map_err(|_| {
-            Part10Error::BadMeta(format!("element (0002,{element_no:04X}) at byte {offset} is cut off"))
-        })?;
+        input
+            .read_exact(&mut value)
+            .map_err(|_| Part10Error::BadMeta(format!("element (0002,{element_no:04X}) at byte {offset} is cut off")))?;
         match element_no {
             0x0002 => class = Some(text(&value)),
             0x0003 => instance = Some(text(&value)),

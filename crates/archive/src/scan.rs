@@ -60,9 +60,7 @@ const SEQUENCE_DELIMITER: Tag = Tag(0xFFFE, 0xE0DD);
 pub enum ScanError {
     #[error("transfer syntax {uid} is not one this archive can parse")]
     UnknownTransferSyntax { uid: String },
-    #[error(
-        "dataset is truncated: {what} at byte {offset} needs {needed} bytes, but the dataset ends after {available}"
-    )]
+    #[error("dataset is truncated: {what} at byte {offset} needs {needed} bytes, but the dataset ends after {available}")]
     Truncated { what: String, offset: u64, needed: u64, available: u64 },
     #[error("dataset is malformed at byte {offset}: {reason}")]
     Malformed { offset: u64, reason: String },
@@ -93,12 +91,7 @@ impl ScannedDataset {
     fn resolve_character_set(&self) -> CharacterSet {
         let terms: Vec<String> = self
             .raw(Tag(0x0008, 0x0005))
-            .map(|raw| {
-                String::from_utf8_lossy(raw)
-                    .split('\\')
-                    .map(|t| t.trim_matches(['\0', ' ']).to_owned())
-                    .collect()
-            })
+            .map(|raw| String::from_utf8_lossy(raw).split('\\').map(|t| t.trim_matches(['\0', ' ']).to_owned()).collect())
             .unwrap_or_default();
         CharacterSet::from_terms(&terms)
     }
@@ -138,18 +131,14 @@ enum Frame {
 /// Returns whether a dataset in transfer syntax `ts_uid` must be inflated
 /// before [`scan_dataset`] can read it.
 pub fn is_deflated(ts_uid: &str) -> Result<bool, ScanError> {
-    let ts = TransferSyntaxRegistry
-        .get(ts_uid)
-        .ok_or_else(|| ScanError::UnknownTransferSyntax { uid: ts_uid.to_owned() })?;
+    let ts = TransferSyntaxRegistry.get(ts_uid).ok_or_else(|| ScanError::UnknownTransferSyntax { uid: ts_uid.to_owned() })?;
     Ok(matches!(ts.codec(), Codec::Dataset(_)))
 }
 
 /// Wraps `reader` so that it yields the inflated dataset of a deflated
 /// transfer syntax.
 pub fn inflating_reader<'r>(ts_uid: &str, reader: Box<dyn Read + 'r>) -> Result<Box<dyn Read + 'r>, ScanError> {
-    let ts = TransferSyntaxRegistry
-        .get(ts_uid)
-        .ok_or_else(|| ScanError::UnknownTransferSyntax { uid: ts_uid.to_owned() })?;
+    let ts = TransferSyntaxRegistry.get(ts_uid).ok_or_else(|| ScanError::UnknownTransferSyntax { uid: ts_uid.to_owned() })?;
     match ts.codec() {
         Codec::Dataset(Some(adapter)) => Ok(adapter.adapt_reader(reader)),
         Codec::Dataset(None) => Err(ScanError::UnknownTransferSyntax { uid: ts_uid.to_owned() }),
@@ -171,12 +160,10 @@ const SKIP_BY_SEEKING: u32 = 64 * 1024;
 /// see [`inflating_reader`]), starting at `source`'s current position, and
 /// returns its indexed attributes.
 pub fn scan_dataset<R: Read + Seek>(mut source: R, ts_uid: &str, dataset_len: u64) -> Result<ScannedDataset, ScanError> {
-    let ts = TransferSyntaxRegistry
-        .get(ts_uid)
-        .ok_or_else(|| ScanError::UnknownTransferSyntax { uid: ts_uid.to_owned() })?;
+    let ts = TransferSyntaxRegistry.get(ts_uid).ok_or_else(|| ScanError::UnknownTransferSyntax { uid: ts_uid.to_owned() })?;
     let start = source.stream_position()?;
-    let mut decoder = StatefulDecoder::new_with_ts(source, ts, 0)
-        .map_err(|e| ScanError::UnknownTransferSyntax { uid: format!("{ts_uid} ({e})") })?;
+    let mut decoder =
+        StatefulDecoder::new_with_ts(source, ts, 0).map_err(|e| ScanError::UnknownTransferSyntax { uid: format!("{ts_uid} ({e})") })?;
     let mut found = ScannedDataset::default();
     let mut stack: Vec<Frame> = Vec::new();
     // The decoder does not count bytes passed by seeking; these are they.
@@ -213,9 +200,8 @@ pub fn scan_dataset<R: Read + Seek>(mut source: R, ts_uid: &str, dataset_len: u6
                 if pos + 8 > dataset_len {
                     return Err(truncated("an element header".into(), pos, 8));
                 }
-                let header: DataElementHeader = decoder
-                    .decode_header()
-                    .map_err(|e| malformed(pos, format!("cannot read an element header: {e}")))?;
+                let header: DataElementHeader =
+                    decoder.decode_header().map_err(|e| malformed(pos, format!("cannot read an element header: {e}")))?;
                 let after_header = decoder.position() + sought;
                 if header.tag == ITEM_DELIMITER {
                     match stack.last() {
@@ -248,21 +234,14 @@ pub fn scan_dataset<R: Read + Seek>(mut source: R, ts_uid: &str, dataset_len: u6
                         stack.push(Frame::Fragments);
                         continue;
                     }
-                    return Err(malformed(
-                        pos,
-                        format!("{} of VR {} has undefined length", describe(header.tag), header.vr().to_string()),
-                    ));
+                    return Err(malformed(pos, format!("{} of VR {} has undefined length", describe(header.tag), header.vr().to_string())));
                 }
                 let len = header.length().0;
                 let value_end = after_header + u64::from(len);
                 if value_end > dataset_len {
                     return Err(truncated(describe(header.tag), pos, u64::from(len)));
                 }
-                let wanted = if stack.is_empty() && len <= MAX_INDEXED_VALUE {
-                    INDEXED_TAGS.binary_search(&header.tag).ok()
-                } else {
-                    None
-                };
+                let wanted = if stack.is_empty() && len <= MAX_INDEXED_VALUE { INDEXED_TAGS.binary_search(&header.tag).ok() } else { None };
                 if let Some(index) = wanted {
                     let mut value = Vec::with_capacity(len as usize);
                     decoder
@@ -300,9 +279,8 @@ pub fn scan_dataset<R: Read + Seek>(mut source: R, ts_uid: &str, dataset_len: u6
                 if pos + 8 > dataset_len {
                     return Err(truncated("an item header".into(), pos, 8));
                 }
-                let item = decoder
-                    .decode_item_header()
-                    .map_err(|e| malformed(pos, format!("expected an item or a sequence delimiter: {e}")))?;
+                let item =
+                    decoder.decode_item_header().map_err(|e| malformed(pos, format!("expected an item or a sequence delimiter: {e}")))?;
                 let after_header = decoder.position() + sought;
                 match item {
                     SequenceItemHeader::Item { len } => {
@@ -366,10 +344,8 @@ pub fn scan_file(path: &Path, ts_uid: &str, header_len: u64, dataset_len: u64) -
     let result = (|| {
         let mut inflated = File::options().create(true).truncate(true).read(true).write(true).open(&inflated_path)?;
         let mut source = inflating_reader(ts_uid, Box::new(reader.take(dataset_len)))?;
-        let inflated_len = io::copy(&mut source, &mut inflated).map_err(|e| ScanError::Malformed {
-            offset: 0,
-            reason: format!("deflated dataset does not inflate: {e}"),
-        })?;
+        let inflated_len = io::copy(&mut source, &mut inflated)
+            .map_err(|e| ScanError::Malformed { offset: 0, reason: format!("deflated dataset does not inflate: {e}") })?;
         inflated.seek(SeekFrom::Start(0))?;
         // An inflated dataset is explicit VR little endian.
         scan_dataset(BufReader::new(inflated), "1.2.840.10008.1.2.1", inflated_len)

@@ -55,12 +55,7 @@ impl Database {
         if site.ae_titles.is_empty() {
             return Err(DbError::Conflict(format!("site {name:?} needs at least one AE title")));
         }
-        let ae_titles = site
-            .ae_titles
-            .iter()
-            .map(|ae| check_ae_title(ae))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(DbError::Conflict)?;
+        let ae_titles = site.ae_titles.iter().map(|ae| check_ae_title(ae)).collect::<Result<Vec<_>, _>>().map_err(DbError::Conflict)?;
         let mut tx = self.pool().begin().await?;
         if sqlx::query("SELECT 1 FROM sites WHERE name = ?").bind(name).fetch_optional(&mut *tx).await?.is_some() {
             return Err(DbError::Conflict(format!("a site named {name:?} exists already")));
@@ -71,20 +66,15 @@ impl Database {
             .fetch_one(&mut *tx)
             .await?;
         for ae in &ae_titles {
-            let owner: Option<String> = sqlx::query_scalar(
-                "SELECT s.name FROM site_ae_titles a JOIN sites s ON s.id = a.site_id WHERE a.ae_title = ?",
-            )
-            .bind(ae)
-            .fetch_optional(&mut *tx)
-            .await?;
+            let owner: Option<String> =
+                sqlx::query_scalar("SELECT s.name FROM site_ae_titles a JOIN sites s ON s.id = a.site_id WHERE a.ae_title = ?")
+                    .bind(ae)
+                    .fetch_optional(&mut *tx)
+                    .await?;
             if let Some(owner) = owner {
                 return Err(DbError::Conflict(format!("AE title {ae} belongs to site {owner:?} already")));
             }
-            sqlx::query("INSERT INTO site_ae_titles (ae_title, site_id) VALUES (?, ?)")
-                .bind(ae)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query("INSERT INTO site_ae_titles (ae_title, site_id) VALUES (?, ?)").bind(ae).bind(id).execute(&mut *tx).await?;
         }
         for net in &site.networks {
             sqlx::query("INSERT OR IGNORE INTO site_networks (site_id, cidr) VALUES (?, ?)")
@@ -100,14 +90,10 @@ impl Database {
     /// All sites, by name.
     pub async fn list_sites(&self) -> Result<Vec<Site>, DbError> {
         let rows = sqlx::query("SELECT id, name FROM sites ORDER BY name").fetch_all(self.pool()).await?;
-        let aes = sqlx::query("SELECT site_id, ae_title FROM site_ae_titles ORDER BY ae_title")
-            .fetch_all(self.pool())
-            .await?;
+        let aes = sqlx::query("SELECT site_id, ae_title FROM site_ae_titles ORDER BY ae_title").fetch_all(self.pool()).await?;
         let nets = sqlx::query("SELECT site_id, cidr FROM site_networks ORDER BY cidr").fetch_all(self.pool()).await?;
-        let mut sites: Vec<Site> = rows
-            .iter()
-            .map(|r| Site { id: r.get(0), name: r.get(1), ae_titles: vec![], networks: vec![] })
-            .collect();
+        let mut sites: Vec<Site> =
+            rows.iter().map(|r| Site { id: r.get(0), name: r.get(1), ae_titles: vec![], networks: vec![] }).collect();
         let index: HashMap<i64, usize> = sites.iter().enumerate().map(|(i, s)| (s.id, i)).collect();
         for r in aes {
             if let Some(&i) = index.get(&r.get::<i64, _>(0)) {
@@ -135,14 +121,10 @@ impl Database {
     /// dropped with their site).
     pub async fn remove_site(&self, name: &str) -> Result<(), DbError> {
         let site = self.site_by_name(name).await?;
-        let studies: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM studies WHERE site_id = ?")
-            .bind(site.id)
-            .fetch_one(self.pool())
-            .await?;
+        let studies: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM studies WHERE site_id = ?").bind(site.id).fetch_one(self.pool()).await?;
         if studies > 0 {
-            return Err(DbError::Conflict(format!(
-                "site {name:?} has {studies} studies; a site with studies cannot be removed"
-            )));
+            return Err(DbError::Conflict(format!("site {name:?} has {studies} studies; a site with studies cannot be removed")));
         }
         sqlx::query("DELETE FROM sites WHERE id = ?").bind(site.id).execute(self.pool()).await?;
         Ok(())
@@ -191,10 +173,8 @@ impl SiteDirectory {
     /// Decides whether `calling_ae` may send from `address`.
     pub fn authorize(&self, calling_ae: &str, address: IpAddr) -> Result<SiteRef, AccessDenied> {
         let calling_ae = calling_ae.trim();
-        let (site, networks) = self
-            .by_ae
-            .get(calling_ae)
-            .ok_or_else(|| AccessDenied::UnknownCallingAe { calling_ae: calling_ae.to_owned() })?;
+        let (site, networks) =
+            self.by_ae.get(calling_ae).ok_or_else(|| AccessDenied::UnknownCallingAe { calling_ae: calling_ae.to_owned() })?;
         let address = match address {
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(address),
             v4 => v4,
@@ -215,12 +195,7 @@ mod tests {
     fn directory_checks_ae_and_network() {
         let dir = SiteDirectory::new(vec![
             Site { id: 1, name: "A县医院".into(), ae_titles: vec!["A_CT".into()], networks: vec![] },
-            Site {
-                id: 2,
-                name: "B".into(),
-                ae_titles: vec!["B_CT".into()],
-                networks: vec!["10.1.0.0/16".parse().unwrap()],
-            },
+            Site { id: 2, name: "B".into(), ae_titles: vec!["B_CT".into()], networks: vec!["10.1.0.0/16".parse().unwrap()] },
         ]);
         let local: IpAddr = "127.0.0.1".parse().unwrap();
         assert_eq!(dir.authorize("A_CT", local).unwrap().id, 1);

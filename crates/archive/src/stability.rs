@@ -29,16 +29,14 @@ impl Database {
         .await?;
         let uids: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
         for uid in &uids {
-            sqlx::query(
-                "INSERT INTO jobs (kind, payload, run_after, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
-            )
-            .bind(kinds::STUDY_COMPLETE)
-            .bind(serde_json::json!({ "study_uid": uid }).to_string())
-            .bind(now)
-            .bind(now)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+            sqlx::query("INSERT INTO jobs (kind, payload, run_after, created_at, updated_at) VALUES (?, ?, ?, ?, ?)")
+                .bind(kinds::STUDY_COMPLETE)
+                .bind(serde_json::json!({ "study_uid": uid }).to_string())
+                .bind(now)
+                .bind(now)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         Ok(uids)

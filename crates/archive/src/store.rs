@@ -15,10 +15,10 @@
 //! entry stays (a second link to the same inode) until the object's index row
 //! is durable: a staging file with two links is what crash recovery finishes.
 
+use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
-use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use crate::dir_sync::DirSyncs;

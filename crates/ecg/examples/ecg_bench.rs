@@ -31,16 +31,34 @@ fn main() {
         v.sort_by(f64::total_cmp);
         v[v.len() / 2]
     };
-    let time = |f: &mut dyn FnMut()| median((0..runs).map(|_| { let t = Instant::now(); f(); t.elapsed().as_secs_f64() * 1000.0 }).collect());
-    let read_ms = time(&mut || { telediag_ecg::read_path(path).unwrap(); });
+    let time = |f: &mut dyn FnMut()| {
+        median(
+            (0..runs)
+                .map(|_| {
+                    let t = Instant::now();
+                    f();
+                    t.elapsed().as_secs_f64() * 1000.0
+                })
+                .collect(),
+        )
+    };
+    let read_ms = time(&mut || {
+        telediag_ecg::read_path(path).unwrap();
+    });
     let mut analysis = None;
     let analyse_ms = time(&mut || analysis = Some(telediag_ecg::analyse(&record)));
     let analysis = analysis.unwrap();
     let mut page = String::new();
     let svg_ms = time(&mut || page = telediag_ecg::render::svg(&record, &analysis, telediag_ecg::render::Layout::ThreeByFour));
-    let png_ms = time(&mut || { telediag_ecg::render::png(&page, telediag_ecg::render::PAGE_PNG_WIDTH).unwrap(); });
+    let png_ms = time(&mut || {
+        telediag_ecg::render::png(&page, telediag_ecg::render::PAGE_PNG_WIDTH).unwrap();
+    });
     println!(
         "{{\"file\":\"{}\",\"leads\":{},\"rate_hz\":{},\"seconds\":{:.1},\"qrs\":{},\"read_ms\":{read_ms:.2},\"analyse_ms\":{analyse_ms:.2},\"svg_ms\":{svg_ms:.2},\"png_ms\":{png_ms:.2}}}",
-        path.display(), record.leads.len(), record.sampling_rate_hz, record.duration_s(), analysis.qrs_samples.len()
+        path.display(),
+        record.leads.len(),
+        record.sampling_rate_hz,
+        record.duration_s(),
+        analysis.qrs_samples.len()
     );
 }

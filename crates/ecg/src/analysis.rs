@@ -8,8 +8,8 @@ use crate::delineate::{Fiducials, delineate};
 use crate::filter::FilterSettings;
 use crate::leads::STANDARD_LEADS;
 use crate::median::{MedianBeats, median_beats};
-use crate::record::{DeviceMeasurements, EcgRecord};
 use crate::qrs;
+use crate::record::{DeviceMeasurements, EcgRecord};
 
 /// Name and version of the analysis as a whole (detector version inside).
 pub const ALGORITHM: &str = concat!("telediag-ecg ", env!("CARGO_PKG_VERSION"));
@@ -257,4 +257,3 @@ fn axes(beats: &MedianBeats, labels: &[&str], f: &Fiducials) -> (Option<f64>, Op
     };
     (axis(f.p_onset, f.p_offset), axis(f.qrs_onset, f.qrs_offset), axis(f.qrs_offset, f.t_end))
 }
-

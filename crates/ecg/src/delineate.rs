@@ -69,9 +69,8 @@ pub fn delineate(beats: &MedianBeats, rate_hz: f64) -> Fiducials {
         if t_height > base + 25.0 {
             let step = ms(4.0).max(1);
             let descent_end = (t_apex + ms(250.0)).min(len - 1 - step);
-            let steepest = (t_apex..descent_end)
-                .map(|i| (i, (magnitude[i + step] - magnitude[i]) / step as f32))
-                .min_by(|a, b| a.1.total_cmp(&b.1));
+            let steepest =
+                (t_apex..descent_end).map(|i| (i, (magnitude[i + step] - magnitude[i]) / step as f32)).min_by(|a, b| a.1.total_cmp(&b.1));
             if let Some((at, slope)) = steepest.filter(|(_, s)| *s < 0.0) {
                 let crossing = at as f32 + (base - magnitude[at]) / slope;
                 if crossing.is_finite() && crossing > t_apex as f32 && (crossing as usize) < len + ms(100.0) {
@@ -150,12 +149,7 @@ fn max_in(x: &[f32], from: usize, to: usize) -> (usize, f32) {
     if from >= to {
         return (from.min(x.len().saturating_sub(1)), x.get(from).copied().unwrap_or(0.0));
     }
-    x[from..to]
-        .iter()
-        .enumerate()
-        .max_by(|a, b| a.1.total_cmp(b.1))
-        .map(|(i, &v)| (from + i, v))
-        .unwrap()
+    x[from..to].iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, &v)| (from + i, v)).unwrap()
 }
 
 /// Lowest mean over any `window`-sample stretch within `from..to`.
@@ -165,7 +159,5 @@ fn quietest(x: &[f32], from: usize, to: usize, window: usize) -> f32 {
     if from + window > to {
         return x.get(from.min(x.len().saturating_sub(1))).copied().unwrap_or(0.0);
     }
-    (from..=to - window)
-        .map(|i| x[i..i + window].iter().sum::<f32>() / window as f32)
-        .fold(f32::MAX, f32::min)
+    (from..=to - window).map(|i| x[i..i + window].iter().sum::<f32>() / window as f32).fold(f32::MAX, f32::min)
 }

@@ -228,7 +228,11 @@ fn annotations(record: &EcgRecord) -> Vec<InMemDicomObject> {
         let mut units = InMemDicomObject::new_empty();
         units.put(DataElement::new(tags::CODE_VALUE, VR::SH, PrimitiveValue::from(unit)));
         units.put(DataElement::new(tags::CODING_SCHEME_DESIGNATOR, VR::SH, PrimitiveValue::from("UCUM")));
-        units.put(DataElement::new(tags::CODE_MEANING, VR::LO, PrimitiveValue::from(if unit == "ms" { "milliseconds" } else { "degrees" })));
+        units.put(DataElement::new(
+            tags::CODE_MEANING,
+            VR::LO,
+            PrimitiveValue::from(if unit == "ms" { "milliseconds" } else { "degrees" }),
+        ));
         let mut item = InMemDicomObject::new_empty();
         item.put(sequence(tags::CONCEPT_NAME_CODE_SEQUENCE, vec![name]));
         item.put(sequence(tags::MEASUREMENT_UNITS_CODE_SEQUENCE, vec![units]));

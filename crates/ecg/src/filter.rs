@@ -29,20 +29,14 @@ impl Biquad {
     pub fn high_pass(cutoff_hz: f64, rate_hz: f64) -> Biquad {
         let (cos, sin) = Biquad::omega(cutoff_hz, rate_hz);
         let alpha = sin / std::f64::consts::SQRT_2;
-        Biquad::from_cookbook(
-            [(1.0 + cos) / 2.0, -(1.0 + cos), (1.0 + cos) / 2.0],
-            [1.0 + alpha, -2.0 * cos, 1.0 - alpha],
-        )
+        Biquad::from_cookbook([(1.0 + cos) / 2.0, -(1.0 + cos), (1.0 + cos) / 2.0], [1.0 + alpha, -2.0 * cos, 1.0 - alpha])
     }
 
     /// Butterworth-response (Q = 1/√2) low-pass.
     pub fn low_pass(cutoff_hz: f64, rate_hz: f64) -> Biquad {
         let (cos, sin) = Biquad::omega(cutoff_hz, rate_hz);
         let alpha = sin / std::f64::consts::SQRT_2;
-        Biquad::from_cookbook(
-            [(1.0 - cos) / 2.0, 1.0 - cos, (1.0 - cos) / 2.0],
-            [1.0 + alpha, -2.0 * cos, 1.0 - alpha],
-        )
+        Biquad::from_cookbook([(1.0 - cos) / 2.0, 1.0 - cos, (1.0 - cos) / 2.0], [1.0 + alpha, -2.0 * cos, 1.0 - alpha])
     }
 
     /// Notch at `centre_hz`, bandwidth `centre_hz / q`.
@@ -127,11 +121,9 @@ pub struct FilterSettings {
 impl FilterSettings {
     /// What measurements are made on: baseline and mains removed, QRS
     /// detail kept up to 100 Hz.
-    pub const ANALYSIS: FilterSettings =
-        FilterSettings { high_pass_hz: Some(0.5), notch_hz: Some(50.0), low_pass_hz: Some(100.0) };
+    pub const ANALYSIS: FilterSettings = FilterSettings { high_pass_hz: Some(0.5), notch_hz: Some(50.0), low_pass_hz: Some(100.0) };
     /// The printed page's usual "0.5–40 Hz, 50 Hz notch".
-    pub const DISPLAY: FilterSettings =
-        FilterSettings { high_pass_hz: Some(0.5), notch_hz: Some(50.0), low_pass_hz: Some(40.0) };
+    pub const DISPLAY: FilterSettings = FilterSettings { high_pass_hz: Some(0.5), notch_hz: Some(50.0), low_pass_hz: Some(40.0) };
     pub const NONE: FilterSettings = FilterSettings { high_pass_hz: None, notch_hz: None, low_pass_hz: None };
 
     pub fn with_mains(mut self, mains_hz: f64) -> FilterSettings {

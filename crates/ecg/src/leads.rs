@@ -4,8 +4,7 @@
 use crate::record::{EcgError, EcgRecord, Lead};
 
 /// The twelve standard leads in display order.
-pub const STANDARD_LEADS: [&str; 12] =
-    ["I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6"];
+pub const STANDARD_LEADS: [&str; 12] = ["I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6"];
 
 /// Below this rate QRS onset/offset cannot be placed within ±10 ms; the
 /// record is read, and the reader warned.
@@ -54,10 +53,7 @@ pub(crate) fn finish(mut record: EcgRecord) -> Result<EcgRecord, EcgError> {
         return Err(EcgError::invalid(format, "the file holds no leads"));
     }
     if !(record.sampling_rate_hz.is_finite() && record.sampling_rate_hz > 0.0) {
-        return Err(EcgError::invalid(
-            format,
-            format!("sampling rate must be a positive number, found {}", record.sampling_rate_hz),
-        ));
+        return Err(EcgError::invalid(format, format!("sampling rate must be a positive number, found {}", record.sampling_rate_hz)));
     }
     let n = record.leads[0].samples_uv.len();
     if n == 0 {
@@ -66,21 +62,14 @@ pub(crate) fn finish(mut record: EcgRecord) -> Result<EcgRecord, EcgError> {
     if let Some(bad) = record.leads.iter().find(|l| l.samples_uv.len() != n) {
         return Err(EcgError::invalid(
             format,
-            format!(
-                "lead {} has {} samples where lead {} has {n}",
-                bad.label,
-                bad.samples_uv.len(),
-                record.leads[0].label
-            ),
+            format!("lead {} has {} samples where lead {} has {n}", bad.label, bad.samples_uv.len(), record.leads[0].label),
         ));
     }
     for lead in &mut record.leads {
         lead.label = normalise_label(&lead.label);
     }
     derive_limb_leads(&mut record.leads);
-    record.leads.sort_by_key(|l| {
-        STANDARD_LEADS.iter().position(|s| *s == l.label).unwrap_or(STANDARD_LEADS.len())
-    });
+    record.leads.sort_by_key(|l| STANDARD_LEADS.iter().position(|s| *s == l.label).unwrap_or(STANDARD_LEADS.len()));
     if record.sampling_rate_hz < LOW_SAMPLING_RATE_HZ {
         record.warnings.push(format!(
             "low sampling rate: {} Hz (interval measurements need at least {} Hz)",
@@ -98,12 +87,8 @@ fn derive_limb_leads(leads: &mut Vec<Lead>) {
     let lead_i = leads[i].samples_uv.clone();
     let lead_ii = leads[ii].samples_uv.clone();
     type Formula = fn(f32, f32) -> f32;
-    let formulas: [(&str, Formula); 4] = [
-        ("III", |i, ii| ii - i),
-        ("aVR", |i, ii| -(i + ii) / 2.0),
-        ("aVL", |i, ii| i - ii / 2.0),
-        ("aVF", |i, ii| ii - i / 2.0),
-    ];
+    let formulas: [(&str, Formula); 4] =
+        [("III", |i, ii| ii - i), ("aVR", |i, ii| -(i + ii) / 2.0), ("aVL", |i, ii| i - ii / 2.0), ("aVF", |i, ii| ii - i / 2.0)];
     for (label, formula) in formulas {
         if find(leads, label).is_none() {
             let samples_uv = lead_i.iter().zip(&lead_ii).map(|(&a, &b)| formula(a, b)).collect();

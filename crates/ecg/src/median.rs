@@ -34,9 +34,7 @@ pub fn median_beats(leads: &[&[f32]], qrs: &[usize], rate_hz: f64) -> Option<Med
     let mut chosen: Vec<usize> = qrs
         .iter()
         .enumerate()
-        .filter(|&(i, &q)| {
-            q >= pre + 8 && q + post + 8 < n && (i == 0 || rr[i - 1] * 100 >= median_rr_samples * 85)
-        })
+        .filter(|&(i, &q)| q >= pre + 8 && q + post + 8 < n && (i == 0 || rr[i - 1] * 100 >= median_rr_samples * 85))
         .map(|(_, &q)| q)
         .collect();
     if chosen.len() < 3 {
@@ -46,9 +44,7 @@ pub fn median_beats(leads: &[&[f32]], qrs: &[usize], rate_hz: f64) -> Option<Med
     // QRS window for shape comparison and alignment: ±60 ms.
     let half = (0.06 * rate_hz) as usize;
     let max_shift = (0.016 * rate_hz).ceil() as isize;
-    let qrs_shape = |q: usize| -> Vec<f32> {
-        leads.iter().flat_map(|l| l[q - half..q + half].iter().copied()).collect()
-    };
+    let qrs_shape = |q: usize| -> Vec<f32> { leads.iter().flat_map(|l| l[q - half..q + half].iter().copied()).collect() };
     let template = median_of(&chosen.iter().map(|&q| qrs_shape(q)).collect::<Vec<_>>());
     // Align each beat to the template, then drop beats unlike it.
     let mut aligned = Vec::with_capacity(chosen.len());

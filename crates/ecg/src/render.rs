@@ -39,28 +39,11 @@ impl Layout {
     /// `10 s / columns`.
     fn rows(self) -> (usize, Vec<Vec<&'static str>>) {
         match self {
-            Layout::ThreeByFour => (
-                4,
-                vec![
-                    vec!["I", "aVR", "V1", "V4"],
-                    vec!["II", "aVL", "V2", "V5"],
-                    vec!["III", "aVF", "V3", "V6"],
-                ],
-            ),
-            Layout::SixByTwo => (
-                2,
-                vec![
-                    vec!["I", "V1"],
-                    vec!["II", "V2"],
-                    vec!["III", "V3"],
-                    vec!["aVR", "V4"],
-                    vec!["aVL", "V5"],
-                    vec!["aVF", "V6"],
-                ],
-            ),
-            Layout::TwelveByOne => {
-                (1, crate::leads::STANDARD_LEADS.iter().map(|l| vec![*l]).collect())
+            Layout::ThreeByFour => (4, vec![vec!["I", "aVR", "V1", "V4"], vec!["II", "aVL", "V2", "V5"], vec!["III", "aVF", "V3", "V6"]]),
+            Layout::SixByTwo => {
+                (2, vec![vec!["I", "V1"], vec!["II", "V2"], vec!["III", "V3"], vec!["aVR", "V4"], vec!["aVL", "V5"], vec!["aVF", "V6"]])
             }
+            Layout::TwelveByOne => (1, crate::leads::STANDARD_LEADS.iter().map(|l| vec![*l]).collect()),
         }
     }
 }
@@ -118,11 +101,7 @@ pub fn svg(record: &EcgRecord, analysis: &Analysis, layout: Layout) -> String {
                 baseline - row_h * 0.42
             );
             if from_s > 0.0 {
-                let _ = writeln!(
-                    out,
-                    r##"<path d="M{x0:.2} {:.2}v4" stroke="#000" stroke-width="0.25"/>"##,
-                    baseline - 2.0
-                );
+                let _ = writeln!(out, r##"<path d="M{x0:.2} {:.2}v4" stroke="#000" stroke-width="0.25"/>"##, baseline - 2.0);
             }
             let Some(samples) = filtered(label) else { continue };
             let a = (from_s * rate) as usize;
@@ -296,7 +275,9 @@ fn header(out: &mut String, record: &EcgRecord, analysis: &Analysis, filters: &F
         right.extend(record.device.statements.iter().take(3).map(|s| escape(s)));
     }
     right.extend(analysis.warnings.iter().take(2).map(|w| format!("⚠ {}", escape(w))));
-    for (x, lines, size) in [(MARGIN + 6.0, &lines_left[..], 3.6), (MARGIN + 100.0, &lines_middle[..], 3.4), (MARGIN + 196.0, &right[..], 2.8)] {
+    for (x, lines, size) in
+        [(MARGIN + 6.0, &lines_left[..], 3.6), (MARGIN + 100.0, &lines_middle[..], 3.4), (MARGIN + 196.0, &right[..], 2.8)]
+    {
         for (i, line) in lines.iter().enumerate() {
             let _ = writeln!(
                 out,
@@ -420,7 +401,8 @@ mod tests {
 
     #[test]
     fn coordinates_are_written_as_two_decimals() {
-        for (value, expected) in [(0.0, "0.00"), (12.345, "12.35"), (-7.5, "-7.50"), (199.999, "200.00"), (-0.004, "0.00"), (0.05, "0.05")] {
+        for (value, expected) in [(0.0, "0.00"), (12.345, "12.35"), (-7.5, "-7.50"), (199.999, "200.00"), (-0.004, "0.00"), (0.05, "0.05")]
+        {
             let mut out = String::new();
             push_hundredths(&mut out, value);
             assert_eq!(out, expected, "{value}");

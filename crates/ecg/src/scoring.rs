@@ -46,20 +46,14 @@ pub fn score(reference: &[usize], detected: &[usize], window: usize, start: usiz
         while j < detected.len() && detected[j] + window < r {
             j += 1;
         }
-        let best = (j..detected.len())
-            .take_while(|&k| detected[k] <= r + window)
-            .filter(|&k| !used[k])
-            .min_by_key(|&k| detected[k].abs_diff(r));
+        let best =
+            (j..detected.len()).take_while(|&k| detected[k] <= r + window).filter(|&k| !used[k]).min_by_key(|&k| detected[k].abs_diff(r));
         if let Some(k) = best {
             used[k] = true;
             true_positives += 1;
         }
     }
-    BeatScore {
-        true_positives,
-        false_negatives: reference.len() - true_positives,
-        false_positives: detected.len() - true_positives,
-    }
+    BeatScore { true_positives, false_negatives: reference.len() - true_positives, false_positives: detected.len() - true_positives }
 }
 
 #[cfg(test)]

@@ -87,11 +87,15 @@ fn bad_input_is_refused_with_the_reason() {
         ("broken XML", b"<AnnotatedECG><component>".to_vec(), "broken XML"),
         ("unknown", b"hello".to_vec(), "not an ECG"),
         ("truncated SCP", std::fs::read(root.join("ecgtoolkit/Example.scp")).unwrap()[..20000].to_vec(), "record says it is 34144 bytes"),
-        ("damaged SCP", {
-            let mut b = std::fs::read(root.join("ecgtoolkit/Example.scp")).unwrap();
-            b[5000] ^= 0x55;
-            b
-        }, "section 6 CRC"),
+        (
+            "damaged SCP",
+            {
+                let mut b = std::fs::read(root.join("ecgtoolkit/Example.scp")).unwrap();
+                b[5000] ^= 0x55;
+                b
+            },
+            "section 6 CRC",
+        ),
         ("truncated DICOM", std::fs::read(root.join("ecgtoolkit/Example.dcm")).unwrap()[..60000].to_vec(), "DICOM"),
     ];
     for (what, bytes, want) in cases {

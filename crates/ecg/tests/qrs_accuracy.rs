@@ -11,8 +11,7 @@ fn mit_bih_100_sensitivity_and_positive_predictivity_at_least_99_7() {
     let Some(root) = common::corpus() else { return };
     let record = read_path(&root.join("wfdb/100.hea")).unwrap();
     let annotations = wfdb::read_annotations(&std::fs::read(root.join("wfdb/100.atr")).unwrap()).unwrap();
-    let reference: Vec<usize> =
-        annotations.iter().filter(|a| wfdb::is_beat(a.code)).map(|a| a.sample as usize).collect();
+    let reference: Vec<usize> = annotations.iter().filter(|a| wfdb::is_beat(a.code)).map(|a| a.sample as usize).collect();
     assert_eq!(reference.len(), 2273, "MIT-BIH 100 has 2273 labelled beats");
     let leads: Vec<&[f32]> = record.leads.iter().map(|l| l.samples_uv.as_slice()).collect();
     let detected = qrs::detect(&leads, record.sampling_rate_hz);

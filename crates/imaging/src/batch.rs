@@ -17,11 +17,7 @@ pub struct BatchOptions {
 
 impl Default for BatchOptions {
     fn default() -> Self {
-        BatchOptions {
-            size: 256,
-            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            format: ThumbnailFormat::Jpeg,
-        }
+        BatchOptions { size: 256, threads: std::thread::available_parallelism().map_or(1, |n| n.get()), format: ThumbnailFormat::Jpeg }
     }
 }
 

@@ -26,7 +26,11 @@ pub enum ModalityLut {
 /// Modality value to display value.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Voi {
-    Window { center: f64, width: f64, function: VoiFunction },
+    Window {
+        center: f64,
+        width: f64,
+        function: VoiFunction,
+    },
     Table(Lut),
     /// None given: a percentile window is computed from the frame.
     Automatic,
@@ -101,7 +105,9 @@ impl DisplayTransform {
         let modality_item = group_item(object, frame, PIXEL_VALUE_TRANSFORMATION).unwrap_or(object);
         let voi_item = group_item(object, frame, FRAME_VOI_LUT).unwrap_or(object);
         let modality = match first_item(object, tags::MODALITY_LUT_SEQUENCE) {
-            Some(item) if module.is_monochrome() => ModalityLut::Table(read_lut(item, tags::LUT_DESCRIPTOR, tags::LUT_DATA, module.signed)?),
+            Some(item) if module.is_monochrome() => {
+                ModalityLut::Table(read_lut(item, tags::LUT_DESCRIPTOR, tags::LUT_DATA, module.signed)?)
+            }
             _ => ModalityLut::Rescale {
                 slope: float(modality_item, tags::RESCALE_SLOPE).filter(|s| *s != 0.0).unwrap_or(1.0),
                 intercept: float(modality_item, tags::RESCALE_INTERCEPT).unwrap_or(0.0),
@@ -123,9 +129,9 @@ impl DisplayTransform {
             _ => Voi::Automatic,
         };
         let read = |descriptor, data, segmented| {
-                read_lut(object, descriptor, data, module.signed)
-                    .or_else(|e| read_segmented_lut(object, descriptor, segmented, module.signed).ok_or(e))
-            };
+            read_lut(object, descriptor, data, module.signed)
+                .or_else(|e| read_segmented_lut(object, descriptor, segmented, module.signed).ok_or(e))
+        };
         let palette = || -> Result<[Lut; 3], RenderError> {
             Ok([
                 read(

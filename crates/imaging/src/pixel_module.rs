@@ -1,8 +1,8 @@
 //! The Image Pixel module: what the stored samples are, read once per object.
 
+use dicom_core::Tag;
 use dicom_dictionary_std::tags;
 use dicom_object::InMemDicomObject;
-use dicom_core::Tag;
 
 use crate::RenderError;
 
@@ -81,11 +81,7 @@ impl PixelModule {
     /// Samples in one frame as stored (YBR_FULL_422 keeps two samples a pixel).
     pub fn samples_per_frame(&self) -> u64 {
         let pixels = u64::from(self.rows) * u64::from(self.columns);
-        if self.photometric == "YBR_FULL_422" && self.is_native() {
-            pixels * 2
-        } else {
-            pixels * u64::from(self.samples_per_pixel)
-        }
+        if self.photometric == "YBR_FULL_422" && self.is_native() { pixels * 2 } else { pixels * u64::from(self.samples_per_pixel) }
     }
 
     /// Whether the pixel data is stored uncompressed.
@@ -140,10 +136,7 @@ fn pixel_aspect(object: &InMemDicomObject) -> f64 {
     };
     // Pixel Spacing and Imager Pixel Spacing are (row spacing, column
     // spacing): the height of a pixel first.
-    let (height, width) = pair(tags::PIXEL_SPACING)
-        .or_else(|| pair(tags::IMAGER_PIXEL_SPACING))
-        .or_else(from_ratio)
-        .unwrap_or((1.0, 1.0));
+    let (height, width) = pair(tags::PIXEL_SPACING).or_else(|| pair(tags::IMAGER_PIXEL_SPACING)).or_else(from_ratio).unwrap_or((1.0, 1.0));
     let aspect = height / width;
     // Beyond 1:10 the attribute is more likely wrong than the pixels.
     if (0.1..=10.0).contains(&aspect) { aspect } else { 1.0 }

@@ -4,8 +4,8 @@ use std::path::Path;
 
 use dicom_dictionary_std::tags;
 use dicom_encoding::TransferSyntaxIndex;
-use dicom_object::{DefaultDicomObject, FileMetaTableBuilder, InMemDicomObject, OpenFileOptions};
 use dicom_object::file::ReadPreamble;
+use dicom_object::{DefaultDicomObject, FileMetaTableBuilder, InMemDicomObject, OpenFileOptions};
 use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
 use image::DynamicImage;
 
@@ -45,8 +45,7 @@ pub struct Rendered {
 /// always stores Part 10).
 pub fn open(path: &Path) -> Result<DefaultDicomObject, RenderError> {
     OpenFileOptions::new().read_preamble(ReadPreamble::Auto).open_file(path).or_else(|part10| {
-        open_bare_dataset(path)
-            .ok_or_else(|| RenderError::Open { path: path.display().to_string(), reason: part10.to_string() })
+        open_bare_dataset(path).ok_or_else(|| RenderError::Open { path: path.display().to_string(), reason: part10.to_string() })
     })
 }
 

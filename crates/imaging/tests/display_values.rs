@@ -199,7 +199,8 @@ fn a_modality_lut_sequence_is_applied() {
     let mut transform = DisplayTransform::read(&object, &module, 0).unwrap();
     let ModalityLut::Table(lut) = &transform.modality else { panic!("no modality LUT: {:?}", transform.modality) };
     assert_eq!((lut.first, lut.entries.len()), (-2048, 4096));
-    let values: Vec<f64> = stored.samples.to_i64_vec().iter().map(|&v| f64::from(lut.entries[(v - lut.first).clamp(0, 4095) as usize])).collect();
+    let values: Vec<f64> =
+        stored.samples.to_i64_vec().iter().map(|&v| f64::from(lut.entries[(v - lut.first).clamp(0, 4095) as usize])).collect();
     let (low, high) = values.iter().fold((f64::MAX, f64::MIN), |(a, b), &v| (a.min(v), b.max(v)));
     transform.voi = Voi::Window { center: (low + high) / 2.0 + 0.5, width: high - low + 1.0, function: VoiFunction::Linear };
     let ours = to_image(&stored, &transform).unwrap();

@@ -69,13 +69,13 @@ use common::corpus_root as corpus;
 fn corpus_files_in_the_supported_transfer_syntaxes_render_to_real_images() {
     let Some(corpus) = corpus() else { return };
     for (file, size) in [
-        ("pydicom/CT_small.dcm", (128, 128)),               // explicit VR LE, signed 16-bit
-        ("pydicom/MR_small_RLE.dcm", (64, 64)),             // RLE
-        ("pydicom/MR_small_bigendian.dcm", (64, 64)),       // explicit VR BE
-        ("pydicom/SC_rgb_jpeg_dcmtk.dcm", (100, 100)),      // JPEG baseline, YBR
-        ("pydicom/JPEG2000.dcm", (256, 1024)),              // JPEG 2000
-        ("pydicom/SC_rgb_rle_16bit.dcm", (100, 100)),       // RLE, 16-bit RGB
-        ("pydicom-data/US1_J2KR.dcm", (640, 480)),          // JPEG 2000 lossless, colour
+        ("pydicom/CT_small.dcm", (128, 128)),          // explicit VR LE, signed 16-bit
+        ("pydicom/MR_small_RLE.dcm", (64, 64)),        // RLE
+        ("pydicom/MR_small_bigendian.dcm", (64, 64)),  // explicit VR BE
+        ("pydicom/SC_rgb_jpeg_dcmtk.dcm", (100, 100)), // JPEG baseline, YBR
+        ("pydicom/JPEG2000.dcm", (256, 1024)),         // JPEG 2000
+        ("pydicom/SC_rgb_rle_16bit.dcm", (100, 100)),  // RLE, 16-bit RGB
+        ("pydicom-data/US1_J2KR.dcm", (640, 480)),     // JPEG 2000 lossless, colour
     ] {
         let path = corpus.join(file);
         let rendered = render_file(&path, 0).unwrap_or_else(|e| panic!("{file}: {e}"));

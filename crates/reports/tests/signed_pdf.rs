@@ -145,8 +145,30 @@ fn with_the_centre_ca_trusted_pdfsig_validates_both_certificate_chains() {
     let reviewer = ca.issue("黄主任", "user-4").unwrap();
     let time = Timestamp::new(1_795_430_000_000, 480);
     let pdf = render(&sample_form(), &font).unwrap();
-    let once = sign_pdf(&pdf, &SignatureRequest { identity: &reporter, field_name: "报告医师", signer_name: "陈医生", reason: "报告医师签名", location: "中心", time }).unwrap();
-    let twice = sign_pdf(&once, &SignatureRequest { identity: &reviewer, field_name: "审核医师", signer_name: "黄主任", reason: "审核医师签名", location: "中心", time }).unwrap();
+    let once = sign_pdf(
+        &pdf,
+        &SignatureRequest {
+            identity: &reporter,
+            field_name: "报告医师",
+            signer_name: "陈医生",
+            reason: "报告医师签名",
+            location: "中心",
+            time,
+        },
+    )
+    .unwrap();
+    let twice = sign_pdf(
+        &once,
+        &SignatureRequest {
+            identity: &reviewer,
+            field_name: "审核医师",
+            signer_name: "黄主任",
+            reason: "审核医师签名",
+            location: "中心",
+            time,
+        },
+    )
+    .unwrap();
     let path = dir.path().join("report.pdf");
     std::fs::write(&path, &twice).unwrap();
     // A relying party's NSS store that trusts the centre's CA (as a hospital's PCs would).
@@ -155,7 +177,11 @@ fn with_the_centre_ca_trusted_pdfsig_validates_both_certificate_chains() {
     let db = format!("sql:{}", store.display());
     assert!(Command::new("certutil").args(["-N", "-d", &db, "--empty-password"]).status().unwrap().success());
     std::fs::write(dir.path().join("ca.der"), ca.certificate_der()).unwrap();
-    let added = Command::new("certutil").args(["-A", "-d", &db, "-n", "centre-ca", "-t", "C,C,C", "-i"]).arg(dir.path().join("ca.der")).status().unwrap();
+    let added = Command::new("certutil")
+        .args(["-A", "-d", &db, "-n", "centre-ca", "-t", "C,C,C", "-i"])
+        .arg(dir.path().join("ca.der"))
+        .status()
+        .unwrap();
     assert!(added.success());
     let out = Command::new("pdfsig").args(["-nssdir", &db]).arg(&path).output().unwrap();
     let report = String::from_utf8_lossy(&out.stdout);
@@ -190,7 +216,10 @@ fn long_findings_flow_onto_further_pages_and_the_signatures_close_the_last() {
         assert!(text.contains("张三丰"), "every page names the patient: {text}");
     }
     let last = page_text(pages);
-    assert!(last.contains("报告医师") && last.contains("检查结论") && last.contains("主动脉硬化"), "the conclusion stays with the signatures: {last}");
+    assert!(
+        last.contains("报告医师") && last.contains("检查结论") && last.contains("主动脉硬化"),
+        "the conclusion stays with the signatures: {last}"
+    );
     let all: String = (1..=pages).map(page_text).collect();
     for n in 1..=60 {
         assert!(all.contains(&format!("{n}. 第{n}层面")), "line {n} is missing");

@@ -232,10 +232,7 @@ impl Archive {
         staging_lock.lock().map_err(dir_err(&staging))?;
         let objects = config.data_dir.join("objects");
         let store = LocalStore::open(&objects).map_err(dir_err(&objects))?.with_scratch_dir(staging.clone());
-        let url = config
-            .database_url
-            .clone()
-            .unwrap_or_else(|| format!("sqlite://{}", config.data_dir.join("index.db").display()));
+        let url = config.database_url.clone().unwrap_or_else(|| format!("sqlite://{}", config.data_dir.join("index.db").display()));
         let db = Database::open(&url, config.durability).await?;
         let indexer = Indexer::start(db.clone());
         let archive = Archive {
@@ -494,7 +491,6 @@ impl Archive {
         });
         IndexReceipt(Some(receipt))
     }
-
 }
 
 /// Whether a staging file's name is on disk yet.
@@ -514,7 +510,6 @@ async fn wait_indexed(mut stored: Stored) -> Result<Stored, IngestError> {
     receipt.wait().await.map_err(IngestError::OutOfResources)?;
     Ok(stored)
 }
-
 
 #[cfg(test)]
 mod test_objects;
@@ -541,7 +536,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let config = ArchiveConfig { data_dir: dir.path().to_owned(), database_url: None, durability: Durability::Full };
         let archive = Archive::open(&config).await.unwrap();
-        let site = archive.database().add_site(&NewSite { name: "县医院".into(), ae_titles: vec!["CT1".into()], networks: vec![] }).await.unwrap();
+        let site =
+            archive.database().add_site(&NewSite { name: "县医院".into(), ae_titles: vec!["CT1".into()], networks: vec![] }).await.unwrap();
         let origin = Origin { site_id: site.id, calling_ae: None };
         assert_eq!(archive.objects_arriving(), 0);
 

@@ -84,10 +84,9 @@ pub(super) fn verify_and_publish(
         e
     };
     let found = scan::scan_file(&staged, &meta.transfer_syntax_uid, header_len, dataset_len).map_err(|e| remove(e.into()))?;
-    for (tag, what, announced) in [
-        (Tag(0x0008, 0x0016), "SOP Class UID", &meta.sop_class_uid),
-        (Tag(0x0008, 0x0018), "SOP Instance UID", &meta.sop_instance_uid),
-    ] {
+    for (tag, what, announced) in
+        [(Tag(0x0008, 0x0016), "SOP Class UID", &meta.sop_class_uid), (Tag(0x0008, 0x0018), "SOP Instance UID", &meta.sop_instance_uid)]
+    {
         let in_dataset = found.text(tag).unwrap_or_default();
         if in_dataset.trim_end_matches('\0') != announced.trim_end_matches('\0') {
             return Err(remove(IngestError::Mismatch { what, announced: announced.clone(), dataset: in_dataset }));
@@ -124,19 +123,7 @@ pub(super) fn verify_and_publish(
             (key.to_string(), Some(version))
         }
     };
-    Ok(Published {
-        staged,
-        size,
-        hash,
-        found,
-        study_uid,
-        series_uid,
-        sop_instance_uid,
-        sop_class_uid,
-        transfer_syntax_uid,
-        key,
-        version,
-    })
+    Ok(Published { staged, size, hash, found, study_uid, series_uid, sop_instance_uid, sop_class_uid, transfer_syntax_uid, key, version })
 }
 
 /// The index row of a published object.
@@ -222,4 +209,3 @@ mod tests {
         assert!(!same_dataset(&store, "originals/none.dcm", &dir.path().join("staged"), header_len).unwrap());
     }
 }
-

@@ -90,9 +90,8 @@ impl Archive {
         // Durable as far as it matters: an acknowledged object's staging entry
         // was made durable before its acknowledgement, and it lies in the dead
         // process's directory, not in ours.
-        let stored = self
-            .verify_publish_index(path.to_owned(), StagingEntry::Durable, meta, header_len, dataset_len, hash, prior, &origin)
-            .await?;
+        let stored =
+            self.verify_publish_index(path.to_owned(), StagingEntry::Durable, meta, header_len, dataset_len, hash, prior, &origin).await?;
         wait_indexed(stored).await
     }
 }
@@ -103,9 +102,9 @@ mod tests {
 
     use super::*;
     use crate::db::Durability;
+    use crate::ingest::test_objects::ct_dataset;
     use crate::part10::FileMeta;
     use crate::sites::NewSite;
-    use crate::ingest::test_objects::ct_dataset;
     use crate::{ArchiveConfig, Outcome};
 
     fn staged(dir: &Path) -> Vec<PathBuf> {
@@ -141,7 +140,8 @@ mod tests {
 
         let live = dir.path().join("live");
         let archive = Archive::open(&config(live.clone())).await.unwrap();
-        let site = archive.database().add_site(&NewSite { name: "县医院".into(), ae_titles: vec!["CT1".into()], networks: vec![] }).await.unwrap();
+        let site =
+            archive.database().add_site(&NewSite { name: "县医院".into(), ae_titles: vec!["CT1".into()], networks: vec![] }).await.unwrap();
         let origin = Origin { site_id: site.id, calling_ae: None };
         let stored = archive.import_file(&source, &origin).await.unwrap();
         assert_eq!(stored.outcome, Outcome::Stored);

@@ -173,4 +173,3 @@ pub(super) fn copy_hashing(input: &mut File, path: &Path, header_len: u64) -> io
     out.flush()?;
     Ok((offset, hasher.finish()))
 }
-

@@ -38,8 +38,7 @@ pub fn read(bytes: &[u8]) -> Result<EcgRecord, EcgError> {
         let code = child(sequence, "code").and_then(|c| c.attribute("code")).unwrap_or_default();
         let Some(value) = child(sequence, "value") else { continue };
         if code.starts_with("TIME_") {
-            let increment = child(value, "increment")
-                .ok_or_else(|| invalid(format!("{code} sequence has no <increment>")))?;
+            let increment = child(value, "increment").ok_or_else(|| invalid(format!("{code} sequence has no <increment>")))?;
             let step = quantity(increment, "s")?;
             if step <= 0.0 {
                 return Err(invalid(format!("sampling increment must be positive, found {step} s")));
@@ -70,17 +69,11 @@ pub fn read(bytes: &[u8]) -> Result<EcgRecord, EcgError> {
 
 fn lead(code: &str, value: Node) -> Result<Lead, EcgError> {
     let origin = child(value, "origin").map(|o| quantity(o, "uV")).transpose()?.unwrap_or(0.0);
-    let scale = child(value, "scale")
-        .ok_or_else(|| invalid(format!("lead {code} has no <scale>")))
-        .and_then(|s| quantity(s, "uV"))?;
+    let scale = child(value, "scale").ok_or_else(|| invalid(format!("lead {code} has no <scale>"))).and_then(|s| quantity(s, "uV"))?;
     let digits = child(value, "digits").and_then(|d| d.text()).unwrap_or_default();
     let samples_uv = digits
         .split_ascii_whitespace()
-        .map(|d| {
-            d.parse::<f64>()
-                .map(|v| (origin + scale * v) as f32)
-                .map_err(|_| invalid(format!("lead {code}: {d:?} is not a number")))
-        })
+        .map(|d| d.parse::<f64>().map(|v| (origin + scale * v) as f32).map_err(|_| invalid(format!("lead {code}: {d:?} is not a number"))))
         .collect::<Result<Vec<f32>, EcgError>>()?;
     Ok(Lead { label: code.to_string(), samples_uv, derived: false })
 }
@@ -88,9 +81,7 @@ fn lead(code: &str, value: Node) -> Result<Lead, EcgError> {
 /// A `value`/`unit` pair converted to `want` (seconds or microvolts).
 fn quantity(node: Node, want: &str) -> Result<f64, EcgError> {
     let raw = node.attribute("value").unwrap_or_default();
-    let value: f64 = raw
-        .parse()
-        .map_err(|_| invalid(format!("<{}> value {raw:?} is not a number", node.tag_name().name())))?;
+    let value: f64 = raw.parse().map_err(|_| invalid(format!("<{}> value {raw:?} is not a number", node.tag_name().name())))?;
     let unit = node.attribute("unit").unwrap_or(want);
     let factor = match (want, unit) {
         ("s", "s") | ("uV", "uV") => 1.0,
@@ -111,19 +102,13 @@ fn patient(root: Node) -> Patient {
     });
     Patient {
         name: name.filter(|n| !n.is_empty()),
-        id: descendant(root, "trialSubject")
-            .and_then(|s| child(s, "id"))
-            .and_then(|id| id.attribute("extension"))
-            .map(str::to_string),
+        id: descendant(root, "trialSubject").and_then(|s| child(s, "id")).and_then(|id| id.attribute("extension")).map(str::to_string),
         sex: person
             .and_then(|p| child(p, "administrativeGenderCode"))
             .and_then(|g| g.attribute("code"))
             .filter(|c| matches!(*c, "M" | "F"))
             .map(str::to_string),
-        birth_date: person
-            .and_then(|p| child(p, "birthTime"))
-            .and_then(|b| b.attribute("value"))
-            .map(|v| v.chars().take(8).collect()),
+        birth_date: person.and_then(|p| child(p, "birthTime")).and_then(|b| b.attribute("value")).map(|v| v.chars().take(8).collect()),
         age_years: None,
     }
 }

@@ -52,22 +52,18 @@ pub fn read_object(object: &InMemDicomObject) -> Result<EcgRecord, EcgError> {
         .max_by_key(|g| int(g, tags::NUMBER_OF_WAVEFORM_SAMPLES).unwrap_or(0))
         .ok_or_else(|| invalid("the Waveform Sequence holds only a median beat, no rhythm"))?;
 
-    let channels = int(group, tags::NUMBER_OF_WAVEFORM_CHANNELS)
-        .ok_or_else(|| invalid("Number of Waveform Channels (003A,0005) missing"))? as usize;
-    let samples = int(group, tags::NUMBER_OF_WAVEFORM_SAMPLES)
-        .ok_or_else(|| invalid("Number of Waveform Samples (003A,0010) missing"))? as usize;
-    let rate = float(group, tags::SAMPLING_FREQUENCY)
-        .ok_or_else(|| invalid("Sampling Frequency (003A,001A) missing"))?;
+    let channels =
+        int(group, tags::NUMBER_OF_WAVEFORM_CHANNELS).ok_or_else(|| invalid("Number of Waveform Channels (003A,0005) missing"))? as usize;
+    let samples =
+        int(group, tags::NUMBER_OF_WAVEFORM_SAMPLES).ok_or_else(|| invalid("Number of Waveform Samples (003A,0010) missing"))? as usize;
+    let rate = float(group, tags::SAMPLING_FREQUENCY).ok_or_else(|| invalid("Sampling Frequency (003A,001A) missing"))?;
     let definitions = group
         .element(tags::CHANNEL_DEFINITION_SEQUENCE)
         .ok()
         .and_then(|e| e.items())
         .ok_or_else(|| invalid("Channel Definition Sequence (003A,0200) missing"))?;
     if definitions.len() != channels {
-        return Err(invalid(format!(
-            "Number of Waveform Channels is {channels} but {} channels are defined",
-            definitions.len()
-        )));
+        return Err(invalid(format!("Number of Waveform Channels is {channels} but {} channels are defined", definitions.len())));
     }
     let bits = int(group, tags::WAVEFORM_BITS_ALLOCATED).unwrap_or(16);
     let interpretation = text(group, tags::WAVEFORM_SAMPLE_INTERPRETATION).unwrap_or_else(|| "SS".into());
@@ -95,9 +91,7 @@ pub fn read_object(object: &InMemDicomObject) -> Result<EcgRecord, EcgError> {
             other => return Err(invalid(format!("channel {} units {other:?} are not a voltage", c + 1))),
         };
         let scale = sensitivity * correction;
-        let samples_uv = (0..samples)
-            .map(|s| ((values[s * channels + c] as f64 * scale + baseline) * to_uv) as f32)
-            .collect();
+        let samples_uv = (0..samples).map(|s| ((values[s * channels + c] as f64 * scale + baseline) * to_uv) as f32).collect();
         leads.push(Lead { label: channel_label(definition, c), samples_uv, derived: false });
     }
 
@@ -128,9 +122,7 @@ pub fn read_object(object: &InMemDicomObject) -> Result<EcgRecord, EcgError> {
 }
 
 fn waveform_values(group: &InMemDicomObject, bits: u32, interpretation: &str) -> Result<Vec<i32>, EcgError> {
-    let element = group
-        .element(tags::WAVEFORM_DATA)
-        .map_err(|_| invalid("Waveform Data (5400,1010) missing"))?;
+    let element = group.element(tags::WAVEFORM_DATA).map_err(|_| invalid("Waveform Data (5400,1010) missing"))?;
     let value = element.value().primitive().ok_or_else(|| invalid("Waveform Data is not a value"))?;
     let bytes: Vec<u8> = match value {
         PrimitiveValue::U8(b) => b.to_vec(),
@@ -195,8 +187,7 @@ fn read_annotations(object: &InMemDicomObject, device: &mut DeviceReport) {
             continue;
         }
         let Some(value) = float(annotation, tags::NUMERIC_VALUE) else { continue };
-        let Some(name) = item(annotation, tags::CONCEPT_NAME_CODE_SEQUENCE).and_then(|c| text(c, tags::CODE_MEANING))
-        else {
+        let Some(name) = item(annotation, tags::CONCEPT_NAME_CODE_SEQUENCE).and_then(|c| text(c, tags::CODE_MEANING)) else {
             continue;
         };
         set_measurement(&mut device.measurements, &name, value);

@@ -19,9 +19,9 @@ pub fn read_bytes(bytes: &[u8]) -> Result<EcgRecord, EcgError> {
         Some(Kind::Dicom) => dicom::read(bytes),
         Some(Kind::Xml) => aecg::read(bytes),
         Some(Kind::Scp) => scp::read(bytes),
-        None => Err(EcgError::UnknownFormat(
-            "expected DICOM (\"DICM\" at byte 128), HL7 aECG XML or SCP-ECG (\"SCPECG\" at byte 16)".into(),
-        )),
+        None => {
+            Err(EcgError::UnknownFormat("expected DICOM (\"DICM\" at byte 128), HL7 aECG XML or SCP-ECG (\"SCPECG\" at byte 16)".into()))
+        }
     }
 }
 

@@ -43,10 +43,7 @@ pub fn data_files(header: &str) -> Result<Vec<String>, EcgError> {
 
 /// Reads a record from its header text; `open` returns the bytes of a signal
 /// file named in the header.
-pub fn read(
-    header: &str,
-    mut open: impl FnMut(&str) -> Result<Vec<u8>, EcgError>,
-) -> Result<EcgRecord, EcgError> {
+pub fn read(header: &str, mut open: impl FnMut(&str) -> Result<Vec<u8>, EcgError>) -> Result<EcgRecord, EcgError> {
     let (record_line, specs, comments) = parse_header(header)?;
     let mut fields = record_line.split_whitespace();
     let name = fields.next().unwrap_or_default();
@@ -78,8 +75,7 @@ pub fn read(
         if done[first] {
             continue;
         }
-        let group: Vec<usize> =
-            (first..specs.len()).filter(|&i| specs[i].file == specs[first].file).collect();
+        let group: Vec<usize> = (first..specs.len()).filter(|&i| specs[i].file == specs[first].file).collect();
         let spec0 = &specs[first];
         if group.iter().any(|&i| specs[i].format != spec0.format || specs[i].byte_offset != spec0.byte_offset) {
             return Err(invalid(format!("signals in {} differ in format or offset", spec0.file)));
@@ -94,10 +90,7 @@ pub fn read(
             // Format 212 pads an odd count of values to a whole byte triple.
             let slack = if spec0.format == 212 { 1 } else { 0 };
             if values.len() < expected_values || values.len() > expected_values + slack {
-                return Err(invalid(format!(
-                    "header says {n} samples per signal, {} holds {frames}",
-                    spec0.file
-                )));
+                return Err(invalid(format!("header says {n} samples per signal, {} holds {frames}", spec0.file)));
             }
         }
         let frames = declared_samples.unwrap_or(frames);
@@ -175,9 +168,7 @@ fn parse_signal(line: &str) -> Result<SignalSpec, EcgError> {
     }
     let format_field = fields[1];
     let digits_end = format_field.find(|c: char| !c.is_ascii_digit()).unwrap_or(format_field.len());
-    let format: u32 = format_field[..digits_end]
-        .parse()
-        .map_err(|_| invalid(format!("signal format {format_field:?} is not a number")))?;
+    let format: u32 = format_field[..digits_end].parse().map_err(|_| invalid(format!("signal format {format_field:?} is not a number")))?;
     if !matches!(format, 16 | 212 | 80) {
         return Err(invalid(format!("signal format {format} is not supported (16, 212 and 80 are)")));
     }
@@ -328,7 +319,7 @@ pub fn read_annotations(bytes: &[u8]) -> Result<Vec<Annotation>, EcgError> {
                 time = time.checked_add_signed(skip as i64).ok_or_else(|| invalid("annotation SKIP before start"))?;
                 i += 4;
             }
-            60..=62 => {} // NUM, SUB, CHN: attributes of the previous annotation
+            60..=62 => {}                                   // NUM, SUB, CHN: attributes of the previous annotation
             63 => i += (interval as usize).div_ceil(2) * 2, // AUX string
             _ => {
                 time += interval;

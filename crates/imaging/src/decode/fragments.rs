@@ -28,10 +28,7 @@ pub(super) fn frame_bytes<'a>(
     codec: Codec,
 ) -> Result<Cow<'a, [u8]>, RenderError> {
     let Value::PixelSequence(sequence) = value else {
-        return Err(RenderError::Invalid(format!(
-            "transfer syntax {} is encapsulated but the Pixel Data is not",
-            module.transfer_syntax
-        )));
+        return Err(RenderError::Invalid(format!("transfer syntax {} is encapsulated but the Pixel Data is not", module.transfer_syntax)));
     };
     let fragments = sequence.fragments();
     if fragments.is_empty() {
@@ -43,12 +40,10 @@ pub(super) fn frame_bytes<'a>(
         let bytes = e.value().to_bytes().ok()?;
         Some(bytes.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().unwrap())).collect())
     });
-    let offsets: Option<Vec<u64>> = extended
-        .filter(|t| t.len() == frames)
-        .or_else(|| {
-            let table = sequence.offset_table();
-            (table.len() == frames && frames > 1).then(|| table.iter().map(|&o| u64::from(o)).collect())
-        });
+    let offsets: Option<Vec<u64>> = extended.filter(|t| t.len() == frames).or_else(|| {
+        let table = sequence.offset_table();
+        (table.len() == frames && frames > 1).then(|| table.iter().map(|&o| u64::from(o)).collect())
+    });
     if let Some(offsets) = offsets {
         let (start, end) = (offsets[frame], offsets.get(frame + 1).copied().unwrap_or(u64::MAX));
         let mut position = 0u64;
@@ -77,10 +72,7 @@ pub(super) fn frame_bytes<'a>(
             return Ok(join(fragments[starts[frame]..end].iter().map(|f| f.as_slice()).collect()));
         }
     }
-    Err(RenderError::Invalid(format!(
-        "{} fragments for {frames} frames and no offset table to tell them apart",
-        fragments.len()
-    )))
+    Err(RenderError::Invalid(format!("{} fragments for {frames} frames and no offset table to tell them apart", fragments.len())))
 }
 
 fn join(parts: Vec<&[u8]>) -> Cow<'_, [u8]> {

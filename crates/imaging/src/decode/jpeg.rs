@@ -44,10 +44,7 @@ fn decode_with(handle: tj::tjhandle, bytes: &[u8], module: &PixelModule) -> Resu
     }
     let (format, spp) = if grey { (tj::TJPF_TJPF_GRAY, 1u16) } else { (tj::TJPF_TJPF_RGB, 3u16) };
     if spp != module.samples_per_pixel {
-        return Err(RenderError::Decode(format!(
-            "the JPEG stream has {spp} components, the dataset says {}",
-            module.samples_per_pixel
-        )));
+        return Err(RenderError::Decode(format!("the JPEG stream has {spp} components, the dataset says {}", module.samples_per_pixel)));
     }
     let count = width as usize * height as usize * usize::from(spp);
     // libjpeg takes three components without a JFIF or Adobe marker for
@@ -70,17 +67,26 @@ fn decode_with(handle: tj::tjhandle, bytes: &[u8], module: &PixelModule) -> Resu
     Ok(match precision {
         2..=8 => {
             let mut out = vec![0u8; count];
-            check(unsafe { tj::tj3Decompress8(handle, bytes.as_ptr(), bytes.len() as tj::size_t, out.as_mut_ptr(), 0, format) }, "decoding")?;
+            check(
+                unsafe { tj::tj3Decompress8(handle, bytes.as_ptr(), bytes.len() as tj::size_t, out.as_mut_ptr(), 0, format) },
+                "decoding",
+            )?;
             StoredFrame::new(module, spp, photometric, out.into_iter().map(u32::from), 0)
         }
         9..=12 => {
             let mut out = vec![0i16; count];
-            check(unsafe { tj::tj3Decompress12(handle, bytes.as_ptr(), bytes.len() as tj::size_t, out.as_mut_ptr(), 0, format) }, "decoding")?;
+            check(
+                unsafe { tj::tj3Decompress12(handle, bytes.as_ptr(), bytes.len() as tj::size_t, out.as_mut_ptr(), 0, format) },
+                "decoding",
+            )?;
             StoredFrame::new(module, spp, photometric, out.into_iter().map(|v| u32::from(v as u16)), 0)
         }
         13..=16 => {
             let mut out = vec![0u16; count];
-            check(unsafe { tj::tj3Decompress16(handle, bytes.as_ptr(), bytes.len() as tj::size_t, out.as_mut_ptr(), 0, format) }, "decoding")?;
+            check(
+                unsafe { tj::tj3Decompress16(handle, bytes.as_ptr(), bytes.len() as tj::size_t, out.as_mut_ptr(), 0, format) },
+                "decoding",
+            )?;
             StoredFrame::new(module, spp, photometric, out.into_iter().map(u32::from), 0)
         }
         other => return Err(RenderError::Decode(format!("JPEG precision {other} bits is not a JPEG precision"))),

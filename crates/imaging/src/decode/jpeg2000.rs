@@ -11,10 +11,7 @@ pub(super) fn decode(bytes: &[u8], module: &PixelModule) -> Result<StoredFrame, 
     let components = image.components();
     let spp = usize::from(module.samples_per_pixel);
     if components.len() < spp {
-        return Err(RenderError::Decode(format!(
-            "the JPEG 2000 stream has {} components, the dataset says {spp}",
-            components.len()
-        )));
+        return Err(RenderError::Decode(format!("the JPEG 2000 stream has {} components, the dataset says {spp}", components.len())));
     }
     let pixels = module.rows as usize * module.columns as usize;
     for (i, component) in components.iter().take(spp).enumerate() {

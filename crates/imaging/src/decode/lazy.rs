@@ -14,12 +14,12 @@ use std::path::Path;
 use dicom_core::VR;
 use dicom_dictionary_std::tags;
 use dicom_encoding::TransferSyntaxIndex;
-use dicom_encoding::decode::basic::LittleEndianBasicDecoder;
 use dicom_encoding::decode::BasicDecode;
+use dicom_encoding::decode::basic::LittleEndianBasicDecoder;
 use dicom_object::file::ReadPreamble;
 use dicom_object::{DefaultDicomObject, OpenFileOptions};
-use dicom_parser::dataset::lazy_read::LazyDataSetReader;
 use dicom_parser::dataset::LazyDataToken;
+use dicom_parser::dataset::lazy_read::LazyDataSetReader;
 use dicom_parser::stateful::decode::StatefulDecode;
 use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
 
@@ -35,11 +35,7 @@ pub(crate) enum FrameData {
 
 /// Opens the attributes of `path`, everything but Pixel Data.
 pub(crate) fn open_attributes(path: &Path) -> Option<DefaultDicomObject> {
-    OpenFileOptions::new()
-        .read_preamble(ReadPreamble::Auto)
-        .read_until(tags::PIXEL_DATA)
-        .open_file(path)
-        .ok()
+    OpenFileOptions::new().read_preamble(ReadPreamble::Auto).read_until(tags::PIXEL_DATA).open_file(path).ok()
 }
 
 /// Where the dataset starts: after the optional 128-byte preamble, "DICM"
@@ -47,7 +43,13 @@ pub(crate) fn open_attributes(path: &Path) -> Option<DefaultDicomObject> {
 fn dataset_start(file: &mut BufReader<File>) -> Option<u64> {
     let mut head = [0u8; 144];
     file.read_exact(&mut head).ok()?;
-    let meta = if &head[128..132] == b"DICM" { 132 } else if &head[..4] == b"DICM" { 4 } else { return None };
+    let meta = if &head[128..132] == b"DICM" {
+        132
+    } else if &head[..4] == b"DICM" {
+        4
+    } else {
+        return None;
+    };
     // (0002,0000) UL 4 <length>, explicit VR little endian.
     let group_length = head.get(meta..meta + 12)?;
     if group_length[..6] != [0x02, 0x00, 0x00, 0x00, b'U', b'L'] {

@@ -26,12 +26,12 @@ pub(crate) mod lazy;
 mod native;
 mod rle;
 
-use dicom_object::{DefaultDicomObject, InMemDicomObject};
 use dicom_dictionary_std::tags;
+use dicom_object::{DefaultDicomObject, InMemDicomObject};
 
 use crate::RenderError;
-use lazy::FrameData;
 use crate::pixel_module::PixelModule;
+use lazy::FrameData;
 
 /// One decoded frame.
 #[derive(Debug, Clone, PartialEq)]
@@ -188,12 +188,13 @@ impl Codec {
         Some(match transfer_syntax {
             "1.2.840.10008.1.2.5" => Codec::Rle,
             // Baseline, extended (processes 2 and 4), lossless (14, 14 SV1).
-            "1.2.840.10008.1.2.4.50" | "1.2.840.10008.1.2.4.51" | "1.2.840.10008.1.2.4.57" | "1.2.840.10008.1.2.4.70" => {
-                Codec::Jpeg
-            }
+            "1.2.840.10008.1.2.4.50" | "1.2.840.10008.1.2.4.51" | "1.2.840.10008.1.2.4.57" | "1.2.840.10008.1.2.4.70" => Codec::Jpeg,
             "1.2.840.10008.1.2.4.80" | "1.2.840.10008.1.2.4.81" => Codec::JpegLs,
             // JPEG 2000 lossless and lossy, HTJ2K lossless, RPCL and lossy.
-            "1.2.840.10008.1.2.4.90" | "1.2.840.10008.1.2.4.91" | "1.2.840.10008.1.2.4.201" | "1.2.840.10008.1.2.4.202"
+            "1.2.840.10008.1.2.4.90"
+            | "1.2.840.10008.1.2.4.91"
+            | "1.2.840.10008.1.2.4.201"
+            | "1.2.840.10008.1.2.4.202"
             | "1.2.840.10008.1.2.4.203" => Codec::Jpeg2000,
             _ => return None,
         })
@@ -204,7 +205,13 @@ impl StoredFrame {
     /// A frame of `module`'s size from raw samples whose significant bits
     /// start at bit `shift` (0 for codec output, which is low-aligned):
     /// see [`Samples::from_raw`].
-    pub(crate) fn new(module: &PixelModule, samples_per_pixel: u16, photometric: String, raw: impl Iterator<Item = u32>, shift: u16) -> StoredFrame {
+    pub(crate) fn new(
+        module: &PixelModule,
+        samples_per_pixel: u16,
+        photometric: String,
+        raw: impl Iterator<Item = u32>,
+        shift: u16,
+    ) -> StoredFrame {
         let samples = Samples::from_raw(raw, shift, module.bits_stored, module.signed);
         StoredFrame {
             rows: module.rows,

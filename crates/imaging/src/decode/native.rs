@@ -67,7 +67,9 @@ pub(super) fn decode(frame: &NativeFrame, module: &PixelModule) -> Result<Stored
     let count = module.samples_per_frame();
     let shift = module.high_bit + 1 - module.bits_stored;
     let samples = if module.bits_allocated == 1 {
-        Samples::U16((frame.first_bit..frame.first_bit + count).map(|bit| u16::from((bytes[(bit / 8) as usize] >> (bit % 8)) & 1)).collect())
+        Samples::U16(
+            (frame.first_bit..frame.first_bit + count).map(|bit| u16::from((bytes[(bit / 8) as usize] >> (bit % 8)) & 1)).collect(),
+        )
     } else if module.bits_allocated == 16 && shift == 0 && (module.bits_stored == 16 || !module.signed) {
         // The common CT/MR/CR case: 16-bit words, low-aligned, in one pass
         // over fixed-size chunks, so the loop vectorises.

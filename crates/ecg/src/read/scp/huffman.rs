@@ -54,9 +54,7 @@ pub fn parse_tables(body: &[u8]) -> Result<Vec<Table>, EcgError> {
         at += 2;
         let mut table = Vec::with_capacity(structures);
         for _ in 0..structures {
-            let entry = body
-                .get(at..at + 9)
-                .ok_or_else(|| invalid(format!("Huffman table {t} is cut short in section 2")))?;
+            let entry = body.get(at..at + 9).ok_or_else(|| invalid(format!("Huffman table {t} is cut short in section 2")))?;
             let prefix_bits = entry[0];
             if prefix_bits == 0 || prefix_bits > 32 || entry[1] < prefix_bits || entry[1] - prefix_bits > 16 {
                 return Err(invalid(format!(
@@ -85,9 +83,7 @@ pub fn parse_tables(body: &[u8]) -> Result<Vec<Table>, EcgError> {
 }
 
 fn read_u16(body: &[u8], at: usize) -> Result<u16, EcgError> {
-    body.get(at..at + 2)
-        .map(|b| u16::from_le_bytes([b[0], b[1]]))
-        .ok_or_else(|| invalid("section 2 is cut short"))
+    body.get(at..at + 2).map(|b| u16::from_le_bytes([b[0], b[1]])).ok_or_else(|| invalid("section 2 is cut short"))
 }
 
 struct Bits<'a> {
@@ -118,13 +114,12 @@ pub fn decode(bytes: &[u8], tables: &[Table], difference: u8, count: usize) -> R
     let mut table = &tables[0];
     let mut out: Vec<i32> = Vec::with_capacity(count);
     while out.len() < count {
-        let code = next_code(&mut bits, table).ok_or_else(|| {
-            invalid(format!("lead data ends after {} of {count} samples (truncated or wrong table)", out.len()))
-        })?;
+        let code = next_code(&mut bits, table)
+            .ok_or_else(|| invalid(format!("lead data ends after {} of {count} samples (truncated or wrong table)", out.len())))?;
         if !code.is_value {
-            table = tables.get(code.value as usize).ok_or_else(|| {
-                invalid(format!("Huffman code switches to table {}, which section 2 does not define", code.value))
-            })?;
+            table = tables
+                .get(code.value as usize)
+                .ok_or_else(|| invalid(format!("Huffman code switches to table {}, which section 2 does not define", code.value)))?;
             continue;
         }
         let mut value = code.value as i32;
@@ -167,9 +162,7 @@ mod tests {
     #[test]
     fn decodes_the_standards_example() {
         let bytes = [0xFF, 0x83, 0x7F, 0xE0, 0xE6, 0xF1, 0x53, 0x65, 0x59, 0xB6, 0x5B, 0x96, 0x4B, 0x96, 0x00];
-        let want = [
-            13, 14, 15, 14, 16, 18, 19, 20, 22, 22, 23, 23, 23, 22, 22, 20, 17, 15, 12, 8, 6, 3, 1, 0, -2, -2, -3, -3,
-        ];
+        let want = [13, 14, 15, 14, 16, 18, 19, 20, 22, 22, 23, 23, 23, 22, 22, 20, 17, 15, 12, 8, 6, 3, 1, 0, -2, -2, -3, -3];
         let got = decode(&bytes, &[default_table()], 2, want.len()).unwrap();
         assert_eq!(got, want);
     }

@@ -87,17 +87,16 @@ pub fn read(bytes: &[u8]) -> Result<EcgRecord, EcgError> {
 
     let mut leads = Vec::with_capacity(lead_defs.leads.len());
     for (index, def) in lead_defs.leads.iter().enumerate() {
-        let count = def.end.checked_sub(def.start).map(|n| n + 1).ok_or_else(|| {
-            invalid(format!("lead {index}: end sample {} before start sample {}", def.end, def.start))
-        })? as usize;
+        let count = def
+            .end
+            .checked_sub(def.start)
+            .map(|n| n + 1)
+            .ok_or_else(|| invalid(format!("lead {index}: end sample {} before start sample {}", def.end, def.start)))?
+            as usize;
         let protected = qrs.as_ref().map(|q| q.protected.as_slice()).unwrap_or_default();
         let stored_count = if decimation > 1 { stored_samples(count, protected, decimation) } else { count };
         let residual = decode_lead(&rhythm, index, &tables, stored_count)?;
-        let mut samples: Vec<f64> = if decimation > 1 {
-            undecimate(&residual, count, protected, decimation)
-        } else {
-            residual
-        };
+        let mut samples: Vec<f64> = if decimation > 1 { undecimate(&residual, count, protected, decimation) } else { residual };
         if let (Some((beat, beat_len)), Some(q)) = (&reference, &qrs) {
             let beat_samples = decode_lead(beat, index, &tables, *beat_len)?;
             add_reference_beat(&mut samples, &beat_samples, q);
@@ -134,10 +133,7 @@ fn u16_at(bytes: &[u8], at: usize) -> Result<u16, EcgError> {
 }
 
 fn u32_at(bytes: &[u8], at: usize) -> Result<u32, EcgError> {
-    bytes
-        .get(at..at + 4)
-        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .ok_or_else(|| invalid(format!("cut short at byte {at}")))
+    bytes.get(at..at + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])).ok_or_else(|| invalid(format!("cut short at byte {at}")))
 }
 
 /// CRC-CCITT as EN 1064 computes it (polynomial 0x1021, initial 0xFFFF).
@@ -374,8 +370,7 @@ fn add_reference_beat(samples: &mut [f64], beat: &[f64], qrs: &QrsLocations) {
     for &(start, fiducial, end) in &qrs.zones {
         for sample in start..=end {
             let offset = sample as i64 - fiducial as i64 + qrs.reference_fiducial as i64;
-            let (Some(target), Some(&add)) =
-                (samples.get_mut(sample as usize - 1), usize::try_from(offset).ok().and_then(|o| beat.get(o)))
+            let (Some(target), Some(&add)) = (samples.get_mut(sample as usize - 1), usize::try_from(offset).ok().and_then(|o| beat.get(o)))
             else {
                 continue;
             };
