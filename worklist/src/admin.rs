@@ -90,7 +90,9 @@ pub async fn change_user(
         Some(name) => Some(Some(db.site_by_name(name).await?.id)),
     };
     let password_hash = match &change.password {
-        Some(p) if p.len() < 8 => return Err(ApiError::bad_request("a password has at least 8 characters")),
+        Some(p) if p.len() < 8 => {
+            return Err(ApiError::bad_request("a password has at least 8 characters"));
+        }
         Some(p) => Some(auth::hash_password(p)?),
         None => None,
     };
@@ -195,4 +197,20 @@ pub async fn query_audit(State(state): State<AppState>, user: CurrentUser, Query
 pub async fn verify_audit(State(state): State<AppState>, user: CurrentUser) -> Result<Response, ApiError> {
     user.require(Role::Admin, "verifying the audit log")?;
     Ok(Json(audit::verify(state.archive.database()).await?).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CollisionQuery {
+    limit: Option<i64>,
+}
+
+/// `GET /api/uid-collisions`: objects refused because a UID they carried
+/// belongs to another site, newest first, for the administrator to follow up.
+pub async fn list_uid_collisions(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Query(q): Query<CollisionQuery>,
+) -> Result<Response, ApiError> {
+    user.require(Role::Admin, "reviewing cross-site UID collisions")?;
+    Ok(Json(state.archive.database().uid_collisions(q.limit.unwrap_or(100)).await?).into_response())
 }

@@ -94,6 +94,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/users/{id}/signing-identity", put(admin::import_signing_identity))
         .route("/api/audit", get(admin::query_audit))
         .route("/api/audit/verify", get(admin::verify_audit))
+        .route("/api/uid-collisions", get(admin::list_uid_collisions))
         .route("/api/instances/{uid}/{kind}", get(routes::instance_image))
         .route("/api/ecg", post(routes::upload_ecg).layer(axum::extract::DefaultBodyLimit::max(routes::ECG_UPLOAD_LIMIT)))
         .route("/api/series/{uid}/thumbnail", get(routes::series_thumbnail))

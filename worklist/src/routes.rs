@@ -230,7 +230,9 @@ pub async fn upload_ecg(
             let name = query.site.as_deref().ok_or_else(|| ApiError::bad_request("an admin upload names its site: ?site=NAME"))?;
             db.site_by_name(name).await.map_err(|_| ApiError::not_found("site"))?
         }
-        _ => return Err(ApiError::forbidden("uploading ECGs (site users and admins only)")),
+        _ => {
+            return Err(ApiError::forbidden("uploading ECGs (site users and admins only)"));
+        }
     };
     let is_multipart =
         request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("multipart/form-data"));
@@ -264,6 +266,7 @@ pub async fn upload_ecg(
                 EcgImportError::Archive(telediag_archive::IngestError::OutOfResources(reason)) => {
                     ApiError::new(StatusCode::SERVICE_UNAVAILABLE, reason)
                 }
+                EcgImportError::Archive(held @ telediag_archive::IngestError::UidHeldElsewhere(_)) => ApiError::conflict(held.to_string()),
                 EcgImportError::Archive(other) => ApiError::bad_request(other.to_string()),
                 EcgImportError::Io(io) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, io.to_string()),
             })

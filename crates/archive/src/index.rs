@@ -68,6 +68,8 @@ pub struct StoredVersion {
     pub version: i64,
     pub content_hash: String,
     pub object_key: String,
+    /// The site whose study holds this version: the instance's owner.
+    pub site_id: i64,
 }
 
 fn add_modality(list: &str, modality: Option<&str>) -> String {
@@ -376,11 +378,18 @@ fn study_from_row(r: &sqlx::sqlite::SqliteRow) -> StudySummary {
 impl Database {
     /// Every stored version of `sop`, newest first.
     pub async fn versions_of(&self, sop: &SopInstanceUid) -> Result<Vec<StoredVersion>, DbError> {
-        let rows = sqlx::query("SELECT version, content_hash, object_key FROM instances WHERE sop_instance_uid = ? ORDER BY version DESC")
-            .bind(sop.as_str())
-            .fetch_all(self.pool())
-            .await?;
-        Ok(rows.iter().map(|r| StoredVersion { version: r.get(0), content_hash: r.get(1), object_key: r.get(2) }).collect())
+        let rows = sqlx::query(
+            "SELECT i.version, i.content_hash, i.object_key, st.site_id FROM instances i \
+             JOIN series se ON se.id = i.series_ref JOIN studies st ON st.id = se.study_ref \
+             WHERE i.sop_instance_uid = ? ORDER BY i.version DESC",
+        )
+        .bind(sop.as_str())
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| StoredVersion { version: r.get(0), content_hash: r.get(1), object_key: r.get(2), site_id: r.get(3) })
+            .collect())
     }
 
     /// A page of studies, newest received first.

@@ -29,6 +29,7 @@
 //! before publication removes what the object had written.
 
 mod locks;
+pub mod ownership;
 mod pool;
 mod publish;
 mod recovery;
@@ -53,11 +54,13 @@ use crate::indexer::Indexer;
 use crate::part10::{self, FileMeta, Part10Error};
 use crate::scan::ScanError;
 use crate::store::{BlobStore, LocalStore, StoreError, sync_dir};
-use crate::uid::{SopInstanceUid, StudyUid, UidError};
+use crate::uid::{SeriesUid, SopInstanceUid, StudyUid, UidError};
 
 /// DIMSE status codes (PS3.4 Annex B.2.3 / PS3.7 Annex C) for ingest failures.
 pub mod status {
     pub const SUCCESS: u16 = 0x0000;
+    /// PS3.7 C.5.x "Refused: Not Authorized".
+    pub const NOT_AUTHORIZED: u16 = 0x0124;
     pub const OUT_OF_RESOURCES: u16 = 0xA700;
     pub const DATASET_DOES_NOT_MATCH_SOP_CLASS: u16 = 0xA900;
     pub const CANNOT_UNDERSTAND: u16 = 0xC000;
@@ -138,6 +141,13 @@ pub enum IngestError {
     NotPart10(#[from] Part10Error),
     #[error("out of resources: {0}")]
     OutOfResources(String),
+    /// A UID in the object belongs to another site (see [`ownership`]).
+    /// The message names the UID the sender sent, nothing of the owner.
+    #[error(
+        "{} {} is already held by the centre for another sender; the object was refused and the collision reported to the centre's administrator",
+        .0.kind.attribute(), .0.uid
+    )]
+    UidHeldElsewhere(ownership::Collision),
 }
 
 impl IngestError {
@@ -145,6 +155,7 @@ impl IngestError {
         match self {
             IngestError::Mismatch { .. } => status::DATASET_DOES_NOT_MATCH_SOP_CLASS,
             IngestError::OutOfResources(_) => status::OUT_OF_RESOURCES,
+            IngestError::UidHeldElsewhere(_) => status::NOT_AUTHORIZED,
             _ => status::CANNOT_UNDERSTAND,
         }
     }
@@ -200,6 +211,8 @@ struct Inner {
     pending: tokio::sync::watch::Sender<usize>,
     /// Objects begun and not yet acknowledged or dropped.
     arriving: Arc<AtomicUsize>,
+    /// Which site owns each recently seen study and series UID.
+    owners: ownership::Owners,
 }
 
 /// The archive: object store + index + ingest protocol. Cheap to clone.
@@ -246,6 +259,7 @@ impl Archive {
                 locks: InstanceLocks::default(),
                 pending: tokio::sync::watch::Sender::new(0),
                 arriving: Arc::default(),
+                owners: ownership::Owners::default(),
             }),
         };
         archive.recover(&staging_root).await;
@@ -395,15 +409,28 @@ impl Archive {
     ) -> Result<Stored, IngestError> {
         let archive = self.clone();
         let Prior { lock, versions } = prior;
+        let site_id = origin.site_id;
+        let sop = meta.sop_instance_uid.clone();
+        let runtime = tokio::runtime::Handle::current();
         let published = tokio::task::spawn_blocking(move || {
-            let published = verify_and_publish(&archive.inner.store, staged, meta, header_len, dataset_len, hash, &versions)?;
+            let check_owner = |study: &StudyUid, series: &SeriesUid| {
+                let found = runtime.block_on(archive.inner.owners.check(&archive.inner.db, site_id, study, series))?;
+                found.map_or(Ok(()), |collision| Err(IngestError::UidHeldElsewhere(collision)))
+            };
+            let published =
+                verify_and_publish(&archive.inner.store, staged, meta, header_len, dataset_len, hash, &versions, site_id, check_owner)?;
             if published.version.is_some() && entry == StagingEntry::NotYetDurable {
                 archive.make_staging_entry_durable(&published)?;
             }
             Ok::<_, IngestError>(published)
         })
         .await
-        .map_err(|e| IngestError::OutOfResources(format!("publish task failed: {e}")))??;
+        .map_err(|e| IngestError::OutOfResources(format!("publish task failed: {e}")))?
+        .inspect_err(|e| {
+            if let IngestError::UidHeldElsewhere(collision) = e {
+                self.report_collision(collision, origin, &sop);
+            }
+        })?;
         let Some(version) = published.version else {
             return Ok(Stored {
                 outcome: Outcome::Duplicate,
@@ -433,12 +460,33 @@ impl Archive {
         })
     }
 
+    /// Logs and records an object refused for carrying another site's UID.
+    fn report_collision(&self, collision: &ownership::Collision, origin: &Origin, sop: &str) {
+        tracing::warn!(
+            kind = collision.kind.as_str(),
+            uid = %collision.uid,
+            owner_site = collision.owner_site_id,
+            sender_site = origin.site_id,
+            calling_ae = origin.calling_ae.as_deref().unwrap_or("-"),
+            sop_instance_uid = sop,
+            "cross-site UID collision: object refused"
+        );
+        let (db, collision, origin, sop) = (self.inner.db.clone(), collision.clone(), origin.clone(), sop.to_owned());
+        tokio::spawn(async move {
+            if let Err(e) = db.record_collision(&collision, origin.site_id, origin.calling_ae.as_deref(), &sop).await {
+                tracing::error!(error = %e, "cannot record a cross-site UID collision");
+            }
+        });
+    }
+
     /// A published object's staging entry must be on disk before it is
     /// acknowledged: recovery indexes acknowledged objects from there. On
     /// failure the publication is undone, so the sender hears of it.
     fn make_staging_entry_durable(&self, published: &publish::Published) -> Result<(), IngestError> {
         // Files not from the pool: their fsyncs of the staging directory are shared.
-        let Err(e) = self.inner.store.directory_syncs().sync(&self.inner.staging, sync_dir) else { return Ok(()) };
+        let Err(e) = self.inner.store.directory_syncs().sync(&self.inner.staging, sync_dir) else {
+            return Ok(());
+        };
         if let Ok(key) = crate::store::ObjectKey::new(published.key.clone()) {
             let _ = self.inner.store.delete(&key);
         }
@@ -557,5 +605,124 @@ mod tests {
         mismatched.write(&test_objects::ct_dataset("9.9.9")).unwrap();
         archive.commit(mismatched, &origin).await.expect_err("the dataset's SOP Instance UID differs from the command's");
         assert_eq!(archive.objects_arriving(), 0, "a refused object no longer counts");
+    }
+}
+
+#[cfg(test)]
+mod ownership_tests {
+    use super::*;
+    use crate::ArchiveConfig;
+    use crate::ingest::ownership::UidKind;
+    use crate::sites::NewSite;
+    use test_objects::ct_in;
+
+    async fn open() -> (tempfile::TempDir, Archive, Origin, Origin) {
+        let dir = tempfile::tempdir().unwrap();
+        let config = ArchiveConfig { data_dir: dir.path().to_owned(), database_url: None, durability: Durability::Full };
+        let archive = Archive::open(&config).await.unwrap();
+        let mut origins = Vec::new();
+        for (name, ae) in [("一号县医院", "ONE_CT"), ("二号县医院", "TWO_CT")] {
+            let site =
+                archive.database().add_site(&NewSite { name: name.into(), ae_titles: vec![ae.into()], networks: vec![] }).await.unwrap();
+            origins.push(Origin { site_id: site.id, calling_ae: Some(ae.into()) });
+        }
+        let second = origins.pop().unwrap();
+        (dir, archive, origins.pop().unwrap(), second)
+    }
+
+    async fn send(archive: &Archive, origin: &Origin, sop: &str, dataset: &[u8]) -> Result<Stored, IngestError> {
+        let mut object = archive.begin(meta(sop), origin.site_id).unwrap();
+        object.write(dataset).unwrap();
+        let stored = archive.commit(object, origin).await?;
+        Ok(wait_indexed(stored).await.unwrap())
+    }
+
+    fn meta(sop: &str) -> FileMeta {
+        FileMeta {
+            sop_class_uid: "1.2.840.10008.5.1.4.1.1.2".into(),
+            sop_instance_uid: sop.into(),
+            transfer_syntax_uid: "1.2.840.10008.1.2.1".into(),
+            source_ae_title: None,
+        }
+    }
+
+    fn held(result: Result<Stored, IngestError>) -> (UidKind, String) {
+        match result {
+            Err(IngestError::UidHeldElsewhere(c)) => (c.kind, c.uid),
+            other => panic!("expected a cross-site UID collision, got {other:?}"),
+        }
+    }
+
+    /// A study, series or instance belongs to the site that sent it first;
+    /// another site's object carrying it is refused, recorded, and never
+    /// joins or versions the owner's record.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn uids_belong_to_the_site_that_sent_them_first() {
+        let (_dir, archive, one, two) = open().await;
+        send(&archive, &one, "9.1.1", &ct_in("9.1.1", "9.1", "9.1.0", 1)).await.unwrap();
+
+        assert_eq!(
+            held(send(&archive, &two, "9.2.1", &ct_in("9.2.1", "9.1", "9.2.0", 2)).await),
+            (UidKind::Study, "9.1".into()),
+            "another site's study UID"
+        );
+        assert_eq!(held(send(&archive, &two, "9.2.2", &ct_in("9.2.2", "9.2", "9.1.0", 2)).await), (UidKind::Series, "9.1.0".into()));
+        assert_eq!(
+            held(send(&archive, &two, "9.1.1", &ct_in("9.1.1", "9.1", "9.1.0", 1)).await),
+            (UidKind::Instance, "9.1.1".into()),
+            "a resend of the owner's very bytes is refused, not answered duplicate"
+        );
+        assert_eq!(held(send(&archive, &two, "9.1.1", &ct_in("9.1.1", "9.3", "9.3.0", 7)).await), (UidKind::Instance, "9.1.1".into()));
+        let message = match send(&archive, &two, "9.2.3", &ct_in("9.2.3", "9.1", "9.2.0", 2)).await {
+            Err(e) => e,
+            Ok(_) => panic!("stored into another site's study"),
+        };
+        assert_eq!(message.dimse_status(), status::NOT_AUTHORIZED);
+        assert!(message.to_string().starts_with("Study Instance UID 9.1 is already held"), "{message}");
+
+        // The owner is unaffected: its study has its one instance, and it
+        // may still add to it and make new versions.
+        assert_eq!(send(&archive, &one, "9.1.2", &ct_in("9.1.2", "9.1", "9.1.0", 3)).await.unwrap().outcome, Outcome::Stored);
+        assert_eq!(send(&archive, &one, "9.1.1", &ct_in("9.1.1", "9.1", "9.1.0", 9)).await.unwrap().outcome, Outcome::NewVersion(2));
+        let count: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM instances i JOIN series se ON se.id = i.series_ref \
+             JOIN studies st ON st.id = se.study_ref WHERE st.study_uid = '9.1'",
+        )
+        .fetch_one(archive.database().pool())
+        .await
+        .unwrap();
+        assert_eq!(count, 3, "two instances, one with two versions, all in the owner's study");
+        // Site two may still send a study of its own.
+        assert_eq!(send(&archive, &two, "9.2.9", &ct_in("9.2.9", "9.2", "9.2.0", 2)).await.unwrap().outcome, Outcome::Stored);
+
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let recorded = archive.database().uid_collisions(10).await.unwrap();
+        assert_eq!(recorded.len(), 5, "{recorded:?}");
+        assert!(recorded.iter().all(|r| r.owner_site_id == one.site_id && r.sender_site_id == two.site_id));
+        assert_eq!(recorded[0].calling_ae.as_deref(), Some("TWO_CT"));
+    }
+
+    /// Two sites sending the same new study UID at the same moment: exactly
+    /// one owns it.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_new_uid_sent_by_two_sites_at_once_goes_to_one() {
+        let (_dir, archive, one, two) = open().await;
+        for round in 0..20 {
+            let study = format!("8.{round}");
+            let series = format!("8.{round}.0");
+            let racer = |origin: &Origin, sop: String, pixel: u8| {
+                let (archive, origin, dataset) = (archive.clone(), origin.clone(), ct_in(&sop, &study, &series, pixel));
+                tokio::spawn(async move { send(&archive, &origin, &sop, &dataset).await })
+            };
+            let (a, b) = (racer(&one, format!("8.{round}.1"), 1), racer(&two, format!("8.{round}.2"), 2));
+            let (a, b) = (a.await.unwrap(), b.await.unwrap());
+            assert!(a.is_ok() != b.is_ok(), "round {round}: exactly one site may own study {study}: {a:?} / {b:?}");
+            let sites: i64 = sqlx::query_scalar("SELECT COUNT(DISTINCT st.site_id) FROM studies st WHERE st.study_uid = ?")
+                .bind(&study)
+                .fetch_one(archive.database().pool())
+                .await
+                .unwrap();
+            assert_eq!(sites, 1);
+        }
     }
 }

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use dicom_core::Tag;
 
+use super::ownership::{Collision, UidKind};
 use super::{IngestError, Origin};
 use crate::db::now_ms;
 use crate::index::{InstanceRecord, PatientAttributes, SeriesAttributes, StoredVersion, StudyAttributes};
@@ -34,7 +35,9 @@ pub(super) struct Published {
 
 /// Whether the dataset of the staged file equals that of a stored object.
 fn same_dataset(store: &LocalStore, key: &str, staged: &Path, staged_header_len: u64) -> io::Result<bool> {
-    let Ok(key) = crate::store::ObjectKey::new(key) else { return Ok(false) };
+    let Ok(key) = crate::store::ObjectKey::new(key) else {
+        return Ok(false);
+    };
     let mut stored = match store.open(&key) {
         Ok(file) => file,
         Err(_) => return Ok(false),
@@ -68,8 +71,11 @@ fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     Ok(filled)
 }
 
-/// Step 3, on a blocking thread: scan, compare UIDs, deduplicate, publish.
-/// Removes the staged file on any failure and for duplicates.
+/// Step 3, on a blocking thread: scan, compare UIDs, check that the sending
+/// site owns them (`site_id`: the instance through its stored versions, the
+/// study and series through `check_owner`), deduplicate, publish. Removes
+/// the staged file on any failure and for duplicates.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn verify_and_publish(
     store: &LocalStore,
     staged: PathBuf,
@@ -78,6 +84,8 @@ pub(super) fn verify_and_publish(
     dataset_len: u64,
     hash: String,
     versions: &[StoredVersion],
+    site_id: i64,
+    check_owner: impl FnOnce(&StudyUid, &SeriesUid) -> Result<(), IngestError>,
 ) -> Result<Published, IngestError> {
     let remove = |e: IngestError| {
         let _ = fs::remove_file(&staged);
@@ -103,6 +111,14 @@ pub(super) fn verify_and_publish(
         ))
     };
     let (study_uid, series_uid, sop_instance_uid, sop_class_uid, transfer_syntax_uid) = identify().map_err(remove)?;
+    // New versions of an instance come only from the site that owns it; a
+    // resend of its very bytes from elsewhere is refused too, not answered
+    // "duplicate", which would confirm what another hospital holds.
+    if let Some(owner) = versions.iter().map(|v| v.site_id).find(|&owner| owner != site_id) {
+        let collision = Collision { kind: UidKind::Instance, uid: sop_instance_uid.to_string(), owner_site_id: owner };
+        return Err(remove(IngestError::UidHeldElsewhere(collision)));
+    }
+    check_owner(&study_uid, &series_uid).map_err(remove)?;
     let size = header_len + dataset_len;
     let duplicate = versions
         .iter()

@@ -2,6 +2,11 @@
 
 /// A small CT dataset, explicit VR little endian.
 pub(crate) fn ct_dataset(sop: &str) -> Vec<u8> {
+    ct_in(sop, "1.2.3", "1.2.3.4", 0x11)
+}
+
+/// A small CT dataset in the given study and series, its pixels all `pixel`.
+pub(crate) fn ct_in(sop: &str, study: &str, series: &str, pixel: u8) -> Vec<u8> {
     let mut out = Vec::new();
     let mut element = |group: u16, element: u16, vr: &[u8; 2], value: &[u8]| {
         let mut value = value.to_vec();
@@ -22,8 +27,8 @@ pub(crate) fn ct_dataset(sop: &str) -> Vec<u8> {
     element(0x0008, 0x0016, b"UI", b"1.2.840.10008.5.1.4.1.1.2");
     element(0x0008, 0x0018, b"UI", sop.as_bytes());
     element(0x0010, 0x0020, b"LO", b"P1");
-    element(0x0020, 0x000D, b"UI", b"1.2.3");
-    element(0x0020, 0x000E, b"UI", b"1.2.3.4");
-    element(0x7FE0, 0x0010, b"OW", &[0x11; 2048]);
+    element(0x0020, 0x000D, b"UI", study.as_bytes());
+    element(0x0020, 0x000E, b"UI", series.as_bytes());
+    element(0x7FE0, 0x0010, b"OW", &[pixel; 2048]);
     out
 }
