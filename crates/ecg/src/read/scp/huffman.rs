@@ -22,12 +22,29 @@ pub struct Code {
     pub prefix: u32,
 }
 
-pub type Table = Vec<Code>;
+/// One Huffman table, indexed by (prefix length, prefix) so that a code is
+/// found in one lookup per bit read, whatever the table's size: a hostile
+/// table of thousands of entries costs no more per bit than the default one.
+#[derive(Debug, Clone, Default)]
+pub struct Table {
+    codes: std::collections::HashMap<(u8, u32), Code>,
+    longest: u8,
+}
+
+impl Table {
+    fn push(&mut self, code: Code) {
+        self.longest = self.longest.max(code.prefix_bits);
+        // Of two entries with the same prefix the first wins, as a linear
+        // search over the stored order would have it.
+        self.codes.entry((code.prefix_bits, code.prefix)).or_insert(code);
+    }
+}
 
 /// EN 1064 Annex C's default table: 0 → `0`, ±n (n = 1..8) → n+1 ones,
 /// a zero and a sign bit; then 8-bit and 16-bit escapes for larger values.
 pub fn default_table() -> Table {
-    let mut table = vec![Code { prefix_bits: 1, total_bits: 1, is_value: true, value: 0, prefix: 0 }];
+    let mut table = Table::default();
+    table.push(Code { prefix_bits: 1, total_bits: 1, is_value: true, value: 0, prefix: 0 });
     for n in 1..=8u8 {
         let bits = n + 2;
         let ones = ((1u32 << (n + 1)) - 1) << 1; // n+1 ones then a 0
@@ -47,12 +64,12 @@ pub fn parse_tables(body: &[u8]) -> Result<Vec<Table>, EcgError> {
     if count == 19999 {
         return Ok(vec![default_table()]);
     }
-    let mut tables = Vec::with_capacity(count as usize);
+    let mut tables = Vec::new();
     let mut at = 2;
     for t in 0..count {
         let structures = read_u16(body, at)? as usize;
         at += 2;
-        let mut table = Vec::with_capacity(structures);
+        let mut table = Table::default();
         for _ in 0..structures {
             let entry = body.get(at..at + 9).ok_or_else(|| invalid(format!("Huffman table {t} is cut short in section 2")))?;
             let prefix_bits = entry[0];
@@ -110,6 +127,11 @@ pub fn decode(bytes: &[u8], tables: &[Table], difference: u8, count: usize) -> R
     if difference > 2 {
         return Err(invalid(format!("difference encoding {difference} is not defined (0, 1, 2 are)")));
     }
+    // Every sample takes at least one bit: a count the bytes cannot hold is
+    // refused before anything is allocated for it.
+    if count > bytes.len().saturating_mul(8) {
+        return Err(invalid(format!("lead data of {} bytes cannot hold the {count} samples declared (at most one per bit)", bytes.len())));
+    }
     let mut bits = Bits { bytes, position: 0 };
     let mut table = &tables[0];
     let mut out: Vec<i32> = Vec::with_capacity(count);
@@ -130,9 +152,11 @@ pub fn decode(bytes: &[u8], tables: &[Table], difference: u8, count: usize) -> R
             value = ((raw << shift) as i32) >> shift;
         }
         let n = out.len();
+        // Wrapping: hostile differences must not overflow (a real lead
+        // stays far inside i32).
         value = match (difference, n) {
-            (1, 1..) => value + out[n - 1],
-            (2, 2..) => value + 2 * out[n - 1] - out[n - 2],
+            (1, 1..) => value.wrapping_add(out[n - 1]),
+            (2, 2..) => value.wrapping_add(out[n - 1].wrapping_mul(2)).wrapping_sub(out[n - 2]),
             _ => value,
         };
         out.push(value);
@@ -141,12 +165,11 @@ pub fn decode(bytes: &[u8], tables: &[Table], difference: u8, count: usize) -> R
 }
 
 fn next_code<'t>(bits: &mut Bits, table: &'t Table) -> Option<&'t Code> {
-    // A prefix code: read bit by bit until exactly one entry's prefix matches.
-    let longest = table.iter().map(|c| c.prefix_bits).max()?;
+    // A prefix code: read bit by bit until an entry's prefix matches.
     let mut code = 0u32;
-    for length in 1..=longest {
+    for length in 1..=table.longest {
         code = code << 1 | bits.take(1)?;
-        if let Some(entry) = table.iter().find(|c| c.prefix_bits == length && c.prefix == code) {
+        if let Some(entry) = table.codes.get(&(length, code)) {
             return Some(entry);
         }
     }
@@ -167,9 +190,34 @@ mod tests {
         assert_eq!(got, want);
     }
 
+    /// A declared sample count the bytes cannot hold is refused before
+    /// anything is allocated (0xFFFFFFFF samples asked 17 GB).
+    #[test]
+    fn a_count_beyond_the_bytes_is_refused_without_allocating() {
+        let err = decode(&[0; 4], &[default_table()], 0, u32::MAX as usize).unwrap_err().to_string();
+        assert!(err.contains("cannot hold the 4294967295 samples"), "{err}");
+        assert_eq!(decode(&[0; 4], &[default_table()], 0, 32).unwrap(), vec![0; 32], "32 zeros fit in 32 bits");
+    }
+
+    /// Second differences of extreme values wrap instead of overflowing.
+    #[test]
+    fn extreme_differences_do_not_overflow() {
+        let mut table = Table::default();
+        table.push(Code { prefix_bits: 1, total_bits: 17, is_value: true, value: 0, prefix: 1 });
+        // 1000 × (prefix "1", then 32767 in 16 bits): second differences
+        // that pass i32::MAX after about 360 samples.
+        let mut bits = Vec::new();
+        for _ in 0..1000 {
+            bits.push(1u8);
+            bits.extend((0..16).map(|i| (0x7FFFu16 >> (15 - i) & 1) as u8));
+        }
+        let bytes: Vec<u8> = bits.chunks(8).map(|c| c.iter().enumerate().fold(0u8, |b, (i, bit)| b | bit << (7 - i))).collect();
+        assert_eq!(decode(&bytes, &[table], 2, 1000).unwrap().len(), 1000);
+    }
+
     #[test]
     fn truncated_data_is_an_error_naming_the_sample() {
-        let err = decode(&[0xFF], &[default_table()], 0, 10).unwrap_err().to_string();
-        assert!(err.contains("after 0 of 10 samples"), "{err}");
+        let err = decode(&[0xFF], &[default_table()], 0, 8).unwrap_err().to_string();
+        assert!(err.contains("after 0 of 8 samples"), "{err}");
     }
 }

@@ -22,6 +22,18 @@ use crate::record::{DeviceMeasurements, DeviceReport, EcgError, EcgRecord, Lead,
 
 const FORMAT: SourceFormat = SourceFormat::ScpEcg;
 
+/// Work limits. Every size in a record is declared by its sender; these
+/// bound what a hostile one can make us allocate or compute, far above any
+/// resting ECG (10 s at 500–1000 Hz, 5,000–10,000 samples a lead):
+/// - samples in one lead: 10 minutes at 1 kHz;
+const MAX_SAMPLES_PER_LEAD: usize = 600_000;
+/// - samples in the whole record (about 70 MB as the reader holds them);
+const MAX_SAMPLES: usize = 4_000_000;
+/// - the bimodal decimation factor (carts use 2 to 4);
+const MAX_DECIMATION: usize = 16;
+/// - a reference beat: 10 s at 1 kHz (a beat lasts about one second).
+const MAX_REFERENCE_BEAT_SAMPLES: usize = 10_000;
+
 fn invalid(reason: impl Into<String>) -> EcgError {
     EcgError::invalid(FORMAT, reason)
 }
@@ -59,6 +71,7 @@ pub fn read(bytes: &[u8]) -> Result<EcgRecord, EcgError> {
 
     let leads_body = sections.body(3).ok_or_else(|| invalid("section 3 (lead definition) is missing"))?;
     let lead_defs = parse_leads(leads_body)?;
+    let counts = sample_counts(&lead_defs.leads)?;
     let tables = match sections.body(2) {
         Some(body) => huffman::parse_tables(body)?,
         None => Vec::new(), // no section 2: samples are stored as 16-bit integers
@@ -72,6 +85,12 @@ pub fn read(bytes: &[u8]) -> Result<EcgRecord, EcgError> {
             let beat = parse_data_section(body, 5, lead_defs.leads.len())?;
             let qrs = qrs.as_ref().ok_or_else(|| invalid("reference beat subtracted but section 4 is missing"))?;
             let samples = (qrs.reference_length_ms as u64 * 1000 / beat.interval_us.max(1) as u64) as usize;
+            if samples > MAX_REFERENCE_BEAT_SAMPLES {
+                return Err(invalid(format!(
+                    "reference beat of {} ms at {} µs per sample is {samples} samples; at most {MAX_REFERENCE_BEAT_SAMPLES} are read",
+                    qrs.reference_length_ms, beat.interval_us
+                )));
+            }
             Some((beat, samples))
         }
         (true, None) => return Err(invalid("reference beat subtracted but section 5 is missing")),
@@ -84,19 +103,21 @@ pub fn read(bytes: &[u8]) -> Result<EcgRecord, EcgError> {
         _ => rhythm.interval_us,
     };
     let decimation = (rhythm.interval_us / output_interval_us.max(1)).max(1) as usize;
+    if decimation > MAX_DECIMATION {
+        return Err(invalid(format!(
+            "bimodal decimation of {decimation} (rhythm every {} µs, reference beat every {output_interval_us} µs); at most {MAX_DECIMATION} is read",
+            rhythm.interval_us
+        )));
+    }
 
+    let protected = qrs.as_ref().map(|q| q.protected.as_slice()).unwrap_or_default();
     let mut leads = Vec::with_capacity(lead_defs.leads.len());
     for (index, def) in lead_defs.leads.iter().enumerate() {
-        let count = def
-            .end
-            .checked_sub(def.start)
-            .map(|n| n + 1)
-            .ok_or_else(|| invalid(format!("lead {index}: end sample {} before start sample {}", def.end, def.start)))?
-            as usize;
-        let protected = qrs.as_ref().map(|q| q.protected.as_slice()).unwrap_or_default();
-        let stored_count = if decimation > 1 { stored_samples(count, protected, decimation) } else { count };
+        let count = counts[index];
+        let is_protected = protected_mask(count, protected);
+        let stored_count = if decimation > 1 { stored_samples(&is_protected, decimation) } else { count };
         let residual = decode_lead(&rhythm, index, &tables, stored_count)?;
-        let mut samples: Vec<f64> = if decimation > 1 { undecimate(&residual, count, protected, decimation) } else { residual };
+        let mut samples: Vec<f64> = if decimation > 1 { undecimate(&residual, &is_protected, decimation) } else { residual };
         if let (Some((beat, beat_len)), Some(q)) = (&reference, &qrs) {
             let beat_samples = decode_lead(beat, index, &tables, *beat_len)?;
             add_reference_beat(&mut samples, &beat_samples, q);
@@ -236,14 +257,16 @@ fn parse_qrs(body: &[u8]) -> Result<QrsLocations, EcgError> {
     let reference_length_ms = u16_at(body, 0)?;
     let reference_fiducial = u16_at(body, 2)?;
     let count = u16_at(body, 4)? as usize;
-    let mut zones = Vec::with_capacity(count);
+    // Each zone takes 14 bytes: a count the section cannot hold fails on
+    // the first missing one, before a large allocation.
+    let mut zones = Vec::with_capacity(count.min(body.len() / 14));
     let mut at = 6;
     for _ in 0..count {
         // beat type (2), start, fiducial, end (4 each)
         zones.push((u32_at(body, at + 2)?, u32_at(body, at + 6)?, u32_at(body, at + 10)?));
         at += 14;
     }
-    let mut protected = Vec::with_capacity(count);
+    let mut protected = Vec::with_capacity(count.min(body.len() / 8));
     for _ in 0..count {
         if at + 8 > body.len() {
             break; // protected zones are present only with bimodal compression
@@ -319,16 +342,61 @@ fn undo_differences(mut values: Vec<i32>, difference: u8) -> Vec<i32> {
     values
 }
 
-fn in_zone(sample: u32, zones: &[(u32, u32)]) -> bool {
-    zones.iter().any(|&(start, end)| (start..=end).contains(&sample))
+/// Each lead's sample count from section 3, checked against the work limits.
+fn sample_counts(leads: &[LeadDef]) -> Result<Vec<usize>, EcgError> {
+    let mut total = 0usize;
+    let mut counts = Vec::with_capacity(leads.len());
+    for (index, def) in leads.iter().enumerate() {
+        let count = def
+            .end
+            .checked_sub(def.start)
+            .map(|n| n as usize + 1)
+            .ok_or_else(|| invalid(format!("lead {}: end sample {} before start sample {}", index + 1, def.end, def.start)))?;
+        if count > MAX_SAMPLES_PER_LEAD {
+            return Err(invalid(format!(
+                "lead {}: samples {} to {} are {count} samples; at most {MAX_SAMPLES_PER_LEAD} a lead are read",
+                index + 1,
+                def.start,
+                def.end
+            )));
+        }
+        total += count;
+        if total > MAX_SAMPLES {
+            return Err(invalid(format!("the leads declare more than {MAX_SAMPLES} samples in all")));
+        }
+        counts.push(count);
+    }
+    Ok(counts)
 }
 
-/// How many values a bimodally compressed lead of `count` samples stores.
-fn stored_samples(count: usize, protected: &[(u32, u32)], decimation: usize) -> usize {
+/// Which of a lead's `count` samples (1-based in the zones) lie in a
+/// protected zone: one pass over the zones and one over the samples,
+/// however many zones a record declares or how they overlap.
+fn protected_mask(count: usize, protected: &[(u32, u32)]) -> Vec<bool> {
+    let mut depth = vec![0i32; count + 1];
+    for &(start, end) in protected {
+        let (start, end) = (start.max(1) as usize, (end as usize).min(count));
+        if start <= end {
+            depth[start - 1] += 1;
+            depth[end] -= 1;
+        }
+    }
+    let mut inside = 0;
+    depth[..count]
+        .iter()
+        .map(|d| {
+            inside += d;
+            inside > 0
+        })
+        .collect()
+}
+
+/// How many values a bimodally compressed lead stores.
+fn stored_samples(is_protected: &[bool], decimation: usize) -> usize {
     let mut stored = 0;
     let mut run = 0;
-    for sample in 1..=count as u32 {
-        if in_zone(sample, protected) {
+    for &protected in is_protected {
+        if protected {
             stored += 1;
             run = 0;
         } else {
@@ -343,12 +411,12 @@ fn stored_samples(count: usize, protected: &[(u32, u32)], decimation: usize) -> 
 
 /// Expands bimodal data: protected samples as stored, the rest linearly
 /// interpolated between successive decimated values.
-fn undecimate(stored: &[f64], count: usize, protected: &[(u32, u32)], decimation: usize) -> Vec<f64> {
-    let mut out = Vec::with_capacity(count);
+fn undecimate(stored: &[f64], is_protected: &[bool], decimation: usize) -> Vec<f64> {
+    let mut out = Vec::with_capacity(is_protected.len());
     let mut next = 0;
     let mut run = 0;
-    for sample in 1..=count as u32 {
-        if in_zone(sample, protected) {
+    for &protected in is_protected {
+        if protected {
             out.push(stored.get(next).copied().unwrap_or(0.0));
             next += 1;
             run = 0;
@@ -366,16 +434,23 @@ fn undecimate(stored: &[f64], count: usize, protected: &[(u32, u32)], decimation
     out
 }
 
+/// Adds the reference beat back in each subtraction zone. Each zone's
+/// samples are clipped to the lead and to the beat, and zones are taken in
+/// order with overlaps skipped, so the work is at most one pass over the
+/// lead however the zones are declared.
 fn add_reference_beat(samples: &mut [f64], beat: &[f64], qrs: &QrsLocations) {
-    for &(start, fiducial, end) in &qrs.zones {
-        for sample in start..=end {
-            let offset = sample as i64 - fiducial as i64 + qrs.reference_fiducial as i64;
-            let (Some(target), Some(&add)) = (samples.get_mut(sample as usize - 1), usize::try_from(offset).ok().and_then(|o| beat.get(o)))
-            else {
-                continue;
-            };
-            *target += add;
+    let mut zones = qrs.zones.clone();
+    zones.sort_unstable();
+    let mut done_until = 0i64; // last sample (1-based) already added to
+    for (start, fiducial, end) in zones {
+        // Sample s (1-based) takes beat[s - fiducial + reference_fiducial].
+        let shift = qrs.reference_fiducial as i64 - fiducial as i64;
+        let first = (start as i64).max(done_until + 1).max(1).max(-shift);
+        let last = (end as i64).min(samples.len() as i64).min(beat.len() as i64 - 1 - shift);
+        for sample in first..=last {
+            samples[(sample - 1) as usize] += beat[(sample + shift) as usize];
         }
+        done_until = done_until.max(last);
     }
 }
 
@@ -519,6 +594,125 @@ fn parse_statements(body: &[u8], language: u8) -> Vec<String> {
 mod tests {
     use super::*;
 
+    /// An SCP-ECG record of the given section bodies (section 0 is made).
+    fn record(sections: &[(u16, Vec<u8>)]) -> Vec<u8> {
+        let section = |id: u16, body: &[u8]| {
+            let mut out = vec![0, 0];
+            out.extend(id.to_le_bytes());
+            out.extend((16 + body.len() as u32).to_le_bytes());
+            out.extend([20, 20, 0, 0, 0, 0, 0, 0]);
+            if id == 0 {
+                out[10..16].copy_from_slice(b"SCPECG");
+            }
+            out.extend(body);
+            let crc = crc_ccitt(&out[2..]);
+            out[..2].copy_from_slice(&crc.to_le_bytes());
+            out
+        };
+        let pointers = 10 * (sections.len() + 1);
+        let mut at = 6 + 16 + pointers; // record header, section 0
+        let mut table = Vec::new();
+        let mut rest = Vec::new();
+        table.extend(0u16.to_le_bytes());
+        table.extend((16 + pointers as u32).to_le_bytes());
+        table.extend(7u32.to_le_bytes());
+        for (id, body) in sections {
+            let bytes = section(*id, body);
+            table.extend(id.to_le_bytes());
+            table.extend((bytes.len() as u32).to_le_bytes());
+            table.extend((at as u32 + 1).to_le_bytes());
+            at += bytes.len();
+            rest.extend(bytes);
+        }
+        let mut out = vec![0, 0];
+        out.extend((at as u32).to_le_bytes());
+        out.extend(section(0, &table));
+        out.extend(rest);
+        out
+    }
+
+    fn leads(count: u8, start: u32, end: u32, flags: u8) -> Vec<u8> {
+        let mut body = vec![count, flags];
+        for code in 1..=count {
+            body.extend(start.to_le_bytes());
+            body.extend(end.to_le_bytes());
+            body.push(code);
+        }
+        body
+    }
+
+    /// Section 5/6: amplitude (nV), interval (µs), no differences, and each
+    /// lead's bytes.
+    fn data(interval_us: u16, bimodal: bool, leads: &[Vec<u8>]) -> Vec<u8> {
+        let mut body = Vec::new();
+        body.extend(5000u16.to_le_bytes());
+        body.extend(interval_us.to_le_bytes());
+        body.extend([0, bimodal as u8]);
+        for lead in leads {
+            body.extend((lead.len() as u16).to_le_bytes());
+        }
+        for lead in leads {
+            body.extend(lead);
+        }
+        body
+    }
+
+    fn samples(values: impl IntoIterator<Item = i16>) -> Vec<u8> {
+        values.into_iter().flat_map(i16::to_le_bytes).collect()
+    }
+
+    #[test]
+    fn the_test_builder_makes_a_readable_record() {
+        let bytes = record(&[(3, leads(2, 1, 10, 0)), (6, data(2000, false, &[samples(0..10), samples(10..20)]))]);
+        let ecg = read(&bytes).unwrap();
+        assert_eq!(ecg.sampling_rate_hz, 500.0);
+        assert_eq!(ecg.leads[0].samples_uv[..3], [0.0, 5.0, 10.0]);
+    }
+
+    /// A lead ending at sample 0xFFFFFFFF asked for a 17 GB allocation.
+    #[test]
+    fn absurd_lead_lengths_are_refused_before_allocating() {
+        let bytes = record(&[(3, leads(2, 1, u32::MAX, 0)), (6, data(2000, false, &[samples(0..10), samples(10..20)]))]);
+        let err = read(&bytes).unwrap_err().to_string();
+        assert!(err.contains("4294967295 samples; at most 600000 a lead"), "{err}");
+        // The same with Huffman-coded data (the default table), the path
+        // that allocated for the declared count.
+        let bytes = record(&[(2, 19999u16.to_le_bytes().to_vec()), (3, leads(1, 1, u32::MAX, 0)), (6, data(2000, false, &[vec![0; 8]]))]);
+        let err = read(&bytes).unwrap_err().to_string();
+        assert!(err.contains("4294967295 samples; at most 600000 a lead"), "{err}");
+        // 255 leads of 600,000 samples each: every lead allowed, the sum not.
+        let bytes = record(&[(3, leads(255, 1, 600_000, 0)), (6, data(2000, false, &[]))]);
+        let err = read(&bytes).unwrap_err().to_string();
+        assert!(err.contains("more than 4000000 samples"), "{err}");
+    }
+
+    /// Decimation 65535 cost 8 s of CPU in a 34 KB file.
+    #[test]
+    fn absurd_decimation_is_refused() {
+        let mut qrs = vec![0; 6];
+        qrs[0..2].copy_from_slice(&1u16.to_le_bytes()); // a 1 ms reference beat
+        let bytes = record(&[
+            (3, leads(1, 1, 5000, 1)),
+            (4, qrs),
+            (5, data(1, false, &[samples([0; 100])])),
+            (6, data(65535, true, &[samples([0; 100])])),
+        ]);
+        let err = read(&bytes).unwrap_err().to_string();
+        assert!(err.contains("bimodal decimation of 65535"), "{err}");
+    }
+
+    /// Thousands of overlapping zones over a whole lead cost one pass.
+    #[test]
+    fn overlapping_zones_are_clipped_not_repeated() {
+        let qrs = QrsLocations { reference_length_ms: 10, reference_fiducial: 2, zones: vec![(1, 3, 10); 5000], protected: vec![] };
+        let mut lead = vec![0.0; 10];
+        add_reference_beat(&mut lead, &[1.0, 2.0, 3.0, 4.0], &qrs);
+        // Sample s takes beat[s - 3 + 2]: the beat's four samples, once each.
+        assert_eq!(lead, [1.0, 2.0, 3.0, 4.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], "added once, within the beat");
+        let mask = protected_mask(6, &[(0, 2), (2, 3), (5, u32::MAX)]);
+        assert_eq!(mask, [true, true, true, false, true, true]);
+    }
+
     #[test]
     fn crc_matches_the_ccitt_check_value() {
         assert_eq!(crc_ccitt(b"123456789"), 0x29B1);
@@ -526,10 +720,10 @@ mod tests {
 
     #[test]
     fn bimodal_round_trip_keeps_protected_samples_and_interpolates_the_rest() {
-        let protected = [(5u32, 6u32)];
+        let protected = protected_mask(10, &[(5u32, 6u32)]);
         // 10 samples, decimation 2: samples 1,3 stored; 5,6 protected; 7,9 stored.
-        assert_eq!(stored_samples(10, &protected, 2), 6);
-        let out = undecimate(&[0.0, 2.0, 50.0, 60.0, 4.0, 6.0], 10, &protected, 2);
+        assert_eq!(stored_samples(&protected, 2), 6);
+        let out = undecimate(&[0.0, 2.0, 50.0, 60.0, 4.0, 6.0], &protected, 2);
         assert_eq!(out, vec![0.0, 1.0, 2.0, 26.0, 50.0, 60.0, 4.0, 5.0, 6.0, 6.0]);
     }
 }
