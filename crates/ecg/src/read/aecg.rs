@@ -3,7 +3,7 @@
 //! sequence per lead (physical = origin + scale × digit). Device
 //! measurements and statements come from the series' annotation set.
 
-use roxmltree::{Document, Node};
+use roxmltree::Node;
 
 use crate::record::{DeviceMeasurements, DeviceReport, EcgError, EcgRecord, Lead, Patient, SourceFormat};
 
@@ -16,7 +16,7 @@ fn invalid(reason: impl Into<String>) -> EcgError {
 /// Reads an aECG document.
 pub fn read(bytes: &[u8]) -> Result<EcgRecord, EcgError> {
     let text = std::str::from_utf8(bytes).map_err(|e| invalid(format!("the XML is not UTF-8: {e}")))?;
-    let document = Document::parse(text).map_err(|e| invalid(format!("broken XML: {e}")))?;
+    let document = super::xml::parse(text).map_err(|e| invalid(e.to_string()))?;
     let root = document.root_element();
     if root.tag_name().name() != "AnnotatedECG" {
         return Err(invalid(format!("root element is <{}>, expected <AnnotatedECG>", root.tag_name().name())));
@@ -180,4 +180,21 @@ fn child<'a, 'input>(node: Node<'a, 'input>, name: &'static str) -> Option<Node<
 
 fn descendant<'a, 'input>(node: Node<'a, 'input>, name: &'static str) -> Option<Node<'a, 'input>> {
     node.descendants().find(|c| c.tag_name().name() == name)
+}
+
+#[cfg(test)]
+mod tests {
+    /// 4,000 nested elements in 28 KB overflowed a server thread's stack.
+    #[test]
+    fn deep_nesting_is_refused_on_a_small_stack() {
+        let depth = 4000;
+        let mut xml = String::from("<AnnotatedECG>");
+        xml.push_str(&"<component>".repeat(depth));
+        xml.push_str(&"</component>".repeat(depth));
+        xml.push_str("</AnnotatedECG>");
+        let result =
+            std::thread::Builder::new().stack_size(256 * 1024).spawn(move || super::read(xml.as_bytes()).map(|_| ())).unwrap().join();
+        let err = result.expect("the reader must not overflow its stack").unwrap_err().to_string();
+        assert!(err.contains("nested"), "{err}");
+    }
 }

@@ -8,6 +8,7 @@ pub mod aecg;
 pub mod dicom;
 pub mod scp;
 pub mod wfdb;
+pub mod xml;
 
 use std::path::Path;
 
