@@ -34,6 +34,8 @@ pub struct DicomConfig {
     pub ae_title: String,
     pub max_associations: usize,
     pub idle_timeout_secs: u64,
+    /// ARTIM: seconds a new connection has to send its A-ASSOCIATE-RQ.
+    pub association_request_timeout_secs: u64,
     pub max_pdu_length: u32,
 }
 
@@ -78,6 +80,7 @@ impl Default for DicomConfig {
             ae_title: gateway.ae_title,
             max_associations: gateway.max_associations,
             idle_timeout_secs: gateway.idle_timeout.as_secs(),
+            association_request_timeout_secs: gateway.association_request_timeout.as_secs(),
             max_pdu_length: gateway.max_pdu_length,
         }
     }
@@ -139,6 +142,7 @@ impl Config {
         env_parse("TELEDIAG_DICOM_PORT", &mut config.dicom.port)?;
         env_parse("TELEDIAG_AE_TITLE", &mut config.dicom.ae_title)?;
         env_parse("TELEDIAG_IDLE_TIMEOUT_SECS", &mut config.dicom.idle_timeout_secs)?;
+        env_parse("TELEDIAG_ARTIM_SECS", &mut config.dicom.association_request_timeout_secs)?;
         env_parse("TELEDIAG_HTTP_PORT", &mut config.http.port)?;
         env_parse("TELEDIAG_STUDY_STABLE_SECS", &mut config.archive.study_stable_secs)?;
         env_parse("TELEDIAG_LOCK_SECS", &mut config.worklist.lock_secs)?;
@@ -173,6 +177,7 @@ impl Config {
             ae_title: self.dicom.ae_title.clone(),
             max_associations: self.dicom.max_associations,
             idle_timeout: std::time::Duration::from_secs(self.dicom.idle_timeout_secs),
+            association_request_timeout: std::time::Duration::from_secs(self.dicom.association_request_timeout_secs),
             max_pdu_length: self.dicom.max_pdu_length,
             ..Default::default()
         }

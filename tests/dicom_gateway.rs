@@ -475,3 +475,94 @@ async fn a_full_disk_answers_out_of_resources_and_loses_nothing() {
     assert!(server.staged_files().is_empty(), "partial files left: {:?}", server.staged_files());
     server.stop();
 }
+
+/// Idle sockets, and sockets that send half a request, hold no association
+/// slot: a real sender gets through while hundreds sit open, and ARTIM
+/// closes them.
+#[test]
+fn idle_connections_do_not_stop_a_real_sender() {
+    if !require_tool("echoscu") {
+        return;
+    }
+    let mut server = Server::new();
+    server.add_site("城关镇卫生院", "CHENGGUAN", &[]);
+    server.start_with(&[("TELEDIAG_ARTIM_SECS", "3")]);
+    let mut idle: Vec<TcpStream> = (0..200).map(|_| TcpStream::connect(("127.0.0.1", server.dicom_port)).unwrap()).collect();
+    for socket in idle.iter_mut().take(40) {
+        socket.write_all(&[0x01, 0x00, 0x00, 0x00, 0x10, 0x00, 0x00, 0x01]).unwrap(); // 4 KB promised, 2 sent
+    }
+    let (ok, output) = echoscu(server.dicom_port, "CHENGGUAN", AE);
+    assert!(ok, "a real sender is served beside 200 idle connections: {output}");
+    let mut association = associate(server.dicom_port);
+    assert_eq!(store(&mut association, 1, "1.2.3.700", dataset("1.2.3.700", "1.2.3.7")).0, 0x0000);
+    association.release().unwrap();
+
+    // The idle ones are closed: the oldest to make room (16 may wait per
+    // address), the rest when ARTIM runs out.
+    std::thread::sleep(Duration::from_secs(4));
+    let closed = idle
+        .iter_mut()
+        .filter_map(|socket| {
+            socket.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+            let mut byte = [0u8; 1];
+            let closed = match socket.read(&mut byte) {
+                Err(e) => !matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut),
+                Ok(n) => n == 0,
+            };
+            closed.then_some(())
+        })
+        .count();
+    assert_eq!(closed, 200, "every idle connection is closed by now");
+    server.stop();
+}
+
+/// A hospital cannot add objects to another hospital's study by sending
+/// its Study Instance UID: storescu is refused with 0x0124 and a reason.
+#[tokio::test(flavor = "multi_thread")]
+async fn another_sites_study_uid_is_refused_over_c_store() {
+    if !require_tool("storescu") {
+        return;
+    }
+    let mut server = Server::new();
+    server.add_site("城关镇卫生院", "CHENGGUAN", &[]);
+    server.add_site("二号县医院", "ERYUAN", &[]);
+    server.start();
+    let dir = tempfile::tempdir().unwrap();
+    let part10 = |name: &str, sop: &str, study: &str| {
+        let meta = telediag_archive::FileMeta {
+            sop_class_uid: CT_IMAGE_STORAGE.into(),
+            sop_instance_uid: sop.into(),
+            transfer_syntax_uid: EXPLICIT_LE.into(),
+            source_ae_title: None,
+        };
+        let mut bytes = telediag_archive::part10::encode_header(&meta);
+        bytes.extend(dataset(sop, study));
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path
+    };
+    let send = |calling: &str, file: &std::path::Path| {
+        let out = Command::new("storescu")
+            .args(["-v", "-aet", calling, "-aec", AE, "127.0.0.1", &server.dicom_port.to_string()])
+            .arg(file)
+            .output()
+            .unwrap();
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    };
+    let owner = send("CHENGGUAN", &part10("a.dcm", "1.2.3.800", "1.2.3.8"));
+    assert!(!owner.contains("E:"), "{owner}");
+    let intruder = send("ERYUAN", &part10("b.dcm", "1.2.3.801", "1.2.3.8"));
+    // PS3.7's "Refused: Not Authorized", which storescu prints by number.
+    assert!(intruder.contains("Store Response (Unknown Status: 0x124)"), "{intruder}");
+    let again = send("ERYUAN", &part10("c.dcm", "1.2.3.800", "1.2.3.9"));
+    assert!(again.contains("Store Response (Unknown Status: 0x124)"), "{again}");
+
+    let db = server.database().await;
+    let detail = db.study_detail(&"1.2.3.8".parse().unwrap(), None).await.unwrap().unwrap();
+    assert_eq!(detail.summary.num_instances, 1, "the intruder's object did not join the study");
+    assert!(db.versions_of(&"1.2.3.801".parse().unwrap()).await.unwrap().is_empty());
+    assert_eq!(db.versions_of(&"1.2.3.800".parse().unwrap()).await.unwrap().len(), 1, "no new version from another site");
+    assert_eq!(db.uid_collisions(10).await.unwrap().len(), 2);
+    assert!(server.wait_for_log(&["cross-site UID collision", "ERYUAN"]), "the refusal is logged");
+    server.stop();
+}

@@ -16,8 +16,8 @@ use std::sync::Arc;
 use dicom_ul::ServerAssociationOptions;
 use dicom_ul::association::{Association, AsyncServerAssociation};
 use dicom_ul::pdu::{
-    AssociationRJ, AssociationRJResult, AssociationRJServiceProviderPresentationReason, AssociationRJSource, PDataValue, PDataValueType,
-    Pdu, PresentationContextResultReason,
+    AbortRQServiceProviderReason, AbortRQSource, AssociationRJ, AssociationRJResult, AssociationRJServiceProviderPresentationReason,
+    AssociationRJSource, PDataValue, PDataValueType, Pdu, PresentationContextResultReason,
 };
 use telediag_archive::ingest::IndexReceipt;
 use telediag_archive::ingest::status;
@@ -77,6 +77,18 @@ pub(crate) async fn reject_busy(mut socket: TcpStream, peer: SocketAddr) {
     let _ = socket.shutdown().await;
 }
 
+/// Answers a connection whose first PDU is not a usable A-ASSOCIATE-RQ
+/// with A-ABORT, and closes it.
+pub(crate) async fn refuse_opening(mut socket: TcpStream, peer: SocketAddr, reason: &str) {
+    tracing::warn!(peer = %peer, reason, "connection refused before association");
+    let abort = Pdu::AbortRQ { source: AbortRQSource::ServiceProvider(AbortRQServiceProviderReason::UnexpectedPdu) };
+    let mut bytes = Vec::new();
+    if dicom_ul::write_pdu(&mut bytes, &abort).is_ok() {
+        let _ = socket.write_all(&bytes).await;
+    }
+    let _ = socket.shutdown().await;
+}
+
 fn options(
     config: &GatewayConfig,
     access: SiteAccess,
@@ -106,7 +118,16 @@ pub(crate) async fn run(socket: TcpStream, peer: SocketAddr, context: Context) {
     };
     let refusal = Arc::new(std::sync::Mutex::new(None));
     let access = SiteAccess { directory: directory.clone(), peer: peer.ip(), refusal: refusal.clone() };
-    let mut association = match options(&context.config, access).establish_async(socket).await {
+    // The request is already in the socket (see `admission`); the timer
+    // only guards against a peer that stops answering mid-negotiation.
+    let options = options(&context.config, access);
+    let establish = options.establish_async(socket);
+    let established = tokio::time::timeout(context.config.association_request_timeout, establish).await;
+    let Ok(established) = established else {
+        tracing::warn!(peer = %peer, "association negotiation did not finish in time (ARTIM); closed");
+        return;
+    };
+    let mut association = match established {
         Ok(association) => association,
         Err(dicom_ul::association::Error::ConnectionClosed { .. }) => {
             // A port probe (load balancer, monitoring) rather than a sender.

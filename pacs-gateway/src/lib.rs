@@ -16,6 +16,7 @@
 //! and objects go through the archive. Query/retrieve and TLS come later.
 
 mod access;
+mod admission;
 mod association;
 pub mod dimse;
 pub mod echo;
@@ -37,8 +38,19 @@ pub struct GatewayConfig {
     /// Associations served at once; more are rejected as "local limit
     /// exceeded" (transient), so senders retry. Default 64.
     pub max_associations: usize,
-    /// An association silent this long is aborted. Default 120 s.
+    /// An association silent this long is aborted. Default 120 s. It applies
+    /// only once the association is established: see `association_request_timeout`.
     pub idle_timeout: Duration,
+    /// ARTIM (PS3.8 §9.1.5): a connection whose A-ASSOCIATE-RQ has not
+    /// arrived whole this long after it opened is closed. Until then it
+    /// holds no association slot. Default 10 s.
+    pub association_request_timeout: Duration,
+    /// Connections still waiting for their A-ASSOCIATE-RQ, from one address
+    /// and in all. Over either, the oldest such connection is closed to
+    /// make room, so idle sockets cannot keep a real sender out. Defaults
+    /// 16 and 256.
+    pub max_opening_per_address: usize,
+    pub max_opening: usize,
     /// Largest PDU we accept (and announce). Default 256 KiB: big enough that
     /// a 1 GB object is 4,000 PDUs, small enough that 64 associations hold
     /// well under 100 MB of buffers.
@@ -54,6 +66,9 @@ impl Default for GatewayConfig {
             ae_title: "TELEDIAG".into(),
             max_associations: 64,
             idle_timeout: Duration::from_secs(120),
+            association_request_timeout: Duration::from_secs(10),
+            max_opening_per_address: 16,
+            max_opening: 256,
             max_pdu_length: 256 * 1024,
             shutdown_grace: Duration::from_secs(30),
         }
@@ -76,6 +91,7 @@ impl Gateway {
     /// `shutdown_grace`) and returns.
     pub async fn serve(self, listener: TcpListener, shutdown: impl std::future::Future<Output = ()>) {
         let slots = Arc::new(Semaphore::new(self.config.max_associations));
+        let admission = admission::Admission::new(self.config.max_opening, self.config.max_opening_per_address);
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut associations = JoinSet::new();
         tokio::pin!(shutdown);
@@ -93,12 +109,26 @@ impl Gateway {
                 Some(_) = associations.join_next(), if !associations.is_empty() => continue,
             };
             let _ = socket.set_nodelay(true);
-            let slot = slots.clone().try_acquire_owned().ok();
+            let ticket = admission.admit(peer.ip());
+            let slots = slots.clone();
             let context = association::Context { config: self.config.clone(), archive: self.archive.clone(), stop: stop_rx.clone() };
             associations.spawn(async move {
-                match slot {
-                    Some(_slot) => association::run(socket, peer, context).await,
-                    None => association::reject_busy(socket, peer).await,
+                let artim = context.config.association_request_timeout;
+                match admission::first_pdu(&socket, artim, &ticket.evicted).await {
+                    admission::FirstPdu::Request => {}
+                    admission::FirstPdu::NotARequest(reason) => return association::refuse_opening(socket, peer, &reason).await,
+                    admission::FirstPdu::Closed => {
+                        // A port probe (load balancer, monitoring) rather than a sender.
+                        return tracing::debug!(peer = %peer, "connection closed before an association request");
+                    }
+                    admission::FirstPdu::TimedOut => {
+                        return tracing::debug!(peer = %peer, "no association request in time (ARTIM) or displaced by newer connections; closed");
+                    }
+                }
+                drop(ticket);
+                match slots.try_acquire_owned() {
+                    Ok(_slot) => association::run(socket, peer, context).await,
+                    Err(_) => association::reject_busy(socket, peer).await,
                 }
             });
         }
