@@ -151,3 +151,56 @@ fn a_site_user_sees_only_their_site() {
     }
     server.stop();
 }
+
+/// Guessing passwords: an account locks after five failures in a row (even
+/// the right password is refused then, with 429 and a reason), an admin
+/// lifts the lock, and an address that fails twenty times waits.
+#[test]
+fn failed_logins_lock_the_account_and_then_the_address() {
+    let mut server = Server::new();
+    server.start();
+    let port = server.http_port;
+    let admin = login(port, "admin", ADMIN_PASSWORD);
+    let body = r#"{"username":"guessed","display_name":"王医生","password":"right-password","roles":["radiologist"]}"#;
+    assert_eq!(http(port, "POST", "/api/users", Some(&admin), Some(body)).0, 201);
+    let attempt =
+        |password: &str| http(port, "POST", "/api/login", None, Some(&format!(r#"{{"username":"guessed","password":"{password}"}}"#)));
+
+    for _ in 0..5 {
+        assert_eq!(attempt("wrong").0, 401);
+    }
+    let (status, reply) = attempt("right-password");
+    assert_eq!(status, 429, "locked after five failures, whatever the password: {reply}");
+    let reason = json(&reply)["error"].as_str().unwrap().to_owned();
+    assert!(reason.contains("locked for 15 minutes after 5 failed logins") && reason.contains("administrator"), "{reason}");
+    let raw = {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let body = r#"{"username":"guessed","password":"x"}"#;
+        write!(stream, "POST /api/login HTTP/1.1\r\nHost: l\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len()).unwrap();
+        let mut out = String::new();
+        stream.read_to_string(&mut out).unwrap();
+        out.to_ascii_lowercase()
+    };
+    assert!(raw.contains("retry-after: 9") || raw.contains("retry-after: 8"), "a Retry-After of about 900 s: {raw}");
+
+    let (_, users) = http(port, "GET", "/api/users", Some(&admin), None);
+    let users = json(&users);
+    let guessed = users.as_array().unwrap().iter().find(|u| u["username"] == "guessed").unwrap();
+    assert_eq!(guessed["login"]["failed_logins"], 5);
+    let id = guessed["id"].as_i64().unwrap();
+    assert_eq!(http(port, "PATCH", &format!("/api/users/{id}"), Some(&admin), Some(r#"{"unlock":true}"#)).0, 204);
+    assert_eq!(attempt("right-password").0, 200, "the admin lifted the lock");
+
+    // Twenty failures from one address (the five above and fifteen across
+    // unknown accounts) make it wait.
+    for n in 0..15 {
+        let body = format!(r#"{{"username":"nobody{n}","password":"x"}}"#);
+        assert_eq!(http(port, "POST", "/api/login", None, Some(&body)).0, 401, "failure {n}");
+    }
+    let (status, reply) = attempt("right-password");
+    assert_eq!(status, 429, "{reply}");
+    assert!(json(&reply)["error"].as_str().unwrap().contains("too many failed logins from your address"), "{reply}");
+    assert!(server.wait_for_log(&["login refused: too many failed logins from this address"]));
+    server.stop();
+}

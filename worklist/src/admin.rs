@@ -29,6 +29,8 @@ pub struct UserView {
     pub credentials: Credentials,
     /// Subject of the signing certificate, if one was issued or imported.
     pub signing_certificate: Option<String>,
+    /// Failed logins since the last success, and the lock they caused.
+    pub login: telediag_archive::accounts::LoginLock,
 }
 
 pub async fn list_users(State(state): State<AppState>, user: CurrentUser) -> Result<Response, ApiError> {
@@ -56,6 +58,7 @@ pub async fn list_users(State(state): State<AppState>, user: CurrentUser) -> Res
             disabled: row.disabled,
             credentials,
             signing_certificate,
+            login: db.login_lock(row.id).await?,
         });
     }
     Ok(Json(out).into_response())
@@ -70,6 +73,8 @@ pub struct ChangeUser {
     site: Option<String>,
     disabled: Option<bool>,
     password: Option<String>,
+    /// `true` lifts a lock left by failed logins.
+    unlock: Option<bool>,
 }
 
 /// `PATCH /api/users/{id}`
@@ -110,6 +115,10 @@ pub async fn change_user(
         },
     )
     .await?;
+    if change.unlock == Some(true) {
+        db.clear_login_failures(id).await?;
+        tracing::info!(user = id, by = %user.username, "login lock lifted");
+    }
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

@@ -10,11 +10,13 @@ use telediag_archive::DbError;
 pub struct ApiError {
     pub status: StatusCode,
     pub reason: String,
+    /// Seconds, sent as `Retry-After` (429 and 503).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, reason: impl Into<String>) -> Self {
-        ApiError { status, reason: reason.into() }
+        ApiError { status, reason: reason.into(), retry_after: None }
     }
     pub fn unauthorized() -> Self {
         Self::new(StatusCode::UNAUTHORIZED, "authentication required: log in or send a bearer token")
@@ -42,7 +44,11 @@ impl IntoResponse for ApiError {
         if self.status.is_server_error() {
             tracing::error!(status = %self.status, reason = %self.reason, "request failed");
         }
-        (self.status, Json(serde_json::json!({ "error": self.reason }))).into_response()
+        let mut response = (self.status, Json(serde_json::json!({ "error": self.reason }))).into_response();
+        if let Some(seconds) = self.retry_after {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, seconds.into());
+        }
+        response
     }
 }
 

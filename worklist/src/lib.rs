@@ -26,6 +26,7 @@ pub mod auth;
 pub mod config;
 pub mod ecg_upload;
 pub mod error;
+pub mod login_limit;
 pub mod reporting;
 pub mod requests;
 mod routes;
@@ -51,6 +52,8 @@ pub struct AppState {
     pub ca: Arc<CentreCa>,
     /// The CJK font of reports; `None` when the machine has none (signing then says so).
     pub font: Option<ReportFont>,
+    /// Failed logins per client address.
+    pub login_limiter: Arc<login_limit::LoginLimiter>,
 }
 
 /// Errors of starting the service.
@@ -73,7 +76,7 @@ impl AppState {
             }
         };
         let audit = audit::AuditLog::new(archive.database().clone());
-        Ok(AppState { archive, config: Arc::new(config), audit, ca: Arc::new(ca), font })
+        Ok(AppState { archive, config: Arc::new(config), audit, ca: Arc::new(ca), font, login_limiter: Arc::default() })
     }
 }
 

@@ -34,9 +34,47 @@ pub async fn login(
     Json(login): Json<Login>,
 ) -> Result<Response, ApiError> {
     let client = connect.map(|c| (c.0).0);
+    let address = client.map(|c| c.ip());
     let db = state.archive.database();
-    let user = db.user_by_name(login.username.trim()).await?;
+    let name = login.username.trim();
+    let refuse = |why: &str, wait: std::time::Duration| {
+        let mut error = ApiError::new(StatusCode::TOO_MANY_REQUESTS, why.to_owned());
+        error.retry_after = Some(wait.as_secs().max(1));
+        error
+    };
+    let audit_refusal = |action: &str, status: u16| {
+        let mut entry = AuditEntry::for_user(None, action.into(), name.to_owned(), status, address.map(|a| a.to_string()));
+        entry.username = Some(name.chars().take(64).collect());
+        entry
+    };
+    if let Some(wait) = address.and_then(|a| state.login_limiter.blocked(a)) {
+        tracing::warn!(client = ?address, "login refused: too many failed logins from this address");
+        state.audit.append(&audit_refusal("login refused: address rate limit", 429)).await?;
+        return Err(refuse(
+            &format!("too many failed logins from your address; try again in {} minutes", wait.as_secs().div_ceil(60)),
+            wait,
+        ));
+    }
+    let user = db.user_by_name(name).await?;
+    if let Some(user) = &user {
+        let lock = db.login_lock(user.id).await?;
+        let now = telediag_archive::db::now_ms();
+        if let Some(until) = lock.locked_until.filter(|&until| until > now) {
+            tracing::warn!(user = %user.username, failed = lock.failed_logins, "login refused: account locked");
+            state.audit.append(&audit_refusal("login refused: account locked", 429)).await?;
+            let wait = std::time::Duration::from_millis((until - now) as u64);
+            return Err(refuse(
+                &format!(
+                    "this account is locked for {} minutes after {} failed logins; an administrator can unlock it",
+                    wait.as_secs().div_ceil(60),
+                    lock.failed_logins
+                ),
+                wait,
+            ));
+        }
+    }
     // Unknown users are verified against a fixed hash, so timing does not tell.
+    let known_id = user.as_ref().map(|u| u.id);
     let (hash, user) = match user {
         Some(user) if !user.disabled => (user.password_hash.clone(), Some(user)),
         _ => (auth::unknown_user_hash().to_owned(), None),
@@ -47,13 +85,20 @@ pub async fn login(
         .await
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("password check failed: {e}")))?;
     let Some(user) = user.filter(|_| verified) else {
-        tracing::warn!(username = %login.username.trim(), "login failed");
-        let mut entry =
-            AuditEntry::for_user(None, "login failed".into(), login.username.trim().to_owned(), 401, client.map(|c| c.ip().to_string()));
-        entry.username = Some(login.username.trim().chars().take(64).collect());
-        state.audit.append(&entry).await?;
+        tracing::warn!(username = %name, "login failed");
+        if let Some(a) = address {
+            state.login_limiter.failed(a);
+        }
+        if let Some(id) = known_id {
+            let lock = db.record_login_failure(id).await?;
+            if lock.failed_logins % telediag_archive::accounts::LOCK_AFTER_FAILURES == 0 {
+                tracing::warn!(user = id, failed = lock.failed_logins, "account locked after failed logins");
+            }
+        }
+        state.audit.append(&audit_refusal("login failed", 401)).await?;
         return Err(ApiError::new(StatusCode::UNAUTHORIZED, "wrong username or password"));
     };
+    db.clear_login_failures(user.id).await?;
     let token = auth::new_token();
     let expires_at = telediag_archive::db::now_ms() + SESSION_HOURS * 3_600_000;
     db.insert_session(&auth::token_hash(&token), user.id, expires_at).await?;

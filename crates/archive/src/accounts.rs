@@ -41,6 +41,21 @@ pub struct UserChange {
     pub password_hash: Option<String>,
 }
 
+/// An account's failed-login state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+pub struct LoginLock {
+    /// Failed logins since the last success.
+    pub failed_logins: i64,
+    /// Logins are refused until then (ms since the epoch), if set.
+    pub locked_until: Option<i64>,
+}
+
+/// Failed logins in a row that lock an account, and for how long at first;
+/// each further run of failures doubles it, up to a day.
+pub const LOCK_AFTER_FAILURES: i64 = 5;
+pub const FIRST_LOCK_MS: i64 = 15 * 60 * 1000;
+const LONGEST_LOCK_MS: i64 = 24 * 3600 * 1000;
+
 fn user_from_row(r: &sqlx::sqlite::SqliteRow) -> UserRow {
     let roles: String = r.get(4);
     UserRow {
@@ -136,6 +151,42 @@ impl Database {
             .bind(expires_at)
             .execute(self.pool())
             .await?;
+        Ok(())
+    }
+
+    /// The failed-login state of `user_id`.
+    pub async fn login_lock(&self, user_id: i64) -> Result<LoginLock, DbError> {
+        let row =
+            sqlx::query("SELECT failed_logins, locked_until FROM users WHERE id = ?").bind(user_id).fetch_optional(self.pool()).await?;
+        Ok(row.map(|r| LoginLock { failed_logins: r.get(0), locked_until: r.get(1) }).unwrap_or_default())
+    }
+
+    /// Counts a failed login; every [`LOCK_AFTER_FAILURES`] in a row lock
+    /// the account, for [`FIRST_LOCK_MS`] and then twice as long each time.
+    pub async fn record_login_failure(&self, user_id: i64) -> Result<LoginLock, DbError> {
+        let mut tx = self.pool().begin().await?;
+        let failed: i64 = sqlx::query_scalar("UPDATE users SET failed_logins = failed_logins + 1 WHERE id = ? RETURNING failed_logins")
+            .bind(user_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        if failed % LOCK_AFTER_FAILURES == 0 {
+            let doublings = (failed / LOCK_AFTER_FAILURES - 1).min(10) as u32;
+            let until = now_ms() + (FIRST_LOCK_MS << doublings).min(LONGEST_LOCK_MS);
+            sqlx::query("UPDATE users SET locked_until = ? WHERE id = ?").bind(until).bind(user_id).execute(&mut *tx).await?;
+        }
+        let row = sqlx::query("SELECT failed_logins, locked_until FROM users WHERE id = ?").bind(user_id).fetch_one(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(LoginLock { failed_logins: row.get(0), locked_until: row.get(1) })
+    }
+
+    /// A successful login, or an admin lifting the lock: counting starts again.
+    pub async fn clear_login_failures(&self, user_id: i64) -> Result<(), DbError> {
+        sqlx::query(
+            "UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = ? AND (failed_logins != 0 OR locked_until IS NOT NULL)",
+        )
+        .bind(user_id)
+        .execute(self.pool())
+        .await?;
         Ok(())
     }
 
