@@ -48,6 +48,10 @@ fn measurements(port: u16, token: &str, sop: &str) -> serde_json::Value {
     }
 }
 
+fn nested_aecg(depth: usize) -> Vec<u8> {
+    format!("<AnnotatedECG>{}{}</AnnotatedECG>", "<component>".repeat(depth), "</component>".repeat(depth)).into_bytes()
+}
+
 #[test]
 fn ecgs_uploaded_or_pushed_are_archived_analysed_and_kept_to_their_site() {
     let Some(ecg) = corpus() else { return };
@@ -84,6 +88,12 @@ fn ecgs_uploaded_or_pushed_are_archived_analysed_and_kept_to_their_site() {
     // The same file again is recognised, not stored twice.
     let (status, body) = post(port, "/api/ecg?name=Example.scp", &dongshan, "application/octet-stream", &scp);
     assert_eq!((status, json(&body)["outcome"].as_str().unwrap().to_owned()), (200, "duplicate".to_owned()), "{body}");
+    // Another hospital sending it cannot make it theirs, nor learn that it
+    // is a duplicate: 409, nothing of the owner's in the reason.
+    let (status, body) = post(port, "/api/ecg?name=Example.scp", &xihe, "application/octet-stream", &scp);
+    assert_eq!(status, 409, "{body}");
+    let reason = json(&body)["error"].as_str().unwrap().to_owned();
+    assert!(reason.contains("already held by the centre for another sender") && !reason.contains("东山"), "{reason}");
 
     // WFDB as multipart: the header and the two signal files it names.
     let parts: Vec<(&str, Vec<u8>)> =
@@ -102,12 +112,18 @@ fn ecgs_uploaded_or_pushed_are_archived_analysed_and_kept_to_their_site() {
         ("truncated SCP", "application/octet-stream".to_owned(), truncated_scp, "record says it is 34144 bytes"),
         ("WFDB without data", header_only, header_only_body, "does not include"),
         ("not an ECG", "application/octet-stream".to_owned(), b"MZ\x90\x00 not an ecg".to_vec(), "not an ECG"),
+        // 4,000 nested elements in 28 KB overflowed a worker's stack.
+        ("deeply nested aECG", "application/xml".to_owned(), nested_aecg(4000), "nested more than 128 deep"),
     ] {
         let (status, reply) = post(port, "/api/ecg", &dongshan, &content_type, &body);
         assert_eq!(status, 400, "{what}: {reply}");
         assert!(json(&reply)["error"].as_str().unwrap().contains(reason), "{what}: {reply}");
     }
     assert_eq!(server.object_files().len(), files_before, "a refused upload stores nothing");
+    // Over the upload limit: 413, as JSON, and the server carries on.
+    let (status, reply) = post(port, "/api/ecg", &dongshan, "application/octet-stream", &vec![0u8; 65 * 1024 * 1024]);
+    assert_eq!(status, 413, "{reply}");
+    assert!(json(&reply)["error"].as_str().is_some_and(|e| e.contains("length limit")), "{reply}");
     // Readers read; they do not upload.
     assert_eq!(post(port, "/api/ecg", &reader, "application/octet-stream", &scp).0, 403);
 

@@ -39,8 +39,17 @@ fn every_route_but_health_and_login_requires_authentication() {
     let (status, reply) = http(server.http_port, "POST", "/api/login", None, Some(r#"{"username":"admin","password":"wrong"}"#));
     assert_eq!(status, 401, "{reply}");
     assert_eq!(json(&reply)["error"], "wrong username or password");
-    let (status, _) = http(server.http_port, "POST", "/api/login", None, Some("{not json"));
+    // axum's own rejections leave as JSON too.
+    let (status, reply) = http(server.http_port, "POST", "/api/login", None, Some("{not json"));
     assert_eq!(status, 400);
+    assert!(json(&reply)["error"].as_str().is_some_and(|e| !e.is_empty()), "{reply}");
+    let big = format!(r#"{{"username":"admin","password":"{}"}}"#, "x".repeat(2 * 1024 * 1024));
+    let (status, reply) = http(server.http_port, "POST", "/api/login", None, Some(&big));
+    assert_eq!(status, 413, "a body over 1 MiB: {reply}");
+    assert!(json(&reply)["error"].as_str().is_some_and(|e| e.contains("length limit")), "{reply}");
+    let (status, reply) = http(server.http_port, "DELETE", "/api/login", None, None);
+    assert_eq!(status, 405);
+    assert!(json(&reply)["error"].is_string(), "{reply}");
 
     // A logged-out token stops working.
     let token = login(server.http_port, "admin", ADMIN_PASSWORD);

@@ -61,3 +61,27 @@ impl From<DbError> for ApiError {
         }
     }
 }
+
+/// Turns an error response that is not JSON (axum's extractor rejections:
+/// malformed JSON, a body over the limit, a wrong method) into
+/// `{"error": reason}`, keeping its status.
+pub async fn errors_as_json(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    // Rejection texts are one line; anything longer is cut, not buffered.
+    let text = axum::body::to_bytes(body, 4096).await.map(|b| String::from_utf8_lossy(&b).trim().to_owned()).unwrap_or_default();
+    let reason = if text.is_empty() { status.canonical_reason().unwrap_or("error").to_lowercase() } else { text };
+    let mut error = ApiError::new(status, reason).into_response();
+    for (name, value) in parts.headers.iter().filter(|(name, _)| *name == axum::http::header::ALLOW) {
+        error.headers_mut().insert(name, value.clone());
+    }
+    error
+}

@@ -54,7 +54,12 @@ pub struct AppState {
     pub font: Option<ReportFont>,
     /// Failed logins per client address.
     pub login_limiter: Arc<login_limit::LoginLimiter>,
+    /// ECG uploads read at once (each is held whole while it is read).
+    pub ecg_uploads: Arc<tokio::sync::Semaphore>,
 }
+
+/// ECG uploads read at once: 4 × the 64 MiB limit at worst.
+pub const CONCURRENT_ECG_UPLOADS: usize = 4;
 
 /// Errors of starting the service.
 #[derive(Debug, thiserror::Error)]
@@ -76,7 +81,15 @@ impl AppState {
             }
         };
         let audit = audit::AuditLog::new(archive.database().clone());
-        Ok(AppState { archive, config: Arc::new(config), audit, ca: Arc::new(ca), font, login_limiter: Arc::default() })
+        Ok(AppState {
+            archive,
+            config: Arc::new(config),
+            audit,
+            ca: Arc::new(ca),
+            font,
+            login_limiter: Arc::default(),
+            ecg_uploads: Arc::new(tokio::sync::Semaphore::new(CONCURRENT_ECG_UPLOADS)),
+        })
     }
 }
 
@@ -125,5 +138,14 @@ pub fn router(state: AppState) -> Router {
         .route("/verify/{token}", get(report::verify))
         .route("/ca.crt", get(routes::ca_certificate))
         .fallback(|| async { error::ApiError::not_found("route") })
+        // Request bodies: 1 MiB unless a route says otherwise (ECG uploads).
+        .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
+        // Rejections from axum's extractors (bad JSON, too large, wrong
+        // method) arrive as plain text: every error leaves as JSON.
+        .layer(axum::middleware::map_response(error::errors_as_json))
         .with_state(state)
 }
+
+/// The largest request body of a route that does not set its own: reports,
+/// registrations and settings are a few kilobytes.
+pub const BODY_LIMIT: usize = 1024 * 1024;

@@ -279,22 +279,27 @@ pub async fn upload_ecg(
             return Err(ApiError::forbidden("uploading ECGs (site users and admins only)"));
         }
     };
+    // Uploads are read whole (a reader needs the whole file): at most a few
+    // at once, so memory stays bounded however many sites upload.
+    let _permit = state.ecg_uploads.acquire().await.map_err(|_| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting down"))?;
     let is_multipart =
         request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("multipart/form-data"));
     let mut files = Vec::new();
     if is_multipart {
         let mut multipart = axum::extract::Multipart::from_request(request, &state)
             .await
-            .map_err(|e| ApiError::bad_request(format!("multipart body: {e}")))?;
-        while let Some(field) = multipart.next_field().await.map_err(|e| ApiError::bad_request(format!("multipart body: {e}")))? {
+            .map_err(|e| ApiError::new(e.status(), format!("multipart body: {}", e.body_text())))?;
+        while let Some(field) =
+            multipart.next_field().await.map_err(|e| ApiError::new(e.status(), format!("multipart body: {}", e.body_text())))?
+        {
             let name = field.file_name().or(field.name()).unwrap_or("upload").to_string();
-            let bytes = field.bytes().await.map_err(|e| ApiError::bad_request(format!("multipart part {name}: {e}")))?;
+            let bytes = field.bytes().await.map_err(|e| ApiError::new(e.status(), format!("multipart part {name}: {}", e.body_text())))?;
             files.push(UploadedFile { name, bytes: bytes.to_vec() });
         }
     } else {
         let bytes = axum::body::Bytes::from_request(request, &state)
             .await
-            .map_err(|e| ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, format!("request body: {e}")))?;
+            .map_err(|e| ApiError::new(e.status(), format!("request body: {}", e.body_text())))?;
         files.push(UploadedFile { name: query.name.unwrap_or_else(|| "upload".into()), bytes: bytes.to_vec() });
     }
     let origin = telediag_archive::Origin { site_id: site.id, calling_ae: None };
