@@ -197,6 +197,7 @@ fn main() -> Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
+    telediag_archive::store::make_new_files_owner_only();
     let mut config = Config::load(cli.config.as_deref())?;
     if let Some(data) = cli.data {
         config.data_dir = data;

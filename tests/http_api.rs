@@ -213,3 +213,30 @@ fn failed_logins_lock_the_account_and_then_the_address() {
     assert!(server.wait_for_log(&["login refused: too many failed logins from this address"]));
     server.stop();
 }
+
+/// The data directory holds patients' images and doctors' signing keys:
+/// nothing in it is readable by other accounts on the machine.
+#[test]
+fn the_data_directory_is_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut server = Server::new();
+    server.add_site("东山县医院", "DONGSHAN", &[]);
+    let demo = server.dir.path().join("demo");
+    telediag_sample_data::write_demo_studies(&demo).unwrap();
+    server.cli(&["import", "--site", "东山县医院", &demo.join("cr_001.dcm").display().to_string()]);
+    server.start();
+    server.stop();
+    let mut checked = 0;
+    let mut pending = vec![server.data()];
+    while let Some(path) = pending.pop() {
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        let mode = meta.permissions().mode() & 0o777;
+        assert_eq!(mode & 0o077, 0, "{} is {mode:o}", path.display());
+        if meta.is_dir() {
+            pending.extend(std::fs::read_dir(&path).unwrap().flatten().map(|e| e.path()));
+        }
+        checked += 1;
+    }
+    assert!(checked > 10, "index, CA key and the object were checked ({checked} paths)");
+    assert!(server.data().join("index.db").exists() && server.data().join("ca").exists());
+}

@@ -230,6 +230,12 @@ impl Archive {
             move |source| OpenError::DataDir { path, source }
         };
         fs::create_dir_all(&config.data_dir).map_err(dir_err(&config.data_dir))?;
+        // Patients' images and doctors' signing keys: the owner only, also
+        // for a directory an earlier version made world-readable.
+        {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(&config.data_dir, fs::Permissions::from_mode(0o700)).map_err(dir_err(&config.data_dir))?;
+        }
         let staging_root = config.data_dir.join("staging");
         fs::create_dir_all(&staging_root).map_err(dir_err(&staging_root))?;
         // Each process's staging directory, where its files are made, away
