@@ -206,6 +206,17 @@ fn a_registered_request_is_read_signed_twice_downloaded_verified_and_amended() {
     // The reviewer co-signs; the author cannot review themselves.
     let (status, _) = api(port, "POST", &format!("/api/requests/{id}/report/review"), Some(c.token("chen")), None);
     assert_eq!(status, 403);
+    // A co-signature never changes the text the author signed: a reviewer
+    // with corrections returns the report instead.
+    let (status, reply) =
+        api(port, "POST", &format!("/api/requests/{id}/report/review"), Some(c.token("huang")), Some(r#"{"conclusion":"良性结节。"}"#));
+    assert_eq!(status, 400, "{reply}");
+    assert!(reply["error"].as_str().unwrap().contains("report/return"), "{reply}");
+    let seen = ok(port, "GET", &format!("/api/requests/{id}/report"), &c.admin, None);
+    assert_eq!(
+        (seen["versions"][0]["state"].as_str(), seen["versions"][0]["conclusion"].as_str()),
+        (Some("preliminary"), Some(conclusion))
+    );
     let finished = ok(port, "POST", &format!("/api/requests/{id}/report/review"), c.token("huang"), None);
     assert_eq!(finished["report"]["state"], "final", "{finished}");
     let sr_uid = finished["filed_into_study"]["sr_sop_instance_uid"].as_str().unwrap_or_else(|| panic!("{finished}")).to_owned();
@@ -662,11 +673,12 @@ const TABLE: &[(&str, &str, Option<&str>, [u16; 6], Option<u16>)] = &[
     ("POST", "/api/requests/{req}/report", None, [401, 403, 403, 409, 409, 403], Some(404)),
     ("PUT", "/api/requests/{req}/report", Some(r#"{"findings":"x"}"#), [401, 403, 403, 409, 409, 403], Some(404)),
     ("POST", "/api/requests/{req}/report/sign", None, [401, 403, 403, 409, 409, 403], Some(404)),
-    ("POST", "/api/requests/{req}/report/review", None, [401, 403, 403, 403, 403, 409], Some(404)),
-    ("POST", "/api/requests/{req}/report/return", Some(r#"{"reason":"x"}"#), [401, 403, 403, 403, 403, 409], Some(404)),
+    // shen is a reviewer but not a radiologist: not credentialed for a CT.
+    ("POST", "/api/requests/{req}/report/review", None, [401, 403, 403, 403, 403, 403], Some(404)),
+    ("POST", "/api/requests/{req}/report/return", Some(r#"{"reason":"x"}"#), [401, 403, 403, 403, 403, 403], Some(404)),
     ("POST", "/api/requests/{req}/report/amend", Some(r#"{"kind":"amendment"}"#), [401, 403, 403, 409, 403, 403], Some(404)),
     ("POST", "/api/requests/{req}/report/revoke", Some(r#"{"version":1,"reason":"x"}"#), [401, 409, 403, 403, 403, 403], Some(404)),
-    ("POST", "/api/requests/{req}/critical", Some(r#"{"note":""}"#), [401, 403, 403, 400, 400, 400], Some(404)),
+    ("POST", "/api/requests/{req}/critical", Some(r#"{"note":""}"#), [401, 403, 403, 400, 403, 403], Some(404)),
     ("POST", "/api/requests/{req}/release", None, [401, 409, 403, 403, 403, 403], Some(404)),
     ("POST", "/api/requests/{req}/assign", Some(r#"{"reader_id":999999}"#), [401, 404, 403, 403, 403, 403], Some(404)),
     ("POST", "/api/requests/{req}/cancel", Some(r#"{"reason":" "}"#), [401, 400, 400, 403, 403, 403], Some(404)),
@@ -689,6 +701,90 @@ const TABLE: &[(&str, &str, Option<&str>, [u16; 6], Option<u16>)] = &[
     ),
     ("POST", "/api/requests/{req}/claim", None, [401, 403, 403, 200, 403, 403], Some(404)),
 ];
+
+/// Credentials (modality and site) gate what a doctor may do, not only what
+/// they see: a radiologist credentialed for one site's CT flags nothing at
+/// another site, and only an ECG doctor co-signs an ECG.
+#[test]
+fn credentials_gate_actions_not_only_reads() {
+    let mut c = centre(&[]);
+    let port = c.port();
+    let demo = c.server.dir.path().join("demo");
+    let (ct, cr, _) = demo_files(&demo);
+    c.server.stop();
+    let mut args: Vec<String> = vec!["import".into(), "--site".into(), "东山县医院".into()];
+    args.extend(ct.iter().take(3).map(|p| p.display().to_string()));
+    c.server.cli(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    c.server.cli(&["import", "--site", "西河县医院", &cr.display().to_string()]);
+    c.server.start_with(&[("TELEDIAG_STUDY_STABLE_SECS", "1")]);
+    c.admin = login(port, "admin", ADMIN_PASSWORD);
+    for who in ["chen", "huang", "liu", "dongshan_tech"] {
+        c.tokens.insert(who, login(port, who, &format!("password-{who}")));
+    }
+    ok(
+        port,
+        "PUT",
+        &format!("/api/users/{}/credentials", c.ids["chen"]),
+        &c.admin,
+        Some(r#"{"modalities":["CT"],"sites":["东山县医院"]}"#),
+    );
+    let requests = wait_for(port, "/api/requests", &c.admin, "a request per site", |v| (v.as_array()?.len() == 2).then(|| v.clone()));
+    let of = |site: &str| requests.as_array().unwrap().iter().find(|r| r["site"] == site).unwrap()["id"].as_i64().unwrap();
+    let (dongshan_ct, xihe_cr) = (of("东山县医院"), of("西河县医院"));
+
+    let flag = r#"{"note":"张力性气胸"}"#;
+    let (status, reply) = api(port, "POST", &format!("/api/requests/{xihe_cr}/critical"), Some(c.token("chen")), Some(flag));
+    assert_eq!(status, 403, "another site's CR is not in chen's credentials: {reply}");
+    assert!(reply["error"].as_str().unwrap().contains("not in your credentials"), "{reply}");
+    assert_eq!(api(port, "POST", &format!("/api/requests/{xihe_cr}/claim"), Some(c.token("chen")), None).0, 403);
+    assert_eq!(
+        api(port, "POST", &format!("/api/requests/{dongshan_ct}/critical"), Some(c.token("liu")), Some(flag)).0,
+        403,
+        "an ECG doctor flags no CT"
+    );
+    assert_eq!(api(port, "POST", &format!("/api/requests/{dongshan_ct}/critical"), Some(c.token("chen")), Some(flag)).0, 201);
+    let (status, reply) = api(
+        port,
+        "POST",
+        &format!("/api/requests/{xihe_cr}/assign"),
+        Some(&c.admin),
+        Some(&format!(r#"{{"reader_id":{}}}"#, c.ids["chen"])),
+    );
+    assert_eq!(status, 400, "an admin cannot assign outside the reader's credentials: {reply}");
+
+    // An ECG, read and signed by the ECG doctor, awaits review: a reviewer
+    // who is a radiologist only may not co-sign it; an ECG doctor may.
+    let Some(corpus) = ecg_corpus() else { return };
+    let scp = std::fs::read(corpus.join("ecgtoolkit/Example.scp")).unwrap();
+    assert_eq!(post_bytes(port, "/api/ecg?name=Example.scp", c.token("dongshan_tech"), "application/octet-stream", &scp).0, 201);
+    let ecg =
+        wait_for(port, "/api/requests?view=pool", c.token("liu"), "the ECG", |v| v.as_array()?.first().cloned())["id"].as_i64().unwrap();
+    ok(port, "POST", &format!("/api/requests/{ecg}/claim"), c.token("liu"), None);
+    // The template waits for the pipeline's analysis (409 until then).
+    let opened = loop {
+        let (status, draft) = api(port, "POST", &format!("/api/requests/{ecg}/report"), Some(c.token("liu")), None);
+        if status != 409 {
+            break draft;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(opened["template"], "ecg", "{opened}");
+    ok(
+        port,
+        "PUT",
+        &format!("/api/requests/{ecg}/report"),
+        c.token("liu"),
+        Some(r#"{"findings":"窦性心律，心率 72 次/分。","conclusion":"正常心电图。"}"#),
+    );
+    ok(port, "POST", &format!("/api/requests/{ecg}/report/sign"), c.token("liu"), None);
+    let (status, reply) = api(port, "POST", &format!("/api/requests/{ecg}/report/review"), Some(c.token("huang")), None);
+    assert_eq!(status, 403, "a radiologist reviewer does not co-sign an ECG: {reply}");
+    let body = r#"{"username":"ma","display_name":"马主任","password":"password-ma","roles":["ecg_doctor","reviewer"]}"#;
+    ok(port, "POST", "/api/users", &c.admin, Some(body));
+    let ma = login(port, "ma", "password-ma");
+    let finished = ok(port, "POST", &format!("/api/requests/{ecg}/report/review"), &ma, None);
+    assert_eq!(finished["report"]["state"], "final", "{finished}");
+}
 
 #[test]
 fn every_endpoint_answers_every_role_and_another_sites_objects_are_not_found() {

@@ -51,6 +51,7 @@ pub async fn flag(state: &AppState, user: &CurrentUser, request: &ReadRequest, n
     if !(user.has(Role::Radiologist) || user.has(Role::EcgDoctor) || user.has(Role::Reviewer)) {
         return Err(ApiError::forbidden("flagging critical findings"));
     }
+    crate::requests::assign::require_credentialed(state.archive.database(), user, request, "flagging critical findings").await?;
     if note.trim().is_empty() {
         return Err(ApiError::bad_request("a critical finding needs a note saying what was found"));
     }

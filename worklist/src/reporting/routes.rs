@@ -226,6 +226,7 @@ pub async fn sign(State(state): State<AppState>, user: CurrentUser, Path(id): Pa
     if !may_edit(&user, &request, &draft) {
         return Err(ApiError::forbidden("signing a report you do not hold"));
     }
+    assign::require_credentialed(db, &user, &request, "signing reports").await?;
     ready_to_sign(&draft)?;
     let now = now_ms();
     // At a single-signature site this signature makes the report final
@@ -271,13 +272,16 @@ pub async fn sign(State(state): State<AppState>, user: CurrentUser, Path(id): Pa
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct Review {
-    /// Corrections the reviewer makes before co-signing (recorded in the history).
+    /// Text a reviewer sends along is refused with a reason: a co-signature
+    /// never changes what the reporting doctor signed.
     method: Option<String>,
     findings: Option<String>,
     conclusion: Option<String>,
 }
 
-/// `POST /api/requests/{id}/report/review`: a reviewer co-signs: final.
+/// `POST /api/requests/{id}/report/review`: a reviewer co-signs what the
+/// reporting doctor signed, unchanged: final. A reviewer who wants changes
+/// returns the report to its author, who signs again.
 pub async fn review(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -287,24 +291,18 @@ pub async fn review(
     let db = state.archive.database();
     let request = visible_request(db, &user, id).await?;
     user.require(Role::Reviewer, "co-signing reports")?;
+    assign::require_credentialed(db, &user, &request, "co-signing reports").await?;
+    let review = body.map(|b| b.0).unwrap_or_default();
+    if review.method.is_some() || review.findings.is_some() || review.conclusion.is_some() {
+        return Err(ApiError::bad_request(format!(
+            "a co-signature does not change the report's text: the reporting doctor's signature would cover words they did not \
+             write. Return it to its author (POST /api/requests/{id}/report/return) with what to change"
+        )));
+    }
     let all = versions(db, id).await?;
     let pending = all.iter().rev().find(|v| v.state == "preliminary").ok_or_else(|| ApiError::conflict("no report awaits review"))?.clone();
     if pending.author_id == Some(user.id) {
         return Err(ApiError::forbidden("co-signing your own report (the reviewer is another doctor)"));
-    }
-    let review = body.map(|b| b.0).unwrap_or_default();
-    let mut pending = pending;
-    if review.method.is_some() || review.findings.is_some() || review.conclusion.is_some() {
-        sqlx::query("UPDATE reports SET method = COALESCE(?, method), findings = COALESCE(?, findings), conclusion = COALESCE(?, conclusion) WHERE id = ? AND state = 'preliminary'")
-            .bind(&review.method)
-            .bind(&review.findings)
-            .bind(&review.conclusion)
-            .bind(pending.id)
-            .execute(db.pool())
-            .await
-            .map_err(ApiError::database)?;
-        pending = super::version_by_id(db, pending.id).await?.ok_or_else(|| ApiError::not_found("report"))?;
-        ready_to_sign(&pending)?;
     }
     make_final(&state, &user, &request, &pending, Some(user.clone())).await
 }
@@ -415,6 +413,7 @@ pub async fn return_to_author(
     let db = state.archive.database();
     let request = visible_request(db, &user, id).await?;
     user.require(Role::Reviewer, "returning reports")?;
+    assign::require_credentialed(db, &user, &request, "returning reports").await?;
     let all = versions(db, id).await?;
     let pending = all.iter().rev().find(|v| v.state == "preliminary").ok_or_else(|| ApiError::conflict("no report awaits review"))?;
     sqlx::query("UPDATE reports SET state = 'draft', author_signed_at = NULL, updated_at = ? WHERE id = ? AND state = 'preliminary'")
@@ -459,10 +458,7 @@ pub async fn amend(
 ) -> Result<Response, ApiError> {
     let db = state.archive.database();
     let request = visible_request(db, &user, id).await?;
-    let (_, scope) = assign::credentials(db, user.id).await?;
-    if !assign::may_read(&user.roles, &scope, request.modality.as_deref(), request.site_id) {
-        return Err(ApiError::forbidden("amending reports of this modality or site"));
-    }
+    assign::require_credentialed(db, &user, &request, "amending reports").await?;
     let all = versions(db, id).await?;
     if working(&all).is_some() {
         return Err(ApiError::conflict("a version is already being written or reviewed"));

@@ -95,6 +95,21 @@ pub fn may_read(roles: &[Role], scope: &ReaderScope, modality: Option<&str>, sit
         && (scope.site_ids.is_empty() || scope.site_ids.contains(&site_id))
 }
 
+/// Refuses `action` on `request` unless `user` is credentialed to read it
+/// (role, modality and site): claiming, signing, co-signing, returning,
+/// flagging and amending all go through here.
+pub async fn require_credentialed(db: &Database, user: &CurrentUser, request: &ReadRequest, action: &str) -> Result<(), ApiError> {
+    let (_, scope) = credentials(db, user.id).await?;
+    if may_read(&user.roles, &scope, request.modality.as_deref(), request.site_id) {
+        return Ok(());
+    }
+    Err(ApiError::forbidden(&format!(
+        "{action} for {} from {} (not in your credentials)",
+        request.modality.as_deref().unwrap_or("this modality"),
+        request.site
+    )))
+}
+
 /// Keeps the pool requests `user` is qualified to read.
 pub async fn only_qualified(db: &Database, user: &CurrentUser, requests: Vec<ReadRequest>) -> Result<Vec<ReadRequest>, ApiError> {
     let (_, scope) = credentials(db, user.id).await?;
@@ -110,14 +125,7 @@ fn lock_until(state: &AppState) -> i64 {
 pub async fn claim(state: &AppState, user: &CurrentUser, id: i64) -> Result<ReadRequest, ApiError> {
     let db = state.archive.database();
     let request = visible_request(db, user, id).await?;
-    let (_, scope) = credentials(db, user.id).await?;
-    if !may_read(&user.roles, &scope, request.modality.as_deref(), request.site_id) {
-        return Err(ApiError::forbidden(&format!(
-            "reading {} from {} (not in your credentials)",
-            request.modality.as_deref().unwrap_or("this modality"),
-            request.site
-        )));
-    }
+    require_credentialed(db, user, &request, "reading").await?;
     if request.study_uid.is_none() {
         return Err(ApiError::conflict("the images of this request have not arrived"));
     }
