@@ -610,6 +610,19 @@ fn an_ecg_is_prefilled_from_its_measurements_and_a_critical_finding_reaches_the_
     assert!(acked["acknowledged_at"].as_i64().is_some());
     assert_eq!(api(port, "POST", &format!("/api/critical/{cid}/acknowledge"), Some(c.token("dongshan_tech")), None).0, 409);
 
+    // The template's "please confirm" cannot be signed as it stands.
+    let (status, reply) = api(port, "POST", &format!("/api/requests/{id}/report/sign"), Some(c.token("liu")), None);
+    assert_eq!(status, 400, "{reply}");
+    assert!(reply["error"].as_str().unwrap().contains("（请医师确认）"), "{reply}");
+    let confirmed = draft["conclusion"].as_str().unwrap().replace("（请医师确认）", "");
+    ok(
+        port,
+        "PUT",
+        &format!("/api/requests/{id}/report"),
+        c.token("liu"),
+        Some(&serde_json::json!({ "conclusion": confirmed }).to_string()),
+    );
+
     // Single-signature site: the ECG doctor's signature makes it final.
     let signed = ok(port, "POST", &format!("/api/requests/{id}/report/sign"), c.token("liu"), None);
     assert_eq!(signed["report"]["state"], "final", "{signed}");
@@ -743,6 +756,10 @@ fn credentials_gate_actions_not_only_reads() {
         "an ECG doctor flags no CT"
     );
     assert_eq!(api(port, "POST", &format!("/api/requests/{dongshan_ct}/critical"), Some(c.token("chen")), Some(flag)).0, 201);
+    // Flagged before any draft existed: the report written after carries it.
+    ok(port, "POST", &format!("/api/requests/{dongshan_ct}/claim"), c.token("chen"), None);
+    let draft = ok(port, "POST", &format!("/api/requests/{dongshan_ct}/report"), c.token("chen"), None);
+    assert_eq!(draft["critical"], true, "{draft}");
     let (status, reply) = api(
         port,
         "POST",

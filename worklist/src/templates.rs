@@ -5,6 +5,31 @@
 
 use serde::Serialize;
 
+/// Marks text the template wrote for the doctor to confirm or replace. A
+/// report still holding one cannot be signed ([`placeholder_in`]).
+pub const TO_CONFIRM: &str = "（请医师确认）";
+/// A value the template could not fill.
+pub const BLANK: &str = "＿＿";
+
+/// The first template placeholder left in `text`, if any.
+pub fn placeholder_in(text: &str) -> Option<&'static str> {
+    [TO_CONFIRM, BLANK].into_iter().find(|p| text.contains(p))
+}
+
+/// The usual wording of a frontal QRS axis (degrees, any turn): normal
+/// −30°…+90°, left −30°…−90°, right +90°…+180°, and −90°…−180° extreme
+/// (indeterminate, "northwest") — not a left deviation.
+pub fn axis_wording(degrees: f64) -> Option<&'static str> {
+    let a = (degrees + 180.0).rem_euclid(360.0) - 180.0; // (−180, 180]
+    let a = if a == -180.0 { 180.0 } else { a };
+    match a {
+        a if (-30.0..=90.0).contains(&a) => None,
+        a if (-90.0..-30.0).contains(&a) => Some("电轴左偏"),
+        a if a > 90.0 => Some("电轴右偏"),
+        _ => Some("电轴极度偏移（不确定电轴）"),
+    }
+}
+
 /// A starting text for a report.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Template {
@@ -134,11 +159,13 @@ pub fn for_ecg(analysis: Option<&serde_json::Value>) -> Template {
             id: "ecg".into(),
             name: "常规心电图".into(),
             method,
-            findings: "心律：    心率：   次/分  PR：   ms  QRS：   ms  QT/QTc：   /   ms  电轴：   °".into(),
+            findings: format!(
+                "心律：{BLANK}  心率：{BLANK} 次/分  PR：{BLANK} ms  QRS：{BLANK} ms  QT/QTc：{BLANK}/{BLANK} ms  电轴：{BLANK}°"
+            ),
             conclusion: String::new(),
         };
     };
-    let show = |key: &str| number(a, key).map_or("—".to_string(), |v| format!("{v:.0}"));
+    let show = |key: &str| number(a, key).map_or(BLANK.to_string(), |v| format!("{v:.0}"));
     let regular = a.get("rhythm").and_then(|r| r.get("regular")).and_then(|r| r.as_bool());
     let rhythm = match regular {
         Some(true) => "心律规则",
@@ -176,15 +203,13 @@ pub fn for_ecg(analysis: Option<&serde_json::Value>) -> Template {
     if number(a, "qtc_bazett_ms").is_some_and(|q| q > 470.0) {
         hints.push("QTc 间期延长".into());
     }
-    match number(a, "qrs_axis_deg") {
-        Some(axis) if axis < -30.0 => hints.push("电轴左偏".into()),
-        Some(axis) if axis > 90.0 => hints.push("电轴右偏".into()),
-        _ => {}
+    if let Some(wording) = number(a, "qrs_axis_deg").and_then(axis_wording) {
+        hints.push(wording.into());
     }
     let mut conclusion = if hints.is_empty() {
-        "心电图测量值在正常范围（请医师确认）。".to_string()
+        format!("心电图测量值在正常范围{TO_CONFIRM}。")
     } else {
-        format!("{}（请医师确认）。", hints.join("；"))
+        format!("{}{TO_CONFIRM}。", hints.join("；"))
     };
     let statements: Vec<String> = a
         .get("device_statements")
@@ -234,6 +259,27 @@ mod tests {
             t.conclusion
         );
         assert!(t.conclusion.contains("Sinus bradycardia"));
-        assert!(!for_ecg(None).findings.is_empty());
+        assert_eq!(placeholder_in(&t.conclusion), Some(TO_CONFIRM), "the doctor confirms before signing");
+        assert_eq!(placeholder_in(&for_ecg(None).findings), Some(BLANK));
+    }
+
+    /// −95° is an extreme (indeterminate) axis, not a left deviation.
+    #[test]
+    fn axes_are_worded_by_the_usual_quadrants() {
+        for (degrees, expected) in [
+            (0.0, None),
+            (-30.0, None),
+            (90.0, None),
+            (-31.0, Some("电轴左偏")),
+            (-90.0, Some("电轴左偏")),
+            (91.0, Some("电轴右偏")),
+            (180.0, Some("电轴右偏")),
+            (-95.0, Some("电轴极度偏移（不确定电轴）")),
+            (-179.0, Some("电轴极度偏移（不确定电轴）")),
+            (265.0, Some("电轴极度偏移（不确定电轴）")),
+            (-180.0, Some("电轴右偏")),
+        ] {
+            assert_eq!(axis_wording(degrees), expected, "{degrees}°");
+        }
     }
 }

@@ -134,8 +134,9 @@ pub async fn insert_draft(db: &Database, request_id: i64, author: i64, supersede
         .map_err(ApiError::database)?;
     sqlx::query_scalar(
         "INSERT INTO reports (request_id, version, kind, state, template, method, findings, conclusion, key_images, author_id,
-            supersedes, created_at, updated_at)
-         VALUES (?, ?, ?, 'draft', ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            supersedes, created_at, updated_at, critical)
+         VALUES (?, ?, ?, 'draft', ?, ?, ?, ?, ?, ?, ?, ?, ?,
+                 EXISTS (SELECT 1 FROM critical_findings WHERE request_id = ?)) RETURNING id",
     )
     .bind(request_id)
     .bind(next)
@@ -149,6 +150,8 @@ pub async fn insert_draft(db: &Database, request_id: i64, author: i64, supersede
     .bind(supersedes)
     .bind(now)
     .bind(now)
+    // A critical finding flagged before this version existed is on it too.
+    .bind(request_id)
     .fetch_one(db.pool())
     .await
     .map_err(|e| match e {

@@ -213,6 +213,13 @@ fn ready_to_sign(draft: &ReportVersion) -> Result<(), ApiError> {
     if draft.conclusion.trim().is_empty() || draft.findings.trim().is_empty() {
         return Err(ApiError::bad_request("a report is signed with its findings (检查所见) and conclusion (检查结论) written"));
     }
+    for (section, text) in [("检查方法", &draft.method), ("检查所见", &draft.findings), ("检查结论", &draft.conclusion)] {
+        if let Some(placeholder) = crate::templates::placeholder_in(text) {
+            return Err(ApiError::bad_request(format!(
+                "{section} still holds the template's {placeholder}: confirm or replace it before signing"
+            )));
+        }
+    }
     Ok(())
 }
 
