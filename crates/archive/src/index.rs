@@ -258,7 +258,10 @@ pub struct StudySummary {
     pub study_uid: String,
     pub site: String,
     pub patient_id: String,
+    /// As stored (DICOM PN: `Zhang^Wei=张^伟`).
     pub patient_name: Option<String>,
+    /// As a person reads it (张伟), see [`crate::person_name`].
+    pub patient_display_name: Option<String>,
     pub patient_sex: Option<String>,
     pub patient_birth_date: Option<String>,
     pub accession_number: Option<String>,
@@ -356,6 +359,7 @@ fn study_from_row(r: &sqlx::sqlite::SqliteRow) -> StudySummary {
         site: r.get(1),
         patient_id: r.get(2),
         patient_name: r.get(3),
+        patient_display_name: r.get::<Option<String>, _>(3).map(|n| crate::person_name::display(&n)),
         patient_sex: r.get(4),
         patient_birth_date: r.get(5),
         accession_number: r.get(6),

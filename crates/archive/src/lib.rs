@@ -18,6 +18,8 @@
 //! - [`jobs`]: a durable job queue; [`stability`]: marks studies complete and
 //!   queues their jobs.
 //! - [`accounts`]: stored users and sessions (hashes only).
+//! - [`person_name`]: DICOM person names as people read them (张伟, not
+//!   `Zhang^Wei=张^伟`).
 //!
 //! What it does not do: the archive knows nothing of DIMSE, HTTP or pixels.
 //! It never transcodes: the original bytes are the record.
@@ -33,6 +35,7 @@ pub mod ingest;
 pub mod jobs;
 pub mod layout;
 pub mod part10;
+pub mod person_name;
 mod placement;
 pub mod scan;
 pub mod sites;

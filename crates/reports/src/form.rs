@@ -182,9 +182,13 @@ pub struct ReportForm {
     pub exam_number: String,
     pub requesting_physician: String,
     pub exam_name: String,
-    /// Study date and time as printed (检查日期 / 时间).
+    /// Study date and time as printed (检查日期 / 检查时间): the exam's, not
+    /// the report's (报告日期 is in the footer).
     pub exam_date: String,
     pub exam_time: String,
+    /// The referring hospital's clinical history (临床资料), printed under
+    /// the patient block when given.
+    pub clinical_history: String,
     pub method: String,
     pub findings: String,
     pub conclusion: String,
@@ -222,6 +226,7 @@ impl ReportForm {
             exam_name: "胸部CT平扫".into(),
             exam_date: "2026-11-23".into(),
             exam_time: "09:41".into(),
+            clinical_history: "咳嗽、咳痰两周，低热，既往吸烟 40 年。".into(),
             method: "胸部CT平扫，层厚5mm，肺窗及纵隔窗观察。".into(),
             findings: "双肺纹理增多、紊乱。右肺上叶尖段见一大小约 18 mm × 15 mm 的结节影，边缘可见分叶及毛刺，邻近胸膜牵拉。左肺下叶见条索状高密度影。\n纵隔居中，纵隔内未见明显肿大淋巴结。心影不大，主动脉壁见钙化。双侧胸腔未见积液。".repeat(2),
             conclusion: "1. 右肺上叶尖段结节，考虑周围型肺癌可能，建议增强CT进一步检查。\n2. 左肺下叶少许纤维灶。\n3. 主动脉硬化。".into(),
@@ -244,6 +249,8 @@ const MARGIN: f32 = 48.0;
 const BODY: f32 = 10.5;
 const LINE: f32 = 16.0;
 const QR_SIZE: f32 = 64.0;
+/// The smallest size a long patient-block value is set in before it wraps.
+const SMALLEST: f32 = 7.5;
 /// Room kept at the bottom of the last page for the signature block.
 const FOOTER_H: f32 = 118.0;
 
@@ -452,30 +459,53 @@ fn header(pen: &Pen<'_>, surface: &mut Surface<'_>, form: &ReportForm, page_numb
     let rows = [
         [("姓名", &form.patient_name), ("性别", &form.sex), ("年龄", &form.age), ("病人编号", &form.patient_id)],
         [("科室", &form.department), ("住院号", &form.inpatient_number), ("床号", &form.bed_number), ("检查编号", &form.exam_number)],
-        [("申请医师", &form.requesting_physician), ("日期", &form.exam_date), ("时间", &form.exam_time), ("检查项目", &form.exam_name)],
+        [
+            ("申请医师", &form.requesting_physician),
+            ("检查日期", &form.exam_date),
+            ("检查时间", &form.exam_time),
+            ("检查项目", &form.exam_name),
+        ],
     ];
     // Names and sexes are short, IDs and exam names long.
     let shares = [0.2, 0.23, 0.18, 0.39];
     let width = PAGE_W - 2.0 * MARGIN;
     for row in rows {
+        // A value never loses characters: it is set smaller, down to
+        // SMALLEST, and then wraps within its column (the row grows).
+        let cells: Vec<(String, f32, Vec<String>)> = row
+            .iter()
+            .enumerate()
+            .map(|(i, (label, value))| {
+                let label = format!("{label}：");
+                let available = shares[i] * width - pen.font.width(&label, BODY) - 4.0;
+                let mut size = BODY;
+                while pen.font.width(value, size) > available && size > SMALLEST {
+                    size -= 0.5;
+                }
+                (label, size, pen.font.wrap(value, size, available))
+            })
+            .collect();
+        let lines = cells.iter().map(|(_, _, lines)| lines.len()).max().unwrap_or(1).max(1);
         let mut x = MARGIN;
-        for (i, (label, value)) in row.iter().enumerate() {
-            let column = shares[i] * width;
-            let label = format!("{label}：");
-            pen.text(surface, x, y + BODY, BODY, &label);
-            let label_w = pen.font.width(&label, BODY);
-            let available = column - label_w - 4.0;
-            let mut shown = value.to_string();
-            while pen.font.width(&shown, BODY) > available && shown.chars().count() > 1 {
-                shown.pop();
-                shown = shown.trim_end_matches('…').to_owned();
-                shown.pop();
-                shown.push('…');
+        for (i, (label, size, value_lines)) in cells.iter().enumerate() {
+            pen.text(surface, x, y + BODY, BODY, label);
+            let label_w = pen.font.width(label, BODY);
+            for (n, line) in value_lines.iter().enumerate() {
+                pen.text(surface, x + label_w, y + BODY + n as f32 * (size + 3.0), *size, line);
             }
-            pen.text(surface, x + label_w, y + BODY, BODY, &shown);
-            x += column;
+            x += shares[i] * width;
         }
-        y += LINE + 2.0;
+        y += LINE + 2.0 + (lines - 1) as f32 * (SMALLEST + 3.0);
+    }
+    if !form.clinical_history.trim().is_empty() {
+        let label = "临床资料：";
+        let label_w = pen.font.width(label, BODY);
+        pen.text(surface, MARGIN, y + BODY, BODY, label);
+        for line in pen.font.wrap(form.clinical_history.trim(), BODY, width - label_w) {
+            pen.text(surface, MARGIN + label_w, y + BODY, BODY, &line);
+            y += LINE;
+        }
+        y += 2.0;
     }
     y += 2.0;
     pen.rule(surface, y, 0.6);

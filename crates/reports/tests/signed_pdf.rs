@@ -225,3 +225,31 @@ fn long_findings_flow_onto_further_pages_and_the_signatures_close_the_last() {
         assert!(all.contains(&format!("{n}. 第{n}层面")), "line {n} is missing");
     }
 }
+
+/// Long values in the patient block are set smaller and wrapped, never cut
+/// off; the clinical history and the exam's date and time are labelled.
+#[test]
+fn long_patient_values_are_printed_whole_with_the_clinical_history() {
+    let Some(font) = font() else { return };
+    if !tool("pdftotext") || !tool("pdftoppm") {
+        return;
+    }
+    let mut form = sample_form();
+    form.patient_name = "Zhangsanfeng Xiaodongbeizhou Maximilian".into();
+    form.exam_name = "胸部、上腹部及盆腔 CT 平扫加三期增强扫描（含冠状位及矢状位多平面重建）".into();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("long-names.pdf");
+    std::fs::write(&path, render(&form, &font).unwrap()).unwrap();
+    if let Some(keep) = std::env::var_os("TELEDIAG_SAMPLE_LONG_NAMES") {
+        std::fs::copy(&path, keep).unwrap();
+    }
+    let out = Command::new("pdftotext").args(["-raw"]).arg(&path).arg("-").output().unwrap();
+    let text: String = String::from_utf8_lossy(&out.stdout).chars().filter(|c| !c.is_whitespace()).collect();
+    for whole in [&form.patient_name, &form.exam_name] {
+        let wanted: String = whole.chars().filter(|c| !c.is_whitespace()).collect();
+        assert!(text.contains(&wanted), "{wanted} is printed whole: {text}");
+    }
+    assert!(!text.contains('…'), "nothing is cut off: {text}");
+    assert!(text.contains("临床资料：咳嗽、咳痰两周"), "{text}");
+    assert!(text.contains("检查日期：2026-11-23") && text.contains("检查时间：09:41"), "{text}");
+}

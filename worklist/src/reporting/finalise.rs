@@ -7,6 +7,7 @@
 
 use sqlx::Row;
 use telediag_archive::db::now_ms;
+use telediag_archive::person_name::display;
 use telediag_archive::store::{BlobStore, ObjectKey};
 use telediag_archive::{Database, Origin};
 use telediag_reports::dicom::{SignedReport, StudyContext};
@@ -167,7 +168,7 @@ pub async fn sign_and_store(
         centre_name: state.config.centre_name.clone(),
         hospital_name: request.site.clone(),
         title: title_for(request.modality.as_deref()),
-        patient_name: request.patient_name.clone().unwrap_or_else(|| ctx.patient_name.replace('^', " ")),
+        patient_name: request.patient_name.as_deref().map_or_else(|| display(&ctx.patient_name), display),
         sex: sex_shown(request.patient_sex.as_deref().unwrap_or(&ctx.patient_sex)),
         age: request.patient_age.clone().unwrap_or_default(),
         patient_id: request.patient_id.clone().unwrap_or_else(|| ctx.patient_id.clone()),
@@ -175,10 +176,11 @@ pub async fn sign_and_store(
         inpatient_number: request.inpatient_number.clone().unwrap_or_default(),
         bed_number: request.bed_number.clone().unwrap_or_default(),
         exam_number: request.accession_number.clone().unwrap_or_else(|| ctx.accession_number.clone()),
-        requesting_physician: request.requesting_physician.clone().unwrap_or_else(|| ctx.referring_physician.replace('^', " ")),
+        requesting_physician: request.requesting_physician.as_deref().map_or_else(|| display(&ctx.referring_physician), display),
         exam_name: request.requested_exam.clone().or(description).unwrap_or_default(),
         exam_date: dicom_date_shown(&ctx.study_date),
         exam_time: dicom_time_shown(&ctx.study_time),
+        clinical_history: request.clinical_history.clone().unwrap_or_default(),
         method: report.method.clone(),
         findings: report.findings.clone(),
         conclusion: report.conclusion.clone(),

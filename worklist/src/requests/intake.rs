@@ -119,13 +119,14 @@ async fn study_facts(state: &AppState, study_uid: &str) -> Result<StudyFacts, Ap
         site_id,
         modality: primary_modality(&study.modalities),
         patient_id: study.patient_id,
-        patient_name: blank(study.patient_name),
+        // A request is read by people: 张伟, not Zhang^Wei=张^伟.
+        patient_name: blank(study.patient_name.as_deref().map(telediag_archive::person_name::display)),
         patient_sex: blank(study.patient_sex),
         birth_date: blank(study.patient_birth_date),
         accession: blank(study.accession_number),
         study_date: blank(study.study_date),
         description: blank(study.description),
-        referring: blank(study.referring_physician),
+        referring: blank(study.referring_physician.as_deref().map(telediag_archive::person_name::display)),
     })
 }
 
