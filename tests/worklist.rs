@@ -637,15 +637,25 @@ fn an_ecg_is_prefilled_from_its_measurements_and_a_critical_finding_reaches_the_
     let report = pdfsig(&path);
     assert_eq!(report.matches("Signature is Valid").count(), 1, "{report}");
     assert!(report.contains("刘医生"), "{report}");
+    // The 12-lead page is printed at its true size on an A4 landscape page
+    // of its own: 1800 px over 297 mm is 153.9 pixels per inch on paper,
+    // so 25 mm/s and 10 mm/mV hold for a ruler.
     let images = Command::new("pdfimages").arg("-list").arg(&path).output().unwrap();
     let listed = String::from_utf8_lossy(&images.stdout).into_owned();
-    let pictures = listed.lines().skip(2).filter(|l| l.split_whitespace().nth(2) == Some("image")).count();
-    assert_eq!(pictures, 1, "the 12-lead page is on the report: {listed}");
-    let info = String::from_utf8_lossy(&Command::new("pdfinfo").arg(&path).output().unwrap().stdout).into_owned();
-    assert!(
-        info.lines().any(|l| l.starts_with("Pages:") && l.trim_end().ends_with(" 1")),
-        "a short ECG report fits one page with its tracing: {info}"
-    );
+    let pictures: Vec<Vec<&str>> =
+        listed.lines().skip(2).map(|l| l.split_whitespace().collect::<Vec<_>>()).filter(|f| f.get(2) == Some(&"image")).collect();
+    assert_eq!(pictures.len(), 1, "the 12-lead page is in the report: {listed}");
+    let (page, width_px, x_ppi) = (pictures[0][0], pictures[0][3], pictures[0][12].parse::<f64>().unwrap());
+    assert_eq!((page, width_px), ("2", "1800"), "{listed}");
+    assert!((x_ppi - 1800.0 / (297.0 / 25.4)).abs() < 1.0, "printed at true scale: {x_ppi} ppi; {listed}");
+    let info =
+        String::from_utf8_lossy(&Command::new("pdfinfo").args(["-f", "1", "-l", "2"]).arg(&path).output().unwrap().stdout).into_owned();
+    assert!(info.lines().any(|l| l.starts_with("Pages:") && l.trim_end().ends_with(" 2")), "report, then tracing: {info}");
+    assert!(info.contains("Page    2 size:  841.89 x 595.27"), "A4 landscape: {info}");
+    let tracing_text =
+        String::from_utf8_lossy(&Command::new("pdftotext").args(["-f", "2", "-l", "2"]).arg(&path).arg("-").output().unwrap().stdout)
+            .into_owned();
+    assert!(tracing_text.contains("25 mm/s · 10 mm/mV") && tracing_text.contains("实际大小"), "{tracing_text}");
 
     // An addendum adds to the final report, which stays final beside it.
     let addendum = ok(port, "POST", &format!("/api/requests/{id}/report/amend"), c.token("liu"), Some(r#"{"kind":"addendum"}"#));

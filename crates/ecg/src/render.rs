@@ -48,11 +48,13 @@ impl Layout {
     }
 }
 
-const PAGE_W: f64 = 297.0;
-const PAGE_H: f64 = 210.0;
+/// The page is A4 landscape, in millimetres: printed at this size, the
+/// trace keeps its 25 mm/s and 10 mm/mV.
+pub const PAGE_W: f64 = 297.0;
+pub const PAGE_H: f64 = 210.0;
 const MARGIN: f64 = 8.0;
 const HEADER_H: f64 = 34.0;
-const SPEED_MM_PER_S: f64 = 25.0;
+pub const SPEED_MM_PER_S: f64 = 25.0;
 const CALIBRATION_W: f64 = 5.0; // 200 ms at 25 mm/s
 const STRIP_S: f64 = 10.0;
 const FONT: &str = "WenQuanYi Micro Hei, Noto Sans CJK SC, Noto Sans SC, DejaVu Sans, sans-serif";

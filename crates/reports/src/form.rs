@@ -165,6 +165,18 @@ pub struct PrintedSigner {
     pub signed_at: Timestamp,
 }
 
+/// A page drawn at its true size: an image and the paper size it stands for.
+#[derive(Debug, Clone)]
+pub struct Tracing {
+    /// PNG or JPEG.
+    pub image: Vec<u8>,
+    pub width_mm: f32,
+    pub height_mm: f32,
+    /// What the page says of itself, printed beside it, e.g.
+    /// "12 导联心电图 · 25 mm/s · 10 mm/mV".
+    pub caption: String,
+}
+
 /// Everything the form shows.
 #[derive(Debug, Clone)]
 pub struct ReportForm {
@@ -201,6 +213,11 @@ pub struct ReportForm {
     pub printed_at: Timestamp,
     /// PNG or JPEG key images, at most four are printed.
     pub key_images: Vec<Vec<u8>>,
+    /// Pages printed at their true size, each on a page of its own after
+    /// the report: an ECG's 12-lead page (297 × 210 mm), so that its
+    /// 25 mm/s and 10 mm/mV hold on paper and a ruler measures true
+    /// intervals. (Shrunk into the report's text width it was 52 %.)
+    pub tracings: Vec<Tracing>,
     pub report_id: String,
     pub verify_url: String,
 }
@@ -237,6 +254,7 @@ impl ReportForm {
             report_date: t(1_795_431_800_000),
             printed_at: t(1_795_431_800_000),
             key_images: vec![],
+            tracings: vec![],
             report_id: "R-17-1".into(),
             verify_url: verify_url.into(),
         }
@@ -363,6 +381,9 @@ pub fn render(form: &ReportForm, font: &ReportFont) -> Result<Vec<u8>, FormError
         }
         body.push((0.0, false, String::new()));
     }
+    for tracing in &form.tracings {
+        body.push((0.0, false, format!("附：{}，按原大（1:1）印于报告之后的横向页。", tracing.caption)));
+    }
 
     let images = form
         .key_images
@@ -432,7 +453,33 @@ pub fn render(form: &ReportForm, font: &ReportFont) -> Result<Vec<u8>, FormError
             return Err(FormError::Pdf("the report would run past 50 pages".into()));
         }
     }
+    for (index, tracing) in form.tracings.iter().enumerate() {
+        tracing_page(&mut document, &pen, form, tracing, index)?;
+    }
     document.finish().map_err(|e| FormError::Pdf(format!("{e:?}")))
+}
+
+/// Points per millimetre.
+const PT_PER_MM: f32 = 72.0 / 25.4;
+
+/// A page of its own, the tracing's paper size, with the tracing drawn at
+/// 1:1 and a line saying so (and that it must be printed at actual size).
+fn tracing_page(document: &mut Document, pen: &Pen<'_>, form: &ReportForm, tracing: &Tracing, index: usize) -> Result<(), FormError> {
+    let data = krilla::Data::from(tracing.image.clone());
+    let image = if tracing.image.starts_with(b"\x89PNG") { Image::from_png(data, false) } else { Image::from_jpeg(data, false) };
+    let image = image.map_err(|reason| FormError::Image { index: 100 + index, reason })?;
+    let (w, h) = (tracing.width_mm * PT_PER_MM, tracing.height_mm * PT_PER_MM);
+    let size = Size::from_wh(w, h).ok_or_else(|| FormError::Pdf(format!("a tracing of {w} x {h} pt")))?;
+    let mut page = document.start_page_with(PageSettings::new(size));
+    let mut surface = page.surface();
+    surface.draw_image(image, size);
+    let note =
+        format!("{} · {} · {} · 原大（1:1）打印：请选择“实际大小”，勿“适合页面”", form.patient_name, form.report_id, tracing.caption);
+    let note_w = pen.font.width(&note, 7.0);
+    pen.text(&mut surface, w - 10.0 * PT_PER_MM - note_w, 8.0 * PT_PER_MM, 7.0, &note);
+    surface.finish();
+    page.finish();
+    Ok(())
 }
 
 /// Draws the header and patient block; returns where the body starts.

@@ -11,7 +11,7 @@ use telediag_archive::person_name::display;
 use telediag_archive::store::{BlobStore, ObjectKey};
 use telediag_archive::{Database, Origin};
 use telediag_reports::dicom::{SignedReport, StudyContext};
-use telediag_reports::form::{PrintedSigner, ReportForm};
+use telediag_reports::form::{PrintedSigner, ReportForm, Tracing};
 use telediag_reports::{SignatureRequest, SigningIdentity, Timestamp};
 
 use super::ReportVersion;
@@ -164,6 +164,21 @@ pub async fn sign_and_store(
         ("addendum", _) => Some(format!("补充报告（第 {} 版）", report.version)),
         _ => None,
     };
+    // An ECG's page is printed at its true size on a page of its own (a
+    // ruler on the paper measures true intervals); images are key images.
+    let images = key_image_bytes(state, &report.key_images).await;
+    let (key_images, tracings) = if request.modality.as_deref() == Some("ECG") {
+        use telediag_ecg::render::{PAGE_H, PAGE_W, SPEED_MM_PER_S};
+        let tracing = |image| Tracing {
+            image,
+            width_mm: PAGE_W as f32,
+            height_mm: PAGE_H as f32,
+            caption: format!("12 导联心电图 · {SPEED_MM_PER_S} mm/s · 10 mm/mV"),
+        };
+        (Vec::new(), images.into_iter().map(tracing).collect())
+    } else {
+        (images, Vec::new())
+    };
     let form = ReportForm {
         centre_name: state.config.centre_name.clone(),
         hospital_name: request.site.clone(),
@@ -190,7 +205,8 @@ pub async fn sign_and_store(
         reviewing_doctor: reviewer.as_ref().map(|r| PrintedSigner { name: r.1.clone(), signed_at: Timestamp::new(r.2, offset) }),
         report_date: now,
         printed_at: now,
-        key_images: key_image_bytes(state, &report.key_images).await,
+        key_images,
+        tracings,
         report_id: format!("R{}-{}", request.id, report.version),
         verify_url: format!("{}/verify/{token}", state.config.public_url.trim_end_matches('/')),
     };
