@@ -192,6 +192,15 @@ fn a_registered_request_is_read_signed_twice_downloaded_verified_and_amended() {
     );
     assert_eq!(status, 409, "a save over newer text is refused");
     assert_eq!(ok(port, "GET", &format!("/api/requests/{id}"), c.token("chen"), None)["request"]["state"], "reading");
+    // The images carry another patient ID than the registration: the
+    // report waits until the site confirms they are one patient.
+    assert_eq!(request["identity_mismatch"], "登记：张伟（DS0001）；影像：张伟（DEMO0001）", "{request}");
+    let (status, reply) = api(port, "POST", &format!("/api/requests/{id}/report/sign"), Some(c.token("chen")), None);
+    assert_eq!(status, 409, "{reply}");
+    assert!(reply["error"].as_str().unwrap().contains("different patients"), "{reply}");
+    assert_eq!(api(port, "POST", &format!("/api/requests/{id}/confirm-identity"), Some(c.token("chen")), None).0, 403);
+    let confirmed = ok(port, "POST", &format!("/api/requests/{id}/confirm-identity"), c.token("dongshan_tech"), None);
+    assert!(confirmed["identity_confirmed_at"].as_i64().is_some(), "{confirmed}");
     // The site sees no draft.
     let seen = ok(port, "GET", &format!("/api/requests/{id}/report"), c.token("dongshan_tech"), None);
     assert_eq!(seen["versions"].as_array().unwrap().len(), 0, "{seen}");
@@ -356,7 +365,8 @@ fn a_registered_request_is_read_signed_twice_downloaded_verified_and_amended() {
     // The whole story is in the history.
     let history = ok(port, "GET", &format!("/api/requests/{id}"), &c.admin, None)["history"].clone();
     let states: Vec<&str> = history.as_array().unwrap().iter().map(|e| e["to_state"].as_str().unwrap()).collect();
-    assert_eq!(states, ["received", "received", "assigned", "reading", "preliminary", "final", "amended"], "{history}");
+    assert_eq!(states, ["received", "received", "assigned", "reading", "reading", "preliminary", "final", "amended"], "{history}");
+    assert!(history[4]["note"].as_str().unwrap().starts_with("confirmed as one patient"), "the site's confirmation: {history}");
 
     // Audit: the download is recorded with who and from where; the chain holds until a row is altered.
     let audit = ok(port, "GET", "/api/audit?contains=/report/pdf", &c.admin, None);
@@ -705,6 +715,7 @@ const TABLE: &[(&str, &str, Option<&str>, [u16; 6], Option<u16>)] = &[
     ("POST", "/api/requests/{req}/release", None, [401, 409, 403, 403, 403, 403], Some(404)),
     ("POST", "/api/requests/{req}/assign", Some(r#"{"reader_id":999999}"#), [401, 404, 403, 403, 403, 403], Some(404)),
     ("POST", "/api/requests/{req}/cancel", Some(r#"{"reason":" "}"#), [401, 400, 400, 403, 403, 403], Some(404)),
+    ("POST", "/api/requests/{req}/confirm-identity", None, [401, 409, 409, 403, 403, 403], Some(404)),
     ("GET", "/api/dashboard", None, [401, 200, 200, 200, 200, 200], None),
     ("GET", "/api/critical", None, [401, 200, 200, 200, 200, 200], None),
     ("POST", "/api/critical/999999/acknowledge", None, [401, 404, 404, 404, 404, 404], None),
@@ -1086,6 +1097,8 @@ fn registrations_reconcile_by_patient_date_and_modality_or_after_the_images_and_
         v["request"]["images_at"].as_i64().map(|_| v.clone())
     });
     assert_eq!(matched["request"]["bed_number"], "3床");
+    assert_eq!(matched["request"]["identity_mismatch"], "登记：王芳（DEMO0002）；影像：李娜（DEMO0002）", "same ID, another name");
+    assert!(matched["history"].to_string().contains("but the patient differs"), "{matched}");
     assert!(matched["history"].to_string().contains("patient ID, date and modality"), "{matched}");
     assert_eq!(ok(port, "GET", &format!("/api/requests/{other_id}"), site, None)["request"]["images_at"], Value::Null);
 
@@ -1102,6 +1115,7 @@ fn registrations_reconcile_by_patient_date_and_modality_or_after_the_images_and_
         (attached["reconciled"].as_bool(), attached["priority"].as_str(), attached["department"].as_str()),
         (Some(true), Some("urgent"), Some("消化内科"))
     );
+    assert_eq!(attached["identity_mismatch"], "登记：赵敏（X1）；影像：王芳（DEMO0003）", "{attached}");
     let images_at = attached["images_at"].as_i64().unwrap();
     assert_eq!(attached["deadline_at"].as_i64().unwrap() - images_at, 240 * 60_000, "urgent: 4 hours from the images");
     assert!(ok(port, "GET", "/api/requests?unreconciled=true", site, None).as_array().unwrap().is_empty());

@@ -120,6 +120,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/requests/{id}/release", post(request::release))
         .route("/api/requests/{id}/assign", post(request::assign_to))
         .route("/api/requests/{id}/cancel", post(request::cancel))
+        .route("/api/requests/{id}/confirm-identity", post(request::confirm_identity))
         .route("/api/requests/{id}/report", get(report::get_report).post(report::open_report).put(report::save_draft))
         .route("/api/requests/{id}/report/sign", post(report::sign))
         .route("/api/requests/{id}/report/review", post(report::review))

@@ -209,6 +209,19 @@ async fn single_signature(state: &AppState, site_id: i64) -> Result<bool, ApiErr
         .map_err(ApiError::database)
 }
 
+/// A report is not signed over images whose patient differs from the
+/// registration's until the site or an admin has confirmed they are one.
+fn require_one_patient(request: &ReadRequest) -> Result<(), ApiError> {
+    match &request.identity_mismatch {
+        Some(both) if request.identity_unconfirmed() => Err(ApiError::conflict(format!(
+            "the registration and the images name different patients ({both}); the site or an administrator confirms \
+             (POST /api/requests/{}/confirm-identity) before the report is signed",
+            request.id
+        ))),
+        _ => Ok(()),
+    }
+}
+
 fn ready_to_sign(draft: &ReportVersion) -> Result<(), ApiError> {
     if draft.conclusion.trim().is_empty() || draft.findings.trim().is_empty() {
         return Err(ApiError::bad_request("a report is signed with its findings (检查所见) and conclusion (检查结论) written"));
@@ -234,6 +247,7 @@ pub async fn sign(State(state): State<AppState>, user: CurrentUser, Path(id): Pa
         return Err(ApiError::forbidden("signing a report you do not hold"));
     }
     assign::require_credentialed(db, &user, &request, "signing reports").await?;
+    require_one_patient(&request)?;
     ready_to_sign(&draft)?;
     let now = now_ms();
     // At a single-signature site this signature makes the report final
@@ -299,6 +313,7 @@ pub async fn review(
     let request = visible_request(db, &user, id).await?;
     user.require(Role::Reviewer, "co-signing reports")?;
     assign::require_credentialed(db, &user, &request, "co-signing reports").await?;
+    require_one_patient(&request)?;
     let review = body.map(|b| b.0).unwrap_or_default();
     if review.method.is_some() || review.findings.is_some() || review.conclusion.is_some() {
         return Err(ApiError::bad_request(format!(

@@ -101,7 +101,10 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
 struct StudyFacts {
     site_id: i64,
     patient_id: String,
+    /// As a person reads it (张伟).
     patient_name: Option<String>,
+    /// As stored (Zhang^Wei=张^伟), for comparing with a registration.
+    raw_patient_name: Option<String>,
     patient_sex: Option<String>,
     birth_date: Option<String>,
     accession: Option<String>,
@@ -121,6 +124,7 @@ async fn study_facts(state: &AppState, study_uid: &str) -> Result<StudyFacts, Ap
         patient_id: study.patient_id,
         // A request is read by people: 张伟, not Zhang^Wei=张^伟.
         patient_name: blank(study.patient_name.as_deref().map(telediag_archive::person_name::display)),
+        raw_patient_name: blank(study.patient_name.clone()),
         patient_sex: blank(study.patient_sex),
         birth_date: blank(study.patient_birth_date),
         accession: blank(study.accession_number),
@@ -156,11 +160,16 @@ pub async fn on_study_complete(state: &AppState, study_uid: &str) -> Result<i64,
     let registered = find_registration(state, &facts).await?;
     let id = match registered {
         Some((id, how)) => {
-            let priority: String = sqlx::query_scalar("SELECT priority FROM read_requests WHERE id = ?")
-                .bind(id)
-                .fetch_one(db.pool())
-                .await
-                .map_err(ApiError::database)?;
+            let (priority, registered_id, registered_name): (String, Option<String>, Option<String>) =
+                sqlx::query_as("SELECT priority, patient_id, patient_name FROM read_requests WHERE id = ?")
+                    .bind(id)
+                    .fetch_one(db.pool())
+                    .await
+                    .map_err(ApiError::database)?;
+            let mismatch = identity_mismatch(
+                (registered_id.as_deref().unwrap_or(""), registered_name.as_deref().unwrap_or("")),
+                (&facts.patient_id, facts.raw_patient_name.as_deref()),
+            );
             let priority = Priority::parse(&priority).unwrap_or_default();
             let deadline = now + 60_000 * state.config.turnaround.minutes(priority, facts.modality.as_deref()) as i64;
             let mut tx = db.pool().begin().await.map_err(ApiError::database)?;
@@ -168,7 +177,7 @@ pub async fn on_study_complete(state: &AppState, study_uid: &str) -> Result<i64,
                 "UPDATE read_requests SET study_uid = ?, images_at = ?, deadline_at = ?, reconciled = 1,
                     study_date = COALESCE(study_date, ?), modality = COALESCE(modality, ?),
                     patient_name = COALESCE(patient_name, ?), patient_sex = COALESCE(patient_sex, ?),
-                    patient_age = COALESCE(patient_age, ?), updated_at = ?
+                    patient_age = COALESCE(patient_age, ?), identity_mismatch = ?, updated_at = ?
                  WHERE id = ? AND study_uid IS NULL",
             )
             .bind(study_uid)
@@ -179,6 +188,7 @@ pub async fn on_study_complete(state: &AppState, study_uid: &str) -> Result<i64,
             .bind(&facts.patient_name)
             .bind(&facts.patient_sex)
             .bind(age(&facts))
+            .bind(&mismatch)
             .bind(now)
             .bind(id)
             .execute(&mut *tx)
@@ -188,16 +198,14 @@ pub async fn on_study_complete(state: &AppState, study_uid: &str) -> Result<i64,
             if attached == 0 {
                 return Err(ApiError::conflict("the registered request took other images meanwhile"));
             }
-            record_event(
-                &mut tx,
-                id,
-                Some("received"),
-                RequestState::Received,
-                None,
-                Some(&format!("images arrived, reconciled by {how}")),
-                now,
-            )
-            .await?;
+            let note = match &mismatch {
+                None => format!("images arrived, reconciled by {how}"),
+                Some(both) => {
+                    tracing::warn!(request = id, "reconciled images name another patient; awaiting confirmation");
+                    format!("images arrived, reconciled by {how}, but the patient differs ({both}): to be confirmed")
+                }
+            };
+            record_event(&mut tx, id, Some("received"), RequestState::Received, None, Some(&note), now).await?;
             tx.commit().await.map_err(ApiError::database)?;
             id
         }
@@ -235,6 +243,67 @@ pub async fn on_study_complete(state: &AppState, study_uid: &str) -> Result<i64,
     };
     assign::after_arrival(state, id).await?;
     Ok(id)
+}
+
+/// The registration's patient and the images' patient, when they differ:
+/// by patient ID (both given), or by name where the two can be compared
+/// (the images' ideographic group against a Chinese name; Latin against
+/// Latin — a modality that stores only pinyin says nothing either way).
+/// `images_name` is a DICOM PN value.
+pub fn identity_mismatch(registered: (&str, &str), images: (&str, Option<&str>)) -> Option<String> {
+    let (registered_id, registered_name) = (registered.0.trim(), registered.1.trim());
+    let (images_id, images_pn) = (images.0.trim(), images.1.unwrap_or("").trim());
+    let squash =
+        |s: &str| s.chars().filter(|c| !c.is_whitespace() && *c != '^' && *c != '·').flat_map(char::to_lowercase).collect::<String>();
+    let ideographic = images_pn.split('=').nth(1).filter(|g| !g.trim_matches('^').is_empty());
+    let has_cjk = |s: &str| s.chars().any(|c| ('\u{3400}'..='\u{9fff}').contains(&c));
+    let comparable = match ideographic {
+        Some(group) => Some(group.to_owned()),
+        None if !has_cjk(registered_name) => Some(images_pn.split('=').next().unwrap_or("").to_owned()),
+        None if has_cjk(images_pn) => Some(images_pn.to_owned()),
+        None => None,
+    };
+    let ids_differ = !registered_id.is_empty() && !images_id.is_empty() && registered_id != images_id;
+    let names_differ =
+        comparable.is_some_and(|name| !squash(&name).is_empty() && !registered_name.is_empty() && squash(&name) != squash(registered_name));
+    (ids_differ || names_differ).then(|| {
+        let shown = telediag_archive::person_name::display(images_pn);
+        format!("登记：{registered_name}（{registered_id}）；影像：{shown}（{images_id}）")
+    })
+}
+
+/// The site (or an admin) confirms that a request's registration and images
+/// are one patient, which lets its report be signed. Recorded in the history.
+pub async fn confirm_identity(state: &AppState, user: &CurrentUser, request: &super::ReadRequest) -> Result<(), ApiError> {
+    if !(user.has(Role::SiteUser) || user.has(Role::Admin)) {
+        return Err(ApiError::forbidden("confirming a patient's identity (the site or an admin does)"));
+    }
+    let Some(both) = request.identity_mismatch.as_deref().filter(|_| request.identity_unconfirmed()) else {
+        return Err(ApiError::conflict("this request has no differing identities awaiting confirmation"));
+    };
+    let db = state.archive.database();
+    let now = now_ms();
+    let mut tx = db.pool().begin().await.map_err(ApiError::database)?;
+    let changed = sqlx::query(
+        "UPDATE read_requests SET identity_confirmed_by = ?, identity_confirmed_at = ?, updated_at = ?
+         WHERE id = ? AND identity_mismatch IS NOT NULL AND identity_confirmed_at IS NULL",
+    )
+    .bind(user.id)
+    .bind(now)
+    .bind(now)
+    .bind(request.id)
+    .execute(&mut *tx)
+    .await
+    .map_err(ApiError::database)?
+    .rows_affected();
+    if changed == 0 {
+        return Err(ApiError::conflict("the identities were confirmed meanwhile"));
+    }
+    let note = format!("confirmed as one patient: {both}");
+    record_event(&mut tx, request.id, Some(request.state.as_str()), request.state, Some(user.id), Some(&note), now).await?;
+    tx.commit().await.map_err(ApiError::database)?;
+    tracing::info!(request = request.id, by = %user.username, "reconciled identities confirmed");
+    Ok(())
 }
 
 fn age(facts: &StudyFacts) -> Option<String> {
@@ -383,24 +452,36 @@ pub async fn register(state: &AppState, user: &CurrentUser, new: &NewRequest) ->
     let mut tx = db.pool().begin().await.map_err(ApiError::database)?;
     let id = match arrival {
         Some(id) => {
-            let (images_at, arrived_modality): (i64, Option<String>) =
-                sqlx::query_as("SELECT images_at, modality FROM read_requests WHERE id = ?")
+            let (images_at, arrived_modality, study_uid): (i64, Option<String>, Option<String>) =
+                sqlx::query_as("SELECT images_at, modality, study_uid FROM read_requests WHERE id = ?")
                     .bind(id)
                     .fetch_one(&mut *tx)
                     .await
                     .map_err(ApiError::database)?;
+            let mismatch = match &study_uid {
+                Some(uid) => {
+                    let facts = study_facts(state, uid).await?;
+                    identity_mismatch(
+                        (new.patient_id.trim(), new.patient_name.trim()),
+                        (&facts.patient_id, facts.raw_patient_name.as_deref()),
+                    )
+                }
+                None => None,
+            };
             let deadline = images_at + 60_000 * state.config.turnaround.minutes(new.priority, arrived_modality.as_deref()) as i64;
             let query = sqlx::query(
                 "UPDATE read_requests SET reconciled = 1, priority = ?, patient_name = ?, patient_sex = COALESCE(?, patient_sex),
                     patient_age = COALESCE(?, patient_age), department = ?, inpatient_number = ?, bed_number = ?,
                     accession_number = COALESCE(?, accession_number), requested_exam = ?, clinical_history = ?,
-                    requesting_physician = COALESCE(?, requesting_physician), created_by = ?, deadline_at = ?, updated_at = ?
+                    requesting_physician = COALESCE(?, requesting_physician), created_by = ?, deadline_at = ?,
+                    identity_mismatch = ?, updated_at = ?
                  WHERE id = ?",
             )
             .bind(new.priority.as_str());
             bind_registration!(query, new, accession)
                 .bind(user.id)
                 .bind(deadline)
+                .bind(&mismatch)
                 .bind(now)
                 .bind(id)
                 .execute(&mut *tx)
@@ -418,7 +499,12 @@ pub async fn register(state: &AppState, user: &CurrentUser, new: &NewRequest) ->
                 Some(&state_now),
                 st,
                 Some(user.id),
-                Some("registered; reconciled with images already received"),
+                Some(&match &mismatch {
+                    None => "registered; reconciled with images already received".to_owned(),
+                    Some(both) => {
+                        format!("registered; reconciled with images already received, but the patient differs ({both}): to be confirmed")
+                    }
+                }),
                 now,
             )
             .await?;
@@ -456,6 +542,29 @@ pub async fn register(state: &AppState, user: &CurrentUser, new: &NewRequest) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_different_patient_id_or_comparable_name_is_a_mismatch() {
+        for (registered, images, differs) in [
+            (("DS1", "张伟"), ("DS1", Some("Zhang^Wei=张^伟")), false),
+            (("DS1", "张伟"), ("DS2", Some("Zhang^Wei=张^伟")), true),
+            (("DS1", "张伟"), ("DS1", Some("Li^Na=李^娜")), true),
+            (("DS1", "张伟"), ("DS1", Some("Zhang^Wei")), false), // pinyin only: not comparable
+            (("DS1", "张伟"), ("DS1", Some("李^娜")), true),
+            (("DS1", "Zhang Wei"), ("DS1", Some("ZHANG^WEI")), false),
+            (("DS1", "Zhang Wei"), ("DS1", Some("Li^Na")), true),
+            (("", "张伟"), ("P9", Some("=张^伟")), false),
+            (("DS1", "张伟"), ("", None), false),
+        ] {
+            let found = identity_mismatch(registered, images);
+            assert_eq!(found.is_some(), differs, "{registered:?} / {images:?}: {found:?}");
+        }
+        assert_eq!(
+            identity_mismatch(("DS1", "张伟"), ("DS2", Some("Li^Na=李^娜"))).unwrap(),
+            "登记：张伟（DS1）；影像：李娜（DS2）",
+            "both identities are shown"
+        );
+    }
 
     #[test]
     fn ages_print_in_years_months_or_days() {

@@ -145,6 +145,18 @@ pub struct ReadRequest {
     pub critical: bool,
     /// When the site first downloaded the final report (已打印).
     pub downloaded_at: Option<i64>,
+    /// Set when the registration and the images name different patients
+    /// (both identities, as text); the report cannot be signed until the
+    /// site or an admin confirms they are one patient.
+    pub identity_mismatch: Option<String>,
+    pub identity_confirmed_at: Option<i64>,
+}
+
+impl ReadRequest {
+    /// The two identities still await a confirmation.
+    pub fn identity_unconfirmed(&self) -> bool {
+        self.identity_mismatch.is_some() && self.identity_confirmed_at.is_none()
+    }
 }
 
 pub(crate) const REQUEST_COLUMNS: &str = "r.id, r.site_id, si.name, r.origin, r.reconciled, r.state, r.priority, r.modality,
@@ -152,7 +164,8 @@ pub(crate) const REQUEST_COLUMNS: &str = "r.id, r.site_id, si.name, r.origin, r.
     r.inpatient_number, r.bed_number, r.accession_number, r.requested_exam, r.clinical_history,
     r.requesting_physician, r.created_at, r.images_at, r.deadline_at, r.assigned_to, u.display_name, r.locked_until,
     EXISTS (SELECT 1 FROM critical_findings c WHERE c.request_id = r.id),
-    (SELECT MIN(d.at) FROM report_downloads d JOIN reports rp ON rp.id = d.report_id WHERE rp.request_id = r.id)";
+    (SELECT MIN(d.at) FROM report_downloads d JOIN reports rp ON rp.id = d.report_id WHERE rp.request_id = r.id),
+    r.identity_mismatch, r.identity_confirmed_at";
 pub(crate) const REQUEST_FROM: &str = "FROM read_requests r JOIN sites si ON si.id = r.site_id LEFT JOIN users u ON u.id = r.assigned_to";
 
 pub(crate) fn request_from_row(r: &SqliteRow, now: i64) -> ReadRequest {
@@ -189,6 +202,8 @@ pub(crate) fn request_from_row(r: &SqliteRow, now: i64) -> ReadRequest {
         locked_until: r.get(26),
         critical: r.get(27),
         downloaded_at: r.get(28),
+        identity_mismatch: r.get(29),
+        identity_confirmed_at: r.get(30),
     }
 }
 

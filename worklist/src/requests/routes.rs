@@ -109,6 +109,16 @@ pub async fn cancel(
     Ok(Json(visible_request(db, &user, id).await?).into_response())
 }
 
+/// `POST /api/requests/{id}/confirm-identity`: the site (or an admin)
+/// confirms that the registration and the images, which name different
+/// patients, are one patient.
+pub async fn confirm_identity(State(state): State<AppState>, user: CurrentUser, Path(id): Path<i64>) -> Result<Response, ApiError> {
+    let db = state.archive.database();
+    let request = visible_request(db, &user, id).await?;
+    super::intake::confirm_identity(&state, &user, &request).await?;
+    Ok(Json(visible_request(db, &user, id).await?).into_response())
+}
+
 /// `GET /api/dashboard`: counters per site and overall.
 pub async fn get_dashboard(State(state): State<AppState>, user: CurrentUser) -> Result<Response, ApiError> {
     let offset_ms = i64::from(state.config.utc_offset_minutes) * 60_000;
