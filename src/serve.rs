@@ -68,6 +68,7 @@ pub async fn run(config: Config) -> Result<()> {
     let http_addr: SocketAddr = format!("{}:{}", config.http.bind, config.http.port).parse().context("http.bind")?;
     let dicom_listener = TcpListener::bind(dicom_addr).await.with_context(|| format!("binding DICOM port {dicom_addr}"))?;
     let http_listener = TcpListener::bind(http_addr).await.with_context(|| format!("binding HTTP port {http_addr}"))?;
+    state.check_listening(http_listener.local_addr()?);
     tracing::info!(
         dicom = %dicom_listener.local_addr()?,
         ae_title = %config.dicom.ae_title,

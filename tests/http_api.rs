@@ -51,6 +51,13 @@ fn every_route_but_health_and_login_requires_authentication() {
     assert_eq!(status, 405);
     assert!(json(&reply)["error"].is_string(), "{reply}");
 
+    // The default public_url (localhost:8080) is not where this server
+    // listens: said at start and on the admin's dashboard.
+    assert!(server.wait_for_log(&["public_url http://localhost:8080 names port 8080"]), "{}", server.log());
+    let admin = login(server.http_port, "admin", ADMIN_PASSWORD);
+    let (_, board) = http(server.http_port, "GET", "/api/dashboard", Some(&admin), None);
+    assert!(json(&board)["notices"][0].as_str().is_some_and(|n| n.contains("QR code")), "{board}");
+
     // A logged-out token stops working.
     let token = login(server.http_port, "admin", ADMIN_PASSWORD);
     assert_eq!(http(server.http_port, "GET", "/api/me", Some(&token), None).0, 200);

@@ -97,3 +97,54 @@ mod tests {
         }
     }
 }
+
+/// Why `public_url` would not reach this centre from a hospital or a phone,
+/// given where the HTTP service listens; `None` when it may. A URL naming a
+/// real host is taken as the configured external name (a reverse proxy may
+/// well listen elsewhere); `localhost` is checked against the listener.
+pub fn public_url_warning(public_url: &str, listening: std::net::SocketAddr) -> Option<String> {
+    let (scheme, rest) = public_url.split_once("://")?;
+    let authority = rest.split('/').next().unwrap_or("");
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((host, port)) if !host.ends_with(']') || authority.starts_with('[') => (host, port.parse::<u16>().ok()),
+        _ => (authority, None),
+    };
+    let port = port.unwrap_or(if scheme == "https" { 443 } else { 80 });
+    let host = host.trim_matches(|c| c == '[' || c == ']');
+    let local = host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    if !local {
+        return None;
+    }
+    if port != listening.port() {
+        return Some(format!(
+            "worklist.public_url {public_url} names port {port}, but HTTP listens on {listening}: the QR code on every signed report would point nowhere; set public_url to the address hospitals reach"
+        ));
+    }
+    if !listening.ip().is_loopback() {
+        return Some(format!(
+            "worklist.public_url {public_url} names this machine as {host}: a phone scanning a printed report's QR code cannot reach it; set public_url to the address hospitals reach"
+        ));
+    }
+    None
+}
+
+#[cfg(test)]
+mod public_url_tests {
+    use super::public_url_warning;
+
+    #[test]
+    fn a_public_url_that_cannot_reach_the_listener_is_named() {
+        let listening = |s: &str| s.parse().unwrap();
+        for (url, at, warned) in [
+            ("http://localhost:8080", "127.0.0.1:8080", false),
+            ("http://localhost:8080", "127.0.0.1:9090", true),
+            ("http://localhost:8080", "0.0.0.0:8080", true),
+            ("http://127.0.0.1:9090/", "127.0.0.1:9090", false),
+            ("https://telediag.example.cn", "0.0.0.0:8080", false),
+            ("http://10.1.2.3:8080", "0.0.0.0:9999", false),
+            ("http://[::1]:8080", "[::1]:8081", true),
+        ] {
+            assert_eq!(public_url_warning(url, listening(at)).is_some(), warned, "{url} with {at}");
+        }
+    }
+}

@@ -56,6 +56,8 @@ pub struct AppState {
     pub login_limiter: Arc<login_limit::LoginLimiter>,
     /// ECG uploads read at once (each is held whole while it is read).
     pub ecg_uploads: Arc<tokio::sync::Semaphore>,
+    /// Configuration problems found at start, shown to admins on the dashboard.
+    pub notices: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 /// ECG uploads read at once: 4 × the 64 MiB limit at worst.
@@ -69,6 +71,15 @@ pub enum StartError {
 }
 
 impl AppState {
+    /// Checks the configuration against where HTTP really listens; what is
+    /// wrong is logged and kept for the admins' dashboard.
+    pub fn check_listening(&self, http: std::net::SocketAddr) {
+        if let Some(warning) = config::public_url_warning(&self.config.public_url, http) {
+            tracing::warn!("{warning}");
+            self.notices.lock().expect("notices lock").push(warning);
+        }
+    }
+
     /// Opens the centre's CA under `ca_dir` (creating it at first start) and
     /// loads the report font.
     pub fn new(archive: Archive, config: WorklistConfig, ca_dir: &Path) -> Result<AppState, StartError> {
@@ -89,6 +100,7 @@ impl AppState {
             font,
             login_limiter: Arc::default(),
             ecg_uploads: Arc::new(tokio::sync::Semaphore::new(CONCURRENT_ECG_UPLOADS)),
+            notices: Arc::default(),
         })
     }
 }

@@ -125,5 +125,6 @@ pub async fn get_dashboard(State(state): State<AppState>, user: CurrentUser) -> 
     let day = 86_400_000;
     let start_of_today = (now_ms() + offset_ms).div_euclid(day) * day - offset_ms;
     let (total, sites) = dashboard(state.archive.database(), &user, start_of_today).await?;
-    Ok(Json(serde_json::json!({ "total": total, "sites": sites, "since": start_of_today })).into_response())
+    let notices = if user.has(Role::Admin) { state.notices.lock().expect("notices lock").clone() } else { Vec::new() };
+    Ok(Json(serde_json::json!({ "total": total, "sites": sites, "since": start_of_today, "notices": notices })).into_response())
 }
