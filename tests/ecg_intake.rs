@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::{ADMIN_PASSWORD, Server, http, login, post_bytes as post, require_tool};
@@ -46,6 +46,10 @@ fn measurements(port: u16, token: &str, sop: &str) -> serde_json::Value {
         assert!(Instant::now() < deadline, "no ECG analysis for {sop}: {status} {body}");
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+fn hostile_dicom() -> Vec<u8> {
+    std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions/dicom_ecg/oom-value-length-3.7GB")).unwrap()
 }
 
 fn nested_aecg(depth: usize) -> Vec<u8> {
@@ -114,6 +118,9 @@ fn ecgs_uploaded_or_pushed_are_archived_analysed_and_kept_to_their_site() {
         ("not an ECG", "application/octet-stream".to_owned(), b"MZ\x90\x00 not an ecg".to_vec(), "not an ECG"),
         // 4,000 nested elements in 28 KB overflowed a worker's stack.
         ("deeply nested aECG", "application/xml".to_owned(), nested_aecg(4000), "nested more than 128 deep"),
+        // Found by fuzzing: an element declaring 3.7 GB, which dicom-object
+        // reserved before reading.
+        ("DICOM declaring 3.7 GB", "application/dicom".to_owned(), hostile_dicom(), "the DICOM file is malformed"),
     ] {
         let (status, reply) = post(port, "/api/ecg", &dongshan, &content_type, &body);
         assert_eq!(status, 400, "{what}: {reply}");

@@ -147,5 +147,18 @@ fn read_upload(files: &[UploadedFile]) -> Result<telediag_ecg::EcgRecord, EcgImp
             files.len()
         )));
     }
-    Ok(telediag_ecg::read_bytes(&files[0].bytes)?)
+    let bytes = &files[0].bytes;
+    // A DICOM upload is checked as ingest checks objects before dicom-object
+    // parses it: that parser reserves each value's declared length first.
+    let part10 = if bytes.get(128..132) == Some(b"DICM") {
+        Some(std::borrow::Cow::Borrowed(bytes.as_slice()))
+    } else if bytes.starts_with(b"DICM") {
+        Some(std::borrow::Cow::Owned([&[0u8; 128][..], bytes].concat()))
+    } else {
+        None
+    };
+    if let Some(object) = part10 {
+        telediag_archive::scan::check_bytes(&object).map_err(|e| EcgImportError::Invalid(format!("the DICOM file is malformed: {e}")))?;
+    }
+    Ok(telediag_ecg::read_bytes(bytes)?)
 }

@@ -115,12 +115,25 @@ pub fn read_header<R: Read>(mut input: R) -> Result<(FileMeta, u64), Part10Error
         }
         let element_no = u16::from_le_bytes([head[2], head[3]]);
         let vr = [head[4], head[5]];
-        let (len, header_len) = if matches!(&vr, b"OB" | b"OW" | b"OF" | b"SQ" | b"UT" | b"UN") {
+        // PS3.5 7.1.2: these VRs have a reserved word and a 32-bit length.
+        const LONG: [&[u8; 2]; 13] = [b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"];
+        const SHORT: [&[u8; 2]; 21] = [
+            b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FL", b"FD", b"IS", b"LO", b"LT", b"PN", b"SH", b"SL", b"SS", b"ST", b"TM",
+            b"UI", b"UL", b"US",
+        ];
+        let (len, header_len) = if LONG.contains(&&vr) {
             let mut long = [0u8; 4];
             input.read_exact(&mut long)?;
             (u64::from(u32::from_le_bytes(long)), 12)
-        } else {
+        } else if SHORT.contains(&&vr) {
             (u64::from(u16::from_le_bytes([head[6], head[7]])), 8)
+        } else {
+            // Parsers disagree on the length of an unknown VR (dicom-object
+            // reads 32 bits where this reads 16): refused, not guessed.
+            return Err(Part10Error::BadMeta(format!(
+                "element (0002,{element_no:04X}) at byte {offset} has VR {:?}, which is not a DICOM VR",
+                String::from_utf8_lossy(&vr)
+            )));
         };
         if offset + header_len + len > 132 + MAX_META {
             return Err(Part10Error::BadMeta(format!("element (0002,{element_no:04X}) at byte {offset} declares {len} bytes")));
