@@ -37,6 +37,11 @@ pub struct DicomConfig {
     /// ARTIM: seconds a new connection has to send its A-ASSOCIATE-RQ.
     pub association_request_timeout_secs: u64,
     pub max_pdu_length: u32,
+    /// A second port for DICOM TLS (2762 is usual); unset: none.
+    pub tls_port: Option<u16>,
+    /// Its certificate chain and key (PEM); the HTTP ones when unset.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -44,6 +49,10 @@ pub struct DicomConfig {
 pub struct HttpConfig {
     pub bind: String,
     pub port: u16,
+    /// With both set, the HTTP service speaks HTTPS only (rustls), its
+    /// session cookie is `Secure` and responses carry HSTS.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -82,13 +91,16 @@ impl Default for DicomConfig {
             idle_timeout_secs: gateway.idle_timeout.as_secs(),
             association_request_timeout_secs: gateway.association_request_timeout.as_secs(),
             max_pdu_length: gateway.max_pdu_length,
+            tls_port: None,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        HttpConfig { bind: "0.0.0.0".into(), port: 8080 }
+        HttpConfig { bind: "0.0.0.0".into(), port: 8080, tls_cert: None, tls_key: None }
     }
 }
 
@@ -144,6 +156,19 @@ impl Config {
         env_parse("TELEDIAG_IDLE_TIMEOUT_SECS", &mut config.dicom.idle_timeout_secs)?;
         env_parse("TELEDIAG_ARTIM_SECS", &mut config.dicom.association_request_timeout_secs)?;
         env_parse("TELEDIAG_HTTP_PORT", &mut config.http.port)?;
+        for (name, target) in [
+            ("TELEDIAG_HTTP_TLS_CERT", &mut config.http.tls_cert),
+            ("TELEDIAG_HTTP_TLS_KEY", &mut config.http.tls_key),
+            ("TELEDIAG_DICOM_TLS_CERT", &mut config.dicom.tls_cert),
+            ("TELEDIAG_DICOM_TLS_KEY", &mut config.dicom.tls_key),
+        ] {
+            if let Some(path) = env_var(name) {
+                *target = Some(path.into());
+            }
+        }
+        if let Some(port) = env_var("TELEDIAG_DICOM_TLS_PORT") {
+            config.dicom.tls_port = Some(port.parse().map_err(|e| anyhow::anyhow!("TELEDIAG_DICOM_TLS_PORT={port:?}: {e}"))?);
+        }
         env_parse("TELEDIAG_STUDY_STABLE_SECS", &mut config.archive.study_stable_secs)?;
         env_parse("TELEDIAG_LOCK_SECS", &mut config.worklist.lock_secs)?;
         if let Some(url) = env_var("TELEDIAG_PUBLIC_URL") {
@@ -172,15 +197,50 @@ impl Config {
         }
     }
 
-    pub fn gateway_config(&self) -> pacs_gateway::GatewayConfig {
-        pacs_gateway::GatewayConfig {
+    /// The HTTP service's TLS configuration, when a certificate and key are set.
+    pub fn https(&self) -> Result<Option<std::sync::Arc<rustls::ServerConfig>>> {
+        let (Some(cert), Some(key)) = (&self.http.tls_cert, &self.http.tls_key) else {
+            if self.http.tls_cert.is_some() != self.http.tls_key.is_some() {
+                anyhow::bail!("http.tls_cert and http.tls_key go together: one is set without the other");
+            }
+            return Ok(None);
+        };
+        use rustls::pki_types::pem::PemObject;
+        let certs = rustls::pki_types::CertificateDer::pem_file_iter(cert)
+            .and_then(|c| c.collect::<Result<Vec<_>, _>>())
+            .with_context(|| format!("reading the HTTPS certificate chain {}", cert.display()))?;
+        let key =
+            rustls::pki_types::PrivateKeyDer::from_pem_file(key).with_context(|| format!("reading the HTTPS key {}", key.display()))?;
+        let mut config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()?
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .context("the HTTPS certificate and key")?;
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Some(std::sync::Arc::new(config)))
+    }
+
+    pub fn gateway_config(&self) -> Result<pacs_gateway::GatewayConfig> {
+        let tls = match self.dicom.tls_port {
+            None => None,
+            Some(_) => {
+                let cert = self.dicom.tls_cert.as_ref().or(self.http.tls_cert.as_ref());
+                let key = self.dicom.tls_key.as_ref().or(self.http.tls_key.as_ref());
+                let (Some(cert), Some(key)) = (cert, key) else {
+                    anyhow::bail!("dicom.tls_port needs dicom.tls_cert and dicom.tls_key (or the http ones)");
+                };
+                Some(pacs_gateway::tls::DicomTls::from_pem_files(cert, key)?)
+            }
+        };
+        Ok(pacs_gateway::GatewayConfig {
+            tls,
             ae_title: self.dicom.ae_title.clone(),
             max_associations: self.dicom.max_associations,
             idle_timeout: std::time::Duration::from_secs(self.dicom.idle_timeout_secs),
             association_request_timeout: std::time::Duration::from_secs(self.dicom.association_request_timeout_secs),
             max_pdu_length: self.dicom.max_pdu_length,
             ..Default::default()
-        }
+        })
     }
 }
 

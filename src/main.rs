@@ -188,6 +188,18 @@ enum SiteAction {
     List,
     /// Remove a site that has no studies.
     Remove { name: String },
+    /// Pin a device's TLS client certificate (PEM) to a site, for the DICOM
+    /// TLS port: only pinned certificates get in, and only with that site's
+    /// AE titles.
+    Cert {
+        name: String,
+        certificate: PathBuf,
+        /// What the certificate is, for the list (default: the file name).
+        #[arg(long)]
+        label: Option<String>,
+    },
+    /// Unpin a certificate by its SHA-256 fingerprint: revoked at once.
+    Uncert { fingerprint: String },
 }
 
 fn main() -> Result<()> {
@@ -456,6 +468,17 @@ async fn site(action: SiteAction, config: &Config) -> Result<()> {
         SiteAction::Remove { name } => {
             db.remove_site(&name).await?;
             println!("removed site {name:?}");
+        }
+        SiteAction::Cert { name, certificate, label } => {
+            let der = pacs_gateway::tls::read_pem_certificate(&certificate)?;
+            let fingerprint = pacs_gateway::tls::fingerprint(&der);
+            let label = label.unwrap_or_else(|| certificate.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+            db.add_site_certificate(&name, &fingerprint, &label).await?;
+            println!("pinned certificate {fingerprint} ({label}) to site {name:?}");
+        }
+        SiteAction::Uncert { fingerprint } => {
+            db.remove_site_certificate(fingerprint.trim()).await?;
+            println!("unpinned certificate {fingerprint}");
         }
     }
     Ok(())

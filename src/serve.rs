@@ -66,11 +66,24 @@ pub async fn run(config: Config) -> Result<()> {
         .context("opening the centre's certificate authority")?;
     let dicom_addr: SocketAddr = format!("{}:{}", config.dicom.bind, config.dicom.port).parse().context("dicom.bind")?;
     let http_addr: SocketAddr = format!("{}:{}", config.http.bind, config.http.port).parse().context("http.bind")?;
+    let gateway_config = config.gateway_config()?;
+    let https = config.https()?;
     let dicom_listener = TcpListener::bind(dicom_addr).await.with_context(|| format!("binding DICOM port {dicom_addr}"))?;
+    let dicom_tls_listener = match config.dicom.tls_port {
+        Some(port) => {
+            let addr: SocketAddr = format!("{}:{port}", config.dicom.bind).parse().context("dicom.bind")?;
+            Some(TcpListener::bind(addr).await.with_context(|| format!("binding DICOM TLS port {addr}"))?)
+        }
+        None => None,
+    };
     let http_listener = TcpListener::bind(http_addr).await.with_context(|| format!("binding HTTP port {http_addr}"))?;
     state.check_listening(http_listener.local_addr()?);
+    let mut state = state;
+    state.https = https.is_some();
     tracing::info!(
         dicom = %dicom_listener.local_addr()?,
+        dicom_tls = ?dicom_tls_listener.as_ref().and_then(|l| l.local_addr().ok()),
+        https = https.is_some(),
         ae_title = %config.dicom.ae_title,
         http = %http_listener.local_addr()?,
         data = %config.data_dir.display(),
@@ -78,12 +91,32 @@ pub async fn run(config: Config) -> Result<()> {
     );
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let gateway = pacs_gateway::Gateway::new(config.gateway_config(), archive.clone());
-    let dicom = tokio::spawn(gateway.serve(dicom_listener, wait_for(&stop_rx)));
+    let gateway = pacs_gateway::Gateway::new(gateway_config, archive.clone());
+    let dicom = tokio::spawn(gateway.serve(dicom_listener, dicom_tls_listener, wait_for(&stop_rx)));
     let app = telediag_worklist::router(state.clone());
-    let http = tokio::spawn(async move {
-        axum::serve(http_listener, app.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(wait_for(&stop_rx)).await
-    });
+    let http = match https {
+        None => tokio::spawn(async move {
+            axum::serve(http_listener, app.into_make_service_with_connect_info::<SocketAddr>())
+                .with_graceful_shutdown(wait_for(&stop_rx))
+                .await
+        }),
+        Some(tls) => {
+            let handle = axum_server::Handle::new();
+            let stopping = handle.clone();
+            let stopped = wait_for(&stop_rx);
+            tokio::spawn(async move {
+                stopped.await;
+                stopping.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
+            });
+            let listener = http_listener.into_std()?;
+            tokio::spawn(async move {
+                axum_server::from_tcp_rustls(listener, axum_server::tls_rustls::RustlsConfig::from_config(tls))
+                    .handle(handle)
+                    .serve(app.into_make_service_with_connect_info::<SocketAddr>())
+                    .await
+            })
+        }
+    };
     let intake = tokio::spawn(telediag_worklist::requests::intake::run(state.clone(), stop_tx.subscribe()));
     let sweeper = tokio::spawn(telediag_worklist::requests::assign::run_lock_sweeper(state, stop_tx.subscribe()));
     let pipeline = tokio::spawn(crate::pipeline::run(archive.clone(), config.imaging_threads(), stop_tx.subscribe()));

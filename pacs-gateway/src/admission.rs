@@ -179,6 +179,27 @@ pub(crate) async fn first_pdu(socket: &TcpStream, artim: Duration, evicted: &Not
     }
 }
 
+/// For the TLS port: waits, without consuming anything, until the socket
+/// holds a TLS record header of a handshake (0x16, version 3.x); the
+/// handshake and the A-ASSOCIATE-RQ then have what is left of ARTIM.
+pub(crate) async fn first_tls_record(socket: &TcpStream, artim: Duration, evicted: &Notify) -> FirstPdu {
+    let wait = async {
+        let mut header = [0u8; 3];
+        loop {
+            match socket.peek(&mut header).await {
+                Ok(0) | Err(_) => return FirstPdu::Closed,
+                Ok(3) if header[0] == 0x16 && header[1] == 0x03 => return FirstPdu::Request,
+                Ok(3) => return FirstPdu::NotARequest(format!("first bytes {header:02x?} are not a TLS handshake")),
+                Ok(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+            }
+        }
+    };
+    tokio::select! {
+        outcome = tokio::time::timeout(artim, wait) => outcome.unwrap_or(FirstPdu::TimedOut),
+        () = evicted.notified() => FirstPdu::TimedOut,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -21,7 +21,7 @@ use dicom_ul::pdu::{
 };
 use telediag_archive::ingest::IndexReceipt;
 use telediag_archive::ingest::status;
-use telediag_archive::{Archive, FileMeta, IncomingObject, IngestError, Origin, Outcome, SiteRef};
+use telediag_archive::{Archive, FileMeta, IncomingObject, IngestError, Origin, Outcome, SiteDirectory, SiteRef};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -107,32 +107,40 @@ fn options(
     options
 }
 
-pub(crate) async fn run(socket: TcpStream, peer: SocketAddr, context: Context) {
-    let directory = match context.archive.database().site_directory().await {
-        Ok(directory) => directory,
+/// An association's transport: TCP, or TLS over it.
+pub(crate) trait Transport: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Transport for T {}
+
+/// The sites as they are now; `None` (logged) when the index is unreachable.
+async fn directory(context: &Context, peer: SocketAddr) -> Option<SiteDirectory> {
+    match context.archive.database().site_directory().await {
+        Ok(directory) => Some(directory),
         Err(e) => {
             tracing::error!(peer = %peer, error = %e, "cannot read sites; refusing association");
-            reject_busy(socket, peer).await;
-            return;
+            None
         }
-    };
-    let refusal = Arc::new(std::sync::Mutex::new(None));
-    let access = SiteAccess { directory: directory.clone(), peer: peer.ip(), refusal: refusal.clone() };
+    }
+}
+
+/// The established association, or `None` once why not is logged.
+async fn established<S>(
+    establish: impl std::future::Future<Output = Result<AsyncServerAssociation<S>, dicom_ul::association::Error>>,
+    context: &Context,
+    peer: SocketAddr,
+    refusal: &std::sync::Mutex<Option<crate::access::Refusal>>,
+) -> Option<AsyncServerAssociation<S>> {
     // The request is already in the socket (see `admission`); the timer
     // only guards against a peer that stops answering mid-negotiation.
-    let options = options(&context.config, access);
-    let establish = options.establish_async(socket);
-    let established = tokio::time::timeout(context.config.association_request_timeout, establish).await;
-    let Ok(established) = established else {
+    let Ok(established) = tokio::time::timeout(context.config.association_request_timeout, establish).await else {
         tracing::warn!(peer = %peer, "association negotiation did not finish in time (ARTIM); closed");
-        return;
+        return None;
     };
-    let mut association = match established {
-        Ok(association) => association,
+    match established {
+        Ok(association) => Some(association),
         Err(dicom_ul::association::Error::ConnectionClosed { .. }) => {
             // A port probe (load balancer, monitoring) rather than a sender.
             tracing::debug!(peer = %peer, "connection closed before an association request");
-            return;
+            None
         }
         Err(e) => {
             match refusal.lock().expect("refusal lock").take() {
@@ -145,18 +153,62 @@ pub(crate) async fn run(socket: TcpStream, peer: SocketAddr, context: Context) {
                 ),
                 None => tracing::warn!(peer = %peer, error = %error_chain(&e), "association not established"),
             }
-            return;
+            None
         }
-    };
+    }
+}
+
+pub(crate) async fn run(socket: TcpStream, peer: SocketAddr, context: Context) {
+    let Some(directory) = directory(&context, peer).await else { return reject_busy(socket, peer).await };
+    let refusal = Arc::new(std::sync::Mutex::new(None));
+    let access = SiteAccess { directory: directory.clone(), peer: peer.ip(), refusal: refusal.clone() };
+    let options = options(&context.config, access);
+    let Some(association) = established(options.establish_async(socket), &context, peer, &refusal).await else { return };
     let calling_ae = association.peer_ae_title().trim().to_owned();
-    let site = match directory.authorize(&calling_ae, peer.ip()) {
-        Ok(site) => site,
+    match directory.authorize(&calling_ae, peer.ip()) {
+        Ok(site) => serve(association, peer, context, site, calling_ae).await,
         Err(denied) => {
             tracing::warn!(peer = %peer, calling_ae = %calling_ae, reason = %denied, "association refused");
             let _ = association.abort().await;
-            return;
         }
+    }
+}
+
+/// An association on the DICOM TLS port: the handshake accepts only a
+/// client certificate pinned to a site (see [`crate::tls`]), and the calling
+/// AE must be that site's.
+pub(crate) async fn run_tls(socket: TcpStream, peer: SocketAddr, context: Context, tls: crate::tls::DicomTls) {
+    let Some(directory) = directory(&context, peer).await else { return };
+    tls.refresh(&directory);
+    let refusal = Arc::new(std::sync::Mutex::new(None));
+    let access = SiteAccess { directory: directory.clone(), peer: peer.ip(), refusal: refusal.clone() };
+    let options = options(&context.config, access).tls_config(tls.server.clone());
+    let Some(mut association) = established(options.establish_tls_async(socket), &context, peer, &refusal).await else { return };
+    let calling_ae = association.peer_ae_title().trim().to_owned();
+    let certificate =
+        association.inner_stream().get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| crate::tls::fingerprint(c));
+    let Some(certificate_site) = certificate.as_deref().and_then(|f| directory.site_of_certificate(f)).cloned() else {
+        tracing::warn!(peer = %peer, calling_ae = %calling_ae, "TLS association refused: the client certificate was unpinned meanwhile");
+        let _ = association.abort().await;
+        return;
     };
+    match directory.authorize_with_certificate(&calling_ae, peer.ip(), &certificate_site) {
+        Ok(site) => serve(association, peer, context, site, calling_ae).await,
+        Err(denied) => {
+            tracing::warn!(peer = %peer, calling_ae = %calling_ae, reason = %denied, "TLS association refused");
+            let _ = association.abort().await;
+        }
+    }
+}
+
+/// Serves an established association until it is released or aborted.
+async fn serve<S: Transport>(
+    mut association: AsyncServerAssociation<S>,
+    peer: SocketAddr,
+    context: Context,
+    site: SiteRef,
+    calling_ae: String,
+) {
     let accepted: Vec<_> =
         association.presentation_contexts().iter().filter(|pc| pc.reason == PresentationContextResultReason::Acceptance).collect();
     // Staging files for this site's objects are made while its first
@@ -307,7 +359,7 @@ impl Session {
         self.archive.sync_index().await;
     }
 
-    async fn on_pdata(&mut self, association: &mut AsyncServerAssociation<TcpStream>, value: PDataValue) -> Result<(), Abort> {
+    async fn on_pdata<S: Transport>(&mut self, association: &mut AsyncServerAssociation<S>, value: PDataValue) -> Result<(), Abort> {
         let context = association
             .presentation_contexts()
             .iter()
@@ -353,9 +405,9 @@ impl Session {
         }
     }
 
-    async fn on_command(
+    async fn on_command<S: Transport>(
         &mut self,
-        association: &mut AsyncServerAssociation<TcpStream>,
+        association: &mut AsyncServerAssociation<S>,
         bytes: &[u8],
         context_id: u8,
         abstract_syntax: &str,
@@ -395,7 +447,11 @@ impl Session {
         }
     }
 
-    async fn finish_store(&mut self, association: &mut AsyncServerAssociation<TcpStream>, pending: PendingStore) -> Result<(), Abort> {
+    async fn finish_store<S: Transport>(
+        &mut self,
+        association: &mut AsyncServerAssociation<S>,
+        pending: PendingStore,
+    ) -> Result<(), Abort> {
         let result = match pending.object {
             Ok(object) => self.archive.commit(object, &self.origin).await.map_err(|e: IngestError| (e.dimse_status(), e.to_string())),
             Err(failure) => Err(failure),
@@ -441,7 +497,7 @@ impl Session {
     }
 }
 
-async fn send_command(association: &mut AsyncServerAssociation<TcpStream>, context_id: u8, data: Vec<u8>) -> Result<(), Abort> {
+async fn send_command<S: Transport>(association: &mut AsyncServerAssociation<S>, context_id: u8, data: Vec<u8>) -> Result<(), Abort> {
     association
         .send(&Pdu::PData {
             data: vec![PDataValue { presentation_context_id: context_id, value_type: PDataValueType::Command, is_last: true, data }],

@@ -21,6 +21,7 @@ mod association;
 pub mod dimse;
 pub mod echo;
 pub mod sop_classes;
+pub mod tls;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -58,6 +59,8 @@ pub struct GatewayConfig {
     /// On shutdown, how long associations may take to finish the object they
     /// are receiving. Default 30 s.
     pub shutdown_grace: Duration,
+    /// DICOM TLS for the second listener (see [`tls`]); `None`: no TLS port.
+    pub tls: Option<tls::DicomTls>,
 }
 
 impl Default for GatewayConfig {
@@ -71,6 +74,7 @@ impl Default for GatewayConfig {
             max_opening: 256,
             max_pdu_length: 256 * 1024,
             shutdown_grace: Duration::from_secs(30),
+            tls: None,
         }
     }
 }
@@ -86,27 +90,42 @@ impl Gateway {
         Gateway { config: Arc::new(config), archive }
     }
 
-    /// Serves associations on `listener` until `shutdown` resolves, then stops
+    /// Serves associations on `listener` (and DICOM TLS on `tls_listener`,
+    /// with [`GatewayConfig::tls`]) until `shutdown` resolves, then stops
     /// accepting, lets associations finish the objects in flight (up to
-    /// `shutdown_grace`) and returns.
-    pub async fn serve(self, listener: TcpListener, shutdown: impl std::future::Future<Output = ()>) {
+    /// `shutdown_grace`) and returns. Both ports share the limits.
+    pub async fn serve(self, listener: TcpListener, tls_listener: Option<TcpListener>, shutdown: impl std::future::Future<Output = ()>) {
+        let tls = match (tls_listener, self.config.tls.clone()) {
+            (Some(listener), Some(tls)) => Some((listener, tls)),
+            (Some(_), None) => {
+                tracing::error!("a DICOM TLS port without a TLS configuration; not serving it");
+                None
+            }
+            _ => None,
+        };
         let slots = Arc::new(Semaphore::new(self.config.max_associations));
         let admission = admission::Admission::new(self.config.max_opening, self.config.max_opening_per_address);
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut associations = JoinSet::new();
         tokio::pin!(shutdown);
+        let accept_tls = async |tls: &Option<(TcpListener, tls::DicomTls)>| match tls {
+            Some((listener, config)) => listener.accept().await.map(|pair| (pair, Some(config.clone()))),
+            None => std::future::pending().await,
+        };
         loop {
-            let (socket, peer) = tokio::select! {
+            let accepted = tokio::select! {
                 _ = &mut shutdown => break,
-                accepted = listener.accept() => match accepted {
-                    Ok(pair) => pair,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
+                accepted = listener.accept() => accepted.map(|pair| (pair, None)),
+                accepted = accept_tls(&tls) => accepted,
                 Some(_) = associations.join_next(), if !associations.is_empty() => continue,
+            };
+            let ((socket, peer), tls) = match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
             };
             let _ = socket.set_nodelay(true);
             let ticket = admission.admit(peer.ip());
@@ -114,7 +133,11 @@ impl Gateway {
             let context = association::Context { config: self.config.clone(), archive: self.archive.clone(), stop: stop_rx.clone() };
             associations.spawn(async move {
                 let artim = context.config.association_request_timeout;
-                match admission::first_pdu(&socket, artim, &ticket.evicted).await {
+                let opening = match &tls {
+                    None => admission::first_pdu(&socket, artim, &ticket.evicted).await,
+                    Some(_) => admission::first_tls_record(&socket, artim, &ticket.evicted).await,
+                };
+                match opening {
                     admission::FirstPdu::Request => {}
                     admission::FirstPdu::NotARequest(reason) => return association::refuse_opening(socket, peer, &reason).await,
                     admission::FirstPdu::Closed => {
@@ -126,9 +149,12 @@ impl Gateway {
                     }
                 }
                 drop(ticket);
-                match slots.try_acquire_owned() {
-                    Ok(_slot) => association::run(socket, peer, context).await,
-                    Err(_) => association::reject_busy(socket, peer).await,
+                match (slots.try_acquire_owned(), tls) {
+                    (Ok(_slot), None) => association::run(socket, peer, context).await,
+                    (Ok(_slot), Some(tls)) => association::run_tls(socket, peer, context, tls).await,
+                    // Over TLS the refusal would need a handshake first: closed.
+                    (Err(_), Some(_)) => tracing::warn!(peer = %peer, "TLS association refused: too many associations at once"),
+                    (Err(_), None) => association::reject_busy(socket, peer).await,
                 }
             });
         }

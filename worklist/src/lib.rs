@@ -58,6 +58,8 @@ pub struct AppState {
     pub ecg_uploads: Arc<tokio::sync::Semaphore>,
     /// Configuration problems found at start, shown to admins on the dashboard.
     pub notices: Arc<std::sync::Mutex<Vec<String>>>,
+    /// Served over HTTPS: the session cookie is `Secure` and responses carry HSTS.
+    pub https: bool,
 }
 
 /// ECG uploads read at once: 4 × the 64 MiB limit at worst.
@@ -101,6 +103,7 @@ impl AppState {
             login_limiter: Arc::default(),
             ecg_uploads: Arc::new(tokio::sync::Semaphore::new(CONCURRENT_ECG_UPLOADS)),
             notices: Arc::default(),
+            https: false,
         })
     }
 }
@@ -109,7 +112,8 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     use reporting::routes as report;
     use requests::routes as request;
-    Router::new()
+    let https = state.https;
+    let router = Router::new()
         .route("/api/logout", post(routes::logout))
         .route("/api/me", get(routes::me))
         .route("/api/studies", get(routes::list_studies))
@@ -156,7 +160,19 @@ pub fn router(state: AppState) -> Router {
         // Rejections from axum's extractors (bad JSON, too large, wrong
         // method) arrive as plain text: every error leaves as JSON.
         .layer(axum::middleware::map_response(error::errors_as_json))
-        .with_state(state)
+        .with_state(state);
+    if https {
+        // A browser that has seen the centre over HTTPS never tries plain HTTP again.
+        router.layer(axum::middleware::map_response(|mut response: axum::response::Response| async move {
+            response.headers_mut().insert(
+                axum::http::header::STRICT_TRANSPORT_SECURITY,
+                axum::http::HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+            );
+            response
+        }))
+    } else {
+        router
+    }
 }
 
 /// The largest request body of a route that does not set its own: reports,

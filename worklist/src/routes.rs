@@ -107,7 +107,8 @@ pub async fn login(
     let entry =
         AuditEntry::for_user(Some(&current), "login".into(), format!("/api/users/{}", current.id), 200, client.map(|c| c.ip().to_string()));
     state.audit.append(&entry).await?;
-    let cookie = format!("{SESSION_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}", SESSION_HOURS * 3600);
+    let secure = if state.https { "; Secure" } else { "" };
+    let cookie = format!("{SESSION_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{secure}", SESSION_HOURS * 3600);
     let mut headers = HeaderMap::new();
     headers.insert(header::SET_COOKIE, HeaderValue::from_str(&cookie).expect("token is hex"));
     Ok((headers, Json(serde_json::json!({ "token": token, "expires_at": expires_at, "user": current }))).into_response())

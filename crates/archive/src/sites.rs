@@ -132,7 +132,42 @@ impl Database {
 
     /// A snapshot for the gateway's access checks.
     pub async fn site_directory(&self) -> Result<SiteDirectory, DbError> {
-        Ok(SiteDirectory::new(self.list_sites().await?))
+        let mut directory = SiteDirectory::new(self.list_sites().await?);
+        let pins = sqlx::query("SELECT c.fingerprint, s.id, s.name FROM site_certificates c JOIN sites s ON s.id = c.site_id")
+            .fetch_all(self.pool())
+            .await?;
+        directory.certificates = pins.iter().map(|r| (r.get(0), SiteRef { id: r.get(1), name: r.get(2) })).collect();
+        Ok(directory)
+    }
+
+    /// Pins a client certificate (its SHA-256 `fingerprint`, lower-case
+    /// hex) to `site` for the DICOM TLS port.
+    pub async fn add_site_certificate(&self, site: &str, fingerprint: &str, subject: &str) -> Result<(), DbError> {
+        let site = self.site_by_name(site).await?;
+        let holder: Option<i64> = sqlx::query_scalar("SELECT site_id FROM site_certificates WHERE fingerprint = ?")
+            .bind(fingerprint)
+            .fetch_optional(self.pool())
+            .await?;
+        if holder.is_some_and(|h| h != site.id) {
+            return Err(DbError::Conflict("this certificate is pinned to another site".into()));
+        }
+        sqlx::query("INSERT OR IGNORE INTO site_certificates (fingerprint, site_id, subject, added_at) VALUES (?, ?, ?, ?)")
+            .bind(fingerprint)
+            .bind(site.id)
+            .bind(subject)
+            .bind(now_ms())
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Unpins a certificate: devices presenting it are refused from now on.
+    pub async fn remove_site_certificate(&self, fingerprint: &str) -> Result<(), DbError> {
+        let removed = sqlx::query("DELETE FROM site_certificates WHERE fingerprint = ?").bind(fingerprint).execute(self.pool()).await?;
+        if removed.rows_affected() == 0 {
+            return Err(DbError::NotFound { what: "certificate", name: fingerprint.to_owned() });
+        }
+        Ok(())
     }
 }
 
@@ -150,12 +185,16 @@ pub enum AccessDenied {
     UnknownCallingAe { calling_ae: String },
     #[error("calling AE title {calling_ae:?} of site {site:?} is not allowed from {address}")]
     WrongAddress { calling_ae: String, site: String, address: IpAddr },
+    #[error("calling AE title {calling_ae:?} belongs to site {site:?}, but the TLS certificate is {certificate_site:?}'s")]
+    WrongCertificate { calling_ae: String, site: String, certificate_site: String },
 }
 
 /// An in-memory view of sites for access control.
 #[derive(Debug, Clone, Default)]
 pub struct SiteDirectory {
     by_ae: HashMap<String, (SiteRef, Vec<IpNet>)>,
+    /// Pinned client certificates (SHA-256 hex) and their sites.
+    certificates: HashMap<String, SiteRef>,
 }
 
 impl SiteDirectory {
@@ -167,7 +206,36 @@ impl SiteDirectory {
                 by_ae.insert(ae.clone(), (site_ref.clone(), site.networks.clone()));
             }
         }
-        SiteDirectory { by_ae }
+        SiteDirectory { by_ae, certificates: HashMap::new() }
+    }
+
+    /// Every pinned client certificate (SHA-256 hex).
+    pub fn pinned_certificates(&self) -> impl Iterator<Item = &str> {
+        self.certificates.keys().map(String::as_str)
+    }
+
+    /// The site a client certificate (SHA-256 hex) is pinned to.
+    pub fn site_of_certificate(&self, fingerprint: &str) -> Option<&SiteRef> {
+        self.certificates.get(fingerprint)
+    }
+
+    /// [`Self::authorize`] for an association over TLS: the calling AE must
+    /// also belong to the site the client certificate is pinned to.
+    pub fn authorize_with_certificate(
+        &self,
+        calling_ae: &str,
+        address: IpAddr,
+        certificate_site: &SiteRef,
+    ) -> Result<SiteRef, AccessDenied> {
+        let site = self.authorize(calling_ae, address)?;
+        if site.id != certificate_site.id {
+            return Err(AccessDenied::WrongCertificate {
+                calling_ae: calling_ae.trim().to_owned(),
+                site: site.name,
+                certificate_site: certificate_site.name.clone(),
+            });
+        }
+        Ok(site)
     }
 
     /// Decides whether `calling_ae` may send from `address`.
