@@ -170,9 +170,11 @@ fn pixels(data: &[u8]) {
             dir.join(format!("telediag-fuzz-{}-{:?}.dcm", std::process::id(), std::thread::current().id()))
         };
     }
-    // The renderer is given what the archive accepted (ingest scans every
-    // object): the same precondition here.
-    if telediag_archive::scan::check_bytes(data).is_err() {
+    // The renderer is given what the archive accepted: Part 10 files (it
+    // stores nothing else) that passed ingest's scan. The same precondition
+    // here; bare datasets reach the renderer only from `telediag thumbnails`
+    // on an operator's own files.
+    if telediag_archive::part10::read_header(data).is_err() || telediag_archive::scan::check_bytes(data).is_err() {
         return;
     }
     PATH.with(|path| {

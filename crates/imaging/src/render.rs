@@ -54,6 +54,12 @@ pub fn open(path: &Path) -> Result<DefaultDicomObject, RenderError> {
 /// group number has its zero byte first).
 fn open_bare_dataset(path: &Path) -> Option<DefaultDicomObject> {
     let bytes = std::fs::read(path).ok()?;
+    // A Part 10 file that did not open is broken, not bare: read as a
+    // dataset, its preamble and meta group are garbage with garbage lengths
+    // (one asked for 3.2 GB, found by fuzzing).
+    if bytes.get(128..132) == Some(b"DICM") || bytes.starts_with(b"DICM") {
+        return None;
+    }
     let head = bytes.get(..8)?;
     let explicit = head[4..6].iter().all(u8::is_ascii_uppercase);
     let big_endian = head[0] == 0 && head[1] != 0;
