@@ -4,8 +4,10 @@
 #   - 200 HTTP clients browsing the study list, study details and
 #     thumbnails (wrk, with a session token);
 #   - a flood of idle TCP connections to the DICOM port (500 held open,
-#     reopened as soon as they are closed);
-#   - a flood of wrong passwords to /api/login;
+#     reopened as soon as they are closed) from 127.0.0.2;
+#   - a flood of wrong passwords to /api/login from 127.0.0.3;
+# the floods come from other loopback addresses, as attackers are other
+# hosts than the hospitals and readers (127.0.0.1).
 # for DURATION seconds (default 120). Reports stores done and failed, HTTP
 # latency percentiles and errors, logins refused, idle connections opened,
 # and the server's peak RSS.
@@ -47,7 +49,7 @@ server=$!
 for _ in $(seq 100); do curl -sf "localhost:$HTTP/api/health" >/dev/null && break; sleep 0.1; done
 
 # One push first, so there are studies and thumbnails to browse.
-storescu -aet LOAD -aec TELEDIAG localhost "$DICOM" "$CORPUS"/*.dcm
+storescu -aet LOAD -aec TELEDIAG 127.0.0.1 "$DICOM" "$CORPUS"/*.dcm
 token=$(curl -s -X POST "localhost:$HTTP/api/login" -H 'content-type: application/json' \
   -d '{"username":"admin","password":"load-test-admin"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
 sleep 3 # thumbnails
@@ -74,14 +76,14 @@ end=$((SECONDS + DURATION))
 for i in $(seq 32); do
   ( ok=0; failed=0
     while [ $SECONDS -lt $end ]; do
-      if storescu -aet LOAD -aec TELEDIAG localhost "$DICOM" "$CORPUS"/*.dcm 2>>"$work/push-$i.err"; then ok=$((ok+1)); else failed=$((failed+1)); fi
+      if storescu -aet LOAD -aec TELEDIAG 127.0.0.1 "$DICOM" "$CORPUS"/*.dcm 2>>"$work/push-$i.err"; then ok=$((ok+1)); else failed=$((failed+1)); fi
     done
     echo "$ok $failed" > "$work/push-$i.result" ) &
 done
-python3 bench/load/idle_flood.py localhost "$DICOM" 500 "$DURATION" > "$work/idle.result" &
+python3 bench/load/idle_flood.py 127.0.0.1 "$DICOM" 500 "$DURATION" 127.0.0.2 > "$work/idle.result" &
 ( n401=0; n429=0; other=0
   while [ $SECONDS -lt $end ]; do
-    code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "localhost:$HTTP/api/login" -H 'content-type: application/json' \
+    code=$(curl -s --interface 127.0.0.3 -o /dev/null -w '%{http_code}' -X POST "127.0.0.1:$HTTP/api/login" -H 'content-type: application/json' \
       -d "{\"username\":\"doctor$RANDOM\",\"password\":\"wrong\"}")
     case $code in 401) n401=$((n401+1));; 429) n429=$((n429+1));; *) other=$((other+1));; esac
   done
@@ -92,12 +94,13 @@ wait $(jobs -p | grep -v "^$server$") 2>/dev/null || true
 pushes=0; push_failed=0
 for f in "$work"/push-*.result; do read -r a b < "$f"; pushes=$((pushes+a)); push_failed=$((push_failed+b)); done
 files=$(ls "$CORPUS"/*.dcm | wc -l)
-store_errors=$(cat "$work"/push-*.err | grep -c '^E:' || true)
+store_errors=$(cat "$work"/push-*.err | grep -c '^[EF]:' || true)
+first_error=$(cat "$work"/push-*.err | grep -m1 '^[EF]:' || true)
 read -r n401 n429 other < "$work/logins.result"
 rss=$(awk '/VmHWM/ {print $2}' /proc/$server/status)
 kill -TERM $server; wait $server 2>/dev/null || true
 echo "---"
-echo "DICOM: $pushes pushes of $files objects by 32 associations ($((pushes * files)) C-STOREs), $push_failed pushes failed, $store_errors storescu errors"
+echo "DICOM: $pushes pushes of $files objects by 32 associations ($((pushes * files)) C-STOREs), $push_failed pushes failed, $store_errors storescu errors${first_error:+ (first: $first_error)}"
 grep -E "Requests/sec|Latency |50%|90%|99%|Non-2xx|Socket errors|requests in" "$work/wrk.txt" | sed 's/^/HTTP: /'
 echo "logins: $n401 wrong passwords answered 401, $n429 answered 429 (rate limit), $other other"
 echo "idle: $(cat "$work/idle.result") idle connections opened against the DICOM port"
