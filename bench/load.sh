@@ -85,7 +85,7 @@ python3 bench/load/idle_flood.py 127.0.0.1 "$DICOM" 500 "$DURATION" 127.0.0.2 > 
   while [ $SECONDS -lt $end ]; do
     code=$(curl -s --interface 127.0.0.3 -o /dev/null -w '%{http_code}' -X POST "127.0.0.1:$HTTP/api/login" -H 'content-type: application/json' \
       -d "{\"username\":\"doctor$RANDOM\",\"password\":\"wrong\"}")
-    case $code in 401) n401=$((n401+1));; 429) n429=$((n429+1));; *) other=$((other+1));; esac
+    case $code in 401) n401=$((n401+1));; 429) n429=$((n429+1));; *) other=$((other+1)); echo "$code" >> "$work/logins.other";; esac
   done
   echo "$n401 $n429 $other" > "$work/logins.result" ) &
 TOKEN=$token PATHS="$work/paths.txt" wrk -t2 -c200 -d"${DURATION}s" --latency -s bench/load/browse.lua "http://localhost:$HTTP" > "$work/wrk.txt"
@@ -102,7 +102,9 @@ kill -TERM $server; wait $server 2>/dev/null || true
 echo "---"
 echo "DICOM: $pushes pushes of $files objects by 32 associations ($((pushes * files)) C-STOREs), $push_failed pushes failed, $store_errors storescu errors${first_error:+ (first: $first_error)}"
 grep -E "Requests/sec|Latency |50%|90%|99%|Non-2xx|Socket errors|requests in" "$work/wrk.txt" | sed 's/^/HTTP: /'
-echo "logins: $n401 wrong passwords answered 401, $n429 answered 429 (rate limit), $other other"
+echo "logins: $n401 wrong passwords answered 401, $n429 answered 429 (rate limit), $other other$( [ -f "$work/logins.other" ] && echo " (HTTP $(sort "$work/logins.other" | uniq -c | xargs))")"
 echo "idle: $(cat "$work/idle.result") idle connections opened against the DICOM port"
 echo "peak RSS: $((rss / 1024)) MiB"
-grep -c "association refused: too many" "$work/server.log" | sed 's/^/associations refused as busy: /'
+echo "associations refused as busy: $(grep -c 'association refused: too many' "$work/server.log" || true)"
+echo "HTTP requests that failed in the server (5xx): $(grep -c 'request failed' "$work/server.log" || true)"
+cp "$work/server.log" "${SERVER_LOG:-/tmp/telediag-load.log}"

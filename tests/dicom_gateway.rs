@@ -497,7 +497,7 @@ fn idle_connections_do_not_stop_a_real_sender() {
     assert_eq!(store(&mut association, 1, "1.2.3.700", dataset("1.2.3.700", "1.2.3.7")).0, 0x0000);
     association.release().unwrap();
 
-    // The idle ones are closed: the oldest to make room (16 may wait per
+    // The idle ones are closed: the oldest to make room (64 may wait per
     // address), the rest when ARTIM runs out.
     std::thread::sleep(Duration::from_secs(4));
     let closed = idle

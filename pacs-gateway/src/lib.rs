@@ -49,7 +49,8 @@ pub struct GatewayConfig {
     /// Connections still waiting for their A-ASSOCIATE-RQ, from one address
     /// and in all. Over either, the oldest such connection is closed to
     /// make room, so idle sockets cannot keep a real sender out. Defaults
-    /// 16 and 256.
+    /// 64 (a hospital behind one NAT address may open as many associations
+    /// as the centre serves, all at once) and 256.
     pub max_opening_per_address: usize,
     pub max_opening: usize,
     /// Largest PDU we accept (and announce). Default 256 KiB: big enough that
@@ -70,7 +71,7 @@ impl Default for GatewayConfig {
             max_associations: 64,
             idle_timeout: Duration::from_secs(120),
             association_request_timeout: Duration::from_secs(10),
-            max_opening_per_address: 16,
+            max_opening_per_address: 64,
             max_opening: 256,
             max_pdu_length: 256 * 1024,
             shutdown_grace: Duration::from_secs(30),

@@ -135,7 +135,11 @@ impl AuditLog {
 
 /// Chains and inserts `entries` in one transaction, after the last row.
 async fn write_batch(db: &Database, entries: &[&AuditEntry]) -> Result<(), sqlx::Error> {
-    let mut tx = db.pool().begin().await?;
+    // IMMEDIATE: the write lock is taken (waiting for it as long as the busy
+    // timeout allows) before the last hash is read. A deferred transaction
+    // would read first and fail at once with SQLITE_BUSY if another writer
+    // (the indexer, say) committed in between: 503s under load.
+    let mut tx = db.pool().begin_with("BEGIN IMMEDIATE").await?;
     let previous: Option<String> = sqlx::query_scalar("SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1").fetch_optional(&mut *tx).await?;
     let mut previous = previous.unwrap_or_else(|| GENESIS.to_owned());
     for entry in entries {
