@@ -73,36 +73,6 @@ fn echo_and_access_control() {
 }
 
 /// A minimal explicit VR little endian CT dataset (no pixel data needed here).
-fn dataset(sop_instance: &str, study: &str) -> Vec<u8> {
-    fn element(out: &mut Vec<u8>, group: u16, elem: u16, vr: &[u8; 2], value: &[u8]) {
-        let mut value = value.to_vec();
-        if value.len() % 2 == 1 {
-            value.push(if vr == b"UI" { 0 } else { b' ' });
-        }
-        out.extend(group.to_le_bytes());
-        out.extend(elem.to_le_bytes());
-        out.extend(vr);
-        if vr == b"OW" || vr == b"OB" {
-            out.extend([0, 0]);
-            out.extend((value.len() as u32).to_le_bytes());
-        } else {
-            out.extend((value.len() as u16).to_le_bytes());
-        }
-        out.extend(value);
-    }
-    let mut ds = Vec::new();
-    element(&mut ds, 0x0008, 0x0005, b"CS", b"GB18030");
-    element(&mut ds, 0x0008, 0x0016, b"UI", CT_IMAGE_STORAGE.as_bytes());
-    element(&mut ds, 0x0008, 0x0018, b"UI", sop_instance.as_bytes());
-    element(&mut ds, 0x0008, 0x0060, b"CS", b"CT");
-    element(&mut ds, 0x0010, 0x0010, b"PN", &[0xd5, 0xc5, 0xc8, 0xfd]);
-    element(&mut ds, 0x0010, 0x0020, b"LO", b"P123");
-    element(&mut ds, 0x0020, 0x000D, b"UI", study.as_bytes());
-    element(&mut ds, 0x0020, 0x000E, b"UI", format!("{study}.1").as_bytes());
-    element(&mut ds, 0x7FE0, 0x0010, b"OW", &[0x55; 4096]);
-    ds
-}
-
 fn store_command(message_id: u16, sop_instance: &str) -> Vec<u8> {
     pacs_gateway::dimse::store_request(message_id, CT_IMAGE_STORAGE, sop_instance)
 }
@@ -155,24 +125,24 @@ async fn dimse_statuses_say_what_was_wrong_and_leave_nothing_behind() {
     let mut server = started_server();
     let mut association = associate(server.dicom_port);
 
-    let (status, comment) = store(&mut association, 1, "1.2.3.100", dataset("1.2.3.100", "1.2.3.1"));
+    let (status, comment) = store(&mut association, 1, "1.2.3.100", ct_dataset("1.2.3.100", "1.2.3.1"));
     assert_eq!((status, comment.as_str()), (0x0000, ""), "a valid object");
 
     // The dataset says one SOP instance, the command another.
-    let (status, comment) = store(&mut association, 2, "1.2.3.999", dataset("1.2.3.101", "1.2.3.1"));
+    let (status, comment) = store(&mut association, 2, "1.2.3.999", ct_dataset("1.2.3.101", "1.2.3.1"));
     assert_eq!(status, 0xA900, "{comment}");
     assert!(comment.contains("SOP Instance UID"), "comment: {comment}");
 
     // A dataset that stops in the middle of its pixel data.
-    let mut cut = dataset("1.2.3.102", "1.2.3.1");
+    let mut cut = ct_dataset("1.2.3.102", "1.2.3.1");
     cut.truncate(cut.len() - 1000);
     let (status, comment) = store(&mut association, 3, "1.2.3.102", cut);
     assert_eq!(status, 0xC000, "{comment}");
     assert!(comment.contains("truncated") && comment.contains("7FE0,0010"), "comment: {comment}");
 
     // Same UID, same bytes: success, nothing new. Same UID, other bytes: a flagged version.
-    assert_eq!(store(&mut association, 4, "1.2.3.100", dataset("1.2.3.100", "1.2.3.1")).0, 0x0000);
-    let mut changed = dataset("1.2.3.100", "1.2.3.1");
+    assert_eq!(store(&mut association, 4, "1.2.3.100", ct_dataset("1.2.3.100", "1.2.3.1")).0, 0x0000);
+    let mut changed = ct_dataset("1.2.3.100", "1.2.3.1");
     let last = changed.len() - 1;
     changed[last] ^= 0xff;
     assert_eq!(store(&mut association, 5, "1.2.3.100", changed).0, 0x0000);
@@ -201,7 +171,7 @@ async fn a_storage_failure_answers_out_of_resources() {
     std::fs::create_dir_all(server.data().join("objects")).unwrap();
     std::fs::write(server.data().join("objects/originals"), b"not a directory").unwrap();
     let mut association = associate(server.dicom_port);
-    let (status, comment) = store(&mut association, 1, "1.2.3.200", dataset("1.2.3.200", "1.2.3.2"));
+    let (status, comment) = store(&mut association, 1, "1.2.3.200", ct_dataset("1.2.3.200", "1.2.3.2"));
     assert_eq!(status, 0xA700, "{comment}");
     assert!(comment.starts_with("out of resources"), "comment: {comment}");
     association.release().unwrap();
@@ -224,7 +194,7 @@ async fn malformed_input_is_refused_and_the_service_carries_on() {
     let mut server = started_server();
     // A good association stays open through all of it.
     let mut survivor = associate(server.dicom_port);
-    assert_eq!(store(&mut survivor, 1, "1.2.3.300", dataset("1.2.3.300", "1.2.3.3")).0, 0);
+    assert_eq!(store(&mut survivor, 1, "1.2.3.300", ct_dataset("1.2.3.300", "1.2.3.3")).0, 0);
 
     // Garbage instead of a PDU: the connection is closed or aborted.
     let reply = raw(server.dicom_port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
@@ -239,7 +209,7 @@ async fn malformed_input_is_refused_and_the_service_carries_on() {
         let mut association = associate(server.dicom_port);
         let context = association.presentation_contexts()[0].id;
         association.send(&pdata(context, PDataValueType::Command, true, store_command(1, "1.2.3.301"))).unwrap();
-        let full = dataset("1.2.3.301", "1.2.3.3");
+        let full = ct_dataset("1.2.3.301", "1.2.3.3");
         association.send(&pdata(context, PDataValueType::Data, false, full[..200].to_vec())).unwrap();
         drop(association); // no release, no abort: the TCP connection just goes
     }
@@ -260,10 +230,10 @@ async fn malformed_input_is_refused_and_the_service_carries_on() {
     }
 
     // The survivor still works, and so do new associations.
-    assert_eq!(store(&mut survivor, 2, "1.2.3.303", dataset("1.2.3.303", "1.2.3.3")).0, 0);
+    assert_eq!(store(&mut survivor, 2, "1.2.3.303", ct_dataset("1.2.3.303", "1.2.3.3")).0, 0);
     survivor.release().unwrap();
     let mut fresh = associate(server.dicom_port);
-    assert_eq!(store(&mut fresh, 1, "1.2.3.304", dataset("1.2.3.304", "1.2.3.3")).0, 0);
+    assert_eq!(store(&mut fresh, 1, "1.2.3.304", ct_dataset("1.2.3.304", "1.2.3.3")).0, 0);
     fresh.release().unwrap();
 
     std::thread::sleep(Duration::from_millis(300));
@@ -346,7 +316,7 @@ async fn a_quiet_study_becomes_complete_and_queues_a_job() {
     server.add_site("城关镇卫生院", "CHENGGUAN", &[]);
     server.start_with(&[("TELEDIAG_STUDY_STABLE_SECS", "1")]);
     let mut association = associate(server.dicom_port);
-    assert_eq!(store(&mut association, 1, "1.2.3.400", dataset("1.2.3.400", "1.2.3.4")).0, 0);
+    assert_eq!(store(&mut association, 1, "1.2.3.400", ct_dataset("1.2.3.400", "1.2.3.4")).0, 0);
     association.release().unwrap();
     let db = server.database().await;
     let status = || async { db.study_detail(&"1.2.3.4".parse().unwrap(), None).await.unwrap().unwrap().summary.status };
@@ -360,7 +330,7 @@ async fn a_quiet_study_becomes_complete_and_queues_a_job() {
 
     // A late instance reopens the study; it completes and is queued again.
     let mut association = associate(server.dicom_port);
-    assert_eq!(store(&mut association, 1, "1.2.3.401", dataset("1.2.3.401", "1.2.3.4")).0, 0);
+    assert_eq!(store(&mut association, 1, "1.2.3.401", ct_dataset("1.2.3.401", "1.2.3.4")).0, 0);
     association.release().unwrap();
     assert_eq!(status().await, "receiving");
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
@@ -386,7 +356,7 @@ async fn sigterm_stops_accepting_and_finishes_the_object_in_flight() {
     let mut server = started_server();
     let mut association = associate(server.dicom_port);
     let context = association.presentation_contexts()[0].id;
-    let full = dataset("1.2.3.500", "1.2.3.5");
+    let full = ct_dataset("1.2.3.500", "1.2.3.5");
     association.send(&pdata(context, PDataValueType::Command, true, store_command(1, "1.2.3.500"))).unwrap();
     association.send(&pdata(context, PDataValueType::Data, false, full[..300].to_vec())).unwrap();
 
@@ -447,7 +417,7 @@ async fn a_full_disk_answers_out_of_resources_and_loses_nothing() {
     server.add_site("城关镇卫生院", "CHENGGUAN", &[]);
     server.start();
     let mut association = associate(server.dicom_port);
-    assert_eq!(store(&mut association, 1, "1.2.3.600", dataset("1.2.3.600", "1.2.3.6")).0, 0);
+    assert_eq!(store(&mut association, 1, "1.2.3.600", ct_dataset("1.2.3.600", "1.2.3.6")).0, 0);
 
     // Fill the disk.
     let filler = server.data().join("filler");
@@ -456,13 +426,13 @@ async fn a_full_disk_answers_out_of_resources_and_loses_nothing() {
         let block = vec![0u8; 64 * 1024];
         while file.write_all(&block).is_ok() {}
     }
-    let (status, comment) = store(&mut association, 2, "1.2.3.601", dataset("1.2.3.601", "1.2.3.6"));
+    let (status, comment) = store(&mut association, 2, "1.2.3.601", ct_dataset("1.2.3.601", "1.2.3.6"));
     assert_eq!(status, 0xA700, "{comment}");
     assert!(comment.starts_with("out of resources"), "comment: {comment}");
 
     // Space comes back: the service stores again, and the first object is intact.
     std::fs::remove_file(&filler).unwrap();
-    assert_eq!(store(&mut association, 3, "1.2.3.602", dataset("1.2.3.602", "1.2.3.6")).0, 0);
+    assert_eq!(store(&mut association, 3, "1.2.3.602", ct_dataset("1.2.3.602", "1.2.3.6")).0, 0);
     association.release().unwrap();
     let db = server.database().await;
     let detail = db.study_detail(&"1.2.3.6".parse().unwrap(), None).await.unwrap().unwrap();
@@ -471,7 +441,7 @@ async fn a_full_disk_answers_out_of_resources_and_loses_nothing() {
     let first = &db.versions_of(&"1.2.3.600".parse().unwrap()).await.unwrap()[0];
     let stored = server.object(&first.object_key);
     let (_, offset) = telediag_archive::part10::read_header(&stored[..]).unwrap();
-    assert_eq!(&stored[offset as usize..], &dataset("1.2.3.600", "1.2.3.6")[..]);
+    assert_eq!(&stored[offset as usize..], &ct_dataset("1.2.3.600", "1.2.3.6")[..]);
     assert!(server.staged_files().is_empty(), "partial files left: {:?}", server.staged_files());
     server.stop();
 }
@@ -494,7 +464,7 @@ fn idle_connections_do_not_stop_a_real_sender() {
     let (ok, output) = echoscu(server.dicom_port, "CHENGGUAN", AE);
     assert!(ok, "a real sender is served beside 200 idle connections: {output}");
     let mut association = associate(server.dicom_port);
-    assert_eq!(store(&mut association, 1, "1.2.3.700", dataset("1.2.3.700", "1.2.3.7")).0, 0x0000);
+    assert_eq!(store(&mut association, 1, "1.2.3.700", ct_dataset("1.2.3.700", "1.2.3.7")).0, 0x0000);
     association.release().unwrap();
 
     // The idle ones are closed: the oldest to make room (64 may wait per
@@ -528,19 +498,7 @@ async fn another_sites_study_uid_is_refused_over_c_store() {
     server.add_site("二号县医院", "ERYUAN", &[]);
     server.start();
     let dir = tempfile::tempdir().unwrap();
-    let part10 = |name: &str, sop: &str, study: &str| {
-        let meta = telediag_archive::FileMeta {
-            sop_class_uid: CT_IMAGE_STORAGE.into(),
-            sop_instance_uid: sop.into(),
-            transfer_syntax_uid: EXPLICIT_LE.into(),
-            source_ae_title: None,
-        };
-        let mut bytes = telediag_archive::part10::encode_header(&meta);
-        bytes.extend(dataset(sop, study));
-        let path = dir.path().join(name);
-        std::fs::write(&path, bytes).unwrap();
-        path
-    };
+    let part10 = |name: &str, sop: &str, study: &str| ct_part10_file(&dir.path().join(name), sop, study);
     let send = |calling: &str, file: &std::path::Path| {
         let out = Command::new("storescu")
             .args(["-v", "-aet", calling, "-aec", AE, "127.0.0.1", &server.dicom_port.to_string()])

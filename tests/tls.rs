@@ -9,8 +9,6 @@ use std::process::Command;
 
 use common::*;
 
-const CT_IMAGE_STORAGE: &str = "1.2.840.10008.5.1.4.1.1.2";
-
 /// A self-signed certificate and key (PEM) for `cn`, valid for localhost.
 fn certificate(dir: &Path, name: &str, cn: &str) -> (PathBuf, PathBuf) {
     let (cert, key) = (dir.join(format!("{name}.pem")), dir.join(format!("{name}.key")));
@@ -28,39 +26,7 @@ fn certificate(dir: &Path, name: &str, cn: &str) -> (PathBuf, PathBuf) {
 }
 
 fn part10(dir: &Path, sop: &str, study: &str) -> PathBuf {
-    let meta = telediag_archive::FileMeta {
-        sop_class_uid: CT_IMAGE_STORAGE.into(),
-        sop_instance_uid: sop.into(),
-        transfer_syntax_uid: "1.2.840.10008.1.2.1".into(),
-        source_ae_title: None,
-    };
-    let mut bytes = telediag_archive::part10::encode_header(&meta);
-    let mut element = |group: u16, elem: u16, vr: &[u8; 2], value: &[u8]| {
-        let mut value = value.to_vec();
-        if value.len() % 2 == 1 {
-            value.push(if vr == b"UI" { 0 } else { b' ' });
-        }
-        bytes.extend(group.to_le_bytes());
-        bytes.extend(elem.to_le_bytes());
-        bytes.extend(vr);
-        if vr == b"OW" {
-            bytes.extend([0, 0]);
-            bytes.extend((value.len() as u32).to_le_bytes());
-        } else {
-            bytes.extend((value.len() as u16).to_le_bytes());
-        }
-        bytes.extend(value);
-    };
-    element(0x0008, 0x0016, b"UI", CT_IMAGE_STORAGE.as_bytes());
-    element(0x0008, 0x0018, b"UI", sop.as_bytes());
-    element(0x0008, 0x0060, b"CS", b"CT");
-    element(0x0010, 0x0020, b"LO", b"TLS1");
-    element(0x0020, 0x000D, b"UI", study.as_bytes());
-    element(0x0020, 0x000E, b"UI", format!("{study}.1").as_bytes());
-    element(0x7FE0, 0x0010, b"OW", &[0x22; 512]);
-    let path = dir.join(format!("{sop}.dcm"));
-    std::fs::write(&path, bytes).unwrap();
-    path
+    ct_part10_file(&dir.join(format!("{sop}.dcm")), sop, study)
 }
 
 #[test]

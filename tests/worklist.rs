@@ -736,11 +736,9 @@ const TABLE: &[(&str, &str, Option<&str>, [u16; 6], Option<u16>)] = &[
     ("POST", "/api/requests/{req}/claim", None, [401, 403, 403, 200, 403, 403], Some(404)),
 ];
 
-/// Credentials (modality and site) gate what a doctor may do, not only what
-/// they see: a radiologist credentialed for one site's CT flags nothing at
-/// another site, and only an ECG doctor co-signs an ECG.
-#[test]
-fn credentials_gate_actions_not_only_reads() {
+/// A centre with three CT slices imported for 东山 and the CR for 西河 (each
+/// becomes a request once stable), and fresh logins for `who`.
+fn centre_with_a_study_at_each_site(who: &[&'static str]) -> Centre {
     let mut c = centre(&[]);
     let port = c.port();
     let demo = c.server.dir.path().join("demo");
@@ -752,9 +750,19 @@ fn credentials_gate_actions_not_only_reads() {
     c.server.cli(&["import", "--site", "西河县医院", &cr.display().to_string()]);
     c.server.start_with(&[("TELEDIAG_STUDY_STABLE_SECS", "1")]);
     c.admin = login(port, "admin", ADMIN_PASSWORD);
-    for who in ["chen", "huang", "liu", "dongshan_tech"] {
+    for who in who {
         c.tokens.insert(who, login(port, who, &format!("password-{who}")));
     }
+    c
+}
+
+/// Credentials (modality and site) gate what a doctor may do, not only what
+/// they see: a radiologist credentialed for one site's CT flags nothing at
+/// another site, and only an ECG doctor co-signs an ECG.
+#[test]
+fn credentials_gate_actions_not_only_reads() {
+    let c = centre_with_a_study_at_each_site(&["chen", "huang", "liu", "dongshan_tech"]);
+    let port = c.port();
     ok(
         port,
         "PUT",
@@ -826,22 +834,9 @@ fn credentials_gate_actions_not_only_reads() {
 
 #[test]
 fn every_endpoint_answers_every_role_and_another_sites_objects_are_not_found() {
-    let mut c = centre(&[]);
+    let c = centre_with_a_study_at_each_site(&["dongshan_tech", "chen", "liu", "shen"]);
     let port = c.port();
-    // One study at each hospital, imported while the server runs its stability check.
-    let demo = c.server.dir.path().join("demo");
-    let (ct, cr, _) = demo_files(&demo);
-    c.server.stop();
-    let mut args: Vec<String> = vec!["import".into(), "--site".into(), "东山县医院".into()];
-    args.extend(ct.iter().take(3).map(|p| p.display().to_string()));
-    c.server.cli(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    c.server.cli(&["import", "--site", "西河县医院", &cr.display().to_string()]);
-    c.server.start_with(&[("TELEDIAG_STUDY_STABLE_SECS", "1")]);
-    let admin = login(port, "admin", ADMIN_PASSWORD);
-    c.admin = admin.clone();
-    for who in ["dongshan_tech", "chen", "liu", "shen"] {
-        c.tokens.insert(who, login(port, who, &format!("password-{who}")));
-    }
+    let admin = c.admin.clone();
     let requests = wait_for(port, "/api/requests", &admin, "a request per site", |v| (v.as_array()?.len() == 2).then(|| v.clone()));
     let of = |site: &str| requests.as_array().unwrap().iter().find(|r| r["site"] == site).unwrap().clone();
     let (own, foreign) = (of("东山县医院"), of("西河县医院"));

@@ -473,3 +473,48 @@ impl Drop for ReferenceReceiver {
         let _ = self.child.wait();
     }
 }
+
+/// A small CT dataset (explicit VR little endian, GB18030 name 张三).
+pub fn ct_dataset(sop_instance: &str, study: &str) -> Vec<u8> {
+    fn element(out: &mut Vec<u8>, group: u16, elem: u16, vr: &[u8; 2], value: &[u8]) {
+        let mut value = value.to_vec();
+        if value.len() % 2 == 1 {
+            value.push(if vr == b"UI" { 0 } else { b' ' });
+        }
+        out.extend(group.to_le_bytes());
+        out.extend(elem.to_le_bytes());
+        out.extend(vr);
+        if vr == b"OW" || vr == b"OB" {
+            out.extend([0, 0]);
+            out.extend((value.len() as u32).to_le_bytes());
+        } else {
+            out.extend((value.len() as u16).to_le_bytes());
+        }
+        out.extend(value);
+    }
+    let mut ds = Vec::new();
+    element(&mut ds, 0x0008, 0x0005, b"CS", b"GB18030");
+    element(&mut ds, 0x0008, 0x0016, b"UI", "1.2.840.10008.5.1.4.1.1.2".as_bytes());
+    element(&mut ds, 0x0008, 0x0018, b"UI", sop_instance.as_bytes());
+    element(&mut ds, 0x0008, 0x0060, b"CS", b"CT");
+    element(&mut ds, 0x0010, 0x0010, b"PN", &[0xd5, 0xc5, 0xc8, 0xfd]);
+    element(&mut ds, 0x0010, 0x0020, b"LO", b"P123");
+    element(&mut ds, 0x0020, 0x000D, b"UI", study.as_bytes());
+    element(&mut ds, 0x0020, 0x000E, b"UI", format!("{study}.1").as_bytes());
+    element(&mut ds, 0x7FE0, 0x0010, b"OW", &[0x55; 4096]);
+    ds
+}
+
+/// [`ct_dataset`] as a Part 10 file at `path`, for storescu.
+pub fn ct_part10_file(path: &Path, sop_instance: &str, study: &str) -> PathBuf {
+    let meta = telediag_archive::FileMeta {
+        sop_class_uid: "1.2.840.10008.5.1.4.1.1.2".into(),
+        sop_instance_uid: sop_instance.into(),
+        transfer_syntax_uid: "1.2.840.10008.1.2.1".into(),
+        source_ae_title: None,
+    };
+    let mut bytes = telediag_archive::part10::encode_header(&meta);
+    bytes.extend(ct_dataset(sop_instance, study));
+    std::fs::write(path, bytes).unwrap();
+    path.to_owned()
+}

@@ -573,15 +573,7 @@ mod tests {
     use super::*;
     use crate::ArchiveConfig;
     use crate::sites::NewSite;
-
-    fn meta(sop: &str) -> FileMeta {
-        FileMeta {
-            sop_class_uid: "1.2.840.10008.5.1.4.1.1.2".into(),
-            sop_instance_uid: sop.into(),
-            transfer_syntax_uid: "1.2.840.10008.1.2.1".into(),
-            source_ae_title: None,
-        }
-    }
+    use test_objects::ct_meta as meta;
 
     /// An object counts as arriving from `begin` until it is acknowledged
     /// (commit returned) or abandoned (dropped), whatever the outcome.
@@ -620,7 +612,7 @@ mod ownership_tests {
     use crate::ArchiveConfig;
     use crate::ingest::ownership::UidKind;
     use crate::sites::NewSite;
-    use test_objects::ct_in;
+    use test_objects::{ct_in, ct_meta as meta};
 
     async fn open() -> (tempfile::TempDir, Archive, Origin, Origin) {
         let dir = tempfile::tempdir().unwrap();
@@ -641,15 +633,6 @@ mod ownership_tests {
         object.write(dataset).unwrap();
         let stored = archive.commit(object, origin).await?;
         Ok(wait_indexed(stored).await.unwrap())
-    }
-
-    fn meta(sop: &str) -> FileMeta {
-        FileMeta {
-            sop_class_uid: "1.2.840.10008.5.1.4.1.1.2".into(),
-            sop_instance_uid: sop.into(),
-            transfer_syntax_uid: "1.2.840.10008.1.2.1".into(),
-            source_ae_title: None,
-        }
     }
 
     fn held(result: Result<Stored, IngestError>) -> (UidKind, String) {

@@ -1,5 +1,17 @@
 //! Small DICOM objects for the ingest tests.
 
+use crate::part10::FileMeta;
+
+/// What a C-STORE of [`ct_dataset`] announces.
+pub(crate) fn ct_meta(sop: &str) -> FileMeta {
+    FileMeta {
+        sop_class_uid: "1.2.840.10008.5.1.4.1.1.2".into(),
+        sop_instance_uid: sop.into(),
+        transfer_syntax_uid: "1.2.840.10008.1.2.1".into(),
+        source_ae_title: None,
+    }
+}
+
 /// A small CT dataset, explicit VR little endian.
 pub(crate) fn ct_dataset(sop: &str) -> Vec<u8> {
     ct_in(sop, "1.2.3", "1.2.3.4", 0x11)
