@@ -80,6 +80,10 @@ pub async fn run(config: Config) -> Result<()> {
     state.check_listening(http_listener.local_addr()?);
     let mut state = state;
     state.https = https.is_some();
+    state.release_memory = Some(|| {
+        // SAFETY: mi_collect only frees memory mimalloc holds and no one uses.
+        unsafe { libmimalloc_sys::mi_collect(true) }
+    });
     tracing::info!(
         dicom = %dicom_listener.local_addr()?,
         dicom_tls = ?dicom_tls_listener.as_ref().and_then(|l| l.local_addr().ok()),

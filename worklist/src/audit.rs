@@ -125,7 +125,9 @@ impl AuditLog {
     /// Appends `entry` to the chain; returns once it is committed.
     pub async fn append(&self, entry: &AuditEntry) -> Result<(), ApiError> {
         let (done, committed) = tokio::sync::oneshot::channel();
-        self.queue.send((entry.clone(), done)).map_err(|_| ApiError::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, "the audit log is closed"))?;
+        self.queue
+            .send((entry.clone(), done))
+            .map_err(|_| ApiError::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, "the audit log is closed"))?;
         committed
             .await
             .map_err(|_| ApiError::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, "the audit writer stopped"))?
@@ -140,7 +142,8 @@ async fn write_batch(db: &Database, entries: &[&AuditEntry]) -> Result<(), sqlx:
     // would read first and fail at once with SQLITE_BUSY if another writer
     // (the indexer, say) committed in between: 503s under load.
     let mut tx = db.pool().begin_with("BEGIN IMMEDIATE").await?;
-    let previous: Option<String> = sqlx::query_scalar("SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1").fetch_optional(&mut *tx).await?;
+    let previous: Option<String> =
+        sqlx::query_scalar("SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1").fetch_optional(&mut *tx).await?;
     let mut previous = previous.unwrap_or_else(|| GENESIS.to_owned());
     for entry in entries {
         let hash = entry.hash(&previous);

@@ -60,6 +60,9 @@ pub struct AppState {
     pub notices: Arc<std::sync::Mutex<Vec<String>>>,
     /// Served over HTTPS: the session cookie is `Secure` and responses carry HSTS.
     pub https: bool,
+    /// Hands freed memory back to the system; called after large uploads
+    /// (the binary's allocator keeps freed pages for reuse otherwise).
+    pub release_memory: Option<fn()>,
 }
 
 /// ECG uploads read at once: 4 × the 64 MiB limit at worst.
@@ -104,6 +107,7 @@ impl AppState {
             ecg_uploads: Arc::new(tokio::sync::Semaphore::new(CONCURRENT_ECG_UPLOADS)),
             notices: Arc::default(),
             https: false,
+            release_memory: None,
         })
     }
 }

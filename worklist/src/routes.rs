@@ -245,6 +245,9 @@ pub async fn series_thumbnail(
     instance_image(State(state), user, Path((sop, "thumbnail".to_owned())), headers).await
 }
 
+/// Uploads from this size on are followed by handing memory back.
+const LARGE_UPLOAD: usize = 8 * 1024 * 1024;
+
 /// Largest ECG upload: a 24-hour Holter in WFDB is about 60 MB.
 pub const ECG_UPLOAD_LIMIT: usize = 64 * 1024 * 1024;
 
@@ -304,7 +307,17 @@ pub async fn upload_ecg(
         files.push(UploadedFile { name: query.name.unwrap_or_else(|| "upload".into()), bytes: bytes.to_vec() });
     }
     let origin = telediag_archive::Origin { site_id: site.id, calling_ae: None };
-    match import_ecg(&state.archive, &origin, Some(site.name.clone()), files).await {
+    let received: usize = files.iter().map(|f| f.bytes.len()).sum();
+    let outcome = import_ecg(&state.archive, &origin, Some(site.name.clone()), files).await;
+    // A large upload's buffers are free now: hand them back to the system,
+    // on this thread and on the blocking thread that read the file.
+    if received >= LARGE_UPLOAD
+        && let Some(release) = state.release_memory
+    {
+        release();
+        let _ = tokio::task::spawn_blocking(release).await;
+    }
+    match outcome {
         Ok(imported) => {
             tracing::info!(user = %user.username, site = %site.name, sop_instance_uid = %imported.sop_instance_uid, format = imported.format, outcome = imported.outcome, "ECG uploaded");
             let status = if imported.outcome == "duplicate" { StatusCode::OK } else { StatusCode::CREATED };
