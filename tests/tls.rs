@@ -93,6 +93,14 @@ fn https_and_dicom_tls_with_pinned_client_certificates() {
     assert!(!out.contains("Received Store Response"), "an unpinned certificate gets nothing stored: {out}");
     let (_, out) = store("ERYUAN", &device_cert, &device_key, &part10(files.path(), "1.2.3.902", "1.2.3.10"));
     assert!(!out.contains("Received Store Response (Success)"), "another site's AE over this certificate: {out}");
+    // A site with pinned certificates sends over TLS only.
+    let plain = Command::new("storescu")
+        .args(["-aet", "CHENGGUAN", "-aec", AE, "127.0.0.1", &server.dicom_port.to_string()])
+        .arg(part10(files.path(), "1.2.3.903", "1.2.3.9"))
+        .output()
+        .unwrap();
+    assert!(!plain.status.success(), "the plain port refuses a TLS-only site");
+    assert!(server.wait_for_log(&["this site sends over DICOM TLS only"]));
     assert!(server.wait_for_log(&["pinned to no site"]), "the stranger is logged");
     assert!(server.wait_for_log(&["TLS association refused", "but the TLS certificate is"]), "the AE mismatch is logged");
 
@@ -102,6 +110,7 @@ fn https_and_dicom_tls_with_pinned_client_certificates() {
         assert_eq!(db.versions_of(&"1.2.3.900".parse().unwrap()).await.unwrap().len(), 1);
         assert!(db.versions_of(&"1.2.3.901".parse().unwrap()).await.unwrap().is_empty());
         assert!(db.versions_of(&"1.2.3.902".parse().unwrap()).await.unwrap().is_empty());
+        assert!(db.versions_of(&"1.2.3.903".parse().unwrap()).await.unwrap().is_empty());
     });
     server.stop();
 }

@@ -6,11 +6,19 @@
 
 use std::path::Path;
 
+use telediag_fuzz::limits::{self, LimitedAllocator};
 use telediag_fuzz::mutate::{Rng, havoc};
 use telediag_fuzz::targets::{TARGETS, builtin_seeds, target};
 
+/// The fuzz driver's allocator: an allocation over 256 MiB while a finding
+/// runs saves it and aborts, so a regression of an `oom` finding fails here.
+#[global_allocator]
+static ALLOCATOR: LimitedAllocator = LimitedAllocator;
+
 #[test]
 fn every_saved_finding_now_returns() {
+    let scratch = tempfile::tempdir().unwrap();
+    limits::set_findings_dir(scratch.path());
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("regressions");
     let mut replayed = 0;
     for dir in std::fs::read_dir(&root).unwrap().flatten().filter(|e| e.path().is_dir()) {
@@ -22,7 +30,12 @@ fn every_saved_finding_now_returns() {
                 continue;
             }
             let bytes = std::fs::read(&path).unwrap();
-            (target.run)(&bytes);
+            let started = std::time::Instant::now();
+            {
+                let _running = limits::running(&bytes);
+                (target.run)(&bytes);
+            }
+            assert!(started.elapsed() < std::time::Duration::from_secs(10), "{} took {:?}", path.display(), started.elapsed());
             replayed += 1;
         }
     }

@@ -169,8 +169,9 @@ pub(crate) async fn first_pdu(socket: &TcpStream, artim: Duration, evicted: &Not
                 }
             }
             // Part of the request is here: peek returns at once while the
-            // rest travels, so look again shortly.
-            tokio::time::sleep(Duration::from_millis(5)).await;
+            // rest travels, so look again shortly (not so often that many
+            // half-sent requests cost much copying).
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     };
     tokio::select! {
@@ -181,7 +182,8 @@ pub(crate) async fn first_pdu(socket: &TcpStream, artim: Duration, evicted: &Not
 
 /// For the TLS port: waits, without consuming anything, until the socket
 /// holds a TLS record header of a handshake (0x16, version 3.x); the
-/// handshake and the A-ASSOCIATE-RQ then have what is left of ARTIM.
+/// handshake and the A-ASSOCIATE-RQ then have what is left of ARTIM, still
+/// as an opening connection (`association::run_tls`).
 pub(crate) async fn first_tls_record(socket: &TcpStream, artim: Duration, evicted: &Notify) -> FirstPdu {
     let wait = async {
         let mut header = [0u8; 3];

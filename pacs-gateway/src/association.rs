@@ -125,13 +125,11 @@ async fn directory(context: &Context, peer: SocketAddr) -> Option<SiteDirectory>
 /// The established association, or `None` once why not is logged.
 async fn established<S>(
     establish: impl std::future::Future<Output = Result<AsyncServerAssociation<S>, dicom_ul::association::Error>>,
-    context: &Context,
+    limit: std::time::Duration,
     peer: SocketAddr,
     refusal: &std::sync::Mutex<Option<crate::access::Refusal>>,
 ) -> Option<AsyncServerAssociation<S>> {
-    // The request is already in the socket (see `admission`); the timer
-    // only guards against a peer that stops answering mid-negotiation.
-    let Ok(established) = tokio::time::timeout(context.config.association_request_timeout, establish).await else {
+    let Ok(established) = tokio::time::timeout(limit, establish).await else {
         tracing::warn!(peer = %peer, "association negotiation did not finish in time (ARTIM); closed");
         return None;
     };
@@ -163,9 +161,18 @@ pub(crate) async fn run(socket: TcpStream, peer: SocketAddr, context: Context) {
     let refusal = Arc::new(std::sync::Mutex::new(None));
     let access = SiteAccess { directory: directory.clone(), peer: peer.ip(), refusal: refusal.clone() };
     let options = options(&context.config, access);
-    let Some(association) = established(options.establish_async(socket), &context, peer, &refusal).await else { return };
+    // The request is already in the socket (see `admission`); the timer
+    // only guards against a peer that stops answering mid-negotiation.
+    let limit = context.config.association_request_timeout;
+    let Some(association) = established(options.establish_async(socket), limit, peer, &refusal).await else { return };
     let calling_ae = association.peer_ae_title().trim().to_owned();
     match directory.authorize(&calling_ae, peer.ip()) {
+        // A site whose devices have pinned certificates sends over TLS only:
+        // otherwise its AE title alone would open the plain port.
+        Ok(site) if directory.requires_tls(site.id) => {
+            tracing::warn!(peer = %peer, calling_ae = %calling_ae, site = %site.name, "association refused: this site sends over DICOM TLS only");
+            let _ = association.abort().await;
+        }
         Ok(site) => serve(association, peer, context, site, calling_ae).await,
         Err(denied) => {
             tracing::warn!(peer = %peer, calling_ae = %calling_ae, reason = %denied, "association refused");
@@ -176,14 +183,38 @@ pub(crate) async fn run(socket: TcpStream, peer: SocketAddr, context: Context) {
 
 /// An association on the DICOM TLS port: the handshake accepts only a
 /// client certificate pinned to a site (see [`crate::tls`]), and the calling
-/// AE must be that site's.
-pub(crate) async fn run_tls(socket: TcpStream, peer: SocketAddr, context: Context, tls: crate::tls::DicomTls) {
+/// AE must be that site's. The connection stays *opening* (its `ticket`)
+/// through the handshake and the A-ASSOCIATE-RQ, within what is left of
+/// ARTIM (`deadline`), and takes an association slot only after both: a
+/// peer that sends a TLS record header and stops holds no slot.
+pub(crate) async fn run_tls(
+    socket: TcpStream,
+    peer: SocketAddr,
+    context: Context,
+    tls: crate::tls::DicomTls,
+    ticket: crate::admission::Ticket,
+    slots: Arc<tokio::sync::Semaphore>,
+    deadline: tokio::time::Instant,
+) {
     let Some(directory) = directory(&context, peer).await else { return };
     tls.refresh(&directory);
     let refusal = Arc::new(std::sync::Mutex::new(None));
     let access = SiteAccess { directory: directory.clone(), peer: peer.ip(), refusal: refusal.clone() };
     let options = options(&context.config, access).tls_config(tls.server.clone());
-    let Some(mut association) = established(options.establish_tls_async(socket), &context, peer, &refusal).await else { return };
+    let limit = deadline.saturating_duration_since(tokio::time::Instant::now());
+    let association = tokio::select! {
+        association = established(options.establish_tls_async(socket), limit, peer, &refusal) => association,
+        () = ticket.evicted.notified() => {
+            return tracing::debug!(peer = %peer, "TLS connection displaced by newer ones before its association request");
+        }
+    };
+    let Some(mut association) = association else { return };
+    drop(ticket);
+    let Ok(_slot) = slots.try_acquire_owned() else {
+        tracing::warn!(peer = %peer, "TLS association refused: too many associations at once");
+        let _ = association.abort().await;
+        return;
+    };
     let calling_ae = association.peer_ae_title().trim().to_owned();
     let certificate =
         association.inner_stream().get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| crate::tls::fingerprint(c));

@@ -134,6 +134,7 @@ impl Gateway {
             let context = association::Context { config: self.config.clone(), archive: self.archive.clone(), stop: stop_rx.clone() };
             associations.spawn(async move {
                 let artim = context.config.association_request_timeout;
+                let deadline = tokio::time::Instant::now() + artim;
                 let opening = match &tls {
                     None => admission::first_pdu(&socket, artim, &ticket.evicted).await,
                     Some(_) => admission::first_tls_record(&socket, artim, &ticket.evicted).await,
@@ -149,13 +150,17 @@ impl Gateway {
                         return tracing::debug!(peer = %peer, "no association request in time (ARTIM) or displaced by newer connections; closed");
                     }
                 }
-                drop(ticket);
-                match (slots.try_acquire_owned(), tls) {
-                    (Ok(_slot), None) => association::run(socket, peer, context).await,
-                    (Ok(_slot), Some(tls)) => association::run_tls(socket, peer, context, tls).await,
-                    // Over TLS the refusal would need a handshake first: closed.
-                    (Err(_), Some(_)) => tracing::warn!(peer = %peer, "TLS association refused: too many associations at once"),
-                    (Err(_), None) => association::reject_busy(socket, peer).await,
+                match tls {
+                    // Over TLS the request is only readable after the
+                    // handshake: the connection stays opening until then.
+                    Some(tls) => association::run_tls(socket, peer, context, tls, ticket, slots, deadline).await,
+                    None => {
+                        drop(ticket);
+                        match slots.try_acquire_owned() {
+                            Ok(_slot) => association::run(socket, peer, context).await,
+                            Err(_) => association::reject_busy(socket, peer).await,
+                        }
+                    }
                 }
             });
         }

@@ -110,7 +110,15 @@ impl AuditLog {
                     }
                 }
                 let entries: Vec<&AuditEntry> = batch.iter().map(|(entry, _)| entry).collect();
-                let result = write_batch(&db, &entries).await.map_err(|e| e.to_string());
+                // A busy database is retried; the requests wait for their rows.
+                let mut result = write_batch(&db, &entries).await.map_err(|e| e.to_string());
+                for delay_ms in [50, 200, 1000, 3000] {
+                    if result.is_ok() {
+                        break;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(delay_ms)).await;
+                    result = write_batch(&db, &entries).await.map_err(|e| e.to_string());
+                }
                 if let Err(e) = &result {
                     tracing::error!(error = %e, entries = batch.len(), "cannot write audit entries");
                 }

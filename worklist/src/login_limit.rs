@@ -32,9 +32,18 @@ impl LoginLimiter {
         self.blocked_at(address, Instant::now())
     }
 
-    /// Records a failed login from `address`.
-    pub fn failed(&self, address: IpAddr) {
+    /// Counts a login attempt from `address` before its password is
+    /// checked (parallel attempts each count); [`Self::succeeded`] takes it
+    /// back when the password was right.
+    pub fn attempt(&self, address: IpAddr) {
         self.failed_at(address, Instant::now());
+    }
+
+    /// The attempt just counted was a correct login.
+    pub fn succeeded(&self, address: IpAddr) {
+        if let Some(times) = self.failures.lock().expect("login limiter lock").get_mut(&address) {
+            times.pop_back();
+        }
     }
 
     fn blocked_at(&self, address: IpAddr, now: Instant) -> Option<Duration> {

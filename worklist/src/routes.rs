@@ -55,26 +55,30 @@ pub async fn login(
             wait,
         ));
     }
+    if let Some(a) = address {
+        state.login_limiter.attempt(a);
+    }
     let user = db.user_by_name(name).await?;
-    if let Some(user) = &user {
+    // The attempt is counted before the password is checked, so parallel
+    // guesses cannot each pass the lock.
+    if let Some(user) = user.as_ref().filter(|u| !u.disabled)
+        && db.begin_login_attempt(user.id).await?.is_none()
+    {
         let lock = db.login_lock(user.id).await?;
         let now = telediag_archive::db::now_ms();
-        if let Some(until) = lock.locked_until.filter(|&until| until > now) {
-            tracing::warn!(user = %user.username, failed = lock.failed_logins, "login refused: account locked");
-            state.audit.append(&audit_refusal("login refused: account locked", 429)).await?;
-            let wait = std::time::Duration::from_millis((until - now) as u64);
-            return Err(refuse(
-                &format!(
-                    "this account is locked for {} minutes after {} failed logins; an administrator can unlock it",
-                    wait.as_secs().div_ceil(60),
-                    lock.failed_logins
-                ),
-                wait,
-            ));
-        }
+        let wait = std::time::Duration::from_millis(lock.locked_until.unwrap_or(now).saturating_sub(now).max(1000) as u64);
+        tracing::warn!(user = %user.username, failed = lock.failed_logins, "login refused: account locked");
+        state.audit.append(&audit_refusal("login refused: account locked", 429)).await?;
+        return Err(refuse(
+            &format!(
+                "this account is locked for {} minutes after {} failed logins; an administrator can unlock it",
+                wait.as_secs().div_ceil(60),
+                lock.failed_logins
+            ),
+            wait,
+        ));
     }
     // Unknown users are verified against a fixed hash, so timing does not tell.
-    let known_id = user.as_ref().map(|u| u.id);
     let (hash, user) = match user {
         Some(user) if !user.disabled => (user.password_hash.clone(), Some(user)),
         _ => (auth::unknown_user_hash().to_owned(), None),
@@ -86,18 +90,12 @@ pub async fn login(
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("password check failed: {e}")))?;
     let Some(user) = user.filter(|_| verified) else {
         tracing::warn!(username = %name, "login failed");
-        if let Some(a) = address {
-            state.login_limiter.failed(a);
-        }
-        if let Some(id) = known_id {
-            let lock = db.record_login_failure(id).await?;
-            if lock.failed_logins % telediag_archive::accounts::LOCK_AFTER_FAILURES == 0 {
-                tracing::warn!(user = id, failed = lock.failed_logins, "account locked after failed logins");
-            }
-        }
         state.audit.append(&audit_refusal("login failed", 401)).await?;
         return Err(ApiError::new(StatusCode::UNAUTHORIZED, "wrong username or password"));
     };
+    if let Some(a) = address {
+        state.login_limiter.succeeded(a);
+    }
     db.clear_login_failures(user.id).await?;
     let token = auth::new_token();
     let expires_at = telediag_archive::db::now_ms() + SESSION_HOURS * 3_600_000;

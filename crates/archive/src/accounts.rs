@@ -161,22 +161,32 @@ impl Database {
         Ok(row.map(|r| LoginLock { failed_logins: r.get(0), locked_until: r.get(1) }).unwrap_or_default())
     }
 
-    /// Counts a failed login; every [`LOCK_AFTER_FAILURES`] in a row lock
-    /// the account, for [`FIRST_LOCK_MS`] and then twice as long each time.
-    pub async fn record_login_failure(&self, user_id: i64) -> Result<LoginLock, DbError> {
+    /// Counts a login attempt *before* its password is checked, so that
+    /// parallel attempts cannot each slip past the lock: `None` when the
+    /// account is locked (nothing counted), else the attempts since the
+    /// last success. Every [`LOCK_AFTER_FAILURES`]th attempt locks the
+    /// account, for [`FIRST_LOCK_MS`] and then twice as long each time; a
+    /// correct password ([`Database::clear_login_failures`]) lifts it.
+    pub async fn begin_login_attempt(&self, user_id: i64) -> Result<Option<i64>, DbError> {
+        let now = now_ms();
         let mut tx = self.pool().begin().await?;
-        let failed: i64 = sqlx::query_scalar("UPDATE users SET failed_logins = failed_logins + 1 WHERE id = ? RETURNING failed_logins")
-            .bind(user_id)
-            .fetch_one(&mut *tx)
-            .await?;
-        if failed % LOCK_AFTER_FAILURES == 0 {
-            let doublings = (failed / LOCK_AFTER_FAILURES - 1).min(10) as u32;
-            let until = now_ms() + (FIRST_LOCK_MS << doublings).min(LONGEST_LOCK_MS);
+        let attempts: Option<i64> = sqlx::query_scalar(
+            "UPDATE users SET failed_logins = failed_logins + 1
+             WHERE id = ? AND (locked_until IS NULL OR locked_until <= ?) RETURNING failed_logins",
+        )
+        .bind(user_id)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(n) = attempts
+            && n % LOCK_AFTER_FAILURES == 0
+        {
+            let doublings = (n / LOCK_AFTER_FAILURES - 1).min(10) as u32;
+            let until = now + (FIRST_LOCK_MS << doublings).min(LONGEST_LOCK_MS);
             sqlx::query("UPDATE users SET locked_until = ? WHERE id = ?").bind(until).bind(user_id).execute(&mut *tx).await?;
         }
-        let row = sqlx::query("SELECT failed_logins, locked_until FROM users WHERE id = ?").bind(user_id).fetch_one(&mut *tx).await?;
         tx.commit().await?;
-        Ok(LoginLock { failed_logins: row.get(0), locked_until: row.get(1) })
+        Ok(attempts)
     }
 
     /// A successful login, or an admin lifting the lock: counting starts again.

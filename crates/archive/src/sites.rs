@@ -214,6 +214,12 @@ impl SiteDirectory {
         self.certificates.keys().map(String::as_str)
     }
 
+    /// Whether `site_id` has pinned certificates: such a site sends over
+    /// DICOM TLS only (its AE titles alone no longer open the plain port).
+    pub fn requires_tls(&self, site_id: i64) -> bool {
+        self.certificates.values().any(|s| s.id == site_id)
+    }
+
     /// The site a client certificate (SHA-256 hex) is pinned to.
     pub fn site_of_certificate(&self, fingerprint: &str) -> Option<&SiteRef> {
         self.certificates.get(fingerprint)

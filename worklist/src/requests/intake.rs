@@ -257,11 +257,14 @@ pub fn identity_mismatch(registered: (&str, &str), images: (&str, Option<&str>))
         |s: &str| s.chars().filter(|c| !c.is_whitespace() && *c != '^' && *c != '·').flat_map(char::to_lowercase).collect::<String>();
     let ideographic = images_pn.split('=').nth(1).filter(|g| !g.trim_matches('^').is_empty());
     let has_cjk = |s: &str| s.chars().any(|c| ('\u{3400}'..='\u{9fff}').contains(&c));
-    let comparable = match ideographic {
-        Some(group) => Some(group.to_owned()),
-        None if !has_cjk(registered_name) => Some(images_pn.split('=').next().unwrap_or("").to_owned()),
-        None if has_cjk(images_pn) => Some(images_pn.to_owned()),
-        None => None,
+    // Like with like: a Chinese name against the ideographic group, a Latin
+    // one against the alphabetic group.
+    let alphabetic = images_pn.split('=').next().filter(|g| !g.trim_matches('^').is_empty());
+    let comparable = match (has_cjk(registered_name), ideographic) {
+        (true, Some(group)) => Some(group.to_owned()),
+        (true, None) if alphabetic.is_some_and(has_cjk) => alphabetic.map(str::to_owned),
+        (true, None) => None,
+        (false, _) => alphabetic.filter(|g| !has_cjk(g)).map(str::to_owned),
     };
     let ids_differ = !registered_id.is_empty() && !images_id.is_empty() && registered_id != images_id;
     let names_differ =
@@ -374,6 +377,9 @@ pub struct NewRequest {
     pub priority: Priority,
 }
 
+/// The longest clinical history a registration may carry.
+const MAX_CLINICAL_HISTORY: usize = 500;
+
 /// Binds a registration's fields in the order both of its statements name
 /// them: patient name, sex, age, department, inpatient and bed numbers,
 /// accession, requested exam, clinical history, requesting physician.
@@ -407,6 +413,13 @@ pub async fn register(state: &AppState, user: &CurrentUser, new: &NewRequest) ->
     };
     if new.patient_name.trim().is_empty() || new.patient_id.trim().is_empty() || new.requested_exam.trim().is_empty() {
         return Err(ApiError::bad_request("a read request needs patient_name, patient_id and requested_exam"));
+    }
+    // Printed in every page's header of the report: a few lines at most.
+    if let Some(history) = new.clinical_history.as_deref().filter(|h| h.chars().count() > MAX_CLINICAL_HISTORY) {
+        return Err(ApiError::bad_request(format!(
+            "clinical_history holds {} characters; at most {MAX_CLINICAL_HISTORY} are printed on the report",
+            history.chars().count()
+        )));
     }
     if let Some(sex) = &new.patient_sex
         && !["M", "F", "O", "男", "女", "其他"].contains(&sex.as_str())
@@ -553,6 +566,7 @@ mod tests {
             (("DS1", "张伟"), ("DS1", Some("李^娜")), true),
             (("DS1", "Zhang Wei"), ("DS1", Some("ZHANG^WEI")), false),
             (("DS1", "Zhang Wei"), ("DS1", Some("Li^Na")), true),
+            (("DS1", "Zhang Wei"), ("DS1", Some("Zhang^Wei=张^伟")), false), // Latin against Latin
             (("", "张伟"), ("P9", Some("=张^伟")), false),
             (("DS1", "张伟"), ("", None), false),
         ] {

@@ -420,7 +420,9 @@ impl Archive {
         let runtime = tokio::runtime::Handle::current();
         let published = tokio::task::spawn_blocking(move || {
             let check_owner = |study: &StudyUid, series: &SeriesUid| {
-                let found = runtime.block_on(archive.inner.owners.check(&archive.inner.db, site_id, study, series))?;
+                // Quiet: this object is the only one between check and index.
+                let quiet = archive.objects_arriving() <= 1 && *archive.inner.pending.borrow() == 0;
+                let found = runtime.block_on(archive.inner.owners.check(&archive.inner.db, site_id, study, series, quiet))?;
                 found.map_or(Ok(()), |collision| Err(IngestError::UidHeldElsewhere(collision)))
             };
             let published =

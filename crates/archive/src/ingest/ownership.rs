@@ -12,8 +12,9 @@
 //! study's three hundred slices ask once) and *reserved* before the index
 //! is asked, so that two sites sending the same new UID at the same moment
 //! cannot both find it free: the second finds the first's reservation. The
-//! memory is bounded; when it is full it is cleared, which only costs
-//! lookups. A separate `telediag import` process has its own memory and is
+//! memory is bounded: when it is full it is cleared, at a moment when no
+//! object is on its way to the index (so no reservation is still needed),
+//! which only costs lookups. A separate `telediag import` process has its own memory and is
 //! checked against the index alone.
 
 use std::collections::HashMap;
@@ -72,12 +73,15 @@ impl Owners {
     /// Checks that `site_id` may add an object to `study` / `series`:
     /// each is either unknown (and is now reserved for `site_id`) or already
     /// `site_id`'s.
+    /// `quiet`: no object is between its check and its index row, so the
+    /// memory may be cleared when full.
     pub(super) async fn check(
         &self,
         db: &Database,
         site_id: i64,
         study: &StudyUid,
         series: &SeriesUid,
+        quiet: bool,
     ) -> Result<Option<Collision>, DbError> {
         let wanted = [(UidKind::Study, study.as_str()), (UidKind::Series, series.as_str())];
         // Reserve what is not yet known, so a concurrent sender from another
@@ -85,12 +89,18 @@ impl Owners {
         let mut reserved = Vec::new();
         {
             let mut known = self.known.lock().expect("owner memory poisoned");
-            if known.len() >= REMEMBERED {
+            // Forgetting is safe only when no reservation is still needed:
+            // nothing on its way to the index.
+            if known.len() >= REMEMBERED && quiet {
                 known.clear();
             }
             for (kind, uid) in wanted {
                 match known.get(&(kind, uid.to_owned())) {
                     Some(&owner) if owner != site_id => {
+                        // What this object reserved a moment ago goes back.
+                        for (kind, uid) in &reserved {
+                            known.remove(&(*kind, (*uid as &str).to_owned()));
+                        }
                         return Ok(Some(Collision { kind, uid: uid.to_owned(), owner_site_id: owner }));
                     }
                     Some(_) => {}

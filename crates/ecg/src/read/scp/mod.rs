@@ -334,8 +334,9 @@ fn decode_lead(section: &DataSection, lead: usize, tables: &[huffman::Table], co
 fn undo_differences(mut values: Vec<i32>, difference: u8) -> Vec<i32> {
     for n in 0..values.len() {
         values[n] = match (difference, n) {
-            (1, 1..) => values[n] + values[n - 1],
-            (2, 2..) => values[n] + 2 * values[n - 1] - values[n - 2],
+            // Wrapping, as in the Huffman path: hostile values must not overflow.
+            (1, 1..) => values[n].wrapping_add(values[n - 1]),
+            (2, 2..) => values[n].wrapping_add(values[n - 1].wrapping_mul(2)).wrapping_sub(values[n - 2]),
             _ => values[n],
         };
     }
