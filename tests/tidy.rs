@@ -60,7 +60,7 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
 
 #[test]
 fn every_library_opens_with_a_tour() {
-    for dir in ["crates/archive", "crates/ecg", "crates/imaging", "crates/reports", "pacs-gateway", "worklist", "sample-data"] {
+    for dir in ["crates/archive", "crates/ecg", "crates/imaging", "crates/reports", "pacs-gateway", "worklist", "sample-data", "fuzz"] {
         let lib = std::fs::read_to_string(root().join(dir).join("src/lib.rs")).unwrap();
         assert!(lib.starts_with("//!"), "{dir}/src/lib.rs does not open with a //! doc comment");
     }

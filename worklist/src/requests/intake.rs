@@ -201,7 +201,7 @@ pub async fn on_study_complete(state: &AppState, study_uid: &str) -> Result<i64,
             let note = match &mismatch {
                 None => format!("images arrived, reconciled by {how}"),
                 Some(both) => {
-                    tracing::warn!(request = id, "reconciled images name another patient; awaiting confirmation");
+                    tracing::warn!(request = id, "reconciled images and registration differ in identity; awaiting confirmation");
                     format!("images arrived, reconciled by {how}, but the patient differs ({both}): to be confirmed")
                 }
             };
