@@ -225,6 +225,30 @@ fn failed_logins_lock_the_account_and_then_the_address() {
     server.stop();
 }
 
+/// A name that is no account locks like an account after five failures,
+/// with the same answer: the lock does not tell which accounts exist.
+#[test]
+fn a_lock_does_not_tell_which_accounts_exist() {
+    let mut server = Server::new();
+    server.start();
+    let port = server.http_port;
+    let admin = login(port, "admin", ADMIN_PASSWORD);
+    let body = r#"{"username":"real","display_name":"真医生","password":"real-password","roles":["radiologist"]}"#;
+    assert_eq!(http(port, "POST", "/api/users", Some(&admin), Some(body)).0, 201);
+    let mut answers = Vec::new();
+    for name in ["real", "imaginary"] {
+        for _ in 0..5 {
+            let (status, _) = http(port, "POST", "/api/login", None, Some(&format!(r#"{{"username":"{name}","password":"wrong"}}"#)));
+            assert_eq!(status, 401);
+        }
+        let (status, reply) = http(port, "POST", "/api/login", None, Some(&format!(r#"{{"username":"{name}","password":"wrong"}}"#)));
+        answers.push((status, json(&reply)["error"].as_str().unwrap().to_owned()));
+    }
+    assert_eq!(answers[0], answers[1], "an account and a name that is none answer alike");
+    assert_eq!(answers[0].0, 429);
+    server.stop();
+}
+
 /// The data directory holds patients' images and doctors' signing keys:
 /// nothing in it is readable by other accounts on the machine.
 #[test]

@@ -24,6 +24,9 @@ const MAX_ADDRESSES: usize = 50_000;
 #[derive(Default)]
 pub struct LoginLimiter {
     failures: Mutex<HashMap<IpAddr, VecDeque<Instant>>>,
+    /// Attempts on names that are no account, counted as an account's are,
+    /// so that a lock does not tell which names exist.
+    unknown: Mutex<HashMap<String, (i64, Option<Instant>)>>,
 }
 
 impl LoginLimiter {
@@ -44,6 +47,31 @@ impl LoginLimiter {
         if let Some(times) = self.failures.lock().expect("login limiter lock").get_mut(&address) {
             times.pop_back();
         }
+    }
+
+    /// For a name that is no account: counts the attempt as
+    /// `begin_login_attempt` counts an account's (every fifth locks it for
+    /// 15 minutes, doubling); `Err((attempts, wait))` while locked.
+    pub fn unknown_name_attempt(&self, name: &str) -> Result<(), (i64, Duration)> {
+        use telediag_archive::accounts::{FIRST_LOCK_MS, LOCK_AFTER_FAILURES};
+        let now = Instant::now();
+        let mut unknown = self.unknown.lock().expect("login limiter lock");
+        if unknown.len() >= MAX_ADDRESSES && !unknown.contains_key(name) {
+            unknown.retain(|_, (_, until)| until.is_some_and(|u| u > now));
+            if unknown.len() >= MAX_ADDRESSES {
+                unknown.clear();
+            }
+        }
+        let (attempts, until) = unknown.entry(name.chars().take(64).collect()).or_insert((0, None));
+        if let Some(until) = until.filter(|u| *u > now) {
+            return Err((*attempts, until - now));
+        }
+        *attempts += 1;
+        if *attempts % LOCK_AFTER_FAILURES == 0 {
+            let doublings = (*attempts / LOCK_AFTER_FAILURES - 1).min(6) as u32;
+            *until = Some(now + Duration::from_millis((FIRST_LOCK_MS << doublings) as u64));
+        }
+        Ok(())
     }
 
     fn blocked_at(&self, address: IpAddr, now: Instant) -> Option<Duration> {

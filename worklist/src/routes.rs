@@ -61,19 +61,27 @@ pub async fn login(
     let user = db.user_by_name(name).await?;
     // The attempt is counted before the password is checked, so parallel
     // guesses cannot each pass the lock.
-    if let Some(user) = user.as_ref().filter(|u| !u.disabled)
-        && db.begin_login_attempt(user.id).await?.is_none()
-    {
-        let lock = db.login_lock(user.id).await?;
-        let now = telediag_archive::db::now_ms();
-        let wait = std::time::Duration::from_millis(lock.locked_until.unwrap_or(now).saturating_sub(now).max(1000) as u64);
-        tracing::warn!(user = %user.username, failed = lock.failed_logins, "login refused: account locked");
+    // Names that are no account are counted and locked alike, so that a
+    // lock does not tell which accounts exist.
+    let locked = match user.as_ref().filter(|u| !u.disabled) {
+        Some(user) => match db.begin_login_attempt(user.id).await? {
+            Some(_) => None,
+            None => {
+                let lock = db.login_lock(user.id).await?;
+                let now = telediag_archive::db::now_ms();
+                let wait = std::time::Duration::from_millis(lock.locked_until.unwrap_or(now).saturating_sub(now).max(1000) as u64);
+                Some((lock.failed_logins, wait))
+            }
+        },
+        None => state.login_limiter.unknown_name_attempt(name).err(),
+    };
+    if let Some((failed, wait)) = locked {
+        tracing::warn!(username = %name, failed, "login refused: account locked");
         state.audit.append(&audit_refusal("login refused: account locked", 429)).await?;
         return Err(refuse(
             &format!(
-                "this account is locked for {} minutes after {} failed logins; an administrator can unlock it",
-                wait.as_secs().div_ceil(60),
-                lock.failed_logins
+                "this account is locked for {} minutes after {failed} failed logins; an administrator can unlock it",
+                wait.as_secs().div_ceil(60)
             ),
             wait,
         ));
