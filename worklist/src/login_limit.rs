@@ -50,10 +50,9 @@ impl LoginLimiter {
     }
 
     /// For a name that is no account: counts the attempt as
-    /// `begin_login_attempt` counts an account's (every fifth locks it for
-    /// 15 minutes, doubling); `Err((attempts, wait))` while locked.
+    /// `begin_login_attempt` counts an account's, locked by the same rule
+    /// (`accounts::lock_ms`); `Err((attempts, wait))` while locked.
     pub fn unknown_name_attempt(&self, name: &str) -> Result<(), (i64, Duration)> {
-        use telediag_archive::accounts::{FIRST_LOCK_MS, LOCK_AFTER_FAILURES};
         let now = Instant::now();
         let mut unknown = self.unknown.lock().expect("login limiter lock");
         if unknown.len() >= MAX_ADDRESSES && !unknown.contains_key(name) {
@@ -67,9 +66,8 @@ impl LoginLimiter {
             return Err((*attempts, until - now));
         }
         *attempts += 1;
-        if *attempts % LOCK_AFTER_FAILURES == 0 {
-            let doublings = (*attempts / LOCK_AFTER_FAILURES - 1).min(6) as u32;
-            *until = Some(now + Duration::from_millis((FIRST_LOCK_MS << doublings) as u64));
+        if let Some(lock) = telediag_archive::accounts::lock_ms(*attempts) {
+            *until = Some(now + Duration::from_millis(lock as u64));
         }
         Ok(())
     }

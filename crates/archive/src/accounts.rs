@@ -56,6 +56,18 @@ pub const LOCK_AFTER_FAILURES: i64 = 5;
 pub const FIRST_LOCK_MS: i64 = 15 * 60 * 1000;
 const LONGEST_LOCK_MS: i64 = 24 * 3600 * 1000;
 
+/// How long the `attempts`th attempt since the last success locks a login
+/// name for, if it does: every [`LOCK_AFTER_FAILURES`]th locks, for
+/// [`FIRST_LOCK_MS`] and then twice as long each time, at most a day.
+/// Accounts and names that are no account (the worklist's limiter) lock
+/// alike, so a lock tells nothing of which exist.
+pub fn lock_ms(attempts: i64) -> Option<i64> {
+    (attempts > 0 && attempts % LOCK_AFTER_FAILURES == 0).then(|| {
+        let doublings = (attempts / LOCK_AFTER_FAILURES - 1).min(10) as u32;
+        (FIRST_LOCK_MS << doublings).min(LONGEST_LOCK_MS)
+    })
+}
+
 fn user_from_row(r: &sqlx::sqlite::SqliteRow) -> UserRow {
     let roles: String = r.get(4);
     UserRow {
@@ -178,11 +190,8 @@ impl Database {
         .bind(now)
         .fetch_optional(&mut *tx)
         .await?;
-        if let Some(n) = attempts
-            && n % LOCK_AFTER_FAILURES == 0
-        {
-            let doublings = (n / LOCK_AFTER_FAILURES - 1).min(10) as u32;
-            let until = now + (FIRST_LOCK_MS << doublings).min(LONGEST_LOCK_MS);
+        if let Some(lock) = attempts.and_then(lock_ms) {
+            let until = now + lock;
             sqlx::query("UPDATE users SET locked_until = ? WHERE id = ?").bind(until).bind(user_id).execute(&mut *tx).await?;
         }
         tx.commit().await?;
@@ -211,5 +220,25 @@ impl Database {
     pub async fn delete_session(&self, token_hash: &str) -> Result<(), DbError> {
         sqlx::query("DELETE FROM sessions WHERE token_hash = ?").bind(token_hash).execute(self.pool()).await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_fifth_attempt_locks_for_twice_as_long_up_to_a_day() {
+        for (attempts, lock) in [
+            (0, None),
+            (4, None),
+            (5, Some(FIRST_LOCK_MS)),
+            (6, None),
+            (10, Some(2 * FIRST_LOCK_MS)),
+            (15, Some(4 * FIRST_LOCK_MS)),
+            (1_000, Some(LONGEST_LOCK_MS)),
+        ] {
+            assert_eq!(lock_ms(attempts), lock, "attempt {attempts}");
+        }
     }
 }
