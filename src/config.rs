@@ -205,12 +205,7 @@ impl Config {
             }
             return Ok(None);
         };
-        use rustls::pki_types::pem::PemObject;
-        let certs = rustls::pki_types::CertificateDer::pem_file_iter(cert)
-            .and_then(|c| c.collect::<Result<Vec<_>, _>>())
-            .with_context(|| format!("reading the HTTPS certificate chain {}", cert.display()))?;
-        let key =
-            rustls::pki_types::PrivateKeyDer::from_pem_file(key).with_context(|| format!("reading the HTTPS key {}", key.display()))?;
+        let (certs, key) = pacs_gateway::tls::read_pem_identity(cert, key).context("the HTTPS certificate")?;
         let mut config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
             .with_safe_default_protocol_versions()?
             .with_no_client_auth()

@@ -174,10 +174,7 @@ pub(crate) async fn first_pdu(socket: &TcpStream, artim: Duration, evicted: &Not
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     };
-    tokio::select! {
-        outcome = tokio::time::timeout(artim, wait) => outcome.unwrap_or(FirstPdu::TimedOut),
-        () = evicted.notified() => FirstPdu::TimedOut,
-    }
+    within(artim, evicted, wait).await
 }
 
 /// For the TLS port: waits, without consuming anything, until the socket
@@ -196,6 +193,11 @@ pub(crate) async fn first_tls_record(socket: &TcpStream, artim: Duration, evicte
             }
         }
     };
+    within(artim, evicted, wait).await
+}
+
+/// `wait`, unless ARTIM runs out or a newer connection needs the place.
+async fn within(artim: Duration, evicted: &Notify, wait: impl std::future::Future<Output = FirstPdu>) -> FirstPdu {
     tokio::select! {
         outcome = tokio::time::timeout(artim, wait) => outcome.unwrap_or(FirstPdu::TimedOut),
         () = evicted.notified() => FirstPdu::TimedOut,

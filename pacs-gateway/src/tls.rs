@@ -65,17 +65,23 @@ impl std::fmt::Debug for DicomTls {
     }
 }
 
+/// A server's certificate chain and private key from PEM files: what the
+/// DICOM TLS port and the HTTPS service (the binary) both serve with.
+pub fn read_pem_identity(chain: &Path, key: &Path) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
+    let certs = CertificateDer::pem_file_iter(chain)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| TlsError::Certificate { path: chain.display().to_string(), reason: e.to_string() })?;
+    if certs.is_empty() {
+        return Err(TlsError::Certificate { path: chain.display().to_string(), reason: "no certificate in the file".into() });
+    }
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| TlsError::Key { path: key.display().to_string(), reason: e.to_string() })?;
+    Ok((certs, key))
+}
+
 impl DicomTls {
     /// The server certificate chain and key (PEM files).
     pub fn from_pem_files(chain: &Path, key: &Path) -> Result<DicomTls, TlsError> {
-        let certs = CertificateDer::pem_file_iter(chain)
-            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-            .map_err(|e| TlsError::Certificate { path: chain.display().to_string(), reason: e.to_string() })?;
-        if certs.is_empty() {
-            return Err(TlsError::Certificate { path: chain.display().to_string(), reason: "no certificate in the file".into() });
-        }
-        let key =
-            PrivateKeyDer::from_pem_file(key).map_err(|e| TlsError::Key { path: key.display().to_string(), reason: e.to_string() })?;
+        let (certs, key) = read_pem_identity(chain, key)?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let pins = Arc::new(PinnedClients { provider: provider.clone(), pins: RwLock::default() });
         let server = rustls::ServerConfig::builder_with_provider(provider)
