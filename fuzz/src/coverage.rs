@@ -57,7 +57,7 @@ pub fn guards() -> u32 {
 /// Clears the map before an execution.
 pub fn reset() {
     unsafe {
-        (*(&raw mut MAP)).fill(0);
+        std::ptr::write_bytes((&raw mut MAP).cast::<u8>(), 0, MAP_SIZE);
         PREVIOUS = 0;
     }
 }
@@ -92,7 +92,7 @@ impl Default for Seen {
 impl Seen {
     /// Folds the last execution's map in; true when it showed something new.
     pub fn merge(&mut self) -> bool {
-        let map = unsafe { &*(&raw const MAP) };
+        let map = unsafe { std::slice::from_raw_parts((&raw const MAP).cast::<u8>(), MAP_SIZE) };
         let mut new = false;
         // Most of the map is zero: look at it eight bytes at a time.
         for (words, seen) in map.chunks_exact(8).zip(self.classes.chunks_exact_mut(8)) {

@@ -182,7 +182,7 @@ fn run(options: Options) -> ExitCode {
     let mut input = Vec::with_capacity(MAX_INPUT);
     let deadline = options.seconds.map(|s| started + Duration::from_secs(s));
     loop {
-        if options.execs.is_some_and(|n| execs >= n) || deadline.is_some_and(|d| execs % 64 == 0 && Instant::now() >= d) {
+        if options.execs.is_some_and(|n| execs >= n) || deadline.is_some_and(|d| execs.is_multiple_of(64) && Instant::now() >= d) {
             break;
         }
         let pick = rng.below(corpus.len());

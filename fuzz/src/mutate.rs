@@ -13,7 +13,7 @@ impl Rng {
         Rng(seed.max(1))
     }
 
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
@@ -22,7 +22,7 @@ impl Rng {
 
     /// A number below `n` (0 when `n` is 0).
     pub fn below(&mut self, n: usize) -> usize {
-        if n == 0 { 0 } else { (self.next() % n as u64) as usize }
+        if n == 0 { 0 } else { (self.next_u64() % n as u64) as usize }
     }
 }
 
@@ -48,7 +48,7 @@ fn mutate_once(rng: &mut Rng, input: &mut Vec<u8>, other: &[u8]) {
         }
         1 if len > 0 => {
             let at = rng.below(len);
-            input[at] = rng.next() as u8;
+            input[at] = rng.next_u64() as u8;
         }
         2 if len > 0 => {
             let at = rng.below(len);
@@ -87,7 +87,7 @@ fn mutate_once(rng: &mut Rng, input: &mut Vec<u8>, other: &[u8]) {
         8 => {
             let at = rng.below(len + 1);
             let n = 1 + rng.below(64);
-            let fill = rng.next() as u8;
+            let fill = rng.next_u64() as u8;
             input.splice(at..at, std::iter::repeat_n(fill, n));
         }
         9 if len > 0 => {
@@ -125,7 +125,7 @@ fn mutate_once(rng: &mut Rng, input: &mut Vec<u8>, other: &[u8]) {
             let n = n.min(len - to);
             input.copy_within(from..from + n, to);
         }
-        _ => input.push(rng.next() as u8),
+        _ => input.push(rng.next_u64() as u8),
     }
 }
 

@@ -236,6 +236,17 @@ impl BlobStore for LocalStore {
     }
 }
 
+/// Makes every file and directory this process creates from now on
+/// readable by its owner only (umask 077): objects, the index, staging,
+/// the CA's and doctors' keys. Called once by the binary at start; the
+/// data directory itself is also set to 0700 by [`crate::Archive::open`].
+pub fn make_new_files_owner_only() {
+    // SAFETY: umask only changes this process's file-creation mask.
+    unsafe {
+        libc::umask(0o077);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -306,16 +317,5 @@ mod tests {
             assert!(ObjectKey::new(bad).is_err(), "{bad:?} accepted");
         }
         assert!(ObjectKey::new("originals/1.2/3.4/5.6.v2.dcm").is_ok());
-    }
-}
-
-/// Makes every file and directory this process creates from now on
-/// readable by its owner only (umask 077): objects, the index, staging,
-/// the CA's and doctors' keys. Called once by the binary at start; the
-/// data directory itself is also set to 0700 by [`crate::Archive::open`].
-pub fn make_new_files_owner_only() {
-    // SAFETY: umask only changes this process's file-creation mask.
-    unsafe {
-        libc::umask(0o077);
     }
 }
