@@ -46,7 +46,7 @@ async fn the_public_corpus_is_stored_byte_for_byte_and_a_resend_changes_nothing(
     // directories, not objects to store; one file has an empty SOP class).
     let started = std::time::Instant::now();
     let files: Vec<CorpusFile> =
-        part10_files(&corpus).into_iter().filter(|f| pacs_gateway::sop_classes::name_of(&f.meta.sop_class_uid).is_some()).collect();
+        part10_files(&corpus).into_iter().filter(|f| telediag_archive::sop_classes::name_of(&f.meta.sop_class_uid).is_some()).collect();
     assert!(files.len() > 200, "expected the whole corpus, found {} Part 10 files", files.len());
 
     eprintln!("corpus read: {:?}", started.elapsed());

@@ -18,7 +18,7 @@ async fn kill_9_during_a_push_loses_nothing_acknowledged() {
     }
     let Some(corpus) = pydicom_corpus() else { return };
     let files: Vec<CorpusFile> =
-        part10_files(&corpus).into_iter().filter(|f| pacs_gateway::sop_classes::name_of(&f.meta.sop_class_uid).is_some()).collect();
+        part10_files(&corpus).into_iter().filter(|f| telediag_archive::sop_classes::name_of(&f.meta.sop_class_uid).is_some()).collect();
     let mut server = Server::new();
     server.add_site("断电医院", "CRASH", &[]);
     server.start();

@@ -29,7 +29,7 @@ use tokio::sync::watch;
 use crate::GatewayConfig;
 use crate::access::SiteAccess;
 use crate::dimse::{CommandSet, command, response};
-use crate::sop_classes::{STORAGE_SOP_CLASSES, VERIFICATION};
+use telediag_archive::sop_classes::{STORAGE_SOP_CLASSES, VERIFICATION};
 
 /// Largest command set we buffer; real ones are a few hundred bytes.
 const MAX_COMMAND_SET: usize = 64 * 1024;

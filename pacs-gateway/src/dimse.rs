@@ -142,7 +142,7 @@ fn with_group_length(body: Vec<u8>) -> Vec<u8> {
 /// Encodes a C-ECHO-RQ.
 pub fn echo_request(message_id: u16) -> Vec<u8> {
     let mut body = Vec::with_capacity(96);
-    put(&mut body, AFFECTED_SOP_CLASS_UID, crate::sop_classes::VERIFICATION.as_bytes(), 0);
+    put(&mut body, AFFECTED_SOP_CLASS_UID, telediag_archive::sop_classes::VERIFICATION.as_bytes(), 0);
     put(&mut body, COMMAND_FIELD, &command::C_ECHO_RQ.to_le_bytes(), 0);
     put(&mut body, MESSAGE_ID, &message_id.to_le_bytes(), 0);
     put(&mut body, COMMAND_DATA_SET_TYPE, &NO_DATASET.to_le_bytes(), 0);

@@ -6,7 +6,7 @@ use dicom_ul::ClientAssociationOptions;
 use dicom_ul::pdu::{PDataValue, PDataValueType, Pdu};
 
 use crate::dimse::{CommandSet, echo_request};
-use crate::sop_classes::VERIFICATION;
+use telediag_archive::sop_classes::VERIFICATION;
 
 /// Why an echo failed.
 #[derive(Debug, thiserror::Error)]

@@ -9,7 +9,8 @@
 //! - `association`: one association from A-ASSOCIATE to A-RELEASE / A-ABORT:
 //!   C-ECHO, C-STORE, streaming P-DATA into the archive.
 //! - `access`: AE-title and network checks against the archive's sites.
-//! - [`dimse`]: command sets; [`sop_classes`]: what is accepted.
+//! - [`dimse`]: command sets (the storage SOP classes accepted are the
+//!   archive's `sop_classes`).
 //! - [`echo`]: a C-ECHO client for the operator CLI.
 //!
 //! What it does not do: it never talks to the worklist or reads pixels; sites
@@ -20,7 +21,6 @@ mod admission;
 mod association;
 pub mod dimse;
 pub mod echo;
-pub mod sop_classes;
 pub mod tls;
 
 use std::sync::Arc;

@@ -39,6 +39,7 @@ pub mod person_name;
 mod placement;
 pub mod scan;
 pub mod sites;
+pub mod sop_classes;
 pub mod stability;
 pub mod store;
 pub mod uid;

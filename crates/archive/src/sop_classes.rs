@@ -1,4 +1,4 @@
-//! The storage SOP classes the receiver accepts.
+//! The storage SOP classes the archive accepts, by C-STORE or STOW-RS.
 //!
 //! Every storage SOP class of PS3.4 Annex B (current and retired: county
 //! hospitals run old modalities), taken from the standard's registry as
