@@ -60,6 +60,33 @@ pub fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or_default()
 }
 
+/// Fills the name groups QIDO matches on (migration 0009) for patients
+/// indexed before they existed: once, as later rows get them at insert.
+async fn split_patient_names(pool: &SqlitePool) -> Result<(), DbError> {
+    let unsplit: Vec<(i64, String)> = sqlx::query_as(
+        "SELECT id, name FROM patients WHERE name IS NOT NULL
+           AND name_alphabetic IS NULL AND name_ideographic IS NULL AND name_phonetic IS NULL",
+    )
+    .fetch_all(pool)
+    .await?;
+    if unsplit.is_empty() {
+        return Ok(());
+    }
+    let mut tx = pool.begin().await?;
+    for (id, name) in unsplit {
+        let [alphabetic, ideographic, phonetic] = crate::person_name::groups(&name);
+        sqlx::query("UPDATE patients SET name_alphabetic = ?, name_ideographic = ?, name_phonetic = ? WHERE id = ?")
+            .bind(alphabetic)
+            .bind(ideographic)
+            .bind(phonetic)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
 impl Database {
     /// Opens (creating if missing) and migrates the database at `url`, e.g.
     /// `sqlite://data/index.db`.
@@ -77,6 +104,7 @@ impl Database {
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options.clone()).await.map_err(open_err)?;
         sqlx::migrate!("./migrations").run(&pool).await?;
+        split_patient_names(&pool).await?;
         let redoable = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options.clone().synchronous(SqliteSynchronous::Normal))

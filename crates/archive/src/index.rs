@@ -28,6 +28,7 @@ pub struct StudyAttributes {
     pub description: Option<String>,
     pub referring_physician: Option<String>,
     pub institution: Option<String>,
+    pub study_id: Option<String>,
 }
 
 /// Series-level attributes.
@@ -37,6 +38,9 @@ pub struct SeriesAttributes {
     pub body_part: Option<String>,
     pub description: Option<String>,
     pub series_number: Option<i64>,
+    /// Performed Procedure Step Start Date and Time, for QIDO's series level.
+    pub performed_start_date: Option<String>,
+    pub performed_start_time: Option<String>,
 }
 
 /// One stored object version, ready to index.
@@ -60,6 +64,10 @@ pub struct InstanceRecord {
     pub series: SeriesAttributes,
     pub instance_number: Option<i64>,
     pub number_of_frames: Option<i64>,
+    /// Image size and Bits Allocated, for QIDO's instance level.
+    pub rows: Option<i64>,
+    pub columns: Option<i64>,
+    pub bits_allocated: Option<i64>,
 }
 
 /// An earlier stored version of a SOP instance.
@@ -85,10 +93,15 @@ fn add_modality(list: &str, modality: Option<&str>) -> String {
 
 /// Adds `rec` (patient, study, series as needed) inside `tx`.
 pub(crate) async fn insert_instance(tx: &mut Transaction<'_, Sqlite>, rec: &InstanceRecord) -> Result<(), DbError> {
+    let name_groups = crate::person_name::groups(rec.patient.name.as_deref().unwrap_or_default());
     let patient_key = if rec.patient.patient_id.is_empty() { format!("study:{}", rec.study_uid) } else { rec.patient.patient_id.clone() };
     let patient_ref: i64 = sqlx::query_scalar(
-        "INSERT INTO patients (site_id, patient_key, patient_id, name, sex, birth_date) VALUES (?, ?, ?, ?, ?, ?)
+        "INSERT INTO patients (site_id, patient_key, patient_id, name, sex, birth_date,
+           name_alphabetic, name_ideographic, name_phonetic) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (site_id, patient_key) DO UPDATE SET
+           name_alphabetic = CASE WHEN patients.name IS NULL THEN excluded.name_alphabetic ELSE patients.name_alphabetic END,
+           name_ideographic = CASE WHEN patients.name IS NULL THEN excluded.name_ideographic ELSE patients.name_ideographic END,
+           name_phonetic = CASE WHEN patients.name IS NULL THEN excluded.name_phonetic ELSE patients.name_phonetic END,
            name = COALESCE(patients.name, excluded.name),
            sex = COALESCE(patients.sex, excluded.sex),
            birth_date = COALESCE(patients.birth_date, excluded.birth_date)
@@ -100,6 +113,9 @@ pub(crate) async fn insert_instance(tx: &mut Transaction<'_, Sqlite>, rec: &Inst
     .bind(&rec.patient.name)
     .bind(&rec.patient.sex)
     .bind(&rec.patient.birth_date)
+    .bind(&name_groups[0])
+    .bind(&name_groups[1])
+    .bind(&name_groups[2])
     .fetch_one(&mut **tx)
     .await?;
 
@@ -125,7 +141,8 @@ pub(crate) async fn insert_instance(tx: &mut Transaction<'_, Sqlite>, rec: &Inst
                    num_instances = num_instances + ?, num_series = num_series + ?,
                    accession_number = COALESCE(accession_number, ?), study_date = COALESCE(study_date, ?),
                    study_time = COALESCE(study_time, ?), description = COALESCE(description, ?),
-                   referring_physician = COALESCE(referring_physician, ?), institution = COALESCE(institution, ?)
+                   referring_physician = COALESCE(referring_physician, ?), institution = COALESCE(institution, ?),
+                   study_id = COALESCE(study_id, ?)
                  WHERE id = ?",
             )
             .bind(rec.received_at)
@@ -139,6 +156,7 @@ pub(crate) async fn insert_instance(tx: &mut Transaction<'_, Sqlite>, rec: &Inst
             .bind(&rec.study.description)
             .bind(&rec.study.referring_physician)
             .bind(&rec.study.institution)
+            .bind(&rec.study.study_id)
             .bind(id)
             .execute(&mut **tx)
             .await?;
@@ -148,8 +166,8 @@ pub(crate) async fn insert_instance(tx: &mut Transaction<'_, Sqlite>, rec: &Inst
             sqlx::query_scalar(
                 "INSERT INTO studies (study_uid, patient_ref, site_id, accession_number, study_date, study_time,
                    description, referring_physician, institution, modalities, size_bytes, num_instances, num_series,
-                   first_received_at, last_received_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                   first_received_at, last_received_at, study_id)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
             )
             .bind(rec.study_uid.as_str())
             .bind(patient_ref)
@@ -166,6 +184,7 @@ pub(crate) async fn insert_instance(tx: &mut Transaction<'_, Sqlite>, rec: &Inst
             .bind(new_series)
             .bind(rec.received_at)
             .bind(rec.received_at)
+            .bind(&rec.study.study_id)
             .fetch_one(&mut **tx)
             .await?
         }
@@ -184,8 +203,8 @@ pub(crate) async fn insert_instance(tx: &mut Transaction<'_, Sqlite>, rec: &Inst
         None => {
             sqlx::query_scalar(
                 "INSERT INTO series (series_uid, study_ref, modality, body_part, description, series_number, size_bytes,
-                   num_instances)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                   num_instances, performed_start_date, performed_start_time)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
             )
             .bind(rec.series_uid.as_str())
             .bind(study_ref)
@@ -195,6 +214,8 @@ pub(crate) async fn insert_instance(tx: &mut Transaction<'_, Sqlite>, rec: &Inst
             .bind(rec.series.series_number)
             .bind(rec.size_bytes)
             .bind(new_instances)
+            .bind(&rec.series.performed_start_date)
+            .bind(&rec.series.performed_start_time)
             .fetch_one(&mut **tx)
             .await?
         }
@@ -202,8 +223,9 @@ pub(crate) async fn insert_instance(tx: &mut Transaction<'_, Sqlite>, rec: &Inst
 
     sqlx::query(
         "INSERT INTO instances (sop_instance_uid, version, series_ref, sop_class_uid, transfer_syntax_uid,
-           instance_number, number_of_frames, size_bytes, content_hash, object_key, calling_ae, received_at, conflict)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+           instance_number, number_of_frames, size_bytes, content_hash, object_key, calling_ae, received_at, conflict,
+           rows, columns, bits_allocated)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(rec.sop_instance_uid.as_str())
     .bind(rec.version)
@@ -218,6 +240,9 @@ pub(crate) async fn insert_instance(tx: &mut Transaction<'_, Sqlite>, rec: &Inst
     .bind(&rec.calling_ae)
     .bind(rec.received_at)
     .bind(rec.conflict)
+    .bind(rec.rows)
+    .bind(rec.columns)
+    .bind(rec.bits_allocated)
     .execute(&mut **tx)
     .await?;
     // Every stored version is rendered (thumbnail, preview) by the pipeline.
@@ -581,6 +606,9 @@ mod tests {
             series: SeriesAttributes { modality: Some(modality.into()), ..Default::default() },
             instance_number: Some(1),
             number_of_frames: None,
+            rows: None,
+            columns: None,
+            bits_allocated: None,
         }
     }
 

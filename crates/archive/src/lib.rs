@@ -38,6 +38,7 @@ pub mod part10;
 pub mod person_name;
 mod placement;
 pub mod scan;
+pub mod search;
 pub mod sites;
 pub mod sop_classes;
 pub mod stability;

@@ -20,6 +20,18 @@ pub fn display(value: &str) -> String {
     ideographic.or(alphabetic).or(phonetic).unwrap_or_default()
 }
 
+/// The alphabetic, ideographic and phonetic groups of one PN value, as
+/// stored for matching (QIDO's `PatientName=张*` looks in each): trimmed,
+/// trailing empty components dropped, `None` when a group is empty.
+pub fn groups(value: &str) -> [Option<String>; 3] {
+    let value = value.split('\\').next().unwrap_or_default().trim_matches(|c: char| c == '\0' || c.is_whitespace());
+    let mut groups = value.split('=').map(|g| {
+        let g = g.trim().trim_end_matches(|c: char| c == '^' || c.is_whitespace());
+        (!g.is_empty()).then(|| g.to_owned())
+    });
+    [groups.next().flatten(), groups.next().flatten(), groups.next().flatten()]
+}
+
 /// One group's components in reading order: prefix, family, given, middle,
 /// suffix; empty components dropped.
 fn join(group: &str, separator: &str) -> String {
@@ -30,7 +42,16 @@ fn join(group: &str, separator: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::display;
+    use super::{display, groups};
+
+    #[test]
+    fn groups_are_split_and_trimmed_for_matching() {
+        let some = |s: &str| Some(s.to_owned());
+        assert_eq!(groups("Zhang^Wei=张^伟=ㄓㄤ^ㄨㄟ"), [some("Zhang^Wei"), some("张^伟"), some("ㄓㄤ^ㄨㄟ")]);
+        assert_eq!(groups("Doe^John^^^ "), [some("Doe^John"), None, None]);
+        assert_eq!(groups("=张^三"), [None, some("张^三"), None]);
+        assert_eq!(groups(""), [None, None, None]);
+    }
 
     #[test]
     fn names_read_as_people_write_them() {

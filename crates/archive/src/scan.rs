@@ -25,7 +25,7 @@ use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
 use crate::charset::CharacterSet;
 
 /// Top-level attributes read for the index, sorted by tag.
-pub const INDEXED_TAGS: [Tag; 21] = [
+pub const INDEXED_TAGS: [Tag; 27] = [
     Tag(0x0008, 0x0005), // Specific Character Set
     Tag(0x0008, 0x0016), // SOP Class UID
     Tag(0x0008, 0x0018), // SOP Instance UID
@@ -44,9 +44,15 @@ pub const INDEXED_TAGS: [Tag; 21] = [
     Tag(0x0018, 0x0015), // Body Part Examined
     Tag(0x0020, 0x000D), // Study Instance UID
     Tag(0x0020, 0x000E), // Series Instance UID
+    Tag(0x0020, 0x0010), // Study ID
     Tag(0x0020, 0x0011), // Series Number
     Tag(0x0020, 0x0013), // Instance Number
     Tag(0x0028, 0x0008), // Number of Frames
+    Tag(0x0028, 0x0010), // Rows
+    Tag(0x0028, 0x0011), // Columns
+    Tag(0x0028, 0x0100), // Bits Allocated
+    Tag(0x0040, 0x0244), // Performed Procedure Step Start Date
+    Tag(0x0040, 0x0245), // Performed Procedure Step Start Time
 ];
 
 /// Values longer than this are not indexed (no indexed attribute is near it).
@@ -74,6 +80,8 @@ pub struct ScannedDataset {
     raw: [Option<Vec<u8>>; INDEXED_TAGS.len()],
     /// Resolved once, when the scan completes.
     charset: CharacterSet,
+    /// Binary values (Rows, Columns) are in the transfer syntax's byte order.
+    big_endian: bool,
 }
 
 impl ScannedDataset {
@@ -94,6 +102,13 @@ impl ScannedDataset {
             .map(|raw| String::from_utf8_lossy(raw).split('\\').map(|t| t.trim_matches(['\0', ' ']).to_owned()).collect())
             .unwrap_or_default();
         CharacterSet::from_terms(&terms)
+    }
+
+    /// The first value of a US attribute (Rows, Columns, Bits Allocated);
+    /// `None` when absent or not two bytes or more.
+    pub fn unsigned_short(&self, tag: Tag) -> Option<u16> {
+        let raw: [u8; 2] = self.raw(tag)?.get(..2)?.try_into().ok()?;
+        Some(if self.big_endian { u16::from_be_bytes(raw) } else { u16::from_le_bytes(raw) })
     }
 
     /// `tag` decoded to UTF-8 with the object's character set; `None` when
@@ -197,7 +212,7 @@ pub fn scan_dataset<R: Read + Seek>(mut source: R, ts_uid: &str, dataset_len: u6
     let start = source.stream_position()?;
     let mut decoder =
         StatefulDecoder::new_with_ts(source, ts, 0).map_err(|e| ScanError::UnknownTransferSyntax { uid: format!("{ts_uid} ({e})") })?;
-    let mut found = ScannedDataset::default();
+    let mut found = ScannedDataset { big_endian: ts_uid == "1.2.840.10008.1.2.2", ..ScannedDataset::default() };
     let mut stack: Vec<Frame> = Vec::new();
     // The decoder does not count bytes passed by seeking; these are they.
     let mut sought = 0u64;

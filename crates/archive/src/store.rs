@@ -68,6 +68,15 @@ impl std::fmt::Display for ObjectKey {
     }
 }
 
+/// A stored object being read: it seeks, so a reader of one frame or one
+/// header reads those bytes only (a file today; ranged reads of an object
+/// store later).
+pub type ObjectReader = Box<dyn ReadSeek>;
+
+/// `Read + Seek + Send`, as one trait object.
+pub trait ReadSeek: io::Read + io::Seek + Send {}
+impl<T: io::Read + io::Seek + Send> ReadSeek for T {}
+
 /// The storage contract of the archive. Implementations are blocking: callers
 /// run them on tokio's blocking pool.
 pub trait BlobStore: Send + Sync + 'static {
@@ -77,6 +86,10 @@ pub trait BlobStore: Send + Sync + 'static {
     fn publish(&self, key: &ObjectKey, staged: &Path) -> Result<(), StoreError>;
     /// Opens `key` for reading.
     fn open(&self, key: &ObjectKey) -> Result<File, StoreError>;
+    /// Opens `key` for reading by byte ranges, whatever the backend.
+    fn reader(&self, key: &ObjectKey) -> Result<ObjectReader, StoreError> {
+        Ok(Box::new(self.open(key)?))
+    }
     /// Size in bytes, or `NotFound`.
     fn size(&self, key: &ObjectKey) -> Result<u64, StoreError>;
     /// Removes `key`; succeeds if it does not exist.

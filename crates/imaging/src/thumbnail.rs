@@ -32,10 +32,25 @@ pub struct Thumbnail {
 /// `pixel_aspect` is the height of a pixel over its width: an image with
 /// rectangular pixels is shown at its true proportions, as on film.
 pub fn make_thumbnail(image: &DynamicImage, size: u32, pixel_aspect: f64, format: ThumbnailFormat) -> Result<Thumbnail, String> {
+    fit(image, (size, size), pixel_aspect, format, 90, false)
+}
+
+/// Fits `image` into `box_size` (width, height) keeping its shown
+/// proportions, enlarging it too when `enlarge` (a DICOMweb viewport asks
+/// for a size), and encodes it; `quality` (1–100) is for JPEG.
+pub fn fit(
+    image: &DynamicImage,
+    box_size: (u32, u32),
+    pixel_aspect: f64,
+    format: ThumbnailFormat,
+    quality: u8,
+    enlarge: bool,
+) -> Result<Thumbnail, String> {
     let (w, h) = (image.width().max(1), image.height().max(1));
     let aspect = if pixel_aspect.is_finite() && pixel_aspect > 0.0 { pixel_aspect } else { 1.0 };
     let (shown_w, shown_h) = (w as f64, h as f64 * aspect);
-    let scale = (size as f64 / shown_w.max(shown_h)).min(1.0);
+    let scale = (box_size.0.max(1) as f64 / shown_w).min(box_size.1.max(1) as f64 / shown_h);
+    let scale = if enlarge { scale } else { scale.min(1.0) };
     let (tw, th) = (((shown_w * scale).round() as u32).max(1), ((shown_h * scale).round() as u32).max(1));
     let source = match image {
         DynamicImage::ImageLuma8(_) | DynamicImage::ImageRgb8(_) => Cow::Borrowed(image),
@@ -54,7 +69,7 @@ pub fn make_thumbnail(image: &DynamicImage, size: u32, pixel_aspect: f64, format
     let bytes = match format {
         ThumbnailFormat::Jpeg => {
             let channels = if resized.color().has_color() { 3 } else { 1 };
-            crate::turbo::encode_jpeg(resized.as_bytes(), tw, th, channels, 90)?
+            crate::turbo::encode_jpeg(resized.as_bytes(), tw, th, channels, quality.clamp(1, 100))?
         }
         ThumbnailFormat::Png => {
             let mut bytes = Vec::new();

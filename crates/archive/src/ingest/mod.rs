@@ -99,6 +99,7 @@ pub enum Outcome {
 pub struct Stored {
     pub outcome: Outcome,
     pub study_uid: StudyUid,
+    pub series_uid: SeriesUid,
     pub sop_instance_uid: SopInstanceUid,
     pub object_key: String,
     pub size_bytes: u64,
@@ -280,6 +281,13 @@ impl Archive {
         &self.inner.store
     }
 
+    /// Opens a stored object for reading, wherever the store keeps it: a
+    /// reader that seeks, so callers read the byte ranges they need. New
+    /// code reads objects through this, never by path.
+    pub fn read_object(&self, key: &str) -> Result<crate::store::ObjectReader, StoreError> {
+        self.inner.store.reader(&crate::store::ObjectKey::new(key)?)
+    }
+
     /// This process's staging directory, for callers that must write a file
     /// before importing it (converted uploads). Files there must not end in
     /// `.part`, `.inflated` or `.rebuildable`, which recovery owns.
@@ -348,7 +356,19 @@ impl Archive {
 
     /// Verifies, deduplicates and publishes a fully received object; its index
     /// row follows (see [`Stored::indexed`]).
-    pub async fn commit(&self, mut incoming: IncomingObject, origin: &Origin) -> Result<Stored, IngestError> {
+    pub async fn commit(&self, incoming: IncomingObject, origin: &Origin) -> Result<Stored, IngestError> {
+        self.commit_into(incoming, origin, None).await
+    }
+
+    /// [`Archive::commit`] for an object that must belong to `study`
+    /// (STOW-RS to `/studies/{study}`): one of another study is refused as
+    /// [`IngestError::Mismatch`] before anything is published.
+    pub async fn commit_into(
+        &self,
+        mut incoming: IncomingObject,
+        origin: &Origin,
+        study: Option<&StudyUid>,
+    ) -> Result<Stored, IngestError> {
         let flushed = incoming.flush_buffer();
         let path = std::mem::take(&mut incoming.path);
         let remove = |e: IngestError| {
@@ -366,7 +386,7 @@ impl Archive {
         let _arrival = incoming.arrival.take();
         drop(incoming);
         let staged = path.clone();
-        self.verify_publish_index(staged, entry, meta, header_len, dataset_len, hash, prior, origin).await
+        self.verify_publish_index(staged, entry, meta, header_len, dataset_len, hash, prior, origin, study).await
     }
 
     /// Imports a Part 10 file from disk, kept byte for byte, with the same
@@ -394,8 +414,9 @@ impl Archive {
         let prior = prior.inspect_err(|_| {
             let _ = fs::remove_file(&staged);
         })?;
-        let stored =
-            self.verify_publish_index(staged, StagingEntry::NotYetDurable, meta, header_len, dataset_len, hash, prior, origin).await?;
+        let stored = self
+            .verify_publish_index(staged, StagingEntry::NotYetDurable, meta, header_len, dataset_len, hash, prior, origin, None)
+            .await?;
         wait_indexed(stored).await
     }
 
@@ -412,14 +433,23 @@ impl Archive {
         hash: String,
         prior: Prior,
         origin: &Origin,
+        expected_study: Option<&StudyUid>,
     ) -> Result<Stored, IngestError> {
         let archive = self.clone();
+        let expected_study = expected_study.cloned();
         let Prior { lock, versions } = prior;
         let site_id = origin.site_id;
         let sop = meta.sop_instance_uid.clone();
         let runtime = tokio::runtime::Handle::current();
         let published = tokio::task::spawn_blocking(move || {
             let check_owner = |study: &StudyUid, series: &SeriesUid| {
+                if let Some(expected) = expected_study.as_ref().filter(|expected| *expected != study) {
+                    return Err(IngestError::Mismatch {
+                        what: "Study Instance UID",
+                        announced: expected.to_string(),
+                        dataset: study.to_string(),
+                    });
+                }
                 // Quiet: this object is the only one between check and index.
                 let quiet = archive.objects_arriving() <= 1 && *archive.inner.pending.borrow() == 0;
                 let found = runtime.block_on(archive.inner.owners.check(&archive.inner.db, site_id, study, series, quiet))?;
@@ -443,6 +473,7 @@ impl Archive {
             return Ok(Stored {
                 outcome: Outcome::Duplicate,
                 study_uid: published.study_uid,
+                series_uid: published.series_uid,
                 sop_instance_uid: published.sop_instance_uid,
                 object_key: published.key,
                 size_bytes: published.size,
@@ -461,6 +492,7 @@ impl Archive {
         Ok(Stored {
             outcome: if version > 1 { Outcome::NewVersion(version) } else { Outcome::Stored },
             study_uid: published.study_uid,
+            series_uid: published.series_uid,
             sop_instance_uid: published.sop_instance_uid,
             object_key: published.key,
             size_bytes: published.size,

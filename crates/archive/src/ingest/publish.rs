@@ -173,15 +173,21 @@ pub(super) fn index_record(p: &Published, version: i64, origin: &Origin) -> Inst
             description: found.text(Tag(0x0008, 0x1030)),
             referring_physician: found.text(Tag(0x0008, 0x0090)),
             institution: found.text(Tag(0x0008, 0x0080)),
+            study_id: found.text(Tag(0x0020, 0x0010)),
         },
         series: SeriesAttributes {
             modality: found.text(Tag(0x0008, 0x0060)),
             body_part: found.text(Tag(0x0018, 0x0015)),
             description: found.text(Tag(0x0008, 0x103E)),
             series_number: number(Tag(0x0020, 0x0011)),
+            performed_start_date: found.text(Tag(0x0040, 0x0244)),
+            performed_start_time: found.text(Tag(0x0040, 0x0245)),
         },
         instance_number: number(Tag(0x0020, 0x0013)),
         number_of_frames: number(Tag(0x0028, 0x0008)),
+        rows: found.unsigned_short(Tag(0x0028, 0x0010)).map(i64::from),
+        columns: found.unsigned_short(Tag(0x0028, 0x0011)).map(i64::from),
+        bits_allocated: found.unsigned_short(Tag(0x0028, 0x0100)).map(i64::from),
     }
 }
 

@@ -90,8 +90,9 @@ impl Archive {
         // Durable as far as it matters: an acknowledged object's staging entry
         // was made durable before its acknowledgement, and it lies in the dead
         // process's directory, not in ours.
-        let stored =
-            self.verify_publish_index(path.to_owned(), StagingEntry::Durable, meta, header_len, dataset_len, hash, prior, &origin).await?;
+        let stored = self
+            .verify_publish_index(path.to_owned(), StagingEntry::Durable, meta, header_len, dataset_len, hash, prior, &origin, None)
+            .await?;
         wait_indexed(stored).await
     }
 }

@@ -40,7 +40,7 @@ pub(crate) fn open_attributes(path: &Path) -> Option<DefaultDicomObject> {
 
 /// Where the dataset starts: after the optional 128-byte preamble, "DICM"
 /// and the file meta group, whose length its first element gives.
-fn dataset_start(file: &mut BufReader<File>) -> Option<u64> {
+fn dataset_start(file: &mut impl Read) -> Option<u64> {
     let mut head = [0u8; 144];
     file.read_exact(&mut head).ok()?;
     let meta = if &head[128..132] == b"DICM" {
@@ -63,10 +63,15 @@ fn dataset_start(file: &mut BufReader<File>) -> Option<u64> {
 /// `None` when the file cannot be walked lazily; an error when it can and
 /// the frame is not there.
 pub(crate) fn read_frame(path: &Path, module: &PixelModule, frame: u32) -> Option<Result<FrameData, RenderError>> {
+    read_frame_from(File::open(path).ok()?, module, frame)
+}
+
+/// [`read_frame`] from a reader positioned at the start of a Part 10 object.
+pub(crate) fn read_frame_from<R: Read + Seek>(source: R, module: &PixelModule, frame: u32) -> Option<Result<FrameData, RenderError>> {
     if module.transfer_syntax == "1.2.840.10008.1.2.1.99" {
         return None; // deflated: the stream must be inflated as a whole
     }
-    let mut file = BufReader::with_capacity(1 << 16, File::open(path).ok()?);
+    let mut file = BufReader::with_capacity(1 << 16, source);
     let start = dataset_start(&mut file)?;
     file.seek(SeekFrom::Start(start)).ok()?;
     let ts = TransferSyntaxRegistry.get(&module.transfer_syntax)?;
