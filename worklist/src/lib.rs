@@ -12,6 +12,8 @@
 //! - [`audit`]: the hash-chained, append-only record of every authenticated
 //!   request (one middleware, so no route can forget it).
 //! - `routes`: health, login, studies, sites, instance images, ECG upload.
+//! - [`dicomweb`]: `/dicom-web`, QIDO-RS, WADO-RS and STOW-RS (their
+//!   meaning is `telediag-dicomweb`'s), scoped and audited like the rest.
 //! - [`ecg_upload`]: an uploaded ECG read, kept as received and archived as
 //!   DICOM (shared with `telediag ecg import`).
 //! - [`error`]: every failure is JSON `{"error": reason}` with a fitting status.
@@ -24,6 +26,7 @@ pub mod admin;
 pub mod audit;
 pub mod auth;
 pub mod config;
+pub mod dicomweb;
 pub mod ecg_upload;
 pub mod error;
 pub mod login_limit;
@@ -152,6 +155,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/critical", get(report::list_critical))
         .route("/api/critical/{id}/acknowledge", post(report::acknowledge_critical))
         .route("/api/dashboard", get(request::get_dashboard))
+        .nest("/dicom-web", dicomweb::router())
         // Every matched route above is audited; the public ones below are not.
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), audit::record))
         .route("/api/health", get(routes::health))
