@@ -109,8 +109,16 @@ async fn store_part(
 ) -> Result<Outcome, StowError> {
     // The Part 10 header, from the part's first bytes.
     let mut head: Vec<u8> = Vec::new();
+    // Part 10 with its 128-byte preamble, or without it (pydicom writes
+    // datasets it did not read from a file so): "DICM" first.
+    let preamble_missing = |head: &[u8]| head.starts_with(b"DICM");
     let header = loop {
-        match part10::read_header(&head[..]) {
+        let parsed = if preamble_missing(&head) {
+            part10::read_header([&[0u8; 128][..], &head[..]].concat().as_slice()).map(|(meta, len)| (meta, len - 128))
+        } else {
+            part10::read_header(&head[..])
+        };
+        match parsed {
             Ok(found) => break Ok(found),
             Err(e) if head.len() >= HEADER_LIMIT => break Err(e.to_string()),
             Err(e) => match part.chunk().await? {
