@@ -37,25 +37,50 @@ pub fn router() -> Router<AppState> {
         .route("/studies", get(search_studies).post(store).layer(stow_limit))
         .route("/series", get(search_all_series))
         .route("/instances", get(search_all_instances))
-        .route("/studies/{study}", get(retrieve_study).post(store_into_study).layer(stow_limit))
-        .route("/studies/{study}/metadata", get(study_metadata))
-        .route("/studies/{study}/rendered", get(study_rendered))
-        .route("/studies/{study}/thumbnail", get(study_thumbnail))
-        .route("/studies/{study}/series", get(search_study_series))
-        .route("/studies/{study}/instances", get(search_study_instances))
-        .route("/studies/{study}/series/{series}", get(retrieve_series))
-        .route("/studies/{study}/series/{series}/metadata", get(series_metadata))
-        .route("/studies/{study}/series/{series}/rendered", get(series_rendered))
-        .route("/studies/{study}/series/{series}/thumbnail", get(series_thumbnail))
-        .route("/studies/{study}/series/{series}/instances", get(search_series_instances))
-        .route("/studies/{study}/series/{series}/instances/{instance}", get(retrieve_instance))
-        .route("/studies/{study}/series/{series}/instances/{instance}/metadata", get(instance_metadata))
-        .route("/studies/{study}/series/{series}/instances/{instance}/rendered", get(instance_rendered))
-        .route("/studies/{study}/series/{series}/instances/{instance}/thumbnail", get(instance_thumbnail))
+        .route("/studies/{study}", get(retrieve).post(store_into_study).layer(stow_limit))
+        .route("/studies/{study}/metadata", get(metadata_of))
+        .route("/studies/{study}/rendered", get(rendered))
+        .route("/studies/{study}/thumbnail", get(thumbnail))
+        .route("/studies/{study}/series", get(search_series_within))
+        .route("/studies/{study}/instances", get(search_instances_within))
+        .route("/studies/{study}/series/{series}", get(retrieve))
+        .route("/studies/{study}/series/{series}/metadata", get(metadata_of))
+        .route("/studies/{study}/series/{series}/rendered", get(rendered))
+        .route("/studies/{study}/series/{series}/thumbnail", get(thumbnail))
+        .route("/studies/{study}/series/{series}/instances", get(search_instances_within))
+        .route("/studies/{study}/series/{series}/instances/{instance}", get(retrieve))
+        .route("/studies/{study}/series/{series}/instances/{instance}/metadata", get(metadata_of))
+        .route("/studies/{study}/series/{series}/instances/{instance}/rendered", get(rendered))
+        .route("/studies/{study}/series/{series}/instances/{instance}/thumbnail", get(thumbnail))
         .route("/studies/{study}/series/{series}/instances/{instance}/frames/{frames}", get(frames))
-        .route("/studies/{study}/series/{series}/instances/{instance}/frames/{frames}/rendered", get(frames_rendered))
-        .route("/studies/{study}/series/{series}/instances/{instance}/frames/{frames}/thumbnail", get(frames_thumbnail))
+        .route("/studies/{study}/series/{series}/instances/{instance}/frames/{frames}/rendered", get(rendered))
+        .route("/studies/{study}/series/{series}/instances/{instance}/frames/{frames}/thumbnail", get(thumbnail))
         .route("/studies/{study}/series/{series}/instances/{instance}/bulkdata/{*path}", get(bulk_data))
+}
+
+/// What a URL names: a study, or a series, an instance, frames of it.
+#[derive(Debug, Clone, serde::Deserialize)]
+struct Target {
+    study: String,
+    series: Option<String>,
+    instance: Option<String>,
+    /// `1,2,3` as in the URL.
+    frames: Option<String>,
+}
+
+impl Target {
+    fn qido_scope(&self) -> qido::Scope<'_> {
+        qido::Scope { study: Some(&self.study), series: self.series.as_deref() }
+    }
+
+    fn instance_url(&self, base: &str) -> String {
+        format!(
+            "{base}/studies/{}/series/{}/instances/{}",
+            self.study,
+            self.series.as_deref().unwrap_or_default(),
+            self.instance.as_deref().unwrap_or_default()
+        )
+    }
 }
 
 /// The DICOMweb root as clients are told it (Retrieve URL, bulk data URIs):
@@ -88,34 +113,24 @@ async fn search_all_instances(State(state): State<AppState>, user: CurrentUser, 
     search(&state, &user, Level::Instance, qido::Scope::default(), &params).await
 }
 
-async fn search_study_series(
+async fn search_series_within(
     State(state): State<AppState>,
     user: CurrentUser,
-    Path(study): Path<String>,
+    Path(target): Path<Target>,
     Query(params): Params,
 ) -> Result<Response, ApiError> {
-    find(&state, &user, &study, None, None).await?;
-    search(&state, &user, Level::Series, qido::Scope { study: Some(&study), series: None }, &params).await
+    find(&state, &user, &target).await?;
+    search(&state, &user, Level::Series, target.qido_scope(), &params).await
 }
 
-async fn search_study_instances(
+async fn search_instances_within(
     State(state): State<AppState>,
     user: CurrentUser,
-    Path(study): Path<String>,
+    Path(target): Path<Target>,
     Query(params): Params,
 ) -> Result<Response, ApiError> {
-    find(&state, &user, &study, None, None).await?;
-    search(&state, &user, Level::Instance, qido::Scope { study: Some(&study), series: None }, &params).await
-}
-
-async fn search_series_instances(
-    State(state): State<AppState>,
-    user: CurrentUser,
-    Path((study, series)): Path<(String, String)>,
-    Query(params): Params,
-) -> Result<Response, ApiError> {
-    find(&state, &user, &study, Some(&series), None).await?;
-    search(&state, &user, Level::Instance, qido::Scope { study: Some(&study), series: Some(&series) }, &params).await
+    find(&state, &user, &target).await?;
+    search(&state, &user, Level::Instance, target.qido_scope(), &params).await
 }
 
 async fn search(
@@ -167,19 +182,13 @@ async fn search(
 
 /// The newest versions of the instances a URL names (a study, a series, or
 /// one instance), in the caller's scope; 404 when there are none.
-async fn find(
-    state: &AppState,
-    user: &CurrentUser,
-    study: &str,
-    series: Option<&str>,
-    instance: Option<&str>,
-) -> Result<Vec<InstanceMatch>, ApiError> {
-    let mut conditions = vec![Condition { key: Key::StudyInstanceUid, matcher: Matcher::Single(study.to_owned()) }];
-    if let Some(series) = series {
-        conditions.push(Condition { key: Key::SeriesInstanceUid, matcher: Matcher::Single(series.to_owned()) });
+async fn find(state: &AppState, user: &CurrentUser, target: &Target) -> Result<Vec<InstanceMatch>, ApiError> {
+    let mut conditions = vec![Condition { key: Key::StudyInstanceUid, matcher: Matcher::Single(target.study.clone()) }];
+    if let Some(series) = &target.series {
+        conditions.push(Condition { key: Key::SeriesInstanceUid, matcher: Matcher::Single(series.clone()) });
     }
-    if let Some(instance) = instance {
-        conditions.push(Condition { key: Key::SopInstanceUid, matcher: Matcher::Single(instance.to_owned()) });
+    if let Some(instance) = &target.instance {
+        conditions.push(Condition { key: Key::SopInstanceUid, matcher: Matcher::Single(instance.clone()) });
     }
     let mut search = Search { level: Level::Instance, site_id: site_of(user)?, conditions, limit: MAX_RESULTS, offset: 0 };
     let mut all = Vec::new();
@@ -192,7 +201,7 @@ async fn find(
         search.offset += MAX_RESULTS;
     }
     if all.is_empty() {
-        let what = match (series, instance) {
+        let what = match (&target.series, &target.instance) {
             (_, Some(_)) => "instance",
             (Some(_), None) => "series",
             _ => "study",
@@ -200,10 +209,6 @@ async fn find(
         return Err(ApiError::not_found(what));
     }
     Ok(all)
-}
-
-async fn find_one(state: &AppState, user: &CurrentUser, study: &str, series: &str, instance: &str) -> Result<InstanceMatch, ApiError> {
-    Ok(find(state, user, study, Some(series), Some(instance)).await?.remove(0))
 }
 
 fn accept(headers: &HeaderMap) -> Option<String> {
@@ -221,85 +226,69 @@ fn unavailable(e: impl std::fmt::Display) -> ApiError {
 
 // ---- WADO-RS: instances -------------------------------------------------
 
-async fn retrieve_study(
+/// The instances a URL names as stored, one part each, streamed: a study
+/// of any size holds one 256 KiB chunk per response in memory at a time.
+async fn retrieve(
     State(state): State<AppState>,
     user: CurrentUser,
-    Path(study): Path<String>,
+    Path(target): Path<Target>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let instances = find(&state, &user, &study, None, None).await?;
-    retrieve(&state, instances, &headers)
-}
-
-async fn retrieve_series(
-    State(state): State<AppState>,
-    user: CurrentUser,
-    Path((study, series)): Path<(String, String)>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let instances = find(&state, &user, &study, Some(&series), None).await?;
-    retrieve(&state, instances, &headers)
-}
-
-async fn retrieve_instance(
-    State(state): State<AppState>,
-    user: CurrentUser,
-    Path((study, series, instance)): Path<(String, String, String)>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let instances = find(&state, &user, &study, Some(&series), Some(&instance)).await?;
-    retrieve(&state, instances, &headers)
-}
-
-/// The instances as stored, one part each, streamed: a study of any size
-/// holds one 256 KiB chunk per response in memory at a time.
-fn retrieve(state: &AppState, instances: Vec<InstanceMatch>, headers: &HeaderMap) -> Result<Response, ApiError> {
+    let instances = find(&state, &user, &target).await?;
     let syntaxes: Vec<&str> = instances.iter().map(|i| i.transfer_syntax_uid.as_str()).collect();
-    media::negotiate_instances(accept(headers).as_deref(), &syntaxes).map_err(not_acceptable)?;
+    media::negotiate_instances(accept(&headers).as_deref(), &syntaxes).map_err(not_acceptable)?;
     let multipart = Multipart::new();
     let content_type = multipart.content_type("application/dicom");
-    let (sender, receiver) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
-    let (archive, base) = (state.archive.clone(), base(state));
-    tokio::task::spawn_blocking(move || {
+    let (archive, base) = (state.archive.clone(), base(&state));
+    let body = stream_body(move |send| {
         for i in &instances {
             let location =
                 format!("{base}/studies/{}/series/{}/instances/{}", i.series.study.study_uid, i.series.series_uid, i.sop_instance_uid);
             let part_type = format!("application/dicom; transfer-syntax={}", i.transfer_syntax_uid);
-            let head = multipart.part_header(&part_type, Some(&location), Some(i.size_bytes as u64));
-            if sender.blocking_send(Ok(Bytes::from(head))).is_err() {
-                return; // the client went away
-            }
+            send(Ok(multipart.part_header(&part_type, Some(&location), Some(i.size_bytes as u64))))?;
             let mut reader = match archive.read_object(&i.object_key) {
                 Ok(reader) => reader,
                 Err(e) => {
                     tracing::error!(sop_instance_uid = %i.sop_instance_uid, error = %e, "cannot read a stored object for WADO-RS");
-                    let _ = sender.blocking_send(Err(std::io::Error::other(e.to_string())));
-                    return;
+                    return send(Err(std::io::Error::other(e.to_string())));
                 }
             };
             let mut buffer = vec![0u8; 256 * 1024];
             loop {
-                match reader.read(&mut buffer) {
+                let n = match reader.read(&mut buffer) {
                     Ok(0) => break,
-                    Ok(n) => {
-                        if sender.blocking_send(Ok(Bytes::copy_from_slice(&buffer[..n]))).is_err() {
-                            return;
-                        }
-                    }
-                    Err(e) => {
-                        let _ = sender.blocking_send(Err(e));
-                        return;
-                    }
-                }
+                    Ok(n) => n,
+                    Err(e) => return send(Err(e)),
+                };
+                send(Ok(buffer[..n].to_vec()))?;
             }
-            if sender.blocking_send(Ok(Bytes::from_static(multipart.part_end()))).is_err() {
-                return;
-            }
+            send(Ok(multipart.part_end().to_vec()))?;
         }
-        let _ = sender.blocking_send(Ok(Bytes::from(multipart.closing())));
+        send(Ok(multipart.closing()))
     });
-    let body = Body::from_stream(tokio_stream(receiver));
     Ok(([(header::CONTENT_TYPE, content_type)], body).into_response())
+}
+
+/// The client went away: stop producing.
+struct Gone;
+
+/// A response body produced on the blocking pool by `produce`, which hands
+/// each chunk (or the error that ends the body) to `send`; at most four
+/// chunks wait for the client, so memory stays bounded whatever the size.
+fn stream_body(
+    produce: impl FnOnce(&mut dyn FnMut(std::io::Result<Vec<u8>>) -> Result<(), Gone>) -> Result<(), Gone> + Send + 'static,
+) -> Body {
+    let (sender, receiver) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(4);
+    tokio::task::spawn_blocking(move || {
+        let mut send = |chunk: std::io::Result<Vec<u8>>| {
+            let failed = chunk.is_err();
+            sender.blocking_send(chunk.map(Bytes::from)).map_err(|_| Gone)?;
+            // An error ends the body: the client sees it cut short.
+            if failed { Err(Gone) } else { Ok(()) }
+        };
+        let _ = produce(&mut send);
+    });
+    Body::from_stream(tokio_stream(receiver))
 }
 
 /// A receiver as a stream of body chunks.
@@ -309,32 +298,10 @@ fn tokio_stream<T: Send + 'static>(mut receiver: tokio::sync::mpsc::Receiver<T>)
 
 // ---- WADO-RS: metadata --------------------------------------------------
 
-async fn study_metadata(State(state): State<AppState>, user: CurrentUser, Path(study): Path<String>) -> Result<Response, ApiError> {
-    let instances = find(&state, &user, &study, None, None).await?;
-    metadata_of(&state, instances).await
-}
-
-async fn series_metadata(
-    State(state): State<AppState>,
-    user: CurrentUser,
-    Path((study, series)): Path<(String, String)>,
-) -> Result<Response, ApiError> {
-    let instances = find(&state, &user, &study, Some(&series), None).await?;
-    metadata_of(&state, instances).await
-}
-
-async fn instance_metadata(
-    State(state): State<AppState>,
-    user: CurrentUser,
-    Path((study, series, instance)): Path<(String, String, String)>,
-) -> Result<Response, ApiError> {
-    let instances = find(&state, &user, &study, Some(&series), Some(&instance)).await?;
-    metadata_of(&state, instances).await
-}
-
-/// The instances' attributes as one DICOM JSON array, read on the blocking
-/// pool a share of the instances per thread.
-async fn metadata_of(state: &AppState, instances: Vec<InstanceMatch>) -> Result<Response, ApiError> {
+/// The attributes of the instances a URL names as one DICOM JSON array,
+/// read on the blocking pool a share of the instances per thread.
+async fn metadata_of(State(state): State<AppState>, user: CurrentUser, Path(target): Path<Target>) -> Result<Response, ApiError> {
+    let instances = find(&state, &user, &target).await?;
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 4);
     let chunk = instances.len().div_ceil(threads).max(1);
     let mut tasks = Vec::new();
@@ -353,7 +320,7 @@ async fn metadata_of(state: &AppState, instances: Vec<InstanceMatch>) -> Result<
                 .collect::<Result<Vec<Vec<u8>>, ApiError>>()
         }));
     }
-    let base = base(state);
+    let base = base(&state);
     let mut body = Vec::with_capacity(instances.len() * 4096);
     body.push(b'[');
     let mut first = true;
@@ -395,72 +362,109 @@ fn render_error(e: RenderError) -> ApiError {
 async fn frames(
     State(state): State<AppState>,
     user: CurrentUser,
-    Path((study, series, instance, list)): Path<(String, String, String, String)>,
+    Path(target): Path<Target>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let wanted = frame_list(&list)?;
-    let i = find_one(&state, &user, &study, &series, &instance).await?;
-    let negotiated = media::negotiate_frames(accept(&headers).as_deref(), &i.transfer_syntax_uid).map_err(not_acceptable)?;
-    let encoding = negotiated.choice.clone();
-    let archive = state.archive.clone();
-    let key = i.object_key.clone();
-    let parts = tokio::task::spawn_blocking(move || {
-        let reader = archive.read_object(&key).map_err(unavailable)?;
+    frames_of(&state, &user, &target, &headers).await
+}
+
+/// One frame as the negotiated encoding sends it.
+fn frame_part<R: std::io::Read + std::io::Seek>(
+    object: &mut ObjectFrames<R>,
+    frame: u32,
+    encoding: &FrameEncoding,
+) -> Result<Vec<u8>, RenderError> {
+    match encoding {
+        FrameEncoding::Decoded => {
+            let bits_allocated = object.module().bits_allocated;
+            object.decode(frame).map(|stored| telediag_imaging::source::little_endian(&stored, bits_allocated))
+        }
+        FrameEncoding::Stored { .. } => object.frame_bytes(frame).map(telediag_imaging::FrameBytes::into_bytes),
+    }
+}
+
+/// The frames `target` names. The object is opened, every frame number
+/// checked and the first frame made before answering, so a missing or
+/// undecodable frame is a status rather than a body cut short; the rest
+/// stream, one frame in memory at a time (a 1,000-frame cine loop is not
+/// held whole).
+async fn frames_of(state: &AppState, user: &CurrentUser, target: &Target, headers: &HeaderMap) -> Result<Response, ApiError> {
+    let wanted = frame_list(target.frames.as_deref().unwrap_or_default())?;
+    let i = find(state, user, target).await?.remove(0);
+    let negotiated = media::negotiate_frames(accept(headers).as_deref(), &i.transfer_syntax_uid).map_err(not_acceptable)?;
+    let part_type = format!("{}; transfer-syntax={}", negotiated.choice.media_type(), negotiated.choice.transfer_syntax());
+    let (archive, encoding, checked) = (state.archive.clone(), negotiated.choice.clone(), wanted.clone());
+    let (object, first) = tokio::task::spawn_blocking(move || {
+        let reader = archive.read_object(&i.object_key).map_err(unavailable)?;
         let mut object = ObjectFrames::open(reader).map_err(render_error)?;
-        let bits_allocated = object.module().bits_allocated;
-        wanted
-            .iter()
-            .map(|&frame| match encoding {
-                FrameEncoding::Decoded => {
-                    object.decode(frame).map(|stored| telediag_imaging::source::little_endian(&stored, bits_allocated))
-                }
-                FrameEncoding::Stored { .. } => object.frame_bytes(frame).map(telediag_imaging::FrameBytes::into_bytes),
-            })
-            .collect::<Result<Vec<Vec<u8>>, RenderError>>()
-            .map_err(render_error)
+        let frames = object.module().frames;
+        if let Some(&beyond) = checked.iter().find(|&&f| f >= frames) {
+            return Err(render_error(RenderError::NoSuchFrame { frame: beyond, frames }));
+        }
+        let first = frame_part(&mut object, checked[0], &encoding).map_err(render_error)?;
+        Ok((object, first))
     })
     .await
     .map_err(unavailable)??;
-    let part_type = format!("{}; transfer-syntax={}", negotiated.choice.media_type(), negotiated.choice.transfer_syntax());
-    let instance_url = format!("{}/studies/{study}/series/{series}/instances/{instance}", base(&state));
-    if !negotiated.multipart && parts.len() == 1 {
-        let body = parts.into_iter().next().expect("one part");
-        return Ok(([(header::CONTENT_TYPE, part_type)], body).into_response());
+    if !negotiated.multipart && wanted.len() == 1 {
+        return Ok(([(header::CONTENT_TYPE, part_type)], first).into_response());
     }
     let multipart = Multipart::new();
-    let numbered: Vec<(String, Option<String>, Vec<u8>)> = list
-        .split(',')
-        .zip(parts)
-        .map(|(n, bytes)| (part_type.clone(), Some(format!("{instance_url}/frames/{}", n.trim())), bytes))
-        .collect();
-    let body = multipart.whole(&numbered);
-    Ok(([(header::CONTENT_TYPE, multipart.content_type(negotiated.choice.media_type()))], body).into_response())
+    let content_type = multipart.content_type(negotiated.choice.media_type());
+    let (instance_url, encoding) = (target.instance_url(&base(state)), negotiated.choice);
+    let body = stream_body(move |send| {
+        let (mut object, mut first) = (object, Some(first));
+        for &frame in &wanted {
+            let bytes = match first.take() {
+                Some(bytes) => bytes,
+                None => match frame_part(&mut object, frame, &encoding) {
+                    Ok(bytes) => bytes,
+                    Err(e) => return send(Err(std::io::Error::other(e.to_string()))),
+                },
+            };
+            let location = format!("{instance_url}/frames/{}", frame + 1);
+            send(Ok(multipart.part_header(&part_type, Some(&location), Some(bytes.len() as u64))))?;
+            send(Ok(bytes))?;
+            send(Ok(multipart.part_end().to_vec()))?;
+        }
+        send(Ok(multipart.closing()))
+    });
+    Ok(([(header::CONTENT_TYPE, content_type)], body).into_response())
+}
+
+/// A bulk data URI's parts.
+#[derive(Debug, serde::Deserialize)]
+struct BulkTarget {
+    study: String,
+    series: String,
+    instance: String,
+    path: String,
 }
 
 async fn bulk_data(
     State(state): State<AppState>,
     user: CurrentUser,
-    Path((study, series, instance, path)): Path<(String, String, String, String)>,
+    Path(bulk): Path<BulkTarget>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let i = find_one(&state, &user, &study, &series, &instance).await?;
-    let steps = metadata::parse_bulk_path(&path).map_err(ApiError::bad_request)?;
+    let mut target = Target { study: bulk.study, series: Some(bulk.series), instance: Some(bulk.instance), frames: None };
+    let i = find(&state, &user, &target).await?.remove(0);
+    let steps = metadata::parse_bulk_path(&bulk.path).map_err(ApiError::bad_request)?;
     if steps == [metadata::BulkStep::Tag(0x7FE0_0010)] {
         // Pixel Data: its frames, as stored or decoded as the client asks.
         let frames_in = i.number_of_frames.unwrap_or(1).max(1);
-        let list = (1..=frames_in).map(|n| n.to_string()).collect::<Vec<_>>().join(",");
-        return frames(State(state), user, Path((study, series, instance, list)), headers).await;
+        target.frames = Some((1..=frames_in).map(|n| n.to_string()).collect::<Vec<_>>().join(","));
+        return frames_of(&state, &user, &target, &headers).await;
     }
     let archive = state.archive.clone();
-    let key = i.object_key.clone();
     let value = tokio::task::spawn_blocking(move || {
-        let reader = archive.read_object(&key).map_err(unavailable)?;
+        let reader = archive.read_object(&i.object_key).map_err(unavailable)?;
         metadata::bulk_value(reader, &steps).map_err(|e| ApiError::new(StatusCode::NOT_FOUND, e.to_string()))
     })
     .await
     .map_err(unavailable)??;
     let multipart = Multipart::new();
-    let location = format!("{}/studies/{study}/series/{series}/instances/{instance}/bulkdata/{path}", base(&state));
+    let location = format!("{}/bulkdata/{}", target.instance_url(&base(&state)), bulk.path);
     let body = multipart.whole(&[(media::OCTET_STREAM.to_owned(), Some(location), value)]);
     Ok(([(header::CONTENT_TYPE, multipart.content_type(media::OCTET_STREAM))], body).into_response())
 }
@@ -565,101 +569,46 @@ fn representative(instances: &[InstanceMatch]) -> Result<&InstanceMatch, ApiErro
     in_series.get(in_series.len() / 2).map(|i| **i).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "nothing here is an image"))
 }
 
-async fn study_rendered(
+async fn rendered(
     State(state): State<AppState>,
     user: CurrentUser,
-    Path(study): Path<String>,
+    Path(target): Path<Target>,
     Query(params): Query<RenderParams>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let instances = find(&state, &user, &study, None, None).await?;
-    render(&state, representative(&instances)?, 0, render_request(&params, &headers, false)?).await
+    image(&state, &user, &target, &params, &headers, false).await
 }
 
-async fn study_thumbnail(
+async fn thumbnail(
     State(state): State<AppState>,
     user: CurrentUser,
-    Path(study): Path<String>,
+    Path(target): Path<Target>,
     Query(params): Query<RenderParams>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let instances = find(&state, &user, &study, None, None).await?;
-    render(&state, representative(&instances)?, 0, render_request(&params, &headers, true)?).await
+    image(&state, &user, &target, &params, &headers, true).await
 }
 
-async fn series_rendered(
-    State(state): State<AppState>,
-    user: CurrentUser,
-    Path((study, series)): Path<(String, String)>,
-    Query(params): Query<RenderParams>,
-    headers: HeaderMap,
+/// A rendered image or thumbnail of what `target` names: the frame, the
+/// instance's first frame, or a study's or series' representative image.
+async fn image(
+    state: &AppState,
+    user: &CurrentUser,
+    target: &Target,
+    params: &RenderParams,
+    headers: &HeaderMap,
+    thumbnail: bool,
 ) -> Result<Response, ApiError> {
-    let instances = find(&state, &user, &study, Some(&series), None).await?;
-    render(&state, representative(&instances)?, 0, render_request(&params, &headers, false)?).await
-}
-
-async fn series_thumbnail(
-    State(state): State<AppState>,
-    user: CurrentUser,
-    Path((study, series)): Path<(String, String)>,
-    Query(params): Query<RenderParams>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let instances = find(&state, &user, &study, Some(&series), None).await?;
-    render(&state, representative(&instances)?, 0, render_request(&params, &headers, true)?).await
-}
-
-async fn instance_rendered(
-    State(state): State<AppState>,
-    user: CurrentUser,
-    Path((study, series, instance)): Path<(String, String, String)>,
-    Query(params): Query<RenderParams>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let i = find_one(&state, &user, &study, &series, &instance).await?;
-    render(&state, &i, 0, render_request(&params, &headers, false)?).await
-}
-
-async fn instance_thumbnail(
-    State(state): State<AppState>,
-    user: CurrentUser,
-    Path((study, series, instance)): Path<(String, String, String)>,
-    Query(params): Query<RenderParams>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let i = find_one(&state, &user, &study, &series, &instance).await?;
-    render(&state, &i, 0, render_request(&params, &headers, true)?).await
-}
-
-fn one_frame(list: &str) -> Result<u32, ApiError> {
-    match frame_list(list)?.as_slice() {
-        [frame] => Ok(*frame),
-        _ => Err(ApiError::bad_request("a rendered frame is one frame number")),
-    }
-}
-
-async fn frames_rendered(
-    State(state): State<AppState>,
-    user: CurrentUser,
-    Path((study, series, instance, list)): Path<(String, String, String, String)>,
-    Query(params): Query<RenderParams>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let frame = one_frame(&list)?;
-    let i = find_one(&state, &user, &study, &series, &instance).await?;
-    render(&state, &i, frame, render_request(&params, &headers, false)?).await
-}
-
-async fn frames_thumbnail(
-    State(state): State<AppState>,
-    user: CurrentUser,
-    Path((study, series, instance, list)): Path<(String, String, String, String)>,
-    Query(params): Query<RenderParams>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let frame = one_frame(&list)?;
-    let i = find_one(&state, &user, &study, &series, &instance).await?;
-    render(&state, &i, frame, render_request(&params, &headers, true)?).await
+    let instances = find(state, user, target).await?;
+    let frame = match target.frames.as_deref() {
+        Some(list) => match frame_list(list)?.as_slice() {
+            [frame] => *frame,
+            _ => return Err(ApiError::bad_request("a rendered frame is one frame number")),
+        },
+        None => 0,
+    };
+    let shown = if target.instance.is_some() { &instances[0] } else { representative(&instances)? };
+    render(state, shown, frame, render_request(params, headers, thumbnail)?).await
 }
 
 // ---- STOW-RS -----------------------------------------------------------
@@ -709,10 +658,10 @@ async fn store_parts(
         }
     }
     let status = StatusCode::from_u16(stow::http_status(&outcomes)).unwrap_or(StatusCode::OK);
-    let body = stow::response(&outcomes, &base(state), study.map(StudyUid::as_str));
+    let base = base(state);
+    let body = stow::response(&outcomes, &base, study.map(StudyUid::as_str));
     let mut response = ([(header::CONTENT_TYPE, "application/dicom+json")], body).into_response();
     *response.status_mut() = status;
-    let base = base(state);
     for failure in outcomes.iter().filter_map(|o| o.result.as_ref().err()) {
         let text = format!("{:04X} {base}: {}", failure.reason, failure.comment.replace(['\r', '\n'], " "));
         if let Ok(value) = HeaderValue::from_str(&text) {
