@@ -206,13 +206,13 @@ impl Database {
     /// Studies matching `search` (its level is taken as study), newest first.
     pub async fn search_studies(&self, search: &Search) -> Result<Found<StudyMatch>, DbError> {
         let rows = self.run_search(search, Level::Study).await?;
-        Ok(page(rows, search, |r| study_from(r, 0)))
+        Ok(page(rows, search, study_from))
     }
 
     /// Series matching `search`, by study then series number.
     pub async fn search_series(&self, search: &Search) -> Result<Found<SeriesMatch>, DbError> {
         let rows = self.run_search(search, Level::Series).await?;
-        Ok(page(rows, search, |r| series_from(r, 0)))
+        Ok(page(rows, search, series_from))
     }
 
     /// Instances (their newest versions) matching `search`, by series then
@@ -350,20 +350,23 @@ fn push_condition(sql: &mut QueryBuilder<'_, Sqlite>, condition: &Condition) {
             }
             sql.push(")");
         }
+        // Modalities in Study is a backslash list: each pattern is matched
+        // against one of its values, never across two.
         (Matcher::Single(value), Key::ModalitiesInStudy) => {
-            sql.push(" AND ('\\' || s.modalities || '\\') LIKE ").push_bind(format!("%\\{}\\%", like_literal(value))).push(" ESCAPE '!'");
+            sql.push(" AND ");
+            push_modality_like(sql, &like_literal(value));
+        }
+        (Matcher::Wildcard(pattern), Key::ModalitiesInStudy) => {
+            sql.push(" AND ");
+            push_modality_like(sql, &like_pattern(pattern));
         }
         (Matcher::AnyOf(values), Key::ModalitiesInStudy) => {
             sql.push(" AND (0 = 1");
             for value in values {
-                sql.push(" OR ('\\' || s.modalities || '\\') LIKE ")
-                    .push_bind(format!("%\\{}\\%", like_literal(value)))
-                    .push(" ESCAPE '!'");
+                sql.push(" OR ");
+                push_modality_like(sql, &like_literal(value));
             }
             sql.push(")");
-        }
-        (Matcher::Wildcard(pattern), Key::ModalitiesInStudy) => {
-            sql.push(" AND ('\\' || s.modalities || '\\') LIKE ").push_bind(format!("%\\{}\\%", like_pattern(pattern))).push(" ESCAPE '!'");
         }
         (Matcher::Single(value), key) if key.is_number() => match value.trim().parse::<i64>() {
             Ok(n) => {
@@ -400,7 +403,14 @@ fn push_condition(sql: &mut QueryBuilder<'_, Sqlite>, condition: &Condition) {
     }
 }
 
-fn study_from(r: &sqlx::sqlite::SqliteRow, at: usize) -> StudyMatch {
+/// `s.modalities` holding a value that matches the LIKE pattern `one`.
+fn push_modality_like(sql: &mut QueryBuilder<'_, Sqlite>, one: &str) {
+    sql.push("('\\' || s.modalities || '\\') LIKE ").push_bind(format!("%\\{one}\\%")).push(" ESCAPE '!'");
+}
+
+/// A row's study columns, which every level's query selects first.
+fn study_from(r: &sqlx::sqlite::SqliteRow) -> StudyMatch {
+    let at = 0;
     StudyMatch {
         site_id: r.get(at),
         study_uid: r.get(at + 1),
@@ -423,10 +433,11 @@ fn study_from(r: &sqlx::sqlite::SqliteRow, at: usize) -> StudyMatch {
 const STUDY_WIDTH: usize = 15;
 const SERIES_WIDTH: usize = 8;
 
-fn series_from(r: &sqlx::sqlite::SqliteRow, _: usize) -> SeriesMatch {
+/// A row's series columns, selected after the study's.
+fn series_from(r: &sqlx::sqlite::SqliteRow) -> SeriesMatch {
     let at = STUDY_WIDTH;
     SeriesMatch {
-        study: study_from(r, 0),
+        study: study_from(r),
         series_uid: r.get(at),
         modality: r.get(at + 1),
         description: r.get(at + 2),
@@ -441,7 +452,7 @@ fn series_from(r: &sqlx::sqlite::SqliteRow, _: usize) -> SeriesMatch {
 fn instance_from(r: &sqlx::sqlite::SqliteRow) -> InstanceMatch {
     let at = STUDY_WIDTH + SERIES_WIDTH;
     InstanceMatch {
-        series: series_from(r, 0),
+        series: series_from(r),
         sop_instance_uid: r.get(at),
         sop_class_uid: r.get(at + 1),
         transfer_syntax_uid: r.get(at + 2),

@@ -105,7 +105,7 @@ pub fn instance_metadata<R: Read + Seek>(source: R, at: &InstancePath<'_>) -> Re
                     wrote_available_ts = true;
                 }
                 let level = stack.last().expect("never empty");
-                let (charset, path) = (level.charset, format!("{}{:08X}/", level.path, tag_number(tag)));
+                let (charset, path) = (level.charset, within(&level.path, tag_number(tag)));
                 w.begin_sequence(tag_number(tag));
                 stack.push(Level { items: 0, charset, path, is_pixel_sequence: false });
             }
@@ -118,7 +118,7 @@ pub fn instance_metadata<R: Read + Seek>(source: R, at: &InstancePath<'_>) -> Re
                     w.separator();
                 }
                 level.items += 1;
-                let (charset, path) = (level.charset, format!("{}{}/", level.path, level.items));
+                let (charset, path) = (level.charset, item(&level.path, level.items));
                 w.open_object();
                 stack.push(Level { items: 0, charset, path, is_pixel_sequence: false });
             }
@@ -150,7 +150,7 @@ pub fn instance_metadata<R: Read + Seek>(source: R, at: &InstancePath<'_>) -> Re
                     wrote_available_ts = true;
                 }
                 let level = stack.last().expect("never empty");
-                w.bulk_data_at_base(PIXEL_DATA, "OB", &format!("{bulk}/{}7FE00010", level.path));
+                w.bulk_data_at_base(PIXEL_DATA, "OB", &format!("{bulk}/{}", value_at(&level.path, PIXEL_DATA)));
                 if top {
                     break;
                 }
@@ -179,7 +179,7 @@ pub fn instance_metadata<R: Read + Seek>(source: R, at: &InstancePath<'_>) -> Re
                 let level = stack.last().expect("never empty");
                 if is_pixels || len > limit {
                     decoder.skip_bytes(len).map_err(|e| read_err(&e))?;
-                    w.bulk_data_at_base(tag_number(tag), vr, &format!("{bulk}/{}{:08X}", level.path, tag_number(tag)));
+                    w.bulk_data_at_base(tag_number(tag), vr, &format!("{bulk}/{}", value_at(&level.path, tag_number(tag))));
                     if top && is_pixels && tag == PIXEL_TAG {
                         break;
                     }
@@ -282,6 +282,24 @@ fn available_ts(w: &mut ObjectWriter, ts_uid: &str) {
     w.text(0x0008_3002, "UI", ts_uid);
 }
 
+// Bulk data paths, written by `instance_metadata` and read back by
+// `bulk_value`: `<tag>/<item from 1>/<tag>`, e.g. `00540016/1/00181074`.
+
+/// The prefix of what is inside the sequence `tag` at `prefix`.
+fn within(prefix: &str, tag: u32) -> String {
+    format!("{prefix}{tag:08X}/")
+}
+
+/// The prefix of item `n` of the sequence whose prefix is `prefix`.
+fn item(prefix: &str, n: impl std::fmt::Display) -> String {
+    format!("{prefix}{n}/")
+}
+
+/// The path of the value `tag` at `prefix`.
+fn value_at(prefix: &str, tag: u32) -> String {
+    format!("{prefix}{tag:08X}")
+}
+
 fn tag_number(tag: Tag) -> u32 {
     (u32::from(tag.0) << 16) | u32::from(tag.1)
 }
@@ -342,7 +360,7 @@ pub fn bulk_value<R: Read + Seek>(source: R, steps: &[BulkStep]) -> Result<Vec<u
         let token = token.map_err(|e| MetadataError::Read(e.to_string()))?;
         match token {
             LazyDataToken::SequenceStart { tag, .. } => {
-                let prefix = format!("{}{:08X}/", stack.last().expect("never empty").0, tag_number(tag));
+                let prefix = within(&stack.last().expect("never empty").0, tag_number(tag));
                 stack.push((prefix, 0, false));
             }
             LazyDataToken::PixelSequenceStart => {
@@ -352,7 +370,7 @@ pub fn bulk_value<R: Read + Seek>(source: R, steps: &[BulkStep]) -> Result<Vec<u
             LazyDataToken::ItemStart { .. } => {
                 let level = stack.last_mut().expect("never empty");
                 level.1 += 1;
-                let prefix = format!("{}{}/", level.0, level.1);
+                let prefix = item(&level.0, level.1);
                 let pixel = level.2;
                 stack.push((prefix, 0, pixel));
             }
@@ -366,7 +384,7 @@ pub fn bulk_value<R: Read + Seek>(source: R, steps: &[BulkStep]) -> Result<Vec<u
             }
             LazyDataToken::LazyItemValue { len, decoder } => decoder.skip_bytes(len).map_err(|e| MetadataError::Read(e.to_string()))?,
             LazyDataToken::LazyValue { header, decoder } => {
-                let path = format!("{}{:08X}", stack.last().expect("never empty").0, tag_number(header.tag));
+                let path = value_at(&stack.last().expect("never empty").0, tag_number(header.tag));
                 if path == target && header.len.0 <= MAX_BULK_VALUE {
                     let mut value = Vec::with_capacity(header.len.0 as usize);
                     decoder.read_to_vec(header.len.0, &mut value).map_err(|e| MetadataError::Read(e.to_string()))?;

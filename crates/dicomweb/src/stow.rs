@@ -81,22 +81,20 @@ where
     let mut outcomes = Vec::new();
     while let Some(mut part) = multipart.next_field().await? {
         let content_type = part.content_type().map(|m| m.essence_str().to_owned());
-        if let Some(content_type) = content_type
-            && content_type != "application/dicom"
-        {
-            // Drain it; it is reported, not stored.
-            while part.chunk().await?.is_some() {}
-            outcomes.push(Outcome {
+        let outcome = match content_type {
+            Some(content_type) if content_type != "application/dicom" => Outcome {
                 sop_class_uid: String::new(),
                 sop_instance_uid: String::new(),
                 result: Err(Failure {
                     reason: status::CANNOT_UNDERSTAND,
                     comment: format!("a part of type {content_type} is not a DICOM instance (application/dicom)"),
                 }),
-            });
-            continue;
-        }
-        outcomes.push(store_part(archive, origin, study, &mut part).await?);
+            },
+            _ => store_part(archive, origin, study, &mut part).await?,
+        };
+        // What a refused part still holds is read and dropped.
+        while part.chunk().await?.is_some() {}
+        outcomes.push(outcome);
     }
     Ok(outcomes)
 }
@@ -107,50 +105,39 @@ async fn store_part(
     study: Option<&StudyUid>,
     part: &mut multer::Field<'static>,
 ) -> Result<Outcome, StowError> {
-    // The Part 10 header, from the part's first bytes.
+    // The Part 10 header, from the part's first bytes: read up to the
+    // most a meta group may take (or the whole part, if smaller), then
+    // parsed once — a part arriving a byte at a time costs no more.
     let mut head: Vec<u8> = Vec::new();
+    while head.len() < HEADER_LIMIT {
+        match part.chunk().await? {
+            Some(chunk) => head.extend_from_slice(&chunk),
+            None => break,
+        }
+    }
     // Part 10 with its 128-byte preamble, or without it (pydicom writes
     // datasets it did not read from a file so): "DICM" first.
-    let preamble_missing = |head: &[u8]| head.starts_with(b"DICM");
-    let header = loop {
-        let parsed = if preamble_missing(&head) {
-            part10::read_header([&[0u8; 128][..], &head[..]].concat().as_slice()).map(|(meta, len)| (meta, len - 128))
-        } else {
-            part10::read_header(&head[..])
-        };
-        match parsed {
-            Ok(found) => break Ok(found),
-            Err(e) if head.len() >= HEADER_LIMIT => break Err(e.to_string()),
-            Err(e) => match part.chunk().await? {
-                Some(chunk) => head.extend_from_slice(&chunk),
-                None => break Err(e.to_string()),
-            },
-        }
+    let header = if head.starts_with(b"DICM") {
+        part10::read_header([&[0u8; 128][..], &head[..]].concat().as_slice()).map(|(meta, len)| (meta, len - 128))
+    } else {
+        part10::read_header(&head[..])
     };
     let (meta, header_len) = match header {
         Ok(found) => found,
-        Err(reason) => {
-            while part.chunk().await?.is_some() {}
-            return Ok(failed(None, status::CANNOT_UNDERSTAND, format!("not a DICOM Part 10 instance: {reason}")));
-        }
+        Err(reason) => return Ok(failed(None, status::CANNOT_UNDERSTAND, format!("not a DICOM Part 10 instance: {reason}"))),
     };
     let meta = FileMeta { source_ae_title: None, ..meta };
     if telediag_archive::sop_classes::name_of(meta.sop_class_uid.trim_end_matches('\0')).is_none() {
-        while part.chunk().await?.is_some() {}
         let comment = format!("SOP Class {} is not a storage SOP class this archive accepts", meta.sop_class_uid);
         return Ok(failed(Some(&meta), reason::SOP_CLASS_NOT_SUPPORTED, comment));
     }
     if telediag_archive::scan::is_deflated(meta.transfer_syntax_uid.trim_end_matches('\0')).is_err() {
-        while part.chunk().await?.is_some() {}
         let comment = format!("transfer syntax {} cannot be read by this archive", meta.transfer_syntax_uid);
         return Ok(failed(Some(&meta), reason::TRANSFER_SYNTAX_NOT_SUPPORTED, comment));
     }
     let mut incoming = match archive.begin(meta.clone(), origin.site_id) {
         Ok(incoming) => incoming,
-        Err(e) => {
-            while part.chunk().await?.is_some() {}
-            return Ok(failed(Some(&meta), e.dimse_status(), e.to_string()));
-        }
+        Err(e) => return Ok(failed(Some(&meta), e.dimse_status(), e.to_string())),
     };
     let mut write_failed = None;
     let mut write = |bytes: &[u8], incoming: &mut telediag_archive::IncomingObject| {
