@@ -8,8 +8,6 @@
 mod common;
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::process::Command;
 use std::time::Duration;
 
@@ -27,36 +25,9 @@ fn require_dicomweb_client() -> bool {
     found
 }
 
-/// GET with headers; status, lower-cased head, body (chunked decoded).
+/// GET with an Accept header; status, lower-cased head, body.
 fn get(port: u16, path: &str, token: &str, accept: Option<&str>) -> (u16, String, Vec<u8>) {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    let accept = accept.map(|a| format!("Accept: {a}\r\n")).unwrap_or_default();
-    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nAuthorization: Bearer {token}\r\n{accept}\r\n");
-    stream.write_all(request.as_bytes()).unwrap();
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).unwrap();
-    let split = response.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-    let head = String::from_utf8_lossy(&response[..split]).to_ascii_lowercase();
-    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let mut body = response[split + 4..].to_vec();
-    if head.contains("transfer-encoding: chunked") {
-        body = dechunk(&body);
-    }
-    (status, head, body)
-}
-
-fn dechunk(mut rest: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    while let Some(end) = rest.windows(2).position(|w| w == b"\r\n") {
-        let size = usize::from_str_radix(std::str::from_utf8(&rest[..end]).unwrap().trim(), 16).unwrap();
-        if size == 0 {
-            break;
-        }
-        out.extend_from_slice(&rest[end + 2..end + 2 + size]);
-        rest = &rest[end + 2 + size + 2..];
-    }
-    out
+    http_raw(port, path, token, accept.map(|a| format!("Accept: {a}")).as_deref())
 }
 
 /// The parts of a multipart/related body, split at the boundary its
@@ -108,22 +79,7 @@ fn first(item: &serde_json::Value, tag: &str) -> String {
 /// A 64×64 CT slice (explicit VR little endian, 12 bits stored) of a
 /// patient named in GB18030, `Zhang^San=张^三`, as a county scanner writes.
 fn gb18030_ct(path: &std::path::Path, sop: &str, study: &str) -> std::path::PathBuf {
-    fn element(out: &mut Vec<u8>, tag: (u16, u16), vr: &[u8; 2], value: &[u8]) {
-        let mut value = value.to_vec();
-        if value.len() % 2 == 1 {
-            value.push(if vr == b"UI" { 0 } else { b' ' });
-        }
-        out.extend(tag.0.to_le_bytes());
-        out.extend(tag.1.to_le_bytes());
-        out.extend(vr);
-        if vr == b"OW" || vr == b"OB" {
-            out.extend([0, 0]);
-            out.extend((value.len() as u32).to_le_bytes());
-        } else {
-            out.extend((value.len() as u16).to_le_bytes());
-        }
-        out.extend(value);
-    }
+    let element = |out: &mut Vec<u8>, (group, elem): (u16, u16), vr: &[u8; 2], value: &[u8]| explicit_element(out, group, elem, vr, value);
     let gb = |text: &str| encoding_rs::GB18030.encode(text).0.into_owned();
     let pixels: Vec<u8> = (0..64u16 * 64).flat_map(|i| ((i % 64) * 60 + (i / 64) * 4).to_le_bytes()).collect();
     let mut ds = Vec::new();
@@ -316,7 +272,7 @@ fn the_public_corpus_through_dicomweb_and_dicomweb_client() {
         String::from_utf8_lossy(&out.stderr),
         server.log()
     );
-    assert!(stdout.lines().filter(|l| l.starts_with("ok ")).count() >= 24, "{stdout}");
+    assert!(stdout.lines().filter(|l| l.starts_with("ok ")).count() >= 27, "{stdout}");
 }
 
 #[test]
@@ -370,4 +326,78 @@ fn another_sites_uids_are_404_on_every_route() {
     let (status, audit) = http(port, "GET", "/api/audit?limit=500", Some(&admin), None);
     assert_eq!(status, 200, "{audit}");
     assert!(audit.contains("/dicom-web/studies/2.25.700000/metadata"), "DICOMweb reads are not in the audit log");
+}
+
+/// A STOW body of `files` (Part 10 bytes), one part each.
+fn stow_body(files: &[Vec<u8>]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for file in files {
+        body.extend_from_slice(b"\r\n--B\r\nContent-Type: application/dicom\r\n\r\n");
+        body.extend_from_slice(file);
+    }
+    body.extend_from_slice(b"\r\n--B--\r\n");
+    body
+}
+
+/// Failure Reasons of a Store Instances Response, in order.
+fn failure_reasons(response: &serde_json::Value) -> Vec<u64> {
+    response["00081198"]["Value"]
+        .as_array()
+        .map(|items| items.iter().map(|i| i["00081197"]["Value"][0].as_u64().unwrap()).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn stow_refusals_say_why_and_frames_are_bounded() {
+    let (server, _admin, corpus_tech, _) = centre();
+    let port = server.http_port;
+    let dir = server.dir.path().to_owned();
+    let stow = |path: &str, files: &[Vec<u8>]| {
+        let (status, body) =
+            post_bytes(port, path, &corpus_tech, "multipart/related; type=\"application/dicom\"; boundary=B", &stow_body(files));
+        (status, json(body.as_bytes()))
+    };
+    let read = |name: &str, sop: &str, study: &str| std::fs::read(gb18030_ct(&dir.join(name), sop, study)).unwrap();
+
+    // One stored, one of another study: 202, the stranger refused with 0xA900.
+    let (status, response) =
+        stow("/dicom-web/studies/2.25.900000", &[read("a.dcm", "2.25.900001", "2.25.900000"), read("b.dcm", "2.25.910001", "2.25.910000")]);
+    assert_eq!(status, 202, "{response}");
+    assert_eq!(failure_reasons(&response), [0xA900]);
+    assert_eq!(response["00081199"]["Value"].as_array().unwrap().len(), 1);
+    // Another site's study UID: 409, 0x0124, and nothing of the owner said.
+    let (status, response) = stow("/dicom-web/studies", &[read("c.dcm", "2.25.800099", "2.25.800000")]);
+    assert_eq!((status, failure_reasons(&response)), (409, vec![0x0124]), "{response}");
+    // An unknown SOP class: 0x0122.
+    let mut unknown = read("d.dcm", "2.25.920001", "2.25.920000");
+    let at = unknown.windows(25).position(|w| w == b"1.2.840.10008.5.1.4.1.1.2").unwrap();
+    unknown[at..at + 25].copy_from_slice(b"1.2.840.99999.5.1.4.1.1.2");
+    let (status, response) = stow("/dicom-web/studies", &[unknown]);
+    assert_eq!((status, failure_reasons(&response)), (409, vec![0x0122]), "{response}");
+    // 70 KB of anything but DICOM: refused as not understood, read once.
+    let (status, response) = stow("/dicom-web/studies", &[vec![b'x'; 70_000]]);
+    assert_eq!((status, failure_reasons(&response)), (409, vec![0xC000]), "{response}");
+    // Not multipart/related: 415 with a reason.
+    let (status, body) = post_bytes(port, "/dicom-web/studies", &corpus_tech, "application/dicom", b"x");
+    assert_eq!(status, 415, "{body}");
+
+    // Frames: a frame the object does not have is 404 before any body;
+    // several frames come back as as many parts.
+    let (_, _, body) = get(port, "/dicom-web/studies/2.25.700000/series/2.25.700000.1/instances", &corpus_tech, None);
+    assert_eq!(json(&body).as_array().unwrap().len(), 1);
+    let instance = "/dicom-web/studies/2.25.700000/series/2.25.700000.1/instances/2.25.700001";
+    let (status, _, body) = get(port, &format!("{instance}/frames/2"), &corpus_tech, None);
+    assert_eq!(status, 404);
+    assert!(
+        json(&body)["error"].as_str().unwrap().contains("frame 2 requested but the object has 1"),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    let (status, head, body) =
+        get(port, &format!("{instance}/frames/1,1"), &corpus_tech, Some("multipart/related; type=application/octet-stream"));
+    assert_eq!(status, 200, "{head}");
+    let frames = parts(&head, &body);
+    assert_eq!(frames.len(), 2);
+    assert!(frames.iter().all(|(_, bytes)| bytes.len() == 64 * 64 * 2));
+    assert!(frames[0].0.contains(&format!("Content-Location: http://localhost:{port}{instance}/frames/1")), "{}", frames[0].0);
 }

@@ -347,7 +347,8 @@ pub fn acknowledged(log: &str) -> Vec<PathBuf> {
     sent
 }
 
-/// A raw HTTP/1.1 exchange: status, lower-cased head, body bytes (not chunked).
+/// A raw HTTP/1.1 GET: status, lower-cased head, body bytes (a chunked
+/// body decoded).
 pub fn http_raw(port: u16, path: &str, token: &str, extra_header: Option<&str>) -> (u16, String, Vec<u8>) {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
     stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
@@ -359,7 +360,9 @@ pub fn http_raw(port: u16, path: &str, token: &str, extra_header: Option<&str>) 
     let split = response.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
     let head = String::from_utf8_lossy(&response[..split]).to_ascii_lowercase();
     let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    (status, head, response[split + 4..].to_vec())
+    let body = &response[split + 4..];
+    let body = if head.contains("transfer-encoding: chunked") { dechunk(body) } else { body.to_vec() };
+    (status, head, body)
 }
 
 /// A minimal HTTP/1.1 client for the API tests (no client library needed
@@ -383,20 +386,24 @@ pub fn http(port: u16, method: &str, path: &str, token: Option<&str>, body: Opti
     let text = String::from_utf8_lossy(&response).into_owned();
     let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
     let (head, payload) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let payload = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(payload) } else { payload.to_owned() };
+    let payload = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        String::from_utf8_lossy(&dechunk(payload.as_bytes())).into_owned()
+    } else {
+        payload.to_owned()
+    };
     (status, payload)
 }
 
-fn dechunk(body: &str) -> String {
-    let mut out = String::new();
-    let mut rest = body;
-    while let Some((size, after)) = rest.split_once("\r\n") {
-        let Ok(n) = usize::from_str_radix(size.trim(), 16) else { break };
-        if n == 0 {
+/// A chunked body's bytes.
+fn dechunk(mut rest: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(end) = rest.windows(2).position(|w| w == b"\r\n") {
+        let Some(size) = std::str::from_utf8(&rest[..end]).ok().and_then(|s| usize::from_str_radix(s.trim(), 16).ok()) else { break };
+        if size == 0 || rest.len() < end + 2 + size {
             break;
         }
-        out.push_str(&after[..n]);
-        rest = &after[n + 2..];
+        out.extend_from_slice(&rest[end + 2..end + 2 + size]);
+        rest = &rest[(end + 4 + size).min(rest.len())..];
     }
     out
 }
@@ -474,24 +481,27 @@ impl Drop for ReferenceReceiver {
     }
 }
 
+/// Appends one explicit VR little endian element, padded to even length.
+pub fn explicit_element(out: &mut Vec<u8>, group: u16, elem: u16, vr: &[u8; 2], value: &[u8]) {
+    let mut value = value.to_vec();
+    if value.len() % 2 == 1 {
+        value.push(if vr == b"UI" { 0 } else { b' ' });
+    }
+    out.extend(group.to_le_bytes());
+    out.extend(elem.to_le_bytes());
+    out.extend(vr);
+    if vr == b"OW" || vr == b"OB" {
+        out.extend([0, 0]);
+        out.extend((value.len() as u32).to_le_bytes());
+    } else {
+        out.extend((value.len() as u16).to_le_bytes());
+    }
+    out.extend(value);
+}
+
 /// A small CT dataset (explicit VR little endian, GB18030 name 张三).
 pub fn ct_dataset(sop_instance: &str, study: &str) -> Vec<u8> {
-    fn element(out: &mut Vec<u8>, group: u16, elem: u16, vr: &[u8; 2], value: &[u8]) {
-        let mut value = value.to_vec();
-        if value.len() % 2 == 1 {
-            value.push(if vr == b"UI" { 0 } else { b' ' });
-        }
-        out.extend(group.to_le_bytes());
-        out.extend(elem.to_le_bytes());
-        out.extend(vr);
-        if vr == b"OW" || vr == b"OB" {
-            out.extend([0, 0]);
-            out.extend((value.len() as u32).to_le_bytes());
-        } else {
-            out.extend((value.len() as u16).to_le_bytes());
-        }
-        out.extend(value);
-    }
+    let element = explicit_element;
     let mut ds = Vec::new();
     element(&mut ds, 0x0008, 0x0005, b"CS", b"GB18030");
     element(&mut ds, 0x0008, 0x0016, b"UI", "1.2.840.10008.5.1.4.1.1.2".as_bytes());

@@ -124,7 +124,18 @@ found = stow_client.search_for_studies(search_filters={"StudyInstanceUID": new_s
 check("the stored study is searchable", len(found) == 1 and found[0]["00100010"]["Value"][0]["Ideographic"] == "李^四", found)
 
 
-# The refusals (0xA900 for another study's instance posted to a study,
-# 0x0122 for an unknown SOP class, 0x0124 for another site's study UID) are
-# checked through raw HTTP in tests/dicomweb.rs until dicomweb-client's view
-# of the 409 body is understood (next session).
+def refused_reasons(instances, study_uid=None):
+    try:
+        stow_client.store_instances(instances, study_instance_uid=study_uid)
+    except requests.HTTPError as e:
+        body = e.response.json()
+        return e.response.status_code, [item["00081197"]["Value"][0] for item in body["00081198"]["Value"]]
+    return 200, []
+
+
+status, reasons = refused_reasons([new_instance(generate_uid())], study_uid=new_study)
+check("another study's instance posted to a study is 0xA900", (status, reasons) == (409, [0xA900]), (status, reasons))
+status, reasons = refused_reasons([new_instance(new_study, sop_class="1.2.3.4.5.6")])
+check("an unknown SOP class is 0x0122", (status, reasons) == (409, [0x0122]), (status, reasons))
+status, reasons = refused_reasons([new_instance(config["foreign_study"])])
+check("another site's study UID is refused", (status, reasons) == (409, [0x0124]), (status, reasons))

@@ -71,7 +71,13 @@ pub async fn errors_as_json(response: Response) -> Response {
         .headers()
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
+        // JSON of any kind: `application/json`, or a `+json` type such as a
+        // STOW-RS response (`application/dicom+json`), which is a reply,
+        // not a rejection to rewrap.
+        .is_some_and(|v| {
+            let essence = v.split(';').next().unwrap_or_default().trim();
+            essence == "application/json" || essence.ends_with("+json")
+        });
     if !(status.is_client_error() || status.is_server_error()) || is_json {
         return response;
     }
