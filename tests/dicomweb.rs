@@ -106,16 +106,7 @@ fn gb18030_ct(path: &std::path::Path, sop: &str, study: &str) -> std::path::Path
     element(&mut ds, (0x0028, 0x0102), b"US", &11u16.to_le_bytes());
     element(&mut ds, (0x0028, 0x0103), b"US", &0u16.to_le_bytes());
     element(&mut ds, (0x7FE0, 0x0010), b"OW", &pixels);
-    let meta = telediag_archive::FileMeta {
-        sop_class_uid: "1.2.840.10008.5.1.4.1.1.2".into(),
-        sop_instance_uid: sop.into(),
-        transfer_syntax_uid: "1.2.840.10008.1.2.1".into(),
-        source_ae_title: None,
-    };
-    let mut file = telediag_archive::part10::encode_header(&meta);
-    file.extend(ds);
-    std::fs::write(path, file).unwrap();
-    path.to_owned()
+    write_ct_part10(path, sop, &ds)
 }
 
 /// Two hospitals: the public corpus and a GB18030 CT at the first, one CT

@@ -517,6 +517,12 @@ pub fn ct_dataset(sop_instance: &str, study: &str) -> Vec<u8> {
 
 /// [`ct_dataset`] as a Part 10 file at `path`, for storescu.
 pub fn ct_part10_file(path: &Path, sop_instance: &str, study: &str) -> PathBuf {
+    write_ct_part10(path, sop_instance, &ct_dataset(sop_instance, study))
+}
+
+/// A CT Image Storage `dataset` (explicit VR little endian) written as a
+/// Part 10 file at `path`.
+pub fn write_ct_part10(path: &Path, sop_instance: &str, dataset: &[u8]) -> PathBuf {
     let meta = telediag_archive::FileMeta {
         sop_class_uid: "1.2.840.10008.5.1.4.1.1.2".into(),
         sop_instance_uid: sop_instance.into(),
@@ -524,7 +530,7 @@ pub fn ct_part10_file(path: &Path, sop_instance: &str, study: &str) -> PathBuf {
         source_ae_title: None,
     };
     let mut bytes = telediag_archive::part10::encode_header(&meta);
-    bytes.extend(ct_dataset(sop_instance, study));
+    bytes.extend(dataset);
     std::fs::write(path, bytes).unwrap();
     path.to_owned()
 }
