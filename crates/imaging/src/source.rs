@@ -161,14 +161,16 @@ impl<R: Read + Seek> ObjectFrames<R> {
 }
 
 /// A native frame's bytes moved to start at a byte boundary (1-bit frames
-/// may start mid-byte) and cut to the frame's length.
-fn byte_aligned(bytes: Vec<u8>, first_bit: u64, module: &PixelModule) -> Vec<u8> {
+/// may start mid-byte) and cut to the frame's length (big-endian words are
+/// read whole, so an odd-sized frame comes with the byte after it).
+fn byte_aligned(mut bytes: Vec<u8>, first_bit: u64, module: &PixelModule) -> Vec<u8> {
+    let length = (module.samples_per_frame() * u64::from(module.bits_allocated)).div_ceil(8) as usize;
     if first_bit == 0 {
+        bytes.truncate(length);
         return bytes;
     }
-    let bits = module.samples_per_frame() * u64::from(module.bits_allocated);
     let shift = first_bit as u32;
-    (0..bits.div_ceil(8) as usize)
+    (0..length)
         .map(|i| {
             let low = bytes.get(i).copied().unwrap_or(0) >> shift;
             let high = bytes.get(i + 1).copied().unwrap_or(0).checked_shl(8 - shift).unwrap_or(0);
