@@ -157,12 +157,15 @@ async fn store_part(
     }
     Ok(match archive.commit_into(incoming, origin, study).await {
         Ok(stored) => {
-            // Acknowledged like a C-STORE: durable now, indexed shortly.
-            Outcome {
-                sop_class_uid: meta.sop_class_uid.trim_end_matches('\0').to_owned(),
-                sop_instance_uid: stored.sop_instance_uid.to_string(),
-                result: Ok(StoredAt { study: stored.study_uid.to_string(), series: stored.series_uid.to_string() }),
+            let at = StoredAt { study: stored.study_uid.to_string(), series: stored.series_uid.to_string() };
+            let sop_instance_uid = stored.sop_instance_uid.to_string();
+            // Durable now; the answer waits for the index row too, so the
+            // Retrieve URLs it gives work at once (a C-STORE sender, who
+            // retrieves nothing, does not wait for it).
+            if let Err(e) = stored.indexed.wait().await {
+                tracing::error!(sop_instance_uid = %sop_instance_uid, error = %e, "a STOW-RS instance is stored but not yet indexed");
             }
+            Outcome { sop_class_uid: meta.sop_class_uid.trim_end_matches('\0').to_owned(), sop_instance_uid, result: Ok(at) }
         }
         Err(e) => {
             let code = match &e {
