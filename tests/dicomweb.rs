@@ -366,6 +366,29 @@ fn stow_refusals_say_why_and_frames_are_bounded() {
     let (status, body) = post_bytes(port, "/dicom-web/studies", &corpus_tech, "application/dicom", b"x");
     assert_eq!(status, 415, "{body}");
 
+    // An object nested 100 sequences deep is stored (it is valid DICOM)
+    // but its metadata is refused with a reason, not walked without end.
+    let mut deep = Vec::new();
+    explicit_element(&mut deep, 0x0008, 0x0016, b"UI", b"1.2.840.10008.5.1.4.1.1.2");
+    explicit_element(&mut deep, 0x0008, 0x0018, b"UI", b"2.25.930001");
+    explicit_element(&mut deep, 0x0020, 0x000D, b"UI", b"2.25.930000");
+    explicit_element(&mut deep, 0x0020, 0x000E, b"UI", b"2.25.930000.1");
+    for _ in 0..100 {
+        // (0040,0275) SQ of undefined length holding one item of undefined length.
+        deep.extend([0x40, 0x00, 0x75, 0x02, b'S', b'Q', 0, 0, 0xFF, 0xFF, 0xFF, 0xFF]);
+        deep.extend([0xFE, 0xFF, 0x00, 0xE0, 0xFF, 0xFF, 0xFF, 0xFF]);
+    }
+    for _ in 0..100 {
+        deep.extend([0xFE, 0xFF, 0x0D, 0xE0, 0, 0, 0, 0]);
+        deep.extend([0xFE, 0xFF, 0xDD, 0xE0, 0, 0, 0, 0]);
+    }
+    let deep = std::fs::read(write_ct_part10(&dir.join("deep.dcm"), "2.25.930001", &deep)).unwrap();
+    let (status, response) = stow("/dicom-web/studies", &[deep]);
+    assert_eq!(status, 200, "{response}");
+    let (status, _, body) = get(port, "/dicom-web/studies/2.25.930000/metadata", &corpus_tech, None);
+    assert_eq!(status, 422, "{}", String::from_utf8_lossy(&body));
+    assert!(json(&body)["error"].as_str().unwrap().contains("nested deeper than 64"), "{}", String::from_utf8_lossy(&body));
+
     // Frames: a frame the object does not have is 404 before any body;
     // several frames come back as as many parts.
     let (_, _, body) = get(port, "/dicom-web/studies/2.25.700000/series/2.25.700000.1/instances", &corpus_tech, None);

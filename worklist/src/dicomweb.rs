@@ -313,8 +313,12 @@ async fn metadata_of(State(state): State<AppState>, user: CurrentUser, Path(targ
                     let reader = archive.read_object(&i.object_key).map_err(unavailable)?;
                     let at = InstancePath { study: &i.series.study.study_uid, series: &i.series.series_uid, instance: &i.sop_instance_uid };
                     metadata::instance_metadata(reader, &at).map_err(|e| {
-                        tracing::error!(sop_instance_uid = %i.sop_instance_uid, error = %e, "metadata of a stored object");
-                        unavailable(e)
+                        // The object, not the service: nested too deep, say.
+                        tracing::warn!(sop_instance_uid = %i.sop_instance_uid, error = %e, "metadata of a stored object");
+                        ApiError::new(
+                            StatusCode::UNPROCESSABLE_ENTITY,
+                            format!("the attributes of {} cannot be read: {e}", i.sop_instance_uid),
+                        )
                     })
                 })
                 .collect::<Result<Vec<Vec<u8>>, ApiError>>()
