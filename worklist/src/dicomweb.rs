@@ -119,7 +119,7 @@ async fn search_series_within(
     Path(target): Path<Target>,
     Query(params): Params,
 ) -> Result<Response, ApiError> {
-    find(&state, &user, &target).await?;
+    exists(&state, &user, &target).await?;
     search(&state, &user, Level::Series, target.qido_scope(), &params).await
 }
 
@@ -129,7 +129,7 @@ async fn search_instances_within(
     Path(target): Path<Target>,
     Query(params): Params,
 ) -> Result<Response, ApiError> {
-    find(&state, &user, &target).await?;
+    exists(&state, &user, &target).await?;
     search(&state, &user, Level::Instance, target.qido_scope(), &params).await
 }
 
@@ -179,6 +179,25 @@ async fn search(
 }
 
 // ---- Looking objects up in the caller's scope ---------------------------
+
+/// 404 unless the study (or series) a search URL names is in the caller's
+/// scope: one row looked up, not the study's every instance.
+async fn exists(state: &AppState, user: &CurrentUser, target: &Target) -> Result<(), ApiError> {
+    let mut conditions = vec![Condition { key: Key::StudyInstanceUid, matcher: Matcher::Single(target.study.clone()) }];
+    let db = state.archive.database();
+    let found = match &target.series {
+        Some(series) => {
+            conditions.push(Condition { key: Key::SeriesInstanceUid, matcher: Matcher::Single(series.clone()) });
+            let search = Search { level: Level::Series, site_id: site_of(user)?, conditions, limit: 1, offset: 0 };
+            !db.search_series(&search).await?.rows.is_empty()
+        }
+        None => {
+            let search = Search { level: Level::Study, site_id: site_of(user)?, conditions, limit: 1, offset: 0 };
+            !db.search_studies(&search).await?.rows.is_empty()
+        }
+    };
+    if found { Ok(()) } else { Err(ApiError::not_found(if target.series.is_some() { "series" } else { "study" })) }
+}
 
 /// The newest versions of the instances a URL names (a study, a series, or
 /// one instance), in the caller's scope; 404 when there are none.
