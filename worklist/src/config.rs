@@ -24,6 +24,10 @@ pub struct WorklistConfig {
     pub assignment_by_modality: BTreeMap<String, AssignmentMode>,
     /// A CJK font for reports; the system's WenQuanYi or Noto CJK when unset.
     pub report_font: Option<PathBuf>,
+    /// Origins (`https://ohif.hospital.cn`) whose pages may call `/dicom-web`
+    /// from the browser. Empty, the default, sends no CORS headers at all:
+    /// only pages of the centre's own origin can read its answers.
+    pub dicomweb_cors_origins: Vec<String>,
 }
 
 /// Turnaround deadlines in minutes, per priority: `default` and per modality.
@@ -73,6 +77,7 @@ impl Default for WorklistConfig {
             turnaround: Turnaround::default(),
             assignment_by_modality: BTreeMap::new(),
             report_font: None,
+            dicomweb_cors_origins: Vec::new(),
         }
     }
 }
@@ -96,6 +101,22 @@ mod tests {
             assert_eq!(t.minutes(priority, modality), minutes, "{priority:?} {modality:?}");
         }
     }
+}
+
+/// Checks one entry of `dicomweb_cors_origins`: a browser sends its origin
+/// as `scheme://host[:port]`, lowercase, with no path and no trailing slash,
+/// and compares byte for byte, so anything else would never match.
+pub fn check_cors_origin(origin: &str) -> Result<(), String> {
+    let rest = origin.strip_prefix("https://").or_else(|| origin.strip_prefix("http://"));
+    let Some(authority) = rest else {
+        return Err(format!(
+            "dicomweb_cors_origins: expected an origin like https://ohif.example.cn, found {origin:?} (no http:// or https://)"
+        ));
+    };
+    if authority.is_empty() || authority.contains(['/', '?', '#', '@', ' ']) || origin.chars().any(|c| c.is_ascii_uppercase()) {
+        return Err(format!("dicomweb_cors_origins: expected scheme://host[:port] in lowercase with no path, found {origin:?}"));
+    }
+    Ok(())
 }
 
 /// Why `public_url` would not reach this centre from a hospital or a phone,
@@ -145,6 +166,22 @@ mod public_url_tests {
             ("http://[::1]:8080", "[::1]:8081", true),
         ] {
             assert_eq!(public_url_warning(url, listening(at)).is_some(), warned, "{url} with {at}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod cors_origin_tests {
+    use super::check_cors_origin;
+
+    #[test]
+    fn only_what_a_browser_sends_as_its_origin_is_accepted() {
+        for ok in ["https://ohif.hospital.cn", "http://127.0.0.1:3000", "http://[::1]:3000"] {
+            assert_eq!(check_cors_origin(ok), Ok(()), "{ok}");
+        }
+        for bad in ["ohif.hospital.cn", "https://ohif.hospital.cn/", "https://OHIF.hospital.cn", "*", "https://", "ftp://x"] {
+            let reason = check_cors_origin(bad).expect_err(bad);
+            assert!(reason.contains(&format!("{bad:?}")), "{reason}");
         }
     }
 }

@@ -30,10 +30,11 @@ use crate::AppState;
 use crate::auth::{CurrentUser, Scope};
 use crate::error::ApiError;
 
-/// The DICOMweb routes, nested under `/dicom-web`.
-pub fn router() -> Router<AppState> {
+/// The DICOMweb routes, nested under `/dicom-web`; pages of `cors_origins`
+/// may call them from the browser.
+pub fn router(cors_origins: &[String]) -> Router<AppState> {
     let stow_limit = axum::extract::DefaultBodyLimit::disable();
-    Router::new()
+    let routes = Router::new()
         .route("/studies", get(search_studies).post(store).layer(stow_limit))
         .route("/series", get(search_all_series))
         .route("/instances", get(search_all_instances))
@@ -55,7 +56,25 @@ pub fn router() -> Router<AppState> {
         .route("/studies/{study}/series/{series}/instances/{instance}/frames/{frames}", get(frames))
         .route("/studies/{study}/series/{series}/instances/{instance}/frames/{frames}/rendered", get(rendered))
         .route("/studies/{study}/series/{series}/instances/{instance}/frames/{frames}/thumbnail", get(thumbnail))
-        .route("/studies/{study}/series/{series}/instances/{instance}/bulkdata/{*path}", get(bulk_data))
+        .route("/studies/{study}/series/{series}/instances/{instance}/bulkdata/{*path}", get(bulk_data));
+    if cors_origins.is_empty() { routes } else { routes.layer(cors(cors_origins)) }
+}
+
+/// CORS for a viewer served from another origin (a hospital's own OHIF,
+/// say) that calls DICOMweb with a bearer token. Preflights are answered
+/// here, before any authentication; the answers themselves are only readable
+/// by the named origins. No credentials mode: cookies stay same-origin.
+fn cors(origins: &[String]) -> tower_http::cors::CorsLayer {
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    // Checked at start (`config::check_cors_origin`); a value that is not a header is skipped.
+    let origins: Vec<HeaderValue> = origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_methods([axum::http::Method::GET, axum::http::Method::HEAD, axum::http::Method::POST])
+        .allow_headers([header::AUTHORIZATION, header::ACCEPT, header::CONTENT_TYPE])
+        // STOW's Warning and a retrieve's Content-Location are part of the answer.
+        .expose_headers([header::WARNING, header::CONTENT_LOCATION, header::CONTENT_LENGTH])
+        .max_age(std::time::Duration::from_secs(600))
 }
 
 /// What a URL names: a study, or a series, an instance, frames of it.

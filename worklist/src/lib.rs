@@ -76,6 +76,8 @@ pub const CONCURRENT_ECG_UPLOADS: usize = 4;
 pub enum StartError {
     #[error(transparent)]
     Ca(#[from] telediag_reports::identity::IdentityError),
+    #[error("{0}")]
+    CorsOrigin(String),
 }
 
 impl AppState {
@@ -91,6 +93,9 @@ impl AppState {
     /// Opens the centre's CA under `ca_dir` (creating it at first start) and
     /// loads the report font.
     pub fn new(archive: Archive, config: WorklistConfig, ca_dir: &Path) -> Result<AppState, StartError> {
+        for origin in &config.dicomweb_cors_origins {
+            config::check_cors_origin(origin).map_err(StartError::CorsOrigin)?;
+        }
         let ca = CentreCa::load_or_create(ca_dir, &config.centre_name)?;
         let font = match ReportFont::load(config.report_font.as_deref()) {
             Ok(font) => Some(font),
@@ -155,7 +160,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/critical", get(report::list_critical))
         .route("/api/critical/{id}/acknowledge", post(report::acknowledge_critical))
         .route("/api/dashboard", get(request::get_dashboard))
-        .nest("/dicom-web", dicomweb::router())
+        .nest("/dicom-web", dicomweb::router(&state.config.dicomweb_cors_origins))
         // Every matched route above is audited; the public ones below are not.
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), audit::record))
         .route("/api/health", get(routes::health))
