@@ -409,3 +409,154 @@ fn stow_refusals_say_why_and_frames_are_bounded() {
     assert!(frames.iter().all(|(_, bytes)| bytes.len() == 64 * 64 * 2));
     assert!(frames[0].0.contains(&format!("Content-Location: http://localhost:{port}{instance}/frames/1")), "{}", frames[0].0);
 }
+
+/// The built OHIF viewer, Node with Playwright's driver and Chromium
+/// (`.ci/run` fetches and installs them); `None` skips on a developer machine.
+fn ohif_toolchain() -> Option<std::path::PathBuf> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let ohif = root.join("sample-data/ohif");
+    let missing: Vec<&str> = [
+        (ohif.join("index.html").is_file(), "the OHIF build (tests/dicomweb/fetch-ohif.sh)"),
+        (root.join("node_modules/playwright-core").is_dir(), "playwright-core (npm ci)"),
+        (std::path::Path::new("/usr/bin/chromium").is_file(), "chromium (apt-get install chromium)"),
+        (Command::new("node").arg("--version").output().is_ok_and(|o| o.status.success()), "node (apt-get install nodejs)"),
+    ]
+    .into_iter()
+    .filter(|(present, _)| !present)
+    .map(|(_, what)| what)
+    .collect();
+    if missing.is_empty() {
+        return Some(ohif);
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("missing {}; .ci/run must provide it", missing.join(", "));
+    }
+    eprintln!("SKIP: missing {}", missing.join(", "));
+    None
+}
+
+/// The demo CT, compressed JPEG-LS lossless by DCMTK as a new study that
+/// the demo CT scanner sends: (study UID, files as sent).
+fn jpeg_ls_copy_of_the_demo_ct(dir: &std::path::Path) -> (String, Vec<CorpusFile>) {
+    let plain = dir.join("plain");
+    let compressed = dir.join("jpeg-ls");
+    std::fs::create_dir_all(&compressed).unwrap();
+    let study = "2.25.990000000000000000000000000000000001";
+    for file in telediag_sample_data::write_demo_studies(&plain).unwrap() {
+        let name = file.file_name().unwrap().to_str().unwrap().to_owned();
+        if !name.starts_with("ct_") {
+            continue;
+        }
+        let out = compressed.join(&name);
+        let status = Command::new("dcmcjpls").args(["+el", "+ua"]).arg(&file).arg(&out).status().unwrap();
+        assert!(status.success(), "dcmcjpls {name}");
+        let status = Command::new("dcmodify")
+            .args(["-nb", "-m", &format!("(0020,000D)={study}"), "-m", "(0020,000E)=2.25.990000000000000000000000000000000002"])
+            .args(["-m", "(0008,1030)=Chest CT JPEG-LS", "-m", "(0008,0050)=CTJLS0001"])
+            .arg(&out)
+            .status()
+            .unwrap();
+        assert!(status.success(), "dcmodify {name}");
+    }
+    let files = part10_files(&compressed);
+    assert!(files.iter().all(|f| f.meta.transfer_syntax_uid == "1.2.840.10008.1.2.4.80"), "not all JPEG-LS lossless");
+    (study.to_owned(), files)
+}
+
+/// An OPTIONS request as a browser's CORS preflight sends it; the lower-cased head.
+fn preflight(port: u16, path: &str, origin: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        stream,
+        "OPTIONS {path} HTTP/1.1\r\nHost: localhost\r\nOrigin: {origin}\r\nAccess-Control-Request-Method: GET\r\n\
+         Access-Control-Request-Headers: authorization,accept\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut reply = Vec::new();
+    stream.read_to_end(&mut reply).unwrap();
+    let reply = String::from_utf8_lossy(&reply).to_lowercase();
+    reply.split("\r\n\r\n").next().unwrap().to_owned()
+}
+
+#[test]
+fn stock_ohif_lists_the_demo_studies_and_draws_them() {
+    if !require_tool("storescu") || !require_tool("dcmcjpls") {
+        return;
+    }
+    let Some(ohif) = ohif_toolchain() else { return };
+    let mut server = Server::new();
+    // OHIF on its own origin, as a hospital would serve it; the centre lets that origin call DICOMweb.
+    let ohif_port = free_port();
+    let ohif_origin = format!("http://127.0.0.1:{ohif_port}");
+    let public_url = format!("http://localhost:{}", server.http_port);
+    server.start_demo(&[("TELEDIAG_PUBLIC_URL", &public_url), ("TELEDIAG_DICOMWEB_CORS_ORIGINS", &ohif_origin)]);
+    let port = server.http_port;
+
+    // The browser's preflight is answered before any login, for the named origin only.
+    let granted = preflight(port, "/dicom-web/studies", &ohif_origin);
+    assert!(granted.starts_with("http/1.1 200"), "{granted}");
+    assert!(granted.contains(&format!("access-control-allow-origin: {ohif_origin}")), "{granted}");
+    assert!(granted.contains("access-control-allow-headers: authorization,accept,content-type"), "{granted}");
+    let refused = preflight(port, "/dicom-web/studies", "http://evil.example");
+    assert!(!refused.contains("access-control-allow-origin"), "{refused}");
+    let (_, head, _) = get(port, "/dicom-web/studies", "no-token", None);
+    assert!(!head.contains("access-control-allow-origin"), "no Origin, no CORS headers: {head}");
+
+    let (jls_study, jls_files) = jpeg_ls_copy_of_the_demo_ct(&server.dir.path().join("jls"));
+    let profile = server.dir.path().join("jls.cfg");
+    storescu_profile(&jls_files, &profile);
+    storescu(server.dicom_port, "DEMO_CT", &jls_files, &profile);
+    let token = login(port, "demo_radiologist", &server.demo_password("demo_radiologist"));
+    let (status, _, body) = get(port, "/dicom-web/studies?ModalitiesInStudy=CT&includefield=StudyDescription", &token, None);
+    assert_eq!(status, 200);
+    let studies = json(&body);
+    let study_by_description =
+        |description: &str| studies.as_array().unwrap().iter().find(|s| first(s, "00081030") == description).map(|s| first(s, "0020000D"));
+    let plain_study = study_by_description("胸部CT平扫").expect("the demo CT");
+    assert_eq!(study_by_description("Chest CT JPEG-LS").as_deref(), Some(jls_study.as_str()), "{studies}");
+
+    let screenshots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("ohif");
+    let output = Command::new("node")
+        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/dicomweb/ohif.mjs"))
+        .args(["--ohif", ohif.to_str().unwrap(), "--port", &ohif_port.to_string()])
+        .args(["--dicomweb", &format!("{public_url}/dicom-web"), "--token", &token])
+        .args(["--expect", "胸部CT平扫", "--expect", "胸部正位片", "--expect", "腹部彩超", "--expect", "Chest CT JPEG-LS"])
+        .args(["--study", &plain_study, "--study", &jls_study])
+        .args(["--screenshots", screenshots.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "ohif.mjs failed: {}", String::from_utf8_lossy(&output.stderr));
+    let seen: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    eprintln!("OHIF screenshots in {}; errors it logged: {}", screenshots.display(), seen["errors"]);
+
+    // The study list shows every study by its description.
+    assert_eq!(seen["studyList"]["missing"], serde_json::json!([]), "{seen}");
+    // Each study draws: most of the viewport lit, in many grey levels.
+    for study in seen["studies"].as_array().unwrap() {
+        let pixels = &study["pixels"];
+        assert!(study["firstImageMs"].is_u64(), "no image drawn: {study}");
+        assert!(pixels["litFraction"].as_f64().unwrap() > 0.05, "viewport mostly black: {study}");
+        assert!(pixels["levels"].as_u64().unwrap() > 32, "too few grey levels for a CT: {study}");
+    }
+    // Through DICOMweb only, every answer a success, frames of both studies fetched.
+    let requests = seen["requests"].as_array().unwrap();
+    let failed: Vec<_> = requests.iter().filter(|r| r["status"].as_u64().unwrap() >= 400).collect();
+    assert!(failed.is_empty(), "{failed:?}");
+    // Frames of both studies fetched as stored: OHIF decodes JPEG-LS itself.
+    for (study, media_type) in [(&plain_study, "application/octet-stream"), (&jls_study, "image/jls")] {
+        let frames: Vec<_> = requests
+            .iter()
+            .filter(|r| {
+                let path = r["path"].as_str().unwrap();
+                path.contains(&format!("/studies/{study}/")) && path.contains("/frames/")
+            })
+            .collect();
+        assert!(!frames.is_empty(), "no frames of {study} requested: {requests:?}");
+        for frame in frames {
+            let content_type = frame["contentType"].as_str().unwrap_or("");
+            assert!(content_type.contains(&format!("type=\"{media_type}\"")), "{frame}");
+        }
+    }
+    assert!(seen["errors"].as_array().unwrap().iter().all(|e| !e.as_str().unwrap().contains("/dicom-web")), "{}", seen["errors"]);
+}

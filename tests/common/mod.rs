@@ -98,13 +98,31 @@ impl Server {
     }
 
     pub fn start_with(&mut self, env: &[(&str, &str)]) {
+        self.launch(false, env);
+    }
+
+    /// Starts as `serve` does on a fresh machine: the demo hospital, its
+    /// users (passwords from [`Server::demo_password`]) and studies.
+    pub fn start_demo(&mut self, env: &[(&str, &str)]) {
+        self.launch(true, env);
+    }
+
+    /// The password `serve` gave a demo user, from `demo-credentials.txt`.
+    pub fn demo_password(&self, username: &str) -> String {
+        let credentials = std::fs::read_to_string(self.data().join("demo-credentials.txt")).unwrap();
+        let line = credentials.lines().find(|l| l.split_whitespace().next() == Some(username));
+        line.and_then(|l| l.split_whitespace().nth(1)).unwrap_or_else(|| panic!("no {username} in {credentials}")).to_owned()
+    }
+
+    fn launch(&mut self, demo: bool, env: &[(&str, &str)]) {
         assert!(self.child.is_none(), "already running");
         let log = std::fs::File::options().create(true).append(true).open(self.dir.path().join("server.log")).unwrap();
         let mut command = telediag();
         command
             .arg("--data")
             .arg(self.data())
-            .args(["serve", "--no-demo", "--dicom-port", &self.dicom_port.to_string(), "--http-port", &self.http_port.to_string()])
+            .args(["serve", "--dicom-port", &self.dicom_port.to_string(), "--http-port", &self.http_port.to_string()])
+            .args(if demo { None } else { Some("--no-demo") })
             .env("TELEDIAG_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .env("RUST_LOG", "info,sqlx=warn")
             .stdin(Stdio::null())
