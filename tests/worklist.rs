@@ -688,11 +688,14 @@ fn an_ecg_is_prefilled_from_its_measurements_and_a_critical_finding_reaches_the_
 /// Each role in the order of the table's columns.
 const ROLES: [&str; 6] = ["anonymous", "admin", "dongshan_tech", "chen", "liu", "shen"];
 
+/// A row of [`TABLE`].
+type Row = (&'static str, &'static str, Option<&'static str>, [u16; 6], Option<u16>);
+
 /// Every endpoint × role: (method, path, body, status per role in [`ROLES`]
 /// order, status for 东山's site user when the path names 西河's object).
 /// Paths name 东山's request `{req}`, study `{study}`, instance `{sop}`, or
 /// the radiologist `{user}`. Rows that change state come last.
-const TABLE: &[(&str, &str, Option<&str>, [u16; 6], Option<u16>)] = &[
+const TABLE: &[Row] = &[
     ("GET", "/api/me", None, [401, 200, 200, 200, 200, 200], None),
     ("GET", "/api/sites", None, [401, 200, 200, 200, 200, 200], None),
     ("GET", "/api/studies", None, [401, 200, 200, 200, 200, 200], None),
@@ -1098,7 +1101,7 @@ fn registrations_reconcile_by_patient_date_and_modality_or_after_the_images_and_
     assert_eq!(ok(port, "GET", &format!("/api/requests/{other_id}"), site, None)["request"]["images_at"], Value::Null);
 
     // The ultrasound arrives first, unregistered; the registration that follows attaches to it.
-    push(c.server.dicom_port, "XIHE", &[us.clone()]);
+    push(c.server.dicom_port, "XIHE", std::slice::from_ref(&us));
     let arrival = wait_for(port, "/api/requests?unreconciled=true", site, "the US arrival", |v| v.as_array()?.first().cloned());
     let accession = accession_of(&us);
     let late = format!(

@@ -356,10 +356,10 @@ pub fn acknowledged(log: &str) -> Vec<PathBuf> {
     for line in log.lines() {
         if let Some(file) = line.strip_prefix("I: Sending file: ") {
             current = Some(PathBuf::from(file.trim()));
-        } else if line.contains("Received Store Response (Success)") {
-            if let Some(file) = current.take() {
-                sent.push(file);
-            }
+        } else if line.contains("Received Store Response (Success)")
+            && let Some(file) = current.take()
+        {
+            sent.push(file);
         }
     }
     sent

@@ -4,8 +4,8 @@
 //! `derived/<study>/<series>/<sop>.<kind>.<ext>`: one directory per series,
 //! not one per instance, because on ext4 every new directory is an inode
 //! allocation that cost the receiving server more CPU than writing the file.
-//! They can always be rebuilt, so they are written atomically (temporary file
-//! + rename) but not fsynced. The `derived` table records each key, so objects
+//! They can always be rebuilt, so they are written atomically (a temporary
+//! file, then a rename) but not fsynced. The `derived` table records each key, so objects
 //! made under an earlier layout stay found; it also says why an instance could
 //! not be rendered.
 

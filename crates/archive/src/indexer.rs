@@ -39,7 +39,8 @@ struct Request {
 }
 
 enum Message {
-    Index(Request),
+    /// Boxed: a request is some 750 bytes, a sync point a pointer.
+    Index(Box<Request>),
     /// Answered after a sync point covering every commit before it.
     Sync(oneshot::Sender<()>),
 }
@@ -61,7 +62,7 @@ impl Indexer {
     /// `staged` is removed once the row is also durable.
     pub(crate) async fn index(&self, record: InstanceRecord, staged: PathBuf) -> Result<(), String> {
         let (done, answer) = oneshot::channel();
-        self.tx.send(Message::Index(Request { record, staged, done })).await.map_err(|_| "the indexer has stopped".to_owned())?;
+        self.tx.send(Message::Index(Box::new(Request { record, staged, done }))).await.map_err(|_| "the indexer has stopped".to_owned())?;
         answer.await.map_err(|_| "the indexer stopped before committing".to_owned())?
     }
 
@@ -94,10 +95,10 @@ async fn run(db: Database, mut rx: mpsc::Receiver<Message>) {
             None => break,
             Some(Message::Sync(done)) => sync_requested = Some(done),
             Some(Message::Index(first)) => {
-                batch.push(first);
+                batch.push(*first);
                 while batch.len() < MAX_BATCH {
                     match rx.try_recv() {
-                        Ok(Message::Index(request)) => batch.push(request),
+                        Ok(Message::Index(request)) => batch.push(*request),
                         Ok(Message::Sync(done)) => {
                             sync_requested = Some(done);
                             break;

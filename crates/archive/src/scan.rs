@@ -546,7 +546,7 @@ mod tests {
         pixels.extend((70u32 * 1024).to_le_bytes());
         pixels.extend(vec![0x5Au8; 70 * 1024]);
         pixels.extend([0xFE, 0xFF, 0xDD, 0xE0, 0, 0, 0, 0]);
-        let elements = vec![
+        let elements = [
             explicit((0x0008, 0x0018), b"UI", b"1.2.3.4\0"),
             explicit((0x0009, 0x1010), b"OB", &big),
             explicit((0x0010, 0x0010), b"PN", b"Li^Lei"),

@@ -69,7 +69,7 @@ impl Lut {
     }
 
     fn get(&self, value: i64) -> u16 {
-        let index = (i64::from(value) - i64::from(self.first)).clamp(0, self.entries.len() as i64 - 1);
+        let index = (value - self.first).clamp(0, self.entries.len() as i64 - 1);
         self.entries[index as usize]
     }
 
@@ -226,7 +226,7 @@ fn image_of<T: Sample>(frame: &StoredFrame, samples: &[T], transform: &DisplayTr
         return Ok(DynamicImage::ImageLuma8(grey));
     };
     let [red, ..] = palette;
-    let range = i64::from(red.first)..i64::from(red.first) + red.entries.len() as i64;
+    let range = red.first..red.first + red.entries.len() as i64;
     let mut rgb = Vec::with_capacity(samples.len() * 3);
     for (&value, &level) in samples.iter().zip(grey.as_raw()) {
         let value: i64 = value.into();
@@ -327,9 +327,7 @@ pub fn window(x: f64, center: f64, width: f64, function: VoiFunction) -> u8 {
             let (c, w) = (center - 0.5, width - 1.0);
             if x <= c - w / 2.0 {
                 0.0
-            } else if x > c + w / 2.0 {
-                1.0
-            } else if w <= 0.0 {
+            } else if x > c + w / 2.0 || w <= 0.0 {
                 1.0
             } else {
                 (x - c) / w + 0.5
@@ -344,7 +342,7 @@ pub fn window(x: f64, center: f64, width: f64, function: VoiFunction) -> u8 {
 /// The stored values at the 0.5th and 99.5th percentiles, so a few hot or
 /// dead pixels do not flatten the rest; padding pixels are left out.
 fn percentile_range<T: Sample>(samples: &[T], padding: Option<i64>, min: i64, max: i64) -> (i64, i64) {
-    let span = (i64::from(max) - i64::from(min)) as usize;
+    let span = (max - min) as usize;
     let mut histogram = vec![0u32; if span <= 1 << 20 { span + 1 } else { 0 }];
     let mut counted = 0u64;
     if histogram.is_empty() {
@@ -416,7 +414,7 @@ fn read_lut(object: &InMemDicomObject, descriptor: Tag, data: Tag, signed: bool)
     let entries = if entries == 0 { 65536 } else { (entries as u64 & 0xFFFF) as usize };
     // The first mapped value is US or SS as the pixel data is; read as US
     // (implicit VR), a negative one arrives as its 16-bit pattern.
-    let first = if signed && first > 32767 { first - 65536 } else { first } as i64;
+    let first = if signed && first > 32767 { first - 65536 } else { first };
     let bytes = object
         .element(data)
         .map_err(|_| invalid(format!("LUT Data {data} is missing ")))?

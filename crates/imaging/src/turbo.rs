@@ -74,10 +74,10 @@ pub fn encode_jpeg(pixels: &[u8], width: u32, height: u32, channels: u8, quality
         // allocates the output, which is copied and freed below.
         unsafe {
             tj::tj3Set(handle, tj::TJPARAM_TJPARAM_QUALITY as i32, i32::from(quality));
-            tj::tj3Set(handle, tj::TJPARAM_TJPARAM_SUBSAMP as i32, subsampling as i32);
+            tj::tj3Set(handle, tj::TJPARAM_TJPARAM_SUBSAMP as i32, subsampling);
             let mut output: *mut u8 = std::ptr::null_mut();
             let mut size: tj::size_t = 0;
-            let status = tj::tj3Compress8(handle, pixels.as_ptr(), width as i32, 0, height as i32, format as i32, &mut output, &mut size);
+            let status = tj::tj3Compress8(handle, pixels.as_ptr(), width as i32, 0, height as i32, format, &mut output, &mut size);
             let result = if status == 0 && !output.is_null() {
                 Ok(std::slice::from_raw_parts(output, size as usize).to_vec())
             } else {

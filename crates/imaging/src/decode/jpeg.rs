@@ -34,8 +34,8 @@ fn decode_with(handle: tj::tjhandle, bytes: &[u8], module: &PixelModule) -> Resu
     let get = |param: tj::TJPARAM| unsafe { tj::tj3Get(handle, param as i32) };
     let (width, height) = (get(tj::TJPARAM_TJPARAM_JPEGWIDTH), get(tj::TJPARAM_TJPARAM_JPEGHEIGHT));
     let precision = get(tj::TJPARAM_TJPARAM_PRECISION);
-    let grey = get(tj::TJPARAM_TJPARAM_SUBSAMP) == tj::TJSAMP_TJSAMP_GRAY as i32
-        || get(tj::TJPARAM_TJPARAM_COLORSPACE) == tj::TJCS_TJCS_GRAY as i32;
+    let grey =
+        get(tj::TJPARAM_TJPARAM_SUBSAMP) == tj::TJSAMP_TJSAMP_GRAY || get(tj::TJPARAM_TJPARAM_COLORSPACE) == tj::TJCS_TJCS_GRAY as i32;
     if width as u32 != module.columns || height as u32 != module.rows {
         return Err(RenderError::Decode(format!(
             "the JPEG stream is {width}x{height}, the dataset says {}x{}",

@@ -118,11 +118,13 @@ impl Samples {
     }
 
     /// Sample `index`.
+    #[allow(clippy::useless_conversion, reason = "i64::from is the identity for the I64 variant only")]
     pub fn get(&self, index: usize) -> i64 {
         each_width!(self, v => i64::from(v[index]))
     }
 
     /// All samples as `i64`: for comparisons with other decoders.
+    #[allow(clippy::useless_conversion, reason = "i64::from is the identity for the I64 variant only")]
     pub fn to_i64_vec(&self) -> Vec<i64> {
         each_width!(self, v => v.iter().map(|&s| i64::from(s)).collect())
     }
