@@ -6,21 +6,25 @@
 //
 //   node tests/dicomweb/ohif.mjs --ohif DIR --port 3000 \
 //     --dicomweb http://localhost:8080/dicom-web [--token T] \
+//     [--proxy http://127.0.0.1:8042] [--repeat N] \
 //     [--expect TEXT]... [--study UID]... [--screenshots DIR] [--name PREFIX]
 //
 // Prints one JSON object: the study list's texts that were found, per study
 // the viewport's pixel statistics and the milliseconds from navigation to
-// the first non-blank image, and every DICOMweb request with its status.
+// the first non-blank image (each opening in a fresh browser context, so
+// nothing is cached), and every DICOMweb request with its status.
 // OHIF takes a bearer token from its OIDC login; here the token is given
-// and sent as that same `Authorization` header.
+// and sent as that same `Authorization` header. With --proxy, `/dicom-web`
+// on OHIF's own origin is forwarded to that server (for a server without
+// CORS; set --dicomweb to the origin's own `/dicom-web` then).
 
-import { createServer } from 'node:http';
+import { createServer, request as httpRequest } from 'node:http';
 import { readFile, stat, mkdir } from 'node:fs/promises';
 import { extname, join, normalize, sep } from 'node:path';
 import { chromium } from 'playwright-core';
 
 function parseArgs(argv) {
-  const args = { expect: [], study: [], name: 'ohif' };
+  const args = { expect: [], study: [], name: 'ohif', repeat: '1' };
   for (let i = 0; i < argv.length; i += 2) {
     const key = argv[i].replace(/^--/, '');
     const value = argv[i + 1];
@@ -85,9 +89,26 @@ const MEDIA_TYPES = {
   '.xml': 'application/xml',
 };
 
+/** Forwards one request to `target` as it came, streaming both ways. */
+function forward(target, request, response) {
+  const upstream = httpRequest(new URL(request.url, target), { method: request.method, headers: request.headers }, answer => {
+    response.writeHead(answer.statusCode, answer.headers);
+    answer.pipe(response);
+  });
+  upstream.on('error', error => {
+    response.writeHead(502, { 'content-type': 'text/plain' });
+    response.end(String(error));
+  });
+  request.pipe(upstream);
+}
+
 /** OHIF's dist as static files, index.html for its client-side routes. */
-function serveOhif(root, port, config) {
+function serveOhif(root, port, config, proxy) {
   const server = createServer(async (request, response) => {
+    if (proxy && request.url.startsWith('/dicom-web')) {
+      forward(proxy, request, response);
+      return;
+    }
     const path = decodeURIComponent(new URL(request.url, 'http://x').pathname);
     if (path === '/app-config.js') {
       response.writeHead(200, { 'content-type': MEDIA_TYPES['.js'], 'cache-control': 'no-store' });
@@ -146,14 +167,15 @@ async function main() {
   const args = parseArgs(process.argv.slice(2));
   const root = normalize(args.ohif);
   const origin = `http://127.0.0.1:${args.port}`;
-  const server = await serveOhif(root, args.port, appConfig(args.dicomweb));
+  const server = await serveOhif(root, args.port, appConfig(args.dicomweb), args.proxy);
   if (args.screenshots) await mkdir(args.screenshots, { recursive: true });
   const browser = await chromium.launch({
     executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
     args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking', '--use-angle=swiftshader', '--enable-unsafe-swiftshader'],
   });
   const result = { origin, studyList: { found: [], missing: [] }, studies: [], requests: [], errors: [] };
-  try {
+  /** A fresh browser context (empty cache) whose DICOMweb traffic is recorded. */
+  const openPage = async () => {
     const context = await browser.newContext({
       viewport: { width: 1400, height: 900 },
       extraHTTPHeaders: args.token ? { authorization: `Bearer ${args.token}` } : {},
@@ -179,43 +201,52 @@ async function main() {
       if (message.type() === 'error') result.errors.push(`console: ${message.text().slice(0, 300)}`);
     });
     page.on('pageerror', error => result.errors.push(`page: ${String(error).slice(0, 300)}`));
-
+    return { context, page };
+  };
+  try {
     // The study list, as a doctor first sees it.
-    await page.goto(`${origin}/`, { waitUntil: 'domcontentloaded' });
-    for (const text of args.expect) {
-      try {
-        await page.getByText(text, { exact: false }).first().waitFor({ timeout: 60_000 });
-        result.studyList.found.push(text);
-      } catch {
-        result.studyList.missing.push(text);
+    if (args.expect.length > 0) {
+      const { context, page } = await openPage();
+      await page.goto(`${origin}/`, { waitUntil: 'domcontentloaded' });
+      for (const text of args.expect) {
+        try {
+          await page.getByText(text, { exact: false }).first().waitFor({ timeout: 60_000 });
+          result.studyList.found.push(text);
+        } catch {
+          result.studyList.missing.push(text);
+        }
       }
+      if (args.screenshots) await page.screenshot({ path: join(args.screenshots, `${args.name}-study-list.png`) });
+      await context.close();
     }
-    if (args.screenshots) await page.screenshot({ path: join(args.screenshots, `${args.name}-study-list.png`) });
 
     // Each study opened in the viewer: time until its first image is drawn.
     for (const uid of args.study) {
-      const started = performance.now();
-      await page.goto(`${origin}/viewer?StudyInstanceUIDs=${encodeURIComponent(uid)}`, { waitUntil: 'domcontentloaded' });
-      let pixels = null;
-      let firstImageMs = null;
-      try {
-        await page.waitForFunction(
-          () => {
-            const stats = window.viewportPixels();
-            return stats && stats.litFraction > 0.01;
-          },
-          null,
-          { timeout: 90_000, polling: 50 },
-        );
-        firstImageMs = Math.round(performance.now() - started);
-      } catch (error) {
-        result.errors.push(`study ${uid}: no image within 90 s (${String(error).split('\n')[0]})`);
+      for (let run = 0; run < Number(args.repeat); run++) {
+        const { context, page } = await openPage();
+        const started = performance.now();
+        await page.goto(`${origin}/viewer?StudyInstanceUIDs=${encodeURIComponent(uid)}`, { waitUntil: 'domcontentloaded' });
+        let firstImageMs = null;
+        try {
+          await page.waitForFunction(
+            () => {
+              const stats = window.viewportPixels();
+              return stats && stats.litFraction > 0.01;
+            },
+            null,
+            { timeout: 90_000, polling: 20 },
+          );
+          firstImageMs = Math.round(performance.now() - started);
+        } catch (error) {
+          result.errors.push(`study ${uid}: no image within 90 s (${String(error).split('\n')[0]})`);
+        }
+        // Let the viewport settle (overlays, the rest of the stack) before looking.
+        await page.waitForTimeout(1500);
+        const pixels = await page.evaluate(() => window.viewportPixels());
+        if (args.screenshots && run === 0) await page.screenshot({ path: join(args.screenshots, `${args.name}-${uid}.png`) });
+        result.studies.push({ uid, run, firstImageMs, pixels });
+        await context.close();
       }
-      // Let the viewport settle (overlays, the rest of the stack) before looking.
-      await page.waitForTimeout(1500);
-      pixels = await page.evaluate(viewportPixels);
-      if (args.screenshots) await page.screenshot({ path: join(args.screenshots, `${args.name}-${uid}.png`) });
-      result.studies.push({ uid, firstImageMs, pixels });
     }
   } finally {
     await browser.close();
