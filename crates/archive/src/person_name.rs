@@ -10,9 +10,13 @@
 //! never changed.
 
 /// The name of a PN value as it is read, or the value itself (trimmed)
-/// when it is not in PN form.
+/// when it is not in PN form: a value with neither a `^` nor an ideograph
+/// (`a=b` typed into a name field, say) is not read as groups.
 pub fn display(value: &str) -> String {
     let value = value.trim_matches(|c: char| c == '\0' || c.is_whitespace());
+    if !value.contains('^') && !value.chars().any(is_ideographic) {
+        return value.to_owned();
+    }
     let groups: Vec<&str> = value.split('=').collect();
     let ideographic = groups.get(1).map(|g| join(g, "")).filter(|s| !s.is_empty());
     let alphabetic = groups.first().map(|g| join(g, " ")).filter(|s| !s.is_empty());
@@ -30,6 +34,11 @@ pub fn groups(value: &str) -> [Option<String>; 3] {
         (!g.is_empty()).then(|| g.to_owned())
     });
     [groups.next().flatten(), groups.next().flatten(), groups.next().flatten()]
+}
+
+/// Han ideographs, kana and hangul: the scripts of ideographic groups.
+fn is_ideographic(c: char) -> bool {
+    matches!(c, '\u{3040}'..='\u{30FF}' | '\u{3400}'..='\u{9FFF}' | '\u{AC00}'..='\u{D7AF}' | '\u{F900}'..='\u{FAFF}' | '\u{20000}'..='\u{3FFFF}')
 }
 
 /// One group's components in reading order: prefix, family, given, middle,
@@ -68,6 +77,9 @@ mod tests {
             ("", ""),
             ("^", ""),
             ("Wang^Fang\0", "Wang Fang"),
+            ("Li=李", "李"),
+            ("<img src=x onerror=alert(1)>", "<img src=x onerror=alert(1)>"),
+            ("a=b", "a=b"),
         ] {
             assert_eq!(display(value), shown, "{value:?}");
         }
