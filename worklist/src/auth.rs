@@ -230,6 +230,22 @@ fn token_in(headers: &axum::http::HeaderMap) -> Option<String> {
         .map(|(_, value)| value.to_owned())
 }
 
+/// The header the web application sends with every change. A page of
+/// another origin cannot add it without a CORS grant, which `/api` never
+/// gives.
+pub const CSRF_HEADER: &str = "x-telediag-request";
+
+/// Whether a state-changing request cannot be a cross-site forgery: it
+/// carries a bearer token (which a browser never adds by itself), or the
+/// browser says it comes from the centre's own origin, or it carries
+/// [`CSRF_HEADER`]. The session cookie is also `SameSite=Strict`; this is
+/// the second lock, for browsers and proxies that get that wrong.
+fn cross_site_safe(headers: &axum::http::HeaderMap) -> bool {
+    let bearer = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("Bearer "));
+    let same_origin = headers.get("sec-fetch-site").is_some_and(|v| v.as_bytes() == b"same-origin");
+    bearer || same_origin || headers.contains_key(CSRF_HEADER)
+}
+
 impl FromRequestParts<AppState> for CurrentUser {
     type Rejection = ApiError;
 
@@ -238,6 +254,13 @@ impl FromRequestParts<AppState> for CurrentUser {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         if token_in(&parts.headers).is_none() {
             return Err(ApiError::unauthorized());
+        }
+        if !parts.method.is_safe() && !cross_site_safe(&parts.headers) {
+            return Err(ApiError::new(
+                axum::http::StatusCode::FORBIDDEN,
+                "a change made with the session cookie must come from the centre's own pages: \
+                 expected Sec-Fetch-Site: same-origin or an X-Telediag-Request header, found neither",
+            ));
         }
         let user = match parts.extensions.get::<Caller>() {
             Some(Caller(user)) => user.clone(),
