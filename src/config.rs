@@ -174,6 +174,9 @@ impl Config {
         if let Some(url) = env_var("TELEDIAG_PUBLIC_URL") {
             config.worklist.public_url = url;
         }
+        if let Some(dir) = env_var("TELEDIAG_WEB_APP") {
+            config.worklist.web_app = dir.into();
+        }
         if let Some(origins) = env_var("TELEDIAG_DICOMWEB_CORS_ORIGINS") {
             config.worklist.dicomweb_cors_origins = origins.split(',').map(|o| o.trim().to_owned()).filter(|o| !o.is_empty()).collect();
         }

@@ -28,6 +28,9 @@ pub struct WorklistConfig {
     /// from the browser. Empty, the default, sends no CORS headers at all:
     /// only pages of the centre's own origin can read its answers.
     pub dicomweb_cors_origins: Vec<String>,
+    /// The built web application (`viewer/dist` of the source tree, built
+    /// by `npm run build --workspace viewer`), served at `/`.
+    pub web_app: PathBuf,
 }
 
 /// Turnaround deadlines in minutes, per priority: `default` and per modality.
@@ -78,6 +81,7 @@ impl Default for WorklistConfig {
             assignment_by_modality: BTreeMap::new(),
             report_font: None,
             dicomweb_cors_origins: Vec::new(),
+            web_app: PathBuf::from("viewer/dist"),
         }
     }
 }

@@ -17,6 +17,8 @@
 //! - [`ecg_upload`]: an uploaded ECG read, kept as received and archived as
 //!   DICOM (shared with `telediag ecg import`).
 //! - [`error`]: every failure is JSON `{"error": reason}` with a fitting status.
+//! - [`web_app`]: the built web application at `/`, with its caching and
+//!   Content-Security-Policy.
 //!
 //! What it does not do: speak DIMSE or touch objects' bytes; it reads the
 //! archive's index and files new objects (reports) through the archive.
@@ -34,11 +36,13 @@ pub mod reporting;
 pub mod requests;
 mod routes;
 pub mod templates;
+pub mod web_app;
 
 use std::path::Path;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::State;
 use axum::routing::{delete, get, post, put};
 use telediag_archive::Archive;
 use telediag_reports::{CentreCa, ReportFont};
@@ -63,6 +67,8 @@ pub struct AppState {
     pub notices: Arc<std::sync::Mutex<Vec<String>>>,
     /// Served over HTTPS: the session cookie is `Secure` and responses carry HSTS.
     pub https: bool,
+    /// The web application's files, served at `/`.
+    pub web_app: web_app::WebApp,
     /// Hands freed memory back to the system; called after large uploads
     /// (the binary's allocator keeps freed pages for reuse otherwise).
     pub release_memory: Option<fn()>,
@@ -105,7 +111,12 @@ impl AppState {
             }
         };
         let audit = audit::AuditLog::new(archive.database().clone());
+        let web_app = web_app::WebApp::new(&config.web_app);
+        if let Some(missing) = web_app.missing() {
+            tracing::warn!("{missing}");
+        }
         Ok(AppState {
+            web_app,
             archive,
             config: Arc::new(config),
             audit,
@@ -167,7 +178,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/login", post(routes::login))
         .route("/verify/{token}", get(report::verify))
         .route("/ca.crt", get(routes::ca_certificate))
-        .fallback(|| async { error::ApiError::not_found("route") })
+        // Everything else is the web application, whose router knows its paths.
+        .fallback(web_app_or_not_found)
         // Request bodies: 1 MiB unless a route says otherwise (ECG uploads).
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
         // Rejections from axum's extractors (bad JSON, too large, wrong
@@ -186,6 +198,18 @@ pub fn router(state: AppState) -> Router {
     } else {
         router
     }
+}
+
+/// A path under the API that no route matched is a JSON 404; any other GET
+/// is the web application's.
+async fn web_app_or_not_found(State(state): State<AppState>, request: axum::extract::Request) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let path = request.uri().path();
+    let api = ["/api", "/dicom-web", "/verify"].iter().any(|p| path == *p || path.starts_with(&format!("{p}/")));
+    if api || !(request.method() == axum::http::Method::GET || request.method() == axum::http::Method::HEAD) {
+        return error::ApiError::not_found("route").into_response();
+    }
+    state.web_app.serve(request).await
 }
 
 /// The largest request body of a route that does not set its own: reports,
