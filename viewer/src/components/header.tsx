@@ -1,0 +1,42 @@
+// The bar above every screen: where you are, who you are, language, sign out.
+
+import { useLocation } from 'preact-iso';
+import { api } from '../api';
+import { useApp } from '../context';
+import { LanguageSwitch } from './language-switch';
+
+export function Header() {
+  const { user, setUser, t } = useApp();
+  const { route } = useLocation();
+  if (!user) return null;
+  const logout = async () => {
+    try {
+      await api('POST', '/api/logout');
+    } finally {
+      setUser(null);
+      route('/');
+    }
+  };
+  return (
+    <header class="top-bar">
+      <a class="brand" href="/">
+        <span class="brand-mark" aria-hidden="true" />
+        <span class="brand-name">{t('app.name')}</span>
+        <span class="brand-tagline">{t('app.tagline')}</span>
+      </a>
+      <nav class="main-nav">
+        <a href="/" class="active">
+          {user.roles.includes('site_user') ? t('nav.requests') : t('nav.worklist')}
+        </a>
+      </nav>
+      <div class="who">
+        <span class="user-name">{user.display_name}</span>
+        <span class="user-roles">{user.roles.map(r => t(`role.${r}`)).join(' · ')}</span>
+      </div>
+      <LanguageSwitch />
+      <button type="button" class="link" onClick={logout}>
+        {t('nav.logout')}
+      </button>
+    </header>
+  );
+}
