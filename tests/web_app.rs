@@ -1,0 +1,173 @@
+//! The web application (`viewer/`, built into `viewer/dist`) served by the
+//! real binary with its demo centre, driven in headless Chromium by
+//! tests/web_app/reading_room.mjs: sign-in, the reader's pool, 抢单 seen
+//! from a second reader's browser, Chinese and English, sign-out; patient
+//! text that is HTML stays text. Over raw HTTP: the Content-Security-Policy,
+//! caching of hashed assets, the API's 404s, and cookie-authenticated
+//! changes refused without the application's header.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+
+const HOSTILE_NAME: &str = "<img src=x onerror=alert(1)>";
+
+/// The built application and the browser tools (`.ci/run` builds and installs them).
+fn web_app_toolchain() -> Option<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dist = root.join("viewer/dist");
+    let missing: Vec<&str> = [
+        (dist.join("index.html").is_file(), "the built application (npm ci && npm run build --workspace viewer)"),
+        (root.join("node_modules/playwright-core").is_dir(), "playwright-core (npm ci)"),
+        (Path::new("/usr/bin/chromium").is_file(), "chromium (apt-get install chromium)"),
+    ]
+    .into_iter()
+    .filter(|(present, _)| !present)
+    .map(|(_, what)| what)
+    .collect();
+    if missing.is_empty() {
+        return Some(dist);
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("missing {}; .ci/run must provide it", missing.join(", "));
+    }
+    eprintln!("SKIP: missing {}", missing.join(", "));
+    None
+}
+
+/// A one-slice CT whose Patient Name is HTML, as a careless or hostile
+/// sender could write it (UTF-8).
+fn hostile_ct(dir: &Path) -> Vec<CorpusFile> {
+    std::fs::create_dir_all(dir).unwrap();
+    let sop = "2.25.770000000000000000000000000000000001";
+    let study = "2.25.770000000000000000000000000000000000";
+    let mut ds = Vec::new();
+    explicit_element(&mut ds, 0x0008, 0x0005, b"CS", b"ISO_IR 192");
+    explicit_element(&mut ds, 0x0008, 0x0016, b"UI", b"1.2.840.10008.5.1.4.1.1.2");
+    explicit_element(&mut ds, 0x0008, 0x0018, b"UI", sop.as_bytes());
+    explicit_element(&mut ds, 0x0008, 0x0060, b"CS", b"CT");
+    explicit_element(&mut ds, 0x0008, 0x1030, b"LO", "<script>alert(2)</script>胸部CT".as_bytes());
+    explicit_element(&mut ds, 0x0010, 0x0010, b"PN", HOSTILE_NAME.as_bytes());
+    explicit_element(&mut ds, 0x0010, 0x0020, b"LO", b"XSS-1");
+    explicit_element(&mut ds, 0x0020, 0x000D, b"UI", study.as_bytes());
+    explicit_element(&mut ds, 0x0020, 0x000E, b"UI", format!("{study}.1").as_bytes());
+    explicit_element(&mut ds, 0x0028, 0x0002, b"US", &1u16.to_le_bytes());
+    explicit_element(&mut ds, 0x0028, 0x0004, b"CS", b"MONOCHROME2");
+    explicit_element(&mut ds, 0x0028, 0x0010, b"US", &32u16.to_le_bytes());
+    explicit_element(&mut ds, 0x0028, 0x0011, b"US", &32u16.to_le_bytes());
+    explicit_element(&mut ds, 0x0028, 0x0100, b"US", &16u16.to_le_bytes());
+    explicit_element(&mut ds, 0x0028, 0x0101, b"US", &12u16.to_le_bytes());
+    explicit_element(&mut ds, 0x0028, 0x0102, b"US", &11u16.to_le_bytes());
+    explicit_element(&mut ds, 0x0028, 0x0103, b"US", &0u16.to_le_bytes());
+    let pixels: Vec<u8> = (0..32 * 32u16).flat_map(|v| (v * 3).to_le_bytes()).collect();
+    explicit_element(&mut ds, 0x7FE0, 0x0010, b"OW", &pixels);
+    write_ct_part10(&dir.join("hostile.dcm"), sop, &ds);
+    part10_files(dir)
+}
+
+/// A request over raw HTTP with extra header lines; status and lower-cased head.
+fn raw(port: u16, method: &str, path: &str, headers: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(stream, "{method} {path} HTTP/1.1\r\nHost: localhost\r\n{headers}Content-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
+    let mut reply = Vec::new();
+    stream.read_to_end(&mut reply).unwrap();
+    let reply = String::from_utf8_lossy(&reply).to_string();
+    let status = reply.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, reply.split("\r\n\r\n").next().unwrap().to_lowercase())
+}
+
+#[test]
+fn readers_sign_in_claim_from_the_pool_and_patient_text_stays_text() {
+    if !require_tool("storescu") || !require_tool("node") {
+        return;
+    }
+    let Some(dist) = web_app_toolchain() else { return };
+    let mut server = Server::new();
+    server.start_demo(&[("TELEDIAG_WEB_APP", dist.to_str().unwrap()), ("TELEDIAG_STUDY_STABLE_SECS", "1")]);
+    let port = server.http_port;
+    let files = hostile_ct(&server.dir.path().join("hostile"));
+    let profile = server.dir.path().join("hostile.cfg");
+    storescu_profile(&files, &profile);
+    storescu(server.dicom_port, "DEMO_CT", &files, &profile);
+
+    // The application's page: a strict CSP, revalidated; its hashed assets cached for a year.
+    let (status, head) = raw(port, "GET", "/", "");
+    assert_eq!(status, 200, "{head}");
+    assert!(head.contains("content-security-policy: default-src 'self'; script-src 'self' 'wasm-unsafe-eval';"), "{head}");
+    assert!(head.contains("cache-control: no-cache") && head.contains("x-content-type-options: nosniff"), "{head}");
+    let index = std::fs::read_to_string(dist.join("index.html")).unwrap();
+    let script = index.split("src=\"").nth(1).and_then(|s| s.split('"').next()).expect("a script in index.html");
+    assert!(script.starts_with("/assets/"), "{script}");
+    let (status, head) = raw(port, "GET", script, "");
+    assert_eq!(status, 200, "{head}");
+    assert!(head.contains("cache-control: public, max-age=31536000, immutable"), "{head}");
+    // A missing asset is 404 (never index.html under a year's cache); an application path is the page.
+    let (status, head) = raw(port, "GET", "/assets/index-00000000.js", "");
+    assert_eq!(status, 404, "{head}");
+    assert!(!head.contains("immutable") && !head.contains("text/html"), "{head}");
+    assert_eq!(raw(port, "GET", "/requests/12", "").0, 200);
+    // The API's own unknown paths stay JSON 404s.
+    let (status, head) = raw(port, "GET", "/api/nothing", "");
+    assert_eq!(status, 404);
+    assert!(head.contains("application/json"), "{head}");
+
+    // A change made with the session cookie needs the application's header
+    // (or the browser's Sec-Fetch-Site: same-origin); a bearer token does not.
+    let password = server.demo_password("demo_radiologist");
+    let token = login(port, "demo_radiologist", &password);
+    let cookie = format!("Cookie: telediag_session={token}\r\n");
+    let (status, head) = raw(port, "POST", "/api/logout", &cookie);
+    assert_eq!(status, 403, "{head}");
+    let (status, _) = raw(port, "POST", "/api/logout", &format!("{cookie}Sec-Fetch-Site: cross-site\r\n"));
+    assert_eq!(status, 403, "a cross-site request is refused");
+    let (status, head) = raw(port, "POST", "/api/logout", &format!("{cookie}X-Telediag-Request: 1\r\n"));
+    assert_eq!(status, 204, "{head}");
+
+    // The hostile study's request must be in the pool before the browser looks.
+    let reviewer_token = login(port, "demo_reviewer", &server.demo_password("demo_reviewer"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (_, pool) = http(port, "GET", "/api/requests?view=pool", Some(&reviewer_token), None);
+        if pool.contains("XSS-1") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the hostile CT never reached the pool: {pool}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+
+    let screenshots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("web_app");
+    let output = Command::new("node")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/web_app/reading_room.mjs"))
+        .args(["--url", &format!("http://127.0.0.1:{port}")])
+        .args(["--reader", &format!("demo_radiologist:{password}")])
+        .args(["--second", &format!("demo_reviewer:{}", server.demo_password("demo_reviewer"))])
+        .args(["--claim", HOSTILE_NAME, "--screenshots", screenshots.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "reading_room.mjs failed: {}\n{}", String::from_utf8_lossy(&output.stderr), server.log());
+    let seen: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    eprintln!("screenshots in {}", screenshots.display());
+    let step = |name: &str| seen["steps"][name].clone();
+
+    assert_eq!(step("loginTitle"), "登录");
+    assert_eq!(step("wrongPassword"), "用户名或密码错误。");
+    assert_eq!(step("signedInAs"), "放射科 陈医生");
+    assert_eq!(step("tabs"), serde_json::json!(["我的", "待抢单", "已超时", "全部"]));
+    // The name is shown as the characters it is; no element and no script came of it.
+    assert_eq!(step("claimRowText"), HOSTILE_NAME);
+    assert_eq!(step("injectedImages"), 0);
+    assert_eq!(seen["dialogs"], serde_json::json!([]), "a script ran: {seen}");
+    // 抢单: the claimed case left the other reader's pool within 2 s, without a reload.
+    assert!(step("leftOtherPoolMs").as_u64().unwrap() <= 2000, "{seen}");
+    assert_eq!(step("afterClaimTab"), "我的");
+    assert_eq!(step("mineRowState"), "已分配");
+    // English, remembered; sign-out; a deep link survives the login.
+    assert_eq!(step("tabsAfterReload"), serde_json::json!(["Mine", "Pool", "Overdue", "All"]));
+    assert_eq!(step("afterLogout"), "Sign in");
+    assert_eq!(step("deepLink"), "This page does not exist.");
+    assert_eq!(seen["errors"], serde_json::json!([]), "{seen}");
+}

@@ -1,0 +1,154 @@
+// The web application as its users meet it, in headless Chromium driven by
+// Playwright: a radiologist signs in (after one wrong password), finds the
+// pool, claims a case while a second reader's open browser watches it leave
+// their pool, switches language, signs out. Called by tests/web_app.rs,
+// which starts the centre and checks what this prints.
+//
+//   node tests/web_app/reading_room.mjs --url http://127.0.0.1:8080 \
+//     --reader demo_radiologist:PASSWORD --second demo_reviewer:PASSWORD \
+//     --claim 'PATIENT TEXT' --screenshots DIR
+//
+// Prints one JSON object of observations: texts seen, timings, dialogs
+// that opened (a script injected through patient text would open one),
+// console errors and refused requests.
+
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+
+function parseArgs(argv) {
+  const args = {};
+  for (let i = 0; i < argv.length; i += 2) args[argv[i].replace(/^--/, '')] = argv[i + 1];
+  for (const required of ['url', 'reader', 'second', 'claim', 'screenshots']) {
+    if (!args[required]) throw new Error(`--${required} is required`);
+  }
+  return args;
+}
+
+const split = credentials => {
+  const at = credentials.indexOf(':');
+  return { username: credentials.slice(0, at), password: credentials.slice(at + 1) };
+};
+
+async function main() {
+  const args = parseArgs(process.argv.slice(2));
+  await mkdir(args.screenshots, { recursive: true });
+  const seen = { dialogs: [], errors: [], steps: {} };
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking', '--disable-quic', '--no-first-run'],
+  });
+  const open = async (locale, width = 1366, height = 768, deviceScaleFactor = 1) => {
+    const context = await browser.newContext({ locale, viewport: { width, height }, deviceScaleFactor });
+    const page = await context.newPage();
+    page.on('dialog', dialog => {
+      seen.dialogs.push(dialog.message());
+      void dialog.dismiss();
+    });
+    page.on('console', message => {
+      // A wrong password is an expected 401 in the console.
+      if (message.type() === 'error' && !message.text().includes('401')) seen.errors.push(message.text().slice(0, 300));
+    });
+    page.on('pageerror', error => seen.errors.push(String(error).slice(0, 300)));
+    page.on('response', response => {
+      if (response.status() >= 500) seen.errors.push(`${response.status()} ${response.url()}`);
+    });
+    return { context, page };
+  };
+  const shot = (page, name) => page.screenshot({ path: join(args.screenshots, `${name}.png`), fullPage: true });
+  const signIn = async (page, credentials) => {
+    await page.locator('input[name=username]').fill(credentials.username);
+    await page.locator('input[name=password]').fill(credentials.password);
+    await page.locator('button[type=submit]').click();
+  };
+
+  try {
+    const reader = split(args.reader);
+    const second = split(args.second);
+
+    // A browser preferring Chinese gets Chinese. One wrong password first.
+    const { page } = await open('zh-CN');
+    await page.goto(`${args.url}/`);
+    await page.locator('input[name=username]').waitFor();
+    seen.steps.loginTitle = await page.locator('h1').textContent();
+    await shot(page, 'zh-CN-login');
+    await signIn(page, { username: reader.username, password: 'not-the-password' });
+    seen.steps.wrongPassword = await page.locator('[role=alert]').textContent();
+    await shot(page, 'zh-CN-login-wrong-password');
+    await signIn(page, reader);
+    await page.locator('.top-bar').waitFor();
+    seen.steps.signedInAs = await page.locator('.user-name').textContent();
+    seen.steps.tabs = await page.locator('[role=tab]').allTextContents();
+    await shot(page, 'zh-CN-worklist-mine');
+
+    // The pool: the case to claim is there, its patient text shown as text.
+    await page.getByRole('tab', { name: '待抢单' }).click();
+    const row = page.locator('tr', { hasText: args.claim });
+    try {
+      await row.waitFor({ timeout: 30_000 });
+    } finally {
+      await shot(page, 'zh-CN-worklist-pool');
+    }
+    seen.steps.poolRows = await page.locator('tbody tr').count();
+    seen.steps.claimRowText = await row.locator('.patient-name').textContent();
+    seen.steps.injectedImages = await page.locator('tbody img').count();
+    await shot(page, 'zh-CN-worklist-pool');
+
+    // A second reader has the pool open in another browser.
+    const other = await open('zh-CN');
+    await other.page.goto(`${args.url}/`);
+    await signIn(other.page, second);
+    await other.page.getByRole('tab', { name: '待抢单' }).click();
+    const otherRow = other.page.locator('tr', { hasText: args.claim });
+    await otherRow.waitFor({ timeout: 30_000 });
+
+    // Claim: it moves to "mine" here, and leaves the other reader's pool.
+    const claimedAt = Date.now();
+    await row.getByRole('button', { name: '抢单' }).click();
+    await otherRow.waitFor({ state: 'detached', timeout: 10_000 });
+    seen.steps.leftOtherPoolMs = Date.now() - claimedAt;
+    await page.locator('tr', { hasText: args.claim }).waitFor();
+    seen.steps.afterClaimTab = await page.locator('[role=tab][aria-selected=true]').textContent();
+    seen.steps.mineRowState = await page.locator('tr', { hasText: args.claim }).locator('td').nth(6).textContent();
+    await shot(page, 'zh-CN-worklist-claimed');
+    await shot(other.page, 'zh-CN-worklist-other-reader');
+
+    // English, remembered across a reload.
+    await page.getByRole('button', { name: '语言' }).click();
+    await page.getByRole('tab', { name: 'Mine' }).waitFor();
+    await page.reload();
+    seen.steps.tabsAfterReload = await page.locator('[role=tab]').allTextContents();
+    await page.locator('tr', { hasText: args.claim }).waitFor();
+    await shot(page, 'en-worklist-mine');
+    await page.getByRole('tab', { name: 'Pool' }).click();
+    await page.locator('tbody tr, .empty').first().waitFor();
+    await shot(page, 'en-worklist-pool');
+
+    // A 4K reading monitor, at the 200 % scaling such monitors run at.
+    const wide = await open('en', 1920, 1080, 2);
+    await wide.page.goto(`${args.url}/`);
+    await signIn(wide.page, second);
+    await wide.page.getByRole('tab', { name: 'All' }).click();
+    await wide.page.locator('tbody tr').first().waitFor();
+    await shot(wide.page, 'en-worklist-4k');
+
+    // Sign out: back to the login, in English.
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.locator('input[name=username]').waitFor();
+    seen.steps.afterLogout = await page.locator('h1').textContent();
+    await shot(page, 'en-login');
+
+    // A path of the application opened while signed out comes back after login.
+    await page.goto(`${args.url}/no/such/page`);
+    await signIn(page, reader);
+    seen.steps.deepLink = await page.locator('.empty-page p').textContent();
+  } finally {
+    await browser.close();
+  }
+  process.stdout.write(`${JSON.stringify(seen, null, 1)}\n`);
+}
+
+main().catch(error => {
+  process.stderr.write(`${error.stack ?? error}\n`);
+  process.exit(1);
+});
