@@ -94,6 +94,14 @@ pub async fn run(config: Config) -> Result<()> {
         "Telediag is running"
     );
 
+    // The one line a person starting the centre needs: where to open it.
+    let local = http_listener.local_addr()?;
+    let scheme = if https.is_some() { "https" } else { "http" };
+    match state.web_app.missing() {
+        None => println!("Telediag is running: open {scheme}://localhost:{}/ in a browser and log in.", local.port()),
+        Some(missing) => println!("Telediag is running (API at {scheme}://localhost:{}/api), but {missing}.", local.port()),
+    }
+
     let (stop_tx, stop_rx) = watch::channel(false);
     let gateway = pacs_gateway::Gateway::new(gateway_config, archive.clone());
     let dicom = tokio::spawn(gateway.serve(dicom_listener, dicom_tls_listener, wait_for(&stop_rx)));
