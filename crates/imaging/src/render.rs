@@ -44,6 +44,9 @@ pub struct Rendered {
 /// `thumbnails` command meets on an operator's disk; the archive itself
 /// always stores Part 10).
 pub fn open(path: &Path) -> Result<DefaultDicomObject, RenderError> {
+    let unreadable = |reason: String| RenderError::Open { path: path.display().to_string(), reason };
+    let file = std::fs::File::open(path).map_err(|e| unreadable(e.to_string()))?;
+    crate::decode::lazy::check_readable(file, crate::decode::lazy::Extent::Whole).map_err(unreadable)?;
     OpenFileOptions::new().read_preamble(ReadPreamble::Auto).open_file(path).or_else(|part10| {
         open_bare_dataset(path).ok_or_else(|| RenderError::Open { path: path.display().to_string(), reason: part10.to_string() })
     })
@@ -150,4 +153,16 @@ fn read_module(object: &DefaultDicomObject) -> Result<PixelModule, RenderError> 
         return Err(RenderError::NoPixelData);
     }
     PixelModule::read(object, &object.meta().transfer_syntax)
+}
+
+#[cfg(test)]
+mod misleading_lengths {
+    /// A JPEG file whose (0008,2112) is SS with 81 bytes: read whole by
+    /// dicom-parser, it fell out of step and reserved 1.3 GB (fuzzing).
+    #[test]
+    fn a_value_that_is_not_whole_units_is_refused_with_its_element() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/regressions/pixels/odd-length-ss-1.3GB");
+        let error = super::render_file(&path, 0).expect_err("refused").to_string();
+        assert!(error.contains("(0008,2112) SS is 81 bytes long, not a whole number of 2-byte values"), "{error}");
+    }
 }

@@ -64,6 +64,7 @@ impl<R: Read + Seek> ObjectFrames<R> {
     /// without pixel data (SR, PDF) is [`RenderError::NoPixelData`].
     pub fn open(mut reader: R) -> Result<ObjectFrames<R>, RenderError> {
         let unreadable = |e: &dyn std::fmt::Display| RenderError::Open { path: "stored object".into(), reason: e.to_string() };
+        lazy::check_readable(&mut reader, lazy::Extent::UpToPixelData).map_err(|e| unreadable(&e))?;
         reader.seek(SeekFrom::Start(0)).map_err(|e| unreadable(&e))?;
         let attributes = OpenFileOptions::new()
             .read_preamble(ReadPreamble::Auto)
@@ -106,6 +107,8 @@ impl<R: Read + Seek> ObjectFrames<R> {
                     "the object's frames cannot be read one by one and it is too large ({size} bytes) to read whole"
                 )));
             }
+            lazy::check_readable(&mut self.reader, lazy::Extent::Whole)
+                .map_err(|reason| RenderError::Open { path: "stored object".into(), reason })?;
             self.reader.seek(SeekFrom::Start(0)).map_err(|e| RenderError::Decode(e.to_string()))?;
             let object = OpenFileOptions::new()
                 .read_preamble(ReadPreamble::Auto)

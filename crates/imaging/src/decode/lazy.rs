@@ -35,7 +35,85 @@ pub(crate) enum FrameData {
 
 /// Opens the attributes of `path`, everything but Pixel Data.
 pub(crate) fn open_attributes(path: &Path) -> Option<DefaultDicomObject> {
+    check_readable(File::open(path).ok()?, Extent::UpToPixelData).ok()?;
     OpenFileOptions::new().read_preamble(ReadPreamble::Auto).read_until(tags::PIXEL_DATA).open_file(path).ok()
+}
+
+/// How much of a dataset a reader is about to read.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Extent {
+    UpToPixelData,
+    Whole,
+}
+
+/// Whether dicom-parser can read the Part 10 object in `source` (up to
+/// `extent`) without falling out of step with it. It reads binary values
+/// (SS, FL, …) in whole units, so a value whose length is not a whole
+/// number of units leaves it one or more bytes adrift, taking garbage for
+/// every length after it, and it reserves a value's declared length before
+/// reading it: one such file asked for 1.3 GB (found by fuzzing). The lazy
+/// reader skips values by their declared length and stays in step; walked
+/// first, it finds such a value and names it.
+///
+/// Only that fault refuses the object. Where the walk itself stops (a
+/// truncated file, a sequence encoded as UN, no meta group, deflate), the
+/// object is left to dicom-object as before: declared lengths were checked
+/// against the file at ingest (`scan::check_bytes`), and files read whole
+/// are below a size limit.
+pub(crate) fn check_readable<R: Read + Seek>(mut source: R, extent: Extent) -> Result<(), String> {
+    source.seek(SeekFrom::Start(0)).map_err(|e| e.to_string())?;
+    let mut file = BufReader::with_capacity(1 << 16, source);
+    let Some(start) = dataset_start(&mut file) else { return Ok(()) };
+    // "DICM" after the 128-byte preamble, or first (dataset_start found one of them).
+    file.seek(SeekFrom::Start(128)).map_err(|e| e.to_string())?;
+    let mut magic = [0u8; 4];
+    let preamble = file.read_exact(&mut magic).is_ok() && &magic == b"DICM";
+    file.seek(SeekFrom::Start(if preamble { 128 } else { 0 })).map_err(|e| e.to_string())?;
+    let Ok(meta) = dicom_object::meta::FileMetaTable::from_reader(&mut file) else { return Ok(()) };
+    let Some(ts) = TransferSyntaxRegistry.get(meta.transfer_syntax()) else { return Ok(()) };
+    if matches!(ts.codec(), dicom_encoding::transfer_syntax::Codec::Dataset(_)) {
+        return Ok(()); // deflated: the stream must be inflated as a whole
+    }
+    file.seek(SeekFrom::Start(start)).map_err(|e| e.to_string())?;
+    let Ok(mut reader) = LazyDataSetReader::new_with_ts(file, ts) else { return Ok(()) };
+    let mut depth = 0usize;
+    while let Some(Ok(token)) = reader.advance() {
+        match token {
+            LazyDataToken::SequenceStart { .. } => depth += 1,
+            LazyDataToken::SequenceEnd => depth = depth.saturating_sub(1),
+            LazyDataToken::LazyValue { header, decoder } => {
+                if depth == 0 && header.tag == tags::PIXEL_DATA && extent == Extent::UpToPixelData {
+                    return Ok(());
+                }
+                let unit = match header.vr {
+                    VR::SS | VR::US | VR::OW => 2,
+                    VR::SL | VR::UL | VR::FL | VR::AT | VR::OF | VR::OL => 4,
+                    VR::FD | VR::OD | VR::SV | VR::UV | VR::OV => 8,
+                    _ => 1,
+                };
+                if header.len.0 % unit != 0 {
+                    return Err(format!(
+                        "element {} {} is {} bytes long, not a whole number of {unit}-byte values",
+                        header.tag, header.vr, header.len.0
+                    ));
+                }
+                if decoder.skip_bytes(header.len.0).is_err() {
+                    return Ok(());
+                }
+            }
+            LazyDataToken::PixelSequenceStart if depth == 0 && extent == Extent::UpToPixelData => return Ok(()),
+            LazyDataToken::PixelSequenceStart => depth += 1,
+            // An item that cannot be skipped (the file ends) ends the walk.
+            LazyDataToken::LazyItemValue { len, decoder } => {
+                let skipped = decoder.skip_bytes(len);
+                if skipped.is_err() {
+                    return Ok(());
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// Where the dataset starts: after the optional 128-byte preamble, "DICM"
