@@ -161,8 +161,12 @@ fn readers_sign_in_claim_from_the_pool_and_patient_text_stays_text() {
     assert_eq!(step("claimRowText"), HOSTILE_NAME);
     assert_eq!(step("injectedImages"), 0);
     assert_eq!(seen["dialogs"], serde_json::json!([]), "a script ran: {seen}");
-    // 抢单: the claimed case left the other reader's pool within 2 s, without a reload.
+    // 抢单: the claimed case left the other reader's pool within 2 s, without
+    // a reload, told by the change feed (/api/events), not by polling.
     assert!(step("leftOtherPoolMs").as_u64().unwrap() <= 2000, "{seen}");
+    let streams = seen["eventStreams"].as_array().unwrap();
+    assert!(!streams.is_empty() && streams.iter().all(|s| s == "200 text/event-stream"), "{seen}");
+    eprintln!("the claimed case left the other pool after {} ms", step("leftOtherPoolMs"));
     assert_eq!(step("afterClaimTab"), "我的");
     assert_eq!(step("mineRowState"), "已分配");
     // English, remembered; sign-out; a deep link survives the login.

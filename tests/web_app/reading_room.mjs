@@ -33,7 +33,7 @@ const split = credentials => {
 async function main() {
   const args = parseArgs(process.argv.slice(2));
   await mkdir(args.screenshots, { recursive: true });
-  const seen = { dialogs: [], errors: [], steps: {} };
+  const seen = { dialogs: [], errors: [], eventStreams: [], steps: {} };
   const browser = await chromium.launch({
     executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
     args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking', '--disable-quic', '--no-first-run'],
@@ -52,6 +52,9 @@ async function main() {
     page.on('pageerror', error => seen.errors.push(String(error).slice(0, 300)));
     page.on('response', response => {
       if (response.status() >= 500) seen.errors.push(`${response.status()} ${response.url()}`);
+      if (new URL(response.url()).pathname === '/api/events') {
+        seen.eventStreams.push(`${response.status()} ${response.headers()['content-type']}`);
+      }
     });
     return { context, page };
   };

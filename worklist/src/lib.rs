@@ -16,6 +16,7 @@
 //!   meaning is `telediag-dicomweb`'s), scoped and audited like the rest.
 //! - [`ecg_upload`]: an uploaded ECG read, kept as received and archived as
 //!   DICOM (shared with `telediag ecg import`).
+//! - [`changes`]: `/api/events`, a server-sent event when the worklist changes.
 //! - [`error`]: every failure is JSON `{"error": reason}` with a fitting status.
 //! - [`web_app`]: the built web application at `/`, with its caching and
 //!   Content-Security-Policy.
@@ -27,6 +28,7 @@
 pub mod admin;
 pub mod audit;
 pub mod auth;
+pub mod changes;
 pub mod config;
 pub mod dicomweb;
 pub mod ecg_upload;
@@ -69,6 +71,8 @@ pub struct AppState {
     pub https: bool,
     /// The web application's files, served at `/`.
     pub web_app: web_app::WebApp,
+    /// The worklist's version, streamed to open browsers by `/api/events`.
+    pub changes: changes::ChangeFeed,
     /// Hands freed memory back to the system; called after large uploads
     /// (the binary's allocator keeps freed pages for reuse otherwise).
     pub release_memory: Option<fn()>,
@@ -117,6 +121,7 @@ impl AppState {
         }
         Ok(AppState {
             web_app,
+            changes: changes::ChangeFeed::default(),
             archive,
             config: Arc::new(config),
             audit,
@@ -171,6 +176,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/critical", get(report::list_critical))
         .route("/api/critical/{id}/acknowledge", post(report::acknowledge_critical))
         .route("/api/dashboard", get(request::get_dashboard))
+        .route("/api/events", get(changes::stream))
         .nest("/dicom-web", dicomweb::router(&state.config.dicomweb_cors_origins))
         // Every matched route above is audited; the public ones below are not.
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), audit::record))

@@ -1,8 +1,9 @@
 // The reader's worklist (mine, pool, awaiting review, overdue, all) and the
-// county hospital's list of its requests. The list refreshes itself, so a
-// case another reader claims leaves the pool without a reload.
+// county hospital's list of its requests. The centre's change feed
+// (`/api/events`) says when to ask again, so a case another reader claims
+// leaves the pool within a moment, without a reload.
 
-import { useCallback, useEffect, useState } from 'preact/hooks';
+import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import { ApiError, api, type Priority, type ReadRequest, type User } from '../api';
 import { useApp } from '../context';
 import { age, dateTime, personName, span, urgency } from '../format';
@@ -11,8 +12,10 @@ import { workOrder } from '../worklist-order';
 
 type View = 'mine' | 'pool' | 'review' | 'overdue' | 'all';
 
-/** How often the list asks again: within the 2 s a claimed case must leave other pools. */
-const REFRESH_MS = 1500;
+/** With the change feed open, a slow safety refresh (countdowns, critical flags). */
+const REFRESH_MS = 30_000;
+/** Without it (a proxy that buffers event streams), often enough that a claimed case leaves other pools within 2 s. */
+const REFRESH_WITHOUT_FEED_MS = 1500;
 
 function viewsFor(user: User): View[] {
   if (user.roles.includes('site_user')) return ['all'];
@@ -50,12 +53,17 @@ export function Worklist() {
   const [notice, setNotice] = useState<string | null>(null);
   const [now, setNow] = useState(Date.now());
 
+  // Answers can overtake each other: only the latest request's is shown.
+  const latest = useRef(0);
   const load = useCallback(async () => {
+    const asked = ++latest.current;
     try {
       const list = await api<ReadRequest[]>('GET', queryFor(view, filters));
+      if (asked !== latest.current) return;
       setRequests(workOrder(list));
       setError(null);
     } catch (e) {
+      if (asked !== latest.current) return;
       setError(e instanceof ApiError ? e.reason : String(e));
     }
     setNow(Date.now());
@@ -64,8 +72,20 @@ export function Worklist() {
   useEffect(() => {
     setRequests(null);
     void load();
-    const timer = setInterval(() => void load(), REFRESH_MS);
-    return () => clearInterval(timer);
+    let timer = setInterval(() => void load(), REFRESH_MS);
+    const feed = new EventSource('/api/events');
+    feed.addEventListener('requests', () => void load());
+    feed.onerror = () => {
+      // Closed for good (the session ended, or a proxy refused the stream): ask often instead.
+      if (feed.readyState === EventSource.CLOSED) {
+        clearInterval(timer);
+        timer = setInterval(() => void load(), REFRESH_WITHOUT_FEED_MS);
+      }
+    };
+    return () => {
+      feed.close();
+      clearInterval(timer);
+    };
   }, [load]);
 
   const claim = async (request: ReadRequest) => {
