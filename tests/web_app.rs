@@ -1,8 +1,9 @@
 //! The web application (`viewer/`, built into `viewer/dist`) served by the
 //! real binary with its demo centre, driven in headless Chromium by
 //! tests/web_app/reading_room.mjs: sign-in, the reader's pool, 抢单 seen
-//! from a second reader's browser, Chinese and English, sign-out; patient
-//! text that is HTML stays text. Over raw HTTP: the Content-Security-Policy,
+//! from a second reader's browser, the demo CT read (scroll, window drag,
+//! lung preset, each changing the canvas), Chinese and English, sign-out;
+//! patient text that is HTML stays text. Over raw HTTP: the Content-Security-Policy,
 //! caching of hashed assets, the API's 404s, and cookie-authenticated
 //! changes refused without the application's header.
 
@@ -169,6 +170,20 @@ fn readers_sign_in_claim_from_the_pool_and_patient_text_stays_text() {
     eprintln!("the claimed case left the other pool after {} ms", step("leftOtherPoolMs"));
     assert_eq!(step("afterClaimTab"), "我的");
     assert_eq!(step("mineRowState"), "已分配");
+    // Reading the demo CT: drawn, 24 slices; scrolling, dragging the window
+    // and the lung preset each change what is on screen.
+    let lit = |name: &str| step(name)["lit"].as_f64().unwrap_or(0.0);
+    let sum = |name: &str| step(name)["sum"].as_u64().unwrap();
+    assert!(lit("firstImage") > 0.05, "the first image is blank: {seen}");
+    assert_eq!(step("stackSize"), "24");
+    assert_eq!(step("indexAfterScroll"), "5", "five ArrowDowns are image 6");
+    assert_ne!(sum("afterScroll"), sum("firstImage"), "scrolling changed nothing on screen");
+    let drag = step("windowDrag");
+    assert_ne!(drag["before"], drag["after"], "dragging did not change the window: {seen}");
+    assert_ne!(sum("afterDrag"), sum("afterScroll"), "the new window changed nothing on screen");
+    assert_eq!(step("lungPreset"), serde_json::json!({"width": "1500", "center": "-600"}));
+    assert_ne!(sum("afterPreset"), sum("afterDrag"));
+    eprintln!("the CT's first image was on screen {} ms after Read was clicked", step("firstImageMs"));
     // English, remembered; sign-out; a deep link survives the login.
     assert_eq!(step("tabsAfterReload"), serde_json::json!(["Mine", "Pool", "Overdue", "All"]));
     assert_eq!(step("afterLogout"), "Sign in");

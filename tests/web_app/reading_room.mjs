@@ -36,7 +36,10 @@ async function main() {
   const seen = { dialogs: [], errors: [], eventStreams: [], steps: {} };
   const browser = await chromium.launch({
     executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-    args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking', '--disable-quic', '--no-first-run'],
+    args: [
+      '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking', '--disable-quic',
+      '--no-first-run', '--use-angle=swiftshader', '--enable-unsafe-swiftshader',
+    ],
   });
   const open = async (locale, width = 1366, height = 768, deviceScaleFactor = 1) => {
     const context = await browser.newContext({ locale, viewport: { width, height }, deviceScaleFactor });
@@ -58,6 +61,26 @@ async function main() {
     });
     return { context, page };
   };
+  /** The viewport canvas: a checksum of its pixels and how much of it is lit. */
+  const pixels = page =>
+    page.evaluate(() => {
+      const canvas = document.querySelector('[data-testid=viewport] canvas');
+      if (!canvas || canvas.width === 0) return null;
+      const copy = document.createElement('canvas');
+      copy.width = canvas.width;
+      copy.height = canvas.height;
+      const context = copy.getContext('2d');
+      context.drawImage(canvas, 0, 0);
+      const { data } = context.getImageData(0, 0, copy.width, copy.height);
+      let sum = 0;
+      let lit = 0;
+      for (let i = 0; i < data.length; i += 4) {
+        sum = (sum * 31 + data[i]) >>> 0;
+        if (data[i] > 8) lit++;
+      }
+      return { sum, lit: lit / (data.length / 4) };
+    });
+  const overlay = async (page, selector, attribute) => page.locator(`.overlay.${selector}`).getAttribute(attribute);
   const shot = (page, name) => page.screenshot({ path: join(args.screenshots, `${name}.png`), fullPage: true });
   const signIn = async (page, credentials) => {
     await page.locator('input[name=username]').fill(credentials.username);
@@ -65,12 +88,14 @@ async function main() {
     await page.locator('button[type=submit]').click();
   };
 
+  let current = null;
   try {
     const reader = split(args.reader);
     const second = split(args.second);
 
     // A browser preferring Chinese gets Chinese. One wrong password first.
     const { page } = await open('zh-CN');
+    current = page;
     await page.goto(`${args.url}/`);
     await page.locator('input[name=username]').waitFor();
     seen.steps.loginTitle = await page.locator('h1').textContent();
@@ -116,6 +141,53 @@ async function main() {
     await shot(page, 'zh-CN-worklist-claimed');
     await shot(other.page, 'zh-CN-worklist-other-reader');
 
+    // Reading the demo CT: the first image drawn, the stack scrolled, the window dragged, the lung preset.
+    await page.getByRole('tab', { name: '全部' }).click();
+    const ctRow = page.locator('tr', { hasText: '胸部CT平扫' });
+    const openedAt = Date.now();
+    await ctRow.getByRole('link', { name: '阅片' }).click();
+    await page.waitForFunction(
+      () => {
+        const canvas = document.querySelector('[data-testid=viewport] canvas');
+        return canvas && canvas.width > 0 && document.querySelector('.overlay.bottom-left');
+      },
+      null,
+      { timeout: 60_000 },
+    );
+    let first = null;
+    for (let tries = 0; tries < 100 && !(first && first.lit > 0.05); tries++) {
+      await page.waitForTimeout(100);
+      first = await pixels(page);
+    }
+    seen.steps.firstImageMs = Date.now() - openedAt;
+    seen.steps.firstImage = first;
+    seen.steps.stackSize = await overlay(page, 'bottom-left', 'data-image-count');
+    await shot(page, 'zh-CN-reading-ct');
+    await page.locator('[data-testid=viewport]').hover();
+    for (let i = 0; i < 5; i++) await page.keyboard.press('ArrowDown');
+    await page.waitForFunction(() => document.querySelector('.overlay.bottom-left')?.getAttribute('data-image-index') === '5');
+    await page.waitForTimeout(300);
+    seen.steps.afterScroll = await pixels(page);
+    seen.steps.indexAfterScroll = await overlay(page, 'bottom-left', 'data-image-index');
+    const box = await page.locator('[data-testid=viewport]').boundingBox();
+    const windowBefore = await overlay(page, 'bottom-right', 'data-ww');
+    await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+    await page.mouse.down();
+    await page.mouse.move(box.x + box.width / 2 + 120, box.y + box.height / 2 + 60, { steps: 8 });
+    await page.mouse.up();
+    await page.waitForTimeout(300);
+    seen.steps.windowDrag = { before: windowBefore, after: await overlay(page, 'bottom-right', 'data-ww') };
+    seen.steps.afterDrag = await pixels(page);
+    await page.keyboard.press('4');
+    await page.waitForTimeout(300);
+    seen.steps.lungPreset = {
+      width: await overlay(page, 'bottom-right', 'data-ww'),
+      center: await overlay(page, 'bottom-right', 'data-wc'),
+    };
+    seen.steps.afterPreset = await pixels(page);
+    await shot(page, 'zh-CN-reading-ct-lung');
+    await page.goto(`${args.url}/`);
+
     // English, remembered across a reload.
     await page.getByRole('button', { name: '语言' }).click();
     await page.getByRole('tab', { name: 'Mine' }).waitFor();
@@ -126,6 +198,11 @@ async function main() {
     await page.getByRole('tab', { name: 'Pool' }).click();
     await page.locator('tbody tr, .empty').first().waitFor();
     await shot(page, 'en-worklist-pool');
+    await page.getByRole('tab', { name: 'All' }).click();
+    await page.locator('tr', { hasText: '胸部CT平扫' }).getByRole('link', { name: 'Read' }).click();
+    await page.locator('.overlay.bottom-right[data-ww]').waitFor({ timeout: 60_000 });
+    await page.waitForTimeout(1000);
+    await shot(page, 'en-reading-ct');
 
     // A 4K reading monitor, at the 200 % scaling such monitors run at.
     const wide = await open('en', 1920, 1080, 2);
@@ -145,6 +222,11 @@ async function main() {
     await page.goto(`${args.url}/no/such/page`);
     await signIn(page, reader);
     seen.steps.deepLink = await page.locator('.empty-page p').textContent();
+  } catch (error) {
+    // What the page showed and logged when a step failed.
+    if (current) await shot(current, 'failure').catch(() => {});
+    process.stderr.write(`page errors: ${JSON.stringify(seen.errors, null, 1)}\n`);
+    throw error;
   } finally {
     await browser.close();
   }

@@ -7,6 +7,7 @@ import { whenUnauthenticated } from './api';
 import { Header } from './components/header';
 import { useApp } from './context';
 import { Login } from './pages/login';
+import { Reading } from './pages/reading';
 import { Worklist } from './pages/worklist';
 
 export function App() {
@@ -33,6 +34,7 @@ function Shell() {
         <Router>
           <Route path="/" component={Worklist} />
           <Route path="/login" component={Worklist} />
+          <Route path="/read/:id" component={Reading} />
           <Route default component={() => <NotFound text={t('error.notFound')} back={t('error.back')} />} />
         </Router>
       </main>

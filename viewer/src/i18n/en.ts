@@ -73,6 +73,17 @@ export const en = {
   'duration.hours': '{h} h {m} min',
   'duration.days': '{d} d {h} h',
 
+  'viewer.series': 'Se',
+  'viewer.seriesList': 'Series',
+  'viewer.image': 'Im',
+  'viewer.images': '{n} images',
+  'viewer.location': 'Loc {mm} mm',
+  'viewer.thickness': 'Thick {mm} mm',
+  'viewer.zoom': 'Zoom {percent}%',
+  'viewer.inverted': 'inverted',
+  'viewer.loading': 'Loading images…',
+  'worklist.read': 'Read',
+
   'sex.M': 'M',
   'sex.F': 'F',
   'sex.O': 'O',

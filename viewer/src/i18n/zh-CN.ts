@@ -75,6 +75,17 @@ export const zhCN: Record<MessageKey, string> = {
   'duration.hours': '{h} 小时 {m} 分',
   'duration.days': '{d} 天 {h} 小时',
 
+  'viewer.series': '序列',
+  'viewer.seriesList': '序列',
+  'viewer.image': '图像',
+  'viewer.images': '{n} 幅',
+  'viewer.location': '位置 {mm} mm',
+  'viewer.thickness': '层厚 {mm} mm',
+  'viewer.zoom': '缩放 {percent}%',
+  'viewer.inverted': '反色',
+  'viewer.loading': '正在加载图像…',
+  'worklist.read': '阅片',
+
   'sex.M': '男',
   'sex.F': '女',
   'sex.O': '其他',

@@ -197,6 +197,11 @@ export function Worklist() {
                       {t('worklist.claim')}
                     </button>
                   )}
+                  {view !== 'pool' && !user.roles.includes('site_user') && request.images_at !== null && (
+                    <a class="button small" href={`/read/${request.id}`}>
+                      {t('worklist.read')}
+                    </a>
+                  )}
                 </td>
               </tr>
             ))}

@@ -1,0 +1,198 @@
+// Cornerstone3D behind a small surface: initialise once, load a series'
+// metadata from the centre's DICOMweb, show it in a stack viewport with the
+// reading room's mouse bindings, report what the overlay shows. Loaded on
+// demand (a dynamic import), so the worklist does not carry it.
+
+import { Enums, RenderingEngine, getRenderingEngine, init as coreInit } from '@cornerstonejs/core';
+import type { Types } from '@cornerstonejs/core';
+import { init as dicomImageLoaderInit } from '@cornerstonejs/dicom-image-loader';
+import { utilities as metadataUtilities } from '@cornerstonejs/metadata';
+import {
+  Enums as ToolEnums,
+  PanTool,
+  StackScrollTool,
+  ToolGroupManager,
+  WindowLevelTool,
+  ZoomTool,
+  addTool,
+  init as toolsInit,
+} from '@cornerstonejs/tools';
+import { type DicomJson, TAGS, numbers, readingOrder, text } from './dicom-json';
+import { windowOf, windowRange } from './presets';
+
+let initialised = false;
+
+/** Initialises core, the DICOM image loader (decoding in workers) and tools, once. */
+export function initialise(): void {
+  if (initialised) return;
+  coreInit();
+  dicomImageLoaderInit({ maxWebWorkers: Math.max(1, Math.min(4, (navigator.hardwareConcurrency || 2) - 1)) });
+  toolsInit();
+  for (const tool of [StackScrollTool, WindowLevelTool, PanTool, ZoomTool]) addTool(tool);
+  initialised = true;
+}
+
+/** One image of a stack, with what the overlay says about it. */
+export interface StackImage {
+  imageId: string;
+  sliceLocation: number | null;
+  sliceThickness: number | null;
+}
+
+export interface Series {
+  uid: string;
+  number: number | null;
+  modality: string;
+  description: string;
+  images: StackImage[];
+}
+
+/**
+ * The series' instances in reading order as image ids (one per frame of a
+ * multi-frame object), their DICOM JSON registered for the loader and the
+ * viewport. Throws with the centre's status when the metadata is refused.
+ */
+export async function loadSeries(study: string, series: string): Promise<Series> {
+  // The loader's initialisation empties the metadata cache: it comes first.
+  initialise();
+  const root = `${location.origin}/dicom-web/studies/${encodeURIComponent(study)}/series/${encodeURIComponent(series)}`;
+  const response = await fetch(`${root}/metadata`, { headers: { Accept: 'application/dicom+json' }, credentials: 'same-origin' });
+  if (!response.ok) throw new Error(`the series' metadata: ${response.status} ${response.statusText}`);
+  const instances = readingOrder((await response.json()) as DicomJson[]);
+  const images: StackImage[] = [];
+  for (const instance of instances) {
+    const sop = text(instance, TAGS.sopInstanceUid);
+    const frames = Math.max(1, numbers(instance, TAGS.numberOfFrames)[0] ?? 1);
+    for (let frame = 1; frame <= frames; frame++) {
+      const imageId = `wadors:${root}/instances/${encodeURIComponent(sop)}/frames/${frame}`;
+      metadataUtilities.addDicomWebInstance(imageId, instance);
+      images.push({
+        imageId,
+        sliceLocation: numbers(instance, TAGS.sliceLocation)[0] ?? null,
+        sliceThickness: numbers(instance, TAGS.sliceThickness)[0] ?? null,
+      });
+    }
+  }
+  const first = instances[0] ?? {};
+  return {
+    uid: series,
+    number: numbers(first, TAGS.seriesNumber)[0] ?? null,
+    modality: text(first, TAGS.modality),
+    description: text(first, TAGS.seriesDescription),
+    images,
+  };
+}
+
+/** What the overlay shows, read from the viewport. */
+export interface ViewState {
+  index: number;
+  count: number;
+  width: number | null;
+  center: number | null;
+  zoom: number;
+  inverted: boolean;
+}
+
+/** A stack viewport on one element, with the reading room's mouse. */
+export class StackView {
+  private readonly engine: RenderingEngine;
+  private readonly viewport: Types.IStackViewport;
+  private readonly toolGroupId: string;
+  private readonly resizeObserver: ResizeObserver;
+
+  constructor(
+    private readonly element: HTMLDivElement,
+    id: string,
+  ) {
+    initialise();
+    this.engine = getRenderingEngine('reading') ?? new RenderingEngine('reading');
+    this.engine.enableElement({ viewportId: id, type: Enums.ViewportType.STACK, element });
+    this.viewport = this.engine.getViewport(id) as Types.IStackViewport;
+    element.addEventListener('contextmenu', event => event.preventDefault());
+    this.toolGroupId = `tools-${id}`;
+    const group = ToolGroupManager.getToolGroup(this.toolGroupId) ?? ToolGroupManager.createToolGroup(this.toolGroupId);
+    if (!group) throw new Error('cannot create a tool group');
+    for (const tool of [StackScrollTool, WindowLevelTool, PanTool, ZoomTool]) {
+      if (!group.hasTool(tool.toolName)) group.addTool(tool.toolName);
+    }
+    const { MouseBindings } = ToolEnums;
+    group.setToolActive(StackScrollTool.toolName, { bindings: [{ mouseButton: MouseBindings.Wheel }] });
+    group.setToolActive(WindowLevelTool.toolName, { bindings: [{ mouseButton: MouseBindings.Primary }] });
+    group.setToolActive(PanTool.toolName, { bindings: [{ mouseButton: MouseBindings.Auxiliary }] });
+    group.setToolActive(ZoomTool.toolName, { bindings: [{ mouseButton: MouseBindings.Secondary }] });
+    group.addViewport(id, this.engine.id);
+    this.resizeObserver = new ResizeObserver(() => this.engine.resize(true, true));
+    this.resizeObserver.observe(element);
+  }
+
+  /** Shows `imageIds` from `index`; resolves once the first image is on screen. */
+  async show(imageIds: string[], index = 0): Promise<void> {
+    await this.viewport.setStack(imageIds, index);
+    this.viewport.render();
+  }
+
+  /** Calls `listener` whenever what the overlay shows may have changed. */
+  onChange(listener: () => void): () => void {
+    const events = [Enums.Events.STACK_NEW_IMAGE, Enums.Events.VOI_MODIFIED, Enums.Events.CAMERA_MODIFIED, Enums.Events.IMAGE_RENDERED];
+    for (const event of events) this.element.addEventListener(event, listener);
+    return () => {
+      for (const event of events) this.element.removeEventListener(event, listener);
+    };
+  }
+
+  state(): ViewState {
+    const properties = this.viewport.getProperties();
+    const range = properties.voiRange;
+    const window = range ? windowOf(range.lower, range.upper) : null;
+    return {
+      index: this.viewport.getCurrentImageIdIndex(),
+      count: this.viewport.getImageIds().length,
+      width: window ? Math.round(window.width) : null,
+      center: window ? Math.round(window.center) : null,
+      zoom: this.viewport.getZoom(),
+      inverted: properties.invert ?? false,
+    };
+  }
+
+  /** Moves `delta` images through the stack, stopping at its ends. */
+  async scroll(delta: number): Promise<void> {
+    const count = this.viewport.getImageIds().length;
+    const next = Math.min(count - 1, Math.max(0, this.viewport.getCurrentImageIdIndex() + delta));
+    await this.viewport.setImageIdIndex(next);
+  }
+
+  setWindow(width: number, center: number): void {
+    this.viewport.setProperties({ voiRange: windowRange(width, center) });
+    this.viewport.render();
+  }
+
+  invert(): void {
+    this.viewport.setProperties({ invert: !(this.viewport.getProperties().invert ?? false) });
+    this.viewport.render();
+  }
+
+  rotate(degrees: number): void {
+    const { rotation = 0 } = this.viewport.getViewPresentation();
+    this.viewport.setViewPresentation({ rotation: (rotation + degrees + 360) % 360 });
+    this.viewport.render();
+  }
+
+  flipHorizontal(): void {
+    const { flipHorizontal = false } = this.viewport.getCamera();
+    this.viewport.setCamera({ flipHorizontal: !flipHorizontal });
+    this.viewport.render();
+  }
+
+  /** Back to the image as first shown: window, zoom, pan, rotation, inversion. */
+  reset(): void {
+    this.viewport.resetProperties();
+    this.viewport.resetCamera();
+    this.viewport.render();
+  }
+
+  destroy(): void {
+    this.resizeObserver.disconnect();
+    ToolGroupManager.destroyToolGroup(this.toolGroupId);
+    this.engine.disableElement(this.viewport.id);
+  }
+}
