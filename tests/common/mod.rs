@@ -25,6 +25,21 @@ pub fn require_tool(tool: &str) -> bool {
     found
 }
 
+/// Whether every check holds (`(present, what to install)`). When some do
+/// not: fails under CI (where `.ci/run` provides them all), skips with a
+/// message naming what is missing on a developer machine.
+pub fn require_all(checks: &[(bool, &str)]) -> bool {
+    let missing: Vec<&str> = checks.iter().filter(|(present, _)| !present).map(|(_, what)| *what).collect();
+    if missing.is_empty() {
+        return true;
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("missing {}; .ci/run must provide it", missing.join(", "));
+    }
+    eprintln!("SKIP: missing {}", missing.join(", "));
+    false
+}
+
 /// The pydicom + pydicom-data test files, fetched by sample-data/fetch-pydicom.sh.
 pub fn pydicom_corpus() -> Option<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("sample-data/pydicom");
