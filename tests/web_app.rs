@@ -173,6 +173,13 @@ fn readers_sign_in_claim_from_the_pool_and_patient_text_stays_text() {
     assert_eq!(step("lungPreset"), serde_json::json!({"width": "1500", "center": "-600"}));
     assert_ne!(sum("afterPreset"), sum("afterDrag"));
     eprintln!("the CT's first image was on screen {} ms after Read was clicked", step("firstImageMs"));
+    // The length across 128 pixels of 1.367 mm reads 175.0 mm, within the
+    // placement error of a mouse on whole screen pixels (a pixel at each end).
+    let length = step("length");
+    let tolerance = 2.0 * 1.367 / length["screenPixelsPerImagePixel"].as_f64().unwrap() + 0.05;
+    assert_eq!(length["unit"], "mm", "{length}");
+    assert!((length["value"].as_f64().unwrap() - 174.98).abs() <= tolerance, "{length}, ±{tolerance:.2}");
+    assert!(length["text"].as_str().unwrap().ends_with(" mm"), "{length}");
     // English, remembered; sign-out; a deep link survives the login.
     assert_eq!(step("tabsAfterReload"), serde_json::json!(["Mine", "Pool", "Overdue", "All"]));
     assert_eq!(step("afterLogout"), "Sign in");

@@ -186,6 +186,36 @@ async function main() {
     };
     seen.steps.afterPreset = await pixels(page);
     await shot(page, 'zh-CN-reading-ct-lung');
+
+    // A length across the middle row, from image column 64 to 192: where those
+    // columns are on screen follows from the 256×256 image fitted to the
+    // viewport's height; 128 pixels of 1.367 mm are 175.0 mm.
+    await page.keyboard.press('l');
+    const area = await page.locator('[data-testid=viewport]').boundingBox();
+    const scale = Math.min(area.width, area.height) / 256;
+    const [cx, cy] = [area.x + area.width / 2, area.y + area.height / 2];
+    await page.mouse.move(cx + (64 - 128) * scale, cy);
+    await page.mouse.down();
+    await page.mouse.move(cx + (192 - 128) * scale, cy, { steps: 10 });
+    await page.mouse.up();
+    const length = page.locator('.measurements li[data-kind=length]');
+    await length.waitFor({ timeout: 10_000 });
+    // Cornerstone updates a measurement's statistics throttled while it is
+    // drawn: wait for the value to settle after the mouse is released.
+    let settled = null;
+    for (let tries = 0; tries < 50; tries++) {
+      await page.waitForTimeout(200);
+      const value = await length.getAttribute('data-value');
+      if (value === settled) break;
+      settled = value;
+    }
+    seen.steps.length = {
+      value: Number(await length.getAttribute('data-value')),
+      unit: await length.getAttribute('data-unit'),
+      text: await length.textContent(),
+      screenPixelsPerImagePixel: scale,
+    };
+    await shot(page, 'zh-CN-reading-ct-length');
     await page.goto(`${args.url}/`);
 
     // English, remembered across a reload.

@@ -15,11 +15,13 @@ use tower::ServiceExt;
 use tower_http::services::{ServeDir, ServeFile};
 
 /// Scripts from the centre only (`wasm-unsafe-eval` for the image codecs'
-/// WebAssembly), no inline script or style, no plugins, no framing,
-/// connections to the centre alone.
+/// WebAssembly), no inline script, no style sheets but the centre's, no
+/// plugins, no framing, connections to the centre alone. Style attributes
+/// are allowed (`style-src-attr`): Cornerstone sets one on each measurement
+/// label, and a style attribute cannot run script.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; \
-     style-src 'self'; img-src 'self' data: blob:; font-src 'self'; connect-src 'self'; worker-src 'self' blob:; \
-     object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+     style-src 'self'; style-src-attr 'unsafe-inline'; img-src 'self' data: blob:; font-src 'self'; connect-src 'self'; \
+     worker-src 'self' blob:; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 /// The built application, or why there is none.
 #[derive(Clone)]

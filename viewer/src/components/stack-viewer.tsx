@@ -3,7 +3,8 @@
 
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { useApp } from '../context';
-import type { Series, StackView, ViewState } from '../imaging/cornerstone';
+import type { LeftButtonTool, Measurement, Series, StackView, ViewState } from '../imaging/cornerstone';
+import type { MessageKey } from '../i18n';
 import { presetForKey } from '../imaging/presets';
 
 export interface OverlayText {
@@ -24,6 +25,8 @@ export function StackViewer(props: {
   const [loaded, setLoaded] = useState<Series | null>(null);
   const [state, setState] = useState<ViewState | null>(null);
   const [error, setError] = useState<string | null>(null);
+  const [tool, setTool] = useState<LeftButtonTool>('window');
+  const [measurements, setMeasurements] = useState<Measurement[]>([]);
 
   useEffect(() => {
     let cancelled = false;
@@ -38,7 +41,12 @@ export function StackViewer(props: {
         if (cancelled || !element.current) return;
         const stack = new imaging.StackView(element.current, 'main');
         view.current = stack;
-        stopWatching = stack.onChange(() => setState(stack.state()));
+        const stopView = stack.onChange(() => setState(stack.state()));
+        const stopMeasuring = stack.onMeasurementsChange(() => setMeasurements(stack.measurements()));
+        stopWatching = () => {
+          stopView();
+          stopMeasuring();
+        };
         setLoaded(series);
         await stack.show(series.images.map(i => i.imageId));
         if (!cancelled) setState(stack.state());
@@ -55,6 +63,11 @@ export function StackViewer(props: {
     };
   }, [props.study, props.series]);
 
+  const choose = (next: LeftButtonTool) => {
+    view.current?.selectTool(next);
+    setTool(next);
+  };
+
   useEffect(() => {
     const onKey = (event: KeyboardEvent) => {
       const stack = view.current;
@@ -70,6 +83,11 @@ export function StackViewer(props: {
         else if (event.key === 'r') stack.rotate(90);
         else if (event.key === 'h') stack.flipHorizontal();
         else if (event.key === 'Escape' || event.key === '0') stack.reset();
+        else if (TOOL_KEYS[event.key]) choose(TOOL_KEYS[event.key] as LeftButtonTool);
+        else if (event.key === 'Delete') {
+          stack.clearMeasurements();
+          setMeasurements([]);
+        }
         else return false;
         return true;
       })();
@@ -82,7 +100,23 @@ export function StackViewer(props: {
   const image = loaded && state ? loaded.images[state.index] : undefined;
   return (
     <div class="stack-viewer">
-      <div class="viewport" ref={element} data-testid="viewport" />
+      <div class="toolbar" role="toolbar" aria-label={t('viewer.tools')}>
+        {TOOLS.map(([name, key]) => (
+          <button type="button" class={tool === name ? 'tool active' : 'tool'} aria-pressed={tool === name} title={`${t(`tool.${name}`)} (${key})`} onClick={() => choose(name)}>
+            {t(`tool.${name}`)}
+          </button>
+        ))}
+      </div>
+      {measurements.length > 0 && (
+        <ul class="measurements" aria-label={t('viewer.measurements')}>
+          {measurements.map(m => (
+            <li key={m.uid} data-kind={m.kind} data-value={m.length ?? m.angle ?? m.mean ?? m.value ?? ''} data-unit={m.unit}>
+              <span class="measurement-kind">{t(`tool.${m.kind}`)}</span> {describe(m, t)}
+            </li>
+          ))}
+        </ul>
+      )}
+      <div class={`viewport tool-${tool}`} ref={element} data-testid="viewport" />
       <div class="overlay top-left">
         <div class="overlay-strong">{props.overlay.patient}</div>
         <div>{props.overlay.details}</div>
@@ -124,4 +158,40 @@ export function StackViewer(props: {
       )}
     </div>
   );
+}
+
+const TOOLS: [LeftButtonTool, string][] = [
+  ['window', 'w'],
+  ['length', 'l'],
+  ['angle', 'a'],
+  ['ellipse', 'e'],
+  ['rectangle', 't'],
+  ['probe', 'p'],
+];
+const TOOL_KEYS: Record<string, LeftButtonTool> = Object.fromEntries(TOOLS.map(([name, key]) => [key, name]));
+
+type Translate = (key: MessageKey, params?: Record<string, string | number>) => string;
+
+/** A measurement's values as the reader reads them. */
+function describe(m: Measurement, t: Translate): string {
+  const detector = m.atDetector ? ` (${t('viewer.atDetector')})` : '';
+  const area = m.unit === 'mm' ? 'mm²' : 'px²';
+  const unit = m.valueUnit ? ` ${m.valueUnit}` : '';
+  switch (m.kind) {
+    case 'length':
+      return m.length === undefined ? '' : `${m.length.toFixed(1)} ${m.unit}${detector}`;
+    case 'angle':
+      return m.angle === undefined ? '' : `${m.angle.toFixed(1)}°`;
+    case 'probe':
+      return m.value === undefined ? '' : `${m.value.toFixed(0)}${unit}`;
+    case 'ellipse':
+    case 'rectangle':
+      return [
+        m.mean !== undefined ? `${t('viewer.mean')} ${m.mean.toFixed(1)}${unit}` : '',
+        m.stdDev !== undefined ? `SD ${m.stdDev.toFixed(1)}` : '',
+        m.area !== undefined ? `${t('viewer.area')} ${m.area.toFixed(1)} ${area}${detector}` : '',
+      ]
+        .filter(Boolean)
+        .join(' · ');
+  }
 }

@@ -84,6 +84,18 @@ export const en = {
   'viewer.loading': 'Loading images…',
   'worklist.read': 'Read',
 
+  'viewer.tools': 'Tools',
+  'viewer.measurements': 'Measurements',
+  'viewer.atDetector': 'at detector',
+  'viewer.mean': 'mean',
+  'viewer.area': 'area',
+  'tool.window': 'W/L',
+  'tool.length': 'Length',
+  'tool.angle': 'Angle',
+  'tool.ellipse': 'Ellipse',
+  'tool.rectangle': 'Rectangle',
+  'tool.probe': 'Probe',
+
   'sex.M': 'M',
   'sex.F': 'F',
   'sex.O': 'O',

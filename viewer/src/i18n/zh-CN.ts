@@ -86,6 +86,18 @@ export const zhCN: Record<MessageKey, string> = {
   'viewer.loading': '正在加载图像…',
   'worklist.read': '阅片',
 
+  'viewer.tools': '工具',
+  'viewer.measurements': '测量',
+  'viewer.atDetector': '探测器平面',
+  'viewer.mean': '均值',
+  'viewer.area': '面积',
+  'tool.window': '窗宽窗位',
+  'tool.length': '长度',
+  'tool.angle': '角度',
+  'tool.ellipse': '椭圆',
+  'tool.rectangle': '矩形',
+  'tool.probe': '点测',
+
   'sex.M': '男',
   'sex.F': '女',
   'sex.O': '其他',

@@ -3,18 +3,24 @@
 // reading room's mouse bindings, report what the overlay shows. Loaded on
 // demand (a dynamic import), so the worklist does not carry it.
 
-import { Enums, RenderingEngine, getRenderingEngine, init as coreInit } from '@cornerstonejs/core';
+import { Enums, RenderingEngine, eventTarget, getRenderingEngine, init as coreInit, metaData } from '@cornerstonejs/core';
 import type { Types } from '@cornerstonejs/core';
 import { init as dicomImageLoaderInit } from '@cornerstonejs/dicom-image-loader';
 import { utilities as metadataUtilities } from '@cornerstonejs/metadata';
 import {
-  Enums as ToolEnums,
+  AngleTool,
+  EllipticalROITool,
+  LengthTool,
   PanTool,
+  ProbeTool,
+  RectangleROITool,
   StackScrollTool,
+  Enums as ToolEnums,
   ToolGroupManager,
   WindowLevelTool,
   ZoomTool,
   addTool,
+  annotation,
   init as toolsInit,
 } from '@cornerstonejs/tools';
 import { type DicomJson, TAGS, numbers, readingOrder, text } from './dicom-json';
@@ -28,8 +34,65 @@ export function initialise(): void {
   coreInit();
   dicomImageLoaderInit({ maxWebWorkers: Math.max(1, Math.min(4, (navigator.hardwareConcurrency || 2) - 1)) });
   toolsInit();
-  for (const tool of [StackScrollTool, WindowLevelTool, PanTool, ZoomTool]) addTool(tool);
+  for (const tool of ALL_TOOLS) addTool(tool);
   initialised = true;
+}
+
+const NAVIGATION_TOOLS = [StackScrollTool, WindowLevelTool, PanTool, ZoomTool];
+/** What the left button can do, by the names the toolbar uses. */
+const LEFT_BUTTON_TOOLS = {
+  window: WindowLevelTool,
+  length: LengthTool,
+  angle: AngleTool,
+  ellipse: EllipticalROITool,
+  rectangle: RectangleROITool,
+  probe: ProbeTool,
+} as const;
+const ALL_TOOLS = [...NAVIGATION_TOOLS, LengthTool, AngleTool, EllipticalROITool, RectangleROITool, ProbeTool];
+export type LeftButtonTool = keyof typeof LEFT_BUTTON_TOOLS;
+
+/** One measurement as the reader sees it, values in the units it was made in. */
+export interface Measurement {
+  uid: string;
+  kind: 'length' | 'angle' | 'ellipse' | 'rectangle' | 'probe';
+  imageId: string;
+  /** Millimetres when the image says how large its pixels are, else pixels. */
+  unit: 'mm' | 'px';
+  /** Measured at the detector (Imager Pixel Spacing of a projection image): larger than the patient. */
+  atDetector: boolean;
+  length?: number;
+  angle?: number;
+  area?: number;
+  mean?: number;
+  stdDev?: number;
+  value?: number;
+  /** HU for CT, else the modality's unit or none. */
+  valueUnit?: string;
+}
+
+const KIND_OF_TOOL: Record<string, Measurement['kind']> = {
+  [LengthTool.toolName]: 'length',
+  [AngleTool.toolName]: 'angle',
+  [EllipticalROITool.toolName]: 'ellipse',
+  [RectangleROITool.toolName]: 'rectangle',
+  [ProbeTool.toolName]: 'probe',
+};
+
+/**
+ * Whether `imageId`'s distances are in millimetres and measured at the
+ * detector. Cornerstone's own unit label reads "px Proj" for projection
+ * images without a position although its numbers are millimetres, so the
+ * label is made here from the calibration itself.
+ */
+function calibration(imageId: string): { unit: 'mm' | 'px'; atDetector: boolean } {
+  const calibrated = metaData.get('calibratedPixelSpacing', imageId) as { rowPixelSpacing?: number; type?: string } | undefined;
+  const plane = metaData.get('imagePlaneModule', imageId) as { rowPixelSpacing?: number; usingDefaultValues?: boolean } | undefined;
+  const millimetres = Boolean(calibrated?.rowPixelSpacing) || (Boolean(plane?.rowPixelSpacing) && !plane?.usingDefaultValues);
+  return { unit: millimetres ? 'mm' : 'px', atDetector: calibrated?.type === Enums.CalibrationTypes.PROJECTION };
+}
+
+function finite(value: unknown): number | undefined {
+  return typeof value === 'number' && Number.isFinite(value) ? value : undefined;
 }
 
 /** One image of a stack, with what the overlay says about it. */
@@ -112,7 +175,7 @@ export class StackView {
     this.toolGroupId = `tools-${id}`;
     const group = ToolGroupManager.getToolGroup(this.toolGroupId) ?? ToolGroupManager.createToolGroup(this.toolGroupId);
     if (!group) throw new Error('cannot create a tool group');
-    for (const tool of [StackScrollTool, WindowLevelTool, PanTool, ZoomTool]) {
+    for (const tool of ALL_TOOLS) {
       if (!group.hasTool(tool.toolName)) group.addTool(tool.toolName);
     }
     const { MouseBindings } = ToolEnums;
@@ -120,6 +183,7 @@ export class StackView {
     group.setToolActive(WindowLevelTool.toolName, { bindings: [{ mouseButton: MouseBindings.Primary }] });
     group.setToolActive(PanTool.toolName, { bindings: [{ mouseButton: MouseBindings.Auxiliary }] });
     group.setToolActive(ZoomTool.toolName, { bindings: [{ mouseButton: MouseBindings.Secondary }] });
+    for (const tool of [LengthTool, AngleTool, EllipticalROITool, RectangleROITool, ProbeTool]) group.setToolPassive(tool.toolName);
     group.addViewport(id, this.engine.id);
     this.resizeObserver = new ResizeObserver(() => this.engine.resize(true, true));
     this.resizeObserver.observe(element);
@@ -180,6 +244,62 @@ export class StackView {
   flipHorizontal(): void {
     const { flipHorizontal = false } = this.viewport.getCamera();
     this.viewport.setCamera({ flipHorizontal: !flipHorizontal });
+    this.viewport.render();
+  }
+
+  /** Puts `tool` on the left button; the others stay visible and editable. */
+  selectTool(tool: LeftButtonTool): void {
+    const group = ToolGroupManager.getToolGroup(this.toolGroupId);
+    if (!group) return;
+    const current = group.getActivePrimaryMouseButtonTool();
+    if (current) group.setToolPassive(current);
+    group.setToolActive(LEFT_BUTTON_TOOLS[tool].toolName, { bindings: [{ mouseButton: ToolEnums.MouseBindings.Primary }] });
+  }
+
+  /** The measurements drawn on this viewport's images. */
+  measurements(): Measurement[] {
+    const found: Measurement[] = [];
+    for (const [toolName, kind] of Object.entries(KIND_OF_TOOL)) {
+      for (const drawn of annotation.state.getAnnotations(toolName, this.element) ?? []) {
+        const imageId = drawn.metadata?.referencedImageId ?? '';
+        const statistics = (drawn.data as { cachedStats?: Record<string, Record<string, unknown>> }).cachedStats ?? {};
+        const stats = statistics[`imageId:${imageId}`] ?? Object.values(statistics)[0];
+        if (!stats) continue;
+        const measurement: Measurement = { uid: drawn.annotationUID ?? '', kind, imageId, ...calibration(imageId) };
+        const set = <K extends keyof Measurement>(key: K, value: Measurement[K] | undefined) => {
+          if (value !== undefined) measurement[key] = value;
+        };
+        set('length', finite(stats.length));
+        set('angle', finite(stats.angle));
+        set('area', finite(stats.area));
+        set('mean', finite(stats.mean));
+        set('stdDev', finite(stats.stdDev));
+        set('value', finite(stats.value));
+        const modalityUnit = stats.modalityUnit;
+        set('valueUnit', typeof modalityUnit === 'string' && modalityUnit !== 'raw' ? modalityUnit : undefined);
+        found.push(measurement);
+      }
+    }
+    return found;
+  }
+
+  /** Calls `listener` when a measurement is made, moved or removed. */
+  onMeasurementsChange(listener: () => void): () => void {
+    const { Events } = ToolEnums;
+    const events = [Events.ANNOTATION_COMPLETED, Events.ANNOTATION_MODIFIED, Events.ANNOTATION_REMOVED];
+    for (const event of events) eventTarget.addEventListener(event, listener);
+    return () => {
+      for (const event of events) eventTarget.removeEventListener(event, listener);
+    };
+  }
+
+  /** Removes every measurement of this viewport. */
+  clearMeasurements(): void {
+    for (const toolName of Object.keys(KIND_OF_TOOL)) {
+      for (const drawn of annotation.state.getAnnotations(toolName, this.element) ?? []) {
+        if (drawn.annotationUID) annotation.state.removeAnnotation(drawn.annotationUID);
+      }
+    }
     this.viewport.render();
   }
 
