@@ -454,18 +454,9 @@ fn jpeg_ls_copy_of_the_demo_ct(dir: &std::path::Path) -> (String, Vec<CorpusFile
 
 /// An OPTIONS request as a browser's CORS preflight sends it; the lower-cased head.
 fn preflight(port: u16, path: &str, origin: &str) -> String {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(
-        stream,
-        "OPTIONS {path} HTTP/1.1\r\nHost: localhost\r\nOrigin: {origin}\r\nAccess-Control-Request-Method: GET\r\n\
-         Access-Control-Request-Headers: authorization,accept\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut reply = Vec::new();
-    stream.read_to_end(&mut reply).unwrap();
-    let reply = String::from_utf8_lossy(&reply).to_lowercase();
-    reply.split("\r\n\r\n").next().unwrap().to_owned()
+    let headers =
+        format!("Origin: {origin}\r\nAccess-Control-Request-Method: GET\r\nAccess-Control-Request-Headers: authorization,accept\r\n");
+    http_head(port, "OPTIONS", path, &headers).1
 }
 
 #[test]

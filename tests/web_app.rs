@@ -58,18 +58,6 @@ fn hostile_ct(dir: &Path) -> Vec<CorpusFile> {
     part10_files(dir)
 }
 
-/// A request over raw HTTP with extra header lines; status and lower-cased head.
-fn raw(port: u16, method: &str, path: &str, headers: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(stream, "{method} {path} HTTP/1.1\r\nHost: localhost\r\n{headers}Content-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
-    let mut reply = Vec::new();
-    stream.read_to_end(&mut reply).unwrap();
-    let reply = String::from_utf8_lossy(&reply).to_string();
-    let status = reply.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    (status, reply.split("\r\n\r\n").next().unwrap().to_lowercase())
-}
-
 #[test]
 fn readers_sign_in_claim_from_the_pool_and_patient_text_stays_text() {
     if !require_tool("storescu") || !require_tool("node") {
@@ -85,23 +73,23 @@ fn readers_sign_in_claim_from_the_pool_and_patient_text_stays_text() {
     storescu(server.dicom_port, "DEMO_CT", &files, &profile);
 
     // The application's page: a strict CSP, revalidated; its hashed assets cached for a year.
-    let (status, head) = raw(port, "GET", "/", "");
+    let (status, head) = http_head(port, "GET", "/", "");
     assert_eq!(status, 200, "{head}");
     assert!(head.contains("content-security-policy: default-src 'self'; script-src 'self' 'wasm-unsafe-eval';"), "{head}");
     assert!(head.contains("cache-control: no-cache") && head.contains("x-content-type-options: nosniff"), "{head}");
     let index = std::fs::read_to_string(dist.join("index.html")).unwrap();
     let script = index.split("src=\"").nth(1).and_then(|s| s.split('"').next()).expect("a script in index.html");
     assert!(script.starts_with("/assets/"), "{script}");
-    let (status, head) = raw(port, "GET", script, "");
+    let (status, head) = http_head(port, "GET", script, "");
     assert_eq!(status, 200, "{head}");
     assert!(head.contains("cache-control: public, max-age=31536000, immutable"), "{head}");
     // A missing asset is 404 (never index.html under a year's cache); an application path is the page.
-    let (status, head) = raw(port, "GET", "/assets/index-00000000.js", "");
+    let (status, head) = http_head(port, "GET", "/assets/index-00000000.js", "");
     assert_eq!(status, 404, "{head}");
     assert!(!head.contains("immutable") && !head.contains("text/html"), "{head}");
-    assert_eq!(raw(port, "GET", "/requests/12", "").0, 200);
+    assert_eq!(http_head(port, "GET", "/requests/12", "").0, 200);
     // The API's own unknown paths stay JSON 404s.
-    let (status, head) = raw(port, "GET", "/api/nothing", "");
+    let (status, head) = http_head(port, "GET", "/api/nothing", "");
     assert_eq!(status, 404);
     assert!(head.contains("application/json"), "{head}");
 
@@ -110,11 +98,11 @@ fn readers_sign_in_claim_from_the_pool_and_patient_text_stays_text() {
     let password = server.demo_password("demo_radiologist");
     let token = login(port, "demo_radiologist", &password);
     let cookie = format!("Cookie: telediag_session={token}\r\n");
-    let (status, head) = raw(port, "POST", "/api/logout", &cookie);
+    let (status, head) = http_head(port, "POST", "/api/logout", &cookie);
     assert_eq!(status, 403, "{head}");
-    let (status, _) = raw(port, "POST", "/api/logout", &format!("{cookie}Sec-Fetch-Site: cross-site\r\n"));
+    let (status, _) = http_head(port, "POST", "/api/logout", &format!("{cookie}Sec-Fetch-Site: cross-site\r\n"));
     assert_eq!(status, 403, "a cross-site request is refused");
-    let (status, head) = raw(port, "POST", "/api/logout", &format!("{cookie}X-Telediag-Request: 1\r\n"));
+    let (status, head) = http_head(port, "POST", "/api/logout", &format!("{cookie}X-Telediag-Request: 1\r\n"));
     assert_eq!(status, 204, "{head}");
 
     // The hostile study's request must be in the pool before the browser looks.

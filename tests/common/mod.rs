@@ -380,6 +380,20 @@ pub fn acknowledged(log: &str) -> Vec<PathBuf> {
     sent
 }
 
+/// A bodyless request over raw HTTP/1.1 with `headers` (whole lines, each
+/// ending in CRLF) as given: status and lower-cased head. For what the
+/// JSON helpers cannot send: preflights, cookies, CSRF headers.
+pub fn http_head(port: u16, method: &str, path: &str, headers: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(stream, "{method} {path} HTTP/1.1\r\nHost: localhost\r\n{headers}Content-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
+    let mut reply = Vec::new();
+    stream.read_to_end(&mut reply).unwrap();
+    let reply = String::from_utf8_lossy(&reply).to_string();
+    let status = reply.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, reply.split("\r\n\r\n").next().unwrap().to_lowercase())
+}
+
 /// A raw HTTP/1.1 GET: status, lower-cased head, body bytes (a chunked
 /// body decoded).
 pub fn http_raw(port: u16, path: &str, token: &str, extra_header: Option<&str>) -> (u16, String, Vec<u8>) {
