@@ -29,8 +29,17 @@ export function whenUnauthenticated(handler: () => void): void {
   onUnauthenticated = handler;
 }
 
-export async function api<T>(method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE', path: string, body?: unknown): Promise<T> {
-  const headers: Record<string, string> = { Accept: 'application/json' };
+export function api<T>(method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE', path: string, body?: unknown): Promise<T> {
+  return send<T>(method, path, body, 'application/json');
+}
+
+/** A DICOMweb GET answered in DICOM JSON; `undefined` for 204 (a search with no match). */
+export function dicomJson<T>(path: string): Promise<T | undefined> {
+  return send<T | undefined>('GET', path, undefined, 'application/dicom+json');
+}
+
+async function send<T>(method: string, path: string, body: unknown, accept: string): Promise<T> {
+  const headers: Record<string, string> = { Accept: accept };
   if (method !== 'GET') headers[CSRF_HEADER] = '1';
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   let response: Response;

@@ -23,6 +23,7 @@ import {
   annotation,
   init as toolsInit,
 } from '@cornerstonejs/tools';
+import { dicomJson } from '../api';
 import { type DicomJson, TAGS, numbers, readingOrder, text } from './dicom-json';
 import { windowOf, windowRange } from './presets';
 
@@ -113,15 +114,14 @@ export interface Series {
 /**
  * The series' instances in reading order as image ids (one per frame of a
  * multi-frame object), their DICOM JSON registered for the loader and the
- * viewport. Throws with the centre's status when the metadata is refused.
+ * viewport. Throws an `ApiError` with the centre's reason when the metadata
+ * is refused.
  */
 export async function loadSeries(study: string, series: string): Promise<Series> {
   // The loader's initialisation empties the metadata cache: it comes first.
   initialise();
   const root = `${location.origin}/dicom-web/studies/${encodeURIComponent(study)}/series/${encodeURIComponent(series)}`;
-  const response = await fetch(`${root}/metadata`, { headers: { Accept: 'application/dicom+json' }, credentials: 'same-origin' });
-  if (!response.ok) throw new Error(`the series' metadata: ${response.status} ${response.statusText}`);
-  const instances = readingOrder((await response.json()) as DicomJson[]);
+  const instances = readingOrder((await dicomJson<DicomJson[]>(`${root}/metadata`)) ?? []);
   const images: StackImage[] = [];
   for (const instance of instances) {
     const sop = text(instance, TAGS.sopInstanceUid);

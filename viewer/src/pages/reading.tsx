@@ -4,7 +4,7 @@
 
 import { useRoute } from 'preact-iso';
 import { useCallback, useEffect, useState } from 'preact/hooks';
-import { ApiError, api, type ReadRequest } from '../api';
+import { ApiError, api, dicomJson, type ReadRequest } from '../api';
 import { StackViewer } from '../components/stack-viewer';
 import { useApp } from '../context';
 import { age, dicomDate, personName } from '../format';
@@ -45,11 +45,7 @@ export function Reading() {
           setSeries([]);
           return;
         }
-        const response = await fetch(`/dicom-web/studies/${encodeURIComponent(request.study_uid)}/series?includefield=00201209`, {
-          headers: { Accept: 'application/dicom+json' },
-          credentials: 'same-origin',
-        });
-        const found = response.status === 204 ? [] : ((await response.json()) as DicomJson[]);
+        const found = (await dicomJson<DicomJson[]>(`/dicom-web/studies/${encodeURIComponent(request.study_uid)}/series?includefield=00201209`)) ?? [];
         setSeries(found.map(summary).sort((a, b) => (a.number ?? 0) - (b.number ?? 0)));
       } catch (e) {
         setError(e instanceof ApiError ? e.reason : String(e));
