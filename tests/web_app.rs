@@ -88,6 +88,10 @@ fn readers_sign_in_claim_from_the_pool_and_patient_text_stays_text() {
     assert_eq!(status, 404, "{head}");
     assert!(!head.contains("immutable") && !head.contains("text/html"), "{head}");
     assert_eq!(http_head(port, "GET", "/requests/12", "").0, 200);
+    // A path segment no file can have is the page (or a missing asset), not a 500.
+    let long = "a".repeat(8000);
+    assert_eq!(http_head(port, "GET", &format!("/{long}"), "").0, 200);
+    assert_eq!(http_head(port, "GET", &format!("/assets/{long}.js"), "").0, 404);
     // The API's own unknown paths stay JSON 404s.
     let (status, head) = http_head(port, "GET", "/api/nothing", "");
     assert_eq!(status, 404);

@@ -55,12 +55,20 @@ impl WebApp {
     }
 
     /// Answers a GET or HEAD outside the API with the application's file.
-    pub async fn serve(&self, request: Request) -> Response {
+    pub async fn serve(&self, mut request: Request) -> Response {
         let Some(pages) = &self.pages else {
             let reason = self.missing().unwrap_or_default();
             return (StatusCode::SERVICE_UNAVAILABLE, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], reason).into_response();
         };
         let asset = request.uri().path().starts_with("/assets/");
+        // No file name is longer than 255 bytes, so such a segment names no
+        // file; asked of the file system, it failed as ENAMETOOLONG: a 500.
+        if request.uri().path().split('/').any(|segment| segment.len() > 255) {
+            if asset {
+                return StatusCode::NOT_FOUND.into_response();
+            }
+            *request.uri_mut() = axum::http::Uri::from_static("/");
+        }
         let answer = if asset { self.assets.clone().oneshot(request).await } else { pages.clone().oneshot(request).await };
         let mut response = match answer {
             Ok(response) => response.map(Body::new),
