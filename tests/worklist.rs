@@ -204,7 +204,13 @@ fn a_registered_request_is_read_signed_twice_downloaded_verified_and_amended() {
     // The site sees no draft.
     let seen = ok(port, "GET", &format!("/api/requests/{id}/report"), c.token("dongshan_tech"), None);
     assert_eq!(seen["versions"].as_array().unwrap().len(), 0, "{seen}");
-    ok(port, "POST", &format!("/api/requests/{id}/report/sign"), c.token("chen"), None);
+    // Signing is confirmed with the signer's own password: a session alone does not sign.
+    for (body, says) in [(None, "none was given"), (Some(r#"{"password":"password-huang"}"#), "wrong password")] {
+        let (status, reply) = api(port, "POST", &format!("/api/requests/{id}/report/sign"), Some(c.token("chen")), body);
+        assert_eq!(status, 403, "{reply}");
+        assert!(reply["error"].as_str().unwrap().contains(says), "{reply}");
+    }
+    ok(port, "POST", &format!("/api/requests/{id}/report/sign"), c.token("chen"), Some(r#"{"password":"password-chen"}"#));
     let seen = ok(port, "GET", &format!("/api/requests/{id}/report"), c.token("dongshan_tech"), None);
     assert_eq!(seen["request"]["state"], "preliminary");
     assert_eq!(seen["versions"][0]["state"], "preliminary", "the site sees the preliminary report");
@@ -226,7 +232,8 @@ fn a_registered_request_is_read_signed_twice_downloaded_verified_and_amended() {
         (seen["versions"][0]["state"].as_str(), seen["versions"][0]["conclusion"].as_str()),
         (Some("preliminary"), Some(conclusion))
     );
-    let finished = ok(port, "POST", &format!("/api/requests/{id}/report/review"), c.token("huang"), None);
+    let finished =
+        ok(port, "POST", &format!("/api/requests/{id}/report/review"), c.token("huang"), Some(r#"{"password":"password-huang"}"#));
     assert_eq!(finished["report"]["state"], "final", "{finished}");
     let sr_uid = finished["filed_into_study"]["sr_sop_instance_uid"].as_str().unwrap_or_else(|| panic!("{finished}")).to_owned();
     let token = finished["report"]["verify_token"].as_str().unwrap().to_owned();
@@ -325,7 +332,13 @@ fn a_registered_request_is_read_signed_twice_downloaded_verified_and_amended() {
     assert_eq!(after.as_array().unwrap().len(), 1, "the filed report does not make a new request: {after}");
 
     // An amended version supersedes the first; the first one's QR now says so.
-    ok(port, "POST", &format!("/api/requests/{id}/report/amend"), c.token("chen"), Some(r#"{"kind":"amendment"}"#));
+    ok(
+        port,
+        "POST",
+        &format!("/api/requests/{id}/report/amend"),
+        c.token("chen"),
+        Some(r#"{"kind":"amendment","password":"password-chen"}"#),
+    );
     ok(
         port,
         "PUT",
@@ -333,8 +346,9 @@ fn a_registered_request_is_read_signed_twice_downloaded_verified_and_amended() {
         c.token("chen"),
         Some(r#"{"conclusion":"右肺上叶结节，周围型肺癌可能性大；建议增强 CT 及穿刺活检。"}"#),
     );
-    ok(port, "POST", &format!("/api/requests/{id}/report/sign"), c.token("chen"), None);
-    let amended = ok(port, "POST", &format!("/api/requests/{id}/report/review"), c.token("huang"), None);
+    ok(port, "POST", &format!("/api/requests/{id}/report/sign"), c.token("chen"), Some(r#"{"password":"password-chen"}"#));
+    let amended =
+        ok(port, "POST", &format!("/api/requests/{id}/report/review"), c.token("huang"), Some(r#"{"password":"password-huang"}"#));
     assert_eq!(amended["report"]["version"], 2);
     assert_eq!(amended["report"]["kind"], "amendment");
     let versions = ok(port, "GET", &format!("/api/requests/{id}/report"), c.token("dongshan_tech"), None);
@@ -634,7 +648,7 @@ fn an_ecg_is_prefilled_from_its_measurements_and_a_critical_finding_reaches_the_
     );
 
     // Single-signature site: the ECG doctor's signature makes it final.
-    let signed = ok(port, "POST", &format!("/api/requests/{id}/report/sign"), c.token("liu"), None);
+    let signed = ok(port, "POST", &format!("/api/requests/{id}/report/sign"), c.token("liu"), Some(r#"{"password":"password-liu"}"#));
     assert_eq!(signed["report"]["state"], "final", "{signed}");
     assert_eq!(signed["report"]["critical"], true);
     let (status, _, pdf) = http_raw(port, &format!("/api/requests/{id}/report/pdf"), c.token("dongshan_tech"), None);
@@ -668,7 +682,13 @@ fn an_ecg_is_prefilled_from_its_measurements_and_a_critical_finding_reaches_the_
     assert!(tracing_text.contains("25 mm/s · 10 mm/mV") && tracing_text.contains("实际大小"), "{tracing_text}");
 
     // An addendum adds to the final report, which stays final beside it.
-    let addendum = ok(port, "POST", &format!("/api/requests/{id}/report/amend"), c.token("liu"), Some(r#"{"kind":"addendum"}"#));
+    let addendum = ok(
+        port,
+        "POST",
+        &format!("/api/requests/{id}/report/amend"),
+        c.token("liu"),
+        Some(r#"{"kind":"addendum","password":"password-liu"}"#),
+    );
     assert_eq!((addendum["version"].as_i64(), addendum["findings"].as_str()), (Some(2), Some("")));
     ok(
         port,
@@ -677,7 +697,7 @@ fn an_ecg_is_prefilled_from_its_measurements_and_a_critical_finding_reaches_the_
         c.token("liu"),
         Some(r#"{"findings":"与 2026-11-20 心电图比较，ST 段抬高为新出现。","conclusion":"建议立即转诊行冠脉造影。"}"#),
     );
-    ok(port, "POST", &format!("/api/requests/{id}/report/sign"), c.token("liu"), None);
+    ok(port, "POST", &format!("/api/requests/{id}/report/sign"), c.token("liu"), Some(r#"{"password":"password-liu"}"#));
     let seen = ok(port, "GET", &format!("/api/requests/{id}/report"), c.token("dongshan_tech"), None);
     let states: Vec<(&str, &str)> =
         seen["versions"].as_array().unwrap().iter().map(|v| (v["kind"].as_str().unwrap(), v["state"].as_str().unwrap())).collect();
@@ -825,13 +845,13 @@ fn credentials_gate_actions_not_only_reads() {
         c.token("liu"),
         Some(r#"{"findings":"窦性心律，心率 72 次/分。","conclusion":"正常心电图。"}"#),
     );
-    ok(port, "POST", &format!("/api/requests/{ecg}/report/sign"), c.token("liu"), None);
+    ok(port, "POST", &format!("/api/requests/{ecg}/report/sign"), c.token("liu"), Some(r#"{"password":"password-liu"}"#));
     let (status, reply) = api(port, "POST", &format!("/api/requests/{ecg}/report/review"), Some(c.token("huang")), None);
     assert_eq!(status, 403, "a radiologist reviewer does not co-sign an ECG: {reply}");
     let body = r#"{"username":"ma","display_name":"马主任","password":"password-ma","roles":["ecg_doctor","reviewer"]}"#;
     ok(port, "POST", "/api/users", &c.admin, Some(body));
     let ma = login(port, "ma", "password-ma");
-    let finished = ok(port, "POST", &format!("/api/requests/{ecg}/report/review"), &ma, None);
+    let finished = ok(port, "POST", &format!("/api/requests/{ecg}/report/review"), &ma, Some(r#"{"password":"password-ma"}"#));
     assert_eq!(finished["report"]["state"], "final", "{finished}");
 }
 
@@ -971,7 +991,7 @@ fn operators_add_users_from_the_cli_and_an_imported_rsa_certificate_signs_the_re
         &wang,
         Some(r#"{"findings":"双肺纹理清晰。","conclusion":"胸部正位片未见明显异常。"}"#),
     );
-    let signed = ok(port, "POST", &format!("/api/requests/{id}/report/sign"), &wang, None);
+    let signed = ok(port, "POST", &format!("/api/requests/{id}/report/sign"), &wang, Some(r#"{"password":"password-cli-user"}"#));
     assert_eq!(signed["report"]["state"], "final");
     let nanling = login(port, "nanling", "password-cli-user");
     let (status, _, pdf) = http_raw(port, &format!("/api/requests/{id}/report/pdf"), &nanling, None);

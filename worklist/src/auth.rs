@@ -119,6 +119,40 @@ pub fn verify_password(password: &str, stored_hash: &str) -> bool {
     PasswordHash::new(stored_hash).map(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok()).unwrap_or(false)
 }
 
+/// Confirms a signing act (sign, co-sign, return, amend) with the actor's
+/// own login password, so that a session left open or stolen cannot sign.
+/// A wrong password counts as a failed login: the account lock that stops
+/// password guessing stops guessing here too. Refusals are 403, not 401:
+/// the session itself is still good.
+pub async fn confirm_password(state: &AppState, user: &CurrentUser, password: &str, act: &str) -> Result<(), ApiError> {
+    let forbidden = |reason: String| ApiError::new(axum::http::StatusCode::FORBIDDEN, reason);
+    if password.is_empty() {
+        return Err(forbidden(format!("{act} is confirmed with your password, and none was given")));
+    }
+    let db = state.archive.database();
+    if db.begin_login_attempt(user.id).await?.is_none() {
+        let lock = db.login_lock(user.id).await?;
+        let wait = lock.locked_until.unwrap_or(0).saturating_sub(telediag_archive::db::now_ms()).max(1000) / 1000;
+        return Err(forbidden(format!(
+            "your account is locked for {} minutes after {} wrong passwords; an administrator can unlock it",
+            (wait as u64).div_ceil(60),
+            lock.failed_logins
+        )));
+    }
+    let row = db.user_by_id(user.id).await?.ok_or_else(ApiError::unauthorized)?;
+    let (password, hash) = (password.to_owned(), row.password_hash);
+    // argon2 takes tens of milliseconds of CPU: not on an async worker.
+    let verified = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
+        .await
+        .map_err(|e| ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, format!("password check failed: {e}")))?;
+    if !verified {
+        tracing::warn!(user = %user.username, act, "signing act refused: wrong password");
+        return Err(forbidden(format!("{act} refused: wrong password")));
+    }
+    db.clear_login_failures(user.id).await?;
+    Ok(())
+}
+
 /// A hash of a random password, made once, that an unknown username's login
 /// is verified against: it costs what a real verification costs.
 pub fn unknown_user_hash() -> &'static str {

@@ -145,6 +145,92 @@ pub fn for_study(modality: Option<&str>, body_part: Option<&str>, description: O
     }
 }
 
+/// The stock templates a reader may switch to for a study of `modality`
+/// (none for ECG, whose template is written from the tracing's measurements).
+pub fn choices(modality: &str) -> Vec<Template> {
+    STOCK
+        .iter()
+        .filter(|t| t.modalities.contains(&modality))
+        .map(|t| Template {
+            id: t.id.into(),
+            name: t.name.into(),
+            method: t.method.into(),
+            findings: t.findings.into(),
+            conclusion: t.conclusion.into(),
+        })
+        .collect()
+}
+
+/// A sentence a reader inserts with one click into a section of the report.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Phrase {
+    /// `findings` (检查所见) or `conclusion` (检查结论).
+    pub section: &'static str,
+    pub text: &'static str,
+}
+
+const FINDINGS: &str = "findings";
+const CONCLUSION: &str = "conclusion";
+
+/// The phrases readers of `modality` use most, findings first: abnormal
+/// findings a normal template does not hold, and the usual advice.
+pub fn phrases(modality: &str) -> Vec<Phrase> {
+    let own: &[(&str, &str)] = match modality {
+        "CT" => &[
+            (FINDINGS, "双肺见散在斑片状磨玻璃密度影，边界模糊。"),
+            (FINDINGS, "肺内见结节影，直径约＿＿ mm，边缘光整。"),
+            (FINDINGS, "左侧基底节区见斑片状低密度影，边界欠清。"),
+            (FINDINGS, "颅板下见新月形高密度影，邻近脑组织受压。"),
+            (FINDINGS, "肝内见类圆形低密度灶，边界清楚，CT 值约＿＿ HU。"),
+            (FINDINGS, "双侧胸腔见少量弧形液体密度影。"),
+            (CONCLUSION, "考虑肺部感染，建议治疗后复查。"),
+            (CONCLUSION, "腔隙性脑梗死。"),
+            (CONCLUSION, "硬膜下血肿，请结合临床。"),
+            (CONCLUSION, "肝囊肿可能。"),
+            (CONCLUSION, "建议增强扫描进一步检查。"),
+        ],
+        "MR" => &[
+            (FINDINGS, "双侧侧脑室旁见斑点状长 T1 长 T2 信号，FLAIR 呈高信号。"),
+            (FINDINGS, "DWI 见片状高信号，ADC 值减低。"),
+            (CONCLUSION, "脑白质脱髓鞘改变。"),
+            (CONCLUSION, "急性脑梗死。"),
+            (CONCLUSION, "建议增强扫描进一步检查。"),
+        ],
+        "CR" | "DX" | "DR" => &[
+            (FINDINGS, "右下肺野见斑片状模糊影。"),
+            (FINDINGS, "心影增大，心胸比约＿＿。"),
+            (FINDINGS, "左侧肋膈角变钝。"),
+            (FINDINGS, "主动脉结突出，可见钙化。"),
+            (CONCLUSION, "右下肺炎症，建议治疗后复查。"),
+            (CONCLUSION, "心影增大。"),
+            (CONCLUSION, "左侧少量胸腔积液。"),
+            (CONCLUSION, "主动脉硬化。"),
+        ],
+        "US" => &[
+            (FINDINGS, "肝实质回声细密增强，后场回声衰减。"),
+            (FINDINGS, "胆囊腔内见强回声团，后方伴声影，随体位移动。"),
+            (CONCLUSION, "脂肪肝。"),
+            (CONCLUSION, "胆囊结石。"),
+        ],
+        "ECG" => &[
+            (CONCLUSION, "窦性心律。"),
+            (CONCLUSION, "窦性心动过速。"),
+            (CONCLUSION, "窦性心动过缓。"),
+            (CONCLUSION, "心房颤动。"),
+            (CONCLUSION, "室性早搏。"),
+            (CONCLUSION, "房性早搏。"),
+            (CONCLUSION, "一度房室传导阻滞。"),
+            (CONCLUSION, "完全性右束支传导阻滞。"),
+            (CONCLUSION, "左心室高电压。"),
+            (CONCLUSION, "ST-T 改变。"),
+            (CONCLUSION, "正常心电图。"),
+        ],
+        _ => &[],
+    };
+    let common: &[(&str, &str)] = &[(CONCLUSION, "请结合临床。"), (CONCLUSION, "建议复查。")];
+    own.iter().chain(common).map(|&(section, text)| Phrase { section, text }).collect()
+}
+
 fn number(v: &serde_json::Value, key: &str) -> Option<f64> {
     v.get("measurements")?.get(key)?.as_f64()
 }
@@ -261,6 +347,17 @@ mod tests {
         assert!(t.conclusion.contains("Sinus bradycardia"));
         assert_eq!(placeholder_in(&t.conclusion), Some(TO_CONFIRM), "the doctor confirms before signing");
         assert_eq!(placeholder_in(&for_ecg(None).findings), Some(BLANK));
+    }
+
+    #[test]
+    fn choices_and_phrases_follow_the_modality() {
+        let ct: Vec<String> = choices("CT").into_iter().map(|t| t.id).collect();
+        assert_eq!(ct, ["ct-head", "ct-chest", "ct-abdomen", "ct"]);
+        assert!(choices("ECG").is_empty());
+        let ecg = phrases("ECG");
+        assert!(ecg.iter().any(|p| p.text == "心房颤动。") && ecg.iter().all(|p| p.section == CONCLUSION));
+        assert!(phrases("CT").iter().any(|p| p.section == FINDINGS));
+        assert_eq!(phrases("NM").len(), 2, "any modality gets the common advice");
     }
 
     /// −95° is an extreme (indeterminate) axis, not a left deviation.

@@ -320,19 +320,40 @@ impl Pen<'_> {
     }
 }
 
-fn draw_qr(surface: &mut Surface<'_>, url: &str, x: f32, y: f32, size: f32) -> Result<(), FormError> {
+/// The QR code of `url` (error correction M) as its width in modules and
+/// the dark modules' (column, row) positions.
+fn qr_modules(url: &str) -> Result<(usize, Vec<(usize, usize)>), FormError> {
     let code = qrcode::QrCode::with_error_correction_level(url.as_bytes(), qrcode::EcLevel::M)
         .map_err(|e| FormError::Pdf(format!("QR code for {url}: {e}")))?;
     let modules = code.width();
-    let quiet = 2usize;
-    let cell = size / (modules + 2 * quiet) as f32;
+    let dark =
+        code.to_colors().iter().enumerate().filter(|(_, c)| **c == qrcode::Color::Dark).map(|(i, _)| (i % modules, i / modules)).collect();
+    Ok((modules, dark))
+}
+
+/// Quiet zone around a QR code, in modules.
+const QR_QUIET: usize = 2;
+
+/// The verification QR code the printed form carries, as an SVG image for
+/// screens (the site's page shows it beside the download).
+pub fn verification_qr_svg(url: &str) -> Result<String, FormError> {
+    let (modules, dark) = qr_modules(url)?;
+    let side = modules + 2 * QR_QUIET;
+    let path: String = dark.iter().map(|(x, y)| format!("M{} {}h1v1h-1z", x + QR_QUIET, y + QR_QUIET)).collect();
+    Ok(format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {side} {side}\" shape-rendering=\"crispEdges\">\
+         <rect width=\"{side}\" height=\"{side}\" fill=\"#fff\"/><path fill=\"#000\" d=\"{path}\"/></svg>"
+    ))
+}
+
+fn draw_qr(surface: &mut Surface<'_>, url: &str, x: f32, y: f32, size: f32) -> Result<(), FormError> {
+    let (modules, dark) = qr_modules(url)?;
+    let cell = size / (modules + 2 * QR_QUIET) as f32;
     let mut path = PathBuilder::new();
-    for (i, colour) in code.to_colors().iter().enumerate() {
-        if *colour == qrcode::Color::Dark {
-            let (mx, my) = (i % modules + quiet, i / modules + quiet);
-            if let Some(rect) = Rect::from_xywh(x + mx as f32 * cell, y + my as f32 * cell, cell, cell) {
-                path.push_rect(rect);
-            }
+    for (mx, my) in dark {
+        let (mx, my) = (mx + QR_QUIET, my + QR_QUIET);
+        if let Some(rect) = Rect::from_xywh(x + mx as f32 * cell, y + my as f32 * cell, cell, cell) {
+            path.push_rect(rect);
         }
     }
     if let Some(path) = path.finish() {
@@ -627,6 +648,18 @@ mod tests {
                 eprintln!("skipping: {e}");
                 None
             }
+        }
+    }
+
+    #[test]
+    fn the_verification_qr_is_a_square_svg_of_dark_modules() {
+        let svg = verification_qr_svg("https://centre.example/verify/0123456789abcdef0123456789abcdef").unwrap();
+        // 69 bytes at level M need a version-4 code: 33 modules, plus the quiet zone.
+        assert!(svg.starts_with("<svg") && svg.contains("viewBox=\"0 0 37 37\""), "{}", &svg[..120]);
+        // Each finder pattern's top-left module is dark, the one inside its ring light.
+        for (x, y) in [(2, 2), (28, 2), (2, 28)] {
+            assert!(!svg.contains(&format!("M{} {}h1v1h-1z", x + 1, y + 1)), "ring at {x},{y}");
+            assert!(svg.contains(&format!("M{x} {y}h1v1h-1z")), "finder at {x},{y}");
         }
     }
 

@@ -20,7 +20,7 @@ pub mod identity;
 pub mod sign;
 pub mod time;
 
-pub use form::{PrintedSigner, ReportFont, ReportForm};
+pub use form::{PrintedSigner, ReportFont, ReportForm, verification_qr_svg};
 pub use identity::{CentreCa, SigningIdentity};
 pub use sign::{SignatureRequest, sign_pdf};
 pub use time::Timestamp;

@@ -14,7 +14,7 @@ use telediag_archive::store::ObjectKey;
 
 use super::{Draft, ReportVersion, current_final, finalise, insert_draft, versions, working};
 use crate::AppState;
-use crate::auth::{CurrentUser, Role};
+use crate::auth::{self, CurrentUser, Role};
 use crate::error::ApiError;
 use crate::requests::{Change, Holder, ReadRequest, RequestState, assign, transition, visible_request};
 use crate::templates;
@@ -113,6 +113,19 @@ pub async fn open_report(State(state): State<AppState>, user: CurrentUser, Path(
     let report_id = insert_draft(db, id, user.id, None, draft).await?;
     let created = super::version_by_id(db, report_id).await?.ok_or_else(|| ApiError::not_found("report"))?;
     Ok((StatusCode::CREATED, Json(created)).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct TemplateQuery {
+    modality: String,
+}
+
+/// `GET /api/templates?modality=CT`: the templates a reader may switch to
+/// and the phrases they insert, for the report panel.
+pub async fn list_templates(user: CurrentUser, Query(q): Query<TemplateQuery>) -> Result<Response, ApiError> {
+    require_reader(&user)?;
+    let modality = q.modality.trim().to_ascii_uppercase();
+    Ok(Json(serde_json::json!({ "templates": templates::choices(&modality), "phrases": templates::phrases(&modality) })).into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -236,8 +249,22 @@ fn ready_to_sign(draft: &ReportVersion) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// The signer's confirmation of a signing act.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Confirm {
+    /// The actor's login password ([`auth::confirm_password`]).
+    #[serde(default)]
+    password: String,
+}
+
 /// `POST /api/requests/{id}/report/sign`: the reporting doctor signs.
-pub async fn sign(State(state): State<AppState>, user: CurrentUser, Path(id): Path<i64>) -> Result<Response, ApiError> {
+pub async fn sign(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<i64>,
+    body: Option<Json<Confirm>>,
+) -> Result<Response, ApiError> {
     let db = state.archive.database();
     let request = visible_request(db, &user, id).await?;
     require_reader(&user)?;
@@ -249,6 +276,7 @@ pub async fn sign(State(state): State<AppState>, user: CurrentUser, Path(id): Pa
     assign::require_credentialed(db, &user, &request, "signing reports").await?;
     require_one_patient(&request)?;
     ready_to_sign(&draft)?;
+    auth::confirm_password(&state, &user, &body.unwrap_or_default().password, "signing").await?;
     let now = now_ms();
     // At a single-signature site this signature makes the report final
     // (below); otherwise it awaits the reviewer as preliminary.
@@ -298,6 +326,9 @@ pub struct Review {
     method: Option<String>,
     findings: Option<String>,
     conclusion: Option<String>,
+    /// The reviewer's login password ([`auth::confirm_password`]).
+    #[serde(default)]
+    password: String,
 }
 
 /// `POST /api/requests/{id}/report/review`: a reviewer co-signs what the
@@ -326,6 +357,7 @@ pub async fn review(
     if pending.author_id == Some(user.id) {
         return Err(ApiError::forbidden("co-signing your own report (the reviewer is another doctor)"));
     }
+    auth::confirm_password(&state, &user, &review.password, "co-signing").await?;
     make_final(&state, &user, &request, &pending, Some(user.clone())).await
 }
 
@@ -423,6 +455,9 @@ async fn make_final(
 #[serde(deny_unknown_fields)]
 pub struct Returned {
     reason: String,
+    /// The reviewer's login password ([`auth::confirm_password`]).
+    #[serde(default)]
+    password: String,
 }
 
 /// `POST /api/requests/{id}/report/return`: the reviewer sends a preliminary report back to its author.
@@ -438,6 +473,10 @@ pub async fn return_to_author(
     assign::require_credentialed(db, &user, &request, "returning reports").await?;
     let all = versions(db, id).await?;
     let pending = all.iter().rev().find(|v| v.state == "preliminary").ok_or_else(|| ApiError::conflict("no report awaits review"))?;
+    if body.reason.trim().is_empty() {
+        return Err(ApiError::bad_request("a returned report says what to change"));
+    }
+    auth::confirm_password(&state, &user, &body.password, "returning the report").await?;
     sqlx::query("UPDATE reports SET state = 'draft', author_signed_at = NULL, updated_at = ? WHERE id = ? AND state = 'preliminary'")
         .bind(now_ms())
         .bind(pending.id)
@@ -469,6 +508,9 @@ pub async fn return_to_author(
 pub struct Amend {
     /// `addendum` (adds to the final report) or `amendment` (replaces it).
     kind: String,
+    /// The author's login password ([`auth::confirm_password`]).
+    #[serde(default)]
+    password: String,
 }
 
 /// `POST /api/requests/{id}/report/amend`: a new version after final.
@@ -491,6 +533,7 @@ pub async fn amend(
         "addendum" => (String::new(), String::new(), String::new()),
         other => return Err(ApiError::bad_request(format!("kind must be addendum or amendment, found {other:?}"))),
     };
+    auth::confirm_password(&state, &user, &body.password, "opening an addendum or amendment").await?;
     // An amended version prints the same key images unless changed; an addendum none.
     let key_images = if body.kind == "amendment" { last.key_images.clone() } else { Vec::new() };
     let draft = Draft {
@@ -508,6 +551,9 @@ pub async fn amend(
 #[derive(Debug, Deserialize, Default)]
 pub struct PdfQuery {
     version: Option<i64>,
+    /// Shown in the page (the report panel's preview) rather than saved.
+    #[serde(default)]
+    inline: bool,
 }
 
 /// `GET /api/requests/{id}/report/pdf`: the signed PDF of the newest final
@@ -548,8 +594,21 @@ pub async fn download_pdf(
     let mut headers = HeaderMap::new();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/pdf"));
     let filename = format!("report-{}-v{}.pdf", request.id, report.version);
-    headers.insert(header::CONTENT_DISPOSITION, HeaderValue::from_str(&format!("attachment; filename=\"{filename}\"")).expect("ascii"));
+    let disposition = if q.inline { "inline" } else { "attachment" };
+    headers.insert(header::CONTENT_DISPOSITION, HeaderValue::from_str(&format!("{disposition}; filename=\"{filename}\"")).expect("ascii"));
     Ok((headers, bytes).into_response())
+}
+
+/// `GET /api/requests/{id}/report/qr`: the newest final version's
+/// verification QR code (SVG), as printed on its form.
+pub async fn verification_qr(State(state): State<AppState>, user: CurrentUser, Path(id): Path<i64>) -> Result<Response, ApiError> {
+    let db = state.archive.database();
+    visible_request(db, &user, id).await?;
+    let all = versions(db, id).await?;
+    let token = current_final(&all).and_then(|v| v.verify_token.clone()).ok_or_else(|| ApiError::not_found("signed report"))?;
+    let url = format!("{}/verify/{token}", state.config.public_url.trim_end_matches('/'));
+    let svg = telediag_reports::verification_qr_svg(&url).map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    Ok(([(header::CONTENT_TYPE, "image/svg+xml"), (header::CACHE_CONTROL, "private, no-cache")], svg).into_response())
 }
 
 #[derive(Debug, Deserialize)]
