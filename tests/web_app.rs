@@ -5,7 +5,8 @@
 //! lung preset, each changing the canvas), Chinese and English, sign-out;
 //! patient text that is HTML stays text. Over raw HTTP: the Content-Security-Policy,
 //! caching of hashed assets, the API's 404s, and cookie-authenticated
-//! changes refused without the application's header.
+//! changes refused without the application's header. And a report from
+//! claim to the county hospital's download (tests/web_app/report_flow.mjs).
 
 mod common;
 
@@ -149,8 +150,9 @@ fn readers_sign_in_claim_from_the_pool_and_patient_text_stays_text() {
     let streams = seen["eventStreams"].as_array().unwrap();
     assert!(!streams.is_empty() && streams.iter().all(|s| s == "200 text/event-stream"), "{seen}");
     eprintln!("the claimed case left the other pool after {} ms", step("leftOtherPoolMs"));
+    assert!(step("landedOn").as_str().unwrap().starts_with("/read/"), "the winner opens the case: {seen}");
     assert_eq!(step("afterClaimTab"), "我的");
-    assert_eq!(step("mineRowState"), "已分配");
+    assert_eq!(step("mineRowState"), "阅片中", "opening the case starts the reading");
     // Reading the demo CT: drawn, 24 slices; scrolling, dragging the window
     // and the lung preset each change what is on screen.
     let lit = |name: &str| step(name)["lit"].as_f64().unwrap_or(0.0);
@@ -176,5 +178,69 @@ fn readers_sign_in_claim_from_the_pool_and_patient_text_stays_text() {
     assert_eq!(step("tabsAfterReload"), serde_json::json!(["Mine", "Pool", "Overdue", "All"]));
     assert_eq!(step("afterLogout"), "Sign in");
     assert_eq!(step("deepLink"), "This page does not exist.");
+    assert_eq!(seen["errors"], serde_json::json!([]), "{seen}");
+}
+
+/// The report from claim to the county hospital through the application
+/// (tests/web_app/report_flow.mjs): written with the template, a phrase and
+/// a key image, a conflicting save from another tab shown, signed after a
+/// wrong password is refused, co-signed by the reviewer in another browser,
+/// previewed in the page, downloaded by the site (then 已打印), its PDF
+/// verified by poppler's pdfsig; a new request registered by the site.
+#[test]
+fn a_report_is_written_signed_cosigned_and_the_hospital_downloads_it() {
+    if !require_tool("node") || !require_tool("pdfsig") {
+        return;
+    }
+    let Some(dist) = web_app_toolchain() else { return };
+    let mut server = Server::new();
+    server.start_demo(&[("TELEDIAG_WEB_APP", dist.to_str().unwrap())]);
+    let port = server.http_port;
+    let screenshots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("web_app");
+    let pdf = server.dir.path().join("downloaded.pdf");
+    let credentials = |user: &str| format!("{user}:{}", server.demo_password(user));
+    let output = Command::new("node")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/web_app/report_flow.mjs"))
+        .args(["--url", &format!("http://127.0.0.1:{port}")])
+        .args(["--reader", &credentials("demo_radiologist"), "--reviewer", &credentials("demo_reviewer")])
+        .args(["--site", &credentials("demo_site"), "--exam", "胸部CT平扫"])
+        .args(["--screenshots", screenshots.to_str().unwrap(), "--pdf", pdf.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "report_flow.mjs failed: {}\n{}", String::from_utf8_lossy(&output.stderr), server.log());
+    let seen: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    eprintln!("screenshots in {}", screenshots.display());
+    let step = |name: &str| seen["steps"][name].clone();
+
+    // The winner of the claim is in the case, with the chest CT template's draft.
+    assert!(step("landedOn").as_str().unwrap().starts_with("/read/"), "{seen}");
+    assert_eq!(step("template")["method"], "胸部 CT 平扫，层厚 5 mm，肺窗及纵隔窗观察。");
+    assert_eq!(step("template")["state"], "draft");
+    assert_eq!((step("keyImages"), step("keyButtonPressed")), (serde_json::json!(1), serde_json::json!("true")));
+    assert_eq!(step("conclusionAfterPhrase"), "右肺上叶小结节，建议复查。");
+    // The other tab's newer save won and was shown, not overwritten.
+    assert!(step("conflict").as_str().unwrap().contains("另一个窗口已保存"), "{seen}");
+    assert_eq!(step("findingsAfterReload"), "右肺上叶见一结节影，直径约 8 mm，边缘光整，邻近胸膜未见牵拉。");
+    assert_eq!(step("wrongPassword"), "密码错误。多次输错将锁定账户。");
+    assert_eq!(step("afterSign")["editable"], false, "signed text is no longer editable");
+    assert!(step("afterSign")["signatures"][0].as_str().unwrap().contains("报告医师 放射科 陈医生"), "{seen}");
+    // The reviewer saw the signed text, co-signed, and the PDF is shown in the page.
+    assert_eq!(step("reviewerSees"), step("findingsAfterReload"));
+    let preview = step("preview");
+    assert_eq!((preview["status"].as_u64(), preview["type"].as_str()), (Some(200), Some("application/pdf")), "{preview}");
+    assert!(preview["disposition"].as_str().unwrap().starts_with("inline"), "{preview}");
+    assert!(step("finalSignatures")[0].as_str().unwrap().contains("Reviewer 审核 黄主任"), "{seen}");
+    // The hospital: final, then printed once downloaded; the QR code drawn.
+    assert_eq!((step("siteStatusBefore"), step("siteStatusAfter")), (serde_json::json!("final"), serde_json::json!("printed")));
+    assert_eq!(step("siteStatusText"), "已打印");
+    assert!(step("qrWidth").as_u64().unwrap() > 0);
+    let verified = Command::new("pdfsig").arg(&pdf).output().unwrap();
+    let verified = String::from_utf8_lossy(&verified.stdout);
+    assert_eq!(verified.matches("Signature is Valid").count(), 2, "{verified}");
+    assert!(verified.contains("陈医生") && verified.contains("黄主任"), "{verified}");
+    // A registration ahead of the images.
+    assert!(step("registered").as_str().unwrap().contains("DX20261205001"), "{seen}");
+    assert_eq!(step("registeredRow")["status"], "received");
+    assert_eq!(seen["dialogs"], serde_json::json!([]), "{seen}");
     assert_eq!(seen["errors"], serde_json::json!([]), "{seen}");
 }

@@ -135,6 +135,11 @@ async function main() {
     await row.getByRole('button', { name: '抢单' }).click();
     await otherRow.waitFor({ state: 'detached', timeout: 10_000 });
     seen.steps.leftOtherPoolMs = Date.now() - claimedAt;
+    // The winner is taken into the case; it is in their "mine" list after.
+    await page.waitForURL(/\/read\/\d+$/);
+    seen.steps.landedOn = new URL(page.url()).pathname;
+    await page.locator('#report-findings').waitFor({ timeout: 30_000 });
+    await page.goto(`${args.url}/`);
     await page.locator('tr', { hasText: args.claim }).waitFor();
     seen.steps.afterClaimTab = await page.locator('[role=tab][aria-selected=true]').textContent();
     seen.steps.mineRowState = await page.locator('tr', { hasText: args.claim }).locator('td').nth(6).textContent();

@@ -124,3 +124,47 @@ export interface ReadRequest {
   identity_mismatch: string | null;
   identity_confirmed_at: number | null;
 }
+
+export type ReportKind = 'report' | 'addendum' | 'amendment';
+export type ReportState = 'draft' | 'preliminary' | 'final' | 'superseded';
+
+/** One version of a request's report (`GET /api/requests/{id}/report`). */
+export interface ReportVersion {
+  id: number;
+  request_id: number;
+  version: number;
+  kind: ReportKind;
+  state: ReportState;
+  template: string;
+  method: string;
+  findings: string;
+  conclusion: string;
+  critical: boolean;
+  key_images: string[];
+  author_id: number | null;
+  author_name: string | null;
+  author_signed_at: number | null;
+  reviewer_id: number | null;
+  reviewer_name: string | null;
+  reviewer_signed_at: number | null;
+  supersedes: number | null;
+  pdf_sha256: string | null;
+  verify_token: string | null;
+  revoked: boolean;
+  revoked_reason: string | null;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface ReportTemplate {
+  id: string;
+  name: string;
+  method: string;
+  findings: string;
+  conclusion: string;
+}
+
+export interface Phrase {
+  section: 'findings' | 'conclusion';
+  text: string;
+}

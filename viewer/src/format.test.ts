@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { age, dicomDate, personName, span, urgency } from './format';
+import { age, dicomAge, dicomDate, personName, span, urgency } from './format';
 import { initialLocale, translate } from './i18n';
 
 describe('personName', () => {
@@ -68,5 +68,16 @@ describe('i18n', () => {
   it('fills placeholders and leaves unknown ones visible', () => {
     expect(translate('zh-CN', 'worklist.taken', { name: '王医生' })).toBe('已被王医生抢单');
     expect(translate('en', 'worklist.taken')).toBe('Taken by {name}');
+  });
+});
+
+describe('dicomAge', () => {
+  it('writes the three digits and the unit DICOM wants, and refuses what it cannot hold', () => {
+    expect(dicomAge(45, 'Y')).toBe('045Y');
+    expect(dicomAge(6, 'M')).toBe('006M');
+    expect(dicomAge(0, 'D')).toBe('000D');
+    expect(dicomAge(1000, 'Y')).toBeNull();
+    expect(dicomAge(2.5, 'Y')).toBeNull();
+    expect(dicomAge(-1, 'Y')).toBeNull();
   });
 });

@@ -71,6 +71,12 @@ export function age(value: string | null | undefined, locale: Locale): string {
   return `${n} ${{ D: 'd', W: 'w', M: 'mo', Y: 'y' }[unit]}`;
 }
 
+/** A DICOM Age String (`045Y`) from a number and unit, as a registration sends it; `null` outside 0–999. */
+export function dicomAge(value: number, unit: 'D' | 'W' | 'M' | 'Y'): string | null {
+  if (!Number.isInteger(value) || value < 0 || value > 999) return null;
+  return `${String(value).padStart(3, '0')}${unit}`;
+}
+
 export type Urgency = 'ok' | 'soon' | 'overdue' | 'none';
 
 /** How pressing a deadline is: overdue, within a quarter of an hour, or not yet. */

@@ -18,6 +18,8 @@ export function StackViewer(props: {
   series: string;
   overlay: OverlayText;
   onSeriesStep: (delta: number) => void;
+  /** Key images of the report being written; absent when none is. */
+  keyImages?: { marked: readonly string[]; max: number; toggle: (sop: string) => void };
 }) {
   const { t } = useApp();
   const element = useRef<HTMLDivElement>(null);
@@ -27,6 +29,7 @@ export function StackViewer(props: {
   const [error, setError] = useState<string | null>(null);
   const [tool, setTool] = useState<LeftButtonTool>('window');
   const [measurements, setMeasurements] = useState<Measurement[]>([]);
+  const loadedRef = useRef<Series | null>(null);
 
   useEffect(() => {
     let cancelled = false;
@@ -48,6 +51,7 @@ export function StackViewer(props: {
           stopMeasuring();
         };
         setLoaded(series);
+        loadedRef.current = series;
         await stack.show(series.images.map(i => i.imageId));
         if (!cancelled) setState(stack.state());
       } catch (e) {
@@ -84,6 +88,11 @@ export function StackViewer(props: {
         else if (event.key === 'h') stack.flipHorizontal();
         else if (event.key === 'Escape' || event.key === '0') stack.reset();
         else if (TOOL_KEYS[event.key]) choose(TOOL_KEYS[event.key] as LeftButtonTool);
+        else if (event.key === 'k' && props.keyImages) {
+          // The image on screen now, not at the last render: keys can outrun rendering.
+          const sop = loadedRef.current?.images[stack.state().index]?.sopInstanceUid;
+          if (sop) props.keyImages.toggle(sop);
+        }
         else if (event.key === 'Delete') {
           stack.clearMeasurements();
           setMeasurements([]);
@@ -95,9 +104,11 @@ export function StackViewer(props: {
     };
     window.addEventListener('keydown', onKey);
     return () => window.removeEventListener('keydown', onKey);
-  }, [props.onSeriesStep]);
+  }, [props.onSeriesStep, props.keyImages]);
 
   const image = loaded && state ? loaded.images[state.index] : undefined;
+  const keyMarked = image ? (props.keyImages?.marked.includes(image.sopInstanceUid) ?? false) : false;
+  const keyFull = !keyMarked && (props.keyImages?.marked.length ?? 0) >= (props.keyImages?.max ?? 0);
   return (
     <div class="stack-viewer">
       <div class="toolbar" role="toolbar" aria-label={t('viewer.tools')}>
@@ -106,6 +117,18 @@ export function StackViewer(props: {
             {t(`tool.${name}`)}
           </button>
         ))}
+        {props.keyImages && image && (
+          <button
+            type="button"
+            class={keyMarked ? 'tool key active' : 'tool key'}
+            aria-pressed={keyMarked}
+            disabled={keyFull}
+            title={keyFull ? t('viewer.keyFull', { max: props.keyImages.max }) : t('viewer.markKey')}
+            onClick={() => props.keyImages?.toggle(image.sopInstanceUid)}
+          >
+            {keyMarked ? t('viewer.keyMarked') : t('viewer.markKey')}
+          </button>
+        )}
       </div>
       {measurements.length > 0 && (
         <ul class="measurements" aria-label={t('viewer.measurements')}>

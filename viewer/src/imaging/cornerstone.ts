@@ -99,6 +99,8 @@ function finite(value: unknown): number | undefined {
 /** One image of a stack, with what the overlay says about it. */
 export interface StackImage {
   imageId: string;
+  /** The instance the image is (a frame) of: what a key image names. */
+  sopInstanceUid: string;
   sliceLocation: number | null;
   sliceThickness: number | null;
 }
@@ -131,6 +133,7 @@ export async function loadSeries(study: string, series: string): Promise<Series>
       metadataUtilities.addDicomWebInstance(imageId, instance);
       images.push({
         imageId,
+        sopInstanceUid: sop,
         sliceLocation: numbers(instance, TAGS.sliceLocation)[0] ?? null,
         sliceThickness: numbers(instance, TAGS.sliceThickness)[0] ?? null,
       });

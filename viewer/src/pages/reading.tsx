@@ -1,14 +1,16 @@
-// Reading a request's images: its series down the side (thumbnails from
-// the centre), the chosen one in the stack viewer, Page Up/Down between
-// series. The report panel and measurements join it next.
+// Reading a request: its series down the side (thumbnails from the
+// centre), the chosen one in the stack viewer with Page Up/Down between
+// series, and the report panel beside them.
 
-import { useRoute } from 'preact-iso';
+import { useLocation, useRoute } from 'preact-iso';
 import { useCallback, useEffect, useState } from 'preact/hooks';
 import { ApiError, api, dicomJson, type ReadRequest } from '../api';
+import { ReportPanel } from '../components/report-panel';
 import { StackViewer } from '../components/stack-viewer';
 import { useApp } from '../context';
 import { age, dicomDate, personName } from '../format';
 import { type DicomJson, TAGS, numbers, text } from '../imaging/dicom-json';
+import { MAX_KEY_IMAGES, type ReportHandle, useReport } from '../report/use-report';
 
 interface SeriesSummary {
   uid: string;
@@ -30,7 +32,7 @@ function summary(item: DicomJson): SeriesSummary {
 
 export function Reading() {
   const { params } = useRoute();
-  const { locale, t } = useApp();
+  const { t } = useApp();
   const [request, setRequest] = useState<ReadRequest | null>(null);
   const [series, setSeries] = useState<SeriesSummary[] | null>(null);
   const [chosen, setChosen] = useState(0);
@@ -63,7 +65,24 @@ export function Reading() {
     );
   }
   if (!request || !series) return <p class="muted">{t('worklist.loading')}</p>;
+  return <ReadingRoom request={request} series={series} chosen={chosen} setChosen={setChosen} step={step} />;
+}
+
+function ReadingRoom(props: {
+  request: ReadRequest;
+  series: SeriesSummary[];
+  chosen: number;
+  setChosen: (index: number) => void;
+  step: (delta: number) => void;
+}) {
+  const { locale, t, user } = useApp();
+  const location = useLocation();
+  const report: ReportHandle = useReport(user!, props.request);
+  const { request, series, chosen, setChosen, step } = props;
   const current = series[chosen];
+  const keyImages = report.view.editable && report.text
+    ? { marked: report.text.key_images, max: MAX_KEY_IMAGES, toggle: report.toggleKeyImage }
+    : undefined;
   const sexAge = [request.patient_sex ? t(`sex.${request.patient_sex as 'M' | 'F' | 'O'}`) : '', age(request.patient_age, locale)].filter(Boolean);
   return (
     <section class="reading">
@@ -95,6 +114,7 @@ export function Reading() {
           study={request.study_uid}
           series={current.uid}
           onSeriesStep={step}
+          {...(keyImages ? { keyImages } : {})}
           overlay={{
             patient: personName(request.patient_name, locale),
             details: [...sexAge, request.patient_id ?? ''].filter(Boolean).join(' · '),
@@ -102,6 +122,7 @@ export function Reading() {
           }}
         />
       )}
+      <ReportPanel report={report} onReleased={() => location.route('/')} />
     </section>
   );
 }

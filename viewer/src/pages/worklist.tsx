@@ -1,24 +1,20 @@
-// The reader's worklist (mine, pool, awaiting review, overdue, all) and the
-// county hospital's list of its requests. The centre's change feed
-// (`/api/events`) says when to ask again, so a case another reader claims
-// leaves the pool within a moment, without a reload.
+// The reader's worklist: mine, pool, awaiting review, overdue, all, with
+// filters. The centre's change feed (`/api/events`) says when to ask
+// again, so a case another reader claims leaves the pool within a moment,
+// without a reload. The winner of a claim goes straight to reading it.
 
-import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
-import { ApiError, api, type Priority, type ReadRequest, type User } from '../api';
+import { useLocation } from 'preact-iso';
+import { useCallback, useRef, useState } from 'preact/hooks';
+import { ApiError, api, type Priority, type ReadRequest, type RequestState, type User } from '../api';
 import { useApp } from '../context';
 import { age, dateTime, personName, span, urgency } from '../format';
 import type { MessageKey } from '../i18n';
+import { useChangeFeed } from '../use-change-feed';
 import { workOrder } from '../worklist-order';
 
 type View = 'mine' | 'pool' | 'review' | 'overdue' | 'all';
 
-/** With the change feed open, a slow safety refresh (countdowns, critical flags). */
-const REFRESH_MS = 30_000;
-/** Without it (a proxy that buffers event streams), often enough that a claimed case leaves other pools within 2 s. */
-const REFRESH_WITHOUT_FEED_MS = 1500;
-
 function viewsFor(user: User): View[] {
-  if (user.roles.includes('site_user')) return ['all'];
   const views: View[] = [];
   if (user.roles.includes('radiologist') || user.roles.includes('ecg_doctor')) views.push('mine', 'pool');
   if (user.roles.includes('reviewer')) views.push('review');
@@ -33,6 +29,10 @@ function queryFor(view: View, filters: Filters): string {
   if (filters.site) params.set('site', filters.site);
   if (filters.modality) params.set('modality', filters.modality);
   if (filters.priority) params.set('priority', filters.priority);
+  if (filters.state && view !== 'review') params.set('state', filters.state);
+  // Dates are the reader's calendar days, from midnight to midnight.
+  if (filters.from) params.set('from', String(new Date(`${filters.from}T00:00`).getTime()));
+  if (filters.to) params.set('to', String(new Date(`${filters.to}T00:00`).getTime() + 86_400_000));
   params.set('limit', '500');
   return `/api/requests?${params}`;
 }
@@ -41,13 +41,21 @@ interface Filters {
   site: string;
   modality: string;
   priority: '' | Priority;
+  state: '' | RequestState;
+  /** `YYYY-MM-DD`, as a date input gives it. */
+  from: string;
+  to: string;
 }
+
+const NO_FILTERS: Filters = { site: '', modality: '', priority: '', state: '', from: '', to: '' };
+const STATES: RequestState[] = ['received', 'assigned', 'reading', 'preliminary', 'final', 'amended', 'cancelled'];
 
 export function Worklist() {
   const { user, locale, t } = useApp();
   const views = user ? viewsFor(user) : [];
   const [view, setView] = useState<View>(views[0] ?? 'all');
-  const [filters, setFilters] = useState<Filters>({ site: '', modality: '', priority: '' });
+  const [filters, setFilters] = useState<Filters>(NO_FILTERS);
+  const location = useLocation();
   const [requests, setRequests] = useState<ReadRequest[] | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [notice, setNotice] = useState<string | null>(null);
@@ -69,30 +77,13 @@ export function Worklist() {
     setNow(Date.now());
   }, [view, filters]);
 
-  useEffect(() => {
-    setRequests(null);
-    void load();
-    let timer = setInterval(() => void load(), REFRESH_MS);
-    const feed = new EventSource('/api/events');
-    feed.addEventListener('requests', () => void load());
-    feed.onerror = () => {
-      // Closed for good (the session ended, or a proxy refused the stream): ask often instead.
-      if (feed.readyState === EventSource.CLOSED) {
-        clearInterval(timer);
-        timer = setInterval(() => void load(), REFRESH_WITHOUT_FEED_MS);
-      }
-    };
-    return () => {
-      feed.close();
-      clearInterval(timer);
-    };
-  }, [load]);
+  useChangeFeed(load);
 
   const claim = async (request: ReadRequest) => {
     setNotice(null);
     try {
       await api('POST', `/api/requests/${request.id}/claim`);
-      setView('mine');
+      location.route(`/read/${request.id}`);
     } catch (e) {
       const holder = e instanceof ApiError && e.status === 409 ? await holderOf(request.id) : null;
       if (holder) {
@@ -113,7 +104,10 @@ export function Worklist() {
       <div class="worklist-head">
         <div class="tabs" role="tablist">
           {views.map(v => (
-            <button type="button" role="tab" aria-selected={v === view} class={v === view ? 'tab active' : 'tab'} onClick={() => setView(v)}>
+            <button type="button" role="tab" aria-selected={v === view} class={v === view ? 'tab active' : 'tab'} onClick={() => {
+                setRequests(null);
+                setView(v);
+              }}>
               {t(`worklist.view.${v}`)}
             </button>
           ))}
@@ -136,6 +130,23 @@ export function Worklist() {
             options={(['stat', 'urgent', 'routine'] as const).map(p => [p, t(`priority.${p}`)])}
             onChange={priority => setFilters({ ...filters, priority: priority as Filters['priority'] })}
           />
+          {view !== 'review' && (
+            <Select
+              label={t('worklist.filter.state')}
+              any={t('worklist.filter.any')}
+              value={filters.state}
+              options={STATES.map(s => [s, t(`state.${s}`)])}
+              onChange={state => setFilters({ ...filters, state: state as Filters['state'] })}
+            />
+          )}
+          <label class="select">
+            <span>{t('worklist.filter.from')}</span>
+            <input type="date" value={filters.from} max={filters.to || undefined} onChange={e => setFilters({ ...filters, from: e.currentTarget.value })} />
+          </label>
+          <label class="select">
+            <span>{t('worklist.filter.to')}</span>
+            <input type="date" value={filters.to} min={filters.from || undefined} onChange={e => setFilters({ ...filters, to: e.currentTarget.value })} />
+          </label>
         </div>
       </div>
       {notice && (

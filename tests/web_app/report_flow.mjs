@@ -1,0 +1,233 @@
+// A report from claim to the county hospital, in headless Chromium: the
+// radiologist claims the demo CT and lands in it, marks a key image,
+// writes with a phrase, meets another tab's newer save as a conflict,
+// signs (a wrong password first); the reviewer co-signs in English in
+// another browser and sees the signed PDF in the page; the county
+// hospital downloads it (saved for tests/web_app.rs to check with
+// pdfsig), sees it marked printed and its verification QR, and registers
+// a new request. Called by tests/web_app.rs.
+//
+//   node tests/web_app/report_flow.mjs --url http://127.0.0.1:8080 \
+//     --reader demo_radiologist:PW --reviewer demo_reviewer:PW --site demo_site:PW \
+//     --exam '胸部CT平扫' --screenshots DIR --pdf FILE
+//
+// Prints one JSON object of observations.
+
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+
+function parseArgs(argv) {
+  const args = {};
+  for (let i = 0; i < argv.length; i += 2) args[argv[i].replace(/^--/, '')] = argv[i + 1];
+  for (const required of ['url', 'reader', 'reviewer', 'site', 'exam', 'screenshots', 'pdf']) {
+    if (!args[required]) throw new Error(`--${required} is required`);
+  }
+  return args;
+}
+
+const split = credentials => {
+  const at = credentials.indexOf(':');
+  return { username: credentials.slice(0, at), password: credentials.slice(at + 1) };
+};
+
+async function main() {
+  const args = parseArgs(process.argv.slice(2));
+  await mkdir(args.screenshots, { recursive: true });
+  const seen = { dialogs: [], errors: [], steps: {} };
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    args: [
+      '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking', '--disable-quic',
+      '--no-first-run', '--use-angle=swiftshader', '--enable-unsafe-swiftshader',
+    ],
+  });
+  const watch = page => {
+    page.on('dialog', dialog => {
+      seen.dialogs.push(dialog.message());
+      void dialog.dismiss();
+    });
+    page.on('console', message => {
+      // Refusals the flow provokes (a wrong password, a conflicting save) are expected in the console.
+      if (message.type() === 'error' && !/\b(401|403|409)\b/.test(message.text())) seen.errors.push(message.text().slice(0, 300));
+    });
+    page.on('pageerror', error => seen.errors.push(String(error).slice(0, 300)));
+    page.on('response', response => {
+      if (response.status() >= 500) seen.errors.push(`${response.status()} ${response.url()}`);
+    });
+    return page;
+  };
+  const open = async (locale, width = 1366, height = 768) => {
+    const context = await browser.newContext({ locale, viewport: { width, height }, acceptDownloads: true });
+    return { context, page: watch(await context.newPage()) };
+  };
+  const shot = (page, name) => page.screenshot({ path: join(args.screenshots, `${name}.png`) });
+  const signIn = async (page, credentials) => {
+    await page.goto(`${args.url}/`);
+    await page.locator('input[name=username]').fill(credentials.username);
+    await page.locator('input[name=password]').fill(credentials.password);
+    await page.locator('button[type=submit]').click();
+    await page.locator('.top-bar').waitFor();
+  };
+  const saved = page => page.locator('[data-save-status=saved]').waitFor({ timeout: 15_000 });
+
+  let current = null;
+  try {
+    const reader = split(args.reader);
+    const reviewer = split(args.reviewer);
+    const site = split(args.site);
+
+    // The radiologist claims the CT from the pool and lands in it, with the template's draft.
+    const { context: readerContext, page } = await open('zh-CN');
+    current = page;
+    await signIn(page, reader);
+    await page.getByRole('tab', { name: '待抢单' }).click();
+    const row = page.locator('tr', { hasText: args.exam });
+    await row.waitFor({ timeout: 30_000 });
+    await row.getByRole('button', { name: '抢单' }).click();
+    await page.waitForURL(/\/read\/\d+$/);
+    const readUrl = page.url();
+    seen.steps.landedOn = new URL(readUrl).pathname;
+    const findings = page.locator('#report-findings');
+    await findings.waitFor({ timeout: 30_000 });
+    seen.steps.template = {
+      method: await page.locator('#report-method').inputValue(),
+      findings: await findings.inputValue(),
+      state: await page.locator('[data-report-state]').getAttribute('data-report-state'),
+    };
+    await page.locator('.overlay.bottom-right[data-ww]').waitFor({ timeout: 60_000 });
+
+    // A key image: the fourth slice, marked with k.
+    await page.locator('[data-testid=viewport]').hover();
+    for (let i = 0; i < 3; i++) await page.keyboard.press('ArrowDown');
+    await page.waitForFunction(() => document.querySelector('.overlay.bottom-left')?.getAttribute('data-image-index') === '3');
+    await page.keyboard.press('k');
+    await page.locator('.key-image').waitFor();
+    seen.steps.keyImages = await page.locator('.key-image').count();
+    seen.steps.keyButtonPressed = await page.locator('.toolbar .tool.key').getAttribute('aria-pressed');
+
+    // Writing: the findings typed over, a phrase inserted, the conclusion written.
+    await findings.fill('右肺上叶见一结节影，直径约 8 mm，边缘光整。');
+    const conclusion = page.locator('.report-section', { has: page.locator('#report-conclusion') });
+    await conclusion.locator('summary').click();
+    await page.locator('#report-conclusion').fill('右肺上叶小结节，');
+    await conclusion.getByRole('button', { name: '建议复查。', exact: true }).click();
+    await saved(page);
+    seen.steps.conclusionAfterPhrase = await page.locator('#report-conclusion').inputValue();
+    await shot(page, 'zh-CN-report-draft');
+
+    // Another tab of the same reader saves first: this tab's next save is a conflict, not an overwrite.
+    const otherTab = watch(await readerContext.newPage());
+    await otherTab.goto(readUrl);
+    await otherTab.locator('#report-findings').waitFor({ timeout: 30_000 });
+    await otherTab.locator('#report-findings').fill('右肺上叶见一结节影，直径约 8 mm，边缘光整，邻近胸膜未见牵拉。');
+    await saved(otherTab);
+    await findings.fill('右肺上叶见一结节影，直径约 9 mm。');
+    await page.locator('[data-save-status=conflict]').waitFor({ timeout: 15_000 });
+    seen.steps.conflict = await page.locator('.conflict').textContent();
+    await shot(page, 'zh-CN-report-conflict');
+    await page.getByRole('button', { name: '重新加载报告' }).click();
+    await page.locator('[data-save-status=saved]').waitFor();
+    seen.steps.findingsAfterReload = await findings.inputValue();
+    await otherTab.close();
+
+    // Signing: a wrong password is refused in the dialog; the right one signs.
+    await page.getByRole('button', { name: '报告医师签名' }).click();
+    const dialog = page.locator('dialog.confirm');
+    await dialog.locator('input[type=password]').fill('not-my-password');
+    await dialog.getByRole('button', { name: '签名', exact: true }).click();
+    seen.steps.wrongPassword = await dialog.locator('[role=alert]').textContent();
+    await shot(page, 'zh-CN-report-sign-dialog');
+    await dialog.locator('input[type=password]').fill(reader.password);
+    await dialog.getByRole('button', { name: '签名', exact: true }).click();
+    await page.locator('[data-report-state=preliminary]').waitFor({ timeout: 30_000 });
+    seen.steps.afterSign = {
+      state: 'preliminary',
+      editable: await findings.isEditable(),
+      signatures: await page.locator('.signatures li').allTextContents(),
+    };
+    await shot(page, 'zh-CN-report-signed');
+
+    // The reviewer, in English in another browser, co-signs from "Awaiting review".
+    const { page: review } = await open('en');
+    current = review;
+    await signIn(review, reviewer);
+    await review.getByRole('tab', { name: 'Awaiting review' }).click();
+    await review.locator('tr', { hasText: args.exam }).getByRole('link', { name: 'Read' }).click();
+    await review.getByRole('button', { name: 'Co-sign as reviewer' }).waitFor({ timeout: 30_000 });
+    seen.steps.reviewerSees = await review.locator('#report-findings').inputValue();
+    await shot(review, 'en-report-review');
+    await review.getByRole('button', { name: 'Co-sign as reviewer' }).click();
+    const reviewDialog = review.locator('dialog.confirm');
+    await reviewDialog.locator('input[type=password]').fill(reviewer.password);
+    await reviewDialog.getByRole('button', { name: 'Co-sign', exact: true }).click();
+    await review.locator('[data-report-state=final]').waitFor({ timeout: 60_000 });
+    const preview = review.locator('.pdf-preview iframe');
+    await preview.waitFor();
+    const previewUrl = new URL(await preview.getAttribute('src'), args.url).toString();
+    const answer = await review.request.get(previewUrl);
+    seen.steps.preview = {
+      status: answer.status(),
+      type: answer.headers()['content-type'],
+      disposition: answer.headers()['content-disposition'],
+      bytes: (await answer.body()).length,
+    };
+    seen.steps.finalSignatures = await review.locator('.signatures li').allTextContents();
+    await review.waitForTimeout(1500);
+    await shot(review, 'en-report-final');
+
+    // The county hospital: final, downloaded, then printed; the QR code shown.
+    const { page: county } = await open('zh-CN');
+    current = county;
+    await signIn(county, site);
+    const siteRow = county.locator('tr', { hasText: args.exam }).first();
+    await siteRow.waitFor({ timeout: 30_000 });
+    seen.steps.siteStatusBefore = await siteRow.getAttribute('data-status');
+    await shot(county, 'zh-CN-site-requests');
+    const [download] = await Promise.all([county.waitForEvent('download'), siteRow.locator('[data-download=pdf]').click()]);
+    await download.saveAs(args.pdf);
+    seen.steps.downloadName = download.suggestedFilename();
+    await county.reload();
+    const printedRow = county.locator('tr', { hasText: args.exam }).first();
+    await printedRow.waitFor();
+    seen.steps.siteStatusAfter = await printedRow.getAttribute('data-status');
+    seen.steps.siteStatusText = await printedRow.locator('.status').textContent();
+    await printedRow.getByRole('button', { name: '验证码' }).click();
+    const qr = printedRow.locator('img.qr');
+    await qr.waitFor();
+    await county.waitForFunction(img => img.complete && img.naturalWidth > 0, await qr.elementHandle());
+    seen.steps.qrWidth = await qr.evaluate(img => img.naturalWidth);
+    await shot(county, 'zh-CN-site-printed-qr');
+
+    // Registering the next request ahead of its images.
+    await county.getByRole('link', { name: '登记申请' }).click();
+    await county.locator('input[name=patient_name]').fill('王秀英');
+    await county.locator('input[name=patient_id]').fill('DS-REG-0001');
+    await county.locator('select[name=patient_sex]').selectOption('F');
+    await county.locator('input[name=age_value]').fill('63');
+    await county.locator('select[name=modality]').selectOption('DX');
+    await county.locator('input[name=requested_exam]').fill('胸部正位片');
+    await county.locator('input[name=accession_number]').fill('DX20261205001');
+    await county.locator('textarea[name=clinical_history]').fill('咳嗽两周，发热三天。');
+    await shot(county, 'zh-CN-site-register');
+    await county.getByRole('button', { name: '提交登记' }).click();
+    await county.locator('.notice').waitFor();
+    seen.steps.registered = await county.locator('.notice').textContent();
+    const registered = county.locator('tr', { hasText: 'DX20261205001' });
+    await registered.waitFor();
+    seen.steps.registeredRow = { status: await registered.getAttribute('data-status'), text: await registered.textContent() };
+    await shot(county, 'zh-CN-site-registered');
+  } catch (error) {
+    if (current) await shot(current, 'failure').catch(() => {});
+    process.stderr.write(`page errors: ${JSON.stringify(seen.errors, null, 1)}\nsteps: ${JSON.stringify(seen.steps, null, 1)}\n`);
+    throw error;
+  } finally {
+    await browser.close();
+  }
+  process.stdout.write(`${JSON.stringify(seen, null, 1)}\n`);
+}
+
+main().catch(error => {
+  process.stderr.write(`${error.stack ?? error}\n`);
+  process.exit(1);
+});
