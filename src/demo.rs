@@ -1,4 +1,4 @@
-//! The demo centre: a county hospital, its staff and three studies, loaded on
+//! The demo centre: a county hospital, its staff, three studies and an ECG, loaded on
 //! first start so a new installation has something to look at.
 
 use std::path::Path;
@@ -53,7 +53,8 @@ pub async fn load(archive: &Archive, data_dir: &Path) -> Result<()> {
         }
     };
     let scratch = data_dir.join("demo-studies");
-    let files = telediag_sample_data::write_demo_studies(&scratch)?;
+    let mut files = telediag_sample_data::write_demo_studies(&scratch)?;
+    files.push(telediag_sample_data::write_demo_ecg(&scratch)?);
     let origin = Origin { site_id: site.id, calling_ae: Some("DEMO_CT".into()) };
     let mut stored = 0;
     for file in &files {

@@ -244,3 +244,54 @@ fn a_report_is_written_signed_cosigned_and_the_hospital_downloads_it() {
     assert_eq!(seen["dialogs"], serde_json::json!([]), "{seen}");
     assert_eq!(seen["errors"], serde_json::json!([]), "{seen}");
 }
+
+/// The ECG doctor reads the demo ECG (tests/web_app/ecg_reading.mjs): the
+/// tracing is drawn from the samples, calipers placed on two R peaks of the
+/// rhythm strip read the interval the samples give, the measurements sit
+/// beside the cart's, and the report is signed.
+#[test]
+fn an_ecg_doctor_measures_rr_with_calipers_and_signs() {
+    if !require_tool("node") {
+        return;
+    }
+    let Some(dist) = web_app_toolchain() else { return };
+    let mut server = Server::new();
+    server.start_demo(&[("TELEDIAG_WEB_APP", dist.to_str().unwrap())]);
+    let screenshots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("web_app");
+    let output = Command::new("node")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/web_app/ecg_reading.mjs"))
+        .args(["--url", &format!("http://127.0.0.1:{}", server.http_port)])
+        .args(["--reader", &format!("demo_ecg:{}", server.demo_password("demo_ecg"))])
+        .args(["--screenshots", screenshots.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "ecg_reading.mjs failed: {}\n{}", String::from_utf8_lossy(&output.stderr), server.log());
+    let seen: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let step = |name: &str| seen["steps"][name].clone();
+
+    assert!(step("paperLit").as_f64().unwrap() > 0.005, "the traces are drawn: {seen}");
+    // The clicks landed within a screen pixel or two of the peaks, and the
+    // calipers, moved onto the peak samples, read exactly their interval.
+    let peaks: Vec<i64> = serde_json::from_value(step("peaks")).unwrap();
+    let rate = step("rate").as_f64().unwrap();
+    let clicked = step("clicked");
+    let per_sample = clicked["pixelsPerSample"].as_f64().unwrap();
+    for (placed, peak) in [(&clicked["first"], peaks[1]), (&clicked["second"], peaks[2])] {
+        assert!((placed.as_i64().unwrap() - peak).abs() as f64 * per_sample <= 2.0, "a click far from its peak: {clicked}");
+    }
+    let calipers = step("calipers");
+    assert_eq!(calipers["samples"], format!("{},{}", peaks[1], peaks[2]));
+    let rr = (peaks[2] - peaks[1]) as f64 * 1000.0 / rate;
+    assert_eq!(calipers["ms"].as_f64().unwrap(), rr, "{calipers}");
+    assert!((calipers["bpm"].as_f64().unwrap() - 60_000.0 / rr).abs() < 0.1, "{calipers}");
+    assert!((700.0..=950.0).contains(&rr), "a demo RR of about 833 ms, found {rr}");
+    // Both columns of the table, the cart's statements; 12 strips in 12×1.
+    let rows = step("measurements");
+    let pr = rows.as_array().unwrap().iter().find(|r| r[0] == "PR 间期").unwrap_or_else(|| panic!("{rows}"));
+    assert!(pr[1].as_str().unwrap().ends_with(" ms") && pr[2] == "168 ms", "{pr}");
+    assert_eq!(step("statements"), serde_json::json!(["窦性心律", "正常心电图"]));
+    assert_eq!(step("layout12"), 12);
+    assert!(step("prefilled").as_str().unwrap().contains("机器分析：窦性心律"), "{seen}");
+    assert_eq!(step("signedState"), "preliminary");
+    assert_eq!(seen["errors"], serde_json::json!([]), "{seen}");
+}

@@ -2,7 +2,8 @@
 //!
 //! [`write_demo_studies`] writes three small studies as DICOM Part 10 files,
 //! the kind a county hospital sends: a 24-slice chest CT of a phantom, a chest
-//! CR, and a 16-frame abdominal ultrasound clip. Patient, institution and
+//! CR, and a 16-frame abdominal ultrasound clip. [`write_demo_ecg`] adds a
+//! resting 12-lead ECG ([`demo_ecg`]) for the ECG doctors. Patient, institution and
 //! description text is Chinese, stored as GB18030 (Specific Character Set
 //! `GB18030`) like many domestic modalities do. UIDs and pixels are
 //! deterministic, so loading the demo twice stores nothing new.
@@ -11,6 +12,10 @@
 //! slice with body outline, lungs, heart and spine in Hounsfield units; a
 //! chest radiograph with lung fields and ribs; an ultrasound sector with
 //! speckle and a moving vessel.
+
+mod ecg;
+
+pub use ecg::{demo_ecg, write_demo_ecg};
 
 use std::path::{Path, PathBuf};
 
@@ -26,6 +31,8 @@ pub enum DemoError {
     Io { path: PathBuf, source: std::io::Error },
     #[error("cannot write demo object {path}: {reason}")]
     Write { path: PathBuf, reason: String },
+    #[error("cannot make the demo ECG: {0}")]
+    Ecg(String),
 }
 
 const CT_IMAGE_STORAGE: &str = "1.2.840.10008.5.1.4.1.1.2";

@@ -31,6 +31,7 @@ pub mod auth;
 pub mod changes;
 pub mod config;
 pub mod dicomweb;
+pub mod ecg_samples;
 pub mod ecg_upload;
 pub mod error;
 pub mod login_limit;
@@ -155,6 +156,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/audit", get(admin::query_audit))
         .route("/api/audit/verify", get(admin::verify_audit))
         .route("/api/uid-collisions", get(admin::list_uid_collisions))
+        .route("/api/instances/{uid}/ecg-samples", get(ecg_samples::ecg_samples))
         .route("/api/instances/{uid}/{kind}", get(routes::instance_image))
         .route("/api/ecg", post(routes::upload_ecg).layer(axum::extract::DefaultBodyLimit::max(routes::ECG_UPLOAD_LIMIT)))
         .route("/api/series/{uid}/thumbnail", get(routes::series_thumbnail))

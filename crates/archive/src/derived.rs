@@ -142,6 +142,19 @@ impl Database {
         }))
     }
 
+    /// Where the original object of `sop` (latest version) is stored: its
+    /// owning site, for access checks, its object key and its size.
+    pub async fn instance_object(&self, sop: &SopInstanceUid) -> Result<Option<StoredInstance>, DbError> {
+        let row = sqlx::query(
+            "SELECT st.site_id, i.object_key, i.size_bytes FROM instances i JOIN series se ON se.id = i.series_ref
+             JOIN studies st ON st.id = se.study_ref WHERE i.sop_instance_uid = ? ORDER BY i.version DESC LIMIT 1",
+        )
+        .bind(sop.as_str())
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.map(|r| StoredInstance { site_id: r.get(0), object_key: r.get(1), size_bytes: r.get(2) }))
+    }
+
     /// The site that owns the study of `sop` (latest version), for access checks.
     pub async fn instance_site(&self, sop: &SopInstanceUid) -> Result<Option<i64>, DbError> {
         Ok(sqlx::query_scalar(
@@ -152,6 +165,14 @@ impl Database {
         .fetch_optional(self.pool())
         .await?)
     }
+}
+
+/// Where an instance's original object is, as [`Database::instance_object`] finds it.
+#[derive(Debug, Clone)]
+pub struct StoredInstance {
+    pub site_id: i64,
+    pub object_key: String,
+    pub size_bytes: i64,
 }
 
 #[cfg(test)]

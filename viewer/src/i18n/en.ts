@@ -213,6 +213,32 @@ export const en = {
   'register.done': 'Request #{id} registered. Send the images with exam number {accession}.',
 
   'confirm.wrongPassword': 'Wrong password. Repeated wrong passwords lock the account.',
+
+  'ecg.layout': 'Layout',
+  'ecg.layout.3x4': '3×4 + rhythm',
+  'ecg.layout.other': 'other',
+  'ecg.speed': 'Speed',
+  'ecg.gain': 'Gain',
+  'ecg.trueSize': 'Actual size',
+  'ecg.fitWidth': 'Fit width',
+  'ecg.caliper': 'Caliper',
+  'ecg.caliperHint': 'Click a trace to place a caliper',
+  'ecg.caliperSecond': 'Click the same strip for the second caliper',
+  'ecg.tracing': '12-lead ECG, {layout}, {speed} mm/s, {gain} mm/mV',
+  'ecg.cart': 'Cart',
+  'ecg.m.hr': 'Heart rate',
+  'ecg.m.rr': 'RR',
+  'ecg.m.pr': 'PR',
+  'ecg.m.p': 'P duration',
+  'ecg.m.qrs': 'QRS',
+  'ecg.m.qt': 'QT',
+  'ecg.m.qtc': 'QTc',
+  'ecg.m.pAxis': 'P axis',
+  'ecg.m.qrsAxis': 'QRS axis',
+  'ecg.m.tAxis': 'T axis',
+  'ecg.statements': "Cart's interpretation",
+  'ecg.noStatements': 'The cart sent no statements.',
+  'ecg.warnings': 'Check',
 } as const;
 
 export type MessageKey = keyof typeof en;

@@ -5,6 +5,7 @@
 import { useLocation, useRoute } from 'preact-iso';
 import { useCallback, useEffect, useState } from 'preact/hooks';
 import { ApiError, api, dicomJson, type ReadRequest } from '../api';
+import { EcgViewer } from '../components/ecg-viewer';
 import { ReportPanel } from '../components/report-panel';
 import { StackViewer } from '../components/stack-viewer';
 import { useApp } from '../context';
@@ -84,6 +85,14 @@ function ReadingRoom(props: {
     ? { marked: report.text.key_images, max: MAX_KEY_IMAGES, toggle: report.toggleKeyImage }
     : undefined;
   const sexAge = [request.patient_sex ? t(`sex.${request.patient_sex as 'M' | 'F' | 'O'}`) : '', age(request.patient_age, locale)].filter(Boolean);
+  if (request.modality === 'ECG') {
+    return (
+      <section class="reading ecg-reading">
+        <EcgInstance study={request.study_uid} series={series} />
+        <ReportPanel report={report} onReleased={() => location.route('/')} />
+      </section>
+    );
+  }
   return (
     <section class="reading">
       <aside class="series-strip" aria-label={t('viewer.seriesList')}>
@@ -125,4 +134,28 @@ function ReadingRoom(props: {
       <ReportPanel report={report} onReleased={() => location.route('/')} />
     </section>
   );
+}
+
+/** The study's ECG (its first waveform instance) in the ECG viewer. */
+function EcgInstance(props: { study: string | null; series: SeriesSummary[] }) {
+  const { t } = useApp();
+  const [sop, setSop] = useState<string | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const ecgSeries = props.series.find(s => s.modality === 'ECG') ?? props.series[0];
+  useEffect(() => {
+    if (!props.study || !ecgSeries) return;
+    const path = `/dicom-web/studies/${encodeURIComponent(props.study)}/series/${encodeURIComponent(ecgSeries.uid)}/instances`;
+    void dicomJson<DicomJson[]>(path)
+      .then(found => setSop(found?.[0] ? text(found[0], TAGS.sopInstanceUid) : null))
+      .catch(e => setError(e instanceof ApiError ? e.reason : String(e)));
+  }, [props.study, ecgSeries?.uid]);
+  if (error) {
+    return (
+      <p class="error" role="alert">
+        {t('error.generic', { reason: error })}
+      </p>
+    );
+  }
+  if (!ecgSeries) return <p class="muted">{t('worklist.images_missing')}</p>;
+  return sop ? <EcgViewer sop={sop} /> : <p class="muted">{t('viewer.loading')}</p>;
 }
