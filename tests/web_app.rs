@@ -295,3 +295,48 @@ fn an_ecg_doctor_measures_rr_with_calipers_and_signs() {
     assert_eq!(step("signedState"), "preliminary");
     assert_eq!(seen["errors"], serde_json::json!([]), "{seen}");
 }
+
+/// The administrator's screens (tests/web_app/administration.mjs): the
+/// dashboard counts a registration made meanwhile without a reload; a
+/// hospital is added and set to single signature and assignment by rules;
+/// a user is added, credentialed and disabled (and then cannot log in);
+/// the audit log finds what was done and its chain checks intact.
+#[test]
+fn an_administrator_runs_the_centre_from_the_browser() {
+    if !require_tool("node") {
+        return;
+    }
+    let Some(dist) = web_app_toolchain() else { return };
+    let mut server = Server::new();
+    server.start_demo(&[("TELEDIAG_WEB_APP", dist.to_str().unwrap())]);
+    let screenshots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("web_app");
+    let output = Command::new("node")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/web_app/administration.mjs"))
+        .args(["--url", &format!("http://127.0.0.1:{}", server.http_port)])
+        .args(["--admin", &format!("admin:{ADMIN_PASSWORD}"), "--site-name", telediag_sample_data::DEMO_INSTITUTION])
+        .args(["--screenshots", screenshots.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "administration.mjs failed: {}\n{}", String::from_utf8_lossy(&output.stderr), server.log());
+    let seen: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let step = |name: &str| seen["steps"][name].clone();
+
+    assert_eq!(step("landedOn"), "/", "an administrator who reads nothing lands in administration");
+    assert_eq!(step("registerStatus"), 201);
+    let dashboard = step("dashboard");
+    assert!(dashboard["liveMs"].as_u64().unwrap() <= 3000, "the dashboard followed the change feed: {dashboard}");
+    let site = step("site");
+    assert_eq!((site["single_signature"].as_bool(), site["assignment_mode"].as_str()), (Some(true), Some("auto")), "{site}");
+    assert_eq!(site["ae_titles"], serde_json::json!(["CT_DONGSHAN", "DR_DONGSHAN"]));
+    assert_eq!(site["networks"], serde_json::json!(["10.12.0.0/16"]));
+    assert!(step("badSite").as_str().unwrap().contains("AE title must be 1 to 16 characters"), "{seen}");
+    assert_eq!(step("credentials"), "CT · 东山县人民医院");
+    assert_eq!(step("userState"), "已停用");
+    assert_eq!(step("disabledLogin"), 401, "a disabled user cannot log in");
+    let rows = step("auditRows");
+    assert!(rows.as_array().unwrap().iter().any(|r| r[0] == "POST /api/sites" && r[2] == "201"), "{rows}");
+    assert_eq!(step("chain")["intact"], "true", "{seen}");
+    assert_eq!(step("englishTabs"), serde_json::json!(["Dashboard", "Hospitals", "Users", "Audit log"]));
+    assert_eq!(seen["dialogs"], serde_json::json!([]), "{seen}");
+    assert_eq!(seen["errors"], serde_json::json!([]), "{seen}");
+}

@@ -3,9 +3,10 @@
 
 import { LocationProvider, Route, Router, useLocation } from 'preact-iso';
 import { useEffect, useState } from 'preact/hooks';
-import { whenUnauthenticated } from './api';
+import { type ReadRequest, whenUnauthenticated } from './api';
 import { Header } from './components/header';
 import { useApp } from './context';
+import { Admin } from './pages/admin';
 import { Login } from './pages/login';
 import { Reading } from './pages/reading';
 import { Register } from './pages/register';
@@ -30,30 +31,29 @@ function Shell() {
     whenUnauthenticated(() => setUser(null));
   }, [setUser]);
   if (!user) return <Login expired={location.path !== '/' && location.path !== '/login'} />;
+  // preact-iso's Router reads its direct children as routes: they are
+  // listed in one array, never wrapped in fragments or conditions.
+  const home = user.roles.includes('site_user')
+    ? () => <SiteRequests {...(notice ? { notice } : {})} />
+    : isReader(user.roles)
+      ? Worklist
+      : Admin;
+  const routes = [
+    <Route key="home" path="/" component={home} />,
+    <Route key="login" path="/login" component={home} />,
+    <Route key="read" path="/read/:id" component={Reading} />,
+  ];
+  if (user.roles.includes('site_user')) {
+    const registered = (request: ReadRequest) => setNotice(t('register.done', { id: request.id, accession: request.accession_number ?? '—' }));
+    routes.push(<Route key="register" path="/register" component={() => <Register onRegistered={registered} />} />);
+  }
+  if (user.roles.includes('admin')) routes.push(<Route key="admin" path="/admin" component={Admin} />);
+  routes.push(<Route key="missing" default component={() => <NotFound text={t('error.notFound')} back={t('error.back')} />} />);
   return (
     <div class="shell">
       <Header />
       <main class="content">
-        <Router>
-          {/* preact-iso's Router reads its direct children: routes are listed, not wrapped in fragments. */}
-          {user.roles.includes('site_user')
-            ? [
-                <Route key="home" path="/" component={() => <SiteRequests {...(notice ? { notice } : {})} />} />,
-                <Route key="login" path="/login" component={() => <SiteRequests />} />,
-                <Route
-                  key="register"
-                  path="/register"
-                  component={() => (
-                    <Register
-                      onRegistered={request => setNotice(t('register.done', { id: request.id, accession: request.accession_number ?? '—' }))}
-                    />
-                  )}
-                />,
-              ]
-            : [<Route key="home" path="/" component={Worklist} />, <Route key="login" path="/login" component={Worklist} />]}
-          <Route path="/read/:id" component={Reading} />
-          <Route default component={() => <NotFound text={t('error.notFound')} back={t('error.back')} />} />
-        </Router>
+        <Router>{routes}</Router>
       </main>
     </div>
   );
@@ -66,4 +66,9 @@ function NotFound(props: { text: string; back: string }) {
       <a href="/">{props.back}</a>
     </section>
   );
+}
+
+/** Readers land on the worklist; an administrator who reads nothing lands in administration. */
+function isReader(roles: readonly string[]): boolean {
+  return roles.some(r => r === 'radiologist' || r === 'ecg_doctor' || r === 'reviewer');
 }

@@ -158,13 +158,36 @@ pub async fn get_study(State(state): State<AppState>, user: CurrentUser, Path(ui
     Ok(Json(detail).into_response())
 }
 
+/// `GET /api/sites`: the sites the caller may see; an admin also gets each
+/// site's settings (assignment mode, single signature, critical webhook).
 pub async fn list_sites(State(state): State<AppState>, user: CurrentUser) -> Result<Response, ApiError> {
-    let sites = state.archive.database().list_sites().await?;
+    let db = state.archive.database();
+    let sites = db.list_sites().await?;
     let visible: Vec<_> = match user.scope()? {
         Scope::AllSites => sites,
         Scope::Site(id) => sites.into_iter().filter(|s| s.id == id).collect(),
     };
-    Ok(Json(visible).into_response())
+    if !user.has(Role::Admin) {
+        return Ok(Json(visible).into_response());
+    }
+    let settings: Vec<(i64, String, bool, Option<String>)> =
+        sqlx::query_as("SELECT id, assignment_mode, single_signature, critical_webhook FROM sites")
+            .fetch_all(db.pool())
+            .await
+            .map_err(ApiError::database)?;
+    let with_settings: Vec<serde_json::Value> = visible
+        .into_iter()
+        .map(|site| {
+            let mut value = serde_json::to_value(&site).unwrap_or_default();
+            if let Some((_, mode, single, webhook)) = settings.iter().find(|s| s.0 == site.id) {
+                value["assignment_mode"] = mode.clone().into();
+                value["single_signature"] = (*single).into();
+                value["critical_webhook"] = webhook.clone().into();
+            }
+            value
+        })
+        .collect();
+    Ok(Json(with_settings).into_response())
 }
 
 pub async fn add_site(State(state): State<AppState>, user: CurrentUser, Json(site): Json<NewSite>) -> Result<Response, ApiError> {

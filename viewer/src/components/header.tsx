@@ -7,8 +7,9 @@ import { LanguageSwitch } from './language-switch';
 
 export function Header() {
   const { user, setUser, t } = useApp();
-  const { route } = useLocation();
+  const { route, path } = useLocation();
   if (!user) return null;
+  const reads = user.roles.some(r => r === 'radiologist' || r === 'ecg_doctor' || r === 'reviewer');
   const logout = async () => {
     try {
       await api('POST', '/api/logout');
@@ -25,9 +26,16 @@ export function Header() {
         <span class="brand-tagline">{t('app.tagline')}</span>
       </a>
       <nav class="main-nav">
-        <a href="/" class="active">
-          {user.roles.includes('site_user') ? t('nav.requests') : t('nav.worklist')}
-        </a>
+        {(reads || user.roles.includes('site_user')) && (
+          <a href="/" class={path !== '/admin' ? 'active' : undefined}>
+            {user.roles.includes('site_user') ? t('nav.requests') : t('nav.worklist')}
+          </a>
+        )}
+        {user.roles.includes('admin') && (
+          <a href={reads ? '/admin' : '/'} class={path === '/admin' || !reads ? 'active' : undefined}>
+            {t('nav.admin')}
+          </a>
+        )}
       </nav>
       <div class="who">
         <span class="user-name">{user.display_name}</span>
