@@ -340,3 +340,129 @@ fn an_administrator_runs_the_centre_from_the_browser() {
     assert_eq!(seen["dialogs"], serde_json::json!([]), "{seen}");
     assert_eq!(seen["errors"], serde_json::json!([]), "{seen}");
 }
+
+/// The demo CT as it was a year earlier: the same slices (new instance
+/// UIDs) in a study dated 2025-11-20, as the demo CT scanner sends it.
+fn prior_of_the_demo_ct(dir: &Path) -> Vec<CorpusFile> {
+    let plain = dir.join("plain");
+    let prior = dir.join("prior");
+    std::fs::create_dir_all(&prior).unwrap();
+    for file in telediag_sample_data::write_demo_studies(&plain).unwrap() {
+        let name = file.file_name().unwrap().to_str().unwrap().to_owned();
+        if !name.starts_with("ct_") {
+            continue;
+        }
+        let copy = prior.join(&name);
+        std::fs::copy(&file, &copy).unwrap();
+        let status = Command::new("dcmodify")
+            .args(["-nb", "-gin", "-m", "(0020,000D)=2.25.880000000000000000000000000000000001"])
+            .args(["-m", "(0020,000E)=2.25.880000000000000000000000000000000002", "-m", "(0008,0020)=20251120"])
+            .args(["-m", "(0008,0050)=CT20251120001"])
+            .arg(&copy)
+            .status()
+            .unwrap();
+        assert!(status.success(), "dcmodify {name}");
+    }
+    part10_files(&prior)
+}
+
+/// The read request of the study matching `wanted`, once the centre has made it.
+fn request_where(port: u16, token: &str, what: &str, wanted: impl Fn(&serde_json::Value) -> bool) -> i64 {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let (_, body) = http(port, "GET", "/api/requests?limit=500", Some(token), None);
+        let list: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        if let Some(found) = list.as_array().and_then(|l| l.iter().find(|r| wanted(r))) {
+            return found["id"].as_i64().unwrap();
+        }
+        assert!(std::time::Instant::now() < deadline, "no request for {what}: {body}");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+}
+
+/// Beyond one stack (tests/web_app/image_reading.mjs): the patient's prior
+/// CT beside the current one, scrolled with it once linked; a series dragged
+/// into 2×2; the ultrasound clip played at its frame rate, in colour; a
+/// rectangle ROI on the CR in mm² "at detector"; a MONOCHROME1 radiograph
+/// (pydicom-data RG1_UNCR, 7 MB) drawn as the centre renders it; the
+/// shortcut panel.
+#[test]
+fn priors_link_cine_plays_and_projection_rois_are_at_the_detector() {
+    if !require_tool("node") || !require_tool("storescu") || !require_tool("dcmodify") {
+        return;
+    }
+    let Some(dist) = web_app_toolchain() else { return };
+    let mut server = Server::new();
+    server.start_demo(&[("TELEDIAG_WEB_APP", dist.to_str().unwrap()), ("TELEDIAG_STUDY_STABLE_SECS", "1")]);
+    let port = server.http_port;
+    let prior = prior_of_the_demo_ct(&server.dir.path().join("prior-ct"));
+    let profile = server.dir.path().join("prior.cfg");
+    storescu_profile(&prior, &profile);
+    storescu(server.dicom_port, "DEMO_CT", &prior, &profile);
+    let mono1 = pydicom_corpus().map(|root| {
+        let file = root.join("pydicom-data/RG1_UNCR.dcm");
+        let dir = server.dir.path().join("mono1");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::copy(&file, dir.join("RG1_UNCR.dcm")).unwrap();
+        let files = part10_files(&dir);
+        let profile = server.dir.path().join("mono1.cfg");
+        storescu_profile(&files, &profile);
+        storescu(server.dicom_port, "DEMO_CR", &files, &profile);
+    });
+
+    let token = login(port, "demo_reviewer", &server.demo_password("demo_reviewer"));
+    let is = |modality: &str, patient: &'static str| {
+        let modality = modality.to_owned();
+        move |r: &serde_json::Value| r["modality"] == modality.as_str() && r["patient_id"] == patient
+    };
+    let ct = request_where(port, &token, "the demo CT", |r| is("CT", "DEMO0001")(r) && r["study_date"] == "20261123");
+    request_where(port, &token, "the prior CT", |r| is("CT", "DEMO0001")(r) && r["study_date"] == "20251120");
+    let us = request_where(port, &token, "the demo US", is("US", "DEMO0003"));
+    let cr = request_where(port, &token, "the demo CR", is("CR", "DEMO0002"));
+    let mono1 = mono1.map(|()| request_where(port, &token, "RG1_UNCR", |r| r["patient_id"] == "9RG1"));
+
+    let screenshots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("web_app");
+    let mut command = Command::new("node");
+    command
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/web_app/image_reading.mjs"))
+        .args(["--url", &format!("http://127.0.0.1:{port}")])
+        .args(["--reader", &format!("demo_radiologist:{}", server.demo_password("demo_radiologist"))])
+        .args(["--screenshots", screenshots.to_str().unwrap()])
+        .args(["--ct", &ct.to_string(), "--us", &us.to_string(), "--cr", &cr.to_string()]);
+    if let Some(id) = mono1 {
+        command.args(["--mono1", &id.to_string()]);
+    }
+    let output = command.output().unwrap();
+    assert!(output.status.success(), "image_reading.mjs failed: {}\n{}", String::from_utf8_lossy(&output.stderr), server.log());
+    let seen: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let step = |name: &str| seen["steps"][name].clone();
+
+    // The prior, beside the current study, followed it while linked and not after.
+    assert!(step("priorSummary").as_str().unwrap().contains("2025/11/20"), "{seen}");
+    assert_eq!(step("viewports"), 2);
+    assert!(step("priorDate").as_str().unwrap().starts_with("2025/11/20"), "{seen}");
+    assert_eq!(step("linked"), serde_json::json!({"current": "5", "prior": "5"}));
+    assert_eq!(step("unlinked"), serde_json::json!({"current": "8", "prior": "5"}));
+    assert_eq!(step("grid"), serde_json::json!(["viewport-0", "viewport-1", "viewport-3"]), "the dragged series fills the fourth");
+    assert!(step("helpRows").as_u64().unwrap() >= 18, "{seen}");
+    // The clip: 15 fps from its Frame Time of 66.7 ms; frames advance while playing and not after.
+    assert_eq!(step("clipFps"), "15");
+    let cine = step("cine");
+    assert_eq!(cine["frames"], "16");
+    assert_ne!(cine["during"], cine["before"], "cine did not advance: {cine}");
+    assert_eq!(cine["after"], cine["stopped"], "cine did not stop: {cine}");
+    assert!(step("colourPixels").as_u64().unwrap() > 100, "the colour Doppler is not in colour: {seen}");
+    // 200 × 200 image pixels of 0.5 mm at the detector: 10,000 mm², within a pixel's placement at each edge.
+    let roi = step("roi");
+    assert_eq!((roi["unit"].as_str(), roi["atDetector"].as_str()), (Some("mm"), Some("true")), "{roi}");
+    let edge = 2.0 * 0.5 / roi["screenPixelsPerImagePixel"].as_f64().unwrap();
+    let area = roi["area"].as_f64().unwrap();
+    assert!((area - 10_000.0).abs() <= 2.0 * 100.0 * edge + 1.0, "{roi}");
+    assert!(roi["text"].as_str().unwrap().contains("mm²") && roi["text"].as_str().unwrap().contains("探测器"), "{roi}");
+    assert!(roi["sd"].as_f64().unwrap() > 0.0, "{roi}");
+    if mono1.is_some() {
+        let shown = step("mono1");
+        assert!(shown["correlation"].as_f64().unwrap() > 0.9, "MONOCHROME1 drawn unlike the centre's rendering: {shown}");
+    }
+    assert_eq!(seen["errors"], serde_json::json!([]), "{seen}");
+}

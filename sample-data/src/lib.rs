@@ -11,7 +11,7 @@
 //! The pixel content is drawn to be recognisable when rendered: an axial CT
 //! slice with body outline, lungs, heart and spine in Hounsfield units; a
 //! chest radiograph with lung fields and ribs; an ultrasound sector with
-//! speckle and a moving vessel.
+//! speckle and a moving vessel with colour Doppler flow.
 
 mod ecg;
 
@@ -295,16 +295,25 @@ fn write_us(dir: &Path) -> Result<usize, DemoError> {
                 let depth = (dx * dx + dy * dy).sqrt();
                 let in_sector = angle.abs() < 0.6 && depth > 20.0 && depth < 230.0;
                 let mut grey = 0.0;
+                // Colour Doppler in the vessel: red towards the probe, blue away,
+                // brightest on the axis (laminar flow), the direction beating.
+                let mut flow = None;
                 if in_sector {
                     let speckle = (seed % 90) as f32;
                     grey = 60.0 + speckle * (1.0 - depth / 400.0);
                     let vessel = ((row as f32 - vessel_y) / 10.0).powi(2) + ((col as f32 - 175.0) / 40.0).powi(2);
                     if vessel < 1.0 {
                         grey = 10.0;
+                        let velocity = (1.0 - vessel) * (frame as f32 / FRAMES as f32 * std::f32::consts::TAU).cos();
+                        flow = Some(velocity);
                     }
                 }
                 let g = grey.clamp(0.0, 255.0) as u8;
-                pixels.extend([g, g, g]);
+                match flow {
+                    Some(v) if v > 0.05 => pixels.extend([(90.0 + 165.0 * v) as u8, (40.0 * v) as u8, 20]),
+                    Some(v) if v < -0.05 => pixels.extend([20, (60.0 * -v) as u8, (90.0 + 165.0 * -v) as u8]),
+                    _ => pixels.extend([g, g, g]),
+                }
             }
         }
     }

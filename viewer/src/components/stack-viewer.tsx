@@ -1,11 +1,13 @@
-// One stack viewport with its overlay and the reader's keys. Cornerstone
-// is loaded when the first viewer opens, not with the worklist.
+// One viewport of the grid: a series loaded into a Cornerstone stack
+// viewport, its overlay (patient, study date, series, image n/N, slice
+// position and thickness, W/L, zoom), and a drop target for series dragged
+// from the strip. The toolbar and the keys live in the grid, which acts on
+// the active viewport. Cornerstone is loaded when the first viewport opens,
+// not with the worklist.
 
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { useApp } from '../context';
-import type { LeftButtonTool, Measurement, Series, StackView, ViewState } from '../imaging/cornerstone';
-import type { MessageKey } from '../i18n';
-import { presetForKey } from '../imaging/presets';
+import type { Series, StackView, ViewState } from '../imaging/cornerstone';
 
 export interface OverlayText {
   patient: string;
@@ -13,26 +15,45 @@ export interface OverlayText {
   studyDate: string;
 }
 
-export function StackViewer(props: {
+/** What the grid holds of a loaded viewport. */
+export interface LoadedView {
+  view: StackView;
+  series: Series;
+  element: HTMLDivElement;
+}
+
+/** A series named for a viewport: where it is and which study it is of. */
+export interface SeriesRef {
   study: string;
   series: string;
+}
+
+/** The drag payload of a series card. */
+export const SERIES_DRAG_TYPE = 'application/x-telediag-series';
+
+export function StackViewer(props: {
+  id: string;
+  target: SeriesRef;
   overlay: OverlayText;
-  onSeriesStep: (delta: number) => void;
-  /** Key images of the report being written; absent when none is. */
-  keyImages?: { marked: readonly string[]; max: number; toggle: (sop: string) => void };
+  active: boolean;
+  /** The current image is one of the report's key images. */
+  keyImage: (sop: string) => boolean;
+  onActivate: () => void;
+  onLoaded: (loaded: LoadedView | null) => void;
+  onDropSeries: (target: SeriesRef) => void;
 }) {
   const { t } = useApp();
   const element = useRef<HTMLDivElement>(null);
-  const view = useRef<StackView | null>(null);
   const [loaded, setLoaded] = useState<Series | null>(null);
   const [state, setState] = useState<ViewState | null>(null);
   const [error, setError] = useState<string | null>(null);
-  const [tool, setTool] = useState<LeftButtonTool>('window');
-  const [measurements, setMeasurements] = useState<Measurement[]>([]);
-  const loadedRef = useRef<Series | null>(null);
+  const [dropping, setDropping] = useState(false);
+  const onLoaded = useRef(props.onLoaded);
+  onLoaded.current = props.onLoaded;
 
   useEffect(() => {
     let cancelled = false;
+    let stack: StackView | null = null;
     let stopWatching = () => {};
     setLoaded(null);
     setState(null);
@@ -40,106 +61,52 @@ export function StackViewer(props: {
     void (async () => {
       try {
         const imaging = await import('../imaging/cornerstone');
-        const series = await imaging.loadSeries(props.study, props.series);
+        const series = await imaging.loadSeries(props.target.study, props.target.series);
         if (cancelled || !element.current) return;
-        const stack = new imaging.StackView(element.current, 'main');
-        view.current = stack;
-        const stopView = stack.onChange(() => setState(stack.state()));
-        const stopMeasuring = stack.onMeasurementsChange(() => setMeasurements(stack.measurements()));
-        stopWatching = () => {
-          stopView();
-          stopMeasuring();
-        };
+        stack = new imaging.StackView(element.current, props.id);
+        const view = stack;
+        stopWatching = view.onChange(() => setState(view.state()));
         setLoaded(series);
-        loadedRef.current = series;
-        await stack.show(series.images.map(i => i.imageId));
-        if (!cancelled) setState(stack.state());
+        await view.show(series.images.map(i => i.imageId));
+        if (cancelled) return;
+        setState(view.state());
+        onLoaded.current({ view, series, element: element.current });
       } catch (e) {
-        console.error('the stack viewer failed', e);
+        console.error('the viewport failed', e);
         if (!cancelled) setError(String(e instanceof Error ? e.message : e));
       }
     })();
     return () => {
       cancelled = true;
       stopWatching();
-      view.current?.destroy();
-      view.current = null;
+      onLoaded.current(null);
+      stack?.destroy();
     };
-  }, [props.study, props.series]);
-
-  const choose = (next: LeftButtonTool) => {
-    view.current?.selectTool(next);
-    setTool(next);
-  };
-
-  useEffect(() => {
-    const onKey = (event: KeyboardEvent) => {
-      const stack = view.current;
-      if (!stack || event.target instanceof HTMLInputElement || event.target instanceof HTMLTextAreaElement) return;
-      const preset = presetForKey(event.key);
-      const handled = (() => {
-        if (preset) stack.setWindow(preset.width, preset.center);
-        else if (event.key === 'ArrowDown' || event.key === 'ArrowRight') void stack.scroll(1);
-        else if (event.key === 'ArrowUp' || event.key === 'ArrowLeft') void stack.scroll(-1);
-        else if (event.key === 'PageDown') props.onSeriesStep(1);
-        else if (event.key === 'PageUp') props.onSeriesStep(-1);
-        else if (event.key === 'i') stack.invert();
-        else if (event.key === 'r') stack.rotate(90);
-        else if (event.key === 'h') stack.flipHorizontal();
-        else if (event.key === 'Escape' || event.key === '0') stack.reset();
-        else if (TOOL_KEYS[event.key]) choose(TOOL_KEYS[event.key] as LeftButtonTool);
-        else if (event.key === 'k' && props.keyImages) {
-          // The image on screen now, not at the last render: keys can outrun rendering.
-          const sop = loadedRef.current?.images[stack.state().index]?.sopInstanceUid;
-          if (sop) props.keyImages.toggle(sop);
-        }
-        else if (event.key === 'Delete') {
-          stack.clearMeasurements();
-          setMeasurements([]);
-        }
-        else return false;
-        return true;
-      })();
-      if (handled) event.preventDefault();
-    };
-    window.addEventListener('keydown', onKey);
-    return () => window.removeEventListener('keydown', onKey);
-  }, [props.onSeriesStep, props.keyImages]);
+  }, [props.target.study, props.target.series, props.id]);
 
   const image = loaded && state ? loaded.images[state.index] : undefined;
-  const keyMarked = image ? (props.keyImages?.marked.includes(image.sopInstanceUid) ?? false) : false;
-  const keyFull = !keyMarked && (props.keyImages?.marked.length ?? 0) >= (props.keyImages?.max ?? 0);
+  const position = image?.sliceLocation ?? image?.position ?? null;
   return (
-    <div class="stack-viewer">
-      <div class="toolbar" role="toolbar" aria-label={t('viewer.tools')}>
-        {TOOLS.map(([name, key]) => (
-          <button type="button" class={tool === name ? 'tool active' : 'tool'} aria-pressed={tool === name} title={`${t(`tool.${name}`)} (${key})`} onClick={() => choose(name)}>
-            {t(`tool.${name}`)}
-          </button>
-        ))}
-        {props.keyImages && image && (
-          <button
-            type="button"
-            class={keyMarked ? 'tool key active' : 'tool key'}
-            aria-pressed={keyMarked}
-            disabled={keyFull}
-            title={keyFull ? t('viewer.keyFull', { max: props.keyImages.max }) : t('viewer.markKey')}
-            onClick={() => props.keyImages?.toggle(image.sopInstanceUid)}
-          >
-            {keyMarked ? t('viewer.keyMarked') : t('viewer.markKey')}
-          </button>
-        )}
-      </div>
-      {measurements.length > 0 && (
-        <ul class="measurements" aria-label={t('viewer.measurements')}>
-          {measurements.map(m => (
-            <li key={m.uid} data-kind={m.kind} data-value={m.length ?? m.angle ?? m.mean ?? m.value ?? ''} data-unit={m.unit}>
-              <span class="measurement-kind">{t(`tool.${m.kind}`)}</span> {describe(m, t)}
-            </li>
-          ))}
-        </ul>
-      )}
-      <div class={`viewport tool-${tool}`} ref={element} data-testid="viewport" />
+    <div
+      class={`stack-viewer${props.active ? ' active' : ''}${dropping ? ' dropping' : ''}`}
+      data-viewport={props.id}
+      data-series={props.target.series}
+      onPointerDown={props.onActivate}
+      onDragOver={event => {
+        if (!event.dataTransfer?.types.includes(SERIES_DRAG_TYPE)) return;
+        event.preventDefault();
+        setDropping(true);
+      }}
+      onDragLeave={() => setDropping(false)}
+      onDrop={event => {
+        setDropping(false);
+        const payload = event.dataTransfer?.getData(SERIES_DRAG_TYPE);
+        if (!payload) return;
+        event.preventDefault();
+        props.onDropSeries(JSON.parse(payload) as SeriesRef);
+      }}
+    >
+      <div class="viewport" ref={element} data-testid="viewport" />
       <div class="overlay top-left">
         <div class="overlay-strong">{props.overlay.patient}</div>
         <div>{props.overlay.details}</div>
@@ -152,13 +119,14 @@ export function StackViewer(props: {
             {loaded.description}
           </div>
         )}
+        {image && props.keyImage(image.sopInstanceUid) && <div class="key-badge">{t('viewer.keyMarked')}</div>}
       </div>
       {state && (
         <div class="overlay bottom-left" data-image-index={state.index} data-image-count={state.count}>
           <div>
-            {t('viewer.image')} {state.index + 1}/{state.count}
+            {t(loaded?.multiFrame ? 'viewer.frame' : 'viewer.image')} {state.index + 1}/{state.count}
           </div>
-          {image?.sliceLocation != null && <div>{t('viewer.location', { mm: image.sliceLocation.toFixed(1) })}</div>}
+          {position !== null && <div>{t('viewer.location', { mm: position.toFixed(1) })}</div>}
           {image?.sliceThickness != null && <div>{t('viewer.thickness', { mm: image.sliceThickness.toFixed(1) })}</div>}
         </div>
       )}
@@ -181,40 +149,4 @@ export function StackViewer(props: {
       )}
     </div>
   );
-}
-
-const TOOLS: [LeftButtonTool, string][] = [
-  ['window', 'w'],
-  ['length', 'l'],
-  ['angle', 'a'],
-  ['ellipse', 'e'],
-  ['rectangle', 't'],
-  ['probe', 'p'],
-];
-const TOOL_KEYS: Record<string, LeftButtonTool> = Object.fromEntries(TOOLS.map(([name, key]) => [key, name]));
-
-type Translate = (key: MessageKey, params?: Record<string, string | number>) => string;
-
-/** A measurement's values as the reader reads them. */
-function describe(m: Measurement, t: Translate): string {
-  const detector = m.atDetector ? ` (${t('viewer.atDetector')})` : '';
-  const area = m.unit === 'mm' ? 'mm²' : 'px²';
-  const unit = m.valueUnit ? ` ${m.valueUnit}` : '';
-  switch (m.kind) {
-    case 'length':
-      return m.length === undefined ? '' : `${m.length.toFixed(1)} ${m.unit}${detector}`;
-    case 'angle':
-      return m.angle === undefined ? '' : `${m.angle.toFixed(1)}°`;
-    case 'probe':
-      return m.value === undefined ? '' : `${m.value.toFixed(0)}${unit}`;
-    case 'ellipse':
-    case 'rectangle':
-      return [
-        m.mean !== undefined ? `${t('viewer.mean')} ${m.mean.toFixed(1)}${unit}` : '',
-        m.stdDev !== undefined ? `SD ${m.stdDev.toFixed(1)}` : '',
-        m.area !== undefined ? `${t('viewer.area')} ${m.area.toFixed(1)} ${area}${detector}` : '',
-      ]
-        .filter(Boolean)
-        .join(' · ');
-  }
 }

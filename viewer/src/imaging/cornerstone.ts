@@ -22,9 +22,10 @@ import {
   addTool,
   annotation,
   init as toolsInit,
+  utilities as toolUtilities,
 } from '@cornerstonejs/tools';
 import { dicomJson } from '../api';
-import { type DicomJson, TAGS, numbers, readingOrder, text } from './dicom-json';
+import { type DicomJson, TAGS, frameRate, numbers, readingOrder, slicePosition, text, withoutImpossibleSpacing } from './dicom-json';
 import { windowOf, windowRange } from './presets';
 
 let initialised = false;
@@ -103,6 +104,8 @@ export interface StackImage {
   sopInstanceUid: string;
   sliceLocation: number | null;
   sliceThickness: number | null;
+  /** Along the slice normal (mm), for synchronised scrolling; null for projections and clips. */
+  position: number | null;
 }
 
 export interface Series {
@@ -111,6 +114,10 @@ export interface Series {
   modality: string;
   description: string;
   images: StackImage[];
+  /** Frames per second a clip asks for; stacks play at the reader's choice. */
+  frameRate: number | null;
+  /** One object of many frames (a clip), rather than a stack of instances. */
+  multiFrame: boolean;
 }
 
 /**
@@ -123,7 +130,7 @@ export async function loadSeries(study: string, series: string): Promise<Series>
   // The loader's initialisation empties the metadata cache: it comes first.
   initialise();
   const root = `${location.origin}/dicom-web/studies/${encodeURIComponent(study)}/series/${encodeURIComponent(series)}`;
-  const instances = readingOrder((await dicomJson<DicomJson[]>(`${root}/metadata`)) ?? []);
+  const instances = readingOrder((await dicomJson<DicomJson[]>(`${root}/metadata`)) ?? []).map(withoutImpossibleSpacing);
   const images: StackImage[] = [];
   for (const instance of instances) {
     const sop = text(instance, TAGS.sopInstanceUid);
@@ -136,6 +143,7 @@ export async function loadSeries(study: string, series: string): Promise<Series>
         sopInstanceUid: sop,
         sliceLocation: numbers(instance, TAGS.sliceLocation)[0] ?? null,
         sliceThickness: numbers(instance, TAGS.sliceThickness)[0] ?? null,
+        position: frames === 1 ? slicePosition(instance) : null,
       });
     }
   }
@@ -146,6 +154,8 @@ export async function loadSeries(study: string, series: string): Promise<Series>
     modality: text(first, TAGS.modality),
     description: text(first, TAGS.seriesDescription),
     images,
+    frameRate: frameRate(first),
+    multiFrame: instances.length === 1 && images.length > 1,
   };
 }
 
@@ -188,7 +198,9 @@ export class StackView {
     group.setToolActive(ZoomTool.toolName, { bindings: [{ mouseButton: MouseBindings.Secondary }] });
     for (const tool of [LengthTool, AngleTool, EllipticalROITool, RectangleROITool, ProbeTool]) group.setToolPassive(tool.toolName);
     group.addViewport(id, this.engine.id);
-    this.resizeObserver = new ResizeObserver(() => this.engine.resize(true, true));
+    // A viewport that changes size (a layout switch, the window) fits its
+    // image again: keeping the camera would leave it cut off or tiny.
+    this.resizeObserver = new ResizeObserver(() => this.engine.resize(true, false));
     this.resizeObserver.observe(element);
   }
 
@@ -219,6 +231,28 @@ export class StackView {
       zoom: this.viewport.getZoom(),
       inverted: properties.invert ?? false,
     };
+  }
+
+  /** Shows image `index` of the stack. */
+  async setIndex(index: number): Promise<void> {
+    const count = this.viewport.getImageIds().length;
+    await this.viewport.setImageIdIndex(Math.min(count - 1, Math.max(0, index)));
+  }
+
+  /** Calls `listener` with the index whenever another image of the stack is shown. */
+  onImageChange(listener: (index: number) => void): () => void {
+    const handler = () => listener(this.viewport.getCurrentImageIdIndex());
+    this.element.addEventListener(Enums.Events.STACK_NEW_IMAGE, handler);
+    return () => this.element.removeEventListener(Enums.Events.STACK_NEW_IMAGE, handler);
+  }
+
+  /** Plays the stack or clip in a loop at `fps` frames per second. */
+  play(fps: number): void {
+    toolUtilities.cine.playClip(this.element, { framesPerSecond: fps, loop: true });
+  }
+
+  stop(): void {
+    toolUtilities.cine.stopClip(this.element);
   }
 
   /** Moves `delta` images through the stack, stopping at its ends. */
@@ -314,6 +348,7 @@ export class StackView {
   }
 
   destroy(): void {
+    this.stop();
     this.resizeObserver.disconnect();
     ToolGroupManager.destroyToolGroup(this.toolGroupId);
     this.engine.disableElement(this.viewport.id);

@@ -31,7 +31,60 @@ export const TAGS = {
   sliceThickness: '00180050',
   numberOfFrames: '00280008',
   seriesInstances: '00201209',
+  frameTime: '00181063',
+  recommendedFrameRate: '00082144',
+  cineRate: '00180040',
 } as const;
+
+function normalOf(item: DicomJson): number[] | null {
+  const o = numbers(item, TAGS.imageOrientation);
+  if (o.length !== 6) return null;
+  const [a = 0, b = 0, c = 0, d = 0, e = 0, f = 0] = o;
+  return [b * f - c * e, c * d - a * f, a * e - b * d];
+}
+
+/**
+ * Where a slice lies along its own normal (mm): Image Position (Patient)
+ * projected on the cross product of the orientation's row and column. For
+ * a CT stack this is the table position the overlay shows and the one
+ * synchronised scrolling matches; `null` without position and orientation.
+ */
+export function slicePosition(item: DicomJson): number | null {
+  const normal = normalOf(item);
+  const position = numbers(item, TAGS.imagePosition);
+  if (!normal || position.length !== 3) return null;
+  return position.reduce((sum, v, i) => sum + v * (normal[i] ?? 0), 0);
+}
+
+/** Pixel spacing attributes: of the patient plane, at the detector, and a nominal one. */
+const SPACING_TAGS = ['00280030', '00181164', '00182010'];
+
+/**
+ * The instance without pixel spacings that cannot be: a value of zero,
+ * negative or not a number (modalities write `0.000\0.000` when they do
+ * not know). Left in, they make every distance and the zoom NaN; taken
+ * out, the image is shown and measured in pixels, which it says.
+ */
+export function withoutImpossibleSpacing(item: DicomJson): DicomJson {
+  const bad = SPACING_TAGS.filter(tag => {
+    const values = item[tag]?.Value;
+    if (!values) return false;
+    const spacing = values.map(Number);
+    return spacing.length !== 2 || spacing.some(v => !Number.isFinite(v) || v <= 0);
+  });
+  if (bad.length === 0) return item;
+  const copy = { ...item };
+  for (const tag of bad) delete copy[tag];
+  return copy;
+}
+
+/** Frames per second a multi-frame object asks to be played at (Recommended Display Frame Rate, Cine Rate, or 1000 / Frame Time). */
+export function frameRate(item: DicomJson): number | null {
+  const recommended = numbers(item, TAGS.recommendedFrameRate)[0] ?? numbers(item, TAGS.cineRate)[0];
+  if (recommended && recommended > 0) return recommended;
+  const frameTime = numbers(item, TAGS.frameTime)[0];
+  return frameTime && frameTime > 0 ? 1000 / frameTime : null;
+}
 
 /**
  * Instances in reading order: by position along the slice normal when every
@@ -39,12 +92,6 @@ export const TAGS = {
  * else by Instance Number.
  */
 export function readingOrder(instances: readonly DicomJson[]): DicomJson[] {
-  const normalOf = (item: DicomJson): number[] | null => {
-    const o = numbers(item, TAGS.imageOrientation);
-    if (o.length !== 6) return null;
-    const [a = 0, b = 0, c = 0, d = 0, e = 0, f = 0] = o;
-    return [b * f - c * e, c * d - a * f, a * e - b * d];
-  };
   const first = instances[0];
   const normal = first ? normalOf(first) : null;
   const positioned =

@@ -3,11 +3,12 @@
 // series, and the report panel beside them.
 
 import { useLocation, useRoute } from 'preact-iso';
-import { useCallback, useEffect, useState } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
 import { ApiError, api, dicomJson, type ReadRequest } from '../api';
 import { EcgViewer } from '../components/ecg-viewer';
 import { ReportPanel } from '../components/report-panel';
-import { StackViewer } from '../components/stack-viewer';
+import { SERIES_DRAG_TYPE, type SeriesRef } from '../components/stack-viewer';
+import { ViewerGrid } from '../components/viewer-grid';
 import { useApp } from '../context';
 import { age, dicomDate, personName } from '../format';
 import { type DicomJson, TAGS, numbers, text } from '../imaging/dicom-json';
@@ -31,12 +32,25 @@ function summary(item: DicomJson): SeriesSummary {
   };
 }
 
+/** The patient's other studies at the request's hospital (`GET /api/studies`). */
+interface PriorStudy {
+  study_uid: string;
+  study_date: string | null;
+  description: string | null;
+  modalities: string;
+  num_series: number;
+}
+
+async function seriesOf(study: string): Promise<SeriesSummary[]> {
+  const found = (await dicomJson<DicomJson[]>(`/dicom-web/studies/${encodeURIComponent(study)}/series?includefield=00201209`)) ?? [];
+  return found.map(summary).sort((a, b) => (a.number ?? 0) - (b.number ?? 0));
+}
+
 export function Reading() {
   const { params } = useRoute();
   const { t } = useApp();
   const [request, setRequest] = useState<ReadRequest | null>(null);
   const [series, setSeries] = useState<SeriesSummary[] | null>(null);
-  const [chosen, setChosen] = useState(0);
   const [error, setError] = useState<string | null>(null);
 
   useEffect(() => {
@@ -44,19 +58,12 @@ export function Reading() {
       try {
         const { request } = await api<{ request: ReadRequest }>('GET', `/api/requests/${encodeURIComponent(params.id ?? '')}`);
         setRequest(request);
-        if (!request.study_uid) {
-          setSeries([]);
-          return;
-        }
-        const found = (await dicomJson<DicomJson[]>(`/dicom-web/studies/${encodeURIComponent(request.study_uid)}/series?includefield=00201209`)) ?? [];
-        setSeries(found.map(summary).sort((a, b) => (a.number ?? 0) - (b.number ?? 0)));
+        setSeries(request.study_uid ? await seriesOf(request.study_uid) : []);
       } catch (e) {
         setError(e instanceof ApiError ? e.reason : String(e));
       }
     })();
   }, [params.id]);
-
-  const step = useCallback((delta: number) => setChosen(i => Math.min(Math.max(0, i + delta), (series?.length ?? 1) - 1)), [series]);
 
   if (error) {
     return (
@@ -66,25 +73,42 @@ export function Reading() {
     );
   }
   if (!request || !series) return <p class="muted">{t('worklist.loading')}</p>;
-  return <ReadingRoom request={request} series={series} chosen={chosen} setChosen={setChosen} step={step} />;
+  return <ReadingRoom request={request} series={series} />;
 }
 
-function ReadingRoom(props: {
-  request: ReadRequest;
-  series: SeriesSummary[];
-  chosen: number;
-  setChosen: (index: number) => void;
-  step: (delta: number) => void;
-}) {
+function ReadingRoom(props: { request: ReadRequest; series: SeriesSummary[] }) {
   const { locale, t, user } = useApp();
   const location = useLocation();
   const report: ReportHandle = useReport(user!, props.request);
-  const { request, series, chosen, setChosen, step } = props;
-  const current = series[chosen];
-  const keyImages = report.view.editable && report.text
-    ? { marked: report.text.key_images, max: MAX_KEY_IMAGES, toggle: report.toggleKeyImage }
-    : undefined;
-  const sexAge = [request.patient_sex ? t(`sex.${request.patient_sex as 'M' | 'F' | 'O'}`) : '', age(request.patient_age, locale)].filter(Boolean);
+  const { request, series } = props;
+  const [priors, setPriors] = useState<PriorStudy[] | null>(null);
+  const [priorSeries, setPriorSeries] = useState<Record<string, SeriesSummary[]>>({});
+  const [chosen, setChosen] = useState<{ target: SeriesRef; beside: boolean; serial: number } | null>(null);
+  const [shown, setShown] = useState<string | null>(series[0]?.uid ?? null);
+  const study = request.study_uid ?? '';
+
+  // The patient's earlier studies at the same hospital, newest first.
+  useEffect(() => {
+    if (!request.patient_id || !study) {
+      setPriors([]);
+      return;
+    }
+    const query = new URLSearchParams({ site: request.site, patient_id: request.patient_id, limit: '50' });
+    void api<{ studies: PriorStudy[] }>('GET', `/api/studies?${query}`)
+      .then(page => setPriors(page.studies.filter(s => s.study_uid !== study).sort((a, b) => (b.study_date ?? '').localeCompare(a.study_date ?? ''))))
+      .catch(() => setPriors([]));
+  }, [request.site, request.patient_id, study]);
+
+  const openPrior = async (prior: PriorStudy) => {
+    if (priorSeries[prior.study_uid]) return;
+    const found = await seriesOf(prior.study_uid);
+    setPriorSeries(current => ({ ...current, [prior.study_uid]: found }));
+  };
+  const show = (target: SeriesRef, beside: boolean) => {
+    setShown(target.series);
+    setChosen(current => ({ target, beside, serial: (current?.serial ?? 0) + 1 }));
+  };
+
   if (request.modality === 'ECG') {
     return (
       <section class="reading ecg-reading">
@@ -93,46 +117,88 @@ function ReadingRoom(props: {
       </section>
     );
   }
+
+  const sexAge = [request.patient_sex ? t(`sex.${request.patient_sex as 'M' | 'F' | 'O'}`) : '', age(request.patient_age, locale)].filter(Boolean);
+  const studyDates = new Map<string, string | null>([[study, request.study_date], ...(priors ?? []).map(p => [p.study_uid, p.study_date] as const)]);
+  const overlayFor = (uid: string) => ({
+    patient: personName(request.patient_name, locale),
+    details: [...sexAge, request.patient_id ?? ''].filter(Boolean).join(' · '),
+    studyDate: dicomDate(studyDates.get(uid) ?? null, locale) + (uid === study ? '' : ` · ${t('viewer.priors')}`),
+  });
+  const seriesOrder: SeriesRef[] = [
+    ...series.map(s => ({ study, series: s.uid })),
+    ...Object.entries(priorSeries).flatMap(([uid, list]) => list.map(s => ({ study: uid, series: s.uid }))),
+  ];
+  const keyImages =
+    report.view.editable && report.text ? { study, marked: report.text.key_images, max: MAX_KEY_IMAGES, toggle: report.toggleKeyImage } : undefined;
+  const first = series[0];
+
   return (
     <section class="reading">
       <aside class="series-strip" aria-label={t('viewer.seriesList')}>
-        {series.map((s, i) => (
-          <button
-            type="button"
-            key={s.uid}
-            class={i === chosen ? 'series-card active' : 'series-card'}
-            aria-pressed={i === chosen}
-            onClick={() => setChosen(i)}
-          >
-            <img
-              src={`/dicom-web/studies/${encodeURIComponent(request.study_uid ?? '')}/series/${encodeURIComponent(s.uid)}/thumbnail?viewport=128,128`}
-              alt=""
-              loading="lazy"
-            />
-            <span class="series-label">
-              <span class="modality">{s.modality}</span> {s.number !== null ? `#${s.number}` : ''}
-            </span>
-            <span class="series-description">{s.description}</span>
-            {s.instances !== null && <span class="muted small">{t('viewer.images', { n: s.instances })}</span>}
-          </button>
+        <h2 class="strip-heading">{t('viewer.current')}</h2>
+        {series.map(s => (
+          <SeriesCard key={s.uid} study={study} series={s} active={shown === s.uid} onChoose={() => show({ study, series: s.uid }, false)} />
         ))}
         {series.length === 0 && <p class="muted">{t('worklist.images_missing')}</p>}
+        <h2 class="strip-heading">{t('viewer.priors')}</h2>
+        {priors?.length === 0 && <p class="muted small">{t('viewer.noPriors')}</p>}
+        {priors?.map(prior => (
+          <details key={prior.study_uid} class="prior" data-prior={prior.study_uid} onToggle={e => e.currentTarget.open && void openPrior(prior)}>
+            <summary>
+              <span>{dicomDate(prior.study_date, locale)}</span>
+              <span class="series-description">
+                <span class="modality">{prior.modalities}</span> {prior.description}
+              </span>
+            </summary>
+            {(priorSeries[prior.study_uid] ?? []).map(s => (
+              <SeriesCard
+                key={s.uid}
+                study={prior.study_uid}
+                series={s}
+                active={shown === s.uid}
+                onChoose={() => show({ study: prior.study_uid, series: s.uid }, true)}
+                beside
+              />
+            ))}
+          </details>
+        ))}
       </aside>
-      {current && request.study_uid && (
-        <StackViewer
-          study={request.study_uid}
-          series={current.uid}
-          onSeriesStep={step}
-          {...(keyImages ? { keyImages } : {})}
-          overlay={{
-            patient: personName(request.patient_name, locale),
-            details: [...sexAge, request.patient_id ?? ''].filter(Boolean).join(' · '),
-            studyDate: dicomDate(request.study_date, locale),
-          }}
-        />
+      {first && study && (
+        <ViewerGrid initial={{ study, series: first.uid }} seriesOrder={seriesOrder} overlayFor={overlayFor} keyImages={keyImages} request={chosen} />
       )}
       <ReportPanel report={report} onReleased={() => location.route('/')} />
     </section>
+  );
+}
+
+/** A series in the strip: a click shows it (a prior's beside the current images); it can be dragged to any viewport. */
+function SeriesCard(props: { study: string; series: SeriesSummary; active: boolean; onChoose: () => void; beside?: boolean }) {
+  const { t } = useApp();
+  const s = props.series;
+  return (
+    <button
+      type="button"
+      class={props.active ? 'series-card active' : 'series-card'}
+      aria-pressed={props.active}
+      draggable
+      data-series={s.uid}
+      title={props.beside ? t('viewer.openBeside') : undefined}
+      onDragStart={event => event.dataTransfer?.setData(SERIES_DRAG_TYPE, JSON.stringify({ study: props.study, series: s.uid }))}
+      onClick={props.onChoose}
+    >
+      <img
+        src={`/dicom-web/studies/${encodeURIComponent(props.study)}/series/${encodeURIComponent(s.uid)}/thumbnail?viewport=128,128`}
+        alt=""
+        loading="lazy"
+        draggable={false}
+      />
+      <span class="series-label">
+        <span class="modality">{s.modality}</span> {s.number !== null ? `#${s.number}` : ''}
+      </span>
+      <span class="series-description">{s.description}</span>
+      {s.instances !== null && <span class="muted small">{t('viewer.images', { n: s.instances })}</span>}
+    </button>
   );
 }
 
