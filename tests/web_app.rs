@@ -29,6 +29,22 @@ fn web_app_toolchain() -> Option<PathBuf> {
     .then_some(dist)
 }
 
+/// Runs `tests/web_app/<script>` with `args` against `server`, its
+/// screenshots kept in `target/tmp/web_app`; what it observed, as JSON.
+fn journey(server: &Server, script: &str, args: &[&str]) -> serde_json::Value {
+    let screenshots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("web_app");
+    let output = Command::new("node")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/web_app").join(script))
+        .args(["--url", &format!("http://127.0.0.1:{}", server.http_port)])
+        .args(["--screenshots", screenshots.to_str().unwrap()])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{script} failed: {}\n{}", String::from_utf8_lossy(&output.stderr), server.log());
+    eprintln!("{script}: screenshots in {}", screenshots.display());
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
 /// A one-slice CT whose Patient Name is HTML, as a careless or hostile
 /// sender could write it (UTF-8).
 fn hostile_ct(dir: &Path) -> Vec<CorpusFile> {
@@ -122,18 +138,9 @@ fn readers_sign_in_claim_from_the_pool_and_patient_text_stays_text() {
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
 
-    let screenshots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("web_app");
-    let output = Command::new("node")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/web_app/reading_room.mjs"))
-        .args(["--url", &format!("http://127.0.0.1:{port}")])
-        .args(["--reader", &format!("demo_radiologist:{password}")])
-        .args(["--second", &format!("demo_reviewer:{}", server.demo_password("demo_reviewer"))])
-        .args(["--claim", HOSTILE_NAME, "--screenshots", screenshots.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "reading_room.mjs failed: {}\n{}", String::from_utf8_lossy(&output.stderr), server.log());
-    let seen: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    eprintln!("screenshots in {}", screenshots.display());
+    let second = format!("demo_reviewer:{}", server.demo_password("demo_reviewer"));
+    let reader = format!("demo_radiologist:{password}");
+    let seen = journey(&server, "reading_room.mjs", &["--reader", &reader, "--second", &second, "--claim", HOSTILE_NAME]);
     let step = |name: &str| seen["steps"][name].clone();
 
     assert_eq!(step("loginTitle"), "登录");
@@ -153,6 +160,7 @@ fn readers_sign_in_claim_from_the_pool_and_patient_text_stays_text() {
     assert!(step("landedOn").as_str().unwrap().starts_with("/read/"), "the winner opens the case: {seen}");
     assert_eq!(step("afterClaimTab"), "我的");
     assert_eq!(step("mineRowState"), "阅片中", "opening the case starts the reading");
+    assert!(step("backInOtherPoolMs").as_u64().unwrap() <= 2000, "a released case returns to the pool at once: {seen}");
     // Reading the demo CT: drawn, 24 slices; scrolling, dragging the window
     // and the lung preset each change what is on screen.
     let lit = |name: &str| step(name)["lit"].as_f64().unwrap_or(0.0);
@@ -195,21 +203,14 @@ fn a_report_is_written_signed_cosigned_and_the_hospital_downloads_it() {
     let Some(dist) = web_app_toolchain() else { return };
     let mut server = Server::new();
     server.start_demo(&[("TELEDIAG_WEB_APP", dist.to_str().unwrap())]);
-    let port = server.http_port;
-    let screenshots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("web_app");
     let pdf = server.dir.path().join("downloaded.pdf");
     let credentials = |user: &str| format!("{user}:{}", server.demo_password(user));
-    let output = Command::new("node")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/web_app/report_flow.mjs"))
-        .args(["--url", &format!("http://127.0.0.1:{port}")])
-        .args(["--reader", &credentials("demo_radiologist"), "--reviewer", &credentials("demo_reviewer")])
-        .args(["--site", &credentials("demo_site"), "--exam", "胸部CT平扫"])
-        .args(["--screenshots", screenshots.to_str().unwrap(), "--pdf", pdf.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "report_flow.mjs failed: {}\n{}", String::from_utf8_lossy(&output.stderr), server.log());
-    let seen: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    eprintln!("screenshots in {}", screenshots.display());
+    let (reader, reviewer, site) = (credentials("demo_radiologist"), credentials("demo_reviewer"), credentials("demo_site"));
+    let seen = journey(
+        &server,
+        "report_flow.mjs",
+        &["--reader", &reader, "--reviewer", &reviewer, "--site", &site, "--exam", "胸部CT平扫", "--pdf", pdf.to_str().unwrap()],
+    );
     let step = |name: &str| seen["steps"][name].clone();
 
     // The winner of the claim is in the case, with the chest CT template's draft.
@@ -241,6 +242,7 @@ fn a_report_is_written_signed_cosigned_and_the_hospital_downloads_it() {
     // A registration ahead of the images.
     assert!(step("registered").as_str().unwrap().contains("DX20261205001"), "{seen}");
     assert_eq!(step("registeredRow")["status"], "received");
+    assert_eq!(step("siteStatusEnglish"), "Printed");
     assert_eq!(seen["dialogs"], serde_json::json!([]), "{seen}");
     assert_eq!(seen["errors"], serde_json::json!([]), "{seen}");
 }
@@ -257,16 +259,7 @@ fn an_ecg_doctor_measures_rr_with_calipers_and_signs() {
     let Some(dist) = web_app_toolchain() else { return };
     let mut server = Server::new();
     server.start_demo(&[("TELEDIAG_WEB_APP", dist.to_str().unwrap())]);
-    let screenshots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("web_app");
-    let output = Command::new("node")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/web_app/ecg_reading.mjs"))
-        .args(["--url", &format!("http://127.0.0.1:{}", server.http_port)])
-        .args(["--reader", &format!("demo_ecg:{}", server.demo_password("demo_ecg"))])
-        .args(["--screenshots", screenshots.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "ecg_reading.mjs failed: {}\n{}", String::from_utf8_lossy(&output.stderr), server.log());
-    let seen: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let seen = journey(&server, "ecg_reading.mjs", &["--reader", &format!("demo_ecg:{}", server.demo_password("demo_ecg"))]);
     let step = |name: &str| seen["steps"][name].clone();
 
     assert!(step("paperLit").as_f64().unwrap() > 0.005, "the traces are drawn: {seen}");
@@ -309,16 +302,8 @@ fn an_administrator_runs_the_centre_from_the_browser() {
     let Some(dist) = web_app_toolchain() else { return };
     let mut server = Server::new();
     server.start_demo(&[("TELEDIAG_WEB_APP", dist.to_str().unwrap())]);
-    let screenshots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("web_app");
-    let output = Command::new("node")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/web_app/administration.mjs"))
-        .args(["--url", &format!("http://127.0.0.1:{}", server.http_port)])
-        .args(["--admin", &format!("admin:{ADMIN_PASSWORD}"), "--site-name", telediag_sample_data::DEMO_INSTITUTION])
-        .args(["--screenshots", screenshots.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "administration.mjs failed: {}\n{}", String::from_utf8_lossy(&output.stderr), server.log());
-    let seen: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let admin = format!("admin:{ADMIN_PASSWORD}");
+    let seen = journey(&server, "administration.mjs", &["--admin", &admin, "--site-name", telediag_sample_data::DEMO_INSTITUTION]);
     let step = |name: &str| seen["steps"][name].clone();
 
     assert_eq!(step("landedOn"), "/", "an administrator who reads nothing lands in administration");
@@ -421,20 +406,14 @@ fn priors_link_cine_plays_and_projection_rois_are_at_the_detector() {
     let cr = request_where(port, &token, "the demo CR", is("CR", "DEMO0002"));
     let mono1 = mono1.map(|()| request_where(port, &token, "RG1_UNCR", |r| r["patient_id"] == "9RG1"));
 
-    let screenshots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("web_app");
-    let mut command = Command::new("node");
-    command
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/web_app/image_reading.mjs"))
-        .args(["--url", &format!("http://127.0.0.1:{port}")])
-        .args(["--reader", &format!("demo_radiologist:{}", server.demo_password("demo_radiologist"))])
-        .args(["--screenshots", screenshots.to_str().unwrap()])
-        .args(["--ct", &ct.to_string(), "--us", &us.to_string(), "--cr", &cr.to_string()]);
-    if let Some(id) = mono1 {
-        command.args(["--mono1", &id.to_string()]);
+    let reader = format!("demo_radiologist:{}", server.demo_password("demo_radiologist"));
+    let (ct, us, cr) = (ct.to_string(), us.to_string(), cr.to_string());
+    let mono1_id = mono1.map(|id| id.to_string()).unwrap_or_default();
+    let mut args = vec!["--reader", &reader, "--ct", &ct, "--us", &us, "--cr", &cr];
+    if mono1.is_some() {
+        args.extend(["--mono1", mono1_id.as_str()]);
     }
-    let output = command.output().unwrap();
-    assert!(output.status.success(), "image_reading.mjs failed: {}\n{}", String::from_utf8_lossy(&output.stderr), server.log());
-    let seen: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let seen = journey(&server, "image_reading.mjs", &args);
     let step = |name: &str| seen["steps"][name].clone();
 
     // The prior, beside the current study, followed it while linked and not after.

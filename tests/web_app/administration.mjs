@@ -9,51 +9,21 @@
 //
 // Prints one JSON object of observations.
 
-import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+import { credentials, launch, main, observations, parseArgs, run, screenshots, signIn, watch } from './browser.mjs';
 
-function parseArgs(argv) {
-  const args = {};
-  for (let i = 0; i < argv.length; i += 2) args[argv[i].replace(/^--/, '')] = argv[i + 1];
-  for (const required of ['url', 'admin', 'site-name', 'screenshots']) {
-    if (!args[required]) throw new Error(`--${required} is required`);
-  }
-  return args;
-}
-
-async function main() {
-  const args = parseArgs(process.argv.slice(2));
-  await mkdir(args.screenshots, { recursive: true });
-  const at = args.admin.indexOf(':');
-  const admin = { username: args.admin.slice(0, at), password: args.admin.slice(at + 1) };
-  const seen = { errors: [], dialogs: [], steps: {} };
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-    args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking', '--no-first-run'],
-  });
+main(async () => {
+  const args = parseArgs(process.argv.slice(2), ['url', 'admin', 'site-name', 'screenshots']);
+  const admin = credentials(args.admin);
+  const seen = observations();
+  const browser = await launch();
   const context = await browser.newContext({ locale: 'zh-CN', viewport: { width: 1366, height: 768 } });
-  const page = await context.newPage();
-  page.on('dialog', dialog => {
-    // Removing a hospital asks first; nothing else may open a dialog.
-    seen.dialogs.push(dialog.message());
-    void dialog.accept();
-  });
-  page.on('console', message => {
-    // The refused hospital is an expected 409 in the console.
-    if (message.type() === 'error' && !/\b(401|409)\b/.test(message.text())) seen.errors.push(message.text().slice(0, 300));
-  });
-  page.on('pageerror', error => seen.errors.push(String(error).slice(0, 300)));
-  page.on('response', response => {
-    if (response.status() >= 500) seen.errors.push(`${response.status()} ${response.url()}`);
-  });
-  const shot = name => page.screenshot({ path: join(args.screenshots, `${name}.png`), fullPage: true });
+  // Removing a hospital asks first (accepted); the refused hospital is an expected 409.
+  const page = watch(await context.newPage(), seen, { expected: [401, 409], acceptDialogs: true });
+  const save = await screenshots(args.screenshots);
+  const shot = name => save(page, name, true);
   const counter = (site, key) => page.locator(`tr[data-site="${site}"] [data-counter=${key}]`).textContent();
-  try {
-    await page.goto(`${args.url}/`);
-    await page.locator('input[name=username]').fill(admin.username);
-    await page.locator('input[name=password]').fill(admin.password);
-    await page.locator('button[type=submit]').click();
+  await run(browser, seen, () => shot('admin-failure'), async () => {
+    await signIn(page, args.url, admin);
 
     // The dashboard, live: a registration made elsewhere shows without a reload.
     await page.locator(`tr[data-site="${args['site-name']}"]`).waitFor({ timeout: 30_000 });
@@ -84,9 +54,13 @@ async function main() {
     await dongshan.getByLabel('单签').check();
     await page.locator('.notice', { hasText: '已保存' }).waitFor();
     await dongshan.getByLabel('分配方式').selectOption('auto');
-    await page.waitForTimeout(300);
-    const sites = await (await page.request.get(`${args.url}/api/sites`)).json();
-    seen.steps.site = sites.find(s => s.name === '东山县人民医院');
+    // What the centre now holds, once both changes have reached it.
+    for (let tries = 0; tries < 50; tries++) {
+      const sites = await (await page.request.get(`${args.url}/api/sites`)).json();
+      seen.steps.site = sites.find(s => s.name === '东山县人民医院');
+      if (seen.steps.site?.assignment_mode === 'auto' && seen.steps.site?.single_signature) break;
+      await page.waitForTimeout(100);
+    }
     // A bad AE title is refused with the centre's reason.
     await page.locator('input[name=site_name]').fill('坏医院');
     await page.locator('input[name=ae_titles]').fill('THIS_AE_TITLE_IS_TOO_LONG');
@@ -107,7 +81,7 @@ async function main() {
     await editor.getByLabel('CT', { exact: true }).check();
     await editor.locator('fieldset', { hasText: '可读医院' }).getByLabel('东山县人民医院').check();
     await editor.getByRole('button', { name: '保存阅片资质' }).click();
-    await page.locator('.notice', { hasText: 'zhou' }).waitFor();
+    await page.locator('tr[data-user=zhou] td', { hasText: 'CT · ' }).waitFor();
     seen.steps.credentials = await page.locator('tr[data-user=zhou] td').nth(4).textContent();
     await editor.getByRole('button', { name: '停用' }).click();
     await page.locator('tr[data-user=zhou]', { hasText: '已停用' }).waitFor();
@@ -142,17 +116,5 @@ async function main() {
       await shot(`en-admin-${name}`);
     }
     seen.steps.englishTabs = await page.locator('[role=tab]').allTextContents();
-  } catch (error) {
-    await shot('admin-failure').catch(() => {});
-    process.stderr.write(`errors: ${JSON.stringify(seen.errors)}\nsteps: ${JSON.stringify(seen.steps)}\n`);
-    throw error;
-  } finally {
-    await browser.close();
-  }
-  process.stdout.write(`${JSON.stringify(seen, null, 1)}\n`);
-}
-
-main().catch(error => {
-  process.stderr.write(`${error.stack ?? error}\n`);
-  process.exit(1);
+  });
 });

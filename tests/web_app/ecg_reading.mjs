@@ -6,52 +6,23 @@
 // samples.
 //
 //   node tests/web_app/ecg_reading.mjs --url http://127.0.0.1:8080 \
-//     --reader demo_ecg:PW --screenshots DIR --locale zh-CN
+//     --reader demo_ecg:PW --screenshots DIR
 //
 // Prints one JSON object of observations.
 
-import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+import { credentials, launch, main, observations, parseArgs, run, screenshots, signIn, watch } from './browser.mjs';
 
-function parseArgs(argv) {
-  const args = { locale: 'zh-CN' };
-  for (let i = 0; i < argv.length; i += 2) args[argv[i].replace(/^--/, '')] = argv[i + 1];
-  for (const required of ['url', 'reader', 'screenshots']) {
-    if (!args[required]) throw new Error(`--${required} is required`);
-  }
-  return args;
-}
-
-async function main() {
-  const args = parseArgs(process.argv.slice(2));
-  await mkdir(args.screenshots, { recursive: true });
-  const at = args.reader.indexOf(':');
-  const reader = { username: args.reader.slice(0, at), password: args.reader.slice(at + 1) };
-  const seen = { errors: [], dialogs: [], steps: {} };
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-    args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking', '--no-first-run'],
-  });
+main(async () => {
+  const args = parseArgs(process.argv.slice(2), ['url', 'reader', 'screenshots']);
+  const reader = credentials(args.reader);
+  const seen = observations();
+  const browser = await launch();
   const context = await browser.newContext({ locale: 'zh-CN', viewport: { width: 1366, height: 768 } });
-  const page = await context.newPage();
-  page.on('dialog', dialog => {
-    seen.dialogs.push(dialog.message());
-    void dialog.dismiss();
-  });
-  page.on('console', message => {
-    if (message.type() === 'error' && !/\b401\b/.test(message.text())) seen.errors.push(message.text().slice(0, 300));
-  });
-  page.on('pageerror', error => seen.errors.push(String(error).slice(0, 300)));
-  page.on('response', response => {
-    if (response.status() >= 500) seen.errors.push(`${response.status()} ${response.url()}`);
-  });
-  const shot = name => page.screenshot({ path: join(args.screenshots, `${name}.png`) });
-  try {
-    await page.goto(`${args.url}/`);
-    await page.locator('input[name=username]').fill(reader.username);
-    await page.locator('input[name=password]').fill(reader.password);
-    await page.locator('button[type=submit]').click();
+  const page = watch(await context.newPage(), seen);
+  const save = await screenshots(args.screenshots);
+  const shot = name => save(page, name);
+  await run(browser, seen, () => shot('ecg-failure'), async () => {
+    await signIn(page, args.url, reader);
     await page.getByRole('tab', { name: '待抢单' }).click();
     const row = page.locator('tr', { hasText: 'ECG' }).first();
     await row.waitFor({ timeout: 30_000 });
@@ -150,17 +121,5 @@ async function main() {
     await page.getByRole('button', { name: 'Co-sign as reviewer' }).or(page.locator('.ecg-measurements')).first().waitFor();
     await page.waitForTimeout(300);
     await shot('en-ecg');
-  } catch (error) {
-    await shot('ecg-failure').catch(() => {});
-    process.stderr.write(`errors: ${JSON.stringify(seen.errors)}\nsteps: ${JSON.stringify(seen.steps)}\n`);
-    throw error;
-  } finally {
-    await browser.close();
-  }
-  process.stdout.write(`${JSON.stringify(seen, null, 1)}\n`);
-}
-
-main().catch(error => {
-  process.stderr.write(`${error.stack ?? error}\n`);
-  process.exit(1);
+  });
 });

@@ -15,46 +15,17 @@
 //
 // Prints one JSON object of observations.
 
-import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+import { credentials, launch, main, observations, parseArgs, run, screenshots, settled, signIn, watch } from './browser.mjs';
 
-function parseArgs(argv) {
-  const args = {};
-  for (let i = 0; i < argv.length; i += 2) args[argv[i].replace(/^--/, '')] = argv[i + 1];
-  for (const required of ['url', 'reader', 'screenshots', 'ct', 'us', 'cr']) {
-    if (!args[required]) throw new Error(`--${required} is required`);
-  }
-  return args;
-}
-
-async function main() {
-  const args = parseArgs(process.argv.slice(2));
-  await mkdir(args.screenshots, { recursive: true });
-  const at = args.reader.indexOf(':');
-  const reader = { username: args.reader.slice(0, at), password: args.reader.slice(at + 1) };
-  const seen = { errors: [], dialogs: [], steps: {} };
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-    args: [
-      '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking', '--no-first-run',
-      '--use-angle=swiftshader', '--enable-unsafe-swiftshader',
-    ],
-  });
+main(async () => {
+  const args = parseArgs(process.argv.slice(2), ['url', 'reader', 'screenshots', 'ct', 'us', 'cr']);
+  const reader = credentials(args.reader);
+  const seen = observations();
+  const browser = await launch();
   const context = await browser.newContext({ locale: 'zh-CN', viewport: { width: 1366, height: 768 } });
-  const page = await context.newPage();
-  page.on('dialog', dialog => {
-    seen.dialogs.push(dialog.message());
-    void dialog.dismiss();
-  });
-  page.on('console', message => {
-    if (message.type() === 'error' && !/\b401\b/.test(message.text())) seen.errors.push(message.text().slice(0, 300));
-  });
-  page.on('pageerror', error => seen.errors.push(String(error).slice(0, 300)));
-  page.on('response', response => {
-    if (response.status() >= 500) seen.errors.push(`${response.status()} ${response.url()}`);
-  });
-  const shot = name => page.screenshot({ path: join(args.screenshots, `${name}.png`) });
+  const page = watch(await context.newPage(), seen);
+  const save = await screenshots(args.screenshots);
+  const shot = name => save(page, name);
   const index = viewport => page.locator(`[data-viewport=${viewport}] .overlay.bottom-left`).getAttribute('data-image-index');
   const drawn = viewport =>
     page.waitForFunction(
@@ -70,12 +41,8 @@ async function main() {
     await page.goto(`${args.url}/read/${id}`);
     await drawn('viewport-0');
   };
-  try {
-    await page.goto(`${args.url}/`);
-    await page.locator('input[name=username]').fill(reader.username);
-    await page.locator('input[name=password]').fill(reader.password);
-    await page.locator('button[type=submit]').click();
-    await page.locator('.top-bar').waitFor();
+  await run(browser, seen, () => shot('image-failure'), async () => {
+    await signIn(page, args.url, reader);
 
     // The CT, its prior opened beside it, the two linked.
     await openRequest(args.ct);
@@ -98,6 +65,7 @@ async function main() {
     await page.waitForTimeout(400);
     await shot('zh-CN-reading-ct-prior-linked');
     await page.getByRole('button', { name: '同步' }).click();
+    await page.locator('button[aria-pressed=false]', { hasText: '同步' }).waitFor();
     for (let i = 0; i < 3; i++) await page.keyboard.press('ArrowDown');
     await page.waitForTimeout(400);
     seen.steps.unlinked = { current: await index('viewport-0'), prior: await index('viewport-1') };
@@ -161,13 +129,7 @@ async function main() {
     await page.mouse.up();
     const roi = page.locator('.measurements li[data-kind=rectangle]');
     await roi.waitFor({ timeout: 10_000 });
-    let settled = null;
-    for (let tries = 0; tries < 50; tries++) {
-      await page.waitForTimeout(200);
-      const area = await roi.getAttribute('data-area');
-      if (area === settled) break;
-      settled = area;
-    }
+    await settled(page, roi, 'data-area');
     seen.steps.roi = {
       area: Number(await roi.getAttribute('data-area')),
       mean: Number(await roi.getAttribute('data-value')),
@@ -237,17 +199,5 @@ async function main() {
     await page.keyboard.press('?');
     await page.waitForTimeout(500);
     await shot('en-reading-help');
-  } catch (error) {
-    await shot('image-failure').catch(() => {});
-    process.stderr.write(`errors: ${JSON.stringify(seen.errors)}\nsteps: ${JSON.stringify(seen.steps)}\n`);
-    throw error;
-  } finally {
-    await browser.close();
-  }
-  process.stdout.write(`${JSON.stringify(seen, null, 1)}\n`);
-}
-
-main().catch(error => {
-  process.stderr.write(`${error.stack ?? error}\n`);
-  process.exit(1);
+  });
 });

@@ -12,49 +12,17 @@
 // that opened (a script injected through patient text would open one),
 // console errors and refused requests.
 
-import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+import { credentials, launch, main, observations, parseArgs, run, screenshots, settled, watch } from './browser.mjs';
 
-function parseArgs(argv) {
-  const args = {};
-  for (let i = 0; i < argv.length; i += 2) args[argv[i].replace(/^--/, '')] = argv[i + 1];
-  for (const required of ['url', 'reader', 'second', 'claim', 'screenshots']) {
-    if (!args[required]) throw new Error(`--${required} is required`);
-  }
-  return args;
-}
-
-const split = credentials => {
-  const at = credentials.indexOf(':');
-  return { username: credentials.slice(0, at), password: credentials.slice(at + 1) };
-};
-
-async function main() {
-  const args = parseArgs(process.argv.slice(2));
-  await mkdir(args.screenshots, { recursive: true });
-  const seen = { dialogs: [], errors: [], eventStreams: [], steps: {} };
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-    args: [
-      '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking', '--disable-quic',
-      '--no-first-run', '--use-angle=swiftshader', '--enable-unsafe-swiftshader',
-    ],
-  });
+main(async () => {
+  const args = parseArgs(process.argv.slice(2), ['url', 'reader', 'second', 'claim', 'screenshots']);
+  const seen = { ...observations(), eventStreams: [] };
+  const browser = await launch();
   const open = async (locale, width = 1366, height = 768, deviceScaleFactor = 1) => {
     const context = await browser.newContext({ locale, viewport: { width, height }, deviceScaleFactor });
-    const page = await context.newPage();
-    page.on('dialog', dialog => {
-      seen.dialogs.push(dialog.message());
-      void dialog.dismiss();
-    });
-    page.on('console', message => {
-      // A wrong password is an expected 401 in the console.
-      if (message.type() === 'error' && !message.text().includes('401')) seen.errors.push(message.text().slice(0, 300));
-    });
-    page.on('pageerror', error => seen.errors.push(String(error).slice(0, 300)));
+    // A wrong password is an expected 401 in the console.
+    const page = watch(await context.newPage(), seen);
     page.on('response', response => {
-      if (response.status() >= 500) seen.errors.push(`${response.status()} ${response.url()}`);
       if (new URL(response.url()).pathname === '/api/events') {
         seen.eventStreams.push(`${response.status()} ${response.headers()['content-type']}`);
       }
@@ -81,17 +49,19 @@ async function main() {
       return { sum, lit: lit / (data.length / 4) };
     });
   const overlay = async (page, selector, attribute) => page.locator(`.overlay.${selector}`).getAttribute(attribute);
-  const shot = (page, name) => page.screenshot({ path: join(args.screenshots, `${name}.png`), fullPage: true });
-  const signIn = async (page, credentials) => {
-    await page.locator('input[name=username]').fill(credentials.username);
-    await page.locator('input[name=password]').fill(credentials.password);
+  const save = await screenshots(args.screenshots);
+  const shot = (page, name) => save(page, name, true);
+  /** Fills the login form on the page as it is (a wrong password stays on it). */
+  const signIn = async (page, who) => {
+    await page.locator('input[name=username]').fill(who.username);
+    await page.locator('input[name=password]').fill(who.password);
     await page.locator('button[type=submit]').click();
   };
 
   let current = null;
-  try {
-    const reader = split(args.reader);
-    const second = split(args.second);
+  await run(browser, seen, () => (current ? shot(current, 'failure') : Promise.resolve()), async () => {
+    const reader = credentials(args.reader);
+    const second = credentials(args.second);
 
     // A browser preferring Chinese gets Chinese. One wrong password first.
     const { page } = await open('zh-CN');
@@ -145,6 +115,19 @@ async function main() {
     seen.steps.mineRowState = await page.locator('tr', { hasText: args.claim }).locator('td').nth(6).textContent();
     await shot(page, 'zh-CN-worklist-claimed');
     await shot(other.page, 'zh-CN-worklist-other-reader');
+
+    // Released from the case: back in the other reader's pool, without a reload.
+    await page.locator('tr', { hasText: args.claim }).getByRole('link', { name: '阅片' }).click();
+    await page.getByRole('button', { name: '放回抢单池' }).click();
+    const releasedAt = Date.now();
+    await page.waitForURL(url => new URL(url).pathname === '/');
+    await other.page.locator('tr', { hasText: args.claim }).waitFor({ timeout: 10_000 });
+    seen.steps.backInOtherPoolMs = Date.now() - releasedAt;
+    // Claimed again, to read on as before.
+    await page.getByRole('tab', { name: '待抢单' }).click();
+    await page.locator('tr', { hasText: args.claim }).getByRole('button', { name: '抢单' }).click();
+    await page.waitForURL(/\/read\/\d+$/);
+    await page.goto(`${args.url}/`);
 
     // Reading the demo CT: the first image drawn, the stack scrolled, the window dragged, the lung preset.
     await page.getByRole('tab', { name: '全部' }).click();
@@ -205,15 +188,8 @@ async function main() {
     await page.mouse.up();
     const length = page.locator('.measurements li[data-kind=length]');
     await length.waitFor({ timeout: 10_000 });
-    // Cornerstone updates a measurement's statistics throttled while it is
-    // drawn: wait for the value to settle after the mouse is released.
-    let settled = null;
-    for (let tries = 0; tries < 50; tries++) {
-      await page.waitForTimeout(200);
-      const value = await length.getAttribute('data-value');
-      if (value === settled) break;
-      settled = value;
-    }
+    // Read once Cornerstone's throttled statistics have settled.
+    await settled(page, length, 'data-value');
     seen.steps.length = {
       value: Number(await length.getAttribute('data-value')),
       unit: await length.getAttribute('data-unit'),
@@ -227,6 +203,7 @@ async function main() {
     await page.getByRole('button', { name: '语言' }).click();
     await page.getByRole('tab', { name: 'Mine' }).waitFor();
     await page.reload();
+    await page.locator('[role=tab]').first().waitFor();
     seen.steps.tabsAfterReload = await page.locator('[role=tab]').allTextContents();
     await page.locator('tr', { hasText: args.claim }).waitFor();
     await shot(page, 'en-worklist-mine');
@@ -257,18 +234,5 @@ async function main() {
     await page.goto(`${args.url}/no/such/page`);
     await signIn(page, reader);
     seen.steps.deepLink = await page.locator('.empty-page p').textContent();
-  } catch (error) {
-    // What the page showed and logged when a step failed.
-    if (current) await shot(current, 'failure').catch(() => {});
-    process.stderr.write(`page errors: ${JSON.stringify(seen.errors, null, 1)}\n`);
-    throw error;
-  } finally {
-    await browser.close();
-  }
-  process.stdout.write(`${JSON.stringify(seen, null, 1)}\n`);
-}
-
-main().catch(error => {
-  process.stderr.write(`${error.stack ?? error}\n`);
-  process.exit(1);
+  });
 });

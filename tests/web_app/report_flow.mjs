@@ -13,69 +13,27 @@
 //
 // Prints one JSON object of observations.
 
-import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+import { credentials, launch, main, observations, parseArgs, run, screenshots, signIn as signInAt, watch } from './browser.mjs';
 
-function parseArgs(argv) {
-  const args = {};
-  for (let i = 0; i < argv.length; i += 2) args[argv[i].replace(/^--/, '')] = argv[i + 1];
-  for (const required of ['url', 'reader', 'reviewer', 'site', 'exam', 'screenshots', 'pdf']) {
-    if (!args[required]) throw new Error(`--${required} is required`);
-  }
-  return args;
-}
-
-const split = credentials => {
-  const at = credentials.indexOf(':');
-  return { username: credentials.slice(0, at), password: credentials.slice(at + 1) };
-};
-
-async function main() {
-  const args = parseArgs(process.argv.slice(2));
-  await mkdir(args.screenshots, { recursive: true });
-  const seen = { dialogs: [], errors: [], steps: {} };
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-    args: [
-      '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking', '--disable-quic',
-      '--no-first-run', '--use-angle=swiftshader', '--enable-unsafe-swiftshader',
-    ],
-  });
-  const watch = page => {
-    page.on('dialog', dialog => {
-      seen.dialogs.push(dialog.message());
-      void dialog.dismiss();
-    });
-    page.on('console', message => {
-      // Refusals the flow provokes (a wrong password, a conflicting save) are expected in the console.
-      if (message.type() === 'error' && !/\b(401|403|409)\b/.test(message.text())) seen.errors.push(message.text().slice(0, 300));
-    });
-    page.on('pageerror', error => seen.errors.push(String(error).slice(0, 300)));
-    page.on('response', response => {
-      if (response.status() >= 500) seen.errors.push(`${response.status()} ${response.url()}`);
-    });
-    return page;
-  };
+main(async () => {
+  const args = parseArgs(process.argv.slice(2), ['url', 'reader', 'reviewer', 'site', 'exam', 'screenshots', 'pdf']);
+  const seen = observations();
+  const browser = await launch();
+  // Refusals the flow provokes (a wrong password, a conflicting save) are expected in the console.
+  const expected = { expected: [401, 403, 409] };
   const open = async (locale, width = 1366, height = 768) => {
     const context = await browser.newContext({ locale, viewport: { width, height }, acceptDownloads: true });
-    return { context, page: watch(await context.newPage()) };
+    return { context, page: watch(await context.newPage(), seen, expected) };
   };
-  const shot = (page, name) => page.screenshot({ path: join(args.screenshots, `${name}.png`) });
-  const signIn = async (page, credentials) => {
-    await page.goto(`${args.url}/`);
-    await page.locator('input[name=username]').fill(credentials.username);
-    await page.locator('input[name=password]').fill(credentials.password);
-    await page.locator('button[type=submit]').click();
-    await page.locator('.top-bar').waitFor();
-  };
+  const shot = await screenshots(args.screenshots);
+  const signIn = (page, who) => signInAt(page, args.url, who);
   const saved = page => page.locator('[data-save-status=saved]').waitFor({ timeout: 15_000 });
 
   let current = null;
-  try {
-    const reader = split(args.reader);
-    const reviewer = split(args.reviewer);
-    const site = split(args.site);
+  await run(browser, seen, () => (current ? shot(current, 'failure') : Promise.resolve()), async () => {
+    const reader = credentials(args.reader);
+    const reviewer = credentials(args.reviewer);
+    const site = credentials(args.site);
 
     // The radiologist claims the CT from the pool and lands in it, with the template's draft.
     const { context: readerContext, page } = await open('zh-CN');
@@ -117,7 +75,7 @@ async function main() {
     await shot(page, 'zh-CN-report-draft');
 
     // Another tab of the same reader saves first: this tab's next save is a conflict, not an overwrite.
-    const otherTab = watch(await readerContext.newPage());
+    const otherTab = watch(await readerContext.newPage(), seen, expected);
     await otherTab.goto(readUrl);
     await otherTab.locator('#report-findings').waitFor({ timeout: 30_000 });
     await otherTab.locator('#report-findings').fill('右肺上叶见一结节影，直径约 8 mm，边缘光整，邻近胸膜未见牵拉。');
@@ -217,17 +175,14 @@ async function main() {
     await registered.waitFor();
     seen.steps.registeredRow = { status: await registered.getAttribute('data-status'), text: await registered.textContent() };
     await shot(county, 'zh-CN-site-registered');
-  } catch (error) {
-    if (current) await shot(current, 'failure').catch(() => {});
-    process.stderr.write(`page errors: ${JSON.stringify(seen.errors, null, 1)}\nsteps: ${JSON.stringify(seen.steps, null, 1)}\n`);
-    throw error;
-  } finally {
-    await browser.close();
-  }
-  process.stdout.write(`${JSON.stringify(seen, null, 1)}\n`);
-}
 
-main().catch(error => {
-  process.stderr.write(`${error.stack ?? error}\n`);
-  process.exit(1);
+    // The county hospital's screens in English.
+    await county.getByRole('button', { name: '语言' }).click();
+    await county.getByRole('link', { name: 'Register a request' }).waitFor();
+    seen.steps.siteStatusEnglish = await county.locator('tr', { hasText: args.exam }).first().locator('.status').textContent();
+    await shot(county, 'en-site-requests');
+    await county.getByRole('link', { name: 'Register a request' }).click();
+    await county.locator('input[name=patient_name]').waitFor();
+    await shot(county, 'en-site-register');
+  });
 });

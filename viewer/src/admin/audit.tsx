@@ -3,6 +3,7 @@
 
 import { useCallback, useEffect, useState } from 'preact/hooks';
 import { ApiError, api } from '../api';
+import { Listing } from '../components/listing';
 import { useApp } from '../context';
 import { dateTime } from '../format';
 import type { AuditRow, ChainReport } from './types';
@@ -77,38 +78,36 @@ export function AuditPanel() {
         </p>
       )}
       {error && <p class="error" role="alert">{error}</p>}
-      {rows === null ? (
-        <p class="muted">{t('worklist.loading')}</p>
-      ) : rows.length === 0 ? (
-        <p class="muted empty">{t('worklist.empty')}</p>
-      ) : (
-        <table class="requests audit">
-          <thead>
-            <tr>
-              <th>#</th>
-              <th>{t('admin.audit.at')}</th>
-              <th>{t('admin.audit.user')}</th>
-              <th>{t('admin.audit.action')}</th>
-              <th>{t('admin.audit.object')}</th>
-              <th>{t('admin.audit.outcome')}</th>
-              <th>{t('admin.audit.client')}</th>
-            </tr>
-          </thead>
-          <tbody>
-            {rows.map(r => (
-              <tr key={r.id} data-audit={r.id}>
-                <td class="mono">{r.id}</td>
-                <td class="nowrap">{dateTime(r.at, locale)}</td>
-                <td>{r.username ?? '—'}</td>
-                <td class="mono">{r.action}</td>
-                <td class="mono">{r.object}</td>
-                <td class={r.outcome >= 400 ? 'overdue' : undefined}>{r.outcome}</td>
-                <td class="mono">{r.client ?? ''}</td>
+      <Listing items={rows}>
+        {rows => (
+          <table class="requests audit">
+            <thead>
+              <tr>
+                <th>#</th>
+                <th>{t('admin.audit.at')}</th>
+                <th>{t('admin.audit.user')}</th>
+                <th>{t('admin.audit.action')}</th>
+                <th>{t('admin.audit.object')}</th>
+                <th>{t('admin.audit.outcome')}</th>
+                <th>{t('admin.audit.client')}</th>
               </tr>
-            ))}
-          </tbody>
-        </table>
-      )}
+            </thead>
+            <tbody>
+              {rows.map(r => (
+                <tr key={r.id} data-audit={r.id}>
+                  <td class="mono">{r.id}</td>
+                  <td class="nowrap">{dateTime(r.at, locale)}</td>
+                  <td>{r.username ?? '—'}</td>
+                  <td class="mono">{r.action}</td>
+                  <td class="mono">{r.object}</td>
+                  <td class={r.outcome >= 400 ? 'overdue' : undefined}>{r.outcome}</td>
+                  <td class="mono">{r.client ?? ''}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        )}
+      </Listing>
     </section>
   );
 }

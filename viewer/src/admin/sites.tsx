@@ -7,6 +7,7 @@ import { useCallback, useEffect, useState } from 'preact/hooks';
 import { ApiError, api } from '../api';
 import { useApp } from '../context';
 import type { SiteView } from './types';
+import { useAction } from './use-action';
 
 const list = (text: string) =>
   text
@@ -17,30 +18,16 @@ const list = (text: string) =>
 export function SitesPanel() {
   const { t } = useApp();
   const [sites, setSites] = useState<SiteView[] | null>(null);
-  const [error, setError] = useState<string | null>(null);
-  const [notice, setNotice] = useState<string | null>(null);
   const [draft, setDraft] = useState({ name: '', ae: '', networks: '' });
-
   const load = useCallback(async () => {
     try {
       setSites(await api<SiteView[]>('GET', '/api/sites'));
     } catch (e) {
-      setError(e instanceof ApiError ? e.reason : String(e));
+      fail(e instanceof ApiError ? e.reason : String(e));
     }
   }, []);
+  const { run, messages, fail } = useAction(load);
   useEffect(() => void load(), [load]);
-
-  const run = async (what: () => Promise<unknown>, done: string) => {
-    setError(null);
-    setNotice(null);
-    try {
-      await what();
-      setNotice(done);
-      await load();
-    } catch (e) {
-      setError(e instanceof ApiError ? e.reason : String(e));
-    }
-  };
   // Shown at once, then saved; a refusal reloads what the centre holds.
   const change = (site: SiteView, settings: Partial<SiteView>) => {
     setSites(current => current?.map(s => (s.id === site.id ? { ...s, ...settings } : s)) ?? null);
@@ -51,8 +38,7 @@ export function SitesPanel() {
 
   return (
     <section class="admin-sites">
-      {notice && <p class="notice" role="status">{notice}</p>}
-      {error && <p class="error" role="alert">{error}</p>}
+      {messages}
       <table class="requests">
         <thead>
           <tr>

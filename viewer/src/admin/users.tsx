@@ -7,6 +7,7 @@ import { useCallback, useEffect, useState } from 'preact/hooks';
 import { ApiError, CSRF_HEADER, type Role, api } from '../api';
 import { useApp } from '../context';
 import type { SiteView, UserView } from './types';
+import { useAction } from './use-action';
 
 const ROLES: Role[] = ['admin', 'radiologist', 'ecg_doctor', 'reviewer', 'site_user'];
 const MODALITIES = ['CT', 'MR', 'CR', 'DX', 'US', 'MG', 'ECG'];
@@ -21,8 +22,6 @@ export function UsersPanel() {
   const [users, setUsers] = useState<UserView[] | null>(null);
   const [sites, setSites] = useState<SiteView[]>([]);
   const [editing, setEditing] = useState<number | null>(null);
-  const [error, setError] = useState<string | null>(null);
-  const [notice, setNotice] = useState<string | null>(null);
 
   const load = useCallback(async () => {
     try {
@@ -30,29 +29,17 @@ export function UsersPanel() {
       setUsers(u);
       setSites(s);
     } catch (e) {
-      setError(e instanceof ApiError ? e.reason : String(e));
+      fail(e instanceof ApiError ? e.reason : String(e));
     }
   }, []);
+  const { run, messages, fail } = useAction(load);
   useEffect(() => void load(), [load]);
-
-  const run = async (what: () => Promise<unknown>, done: string) => {
-    setError(null);
-    setNotice(null);
-    try {
-      await what();
-      setNotice(done);
-      await load();
-    } catch (e) {
-      setError(e instanceof ApiError ? e.reason : String(e));
-    }
-  };
   const siteName = (id: number | null) => sites.find(s => s.id === id)?.name ?? '';
   const chosen = users?.find(u => u.id === editing) ?? null;
 
   return (
     <section class="admin-users">
-      {notice && <p class="notice" role="status">{notice}</p>}
-      {error && <p class="error" role="alert">{error}</p>}
+      {messages}
       <table class="requests">
         <thead>
           <tr>

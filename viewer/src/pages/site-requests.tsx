@@ -6,6 +6,7 @@
 
 import { useCallback, useState } from 'preact/hooks';
 import { ApiError, type ReadRequest, api } from '../api';
+import { Listing } from '../components/listing';
 import { useApp } from '../context';
 import { age, dateTime, personName } from '../format';
 import type { MessageKey } from '../i18n';
@@ -111,70 +112,68 @@ export function SiteRequests(props: { notice?: string }) {
           })}
         </div>
       )}
-      {requests === null ? (
-        <p class="muted">{t('worklist.loading')}</p>
-      ) : requests.length === 0 ? (
-        <p class="muted empty">{t('worklist.empty')}</p>
-      ) : (
-        <table class="requests">
-          <thead>
-            <tr>
-              <th>{t('worklist.column.patient')}</th>
-              <th>{t('worklist.column.exam')}</th>
-              <th>{t('site.column.accession')}</th>
-              <th>{t('site.column.registered')}</th>
-              <th>{t('worklist.column.state')}</th>
-              <th>{t('site.column.report')}</th>
-            </tr>
-          </thead>
-          <tbody>
-            {requests.map(request => {
-              const status = siteStatus(request);
-              const signed = SIGNED.includes(status);
-              return (
-                <tr key={request.id} data-request={request.id} data-status={status} class={request.critical ? 'critical' : undefined}>
-                  <td>
-                    <div class="patient-name">{personName(request.patient_name, locale)}</div>
-                    <div class="muted small">
-                      {[request.patient_sex && t(`sex.${request.patient_sex as 'M' | 'F' | 'O'}`), age(request.patient_age, locale), request.patient_id]
-                        .filter(Boolean)
-                        .join(' · ')}
-                    </div>
-                  </td>
-                  <td>
-                    <span class="modality">{request.modality ?? '—'}</span> {request.requested_exam}
-                    {request.images_at === null && <div class="muted small">{t('worklist.images_missing')}</div>}
-                  </td>
-                  <td>{request.accession_number}</td>
-                  <td class="nowrap">{dateTime(request.created_at, locale)}</td>
-                  <td>
-                    <span class={`status status-${status}`}>{t(STATUS_LABEL[status])}</span>
-                    {request.critical && <span class="badge critical">{t('worklist.critical')}</span>}
-                  </td>
-                  <td class="actions">
-                    {signed && (
-                      <>
-                        <a class="button small" href={`/api/requests/${request.id}/report/pdf`} download data-download="pdf">
-                          {t('site.download')}
-                        </a>
-                        <a class="button small" href={`/api/requests/${request.id}/report/pdf?inline=true`} target="_blank" rel="noopener">
-                          {t('site.print')}
-                        </a>
-                        <button type="button" class="link small" aria-expanded={qrFor === request.id} onClick={() => setQrFor(qrFor === request.id ? null : request.id)}>
-                          {t('site.qr')}
-                        </button>
-                        {qrFor === request.id && (
-                          <img class="qr" src={`/api/requests/${request.id}/report/qr`} alt={t('site.qrAlt')} width={132} height={132} />
-                        )}
-                      </>
-                    )}
-                  </td>
-                </tr>
-              );
-            })}
-          </tbody>
-        </table>
-      )}
+      <Listing items={requests}>
+        {requests => (
+          <table class="requests">
+            <thead>
+              <tr>
+                <th>{t('worklist.column.patient')}</th>
+                <th>{t('worklist.column.exam')}</th>
+                <th>{t('site.column.accession')}</th>
+                <th>{t('site.column.registered')}</th>
+                <th>{t('worklist.column.state')}</th>
+                <th>{t('site.column.report')}</th>
+              </tr>
+            </thead>
+            <tbody>
+              {requests.map(request => {
+                const status = siteStatus(request);
+                const signed = SIGNED.includes(status);
+                return (
+                  <tr key={request.id} data-request={request.id} data-status={status} class={request.critical ? 'critical' : undefined}>
+                    <td>
+                      <div class="patient-name">{personName(request.patient_name, locale)}</div>
+                      <div class="muted small">
+                        {[request.patient_sex && t(`sex.${request.patient_sex as 'M' | 'F' | 'O'}`), age(request.patient_age, locale), request.patient_id]
+                          .filter(Boolean)
+                          .join(' · ')}
+                      </div>
+                    </td>
+                    <td>
+                      <span class="modality">{request.modality ?? '—'}</span> {request.requested_exam}
+                      {request.images_at === null && <div class="muted small">{t('worklist.images_missing')}</div>}
+                    </td>
+                    <td>{request.accession_number}</td>
+                    <td class="nowrap">{dateTime(request.created_at, locale)}</td>
+                    <td>
+                      <span class={`status status-${status}`}>{t(STATUS_LABEL[status])}</span>
+                      {request.critical && <span class="badge critical">{t('worklist.critical')}</span>}
+                    </td>
+                    <td class="actions">
+                      {signed && (
+                        <>
+                          <a class="button small" href={`/api/requests/${request.id}/report/pdf`} download data-download="pdf">
+                            {t('site.download')}
+                          </a>
+                          <a class="button small" href={`/api/requests/${request.id}/report/pdf?inline=true`} target="_blank" rel="noopener">
+                            {t('site.print')}
+                          </a>
+                          <button type="button" class="link small" aria-expanded={qrFor === request.id} onClick={() => setQrFor(qrFor === request.id ? null : request.id)}>
+                            {t('site.qr')}
+                          </button>
+                          {qrFor === request.id && (
+                            <img class="qr" src={`/api/requests/${request.id}/report/qr`} alt={t('site.qrAlt')} width={132} height={132} />
+                          )}
+                        </>
+                      )}
+                    </td>
+                  </tr>
+                );
+              })}
+            </tbody>
+          </table>
+        )}
+      </Listing>
     </section>
   );
 }

@@ -4,11 +4,13 @@
 // without a reload. The winner of a claim goes straight to reading it.
 
 import { useLocation } from 'preact-iso';
-import { useCallback, useRef, useState } from 'preact/hooks';
+import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import { ApiError, api, type Priority, type ReadRequest, type RequestState, type User } from '../api';
+import { Listing } from '../components/listing';
 import { useApp } from '../context';
 import { age, dateTime, personName, span, urgency } from '../format';
 import type { MessageKey } from '../i18n';
+import { preloadImaging } from '../imaging/preload';
 import { useChangeFeed } from '../use-change-feed';
 import { workOrder } from '../worklist-order';
 
@@ -78,6 +80,13 @@ export function Worklist() {
   }, [view, filters]);
 
   useChangeFeed(load);
+
+  // A radiologist will open a case: the viewer's code loads while they choose.
+  useEffect(() => {
+    if (!user?.roles.includes('radiologist')) return;
+    const idle = window.requestIdleCallback ?? ((run: () => void) => window.setTimeout(run, 1500));
+    idle(() => preloadImaging());
+  }, [user]);
 
   const claim = async (request: ReadRequest) => {
     setNotice(null);
@@ -159,66 +168,64 @@ export function Worklist() {
           {t('error.generic', { reason: error })}
         </p>
       )}
-      {requests === null ? (
-        <p class="muted">{t('worklist.loading')}</p>
-      ) : requests.length === 0 ? (
-        <p class="muted empty">{t('worklist.empty')}</p>
-      ) : (
-        <table class="requests">
-          <thead>
-            <tr>
-              <th>{t('worklist.column.priority')}</th>
-              <th>{t('worklist.column.patient')}</th>
-              <th>{t('worklist.column.exam')}</th>
-              <th>{t('worklist.column.site')}</th>
-              <th>{t('worklist.column.received')}</th>
-              <th>{t('worklist.column.deadline')}</th>
-              <th>{t('worklist.column.state')}</th>
-              <th>{t('worklist.column.reader')}</th>
-              <th />
-            </tr>
-          </thead>
-          <tbody>
-            {requests.map(request => (
-              <tr key={request.id} data-request={request.id} class={request.critical ? 'critical' : undefined}>
-                <td>
-                  <span class={`priority ${request.priority}`}>{t(`priority.${request.priority}`)}</span>
-                  {request.critical && <span class="badge critical">{t('worklist.critical')}</span>}
-                </td>
-                <td>
-                  <div class="patient-name">{personName(request.patient_name, locale)}</div>
-                  <div class="muted small">
-                    {[request.patient_sex && sexLabel(request.patient_sex, t), age(request.patient_age, locale), request.patient_id].filter(Boolean).join(' · ')}
-                  </div>
-                </td>
-                <td>
-                  <span class="modality">{request.modality ?? '—'}</span> {request.requested_exam}
-                  {request.images_at === null && <div class="muted small">{t('worklist.images_missing')}</div>}
-                </td>
-                <td>{request.site}</td>
-                <td class="nowrap">{dateTime(request.created_at, locale)}</td>
-                <td class="nowrap">
-                  <Countdown deadlineAt={request.deadline_at} now={now} />
-                </td>
-                <td>{stateLabel(request, t)}</td>
-                <td>{request.assigned_to_name ?? ''}</td>
-                <td class="actions">
-                  {view === 'pool' && (
-                    <button type="button" class="primary small" onClick={() => void claim(request)}>
-                      {t('worklist.claim')}
-                    </button>
-                  )}
-                  {view !== 'pool' && !user.roles.includes('site_user') && request.images_at !== null && (
-                    <a class="button small" href={`/read/${request.id}`}>
-                      {t('worklist.read')}
-                    </a>
-                  )}
-                </td>
+      <Listing items={requests}>
+        {requests => (
+          <table class="requests">
+            <thead>
+              <tr>
+                <th>{t('worklist.column.priority')}</th>
+                <th>{t('worklist.column.patient')}</th>
+                <th>{t('worklist.column.exam')}</th>
+                <th>{t('worklist.column.site')}</th>
+                <th>{t('worklist.column.received')}</th>
+                <th>{t('worklist.column.deadline')}</th>
+                <th>{t('worklist.column.state')}</th>
+                <th>{t('worklist.column.reader')}</th>
+                <th />
               </tr>
-            ))}
-          </tbody>
-        </table>
-      )}
+            </thead>
+            <tbody>
+              {requests.map(request => (
+                <tr key={request.id} data-request={request.id} class={request.critical ? 'critical' : undefined}>
+                  <td>
+                    <span class={`priority ${request.priority}`}>{t(`priority.${request.priority}`)}</span>
+                    {request.critical && <span class="badge critical">{t('worklist.critical')}</span>}
+                  </td>
+                  <td>
+                    <div class="patient-name">{personName(request.patient_name, locale)}</div>
+                    <div class="muted small">
+                      {[request.patient_sex && sexLabel(request.patient_sex, t), age(request.patient_age, locale), request.patient_id].filter(Boolean).join(' · ')}
+                    </div>
+                  </td>
+                  <td>
+                    <span class="modality">{request.modality ?? '—'}</span> {request.requested_exam}
+                    {request.images_at === null && <div class="muted small">{t('worklist.images_missing')}</div>}
+                  </td>
+                  <td>{request.site}</td>
+                  <td class="nowrap">{dateTime(request.created_at, locale)}</td>
+                  <td class="nowrap">
+                    <Countdown deadlineAt={request.deadline_at} now={now} />
+                  </td>
+                  <td>{stateLabel(request, t)}</td>
+                  <td>{request.assigned_to_name ?? ''}</td>
+                  <td class="actions">
+                    {view === 'pool' && (
+                      <button type="button" class="primary small" onClick={() => void claim(request)}>
+                        {t('worklist.claim')}
+                      </button>
+                    )}
+                    {view !== 'pool' && !user.roles.includes('site_user') && request.images_at !== null && (
+                      <a class="button small" href={`/read/${request.id}`}>
+                        {t('worklist.read')}
+                      </a>
+                    )}
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        )}
+      </Listing>
     </section>
   );
 }
