@@ -5,9 +5,12 @@ import { ApiError, api, type User } from './api';
 import { App } from './app';
 import { AppProvider } from './context';
 import { loadLocale } from './i18n';
+import { preloadImaging } from './imaging/preload';
 import './styles.css';
 
 async function start(): Promise<void> {
+  // A case opened by its link: the viewer's code loads while the user is asked for.
+  if (location.pathname.startsWith('/read/')) preloadImaging();
   const locale = loadLocale();
   document.documentElement.lang = locale;
   let user: User | null = null;

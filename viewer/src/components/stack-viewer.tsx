@@ -61,13 +61,18 @@ export function StackViewer(props: {
     void (async () => {
       try {
         const imaging = await import('../imaging/cornerstone');
-        const series = await imaging.loadSeries(props.target.study, props.target.series);
         if (cancelled || !element.current) return;
+        // The viewport (its WebGL context) is made while the metadata is on its way.
         stack = new imaging.StackView(element.current, props.id);
         const view = stack;
+        performance.mark('telediag:viewport-ready');
+        const series = await imaging.loadSeries(props.target.study, props.target.series);
+        performance.mark('telediag:metadata-registered');
+        if (cancelled || !element.current) return;
         stopWatching = view.onChange(() => setState(view.state()));
         setLoaded(series);
         await view.show(series.images.map(i => i.imageId));
+        performance.mark('telediag:first-image-shown');
         if (cancelled) return;
         setState(view.state());
         onLoaded.current({ view, series, element: element.current });

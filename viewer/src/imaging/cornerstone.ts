@@ -24,8 +24,8 @@ import {
   init as toolsInit,
   utilities as toolUtilities,
 } from '@cornerstonejs/tools';
-import { dicomJson } from '../api';
-import { type DicomJson, TAGS, frameRate, numbers, readingOrder, slicePosition, text, withoutImpossibleSpacing } from './dicom-json';
+import { seriesRoot, takeMetadata } from './preload';
+import { TAGS, frameRate, numbers, readingOrder, slicePosition, text, withoutImpossibleSpacing } from './dicom-json';
 import { windowOf, windowRange } from './presets';
 
 let initialised = false;
@@ -38,6 +38,18 @@ export function initialise(): void {
   toolsInit();
   for (const tool of ALL_TOOLS) addTool(tool);
   initialised = true;
+}
+
+/** The one rendering engine every viewport of the page draws with. */
+const ENGINE_ID = 'reading';
+
+/**
+ * Initialises and makes the rendering engine (its WebGL context) ahead of
+ * the first viewport, while a case's request and metadata are asked for.
+ */
+export function warmUp(): void {
+  initialise();
+  if (!getRenderingEngine(ENGINE_ID)) new RenderingEngine(ENGINE_ID);
 }
 
 const NAVIGATION_TOOLS = [StackScrollTool, WindowLevelTool, PanTool, ZoomTool];
@@ -129,8 +141,8 @@ export interface Series {
 export async function loadSeries(study: string, series: string): Promise<Series> {
   // The loader's initialisation empties the metadata cache: it comes first.
   initialise();
-  const root = `${location.origin}/dicom-web/studies/${encodeURIComponent(study)}/series/${encodeURIComponent(series)}`;
-  const instances = readingOrder((await dicomJson<DicomJson[]>(`${root}/metadata`)) ?? []).map(withoutImpossibleSpacing);
+  const root = seriesRoot(study, series);
+  const instances = readingOrder(await takeMetadata(root)).map(withoutImpossibleSpacing);
   const images: StackImage[] = [];
   for (const instance of instances) {
     const sop = text(instance, TAGS.sopInstanceUid);
@@ -181,7 +193,7 @@ export class StackView {
     id: string,
   ) {
     initialise();
-    this.engine = getRenderingEngine('reading') ?? new RenderingEngine('reading');
+    this.engine = getRenderingEngine(ENGINE_ID) ?? new RenderingEngine(ENGINE_ID);
     this.engine.enableElement({ viewportId: id, type: Enums.ViewportType.STACK, element });
     this.viewport = this.engine.getViewport(id) as Types.IStackViewport;
     element.addEventListener('contextmenu', event => event.preventDefault());
@@ -208,6 +220,9 @@ export class StackView {
   async show(imageIds: string[], index = 0): Promise<void> {
     await this.viewport.setStack(imageIds, index);
     this.viewport.render();
+    // The rest of the stack streams in behind the first image, nearest
+    // first, so scrolling meets decoded images rather than the network.
+    if (imageIds.length > 1) toolUtilities.stackPrefetch.enable(this.element);
   }
 
   /** Calls `listener` whenever what the overlay shows may have changed. */
@@ -349,6 +364,7 @@ export class StackView {
 
   destroy(): void {
     this.stop();
+    toolUtilities.stackPrefetch.disable(this.element);
     this.resizeObserver.disconnect();
     ToolGroupManager.destroyToolGroup(this.toolGroupId);
     this.engine.disableElement(this.viewport.id);

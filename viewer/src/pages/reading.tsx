@@ -12,6 +12,7 @@ import { ViewerGrid } from '../components/viewer-grid';
 import { useApp } from '../context';
 import { age, dicomDate, personName } from '../format';
 import { type DicomJson, TAGS, numbers, text } from '../imaging/dicom-json';
+import { prefetchMetadata, preloadImaging } from '../imaging/preload';
 import { MAX_KEY_IMAGES, type ReportHandle, useReport } from '../report/use-report';
 
 interface SeriesSummary {
@@ -57,8 +58,12 @@ export function Reading() {
     void (async () => {
       try {
         const { request } = await api<{ request: ReadRequest }>('GET', `/api/requests/${encodeURIComponent(params.id ?? '')}`);
+        if (request.modality !== 'ECG') preloadImaging();
         setRequest(request);
-        setSeries(request.study_uid ? await seriesOf(request.study_uid) : []);
+        const found = request.study_uid ? await seriesOf(request.study_uid) : [];
+        // The first viewport's metadata, asked for while the viewer's script arrives.
+        if (request.study_uid && found[0] && request.modality !== 'ECG') prefetchMetadata(request.study_uid, found[0].uid);
+        setSeries(found);
       } catch (e) {
         setError(e instanceof ApiError ? e.reason : String(e));
       }
