@@ -21,6 +21,7 @@
 import { createServer, request as httpRequest } from 'node:http';
 import { readFile, stat, mkdir } from 'node:fs/promises';
 import { extname, join, normalize, sep } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { chromium } from 'playwright-core';
 
 function parseArgs(argv) {
@@ -39,7 +40,7 @@ function parseArgs(argv) {
 }
 
 /** The data source a hospital would configure: Telediag's DICOMweb, WADO-RS frames. */
-function appConfig(dicomweb) {
+export function appConfig(dicomweb) {
   const source = {
     namespace: '@ohif/extension-default.dataSourcesModule.dicomweb',
     sourceName: 'telediag',
@@ -103,7 +104,7 @@ function forward(target, request, response) {
 }
 
 /** OHIF's dist as static files, index.html for its client-side routes. */
-function serveOhif(root, port, config, proxy) {
+export function serveOhif(root, port, config, proxy) {
   const server = createServer(async (request, response) => {
     if (proxy && request.url.startsWith('/dicom-web')) {
       forward(proxy, request, response);
@@ -141,7 +142,7 @@ function serveOhif(root, port, config, proxy) {
  * black and how many distinct grey levels it shows. A canvas with a WebGL
  * context is copied onto a 2D one first.
  */
-function viewportPixels() {
+export function viewportPixels() {
   const canvas = document.querySelector('canvas.cornerstone-canvas');
   if (!canvas || canvas.width === 0 || canvas.height === 0) return null;
   let context = canvas.getContext('2d');
@@ -255,7 +256,10 @@ async function main() {
   process.stdout.write(JSON.stringify(result, null, 1) + '\n');
 }
 
-main().catch(error => {
-  process.stderr.write(`${error.stack ?? error}\n`);
-  process.exit(1);
-});
+// Run as a script (not when bench/viewer imports the server and the probes).
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  main().catch(error => {
+    process.stderr.write(`${error.stack ?? error}\n`);
+    process.exit(1);
+  });
+}
