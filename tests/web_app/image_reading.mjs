@@ -119,6 +119,7 @@ main(async () => {
 
     // The CR: a rectangle ROI, "at detector", its area in mm².
     await openRequest(args.cr);
+    await page.locator('[data-viewport=viewport-0][data-tools=ready]').waitFor();
     await page.keyboard.press('t');
     const box = await page.locator('[data-viewport=viewport-0] [data-testid=viewport]').boundingBox();
     const scale = Math.min(box.width, box.height) / 768;

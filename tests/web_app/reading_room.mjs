@@ -157,6 +157,8 @@ main(async () => {
     await page.waitForTimeout(300);
     seen.steps.afterScroll = await pixels(page);
     seen.steps.indexAfterScroll = await overlay(page, 'bottom-left', 'data-image-index');
+    // The mouse tools are bound a moment after the first image.
+    await page.locator('[data-tools=ready]').waitFor();
     const box = await page.locator('[data-testid=viewport]').boundingBox();
     const windowBefore = await overlay(page, 'bottom-right', 'data-ww');
     await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);

@@ -48,6 +48,7 @@ export function StackViewer(props: {
   const [state, setState] = useState<ViewState | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [dropping, setDropping] = useState(false);
+  const [toolsReady, setToolsReady] = useState(false);
   const onLoaded = useRef(props.onLoaded);
   onLoaded.current = props.onLoaded;
 
@@ -58,6 +59,7 @@ export function StackViewer(props: {
     setLoaded(null);
     setState(null);
     setError(null);
+    setToolsReady(false);
     void (async () => {
       try {
         const imaging = await import('../imaging/cornerstone');
@@ -74,6 +76,7 @@ export function StackViewer(props: {
         await view.show(series.images.map(i => i.imageId));
         performance.mark('telediag:first-image-shown');
         if (cancelled) return;
+        void view.toolsReady().then(ready => !cancelled && setToolsReady(ready));
         setState(view.state());
         onLoaded.current({ view, series, element: element.current });
       } catch (e) {
@@ -96,6 +99,7 @@ export function StackViewer(props: {
       class={`stack-viewer${props.active ? ' active' : ''}${dropping ? ' dropping' : ''}`}
       data-viewport={props.id}
       data-series={props.target.series}
+      data-tools={toolsReady ? 'ready' : 'loading'}
       onPointerDown={props.onActivate}
       onDragOver={event => {
         if (!event.dataTransfer?.types.includes(SERIES_DRAG_TYPE)) return;

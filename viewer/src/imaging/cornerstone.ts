@@ -1,42 +1,27 @@
 // Cornerstone3D behind a small surface: initialise once, load a series'
-// metadata from the centre's DICOMweb, show it in a stack viewport with the
-// reading room's mouse bindings, report what the overlay shows. Loaded on
-// demand (a dynamic import), so the worklist does not carry it.
+// metadata from the centre's DICOMweb, show it in a stack viewport,
+// report what the overlay shows. Loaded on demand (a dynamic import), so
+// the worklist does not carry it; the tools (`tools.ts`: mouse bindings,
+// measurements, cine, prefetch) follow once the first image is shown.
 
-import { Enums, RenderingEngine, eventTarget, getRenderingEngine, init as coreInit, metaData } from '@cornerstonejs/core';
+import { Enums, RenderingEngine, getRenderingEngine, init as coreInit } from '@cornerstonejs/core';
 import type { Types } from '@cornerstonejs/core';
 import { init as dicomImageLoaderInit } from '@cornerstonejs/dicom-image-loader';
 import { utilities as metadataUtilities } from '@cornerstonejs/metadata';
-import {
-  AngleTool,
-  EllipticalROITool,
-  LengthTool,
-  PanTool,
-  ProbeTool,
-  RectangleROITool,
-  StackScrollTool,
-  Enums as ToolEnums,
-  ToolGroupManager,
-  WindowLevelTool,
-  ZoomTool,
-  addTool,
-  annotation,
-  init as toolsInit,
-  utilities as toolUtilities,
-} from '@cornerstonejs/tools';
+import type { LeftButtonTool, Measurement, ViewportTools } from './tools';
+
+export type { LeftButtonTool, Measurement } from './tools';
 import { seriesRoot, takeMetadata } from './preload';
 import { TAGS, frameRate, numbers, readingOrder, slicePosition, text, withoutImpossibleSpacing } from './dicom-json';
 import { windowOf, windowRange } from './presets';
 
 let initialised = false;
 
-/** Initialises core, the DICOM image loader (decoding in workers) and tools, once. */
+/** Initialises core and the DICOM image loader (decoding in workers), once. */
 export function initialise(): void {
   if (initialised) return;
   coreInit();
   dicomImageLoaderInit({ maxWebWorkers: Math.max(1, Math.min(4, (navigator.hardwareConcurrency || 2) - 1)) });
-  toolsInit();
-  for (const tool of ALL_TOOLS) addTool(tool);
   initialised = true;
 }
 
@@ -50,63 +35,6 @@ const ENGINE_ID = 'reading';
 export function warmUp(): void {
   initialise();
   if (!getRenderingEngine(ENGINE_ID)) new RenderingEngine(ENGINE_ID);
-}
-
-const NAVIGATION_TOOLS = [StackScrollTool, WindowLevelTool, PanTool, ZoomTool];
-/** What the left button can do, by the names the toolbar uses. */
-const LEFT_BUTTON_TOOLS = {
-  window: WindowLevelTool,
-  length: LengthTool,
-  angle: AngleTool,
-  ellipse: EllipticalROITool,
-  rectangle: RectangleROITool,
-  probe: ProbeTool,
-} as const;
-const ALL_TOOLS = [...NAVIGATION_TOOLS, LengthTool, AngleTool, EllipticalROITool, RectangleROITool, ProbeTool];
-export type LeftButtonTool = keyof typeof LEFT_BUTTON_TOOLS;
-
-/** One measurement as the reader sees it, values in the units it was made in. */
-export interface Measurement {
-  uid: string;
-  kind: 'length' | 'angle' | 'ellipse' | 'rectangle' | 'probe';
-  imageId: string;
-  /** Millimetres when the image says how large its pixels are, else pixels. */
-  unit: 'mm' | 'px';
-  /** Measured at the detector (Imager Pixel Spacing of a projection image): larger than the patient. */
-  atDetector: boolean;
-  length?: number;
-  angle?: number;
-  area?: number;
-  mean?: number;
-  stdDev?: number;
-  value?: number;
-  /** HU for CT, else the modality's unit or none. */
-  valueUnit?: string;
-}
-
-const KIND_OF_TOOL: Record<string, Measurement['kind']> = {
-  [LengthTool.toolName]: 'length',
-  [AngleTool.toolName]: 'angle',
-  [EllipticalROITool.toolName]: 'ellipse',
-  [RectangleROITool.toolName]: 'rectangle',
-  [ProbeTool.toolName]: 'probe',
-};
-
-/**
- * Whether `imageId`'s distances are in millimetres and measured at the
- * detector. Cornerstone's own unit label reads "px Proj" for projection
- * images without a position although its numbers are millimetres, so the
- * label is made here from the calibration itself.
- */
-function calibration(imageId: string): { unit: 'mm' | 'px'; atDetector: boolean } {
-  const calibrated = metaData.get('calibratedPixelSpacing', imageId) as { rowPixelSpacing?: number; type?: string } | undefined;
-  const plane = metaData.get('imagePlaneModule', imageId) as { rowPixelSpacing?: number; usingDefaultValues?: boolean } | undefined;
-  const millimetres = Boolean(calibrated?.rowPixelSpacing) || (Boolean(plane?.rowPixelSpacing) && !plane?.usingDefaultValues);
-  return { unit: millimetres ? 'mm' : 'px', atDetector: calibrated?.type === Enums.CalibrationTypes.PROJECTION };
-}
-
-function finite(value: unknown): number | undefined {
-  return typeof value === 'number' && Number.isFinite(value) ? value : undefined;
 }
 
 /** One image of a stack, with what the overlay says about it. */
@@ -185,31 +113,25 @@ export interface ViewState {
 export class StackView {
   private readonly engine: RenderingEngine;
   private readonly viewport: Types.IStackViewport;
-  private readonly toolGroupId: string;
   private readonly resizeObserver: ResizeObserver;
+  /** The tools, once loaded (after the first image). */
+  private tools: ViewportTools | null = null;
+  private readonly toolsLoaded: Promise<ViewportTools | null>;
+  private resolveTools: (tools: ViewportTools | null) => void = () => {};
+  private tool: LeftButtonTool = 'window';
+  private stackSize = 0;
+  private destroyed = false;
 
   constructor(
     private readonly element: HTMLDivElement,
-    id: string,
+    private readonly id: string,
   ) {
     initialise();
     this.engine = getRenderingEngine(ENGINE_ID) ?? new RenderingEngine(ENGINE_ID);
     this.engine.enableElement({ viewportId: id, type: Enums.ViewportType.STACK, element });
     this.viewport = this.engine.getViewport(id) as Types.IStackViewport;
     element.addEventListener('contextmenu', event => event.preventDefault());
-    this.toolGroupId = `tools-${id}`;
-    const group = ToolGroupManager.getToolGroup(this.toolGroupId) ?? ToolGroupManager.createToolGroup(this.toolGroupId);
-    if (!group) throw new Error('cannot create a tool group');
-    for (const tool of ALL_TOOLS) {
-      if (!group.hasTool(tool.toolName)) group.addTool(tool.toolName);
-    }
-    const { MouseBindings } = ToolEnums;
-    group.setToolActive(StackScrollTool.toolName, { bindings: [{ mouseButton: MouseBindings.Wheel }] });
-    group.setToolActive(WindowLevelTool.toolName, { bindings: [{ mouseButton: MouseBindings.Primary }] });
-    group.setToolActive(PanTool.toolName, { bindings: [{ mouseButton: MouseBindings.Auxiliary }] });
-    group.setToolActive(ZoomTool.toolName, { bindings: [{ mouseButton: MouseBindings.Secondary }] });
-    for (const tool of [LengthTool, AngleTool, EllipticalROITool, RectangleROITool, ProbeTool]) group.setToolPassive(tool.toolName);
-    group.addViewport(id, this.engine.id);
+    this.toolsLoaded = new Promise(resolve => (this.resolveTools = resolve));
     // A viewport that changes size (a layout switch, the window) fits its
     // image again: keeping the camera would leave it cut off or tiny.
     this.resizeObserver = new ResizeObserver(() => this.engine.resize(true, false));
@@ -218,11 +140,30 @@ export class StackView {
 
   /** Shows `imageIds` from `index`; resolves once the first image is on screen. */
   async show(imageIds: string[], index = 0): Promise<void> {
+    this.stackSize = imageIds.length;
     await this.viewport.setStack(imageIds, index);
     this.viewport.render();
-    // The rest of the stack streams in behind the first image, nearest
-    // first, so scrolling meets decoded images rather than the network.
-    if (imageIds.length > 1) toolUtilities.stackPrefetch.enable(this.element);
+    void this.attachTools();
+  }
+
+  /** Resolves once the mouse and measurement tools are bound (false if they failed to load). */
+  async toolsReady(): Promise<boolean> {
+    return (await this.toolsLoaded) !== null;
+  }
+
+  /** Loads the tools behind the first image, binds them, and prefetches the rest of the stack. */
+  private async attachTools(): Promise<void> {
+    if (this.tools) return;
+    try {
+      const { ViewportTools } = await import('./tools');
+      if (this.destroyed) return;
+      this.tools = new ViewportTools(this.element, this.id, this.engine.id, this.tool);
+      if (this.stackSize > 1) this.tools.prefetch();
+      this.resolveTools(this.tools);
+    } catch (error) {
+      console.error('the viewer tools failed to load', error);
+      this.resolveTools(null);
+    }
   }
 
   /** Calls `listener` whenever what the overlay shows may have changed. */
@@ -263,11 +204,11 @@ export class StackView {
 
   /** Plays the stack or clip in a loop at `fps` frames per second. */
   play(fps: number): void {
-    toolUtilities.cine.playClip(this.element, { framesPerSecond: fps, loop: true });
+    void this.toolsLoaded.then(tools => tools?.play(fps));
   }
 
   stop(): void {
-    toolUtilities.cine.stopClip(this.element);
+    this.tools?.stop();
   }
 
   /** Moves `delta` images through the stack, stopping at its ends. */
@@ -301,57 +242,31 @@ export class StackView {
 
   /** Puts `tool` on the left button; the others stay visible and editable. */
   selectTool(tool: LeftButtonTool): void {
-    const group = ToolGroupManager.getToolGroup(this.toolGroupId);
-    if (!group) return;
-    const current = group.getActivePrimaryMouseButtonTool();
-    if (current) group.setToolPassive(current);
-    group.setToolActive(LEFT_BUTTON_TOOLS[tool].toolName, { bindings: [{ mouseButton: ToolEnums.MouseBindings.Primary }] });
+    this.tool = tool;
+    this.tools?.select(tool);
   }
 
-  /** The measurements drawn on this viewport's images. */
+  /** The measurements drawn on this viewport's images (none before the tools are loaded). */
   measurements(): Measurement[] {
-    const found: Measurement[] = [];
-    for (const [toolName, kind] of Object.entries(KIND_OF_TOOL)) {
-      for (const drawn of annotation.state.getAnnotations(toolName, this.element) ?? []) {
-        const imageId = drawn.metadata?.referencedImageId ?? '';
-        const statistics = (drawn.data as { cachedStats?: Record<string, Record<string, unknown>> }).cachedStats ?? {};
-        const stats = statistics[`imageId:${imageId}`] ?? Object.values(statistics)[0];
-        if (!stats) continue;
-        const measurement: Measurement = { uid: drawn.annotationUID ?? '', kind, imageId, ...calibration(imageId) };
-        const set = <K extends keyof Measurement>(key: K, value: Measurement[K] | undefined) => {
-          if (value !== undefined) measurement[key] = value;
-        };
-        set('length', finite(stats.length));
-        set('angle', finite(stats.angle));
-        set('area', finite(stats.area));
-        set('mean', finite(stats.mean));
-        set('stdDev', finite(stats.stdDev));
-        set('value', finite(stats.value));
-        const modalityUnit = stats.modalityUnit;
-        set('valueUnit', typeof modalityUnit === 'string' && modalityUnit !== 'raw' ? modalityUnit : undefined);
-        found.push(measurement);
-      }
-    }
-    return found;
+    return this.tools?.measurements() ?? [];
   }
 
   /** Calls `listener` when a measurement is made, moved or removed. */
   onMeasurementsChange(listener: () => void): () => void {
-    const { Events } = ToolEnums;
-    const events = [Events.ANNOTATION_COMPLETED, Events.ANNOTATION_MODIFIED, Events.ANNOTATION_REMOVED];
-    for (const event of events) eventTarget.addEventListener(event, listener);
+    let stop = () => {};
+    let stopped = false;
+    void this.toolsLoaded.then(tools => {
+      if (tools && !stopped) stop = tools.onMeasurementsChange(listener);
+    });
     return () => {
-      for (const event of events) eventTarget.removeEventListener(event, listener);
+      stopped = true;
+      stop();
     };
   }
 
   /** Removes every measurement of this viewport. */
   clearMeasurements(): void {
-    for (const toolName of Object.keys(KIND_OF_TOOL)) {
-      for (const drawn of annotation.state.getAnnotations(toolName, this.element) ?? []) {
-        if (drawn.annotationUID) annotation.state.removeAnnotation(drawn.annotationUID);
-      }
-    }
+    this.tools?.clearMeasurements();
     this.viewport.render();
   }
 
@@ -363,10 +278,10 @@ export class StackView {
   }
 
   destroy(): void {
-    this.stop();
-    toolUtilities.stackPrefetch.disable(this.element);
+    this.destroyed = true;
+    this.tools?.destroy();
+    this.resolveTools(null);
     this.resizeObserver.disconnect();
-    ToolGroupManager.destroyToolGroup(this.toolGroupId);
     this.engine.disableElement(this.viewport.id);
   }
 }
