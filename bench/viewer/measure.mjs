@@ -21,7 +21,7 @@ import { chromium } from 'playwright-core';
 import { appConfig, serveOhif } from '../../tests/dicomweb/ohif.mjs';
 
 function parseArgs(argv) {
-  const args = { runs: '5', scroll: '0' };
+  const args = { runs: '5', scroll: '0', timeout: '90' };
   for (let i = 0; i < argv.length; i += 2) args[argv[i].replace(/^--/, '')] = argv[i + 1];
   if (!['telediag', 'ohif'].includes(args.viewer)) throw new Error('--viewer telediag|ohif');
   if (!args.frames) throw new Error('--frames N (the series size) is required');
@@ -111,10 +111,10 @@ async function main() {
       await page.goto(`${origin}${path}`, { waitUntil: 'domcontentloaded' });
       let firstImageMs = null;
       try {
-        await page.waitForFunction(litAtAGlance, null, { timeout: 90_000, polling: 'raf' });
+        await page.waitForFunction(litAtAGlance, null, { timeout: Number(args.timeout) * 1000, polling: 'raf' });
         firstImageMs = Math.round(performance.now() - started);
       } catch (error) {
-        errors.push(`run ${run}: no image in 90 s: ${String(error).split('\n')[0]}`);
+        errors.push(`run ${run}: no image in ${args.timeout} s: ${String(error).split('\n')[0]}`);
       }
       const deadline = Date.now() + 60_000;
       while (stackMs === null && Date.now() < deadline) await page.waitForTimeout(50);

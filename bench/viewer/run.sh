@@ -82,7 +82,7 @@ echo "== the 7 MB CR: $RUNS openings each"
 node "$M" --viewer telediag --url "http://127.0.0.1:$TD_HTTP" --login "admin:$PASSWORD" --open "/read/$CR_REQUEST" \
   --frames 1 --runs "$RUNS" --screenshots "$WORK" --name cr >"$WORK/telediag-cr.json"
 node "$M" --viewer ohif --ohif "$ROOT/sample-data/ohif" --port $OHIF_OR --proxy "http://127.0.0.1:$OR_HTTP" --study "$CR_STUDY" \
-  --frames 1 --runs "$RUNS" --screenshots "$WORK" --name cr >"$WORK/ohif-cr.json"
+  --frames 1 --runs "$RUNS" --timeout 30 --screenshots "$WORK" --name cr >"$WORK/ohif-cr.json"
 
 python3 - "$WORK" <<'PY'
 import json, sys
