@@ -3,7 +3,7 @@
 // linked scrolling, shortcuts), the measurements of the active viewport,
 // and the reader's keys.
 
-import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
+import { useCallback, useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
 import { useApp } from '../context';
 import type { MessageKey } from '../i18n';
 import type { LeftButtonTool, Measurement } from '../imaging/cornerstone';
@@ -101,8 +101,10 @@ export function ViewerGrid(props: {
     };
   }, [active, generation, tool]);
 
-  // Linked scrolling: the other stacks follow the active one's level.
-  useEffect(() => {
+  // Linked scrolling: the other stacks follow the active one's level. A
+  // layout effect, so unlinking takes hold when the button shows it, not a
+  // frame later when a key pressed meanwhile would still move the others.
+  useLayoutEffect(() => {
     const leader = views.current[active];
     if (!linked || !leader) return;
     const levelOf = (v: LoadedView | null) => (v ? (v.series.images[v.view.state().index]?.position ?? null) : null);
