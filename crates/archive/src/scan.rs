@@ -175,23 +175,60 @@ pub const MAX_INFLATED_IN_MEMORY: u64 = 256 * 1024 * 1024;
 /// declaring 3.7 GB in a 1 KB upload asked for 3.7 GB (found by fuzzing the
 /// ECG reader).
 pub fn check_bytes(bytes: &[u8]) -> Result<ScannedDataset, ScanError> {
-    let (ts, dataset) = match crate::part10::read_header(bytes) {
-        Ok((meta, header_len)) => (meta.transfer_syntax_uid, bytes.get(header_len as usize..).unwrap_or_default()),
-        Err(_) => ("1.2.840.10008.1.2".to_owned(), bytes),
+    // Part 10 as the full parser decides it: "DICM" after a preamble, or
+    // first. Such a file is checked as Part 10 or refused, never walked as
+    // a bare dataset that the parser would then read differently.
+    let with_preamble: Option<std::borrow::Cow<'_, [u8]>> = if bytes.get(128..132) == Some(b"DICM") {
+        Some(bytes.into())
+    } else if bytes.starts_with(b"DICM") {
+        Some([&[0u8; 128][..], bytes].concat().into())
+    } else {
+        None
     };
+    let Some(file) = with_preamble else {
+        return scan_dataset(io::Cursor::new(bytes), "1.2.840.10008.1.2", bytes.len() as u64);
+    };
+    let malformed = |reason: String| ScanError::Malformed { offset: 0, reason };
+    let (meta, header_len) =
+        crate::part10::read_header(&file[..]).map_err(|e| malformed(format!("the file meta group is unreadable: {e}")))?;
+    full_parser_agrees(&file, header_len)?;
+    let ts = meta.transfer_syntax_uid;
+    let dataset = file.get(header_len as usize..).unwrap_or_default();
     if is_deflated(&ts)? {
         let mut inflated = Vec::new();
         inflating_reader(&ts, Box::new(dataset))?.take(MAX_INFLATED_IN_MEMORY + 1).read_to_end(&mut inflated)?;
         if inflated.len() as u64 > MAX_INFLATED_IN_MEMORY {
-            return Err(ScanError::Malformed {
-                offset: 0,
-                reason: format!("the deflated dataset inflates past {MAX_INFLATED_IN_MEMORY} bytes"),
-            });
+            return Err(malformed(format!("the deflated dataset inflates past {MAX_INFLATED_IN_MEMORY} bytes")));
         }
         let len = inflated.len() as u64;
         return scan_dataset(io::Cursor::new(inflated), "1.2.840.10008.1.2.1", len);
     }
     scan_dataset(io::Cursor::new(dataset), &ts, dataset.len() as u64)
+}
+
+/// dicom-object reads the meta group by its Group Length (0002,0000), where
+/// [`crate::part10::read_header`] reads to the first element of another
+/// group. Where the two would end at different bytes (a wrong group
+/// length), the dataset the full parser reads is not the one checked here,
+/// and its meta reader reserves what a later "meta" element declares: such
+/// a file is refused (found by fuzzing the ECG reader). Without a leading
+/// Group Length the full parser refuses the file itself.
+fn full_parser_agrees(file: &[u8], header_len: u64) -> Result<(), ScanError> {
+    let Some(head) = file.get(132..144) else { return Ok(()) };
+    if head[..8] != [0x02, 0x00, 0x00, 0x00, b'U', b'L', 0x04, 0x00] {
+        return Ok(());
+    }
+    let group_length = u32::from_le_bytes([head[8], head[9], head[10], head[11]]);
+    let parser_end = 144 + u64::from(group_length);
+    if parser_end != header_len {
+        return Err(ScanError::Malformed {
+            offset: 132,
+            reason: format!(
+                "File Meta Information Group Length says the meta group ends at byte {parser_end}, but its elements end at byte {header_len}"
+            ),
+        });
+    }
+    Ok(())
 }
 
 fn describe(tag: Tag) -> String {
@@ -462,6 +499,40 @@ mod tests {
             }
             assert!(scan(&ds[..cut], ts).is_err(), "dataset cut at {cut} of {} bytes was accepted", ds.len());
         }
+    }
+
+    /// A Part 10 file whose Group Length ends the meta group before its
+    /// Implementation Class UID: read by that length, the rest is dataset
+    /// in implicit VR, where "UI" and its length read as 0x2000_4955 bytes.
+    fn meta_group_length_short_by_one_element() -> Vec<u8> {
+        let elements = [
+            explicit((0x0002, 0x0010), b"UI", b"1.2.840.10008.1.2\0"),
+            explicit((0x0002, 0x0002), b"UI", b"1.2.840.10008.5.1.4.1.1.9.1.1\0"),
+            explicit((0x0002, 0x0003), b"UI", b"1.2.3.4\0"),
+        ]
+        .concat();
+        let mut file = vec![0u8; 128];
+        file.extend(b"DICM");
+        file.extend(explicit((0x0002, 0x0000), b"UL", &(elements.len() as u32).to_le_bytes()));
+        file.extend(elements);
+        file.extend(explicit((0x0002, 0x0012), b"UI", &vec![b'1'; 0x2000]));
+        file.extend([0x08, 0x00, 0x18, 0x00, 4, 0, 0, 0]);
+        file.extend(b"1.2\0");
+        file
+    }
+
+    #[test]
+    fn a_meta_group_length_that_disagrees_with_its_elements_is_refused() {
+        let file = meta_group_length_short_by_one_element();
+        let err = check_bytes(&file).unwrap_err().to_string();
+        assert!(err.contains("Group Length") && err.contains("8424"), "{err}");
+        // The same file without its preamble is Part 10 to the full parser, and here.
+        assert_eq!(check_bytes(&file[128..]).unwrap_err().to_string(), err);
+        // Told the truth, the group length is accepted.
+        let mut honest = file.clone();
+        let length = (8424 - 144) as u32;
+        honest[140..144].copy_from_slice(&length.to_le_bytes());
+        check_bytes(&honest).unwrap();
     }
 
     pub(super) fn sample_for_fuzz() -> Vec<u8> {
