@@ -44,6 +44,7 @@ fn main() {
                 reason: "签名",
                 location: "中心",
                 time,
+                stamp: None,
             },
         )
         .unwrap();
@@ -57,6 +58,7 @@ fn main() {
                 reason: "签名",
                 location: "中心",
                 time,
+                stamp: None,
             },
         )
         .unwrap();

@@ -127,6 +127,100 @@ impl ReportFont {
     }
 }
 
+/// What a signature field shows on the page once signed: where it sits
+/// (PDF user space, points, origin bottom-left) and the drawing in its own
+/// box (a content stream whose origin is the rectangle's lower-left corner).
+///
+/// A second signer's name cannot be part of the page content the first
+/// signer signed; it is the appearance of their signature field, added in
+/// their own revision. Its text is drawn as glyph outlines so the revision
+/// needs no font of its own.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SignatureStamp {
+    pub rect: [f32; 4],
+    pub content: Vec<u8>,
+}
+
+/// The stamp of the reviewing doctor (审核医师) in the footer slot the form
+/// leaves empty when it is rendered for the reporting doctor alone: their
+/// name after "审核医师：" and the signing time beneath, as the reporting
+/// doctor's are printed.
+pub fn reviewer_stamp(font: &ReportFont, reviewer: &PrintedSigner) -> SignatureStamp {
+    // The slot as `footer` lays it out: the label "审核医师：" is page
+    // content; the stamp covers the label's line and the one beneath.
+    let top = PAGE_H - MARGIN - FOOTER_H + 16.0;
+    let x0 = MARGIN + (PAGE_W - 2.0 * MARGIN) / 2.0;
+    let (width, height) = (PAGE_W - MARGIN - x0, 2.0 * LINE);
+    let name_x = font.width("审核医师：", BODY);
+    let mut content = Vec::new();
+    content.extend_from_slice(format!("q 0 g 0 G {:.3} w\n", (BODY + 1.0) / 28.0).as_bytes());
+    content.extend(font.outline(&reviewer.name, BODY + 1.0, name_x, height - BODY));
+    content.extend_from_slice(b"B\nQ\nq 0 g\n");
+    content.extend(font.outline(&format!("签名时间：{}", reviewer.signed_at.date_time()), 8.5, 0.0, height - LINE - 8.5));
+    content.extend_from_slice(b"f\nQ\n");
+    SignatureStamp { rect: [x0, PAGE_H - top - height, x0 + width, PAGE_H - top], content }
+}
+
+impl ReportFont {
+    /// `text` at `size` as PDF path operators (filled by the caller), its
+    /// first glyph's origin at (`x`, `baseline`) in PDF (y-up) space.
+    fn outline(&self, text: &str, size: f32, x: f32, baseline: f32) -> Vec<u8> {
+        let Ok(face) = ttf_parser::Face::parse(&self.metrics.data, self.metrics.index) else { return Vec::new() };
+        let scale = size / f32::from(face.units_per_em());
+        let mut path = PdfPath { out: String::new(), scale, x, y: baseline, last: (0.0, 0.0) };
+        for c in text.chars() {
+            let Some(glyph) = face.glyph_index(c) else {
+                path.x += size * 0.5;
+                continue;
+            };
+            face.outline_glyph(glyph, &mut path);
+            path.x += face.glyph_hor_advance(glyph).map_or(size * 0.5, |a| f32::from(a) * scale);
+        }
+        path.out.into_bytes()
+    }
+}
+
+/// Glyph outlines (font units, y up) written as PDF path operators.
+struct PdfPath {
+    out: String,
+    scale: f32,
+    x: f32,
+    y: f32,
+    /// The current point in font units, for raising quadratics to cubics.
+    last: (f32, f32),
+}
+
+impl PdfPath {
+    fn point(&self, x: f32, y: f32) -> String {
+        format!("{:.2} {:.2}", self.x + x * self.scale, self.y + y * self.scale)
+    }
+}
+
+impl ttf_parser::OutlineBuilder for PdfPath {
+    fn move_to(&mut self, x: f32, y: f32) {
+        self.out += &format!("{} m\n", self.point(x, y));
+        self.last = (x, y);
+    }
+    fn line_to(&mut self, x: f32, y: f32) {
+        self.out += &format!("{} l\n", self.point(x, y));
+        self.last = (x, y);
+    }
+    fn quad_to(&mut self, x1: f32, y1: f32, x: f32, y: f32) {
+        let (x0, y0) = self.last;
+        let c1 = (x0 + 2.0 / 3.0 * (x1 - x0), y0 + 2.0 / 3.0 * (y1 - y0));
+        let c2 = (x + 2.0 / 3.0 * (x1 - x), y + 2.0 / 3.0 * (y1 - y));
+        self.out += &format!("{} {} {} c\n", self.point(c1.0, c1.1), self.point(c2.0, c2.1), self.point(x, y));
+        self.last = (x, y);
+    }
+    fn curve_to(&mut self, x1: f32, y1: f32, x2: f32, y2: f32, x: f32, y: f32) {
+        self.out += &format!("{} {} {} c\n", self.point(x1, y1), self.point(x2, y2), self.point(x, y));
+        self.last = (x, y);
+    }
+    fn close(&mut self) {
+        self.out += "h\n";
+    }
+}
+
 fn is_cjk(c: char) -> bool {
     matches!(c as u32, 0x2E80..=0x9FFF | 0xF900..=0xFAFF | 0xFF00..=0xFFEF)
 }

@@ -108,7 +108,12 @@ impl SigningIdentity {
     /// Rebuilds an identity from stored DER: PKCS#8 key, certificate, and the
     /// chain as concatenated DER certificates.
     pub fn from_der(key: &[u8], certificate: &[u8], chain: &[u8]) -> Result<SigningIdentity, IdentityError> {
-        let key = SigningKey::from_pkcs8_der(key)?;
+        SigningIdentity::from_parts(SigningKey::from_pkcs8_der(key)?, certificate, chain)
+    }
+
+    /// An identity from a key already opened (a sealed key, see
+    /// [`crate::sealed`]) and its stored certificate and chain DER.
+    pub fn from_parts(key: SigningKey, certificate: &[u8], chain: &[u8]) -> Result<SigningIdentity, IdentityError> {
         let certificate = Certificate::from_der(certificate).map_err(|e| IdentityError::Certificate(e.to_string()))?;
         let mut issuers = Vec::new();
         if !chain.is_empty() {
@@ -137,6 +142,11 @@ impl SigningIdentity {
     /// The certificate's subject, as RFC 4514 text.
     pub fn subject(&self) -> String {
         self.certificate.tbs_certificate.subject.to_string()
+    }
+
+    /// The subject of a stored certificate (DER), as RFC 4514 text.
+    pub fn subject_of(certificate_der: &[u8]) -> Option<String> {
+        Certificate::from_der(certificate_der).ok().map(|c| c.tbs_certificate.subject.to_string())
     }
 
     /// The holder's certificate's SHA-256 (hex), a stable fingerprint.

@@ -6,6 +6,7 @@
 //! - [`sign`]: PAdES signatures (CMS SignedData, SHA-256) added as
 //!   incremental revisions, one per signing doctor.
 //! - [`identity`]: the centre's CA, doctors' keys and certificates, PKCS#12 import.
+//! - [`sealed`]: a doctor's private key encrypted under their signing PIN.
 //! - [`dicom`]: the final report as DICOM for the study: a Basic Text SR
 //!   (TID 2000) and an Encapsulated PDF.
 //! - [`time`]: instants shown in the centre's UTC offset.
@@ -17,6 +18,7 @@
 pub mod dicom;
 pub mod form;
 pub mod identity;
+pub mod sealed;
 pub mod sign;
 pub mod time;
 

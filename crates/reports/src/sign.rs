@@ -49,6 +49,10 @@ pub struct SignatureRequest<'a> {
     pub reason: &'a str,
     pub location: &'a str,
     pub time: Timestamp,
+    /// What the field shows on the page (a later signer's name and time in
+    /// their slot); `None` for an invisible field, when the page content
+    /// already prints the signer.
+    pub stamp: Option<&'a crate::form::SignatureStamp>,
 }
 
 /// Appends a signature revision to `pdf` and returns the signed file.
@@ -105,7 +109,22 @@ fn add_signature_revision(pdf: &[u8], request: &SignatureRequest<'_>) -> Result<
     widget.set("FT", Object::Name(b"Sig".to_vec()));
     widget.set("T", text_string(request.field_name));
     widget.set("V", Object::Reference(signature_id));
-    widget.set("Rect", Object::Array(vec![0.into(), 0.into(), 0.into(), 0.into()]));
+    match request.stamp {
+        Some(stamp) => {
+            let [x0, y0, x1, y1] = stamp.rect;
+            widget.set("Rect", Object::Array(stamp.rect.iter().map(|&v| Object::Real(v)).collect()));
+            let mut form = Dictionary::new();
+            form.set("Type", Object::Name(b"XObject".to_vec()));
+            form.set("Subtype", Object::Name(b"Form".to_vec()));
+            form.set("BBox", Object::Array(vec![0.into(), 0.into(), Object::Real(x1 - x0), Object::Real(y1 - y0)]));
+            form.set("Resources", Object::Dictionary(Dictionary::new()));
+            let appearance = doc.new_document.add_object(lopdf::Stream::new(form, stamp.content.clone()));
+            let mut normal = Dictionary::new();
+            normal.set("N", Object::Reference(appearance));
+            widget.set("AP", Object::Dictionary(normal));
+        }
+        None => widget.set("Rect", Object::Array(vec![0.into(), 0.into(), 0.into(), 0.into()])),
+    }
     // Print + Locked: an invisible field that cannot be edited away.
     widget.set("F", Object::Integer(4 | 128));
     widget.set("P", Object::Reference(page_id));

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use telediag_reports::form::{ReportFont, ReportForm, render};
+use telediag_reports::form::{PrintedSigner, ReportFont, ReportForm, render, reviewer_stamp};
 use telediag_reports::{CentreCa, SignatureRequest, Timestamp, sign_pdf};
 
 fn tool(name: &str) -> bool {
@@ -31,6 +31,32 @@ fn sample_form() -> ReportForm {
     ReportForm::specimen("http://localhost:8080/verify/0f1e2d3c4b5a69788796a5b4c3d2e1f0")
 }
 
+/// Dark pixels of page 1 (rendered at 72 dpi, so a pixel is a point) inside
+/// `rect` (PDF user space, origin bottom-left).
+fn ink_in(pdf: &Path, rect: [f32; 4]) -> usize {
+    let root = pdf.with_extension("");
+    let status =
+        Command::new("pdftoppm").args(["-r", "72", "-gray", "-singlefile", "-f", "1", "-l", "1"]).arg(pdf).arg(&root).status().unwrap();
+    assert!(status.success());
+    let pgm = std::fs::read(root.with_extension("pgm")).unwrap();
+    // "P5\n<w> <h>\n255\n" then one byte per pixel.
+    let mut fields = pgm.split(|b| b.is_ascii_whitespace()).filter(|f| !f.is_empty());
+    assert_eq!(fields.next(), Some(&b"P5"[..]));
+    let number = |f: Option<&[u8]>| std::str::from_utf8(f.unwrap()).unwrap().parse::<usize>().unwrap();
+    let (width, height) = (number(fields.next()), number(fields.next()));
+    let pixels = &pgm[pgm.len() - width * height..];
+    let [x0, y0, x1, y1] = rect.map(|v| v.round() as usize);
+    let mut dark = 0;
+    for y in (height - y1)..(height - y0) {
+        for x in x0..x1 {
+            if pixels[y * width + x] < 128 {
+                dark += 1;
+            }
+        }
+    }
+    dark
+}
+
 fn pdfsig(path: &Path) -> String {
     let out = Command::new("pdfsig").arg(path).output().expect("pdfsig runs");
     format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
@@ -42,7 +68,8 @@ fn two_doctors_sign_and_pdfsig_finds_both_valid_until_one_byte_changes() {
     if !tool("pdfsig") {
         return;
     }
-    let form = sample_form();
+    // As the reporting doctor signs it: the reviewer's slot is empty.
+    let form = ReportForm { reviewing_doctor: None, ..sample_form() };
     let pdf = render(&form, &font).unwrap();
     let ca = CentreCa::create("云南省远程影像诊断中心").unwrap();
     let reporter = ca.issue("陈医生", "user-2").unwrap();
@@ -56,9 +83,11 @@ fn two_doctors_sign_and_pdfsig_finds_both_valid_until_one_byte_changes() {
             reason: "报告医师签名",
             location: "远程诊断中心",
             time: Timestamp::new(1_795_430_000_000, 480),
+            stamp: None,
         },
     )
     .unwrap();
+    let stamp = reviewer_stamp(&font, &PrintedSigner { name: "黄主任".into(), signed_at: Timestamp::new(1_795_431_800_000, 480) });
     let twice = sign_pdf(
         &once,
         &SignatureRequest {
@@ -68,6 +97,7 @@ fn two_doctors_sign_and_pdfsig_finds_both_valid_until_one_byte_changes() {
             reason: "审核医师签名",
             location: "远程诊断中心",
             time: Timestamp::new(1_795_431_800_000, 480),
+            stamp: Some(&stamp),
         },
     )
     .unwrap();
@@ -83,6 +113,18 @@ fn two_doctors_sign_and_pdfsig_finds_both_valid_until_one_byte_changes() {
     assert!(report.contains("陈医生") && report.contains("黄主任"), "{report}");
     assert!(report.contains("Total document signed"), "the reviewer's signature covers the whole file: {report}");
     assert!(report.contains("ETSI.CAdES.detached"), "{report}");
+
+    // The reviewer's name and time appear in their slot only with their signature.
+    if tool("pdftoppm") {
+        let once_path = dir.path().join("once.pdf");
+        std::fs::write(&once_path, &once).unwrap();
+        let (before, after) = (ink_in(&once_path, stamp.rect), ink_in(&path, stamp.rect));
+        assert!(after > before + 200, "dark pixels in the reviewer's slot: {before} before (its label), {after} after signing");
+        if let Some(out) = std::env::var_os("TELEDIAG_SAMPLE_REPORT_PNG") {
+            let status = Command::new("pdftoppm").args(["-r", "110", "-png", "-singlefile"]).arg(&path).arg(out).status().unwrap();
+            assert!(status.success());
+        }
+    }
 
     // One byte inside the first revision's page content, outside any /Contents.
     let mut tampered = twice.clone();
@@ -154,6 +196,7 @@ fn with_the_centre_ca_trusted_pdfsig_validates_both_certificate_chains() {
             reason: "报告医师签名",
             location: "中心",
             time,
+            stamp: None,
         },
     )
     .unwrap();
@@ -166,6 +209,7 @@ fn with_the_centre_ca_trusted_pdfsig_validates_both_certificate_chains() {
             reason: "审核医师签名",
             location: "中心",
             time,
+            stamp: None,
         },
     )
     .unwrap();
