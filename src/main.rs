@@ -167,9 +167,6 @@ enum UserAction {
     },
     /// Disable a user (their sessions end).
     Disable { username: String },
-    /// Import a doctor's signing certificate and key from PKCS#12 (password
-    /// from TELEDIAG_P12_PASSWORD).
-    ImportP12 { username: String, file: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -302,15 +299,6 @@ async fn user(action: UserAction, config: &Config) -> Result<()> {
             db.update_user(u.id, &telediag_archive::accounts::UserChange { disabled: Some(true), ..Default::default() }).await?;
             audit_cli(db, "user disable", &format!("/api/users/{}", u.id)).await?;
             println!("{username} disabled");
-        }
-        UserAction::ImportP12 { username, file } => {
-            let u = find(username.clone()).await?;
-            let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
-            let password = env_var("TELEDIAG_P12_PASSWORD").unwrap_or_default();
-            let identity = telediag_reports::SigningIdentity::from_pkcs12(&bytes, &password)?;
-            telediag_worklist::reporting::finalise::store_identity(db, u.id, &identity, "pkcs12").await.map_err(api)?;
-            audit_cli(db, "user import-p12", &format!("/api/users/{}/signing-identity", u.id)).await?;
-            println!("{username} now signs as {} (SHA-256 {})", identity.subject(), identity.fingerprint());
         }
     }
     Ok(())

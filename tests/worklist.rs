@@ -106,9 +106,26 @@ fn centre(env: &[(&str, &str)]) -> Centre {
         let body = format!(r#"{{"username":"{username}","display_name":"{name}","password":"password-{username}","roles":{roles}{site}}}"#);
         let created = ok(port, "POST", "/api/users", &admin, Some(&body));
         ids.insert(username, created["id"].as_i64().unwrap());
-        tokens.insert(username, login(port, username, &format!("password-{username}")));
+        let token = login(port, username, &format!("password-{username}"));
+        if !roles.contains("site_user") {
+            choose_pin(port, &token, username);
+        }
+        tokens.insert(username, token);
     }
     Centre { server, admin, tokens, ids }
+}
+
+/// The doctor chooses their signing PIN, `pin-{username}`: a key and
+/// certificate are issued, sealed under it.
+fn choose_pin(port: u16, token: &str, username: &str) {
+    let body = format!(r#"{{"password":"password-{username}","pin":"pin-{username}"}}"#);
+    let chosen = ok(port, "PUT", "/api/me/signing-pin", token, Some(&body));
+    assert_eq!(chosen["change"], "issued", "{chosen}");
+}
+
+/// `{"pin": "pin-{username}"}`, the body of a signature.
+fn pin(username: &str) -> String {
+    format!(r#"{{"pin":"pin-{username}"}}"#)
 }
 
 fn pdfsig(path: &Path) -> String {
@@ -204,13 +221,17 @@ fn a_registered_request_is_read_signed_twice_downloaded_verified_and_amended() {
     // The site sees no draft.
     let seen = ok(port, "GET", &format!("/api/requests/{id}/report"), c.token("dongshan_tech"), None);
     assert_eq!(seen["versions"].as_array().unwrap().len(), 0, "{seen}");
-    // Signing is confirmed with the signer's own password: a session alone does not sign.
-    for (body, says) in [(None, "none was given"), (Some(r#"{"password":"password-huang"}"#), "wrong password")] {
+    // Signing opens the signer's key with their signing PIN: a session alone,
+    // or the login password, does not sign.
+    for (body, code) in [
+        (None, "signing_pin_required"),
+        (Some(r#"{"pin":"pin-huang"}"#), "signing_pin_wrong"),
+        (Some(r#"{"pin":"password-chen"}"#), "signing_pin_wrong"),
+    ] {
         let (status, reply) = api(port, "POST", &format!("/api/requests/{id}/report/sign"), Some(c.token("chen")), body);
-        assert_eq!(status, 403, "{reply}");
-        assert!(reply["error"].as_str().unwrap().contains(says), "{reply}");
+        assert_eq!((status, reply["code"].as_str()), (403, Some(code)), "{reply}");
     }
-    ok(port, "POST", &format!("/api/requests/{id}/report/sign"), c.token("chen"), Some(r#"{"password":"password-chen"}"#));
+    ok(port, "POST", &format!("/api/requests/{id}/report/sign"), c.token("chen"), Some(&pin("chen")));
     let seen = ok(port, "GET", &format!("/api/requests/{id}/report"), c.token("dongshan_tech"), None);
     assert_eq!(seen["request"]["state"], "preliminary");
     assert_eq!(seen["versions"][0]["state"], "preliminary", "the site sees the preliminary report");
@@ -221,19 +242,10 @@ fn a_registered_request_is_read_signed_twice_downloaded_verified_and_amended() {
     // The reviewer co-signs; the author cannot review themselves.
     let (status, _) = api(port, "POST", &format!("/api/requests/{id}/report/review"), Some(c.token("chen")), None);
     assert_eq!(status, 403);
-    // A co-signature never changes the text the author signed: a reviewer
-    // with corrections returns the report instead.
-    let (status, reply) =
-        api(port, "POST", &format!("/api/requests/{id}/report/review"), Some(c.token("huang")), Some(r#"{"conclusion":"良性结节。"}"#));
-    assert_eq!(status, 400, "{reply}");
-    assert!(reply["error"].as_str().unwrap().contains("report/return"), "{reply}");
-    let seen = ok(port, "GET", &format!("/api/requests/{id}/report"), &c.admin, None);
-    assert_eq!(
-        (seen["versions"][0]["state"].as_str(), seen["versions"][0]["conclusion"].as_str()),
-        (Some("preliminary"), Some(conclusion))
-    );
-    let finished =
-        ok(port, "POST", &format!("/api/requests/{id}/report/review"), c.token("huang"), Some(r#"{"password":"password-huang"}"#));
+    // The reporting doctor's signature is already on the stored document.
+    let preliminary = ok(port, "GET", &format!("/api/requests/{id}/report"), &c.admin, None);
+    assert_eq!(preliminary["versions"][0]["state"], "preliminary");
+    let finished = ok(port, "POST", &format!("/api/requests/{id}/report/review"), c.token("huang"), Some(&pin("huang")));
     assert_eq!(finished["report"]["state"], "final", "{finished}");
     let sr_uid = finished["filed_into_study"]["sr_sop_instance_uid"].as_str().unwrap_or_else(|| panic!("{finished}")).to_owned();
     let token = finished["report"]["verify_token"].as_str().unwrap().to_owned();
@@ -248,6 +260,12 @@ fn a_registered_request_is_read_signed_twice_downloaded_verified_and_amended() {
     let report = pdfsig(&path);
     assert_eq!(report.matches("Signature is Valid").count(), 2, "{report}");
     assert!(report.contains("陈医生") && report.contains("黄主任"), "{report}");
+    // The reviewer's signature is a revision of the very document the
+    // reporting doctor signed at their own act.
+    let (status, _, signed_by_author) =
+        http_raw(port, &format!("/api/requests/{id}/report/pdf?stage=author"), c.token("dongshan_tech"), None);
+    assert_eq!(status, 200);
+    assert!(pdf.len() > signed_by_author.len() && pdf.starts_with(&signed_by_author), "the author's document, extended");
     let mut broken = pdf.clone();
     broken[pdf.len() / 3] ^= 0x20;
     std::fs::write(dir.join("broken.pdf"), &broken).unwrap();
@@ -282,7 +300,6 @@ fn a_registered_request_is_read_signed_twice_downloaded_verified_and_amended() {
         "检查所见",
         "右肺上叶结节",
         "陈医生",
-        "黄主任",
         "https://telediag.example.cn/verify/",
     ] {
         assert!(text.contains(expected), "{expected:?} missing from the PDF text:\n{text}");
@@ -346,9 +363,8 @@ fn a_registered_request_is_read_signed_twice_downloaded_verified_and_amended() {
         c.token("chen"),
         Some(r#"{"conclusion":"右肺上叶结节，周围型肺癌可能性大；建议增强 CT 及穿刺活检。"}"#),
     );
-    ok(port, "POST", &format!("/api/requests/{id}/report/sign"), c.token("chen"), Some(r#"{"password":"password-chen"}"#));
-    let amended =
-        ok(port, "POST", &format!("/api/requests/{id}/report/review"), c.token("huang"), Some(r#"{"password":"password-huang"}"#));
+    ok(port, "POST", &format!("/api/requests/{id}/report/sign"), c.token("chen"), Some(&pin("chen")));
+    let amended = ok(port, "POST", &format!("/api/requests/{id}/report/review"), c.token("huang"), Some(&pin("huang")));
     assert_eq!(amended["report"]["version"], 2);
     assert_eq!(amended["report"]["kind"], "amendment");
     let versions = ok(port, "GET", &format!("/api/requests/{id}/report"), c.token("dongshan_tech"), None);
@@ -648,7 +664,7 @@ fn an_ecg_is_prefilled_from_its_measurements_and_a_critical_finding_reaches_the_
     );
 
     // Single-signature site: the ECG doctor's signature makes it final.
-    let signed = ok(port, "POST", &format!("/api/requests/{id}/report/sign"), c.token("liu"), Some(r#"{"password":"password-liu"}"#));
+    let signed = ok(port, "POST", &format!("/api/requests/{id}/report/sign"), c.token("liu"), Some(&pin("liu")));
     assert_eq!(signed["report"]["state"], "final", "{signed}");
     assert_eq!(signed["report"]["critical"], true);
     let (status, _, pdf) = http_raw(port, &format!("/api/requests/{id}/report/pdf"), c.token("dongshan_tech"), None);
@@ -697,7 +713,7 @@ fn an_ecg_is_prefilled_from_its_measurements_and_a_critical_finding_reaches_the_
         c.token("liu"),
         Some(r#"{"findings":"与 2026-11-20 心电图比较，ST 段抬高为新出现。","conclusion":"建议立即转诊行冠脉造影。"}"#),
     );
-    ok(port, "POST", &format!("/api/requests/{id}/report/sign"), c.token("liu"), Some(r#"{"password":"password-liu"}"#));
+    ok(port, "POST", &format!("/api/requests/{id}/report/sign"), c.token("liu"), Some(&pin("liu")));
     let seen = ok(port, "GET", &format!("/api/requests/{id}/report"), c.token("dongshan_tech"), None);
     let states: Vec<(&str, &str)> =
         seen["versions"].as_array().unwrap().iter().map(|v| (v["kind"].as_str().unwrap(), v["state"].as_str().unwrap())).collect();
@@ -745,7 +761,8 @@ const TABLE: &[Row] = &[
     ("GET", "/api/users", None, [401, 200, 403, 403, 403, 403], None),
     ("PATCH", "/api/users/{user}", Some("{}"), [401, 204, 403, 403, 403, 403], None),
     ("PUT", "/api/users/{user}/credentials", Some(r#"{"modalities":[]}"#), [401, 200, 403, 403, 403, 403], None),
-    ("PUT", "/api/users/{user}/signing-identity", Some("not a PKCS#12 file"), [401, 400, 403, 403, 403, 403], None),
+    ("GET", "/api/me/signing", None, [401, 403, 403, 200, 200, 200], None),
+    ("POST", "/api/users/{user}/signing-identity/retire", Some(r#"{"reason":"left"}"#), [401, 204, 403, 403, 403, 403], None),
     ("PATCH", "/api/sites/东山县医院", Some("{}"), [401, 204, 403, 403, 403, 403], None),
     ("GET", "/api/audit", None, [401, 200, 403, 403, 403, 403], None),
     ("GET", "/api/audit/verify", None, [401, 200, 403, 403, 403, 403], None),
@@ -777,6 +794,121 @@ fn centre_with_a_study_at_each_site(who: &[&'static str]) -> Centre {
         c.tokens.insert(who, login(port, who, &format!("password-{who}")));
     }
     c
+}
+
+/// Issue 20: each signer's key signs at their own act, opened by their own
+/// PIN. A reviewer who revises the text signs it alone as its editor; the
+/// reporting doctor's signature stays on the draft they signed. Keys in the
+/// database are sealed; wrong PINs lock; a forgotten PIN means a new key.
+#[test]
+fn a_revising_reviewer_signs_alone_and_keys_open_only_with_their_pin() {
+    if !require_tool("pdfsig") || !require_tool("pdftotext") {
+        return;
+    }
+    let c = centre_with_a_study_at_each_site(&["chen", "huang", "shen", "dongshan_tech"]);
+    let port = c.port();
+    let requests = wait_for(port, "/api/requests", &c.admin, "a request per site", |v| (v.as_array()?.len() == 2).then(|| v.clone()));
+    let of = |site: &str| requests.as_array().unwrap().iter().find(|r| r["site"] == site).unwrap()["id"].as_i64().unwrap();
+    let (ct, cr) = (of("东山县医院"), of("西河县医院"));
+    let write = |id: i64, conclusion: &str| {
+        ok(port, "POST", &format!("/api/requests/{id}/claim"), c.token("chen"), None);
+        ok(port, "POST", &format!("/api/requests/{id}/report"), c.token("chen"), None);
+        let text = serde_json::json!({ "findings": "右肺上叶见一 8 mm 实性结节，边缘光整。", "conclusion": conclusion });
+        ok(port, "PUT", &format!("/api/requests/{id}/report"), c.token("chen"), Some(&text.to_string()));
+    };
+    let draft_conclusion = "右肺上叶小结节，建议年度复查。";
+    write(ct, draft_conclusion);
+    ok(port, "POST", &format!("/api/requests/{ct}/report/sign"), c.token("chen"), Some(&pin("chen")));
+
+    // 黄主任 revises the conclusion and signs it as its editor.
+    let revised = "右肺上叶实性结节（8 mm），建议 6–12 个月 CT 复查（Fleischner 2017）。";
+    let body = serde_json::json!({ "conclusion": revised, "pin": "pin-huang" }).to_string();
+    let finished = ok(port, "POST", &format!("/api/requests/{ct}/report/review"), c.token("huang"), Some(&body));
+    assert_eq!((finished["report"]["state"].as_str(), finished["report"]["conclusion"].as_str()), (Some("final"), Some(revised)));
+    let dir = c.server.dir.path();
+    let fetch = |query: &str, name: &str| {
+        let (status, head, pdf) = http_raw(port, &format!("/api/requests/{ct}/report/pdf{query}"), c.token("dongshan_tech"), None);
+        assert_eq!(status, 200, "{head}");
+        let path = dir.join(name);
+        std::fs::write(&path, &pdf).unwrap();
+        let text = Command::new("pdftotext").args(["-layout"]).arg(&path).arg("-").output().unwrap();
+        (pdf, pdfsig(&path), String::from_utf8_lossy(&text.stdout).into_owned())
+    };
+    let (_, signatures, text) = fetch("", "edited.pdf");
+    assert_eq!(signatures.matches("Signature is Valid").count(), 1, "the reviewer's alone: {signatures}");
+    assert!(
+        signatures.contains("黄主任") && !signatures.contains("陈医生"),
+        "never the author's key on the reviewer's words: {signatures}"
+    );
+    assert!(text.contains("建议 6–12 个月 CT 复查") && !text.contains("建议年度复查"), "{text}");
+    assert!(text.contains("陈医生（初稿）") && text.contains("黄主任（修改）") && text.contains("修改并签名"), "{text}");
+    let (draft_pdf, signatures, text) = fetch("?stage=author", "draft.pdf");
+    assert_eq!(signatures.matches("Signature is Valid").count(), 1, "{signatures}");
+    assert!(signatures.contains("陈医生") && !signatures.contains("黄主任"), "{signatures}");
+    assert!(text.contains("建议年度复查"), "the draft as its author signed it: {text}");
+    let token = finished["report"]["verify_token"].as_str().unwrap();
+    let verified = api(port, "GET", &format!("/verify/{token}"), None, None).1;
+    assert_eq!((verified["status"].as_str(), verified["edited_by_reviewer"].as_bool()), (Some("valid"), Some(true)), "{verified}");
+    use sha2::Digest;
+    assert_eq!(verified["signers"][0]["draft_sha256"], hex::encode(sha2::Sha256::digest(&draft_pdf)), "{verified}");
+    assert!(verified["signers"][1]["role"].as_str().unwrap().contains("修改"), "{verified}");
+
+    // Unlocked for the session, 陈医生 signs without retyping the PIN.
+    write(cr, "胸部正位片未见明显异常。");
+    let unlocked = ok(port, "POST", "/api/me/signing-unlock", c.token("chen"), Some(r#"{"pin":"pin-chen","minutes":5}"#));
+    assert!(unlocked["unlocked_until"].as_i64().is_some(), "{unlocked}");
+    let (status, _) = api(port, "POST", "/api/me/signing-unlock", Some(c.token("chen")), Some(r#"{"pin":"pin-chen","minutes":600}"#));
+    assert_eq!(status, 400, "an unlock is minutes long, at most the centre's maximum");
+    let signed = ok(port, "POST", &format!("/api/requests/{cr}/report/sign"), c.token("chen"), None);
+    assert_eq!(signed["state"], "preliminary", "{signed}");
+
+    // Five wrong PINs lock signing; then the right one is refused too.
+    for attempt in 1..=5 {
+        let (status, reply) = api(port, "POST", "/api/me/signing-unlock", Some(c.token("shen")), Some(r#"{"pin":"000000","minutes":1}"#));
+        let want = if attempt < 5 { "signing_pin_wrong" } else { "signing_locked" };
+        assert_eq!((status, reply["code"].as_str()), (403, Some(want)), "attempt {attempt}: {reply}");
+    }
+    let (_, reply) = api(port, "POST", "/api/me/signing-unlock", Some(c.token("shen")), Some(r#"{"pin":"pin-shen","minutes":1}"#));
+    assert_eq!(reply["code"], "signing_locked", "{reply}");
+    assert!(ok(port, "GET", "/api/me/signing", c.token("shen"), None)["locked_until"].as_i64().is_some());
+
+    // What a copy of the database holds: keys sealed, no PKCS#8 key in the
+    // clear, and a sealed key does not open without its PIN.
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rows: Vec<(Vec<u8>, Vec<u8>)> = runtime.block_on(async {
+        let db = c.server.database().await;
+        sqlx::query_as("SELECT key_sealed, cert_der FROM signing_identities").fetch_all(db.pool()).await.unwrap()
+    });
+    assert_eq!(rows.len(), 5, "every doctor of the centre chose a PIN");
+    // RFC 5915 inside PKCS#8: version 1, then the 32-byte P-256 private key.
+    const EC_PRIVATE_KEY: [u8; 7] = [0x04, 0x6D, 0x30, 0x6B, 0x02, 0x01, 0x01];
+    for file in ["index.db", "index.db-wal"] {
+        let bytes = std::fs::read(c.server.data().join(file)).unwrap_or_default();
+        assert!(!bytes.windows(EC_PRIVATE_KEY.len()).any(|w| w == EC_PRIVATE_KEY), "a private key in the clear in {file}");
+    }
+    for (sealed, cert) in &rows {
+        assert!(telediag_reports::identity::SigningKey::from_pkcs8_der(sealed).is_err());
+        for guess in ["", "000000", "123456", "password-chen", "pin-xxxx"] {
+            assert!(telediag_reports::sealed::open(sealed, guess, cert).is_err(), "{guess:?} opened a key");
+        }
+    }
+
+    // An administrator retires 陈医生's certificate: no key, no signature,
+    // until he chooses a PIN again (a new key). 黄主任, his PIN forgotten,
+    // resets it with his password: a new key, the old certificate retired.
+    ok(port, "POST", &format!("/api/users/{}/signing-identity/retire", c.ids["chen"]), &c.admin, Some(r#"{"reason":"离职"}"#));
+    let (status, reply) = api(port, "GET", "/api/me/signing", Some(c.token("chen")), None);
+    assert_eq!((status, reply["has_pin"].as_bool()), (200, Some(false)), "{reply}");
+    let reset = ok(port, "PUT", "/api/me/signing-pin", c.token("huang"), Some(r#"{"password":"password-huang","pin":"new-pin-huang"}"#));
+    assert_eq!(reset["change"], "reissued", "{reset}");
+    let (status, reply) =
+        api(port, "PUT", "/api/me/signing-pin", Some(c.token("huang")), Some(r#"{"password":"wrong","pin":"another-pin"}"#));
+    assert_eq!(status, 403, "choosing a PIN needs the login password: {reply}");
+    let retired: i64 = runtime.block_on(async {
+        let db = c.server.database().await;
+        sqlx::query_scalar("SELECT COUNT(*) FROM retired_certificates").fetch_one(db.pool()).await.unwrap()
+    });
+    assert_eq!(retired, 2, "chen's and huang's old certificates");
 }
 
 /// Credentials (modality and site) gate what a doctor may do, not only what
@@ -845,13 +977,14 @@ fn credentials_gate_actions_not_only_reads() {
         c.token("liu"),
         Some(r#"{"findings":"窦性心律，心率 72 次/分。","conclusion":"正常心电图。"}"#),
     );
-    ok(port, "POST", &format!("/api/requests/{ecg}/report/sign"), c.token("liu"), Some(r#"{"password":"password-liu"}"#));
+    ok(port, "POST", &format!("/api/requests/{ecg}/report/sign"), c.token("liu"), Some(&pin("liu")));
     let (status, reply) = api(port, "POST", &format!("/api/requests/{ecg}/report/review"), Some(c.token("huang")), None);
     assert_eq!(status, 403, "a radiologist reviewer does not co-sign an ECG: {reply}");
     let body = r#"{"username":"ma","display_name":"马主任","password":"password-ma","roles":["ecg_doctor","reviewer"]}"#;
     ok(port, "POST", "/api/users", &c.admin, Some(body));
     let ma = login(port, "ma", "password-ma");
-    let finished = ok(port, "POST", &format!("/api/requests/{ecg}/report/review"), &ma, Some(r#"{"password":"password-ma"}"#));
+    choose_pin(port, &ma, "ma");
+    let finished = ok(port, "POST", &format!("/api/requests/{ecg}/report/review"), &ma, Some(&pin("ma")));
     assert_eq!(finished["report"]["state"], "final", "{finished}");
 }
 
@@ -904,7 +1037,7 @@ fn every_endpoint_answers_every_role_and_another_sites_objects_are_not_found() {
 }
 
 #[test]
-fn operators_add_users_from_the_cli_and_an_imported_rsa_certificate_signs_the_report() {
+fn operators_add_users_from_the_cli_and_a_doctors_imported_rsa_certificate_signs_the_report() {
     if !require_tool("openssl") || !require_tool("pdfsig") {
         return;
     }
@@ -954,31 +1087,22 @@ fn operators_add_users_from_the_cli_and_an_imported_rsa_certificate_signs_the_re
         .output()
         .unwrap();
     assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
-    let wrong = telediag()
-        .arg("--data")
-        .arg(server.data())
-        .args(["user", "import-p12", "wang"])
-        .arg(dir.join("wang.p12"))
-        .env("TELEDIAG_P12_PASSWORD", "wrong")
-        .output()
-        .unwrap();
-    assert!(!wrong.status.success(), "a wrong PKCS#12 password is refused");
-    let imported = telediag()
-        .arg("--data")
-        .arg(server.data())
-        .args(["user", "import-p12", "wang"])
-        .arg(dir.join("wang.p12"))
-        .env("TELEDIAG_P12_PASSWORD", "p12-secret")
-        .output()
-        .unwrap();
-    assert!(imported.status.success(), "{}", String::from_utf8_lossy(&imported.stderr));
-    assert!(String::from_utf8_lossy(&imported.stdout).contains("CN=王医生"));
-
     server.start_with(&[("TELEDIAG_STUDY_STABLE_SECS", "1")]);
     let port = server.http_port;
     let admin = login(port, "admin", ADMIN_PASSWORD);
     ok(port, "PATCH", "/api/sites/南岭乡卫生院", &admin, Some(r#"{"single_signature":true}"#));
     let wang = login(port, "wang", "password-cli-user");
+    // The doctor brings the PKCS#12 and seals its key under their signing PIN.
+    let p12 = std::fs::read(dir.join("wang.p12")).unwrap();
+    let import = |p12_password: &str| {
+        let headers = [("X-Password", "password-cli-user"), ("X-Pkcs12-Password", p12_password), ("X-Signing-Pin", "wang-pin-2026")];
+        send_bytes(port, "PUT", "/api/me/signing-identity", &wang, &headers, &p12)
+    };
+    let (status, reply) = import("wrong");
+    assert_eq!(status, 400, "a wrong PKCS#12 password is refused: {reply}");
+    let (status, reply) = import("p12-secret");
+    assert_eq!(status, 200, "{reply}");
+    assert!(reply.contains("CN=王医生"), "{reply}");
     let id = wait_for(port, "/api/requests?view=pool", &wang, "the CR in wang's pool", |v| v.as_array()?.first().map(|r| r["id"].clone()))
         .as_i64()
         .unwrap();
@@ -991,7 +1115,7 @@ fn operators_add_users_from_the_cli_and_an_imported_rsa_certificate_signs_the_re
         &wang,
         Some(r#"{"findings":"双肺纹理清晰。","conclusion":"胸部正位片未见明显异常。"}"#),
     );
-    let signed = ok(port, "POST", &format!("/api/requests/{id}/report/sign"), &wang, Some(r#"{"password":"password-cli-user"}"#));
+    let signed = ok(port, "POST", &format!("/api/requests/{id}/report/sign"), &wang, Some(r#"{"pin":"wang-pin-2026"}"#));
     assert_eq!(signed["report"]["state"], "final");
     let nanling = login(port, "nanling", "password-cli-user");
     let (status, _, pdf) = http_raw(port, &format!("/api/requests/{id}/report/pdf"), &nanling, None);
@@ -1000,8 +1124,8 @@ fn operators_add_users_from_the_cli_and_an_imported_rsa_certificate_signs_the_re
     let report = pdfsig(&dir.join("cr.pdf"));
     assert_eq!(report.matches("Signature is Valid").count(), 1, "{report}");
     assert!(report.contains("O=省CA") || report.contains("省CA"), "signed with the imported certificate: {report}");
-    let audit = ok(port, "GET", "/api/audit?contains=cli", &admin, None);
-    assert!(audit.as_array().unwrap().iter().any(|e| e["action"] == "cli user import-p12"), "{audit}");
+    let audit = ok(port, "GET", "/api/audit?contains=signing-identity", &admin, None);
+    assert!(audit.as_array().unwrap().iter().any(|e| e["object"] == "/api/me/signing-identity"), "{audit}");
 }
 
 #[test]

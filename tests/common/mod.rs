@@ -457,10 +457,17 @@ fn dechunk(mut rest: &[u8]) -> Vec<u8> {
 
 /// POSTs `body` with `content_type`; returns status and body text.
 pub fn post_bytes(port: u16, path: &str, token: &str, content_type: &str, body: &[u8]) -> (u16, String) {
+    send_bytes(port, "POST", path, token, &[("Content-Type", content_type)], body)
+}
+
+/// Sends `body` with `headers` (a PKCS#12 file and its passwords, say);
+/// returns status and body text.
+pub fn send_bytes(port: u16, method: &str, path: &str, token: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, String) {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
     stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let extra: String = headers.iter().map(|(name, value)| format!("{name}: {value}\r\n")).collect();
     let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nAuthorization: Bearer {token}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nAuthorization: Bearer {token}\r\n{extra}Content-Length: {}\r\n\r\n",
         body.len()
     );
     stream.write_all(head.as_bytes()).unwrap();

@@ -3,9 +3,8 @@
 //! identities (PKCS#12 import) and the audit log. Admins only.
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use telediag_archive::accounts::UserChange;
@@ -135,25 +134,6 @@ pub async fn set_credentials(
     assign::set_credentials(db, id, &credentials).await?;
     let (stored, _) = assign::credentials(db, id).await?;
     Ok(Json(stored).into_response())
-}
-
-/// `PUT /api/users/{id}/signing-identity`: a PKCS#12 file as the body, its
-/// password in `X-Pkcs12-Password` (never in the URL, which is logged).
-pub async fn import_signing_identity(
-    State(state): State<AppState>,
-    user: CurrentUser,
-    Path(id): Path<i64>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    user.require(Role::Admin, "managing signing certificates")?;
-    let db = state.archive.database();
-    db.user_by_id(id).await?.ok_or_else(|| ApiError::not_found("user"))?;
-    let password = headers.get("x-pkcs12-password").and_then(|v| v.to_str().ok()).unwrap_or("");
-    let identity = telediag_reports::SigningIdentity::from_pkcs12(&body, password).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    crate::reporting::finalise::store_identity(db, id, &identity, "pkcs12").await?;
-    tracing::info!(user_id = id, fingerprint = %identity.fingerprint(), "signing identity imported");
-    Ok(Json(serde_json::json!({ "subject": identity.subject(), "sha256": identity.fingerprint() })).into_response())
 }
 
 #[derive(Debug, Deserialize)]

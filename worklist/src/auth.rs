@@ -248,6 +248,12 @@ pub async fn resolve(state: &AppState, headers: &axum::http::HeaderMap) -> Optio
     }
 }
 
+/// The session a request came with, as its database key: what a session's
+/// own state (a signing unlock) is kept under.
+pub fn session_key(headers: &axum::http::HeaderMap) -> Option<String> {
+    token_in(headers).map(|t| token_hash(&t))
+}
+
 fn token_in(headers: &axum::http::HeaderMap) -> Option<String> {
     if let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok())
         && let Some(token) = value.strip_prefix("Bearer ")

@@ -31,6 +31,9 @@ pub struct WorklistConfig {
     /// The built web application (`viewer/dist` of the source tree, built
     /// by `npm run build --workspace viewer`), served at `/`.
     pub web_app: PathBuf,
+    /// The longest a doctor may unlock signing for their session with their
+    /// PIN, in minutes; 0 asks for the PIN at every signature.
+    pub signing_unlock_max_minutes: u32,
 }
 
 /// Turnaround deadlines in minutes, per priority: `default` and per modality.
@@ -82,6 +85,7 @@ impl Default for WorklistConfig {
             report_font: None,
             dicomweb_cors_origins: Vec::new(),
             web_app: PathBuf::from("viewer/dist"),
+            signing_unlock_max_minutes: 15,
         }
     }
 }

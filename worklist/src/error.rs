@@ -12,11 +12,15 @@ pub struct ApiError {
     pub reason: String,
     /// Seconds, sent as `Retry-After` (429 and 503).
     pub retry_after: Option<u64>,
+    /// A stable name for what went wrong, sent as `"code"` where a client
+    /// acts on it (the web application asks for a signing PIN on
+    /// `signing_pin_not_set`), not on the reason's words.
+    pub code: Option<&'static str>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, reason: impl Into<String>) -> Self {
-        ApiError { status, reason: reason.into(), retry_after: None }
+        ApiError { status, reason: reason.into(), retry_after: None, code: None }
     }
     pub fn unauthorized() -> Self {
         Self::new(StatusCode::UNAUTHORIZED, "authentication required: log in or send a bearer token")
@@ -33,6 +37,10 @@ impl ApiError {
     pub fn conflict(reason: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, reason)
     }
+    pub fn with_code(mut self, code: &'static str) -> Self {
+        self.code = Some(code);
+        self
+    }
     /// A query that failed: the database is unreachable or broken, not the request.
     pub fn database(e: sqlx::Error) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, format!("index database unavailable: {e}"))
@@ -44,7 +52,11 @@ impl IntoResponse for ApiError {
         if self.status.is_server_error() {
             tracing::error!(status = %self.status, reason = %self.reason, "request failed");
         }
-        let mut response = (self.status, Json(serde_json::json!({ "error": self.reason }))).into_response();
+        let body = match self.code {
+            Some(code) => serde_json::json!({ "error": self.reason, "code": code }),
+            None => serde_json::json!({ "error": self.reason }),
+        };
+        let mut response = (self.status, Json(body)).into_response();
         if let Some(seconds) = self.retry_after {
             response.headers_mut().insert(axum::http::header::RETRY_AFTER, seconds.into());
         }

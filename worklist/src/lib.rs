@@ -8,7 +8,9 @@
 //! - [`reporting`]: report versions from [`templates`], autosave, two-level
 //!   sign-off, critical findings, addenda and amendments, the signed PDF and
 //!   its filing into the study, the public verification page.
-//! - [`admin`]: users, credentials, site settings, signing identities, audit.
+//! - [`admin`]: users, credentials, site settings, audit.
+//! - [`signing`]: doctors' signing PINs, the keys sealed under them, unlocks
+//!   and lockouts, certificate retirement.
 //! - [`audit`]: the hash-chained, append-only record of every authenticated
 //!   request (one middleware, so no route can forget it).
 //! - `routes`: health, login, studies, sites, instance images, ECG upload.
@@ -38,6 +40,7 @@ pub mod login_limit;
 pub mod reporting;
 pub mod requests;
 mod routes;
+pub mod signing;
 pub mod templates;
 pub mod web_app;
 
@@ -60,6 +63,8 @@ pub struct AppState {
     pub audit: audit::AuditLog,
     /// Issues doctors' signing certificates.
     pub ca: Arc<CentreCa>,
+    /// Sessions a doctor unlocked for signing with their PIN.
+    pub signing_unlocks: Arc<signing::Unlocks>,
     /// The CJK font of reports; `None` when the machine has none (signing then says so).
     pub font: Option<ReportFont>,
     /// Failed logins per client address.
@@ -129,6 +134,7 @@ impl AppState {
             ca: Arc::new(ca),
             font,
             login_limiter: Arc::default(),
+            signing_unlocks: Arc::default(),
             ecg_uploads: Arc::new(tokio::sync::Semaphore::new(CONCURRENT_ECG_UPLOADS)),
             notices: Arc::default(),
             https: false,
@@ -152,7 +158,11 @@ pub fn router(state: AppState) -> Router {
         .route("/api/users", get(admin::list_users).post(routes::add_user))
         .route("/api/users/{id}", axum::routing::patch(admin::change_user))
         .route("/api/users/{id}/credentials", put(admin::set_credentials))
-        .route("/api/users/{id}/signing-identity", put(admin::import_signing_identity))
+        .route("/api/users/{id}/signing-identity/retire", post(signing::routes::retire))
+        .route("/api/me/signing", get(signing::routes::status))
+        .route("/api/me/signing-pin", put(signing::routes::set_pin))
+        .route("/api/me/signing-unlock", post(signing::routes::unlock).delete(signing::routes::lock))
+        .route("/api/me/signing-identity", put(signing::routes::import_pkcs12))
         .route("/api/audit", get(admin::query_audit))
         .route("/api/audit/verify", get(admin::verify_audit))
         .route("/api/uid-collisions", get(admin::list_uid_collisions))

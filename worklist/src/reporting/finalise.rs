@@ -5,14 +5,13 @@
 //! Signing happens before the state changes: if the font or a key is
 //! missing the report stays preliminary and the reviewer is told why.
 
-use sqlx::Row;
 use telediag_archive::db::now_ms;
 use telediag_archive::person_name::display;
 use telediag_archive::store::{BlobStore, ObjectKey};
 use telediag_archive::{Database, Origin};
 use telediag_reports::dicom::{SignedReport, StudyContext};
 use telediag_reports::form::{PrintedSigner, ReportForm, Tracing};
-use telediag_reports::{SignatureRequest, SigningIdentity, Timestamp};
+use telediag_reports::{ReportFont, SignatureRequest, SigningIdentity, Timestamp};
 
 use super::ReportVersion;
 use crate::AppState;
@@ -21,45 +20,6 @@ use crate::requests::ReadRequest;
 
 fn internal(what: &str, e: impl std::fmt::Display) -> ApiError {
     ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, format!("{what}: {e}"))
-}
-
-/// The user's signing identity; issued by the centre's CA on first use.
-pub async fn signing_identity(state: &AppState, user_id: i64, display_name: &str) -> Result<SigningIdentity, ApiError> {
-    let db = state.archive.database();
-    let row = sqlx::query("SELECT key_der, cert_der, chain_der FROM signing_identities WHERE user_id = ?")
-        .bind(user_id)
-        .fetch_optional(db.pool())
-        .await
-        .map_err(ApiError::database)?;
-    if let Some(row) = row {
-        let chain: Option<Vec<u8>> = row.get(2);
-        return SigningIdentity::from_der(row.get(0), row.get(1), chain.as_deref().unwrap_or(&[]))
-            .map_err(|e| internal("the stored signing identity is unusable", e));
-    }
-    let identity = state.ca.issue(display_name, &format!("user-{user_id}")).map_err(|e| internal("issuing a certificate", e))?;
-    store_identity(db, user_id, &identity, "centre-ca").await?;
-    tracing::info!(user_id, fingerprint = %identity.fingerprint(), "signing certificate issued by the centre CA");
-    Ok(identity)
-}
-
-/// Keeps `identity` as the user's, replacing any earlier one.
-pub async fn store_identity(db: &Database, user_id: i64, identity: &SigningIdentity, source: &str) -> Result<(), ApiError> {
-    let der = identity.to_der().map_err(|e| internal("encoding the signing identity", e))?;
-    sqlx::query(
-        "INSERT INTO signing_identities (user_id, cert_der, chain_der, key_der, source, created_at) VALUES (?, ?, ?, ?, ?, ?)
-         ON CONFLICT (user_id) DO UPDATE SET cert_der = excluded.cert_der, chain_der = excluded.chain_der,
-           key_der = excluded.key_der, source = excluded.source, created_at = excluded.created_at",
-    )
-    .bind(user_id)
-    .bind(der.certificate)
-    .bind(der.chain)
-    .bind(der.key)
-    .bind(source)
-    .bind(now_ms())
-    .execute(db.pool())
-    .await
-    .map_err(ApiError::database)?;
-    Ok(())
 }
 
 /// The study's indexed facts a report prints and the DICOM export repeats,
@@ -131,38 +91,61 @@ async fn key_image_bytes(state: &AppState, sops: &[String]) -> Vec<Vec<u8>> {
 /// A signed, stored report.
 #[derive(Debug, Clone)]
 pub struct SignedPdf {
+    /// The verification page's token, printed on the form as its QR code.
     pub token: String,
     pub key: String,
     pub sha256: String,
     pub bytes: Vec<u8>,
 }
 
-/// Renders and signs the final PDF of `report` (signed by `author`, and by
-/// `reviewer` when two-level), and stores it durably.
-pub async fn sign_and_store(
+/// A doctor signing now, with the key they unlocked with their PIN.
+pub struct Signer {
+    pub user_id: i64,
+    pub name: String,
+    pub at: i64,
+    pub identity: SigningIdentity,
+}
+
+/// Who the form prints as having written and reviewed it.
+struct Printed {
+    author: PrintedSigner,
+    reviewer: Option<PrintedSigner>,
+    /// Said under the title, e.g. that the reviewer revised the text.
+    note: Option<String>,
+}
+
+fn no_font() -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        "no CJK font for reports: install fonts-wqy-microhei or set worklist.report_font",
+    )
+}
+
+/// The form of `report` with `printed` signers and the verification `token`.
+async fn form_for(
     state: &AppState,
     request: &ReadRequest,
     report: &ReportVersion,
-    author: (i64, String, i64),
-    reviewer: Option<(i64, String, i64)>,
-    supersedes_version: Option<i64>,
-) -> Result<SignedPdf, ApiError> {
+    printed: Printed,
+    token: &str,
+) -> Result<ReportForm, ApiError> {
     let db = state.archive.database();
-    let font = state.font.clone().ok_or_else(|| {
-        ApiError::new(
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            "no CJK font for reports: install fonts-wqy-microhei or set worklist.report_font",
-        )
-    })?;
     let study_uid = request.study_uid.as_deref().ok_or_else(|| ApiError::conflict("a report needs the study's images"))?;
     let (ctx, description) = study_context(db, study_uid).await?;
     let offset = state.config.utc_offset_minutes;
-    let token = crate::auth::new_token()[..32].to_owned();
     let now = Timestamp::new(now_ms(), offset);
+    let supersedes_version = match report.supersedes {
+        Some(previous) => super::version_by_id(db, previous).await?.map(|v| v.version),
+        None => None,
+    };
     let version_note = match (report.kind.as_str(), supersedes_version) {
         ("amendment", Some(v)) => Some(format!("更正报告（第 {} 版），替代第 {v} 版", report.version)),
         ("addendum", _) => Some(format!("补充报告（第 {} 版）", report.version)),
         _ => None,
+    };
+    let version_note = match (version_note, printed.note) {
+        (Some(a), Some(b)) => Some(format!("{a}；{b}")),
+        (a, b) => a.or(b),
     };
     // An ECG's page is printed at its true size on a page of its own (a
     // ruler on the paper measures true intervals); images are key images.
@@ -179,7 +162,7 @@ pub async fn sign_and_store(
     } else {
         (images, Vec::new())
     };
-    let form = ReportForm {
+    Ok(ReportForm {
         centre_name: state.config.centre_name.clone(),
         hospital_name: request.site.clone(),
         title: title_for(request.modality.as_deref()),
@@ -201,62 +184,147 @@ pub async fn sign_and_store(
         conclusion: report.conclusion.clone(),
         critical: report.critical,
         version_note,
-        reporting_doctor: Some(PrintedSigner { name: author.1.clone(), signed_at: Timestamp::new(author.2, offset) }),
-        reviewing_doctor: reviewer.as_ref().map(|r| PrintedSigner { name: r.1.clone(), signed_at: Timestamp::new(r.2, offset) }),
+        reporting_doctor: Some(printed.author),
+        reviewing_doctor: printed.reviewer,
         report_date: now,
         printed_at: now,
         key_images,
         tracings,
         report_id: format!("R{}-{}", request.id, report.version),
         verify_url: format!("{}/verify/{token}", state.config.public_url.trim_end_matches('/')),
-    };
-    let author_identity = signing_identity(state, author.0, &author.1).await?;
-    let reviewer_identity = match &reviewer {
-        Some(r) => Some(signing_identity(state, r.0, &r.1).await?),
-        None => None,
-    };
-    let centre = state.config.centre_name.clone();
-    let (author_name, author_at) = (author.1.clone(), author.2);
-    let reviewer_part = reviewer.map(|r| (r.1, r.2)).zip(reviewer_identity);
-    let bytes = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, String> {
-        let pdf = telediag_reports::form::render(&form, &font).map_err(|e| e.to_string())?;
-        let mut signed = telediag_reports::sign_pdf(
-            &pdf,
-            &SignatureRequest {
-                identity: &author_identity,
-                field_name: "报告医师",
-                signer_name: &author_name,
-                reason: "报告医师签名",
-                location: &centre,
-                time: Timestamp::new(author_at, offset),
-            },
-        )
-        .map_err(|e| e.to_string())?;
-        if let Some(((name, at), identity)) = reviewer_part {
-            signed = telediag_reports::sign_pdf(
-                &signed,
-                &SignatureRequest {
-                    identity: &identity,
-                    field_name: "审核医师",
-                    signer_name: &name,
-                    reason: "审核医师签名",
-                    location: &centre,
-                    time: Timestamp::new(at, offset),
-                },
-            )
-            .map_err(|e| e.to_string())?;
+    })
+}
+
+/// One signature to apply, owned so that it can move to a blocking thread.
+struct Signing {
+    identity: SigningIdentity,
+    field: &'static str,
+    name: String,
+    reason: &'static str,
+    location: String,
+    time: Timestamp,
+    stamp: Option<telediag_reports::form::SignatureStamp>,
+}
+
+impl Signing {
+    fn new(state: &AppState, signer: &Signer, field: &'static str, reason: &'static str) -> Signing {
+        Signing {
+            identity: signer.identity.clone(),
+            field,
+            name: signer.name.clone(),
+            reason,
+            location: state.config.centre_name.clone(),
+            time: Timestamp::new(signer.at, state.config.utc_offset_minutes),
+            stamp: None,
         }
-        Ok(signed)
+    }
+
+    fn apply(&self, pdf: &[u8]) -> Result<Vec<u8>, String> {
+        let request = SignatureRequest {
+            identity: &self.identity,
+            field_name: self.field,
+            signer_name: &self.name,
+            reason: self.reason,
+            location: &self.location,
+            time: self.time,
+            stamp: self.stamp.as_ref(),
+        };
+        telediag_reports::sign_pdf(pdf, &request).map_err(|e| e.to_string())
+    }
+}
+
+/// Renders `form` and applies `signing`, off the async workers (tens of
+/// milliseconds of CPU).
+async fn render_and_sign(form: ReportForm, font: ReportFont, signing: Signing) -> Result<Vec<u8>, ApiError> {
+    tokio::task::spawn_blocking(move || {
+        let pdf = telediag_reports::form::render(&form, &font).map_err(|e| e.to_string())?;
+        signing.apply(&pdf)
     })
     .await
     .map_err(|e| internal("signing", e))?
-    .map_err(|e| internal("making the signed PDF", e))?;
+    .map_err(|e| internal("making the signed PDF", e))
+}
 
+/// The reporting doctor (报告医师) signs the form of `report` as they see
+/// it: the reviewer's slot is left empty for the reviewer's own revision
+/// (a single-signature site has none). Stored; its token is the version's
+/// verification token from now on.
+pub async fn author_signs(state: &AppState, request: &ReadRequest, report: &ReportVersion, author: &Signer) -> Result<SignedPdf, ApiError> {
+    let font = state.font.clone().ok_or_else(no_font)?;
+    let token = crate::auth::new_token()[..32].to_owned();
+    let offset = state.config.utc_offset_minutes;
+    let printed = Printed {
+        author: PrintedSigner { name: author.name.clone(), signed_at: Timestamp::new(author.at, offset) },
+        reviewer: None,
+        note: None,
+    };
+    let form = form_for(state, request, report, printed, &token).await?;
+    let bytes = render_and_sign(form, font, Signing::new(state, author, "报告医师", "报告医师签名")).await?;
+    store(state, request, report, &token, "author", bytes).await
+}
+
+/// The reviewer (审核医师) co-signs the document the reporting doctor
+/// signed, unchanged: their signature is a revision added to it, their
+/// name and time drawn in the form's reviewer slot by its appearance.
+pub async fn reviewer_cosigns(
+    state: &AppState,
+    request: &ReadRequest,
+    report: &ReportVersion,
+    author_pdf: SignedPdf,
+    reviewer: &Signer,
+) -> Result<SignedPdf, ApiError> {
+    let font = state.font.clone().ok_or_else(no_font)?;
+    let shown = PrintedSigner { name: reviewer.name.clone(), signed_at: Timestamp::new(reviewer.at, state.config.utc_offset_minutes) };
+    let signing = Signing {
+        stamp: Some(telediag_reports::form::reviewer_stamp(&font, &shown)),
+        ..Signing::new(state, reviewer, "审核医师", "审核医师签名")
+    };
+    let signed = author_pdf.bytes;
+    let bytes = tokio::task::spawn_blocking(move || signing.apply(&signed))
+        .await
+        .map_err(|e| internal("signing", e))?
+        .map_err(|e| internal("co-signing the PDF", e))?;
+    store(state, request, report, &author_pdf.token, "final", bytes).await
+}
+
+/// The reviewer revised the text (审核修改) and signs it as its editor:
+/// a new document, signed by them alone, that prints the reporting doctor
+/// as the author of the draft they signed (kept; see the verification page)
+/// and the reviewer as the one who revised and signed this text.
+pub async fn editor_signs(
+    state: &AppState,
+    request: &ReadRequest,
+    edited: &ReportVersion,
+    author: (&str, i64),
+    reviewer: &Signer,
+) -> Result<SignedPdf, ApiError> {
+    let font = state.font.clone().ok_or_else(no_font)?;
+    let token = crate::auth::new_token()[..32].to_owned();
+    let offset = state.config.utc_offset_minutes;
+    let printed = Printed {
+        author: PrintedSigner { name: format!("{}（初稿）", author.0), signed_at: Timestamp::new(author.1, offset) },
+        reviewer: Some(PrintedSigner { name: format!("{}（修改）", reviewer.name), signed_at: Timestamp::new(reviewer.at, offset) }),
+        note: Some(format!("本版由审核医师{}修改并签名；报告医师签署的初稿见核验页", reviewer.name)),
+    };
+    let form = form_for(state, request, edited, printed, &token).await?;
+    let bytes = render_and_sign(form, font, Signing::new(state, reviewer, "审核医师", "审核医师修改并签名")).await?;
+    store(state, request, edited, &token, "edited", bytes).await
+}
+
+/// Keeps a signed PDF durably in the store.
+async fn store(
+    state: &AppState,
+    request: &ReadRequest,
+    report: &ReportVersion,
+    token: &str,
+    stage: &str,
+    bytes: Vec<u8>,
+) -> Result<SignedPdf, ApiError> {
     use sha2::Digest;
     let sha256 = hex::encode(sha2::Sha256::digest(&bytes));
-    let key = format!("reports/site-{}/request-{}/v{}-{token}.pdf", request.site_id, request.id, report.version);
+    let key = format!("reports/site-{}/request-{}/v{}-{stage}-{token}.pdf", request.site_id, request.id, report.version);
     let object_key = ObjectKey::new(key.clone()).map_err(|e| internal("report key", e))?;
-    let staged = state.archive.scratch_dir().join(format!("report-{token}"));
+    let staged = state.archive.scratch_dir().join(format!("report-{stage}-{token}"));
     let store = state.archive.store().clone();
     let to_write = bytes.clone();
     tokio::task::spawn_blocking(move || -> Result<(), String> {
@@ -268,7 +336,21 @@ pub async fn sign_and_store(
     .await
     .map_err(|e| internal("storing the report", e))?
     .map_err(|e| internal("storing the report", e))?;
-    Ok(SignedPdf { token, key, sha256, bytes })
+    Ok(SignedPdf { token: token.to_owned(), key, sha256, bytes })
+}
+
+/// Reads back a stored signed PDF, checking it is the one recorded.
+pub async fn load(state: &AppState, key: &str, sha256: &str, token: &str) -> Result<SignedPdf, ApiError> {
+    use sha2::Digest;
+    let object_key = ObjectKey::new(key.to_owned()).map_err(|e| internal("report key", e))?;
+    let bytes = tokio::fs::read(state.archive.store().path_of(&object_key))
+        .await
+        .map_err(|e| ApiError::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, format!("the signed report cannot be read: {e}")))?;
+    let found = hex::encode(sha2::Sha256::digest(&bytes));
+    if found != sha256 {
+        return Err(internal("the stored signed report", format!("expected SHA-256 {sha256}, found {found}")));
+    }
+    Ok(SignedPdf { token: token.to_owned(), key: key.to_owned(), sha256: found, bytes })
 }
 
 /// Files the final report into its study: Basic Text SR and Encapsulated

@@ -249,21 +249,38 @@ fn ready_to_sign(draft: &ReportVersion) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// The signer's confirmation of a signing act.
+/// The signer's credential for a signature.
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-pub struct Confirm {
-    /// The actor's login password ([`auth::confirm_password`]).
+pub struct SignWith {
+    /// The signer's signing PIN, which opens their key ([`crate::signing`]);
+    /// omitted while they have unlocked signing for this session.
     #[serde(default)]
-    password: String,
+    pin: Option<String>,
 }
 
-/// `POST /api/requests/{id}/report/sign`: the reporting doctor signs.
+/// The signer, their key opened: `pin`, or this session's unlock.
+async fn signer(
+    state: &AppState,
+    user: &CurrentUser,
+    headers: &HeaderMap,
+    pin: Option<&str>,
+    at: i64,
+) -> Result<finalise::Signer, ApiError> {
+    let session = auth::session_key(headers).ok_or_else(ApiError::unauthorized)?;
+    let identity = crate::signing::identity_for_signing(state, user, &session, pin).await?;
+    Ok(finalise::Signer { user_id: user.id, name: user.display_name.clone(), at, identity })
+}
+
+/// `POST /api/requests/{id}/report/sign`: the reporting doctor signs, with
+/// their own key, the document they see. Two-level sites: preliminary,
+/// awaiting the reviewer; single-signature sites: final.
 pub async fn sign(
     State(state): State<AppState>,
     user: CurrentUser,
     Path(id): Path<i64>,
-    body: Option<Json<Confirm>>,
+    headers: HeaderMap,
+    body: Option<Json<SignWith>>,
 ) -> Result<Response, ApiError> {
     let db = state.archive.database();
     let request = visible_request(db, &user, id).await?;
@@ -276,28 +293,36 @@ pub async fn sign(
     assign::require_credentialed(db, &user, &request, "signing reports").await?;
     require_one_patient(&request)?;
     ready_to_sign(&draft)?;
-    auth::confirm_password(&state, &user, &body.unwrap_or_default().password, "signing").await?;
     let now = now_ms();
+    let author = signer(&state, &user, &headers, body.unwrap_or_default().pin.as_deref(), now).await?;
+    let pdf = finalise::author_signs(&state, &request, &draft, &author).await?;
     // At a single-signature site this signature makes the report final
     // (below); otherwise it awaits the reviewer as preliminary.
     let single = single_signature(&state, request.site_id).await?;
-    let signed =
-        sqlx::query("UPDATE reports SET state = ?, author_id = ?, author_signed_at = ?, updated_at = ? WHERE id = ? AND state = 'draft'")
-            .bind(if single { "draft" } else { "preliminary" })
-            .bind(user.id)
-            .bind(now)
-            .bind(now)
-            .bind(draft.id)
-            .execute(db.pool())
-            .await
-            .map_err(ApiError::database)?
-            .rows_affected();
+    let signed = sqlx::query(
+        "UPDATE reports SET state = ?, author_id = ?, author_signed_at = ?, author_pdf_key = ?, author_pdf_sha256 = ?, verify_token = ?,
+           updated_at = ?
+         WHERE id = ? AND state = 'draft' AND updated_at = ?",
+    )
+    .bind(if single { "draft" } else { "preliminary" })
+    .bind(user.id)
+    .bind(now)
+    .bind(&pdf.key)
+    .bind(&pdf.sha256)
+    .bind(&pdf.token)
+    .bind(now)
+    .bind(draft.id)
+    .bind(draft.updated_at)
+    .execute(db.pool())
+    .await
+    .map_err(ApiError::database)?
+    .rows_affected();
     if signed == 0 {
-        return Err(ApiError::conflict("the draft was signed meanwhile"));
+        return Err(ApiError::conflict("the draft was changed or signed while it was being signed: review it and sign again"));
     }
     if single {
         let draft = super::version_by_id(db, draft.id).await?.ok_or_else(|| ApiError::not_found("report"))?;
-        return make_final(&state, &user, &request, &draft, None).await;
+        return make_final(&state, &user, &request, &draft, pdf, None).await;
     }
     if draft.kind == "report" {
         transition(
@@ -321,23 +346,26 @@ pub async fn sign(
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct Review {
-    /// Text a reviewer sends along is refused with a reason: a co-signature
-    /// never changes what the reporting doctor signed.
+    /// The text as the reviewer revised it (审核修改); omitted, or the same
+    /// as the reporting doctor's, for a co-signature.
     method: Option<String>,
     findings: Option<String>,
     conclusion: Option<String>,
-    /// The reviewer's login password ([`auth::confirm_password`]).
+    /// The reviewer's signing PIN (see [`SignWith`]).
     #[serde(default)]
-    password: String,
+    pin: Option<String>,
 }
 
-/// `POST /api/requests/{id}/report/review`: a reviewer co-signs what the
-/// reporting doctor signed, unchanged: final. A reviewer who wants changes
-/// returns the report to its author, who signs again.
+/// `POST /api/requests/{id}/report/review`: the reviewer signs, final.
+/// Unchanged, their signature is added to the document the reporting
+/// doctor signed. Revised, they sign the revised text alone as its editor:
+/// the reporting doctor's signature stays on the draft they signed (kept,
+/// downloadable with `?stage=author`), never on words they did not write.
 pub async fn review(
     State(state): State<AppState>,
     user: CurrentUser,
     Path(id): Path<i64>,
+    headers: HeaderMap,
     body: Option<Json<Review>>,
 ) -> Result<Response, ApiError> {
     let db = state.archive.database();
@@ -346,58 +374,83 @@ pub async fn review(
     assign::require_credentialed(db, &user, &request, "co-signing reports").await?;
     require_one_patient(&request)?;
     let review = body.map(|b| b.0).unwrap_or_default();
-    if review.method.is_some() || review.findings.is_some() || review.conclusion.is_some() {
-        return Err(ApiError::bad_request(format!(
-            "a co-signature does not change the report's text: the reporting doctor's signature would cover words they did not \
-             write. Return it to its author (POST /api/requests/{id}/report/return) with what to change"
-        )));
-    }
     let all = versions(db, id).await?;
     let pending = all.iter().rev().find(|v| v.state == "preliminary").ok_or_else(|| ApiError::conflict("no report awaits review"))?.clone();
     if pending.author_id == Some(user.id) {
         return Err(ApiError::forbidden("co-signing your own report (the reviewer is another doctor)"));
     }
-    auth::confirm_password(&state, &user, &review.password, "co-signing").await?;
-    make_final(&state, &user, &request, &pending, Some(user.clone())).await
+    let mut edited = pending.clone();
+    for (field, revised) in
+        [(&mut edited.method, review.method), (&mut edited.findings, review.findings), (&mut edited.conclusion, review.conclusion)]
+    {
+        if let Some(text) = revised {
+            *field = text;
+        }
+    }
+    let revised = (edited.method.trim(), edited.findings.trim(), edited.conclusion.trim())
+        != (pending.method.trim(), pending.findings.trim(), pending.conclusion.trim());
+    if revised {
+        ready_to_sign(&edited)?;
+    }
+    let now = now_ms();
+    let reviewer = signer(&state, &user, &headers, review.pin.as_deref(), now).await?;
+    let pdf = if revised {
+        let author = (pending.author_name.as_deref().unwrap_or_default(), pending.author_signed_at.unwrap_or(now));
+        finalise::editor_signs(&state, &request, &edited, author, &reviewer).await?
+    } else {
+        let (key, sha256, token): (Option<String>, Option<String>, Option<String>) =
+            sqlx::query_as("SELECT author_pdf_key, author_pdf_sha256, verify_token FROM reports WHERE id = ?")
+                .bind(pending.id)
+                .fetch_one(db.pool())
+                .await
+                .map_err(ApiError::database)?;
+        let (Some(key), Some(sha256), Some(token)) = (key, sha256, token) else {
+            return Err(ApiError::conflict(
+                "the reporting doctor's signed document is missing (signed before per-signer signatures): return it to its author to sign again",
+            ));
+        };
+        let author_pdf = finalise::load(&state, &key, &sha256, &token).await?;
+        finalise::reviewer_cosigns(&state, &request, &pending, author_pdf, &reviewer).await?
+    };
+    make_final(&state, &user, &request, if revised { &edited } else { &pending }, pdf, Some(reviewer)).await
 }
 
-/// Signs the PDF, marks the version final (superseding what it amends),
-/// moves the request on, and files the report into the study.
+/// Marks the version final with its signed PDF (superseding what it
+/// amends; with the reviewer's revised text, if any), moves the request
+/// on, and files the report into the study.
 async fn make_final(
     state: &AppState,
     user: &CurrentUser,
     request: &ReadRequest,
     report: &ReportVersion,
-    reviewer: Option<CurrentUser>,
+    pdf: finalise::SignedPdf,
+    reviewer: Option<finalise::Signer>,
 ) -> Result<Response, ApiError> {
     let db = state.archive.database();
     let now = now_ms();
-    let author_id = report.author_id.ok_or_else(|| ApiError::conflict("the report has no reporting doctor"))?;
     let author_name = report.author_name.clone().unwrap_or_default();
-    let author_at = report.author_signed_at.unwrap_or(now);
     let superseded = match report.supersedes {
         Some(previous) => super::version_by_id(db, previous).await?,
         None => None,
     };
-    let pdf = finalise::sign_and_store(
-        state,
-        request,
-        report,
-        (author_id, author_name.clone(), author_at),
-        reviewer.as_ref().map(|r| (r.id, r.display_name.clone(), now)),
-        superseded.as_ref().map(|s| s.version),
-    )
-    .await?;
     let mut tx = db.pool().begin().await.map_err(ApiError::database)?;
     let changed = sqlx::query(
-        "UPDATE reports SET state = 'final', reviewer_id = ?, reviewer_signed_at = ?, pdf_key = ?, pdf_sha256 = ?, verify_token = ?, updated_at = ?
+        "UPDATE reports SET state = 'final', reviewer_id = ?, reviewer_signed_at = ?, pdf_key = ?, pdf_sha256 = ?, verify_token = ?,
+           method = ?, findings = ?, conclusion = ?, edited_by_reviewer = (method IS NOT ? OR findings IS NOT ? OR conclusion IS NOT ?),
+           updated_at = ?
          WHERE id = ? AND state IN ('draft', 'preliminary')",
     )
-    .bind(reviewer.as_ref().map(|r| r.id))
-    .bind(reviewer.as_ref().map(|_| now))
+    .bind(reviewer.as_ref().map(|r| r.user_id))
+    .bind(reviewer.as_ref().map(|r| r.at))
     .bind(&pdf.key)
     .bind(&pdf.sha256)
     .bind(&pdf.token)
+    .bind(&report.method)
+    .bind(&report.findings)
+    .bind(&report.conclusion)
+    .bind(&report.method)
+    .bind(&report.findings)
+    .bind(&report.conclusion)
     .bind(now)
     .bind(report.id)
     .execute(&mut *tx)
@@ -438,7 +491,7 @@ async fn make_final(
     .await?;
     tracing::info!(request = request.id, version = report.version, "report final and signed");
 
-    let verifier = reviewer.as_ref().map_or(author_name.clone(), |r| r.display_name.clone());
+    let verifier = reviewer.as_ref().map_or(author_name.clone(), |r| r.name.clone());
     let filed = finalise::file_into_study(state, request, report, &pdf, superseded.and_then(|s| s.verify_token), (verifier, now)).await;
     let filed = match filed {
         Ok((sr, doc)) => serde_json::json!({ "sr_sop_instance_uid": sr, "pdf_sop_instance_uid": doc }),
@@ -551,6 +604,9 @@ pub async fn amend(
 #[derive(Debug, Deserialize, Default)]
 pub struct PdfQuery {
     version: Option<i64>,
+    /// `author`: the document the reporting doctor signed (before the
+    /// reviewer's signature, or the draft a reviewer then revised).
+    stage: Option<String>,
     /// Shown in the page (the report panel's preview) rather than saved.
     #[serde(default)]
     inline: bool,
@@ -572,7 +628,12 @@ pub async fn download_pdf(
         None => current_final(&all),
     }
     .ok_or_else(|| ApiError::not_found("signed report"))?;
-    let key: Option<String> = sqlx::query_scalar("SELECT pdf_key FROM reports WHERE id = ?")
+    let column = match q.stage.as_deref() {
+        None | Some("final") => "pdf_key",
+        Some("author") => "author_pdf_key",
+        Some(other) => return Err(ApiError::bad_request(format!("stage is final or author, found {other:?}"))),
+    };
+    let key: Option<String> = sqlx::query_scalar(&format!("SELECT {column} FROM reports WHERE id = ?"))
         .bind(report.id)
         .fetch_one(db.pool())
         .await
@@ -593,7 +654,8 @@ pub async fn download_pdf(
     }
     let mut headers = HeaderMap::new();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/pdf"));
-    let filename = format!("report-{}-v{}.pdf", request.id, report.version);
+    let stage = if column == "author_pdf_key" { "-author" } else { "" };
+    let filename = format!("report-{}-v{}{stage}.pdf", request.id, report.version);
     let disposition = if q.inline { "inline" } else { "attachment" };
     headers.insert(header::CONTENT_DISPOSITION, HeaderValue::from_str(&format!("{disposition}; filename=\"{filename}\"")).expect("ascii"));
     Ok((headers, bytes).into_response())
@@ -710,7 +772,8 @@ pub async fn verify(State(state): State<AppState>, Path(token): Path<String>, he
     let db = state.archive.database();
     let row = sqlx::query(
         "SELECT rp.request_id, rp.version, rp.kind, rp.state, rp.revoked, rp.pdf_sha256, a.display_name, rp.author_signed_at,
-                v.display_name, rp.reviewer_signed_at, r.patient_name, si.name, rp.revoked_reason
+                v.display_name, rp.reviewer_signed_at, r.patient_name, si.name, rp.revoked_reason, rp.edited_by_reviewer,
+                rp.author_pdf_sha256
          FROM reports rp JOIN read_requests r ON r.id = rp.request_id JOIN sites si ON si.id = r.site_id
          LEFT JOIN users a ON a.id = rp.author_id LEFT JOIN users v ON v.id = rp.reviewer_id
          WHERE rp.verify_token = ?",
@@ -726,13 +789,27 @@ pub async fn verify(State(state): State<AppState>, Path(token): Path<String>, he
         "revoked"
     } else if state_text == "superseded" {
         "superseded"
+    } else if state_text != "final" {
+        "not_final"
     } else {
         "valid"
     };
-    let mut signers =
-        vec![serde_json::json!({ "role": "报告医师", "name": row.get::<Option<String>, _>(6), "signed_at": row.get::<Option<i64>, _>(7) })];
+    // Revised by the reviewer: the reporting doctor signed the draft (its
+    // own document, whose hash is given), the reviewer this text.
+    let edited: bool = row.get(13);
+    let (author_role, reviewer_role) = if edited {
+        ("报告医师（签署初稿）", "审核医师（修改并签署本版）")
+    } else {
+        ("报告医师", "审核医师")
+    };
+    let mut author =
+        serde_json::json!({ "role": author_role, "name": row.get::<Option<String>, _>(6), "signed_at": row.get::<Option<i64>, _>(7) });
+    if edited {
+        author["draft_sha256"] = row.get::<Option<String>, _>(14).into();
+    }
+    let mut signers = vec![author];
     if let Some(name) = row.get::<Option<String>, _>(8) {
-        signers.push(serde_json::json!({ "role": "审核医师", "name": name, "signed_at": row.get::<Option<i64>, _>(9) }));
+        signers.push(serde_json::json!({ "role": reviewer_role, "name": name, "signed_at": row.get::<Option<i64>, _>(9) }));
     }
     let request_id: i64 = row.get(0);
     let version: i64 = row.get(1);
@@ -746,6 +823,7 @@ pub async fn verify(State(state): State<AppState>, Path(token): Path<String>, he
         "signers": signers,
         "document_sha256": row.get::<Option<String>, _>(5),
         "revoked_reason": row.get::<Option<String>, _>(12),
+        "edited_by_reviewer": edited,
     });
     let wants_html = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("text/html"));
     if !wants_html {
@@ -767,6 +845,7 @@ pub async fn verify(State(state): State<AppState>, Path(token): Path<String>, he
     let verdict = match status {
         "valid" => "✔ 报告有效",
         "superseded" => "⚠ 此版本已被更正报告替代",
+        "not_final" => "⏳ 报告尚未审核，未生效",
         _ => "✖ 报告已撤销",
     };
     let page = format!(

@@ -1,0 +1,413 @@
+//! Doctors' signing credentials: the PIN their private key is sealed under,
+//! the short unlock they may grant a session, and the lock after wrong PINs.
+//!
+//! A reliable electronic signature (电子签名法 §13) is under the signer's
+//! sole control. The key is stored only sealed ([`telediag_reports::sealed`])
+//! and opened for one signature with the PIN the doctor types, or from a
+//! session's unlock the doctor granted with it (minutes long, configurable,
+//! held in this process's memory only). The server alone — or an admin, or
+//! whoever copies the database — cannot sign as a doctor.
+//!
+//! A forgotten PIN cannot be recovered: setting a new one without the old
+//! retires the certificate (revoked, if the centre issued it) and issues a
+//! new key. Choosing or resetting a PIN needs the login password, so a
+//! stolen session alone cannot mint a key.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use axum::http::StatusCode;
+use sqlx::Row;
+use telediag_archive::db::now_ms;
+use telediag_reports::SigningIdentity;
+use telediag_reports::sealed::{self, SealError};
+
+pub mod routes;
+
+use crate::AppState;
+use crate::auth::CurrentUser;
+use crate::error::ApiError;
+
+/// Wrong PINs in a row before signing locks.
+pub const MAX_PIN_FAILURES: i64 = 5;
+/// How long signing stays locked after [`MAX_PIN_FAILURES`].
+pub const PIN_LOCK_MS: i64 = 15 * 60 * 1000;
+/// A PIN's length in characters: six digits at least, a passphrase at most.
+pub const PIN_CHARS: std::ops::RangeInclusive<usize> = 6..=64;
+
+/// Why a signing credential was refused. Each maps to an HTTP answer with
+/// a `code` the web application acts on.
+#[derive(Debug, thiserror::Error)]
+pub enum SigningError {
+    #[error("you have no signing PIN yet: choose one (PUT /api/me/signing-pin) before signing")]
+    NoPin,
+    #[error("signing needs your signing PIN")]
+    PinRequired,
+    #[error("wrong signing PIN: {remaining} more wrong PINs lock signing for 15 minutes")]
+    WrongPin { remaining: i64 },
+    #[error("signing is locked for {minutes} more minutes after {failures} wrong PINs")]
+    Locked { minutes: i64, failures: i64 },
+    #[error("a signing PIN has {} to {} characters, found {found}", PIN_CHARS.start(), PIN_CHARS.end())]
+    PinLength { found: usize },
+    #[error("the signing PIN must not be your login password")]
+    PinIsPassword,
+    #[error("the current signing PIN is wrong")]
+    CurrentPinWrong,
+    #[error("the stored signing key is unusable: {0}")]
+    Unusable(String),
+}
+
+impl From<SigningError> for ApiError {
+    fn from(e: SigningError) -> Self {
+        let (status, code) = match &e {
+            SigningError::NoPin => (StatusCode::CONFLICT, "signing_pin_not_set"),
+            SigningError::PinRequired => (StatusCode::FORBIDDEN, "signing_pin_required"),
+            SigningError::WrongPin { .. } | SigningError::CurrentPinWrong => (StatusCode::FORBIDDEN, "signing_pin_wrong"),
+            SigningError::Locked { .. } => (StatusCode::FORBIDDEN, "signing_locked"),
+            SigningError::PinLength { .. } | SigningError::PinIsPassword => (StatusCode::BAD_REQUEST, "signing_pin_refused"),
+            SigningError::Unusable(_) => (StatusCode::INTERNAL_SERVER_ERROR, "signing_key_unusable"),
+        };
+        ApiError::new(status, e.to_string()).with_code(code)
+    }
+}
+
+/// Sessions a doctor unlocked for signing, by session token hash. In
+/// memory only: a restart locks every session again.
+#[derive(Default)]
+pub struct Unlocks {
+    sessions: Mutex<HashMap<String, Unlocked>>,
+}
+
+struct Unlocked {
+    user_id: i64,
+    identity: SigningIdentity,
+    until_ms: i64,
+}
+
+impl Unlocks {
+    fn get(&self, session: &str, user_id: i64) -> Option<SigningIdentity> {
+        let mut sessions = self.sessions.lock().expect("unlock table");
+        let now = now_ms();
+        sessions.retain(|_, u| u.until_ms > now);
+        sessions.get(session).filter(|u| u.user_id == user_id).map(|u| u.identity.clone())
+    }
+
+    fn until(&self, session: &str, user_id: i64) -> Option<i64> {
+        let sessions = self.sessions.lock().expect("unlock table");
+        sessions.get(session).filter(|u| u.user_id == user_id && u.until_ms > now_ms()).map(|u| u.until_ms)
+    }
+
+    fn insert(&self, session: String, unlocked: Unlocked) {
+        self.sessions.lock().expect("unlock table").insert(session, unlocked);
+    }
+
+    /// Ends a session's unlock (the doctor locks, or logs out).
+    pub fn remove(&self, session: &str) {
+        self.sessions.lock().expect("unlock table").remove(session);
+    }
+
+    fn forget_user(&self, user_id: i64) {
+        self.sessions.lock().expect("unlock table").retain(|_, u| u.user_id != user_id);
+    }
+}
+
+/// What the doctor's own settings page shows.
+#[derive(Debug, serde::Serialize)]
+pub struct SigningStatus {
+    pub has_pin: bool,
+    pub subject: Option<String>,
+    pub fingerprint: Option<String>,
+    /// `centre-ca` or `pkcs12`.
+    pub source: Option<String>,
+    pub locked_until: Option<i64>,
+    /// When this session's unlock ends, if it has one.
+    pub unlocked_until: Option<i64>,
+    /// The longest unlock this centre allows, in minutes (0: every signature asks for the PIN).
+    pub max_unlock_minutes: u32,
+}
+
+struct StoredIdentity {
+    cert_der: Vec<u8>,
+    chain_der: Vec<u8>,
+    key_sealed: Vec<u8>,
+    source: String,
+    failures: i64,
+    locked_until: Option<i64>,
+}
+
+async fn stored(state: &AppState, user_id: i64) -> Result<Option<StoredIdentity>, ApiError> {
+    let row = sqlx::query(
+        "SELECT cert_der, chain_der, key_sealed, source, pin_failures, pin_locked_until FROM signing_identities WHERE user_id = ?",
+    )
+    .bind(user_id)
+    .fetch_optional(state.archive.database().pool())
+    .await
+    .map_err(ApiError::database)?;
+    Ok(row.map(|r| StoredIdentity {
+        cert_der: r.get(0),
+        chain_der: r.get::<Option<Vec<u8>>, _>(1).unwrap_or_default(),
+        key_sealed: r.get(2),
+        source: r.get(3),
+        failures: r.get(4),
+        locked_until: r.get(5),
+    }))
+}
+
+/// The user's signing state, for their settings.
+pub async fn status(state: &AppState, user: &CurrentUser, session: &str) -> Result<SigningStatus, ApiError> {
+    let max_unlock_minutes = state.config.signing_unlock_max_minutes;
+    let Some(s) = stored(state, user.id).await? else {
+        return Ok(SigningStatus {
+            has_pin: false,
+            subject: None,
+            fingerprint: None,
+            source: None,
+            locked_until: None,
+            unlocked_until: None,
+            max_unlock_minutes,
+        });
+    };
+    use sha2::Digest;
+    Ok(SigningStatus {
+        has_pin: true,
+        subject: SigningIdentity::subject_of(&s.cert_der),
+        fingerprint: Some(hex::encode(sha2::Sha256::digest(&s.cert_der))),
+        source: Some(s.source),
+        locked_until: s.locked_until.filter(|&t| t > now_ms()),
+        unlocked_until: state.signing_unlocks.until(session, user.id),
+        max_unlock_minutes,
+    })
+}
+
+fn check_pin_shape(pin: &str) -> Result<(), SigningError> {
+    let found = pin.chars().count();
+    if !PIN_CHARS.contains(&found) {
+        return Err(SigningError::PinLength { found });
+    }
+    Ok(())
+}
+
+/// Argon2 is tens of milliseconds of CPU: never on an async worker.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("signing credential check failed: {e}")))
+}
+
+/// What choosing a PIN did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PinChange {
+    /// A first PIN: a key and certificate were issued under it.
+    Issued,
+    /// The same key, sealed under the new PIN.
+    Changed,
+    /// The old PIN was not given: the old certificate was retired and a new key issued.
+    Reissued,
+}
+
+/// Sets the user's signing PIN (see the module's description). The caller
+/// has confirmed the login password.
+pub async fn set_pin(
+    state: &AppState,
+    user: &CurrentUser,
+    password: &str,
+    pin: &str,
+    current_pin: Option<&str>,
+) -> Result<PinChange, ApiError> {
+    check_pin_shape(pin)?;
+    if pin == password {
+        return Err(SigningError::PinIsPassword.into());
+    }
+    let existing = stored(state, user.id).await?;
+    if let (Some(s), Some(current)) = (&existing, current_pin) {
+        let now = now_ms();
+        if let Some(until) = s.locked_until.filter(|&t| t > now) {
+            return Err(SigningError::Locked { minutes: (until - now + 59_999) / 60_000, failures: s.failures }.into());
+        }
+        let (sealed_key, cert, current, pin) = (s.key_sealed.clone(), s.cert_der.clone(), current.to_owned(), pin.to_owned());
+        let resealed = blocking(move || -> Result<Vec<u8>, SealError> {
+            let key = sealed::open(&sealed_key, &current, &cert)?;
+            sealed::seal(&key, &pin, &cert)
+        })
+        .await?;
+        let resealed = match resealed {
+            Ok(r) => r,
+            Err(SealError::WrongPin) => {
+                record_failure(state, user).await?;
+                return Err(SigningError::CurrentPinWrong.into());
+            }
+            Err(e) => return Err(SigningError::Unusable(e.to_string()).into()),
+        };
+        sqlx::query("UPDATE signing_identities SET key_sealed = ?, pin_failures = 0, pin_locked_until = NULL WHERE user_id = ?")
+            .bind(resealed)
+            .bind(user.id)
+            .execute(state.archive.database().pool())
+            .await
+            .map_err(ApiError::database)?;
+        state.signing_unlocks.forget_user(user.id);
+        tracing::info!(user = %user.username, "signing PIN changed");
+        return Ok(PinChange::Changed);
+    }
+    let identity = state.ca.issue(&user.display_name, &format!("user-{}", user.id)).map_err(|e| SigningError::Unusable(e.to_string()))?;
+    let outcome = if existing.is_some() { PinChange::Reissued } else { PinChange::Issued };
+    let reason = "PIN forgotten: a new key was issued";
+    store(state, user.id, identity, pin, "centre-ca", reason).await?;
+    tracing::info!(user = %user.username, ?outcome, "signing key issued by the centre CA");
+    Ok(outcome)
+}
+
+/// Keeps `identity` as the user's, sealed under `pin`, retiring any
+/// earlier certificate with `retire_reason`.
+pub async fn store(
+    state: &AppState,
+    user_id: i64,
+    identity: SigningIdentity,
+    pin: &str,
+    source: &str,
+    retire_reason: &str,
+) -> Result<(), ApiError> {
+    check_pin_shape(pin)?;
+    let der = identity.to_der().map_err(|e| SigningError::Unusable(e.to_string()))?;
+    let (key, cert, pin_owned) = (identity.key.clone(), der.certificate.clone(), pin.to_owned());
+    let sealed_key = blocking(move || sealed::seal(&key, &pin_owned, &cert)).await?.map_err(|e| SigningError::Unusable(e.to_string()))?;
+    let now = now_ms();
+    let mut tx = state.archive.database().pool().begin().await.map_err(ApiError::database)?;
+    sqlx::query(
+        "INSERT INTO retired_certificates (user_id, cert_der, source, retired_at, reason)
+         SELECT user_id, cert_der, source, ?, ? FROM signing_identities WHERE user_id = ?",
+    )
+    .bind(now)
+    .bind(retire_reason)
+    .bind(user_id)
+    .execute(&mut *tx)
+    .await
+    .map_err(ApiError::database)?;
+    sqlx::query(
+        "INSERT INTO signing_identities (user_id, cert_der, chain_der, key_sealed, source, created_at) VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT (user_id) DO UPDATE SET cert_der = excluded.cert_der, chain_der = excluded.chain_der,
+           key_sealed = excluded.key_sealed, source = excluded.source, created_at = excluded.created_at,
+           pin_failures = 0, pin_locked_until = NULL",
+    )
+    .bind(user_id)
+    .bind(der.certificate)
+    .bind(der.chain)
+    .bind(sealed_key)
+    .bind(source)
+    .bind(now)
+    .execute(&mut *tx)
+    .await
+    .map_err(ApiError::database)?;
+    tx.commit().await.map_err(ApiError::database)?;
+    state.signing_unlocks.forget_user(user_id);
+    Ok(())
+}
+
+/// Retires the user's certificate (an administrator's act: a doctor who
+/// left, a key thought compromised). They sign again after choosing a PIN.
+pub async fn retire(state: &AppState, user_id: i64, reason: &str) -> Result<bool, ApiError> {
+    let mut tx = state.archive.database().pool().begin().await.map_err(ApiError::database)?;
+    sqlx::query(
+        "INSERT INTO retired_certificates (user_id, cert_der, source, retired_at, reason)
+         SELECT user_id, cert_der, source, ?, ? FROM signing_identities WHERE user_id = ?",
+    )
+    .bind(now_ms())
+    .bind(reason)
+    .bind(user_id)
+    .execute(&mut *tx)
+    .await
+    .map_err(ApiError::database)?;
+    let removed = sqlx::query("DELETE FROM signing_identities WHERE user_id = ?")
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(ApiError::database)?
+        .rows_affected();
+    tx.commit().await.map_err(ApiError::database)?;
+    state.signing_unlocks.forget_user(user_id);
+    Ok(removed > 0)
+}
+
+async fn record_failure(state: &AppState, user: &CurrentUser) -> Result<i64, ApiError> {
+    let failures: i64 = sqlx::query_scalar(
+        "UPDATE signing_identities SET pin_failures = pin_failures + 1,
+           pin_locked_until = CASE WHEN pin_failures + 1 >= ? THEN ? ELSE pin_locked_until END
+         WHERE user_id = ? RETURNING pin_failures",
+    )
+    .bind(MAX_PIN_FAILURES)
+    .bind(now_ms() + PIN_LOCK_MS)
+    .bind(user.id)
+    .fetch_one(state.archive.database().pool())
+    .await
+    .map_err(ApiError::database)?;
+    tracing::warn!(user = %user.username, failures, "wrong signing PIN");
+    Ok(failures)
+}
+
+/// Opens the user's key with `pin`, counting a wrong PIN and refusing
+/// while locked.
+async fn open_with_pin(state: &AppState, user: &CurrentUser, pin: &str) -> Result<SigningIdentity, ApiError> {
+    let s = stored(state, user.id).await?.ok_or(SigningError::NoPin)?;
+    let now = now_ms();
+    if let Some(until) = s.locked_until.filter(|&t| t > now) {
+        return Err(SigningError::Locked { minutes: (until - now + 59_999) / 60_000, failures: s.failures }.into());
+    }
+    let (sealed_key, cert, pin) = (s.key_sealed, s.cert_der.clone(), pin.to_owned());
+    match blocking(move || sealed::open(&sealed_key, &pin, &cert)).await? {
+        Ok(key) => {
+            if s.failures > 0 {
+                sqlx::query("UPDATE signing_identities SET pin_failures = 0, pin_locked_until = NULL WHERE user_id = ?")
+                    .bind(user.id)
+                    .execute(state.archive.database().pool())
+                    .await
+                    .map_err(ApiError::database)?;
+            }
+            Ok(SigningIdentity::from_parts(key, &s.cert_der, &s.chain_der).map_err(|e| SigningError::Unusable(e.to_string()))?)
+        }
+        Err(SealError::WrongPin) => {
+            let failures = record_failure(state, user).await?;
+            if failures >= MAX_PIN_FAILURES {
+                Err(SigningError::Locked { minutes: PIN_LOCK_MS / 60_000, failures }.into())
+            } else {
+                Err(SigningError::WrongPin { remaining: MAX_PIN_FAILURES - failures }.into())
+            }
+        }
+        Err(e) => Err(SigningError::Unusable(e.to_string()).into()),
+    }
+}
+
+/// The identity to sign with now: opened with `pin` when given, else from
+/// this session's unlock.
+pub async fn identity_for_signing(
+    state: &AppState,
+    user: &CurrentUser,
+    session: &str,
+    pin: Option<&str>,
+) -> Result<SigningIdentity, ApiError> {
+    match pin.filter(|p| !p.is_empty()) {
+        Some(pin) => open_with_pin(state, user, pin).await,
+        None => match state.signing_unlocks.get(session, user.id) {
+            Some(identity) => Ok(identity),
+            None if stored(state, user.id).await?.is_none() => Err(SigningError::NoPin.into()),
+            None => Err(SigningError::PinRequired.into()),
+        },
+    }
+}
+
+/// Unlocks signing for this session for `minutes` (at most the centre's
+/// configured maximum). Returns when the unlock ends.
+pub async fn unlock(state: &AppState, user: &CurrentUser, session: &str, pin: &str, minutes: u32) -> Result<i64, ApiError> {
+    let max = state.config.signing_unlock_max_minutes;
+    if max == 0 {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "this centre asks for the signing PIN at every signature")
+            .with_code("signing_unlock_disabled"));
+    }
+    if minutes == 0 || minutes > max {
+        return Err(ApiError::bad_request(format!("an unlock lasts 1 to {max} minutes, {minutes} were asked")));
+    }
+    let identity = open_with_pin(state, user, pin).await?;
+    let until_ms = now_ms() + i64::from(minutes) * 60_000;
+    state.signing_unlocks.insert(session.to_owned(), Unlocked { user_id: user.id, identity, until_ms });
+    tracing::info!(user = %user.username, minutes, "signing unlocked for the session");
+    Ok(until_ms)
+}
