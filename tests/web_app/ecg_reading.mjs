@@ -110,8 +110,13 @@ main(async () => {
     await conclusion.fill('窦性心律，正常心电图。');
     await page.locator('[data-save-status=saved]').waitFor({ timeout: 15_000 });
     await page.getByRole('button', { name: '报告医师签名' }).click();
-    await page.locator('dialog.confirm input[type=password]').fill(reader.password);
-    await page.locator('dialog.confirm').getByRole('button', { name: '签名', exact: true }).click();
+    // Their first signature: the ECG doctor chooses a signing PIN.
+    const dialog = page.locator('dialog.confirm');
+    await dialog.locator('input[name=new-signing-pin]').waitFor();
+    await dialog.locator('input[name=password]').fill(reader.password);
+    await dialog.locator('input[name=new-signing-pin]').fill('ecg-pin-1357');
+    await dialog.locator('input[name=repeat-signing-pin]').fill('ecg-pin-1357');
+    await dialog.getByRole('button', { name: '签名', exact: true }).click();
     await page.locator('[data-report-state=preliminary], [data-report-state=final]').waitFor({ timeout: 30_000 });
     seen.steps.signedState = await page.locator('[data-report-state]').getAttribute('data-report-state');
     await shot('zh-CN-ecg-signed');

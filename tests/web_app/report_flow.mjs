@@ -15,6 +15,9 @@
 
 import { credentials, launch, main, observations, parseArgs, run, screenshots, signIn as signInAt, watch } from './browser.mjs';
 
+/** The signing PIN the reader chooses at their first signature. */
+const READER_PIN = '802417';
+
 main(async () => {
   const args = parseArgs(process.argv.slice(2), ['url', 'reader', 'reviewer', 'site', 'exam', 'screenshots', 'pdf']);
   const seen = observations();
@@ -89,14 +92,19 @@ main(async () => {
     seen.steps.findingsAfterReload = await findings.inputValue();
     await otherTab.close();
 
-    // Signing: a wrong password is refused in the dialog; the right one signs.
+    // Signing: the first signature asks for a signing PIN to be chosen,
+    // confirmed with the password; a wrong password is refused in the
+    // dialog, the right one issues the key and signs.
     await page.getByRole('button', { name: '报告医师签名' }).click();
     const dialog = page.locator('dialog.confirm');
-    await dialog.locator('input[type=password]').fill('not-my-password');
+    await dialog.locator('input[name=new-signing-pin]').waitFor();
+    await dialog.locator('input[name=password]').fill('not-my-password');
+    await dialog.locator('input[name=new-signing-pin]').fill(READER_PIN);
+    await dialog.locator('input[name=repeat-signing-pin]').fill(READER_PIN);
     await dialog.getByRole('button', { name: '签名', exact: true }).click();
     seen.steps.wrongPassword = await dialog.locator('[role=alert]').textContent();
     await shot(page, 'zh-CN-report-sign-dialog');
-    await dialog.locator('input[type=password]').fill(reader.password);
+    await dialog.locator('input[name=password]').fill(reader.password);
     await dialog.getByRole('button', { name: '签名', exact: true }).click();
     await page.locator('[data-report-state=preliminary]').waitFor({ timeout: 30_000 });
     seen.steps.afterSign = {
@@ -117,7 +125,11 @@ main(async () => {
     await shot(review, 'en-report-review');
     await review.getByRole('button', { name: 'Co-sign as reviewer' }).click();
     const reviewDialog = review.locator('dialog.confirm');
-    await reviewDialog.locator('input[type=password]').fill(reviewer.password);
+    await reviewDialog.locator('input[name=new-signing-pin]').waitFor();
+    await reviewDialog.locator('input[name=password]').fill(reviewer.password);
+    await reviewDialog.locator('input[name=new-signing-pin]').fill('reviewer-pin-246');
+    await reviewDialog.locator('input[name=repeat-signing-pin]').fill('reviewer-pin-246');
+    await shot(review, 'en-report-choose-pin');
     await reviewDialog.getByRole('button', { name: 'Co-sign', exact: true }).click();
     await review.locator('[data-report-state=final]').waitFor({ timeout: 60_000 });
     const preview = review.locator('.pdf-preview iframe');

@@ -11,11 +11,14 @@ export class ApiError extends Error {
   readonly status: number;
   /** The `error` field of the centre's JSON answer, or what went wrong on the way. */
   readonly reason: string;
+  /** The answer's `code`, where the centre names what went wrong for clients to act on (`signing_pin_not_set`). */
+  readonly code: string | null;
 
-  constructor(status: number, reason: string) {
+  constructor(status: number, reason: string, code: string | null = null) {
     super(`${status}: ${reason}`);
     this.status = status;
     this.reason = reason;
+    this.code = code;
   }
 
   get unauthenticated(): boolean {
@@ -56,9 +59,19 @@ async function send<T>(method: string, path: string, body: unknown, accept: stri
   if (response.status === 401 && path !== '/api/login') onUnauthenticated?.();
   const text = await response.text();
   if (!response.ok) {
-    throw new ApiError(response.status, reasonOf(text) ?? response.statusText);
+    throw new ApiError(response.status, reasonOf(text) ?? response.statusText, codeOf(text));
   }
   return (text ? JSON.parse(text) : undefined) as T;
+}
+
+function codeOf(text: string): string | null {
+  try {
+    const parsed: unknown = JSON.parse(text);
+    if (parsed && typeof parsed === 'object' && 'code' in parsed && typeof parsed.code === 'string') return parsed.code;
+  } catch {
+    // Not JSON.
+  }
+  return null;
 }
 
 function reasonOf(text: string): string | null {
@@ -72,6 +85,17 @@ function reasonOf(text: string): string | null {
 }
 
 // ---- What the API returns ---------------------------------------------
+
+/** `GET /api/me/signing`: the doctor's signing key and PIN state. */
+export interface SigningStatus {
+  has_pin: boolean;
+  subject: string | null;
+  fingerprint: string | null;
+  source: string | null;
+  locked_until: number | null;
+  unlocked_until: number | null;
+  max_unlock_minutes: number;
+}
 
 export type Role = 'admin' | 'site_user' | 'radiologist' | 'ecg_doctor' | 'reviewer';
 

@@ -4,7 +4,7 @@
 // locked them out. One user is edited at a time, below the list.
 
 import { useCallback, useEffect, useState } from 'preact/hooks';
-import { ApiError, CSRF_HEADER, type Role, api } from '../api';
+import { ApiError, type Role, api } from '../api';
 import { useApp } from '../context';
 import type { SiteView, UserView } from './types';
 import { useAction } from './use-action';
@@ -123,24 +123,8 @@ function UserEditor(props: { user: UserView; sites: SiteView[]; run: Run }) {
   const [password, setPassword] = useState('');
   const [modalities, setModalities] = useState<string[]>(u.credentials.modalities);
   const [readSites, setReadSites] = useState<string[]>(u.credentials.sites);
-  const [p12, setP12] = useState<File | null>(null);
-  const [p12Password, setP12Password] = useState('');
+  const [retireReason, setRetireReason] = useState('');
   const toggle = (list: string[], item: string, on: boolean) => (on ? [...list, item] : list.filter(x => x !== item));
-
-  const importP12 = async () => {
-    if (!p12) return;
-    // The PKCS#12 password travels in a header, never in the URL (which is logged).
-    const response = await fetch(`/api/users/${u.id}/signing-identity`, {
-      method: 'PUT',
-      credentials: 'same-origin',
-      headers: { [CSRF_HEADER]: '1', 'X-Pkcs12-Password': p12Password, 'Content-Type': 'application/x-pkcs12' },
-      body: await p12.arrayBuffer(),
-    });
-    if (!response.ok) {
-      const body = (await response.json().catch(() => ({}))) as { error?: string };
-      throw new ApiError(response.status, body.error ?? response.statusText);
-    }
-  };
 
   return (
     <div class="admin-editor" aria-label={t('admin.user.editing', { name: u.username })}>
@@ -209,23 +193,30 @@ function UserEditor(props: { user: UserView; sites: SiteView[]; run: Run }) {
         <p class="muted small">{t('admin.user.credentialsHint')}</p>
         <button type="submit">{t('admin.user.saveCredentials')}</button>
       </form>
-      <form
-        class="admin-form"
-        onSubmit={e => {
-          e.preventDefault();
-          void props.run(importP12, t('admin.user.imported', { name: u.username }));
-        }}
-      >
-        <label>
-          {t('admin.user.p12')}
-          <input type="file" accept=".p12,.pfx,application/x-pkcs12" onChange={e => setP12(e.currentTarget.files?.[0] ?? null)} required />
-        </label>
-        <label>
-          {t('admin.user.p12Password')}
-          <input type="password" autoComplete="off" value={p12Password} onInput={e => setP12Password(e.currentTarget.value)} />
-        </label>
-        <button type="submit">{t('admin.user.import')}</button>
-      </form>
+      {u.signing_certificate && (
+        // An administrator cannot sign as a doctor, only retire their
+        // certificate (they left; the key is thought compromised): the
+        // doctor then chooses a PIN again, which issues a new key.
+        <form
+          class="admin-form"
+          onSubmit={e => {
+            e.preventDefault();
+            void props.run(
+              () => api('POST', `/api/users/${u.id}/signing-identity/retire`, { reason: retireReason.trim() }),
+              t('admin.user.retired', { name: u.username }),
+            );
+          }}
+        >
+          <p class="muted small">{u.signing_certificate}</p>
+          <label>
+            {t('admin.user.retireReason')}
+            <input value={retireReason} onInput={e => setRetireReason(e.currentTarget.value)} required />
+          </label>
+          <button type="submit" class="danger">
+            {t('admin.user.retire')}
+          </button>
+        </form>
+      )}
       <div class="admin-actions">
         {u.login.failed_logins > 0 && (
           <button type="button" onClick={() => void props.run(() => api('PATCH', `/api/users/${u.id}`, { unlock: true }), t('admin.user.unlocked', { name: u.username }))}>

@@ -1,63 +1,120 @@
-// A modal that confirms a signing act with the signer's own password (and,
-// for some acts, a note such as what to change). The act runs from the
-// dialog so that a refusal (wrong password, locked account, the centre's
-// reason) is shown where the password was typed.
+// A modal that confirms an act with the actor's own credential: the
+// signing PIN for a signature (the PIN opens the doctor's sealed key on
+// the centre; nothing else can), the login password for the other acts,
+// and for some acts a note such as what to change. The act runs from the
+// dialog so that a refusal (wrong PIN, signing locked, the centre's
+// reason) is shown where the credential was typed.
+//
+// A doctor without a PIN yet chooses one here, the first time they sign:
+// their login password, the PIN twice. A doctor may keep signing unlocked
+// for the session for the minutes the centre allows.
 
 import type { ComponentChildren } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { ApiError } from '../api';
+import { ApiError, type SigningStatus, api } from '../api';
 import { useApp } from '../context';
+import { dateTime } from '../format';
 
 export interface ConfirmRequest {
   title: string;
-  /** What signing means here, shown above the password. */
+  /** What the act means here, shown above the credential. */
   explanation: string;
   /** A text the act needs (a reason, a note), labelled; omitted when none. */
   note?: { label: string; required: boolean };
-  /** Password asked (signing acts); a note alone otherwise. */
-  password: boolean;
+  /** `pin` for a signature, `password` for other confirmed acts, null for a note alone. */
+  credential: 'pin' | 'password' | null;
   confirmLabel: string;
-  run: (password: string, note: string) => Promise<void>;
+  /** Runs the act; `credential` is empty when signing is unlocked for the session. */
+  run: (credential: string, note: string) => Promise<void>;
 }
 
+/** The shortest PIN the centre accepts (`signing::PIN_CHARS`). */
+const MIN_PIN = 6;
+
 export function ConfirmDialog(props: { request: ConfirmRequest | null; onClose: () => void; children?: ComponentChildren }) {
-  const { t } = useApp();
+  const { t, locale } = useApp();
   const dialog = useRef<HTMLDialogElement>(null);
-  const [password, setPassword] = useState('');
+  const [secret, setSecret] = useState('');
   const [note, setNote] = useState('');
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
+  const [signing, setSigning] = useState<SigningStatus | null>(null);
+  const [choosing, setChoosing] = useState(false);
+  const [newPin, setNewPin] = useState('');
+  const [repeatPin, setRepeatPin] = useState('');
+  const [keepUnlocked, setKeepUnlocked] = useState(false);
   const request = props.request;
 
   useEffect(() => {
-    setPassword('');
+    setSecret('');
     setNote('');
     setError(null);
     setBusy(false);
+    setChoosing(false);
+    setNewPin('');
+    setRepeatPin('');
+    setKeepUnlocked(false);
+    setSigning(null);
+    if (request?.credential === 'pin') {
+      void api<SigningStatus>('GET', '/api/me/signing')
+        .then(status => {
+          setSigning(status);
+          setChoosing(!status.has_pin);
+        })
+        .catch(() => {});
+    }
     if (request && dialog.current && !dialog.current.open) dialog.current.showModal();
     if (!request && dialog.current?.open) dialog.current.close();
   }, [request]);
 
   if (!request) return <dialog ref={dialog} class="confirm" />;
+  const unlocked = request.credential === 'pin' && !choosing && (signing?.unlocked_until ?? 0) > Date.now();
+
+  const explain = (e: unknown): string => {
+    if (!(e instanceof ApiError)) return String(e);
+    // The centre's reasons are English; those a signer meets most are said in their language.
+    if (e.code === 'signing_pin_wrong') return `${t('confirm.wrongPin')} ${e.reason}`;
+    if (e.code === 'signing_locked') return `${t('confirm.signingLocked')} ${e.reason}`;
+    if (e.status === 403 && e.reason.endsWith('wrong password')) return t('confirm.wrongPassword');
+    return e.reason;
+  };
+
   const submit = async (event: Event) => {
     event.preventDefault();
     if (request.note?.required && !note.trim()) {
       setError(t('confirm.noteRequired', { label: request.note.label }));
       return;
     }
+    if (choosing && (newPin.length < MIN_PIN || newPin !== repeatPin)) {
+      setError(newPin.length < MIN_PIN ? t('confirm.pinTooShort', { n: MIN_PIN }) : t('confirm.pinsDiffer'));
+      return;
+    }
     setBusy(true);
     setError(null);
     try {
-      await request.run(password, note.trim());
+      let credential = unlocked ? '' : secret;
+      if (choosing) {
+        // The login password confirms who chooses; the key is issued sealed under the new PIN.
+        const answer = await api<{ signing: SigningStatus }>('PUT', '/api/me/signing-pin', { password: secret, pin: newPin });
+        setSigning(answer.signing);
+        setChoosing(false);
+        credential = newPin;
+      }
+      if (request.credential === 'pin' && keepUnlocked && signing && signing.max_unlock_minutes > 0) {
+        await api('POST', '/api/me/signing-unlock', { pin: credential, minutes: signing.max_unlock_minutes });
+        credential = '';
+      }
+      await request.run(credential, note.trim());
       props.onClose();
     } catch (e) {
-      // The centre's reasons are English; the one a signer meets most is said in their language.
-      const wrongPassword = e instanceof ApiError && e.status === 403 && e.reason.endsWith('wrong password');
-      setError(wrongPassword ? t('confirm.wrongPassword') : e instanceof ApiError ? e.reason : String(e));
-      setPassword('');
+      if (e instanceof ApiError && e.code === 'signing_pin_not_set') setChoosing(true);
+      setError(explain(e));
+      setSecret('');
       setBusy(false);
     }
   };
+
+  const secretLabel = choosing || request.credential === 'password' ? t('confirm.password') : t('confirm.pin');
   return (
     <dialog ref={dialog} class="confirm" aria-labelledby="confirm-title" onCancel={props.onClose}>
       <form onSubmit={submit}>
@@ -69,17 +126,42 @@ export function ConfirmDialog(props: { request: ConfirmRequest | null; onClose: 
             <textarea rows={3} value={note} onInput={e => setNote(e.currentTarget.value)} required={request.note.required} />
           </label>
         )}
-        {request.password && (
+        {choosing && <p class="hint">{t('confirm.choosePinExplain')}</p>}
+        {unlocked && signing?.unlocked_until && (
+          <p class="hint" data-testid="signing-unlocked">
+            {t('confirm.unlockedUntil', { time: dateTime(signing.unlocked_until, locale) })}
+          </p>
+        )}
+        {request.credential && !unlocked && (
           <label>
-            {t('confirm.password')}
+            {secretLabel}
             <input
               type="password"
-              autoComplete="current-password"
-              value={password}
-              onInput={e => setPassword(e.currentTarget.value)}
+              name={choosing || request.credential === 'password' ? 'password' : 'signing-pin'}
+              autoComplete={choosing || request.credential === 'password' ? 'current-password' : 'off'}
+              value={secret}
+              onInput={e => setSecret(e.currentTarget.value)}
               required
               autoFocus
             />
+          </label>
+        )}
+        {choosing && (
+          <>
+            <label>
+              {t('confirm.newPin')}
+              <input type="password" name="new-signing-pin" autoComplete="new-password" minLength={MIN_PIN} value={newPin} onInput={e => setNewPin(e.currentTarget.value)} required />
+            </label>
+            <label>
+              {t('confirm.repeatPin')}
+              <input type="password" name="repeat-signing-pin" autoComplete="new-password" value={repeatPin} onInput={e => setRepeatPin(e.currentTarget.value)} required />
+            </label>
+          </>
+        )}
+        {request.credential === 'pin' && !unlocked && (signing?.max_unlock_minutes ?? 0) > 0 && (
+          <label class="check">
+            <input type="checkbox" checked={keepUnlocked} onChange={e => setKeepUnlocked(e.currentTarget.checked)} />
+            {t('confirm.keepUnlocked', { n: signing?.max_unlock_minutes ?? 0 })}
           </label>
         )}
         {error && (

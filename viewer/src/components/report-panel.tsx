@@ -1,7 +1,8 @@
 // The report beside the images or the tracing: the form's three sections
 // (检查方法 / 检查所见 / 检查结论) with the template and phrases, autosave
 // with its state in view, key images, the 危急值 flag, and the signing acts,
-// each confirmed with the signer's password. Once final, the signed PDF is
+// signatures confirmed with the signer's signing PIN, the other acts
+// with their password. Once final, the signed PDF is
 // previewed in the page.
 
 import { useEffect, useRef, useState } from 'preact/hooks';
@@ -40,10 +41,10 @@ export function ReportPanel(props: { report: ReportHandle; onReleased: () => voi
     setConfirm({
       title: t(title),
       explanation: t(explanation),
-      password: true,
+      credential: act.act === 'sign' || act.act === 'cosign' ? 'pin' : 'password',
       confirmLabel: t(confirmLabel),
       ...(note ? { note: { label: t(note), required: true } } : {}),
-      run: (password, written) => props.report.perform(act.act === 'return' ? { act: 'return', reason: written } : act, password),
+      run: (credential, written) => props.report.perform(act.act === 'return' ? { act: 'return', reason: written } : act, credential),
     });
 
   const insertPhrase = (phrase: Phrase) => {
@@ -235,9 +236,9 @@ export function ReportPanel(props: { report: ReportHandle; onReleased: () => voi
                 title: t('report.flag'),
                 explanation: t('report.flagExplain', { site: request.site }),
                 note: { label: t('report.flagNote'), required: true },
-                password: false,
+                credential: null,
                 confirmLabel: t('report.flagConfirm'),
-                run: (_password, note) => props.report.flagCritical(note),
+                run: (_credential, note) => props.report.flagCritical(note),
               })
             }
           >

@@ -10,7 +10,7 @@ import { type ReportView, reportView } from './report-state';
 /** The most key images a report form prints (the centre refuses more). */
 export const MAX_KEY_IMAGES = 4;
 
-/** Signing acts and what each sends besides the signer's password. */
+/** Signing acts and what each sends besides the actor's credential. */
 export type SigningAct =
   | { act: 'sign' }
   | { act: 'cosign' }
@@ -27,8 +27,12 @@ export interface ReportHandle {
   saveReason: string;
   edit: (change: Partial<DraftText>) => void;
   toggleKeyImage: (sop: string) => void;
-  /** Runs a signing act confirmed with `password`; rejects with the centre's reason. */
-  perform: (act: SigningAct, password: string) => Promise<void>;
+  /**
+   * Runs an act confirmed with `credential`: the signing PIN for a
+   * signature (empty while signing is unlocked for the session), the
+   * password otherwise. Rejects with the centre's reason.
+   */
+  perform: (act: SigningAct, credential: string) => Promise<void>;
   flagCritical: (note: string) => Promise<void>;
   release: () => Promise<void>;
   reload: () => Promise<void>;
@@ -149,12 +153,13 @@ export function useReport(user: User, initial: ReadRequest): ReportHandle {
   }, []);
 
   const perform = useCallback(
-    async (signing: SigningAct, password: string) => {
+    async (signing: SigningAct, credential: string) => {
       if (signing.act === 'sign') {
         await saver.current?.flush();
         if (saver.current && saver.current.status !== 'saved') throw new ApiError(409, saver.current.reason || 'the draft is not saved');
       }
-      const body: Record<string, string> = { password };
+      const signature = signing.act === 'sign' || signing.act === 'cosign';
+      const body: Record<string, string> = signature ? (credential ? { pin: credential } : {}) : { password: credential };
       if (signing.act === 'return') body.reason = signing.reason;
       if (signing.act === 'addendum' || signing.act === 'amendment') body.kind = signing.act;
       await api('POST', `/api/requests/${id}/report/${PATHS[signing.act]}`, body);
