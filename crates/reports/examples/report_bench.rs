@@ -45,6 +45,7 @@ fn main() {
                 location: "中心",
                 time,
                 stamp: None,
+                timestamper: None,
             },
         )
         .unwrap();
@@ -59,6 +60,7 @@ fn main() {
                 location: "中心",
                 time,
                 stamp: None,
+                timestamper: None,
             },
         )
         .unwrap();

@@ -199,7 +199,7 @@ impl SigningIdentity {
     }
 }
 
-fn rand_bytes<const N: usize>() -> [u8; N] {
+pub(crate) fn rand_bytes<const N: usize>() -> [u8; N] {
     use p256::elliptic_curve::rand_core::{OsRng, RngCore};
     let mut bytes = [0u8; N];
     OsRng.fill_bytes(&mut bytes);
@@ -207,7 +207,7 @@ fn rand_bytes<const N: usize>() -> [u8; N] {
 }
 
 /// A positive 16-byte serial number, as RFC 5280 asks (≤ 20 octets, unique).
-fn new_serial() -> Result<SerialNumber, IdentityError> {
+pub(crate) fn new_serial() -> Result<SerialNumber, IdentityError> {
     let mut bytes: [u8; 16] = rand_bytes();
     bytes[0] &= 0x7f;
     bytes[0] |= 0x01;
@@ -215,7 +215,7 @@ fn new_serial() -> Result<SerialNumber, IdentityError> {
 }
 
 /// Quotes a value for an RFC 4514 distinguished name.
-fn dn_value(value: &str) -> String {
+pub(crate) fn dn_value(value: &str) -> String {
     let mut out = String::new();
     for (i, c) in value.chars().enumerate() {
         let special = matches!(c, ',' | '+' | '"' | '\\' | '<' | '>' | ';' | '=') || (i == 0 && matches!(c, '#' | ' '));
@@ -313,11 +313,110 @@ impl CentreCa {
     }
 }
 
+impl CentreCa {
+    /// Issues the centre's timestamp authority its certificate: P-256, the
+    /// CA's lifetime, and the critical extended key usage timeStamping
+    /// alone that RFC 3161 §2.3 asks of a TSA.
+    pub fn issue_timestamping(&self, name: &str) -> Result<(p256::ecdsa::SigningKey, Certificate), IdentityError> {
+        let key = p256::ecdsa::SigningKey::random(&mut p256::elliptic_curve::rand_core::OsRng);
+        let subject = Name::from_str(&format!("CN={},O={}", dn_value(name), dn_value(name)))
+            .map_err(|e| IdentityError::Issue(format!("TSA name: {e}")))?;
+        let spki = spki::SubjectPublicKeyInfoOwned::from_key(*key.verifying_key()).map_err(|e| IdentityError::Issue(e.to_string()))?;
+        let validity = Validity::from_now(Duration::from_secs(10 * 365 * 86_400)).map_err(|e| IdentityError::Issue(e.to_string()))?;
+        let profile = Profile::Leaf {
+            issuer: self.certificate.tbs_certificate.subject.clone(),
+            enable_key_agreement: false,
+            enable_key_encipherment: false,
+        };
+        let mut builder = CertificateBuilder::new(profile, new_serial()?, validity, subject, spki, &self.key)
+            .map_err(|e| IdentityError::Issue(e.to_string()))?;
+        builder.add_extension(&TimeStampingOnly).map_err(|e| IdentityError::Issue(e.to_string()))?;
+        let certificate = builder.build::<p256::ecdsa::DerSignature>().map_err(|e| IdentityError::Issue(e.to_string()))?;
+        Ok((key, certificate))
+    }
+
+    /// The CA's certificate revocation list (RFC 5280 §5, v2, with a CRL
+    /// number): `revoked` lists the serial numbers (big-endian bytes) of
+    /// certificates it issued that are revoked, with when. Valid from
+    /// `now_unix_ms` for `valid_for`; verifiers fetch a newer one after.
+    pub fn crl(&self, revoked: &[(Vec<u8>, i64)], now_unix_ms: i64, valid_for: Duration, number: u64) -> Result<Vec<u8>, IdentityError> {
+        use x509_cert::crl::{CertificateList, RevokedCert, TbsCertList};
+        use x509_cert::ext::Extension;
+        let issue = |e: &dyn std::fmt::Display| IdentityError::Issue(format!("CRL: {e}"));
+        let time = |ms: i64| -> Result<x509_cert::time::Time, IdentityError> {
+            let at = std::time::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
+            x509_cert::time::Time::try_from(at).map_err(|e| issue(&e))
+        };
+        let entries = revoked
+            .iter()
+            .map(|(serial, at)| {
+                Ok(RevokedCert {
+                    serial_number: SerialNumber::new(serial).map_err(|e| issue(&e))?,
+                    revocation_date: time(*at)?,
+                    crl_entry_extensions: None,
+                })
+            })
+            .collect::<Result<Vec<_>, IdentityError>>()?;
+        let algorithm = spki::AlgorithmIdentifierOwned { oid: const_oid::db::rfc5912::ECDSA_WITH_SHA_256, parameters: None };
+        let crl_number = der::asn1::Uint::new(&number.to_be_bytes()).map_err(|e| issue(&e))?.to_der().map_err(|e| issue(&e))?;
+        let tbs = TbsCertList {
+            version: x509_cert::Version::V2,
+            signature: algorithm.clone(),
+            issuer: self.certificate.tbs_certificate.subject.clone(),
+            this_update: time(now_unix_ms)?,
+            next_update: Some(time(now_unix_ms + valid_for.as_millis() as i64)?),
+            revoked_certificates: (!entries.is_empty()).then_some(entries),
+            crl_extensions: Some(vec![Extension {
+                extn_id: const_oid::db::rfc5280::ID_CE_CRL_NUMBER,
+                critical: false,
+                extn_value: der::asn1::OctetString::new(crl_number).map_err(|e| issue(&e))?,
+            }]),
+        };
+        let tbs_der = tbs.to_der().map_err(|e| issue(&e))?;
+        use p256::ecdsa::signature::Signer;
+        let signature: p256::ecdsa::DerSignature = self.key.sign(&tbs_der);
+        let list = CertificateList {
+            tbs_cert_list: tbs,
+            signature_algorithm: algorithm,
+            signature: der::asn1::BitString::from_bytes(signature.as_bytes()).map_err(|e| issue(&e))?,
+        };
+        list.to_der().map_err(|e| issue(&e))
+    }
+}
+
+/// Extended key usage id-kp-timeStamping, critical, alone (RFC 3161 §2.3).
+struct TimeStampingOnly;
+
+impl TimeStampingOnly {
+    fn usage() -> x509_cert::ext::pkix::ExtendedKeyUsage {
+        x509_cert::ext::pkix::ExtendedKeyUsage(vec![const_oid::db::rfc5280::ID_KP_TIME_STAMPING])
+    }
+}
+
+impl const_oid::AssociatedOid for TimeStampingOnly {
+    const OID: const_oid::ObjectIdentifier = const_oid::db::rfc5280::ID_CE_EXT_KEY_USAGE;
+}
+
+impl der::Encode for TimeStampingOnly {
+    fn encoded_len(&self) -> der::Result<der::Length> {
+        Self::usage().encoded_len()
+    }
+    fn encode(&self, writer: &mut impl der::Writer) -> der::Result<()> {
+        Self::usage().encode(writer)
+    }
+}
+
+impl x509_cert::ext::AsExtension for TimeStampingOnly {
+    fn critical(&self, _subject: &Name, _extensions: &[x509_cert::ext::Extension]) -> bool {
+        true
+    }
+}
+
 fn const_oid_o() -> der::asn1::ObjectIdentifier {
     der::asn1::ObjectIdentifier::new_unwrap("2.5.4.10")
 }
 
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);

@@ -33,12 +33,14 @@ pub enum SignError {
     Update(String),
     #[error("cannot build the CMS signature: {0}")]
     Cms(String),
+    #[error("no timestamp for the signature: {0}")]
+    Timestamp(String),
     #[error("the CMS signature needs {needed} bytes but {SIGNATURE_CAPACITY} are reserved")]
     TooLarge { needed: usize },
 }
 
 /// Who signs, why, and when (shown by PDF readers and `pdfsig`).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SignatureRequest<'a> {
     pub identity: &'a SigningIdentity,
     /// The form field's name, unique in the document (e.g. `报告医师`).
@@ -53,6 +55,20 @@ pub struct SignatureRequest<'a> {
     /// their slot); `None` for an invisible field, when the page content
     /// already prints the signer.
     pub stamp: Option<&'a crate::form::SignatureStamp>,
+    /// Where the signature's RFC 3161 timestamp comes from (PAdES B-T);
+    /// `None` signs without one (B-B).
+    pub timestamper: Option<&'a dyn crate::tsa::Timestamper>,
+}
+
+impl std::fmt::Debug for SignatureRequest<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignatureRequest")
+            .field("field_name", &self.field_name)
+            .field("signer_name", &self.signer_name)
+            .field("time", &self.time)
+            .field("timestamped", &self.timestamper.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Appends a signature revision to `pdf` and returns the signed file.
@@ -66,7 +82,10 @@ pub fn sign_pdf(pdf: &[u8], request: &SignatureRequest<'_>) -> Result<Vec<u8>, S
     hasher.update(&out[..contents_start]);
     hasher.update(&out[contents_end..]);
     let digest = hasher.finalize();
-    let cms = cms_signature(request.identity, &digest)?;
+    let mut cms = cms_signature(request.identity, &digest)?;
+    if let Some(timestamper) = request.timestamper {
+        cms = with_signature_timestamp(&cms, timestamper)?;
+    }
     if cms.len() * 2 > contents_end - contents_start - 2 {
         return Err(SignError::TooLarge { needed: cms.len() });
     }
@@ -223,8 +242,8 @@ fn sha256_algorithm() -> AlgorithmIdentifierOwned {
 
 /// The ESS signing-certificate-v2 attribute (RFC 5035): binds the signature
 /// to the signer's certificate by its SHA-256, as PAdES requires.
-fn signing_certificate_v2(identity: &SigningIdentity) -> Result<x509_cert::attr::Attribute, SignError> {
-    let cert_der = identity.certificate.to_der().map_err(|e| SignError::Cms(e.to_string()))?;
+pub(crate) fn signing_certificate_v2(certificate: &x509_cert::Certificate) -> Result<x509_cert::attr::Attribute, SignError> {
+    let cert_der = certificate.to_der().map_err(|e| SignError::Cms(e.to_string()))?;
     let hash = Sha256::digest(&cert_der);
     // SigningCertificateV2 ::= SEQUENCE { certs SEQUENCE OF ESSCertIDv2 }
     // ESSCertIDv2 ::= SEQUENCE { certHash OCTET STRING } (hashAlgorithm defaults to SHA-256)
@@ -256,7 +275,7 @@ fn cms_signature(identity: &SigningIdentity, digest: &[u8]) -> Result<Vec<u8>, S
     for issuer in &identity.chain {
         builder.add_certificate(CertificateChoices::Certificate(issuer.clone())).map_err(|e| cms_err(&e))?;
     }
-    let attribute = signing_certificate_v2(identity)?;
+    let attribute = signing_certificate_v2(&identity.certificate)?;
     match &identity.key {
         SigningKey::P256(key) => {
             let mut signer = SignerInfoBuilder::new(key, sid, sha256_algorithm(), &content, Some(digest)).map_err(|e| cms_err(&e))?;
@@ -271,6 +290,57 @@ fn cms_signature(identity: &SigningIdentity, digest: &[u8]) -> Result<Vec<u8>, S
         }
     }
     builder.build().map_err(|e| cms_err(&e))?.to_der().map_err(|e| cms_err(&e))
+}
+
+/// id-aa-signatureTimeStampToken (RFC 3161 appendix A).
+const ID_AA_SIGNATURE_TIME_STAMP_TOKEN: const_oid::ObjectIdentifier = const_oid::ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.16.2.14");
+
+/// Adds to the (one) SignerInfo of `cms` the unsigned attribute
+/// signatureTimeStampToken: a token over the SHA-256 of its signature value.
+fn with_signature_timestamp(cms: &[u8], timestamper: &dyn crate::tsa::Timestamper) -> Result<Vec<u8>, SignError> {
+    let cms_err = |e: &dyn std::fmt::Display| SignError::Cms(e.to_string());
+    let mut info = cms::content_info::ContentInfo::from_der(cms).map_err(|e| cms_err(&e))?;
+    let mut signed: cms::signed_data::SignedData = info.content.decode_as().map_err(|e| cms_err(&e))?;
+    let mut signers = signed.signer_infos.0.into_vec();
+    let signer = signers.first_mut().ok_or_else(|| SignError::Cms("expected one SignerInfo, found none".into()))?;
+    let token = timestamper.timestamp(&crate::tsa::imprint(signer.signature.as_bytes())).map_err(SignError::Timestamp)?;
+    let mut values = der::asn1::SetOfVec::new();
+    values.insert(der::Any::from_der(&token).map_err(|e| cms_err(&e))?).map_err(|e| cms_err(&e))?;
+    let attribute = x509_cert::attr::Attribute { oid: ID_AA_SIGNATURE_TIME_STAMP_TOKEN, values };
+    let mut unsigned = signer.unsigned_attrs.take().unwrap_or_default();
+    unsigned.insert(attribute).map_err(|e| cms_err(&e))?;
+    signer.unsigned_attrs = Some(unsigned);
+    signed.signer_infos = cms::signed_data::SignerInfos(der::asn1::SetOfVec::try_from(signers).map_err(|e| cms_err(&e))?);
+    info.content = der::Any::encode_from(&signed).map_err(|e| cms_err(&e))?;
+    info.to_der().map_err(|e| cms_err(&e))
+}
+
+/// Appends a revision holding validation data (PAdES B-LT): the
+/// certificates and CRLs a verifier needs, offline, years later, in the
+/// catalog's Document Security Store. Signatures before it stay valid (a
+/// DSS is a permitted change). `certificates` and `crls` are DER.
+pub fn add_validation_data(pdf: &[u8], certificates: &[Vec<u8>], crls: &[Vec<u8>]) -> Result<Vec<u8>, SignError> {
+    let previous = lopdf::Document::load_mem(pdf).map_err(|e| SignError::Parse(e.to_string()))?;
+    let root_id =
+        previous.trailer.get(b"Root").and_then(Object::as_reference).map_err(|e| SignError::Parse(format!("trailer /Root: {e}")))?;
+    let update = |e: lopdf::Error| SignError::Update(e.to_string());
+    let mut doc = IncrementalDocument::create_from(pdf.to_vec(), previous);
+    let mut streams = |items: &[Vec<u8>]| -> Vec<Object> {
+        items.iter().map(|der| Object::Reference(doc.new_document.add_object(lopdf::Stream::new(Dictionary::new(), der.clone())))).collect()
+    };
+    let (certs, crl_refs) = (streams(certificates), streams(crls));
+    let mut dss = Dictionary::new();
+    dss.set("Type", Object::Name(b"DSS".to_vec()));
+    dss.set("Certs", Object::Array(certs));
+    if !crl_refs.is_empty() {
+        dss.set("CRLs", Object::Array(crl_refs));
+    }
+    let dss_id = doc.new_document.add_object(dss);
+    doc.opt_clone_object_to_new_document(root_id).map_err(update)?;
+    doc.new_document.get_dictionary_mut(root_id).map_err(update)?.set("DSS", Object::Reference(dss_id));
+    let mut out = Vec::with_capacity(pdf.len() + 8192);
+    doc.save_to(&mut out).map_err(|e| SignError::Update(e.to_string()))?;
+    Ok(out)
 }
 
 #[cfg(test)]

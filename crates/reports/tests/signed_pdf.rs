@@ -84,6 +84,7 @@ fn two_doctors_sign_and_pdfsig_finds_both_valid_until_one_byte_changes() {
             location: "远程诊断中心",
             time: Timestamp::new(1_795_430_000_000, 480),
             stamp: None,
+            timestamper: None,
         },
     )
     .unwrap();
@@ -98,6 +99,7 @@ fn two_doctors_sign_and_pdfsig_finds_both_valid_until_one_byte_changes() {
             location: "远程诊断中心",
             time: Timestamp::new(1_795_431_800_000, 480),
             stamp: Some(&stamp),
+            timestamper: None,
         },
     )
     .unwrap();
@@ -197,6 +199,7 @@ fn with_the_centre_ca_trusted_pdfsig_validates_both_certificate_chains() {
             location: "中心",
             time,
             stamp: None,
+            timestamper: None,
         },
     )
     .unwrap();
@@ -210,6 +213,7 @@ fn with_the_centre_ca_trusted_pdfsig_validates_both_certificate_chains() {
             location: "中心",
             time,
             stamp: None,
+            timestamper: None,
         },
     )
     .unwrap();
