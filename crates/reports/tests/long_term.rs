@@ -106,7 +106,8 @@ fn a_timestamped_signature_with_embedded_crl_validates_offline() {
     let crl = ca.crl(&[(revoked_serial, now_ms - 60_000)], now_ms, Duration::from_secs(7 * 86_400), 1).unwrap();
     let doctor_der = doctor.certificate.to_der().unwrap();
     let with_ltv =
-        add_validation_data(&signed, &[ca.certificate_der(), doctor_der.clone(), tsa.certificate_der()], &[crl.clone()]).unwrap();
+        add_validation_data(&signed, &[ca.certificate_der(), doctor_der.clone(), tsa.certificate_der()], std::slice::from_ref(&crl))
+            .unwrap();
     let path = dir.path().join("report.pdf");
     std::fs::write(&path, &with_ltv).unwrap();
     if let Some(out) = std::env::var_os("TELEDIAG_SAMPLE_LTV_REPORT") {
