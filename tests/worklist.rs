@@ -128,6 +128,21 @@ fn pin(username: &str) -> String {
     format!(r#"{{"pin":"pin-{username}"}}"#)
 }
 
+/// pyHanko's verdict on each signature of `pdf`, trusting only `ca`
+/// (`crates/reports/tests/pades_validate.py`); `None` when pyHanko is not
+/// installed (CI installs it).
+fn pades_validate(pdf: &Path, ca: &Path) -> Option<Vec<Value>> {
+    if !Command::new("python3").args(["-c", "import pyhanko"]).status().is_ok_and(|s| s.success()) {
+        assert!(std::env::var_os("CI").is_none(), "CI installs pyHanko");
+        eprintln!("skipping pyHanko's validation: not installed");
+        return None;
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/reports/tests/pades_validate.py");
+    let out = Command::new("python3").arg(script).arg(pdf).arg(ca).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    Some(String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect())
+}
+
 fn pdfsig(path: &Path) -> String {
     let out = Command::new("pdfsig").arg(path).output().unwrap();
     format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
@@ -266,6 +281,20 @@ fn a_registered_request_is_read_signed_twice_downloaded_verified_and_amended() {
         http_raw(port, &format!("/api/requests/{id}/report/pdf?stage=author"), c.token("dongshan_tech"), None);
     assert_eq!(status, 200);
     assert!(pdf.len() > signed_by_author.len() && pdf.starts_with(&signed_by_author), "the author's document, extended");
+    // Each signature timestamped by the centre's TSA and long-term valid
+    // from the certificates and CRL embedded after it (PAdES B-LT), as
+    // pyHanko finds offline trusting only the centre's CA.
+    let (status, _, ca) = http_raw(port, "/ca.crt", c.token("dongshan_tech"), None);
+    assert_eq!(status, 200);
+    std::fs::write(dir.join("ca.der"), &ca).unwrap();
+    if let Some(validations) = pades_validate(&path, &dir.join("ca.der")) {
+        assert_eq!(validations.len(), 2, "{validations:?}");
+        for v in &validations {
+            assert_eq!((v["intact"].as_bool(), v["trusted"].as_bool()), (Some(true), Some(true)), "{v}");
+            assert_eq!((v["timestamp"]["valid"].as_bool(), v["timestamp"]["trusted"].as_bool()), (Some(true), Some(true)), "{v}");
+            assert_eq!(v["ltv"]["valid"], true, "{v}");
+        }
+    }
     let mut broken = pdf.clone();
     broken[pdf.len() / 3] ^= 0x20;
     std::fs::write(dir.join("broken.pdf"), &broken).unwrap();
@@ -802,7 +831,7 @@ fn centre_with_a_study_at_each_site(who: &[&'static str]) -> Centre {
 /// database are sealed; wrong PINs lock; a forgotten PIN means a new key.
 #[test]
 fn a_revising_reviewer_signs_alone_and_keys_open_only_with_their_pin() {
-    if !require_tool("pdfsig") || !require_tool("pdftotext") {
+    if !require_tool("pdfsig") || !require_tool("pdftotext") || !require_tool("openssl") {
         return;
     }
     let c = centre_with_a_study_at_each_site(&["chen", "huang", "shen", "dongshan_tech"]);
@@ -834,7 +863,10 @@ fn a_revising_reviewer_signs_alone_and_keys_open_only_with_their_pin() {
         let text = Command::new("pdftotext").args(["-layout"]).arg(&path).arg("-").output().unwrap();
         (pdf, pdfsig(&path), String::from_utf8_lossy(&text.stdout).into_owned())
     };
-    let (_, signatures, text) = fetch("", "edited.pdf");
+    let (edited_pdf, signatures, text) = fetch("", "edited.pdf");
+    if let Some(keep) = std::env::var_os("TELEDIAG_KEEP_EDITED_REPORT") {
+        std::fs::write(keep, &edited_pdf).unwrap();
+    }
     assert_eq!(signatures.matches("Signature is Valid").count(), 1, "the reviewer's alone: {signatures}");
     assert!(
         signatures.contains("黄主任") && !signatures.contains("陈医生"),
@@ -909,6 +941,30 @@ fn a_revising_reviewer_signs_alone_and_keys_open_only_with_their_pin() {
         sqlx::query_scalar("SELECT COUNT(*) FROM retired_certificates").fetch_one(db.pool()).await.unwrap()
     });
     assert_eq!(retired, 2, "chen's and huang's old certificates");
+    // Both are on the centre CA's public CRL.
+    let retired_serials: Vec<String> = runtime.block_on(async {
+        let db = c.server.database().await;
+        let ders: Vec<Vec<u8>> = sqlx::query_scalar("SELECT cert_der FROM retired_certificates").fetch_all(db.pool()).await.unwrap();
+        ders.iter()
+            .map(|der| {
+                let path = dir.join("retired.der");
+                std::fs::write(&path, der).unwrap();
+                let out = Command::new("openssl").args(["x509", "-inform", "DER", "-noout", "-serial", "-in"]).arg(&path).output().unwrap();
+                String::from_utf8_lossy(&out.stdout).trim().trim_start_matches("serial=").to_owned()
+            })
+            .collect()
+    });
+    let (status, head, crl) = http_raw(port, "/ca.crl", "no-session", None);
+    assert_eq!(status, 200, "{head}");
+    assert!(head.contains("application/pkix-crl"), "{head}");
+    std::fs::write(dir.join("ca.crl"), &crl).unwrap();
+    let listed =
+        Command::new("openssl").args(["crl", "-inform", "DER", "-noout", "-text", "-in"]).arg(dir.join("ca.crl")).output().unwrap();
+    let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
+    for serial in &retired_serials {
+        assert!(listed.contains(serial.as_str()), "{serial} not in the CRL:\n{listed}");
+    }
+    assert_eq!(listed.matches("Serial Number:").count(), 2, "{listed}");
 }
 
 /// Credentials (modality and site) gate what a doctor may do, not only what

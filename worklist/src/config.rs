@@ -34,6 +34,10 @@ pub struct WorklistConfig {
     /// The longest a doctor may unlock signing for their session with their
     /// PIN, in minutes; 0 asks for the PIN at every signature.
     pub signing_unlock_max_minutes: u32,
+    /// An external RFC 3161 timestamp authority (`http://tsa.example.cn/tsr`)
+    /// for every signature; unset, the centre's own TSA (created beside the
+    /// CA) stamps them.
+    pub tsa_url: Option<String>,
 }
 
 /// Turnaround deadlines in minutes, per priority: `default` and per modality.
@@ -86,6 +90,7 @@ impl Default for WorklistConfig {
             dicomweb_cors_origins: Vec::new(),
             web_app: PathBuf::from("viewer/dist"),
             signing_unlock_max_minutes: 15,
+            tsa_url: None,
         }
     }
 }

@@ -65,6 +65,12 @@ pub struct AppState {
     pub ca: Arc<CentreCa>,
     /// Sessions a doctor unlocked for signing with their PIN.
     pub signing_unlocks: Arc<signing::Unlocks>,
+    /// Timestamps every signature: the centre's own TSA, or the external
+    /// one `tsa_url` names.
+    pub timestamper: Arc<dyn telediag_reports::Timestamper>,
+    /// The centre's TSA certificate (DER), embedded with each signature's
+    /// validation data when it is the one that stamps.
+    pub tsa_certificate: Option<Vec<u8>>,
     /// The CJK font of reports; `None` when the machine has none (signing then says so).
     pub font: Option<ReportFont>,
     /// Failed logins per client address.
@@ -94,6 +100,8 @@ pub enum StartError {
     Ca(#[from] telediag_reports::identity::IdentityError),
     #[error("{0}")]
     CorsOrigin(String),
+    #[error("worklist.tsa_url: {0}")]
+    TsaUrl(String),
 }
 
 impl AppState {
@@ -113,6 +121,14 @@ impl AppState {
             config::check_cors_origin(origin).map_err(StartError::CorsOrigin)?;
         }
         let ca = CentreCa::load_or_create(ca_dir, &config.centre_name)?;
+        let (timestamper, tsa_certificate): (Arc<dyn telediag_reports::Timestamper>, _) = match &config.tsa_url {
+            Some(url) => (Arc::new(signing::external_tsa::HttpTsa::new(url).map_err(StartError::TsaUrl)?), None),
+            None => {
+                let tsa = telediag_reports::TimestampAuthority::load_or_create(ca_dir, &ca, &config.centre_name)?;
+                let certificate = tsa.certificate_der();
+                (Arc::new(tsa), Some(certificate))
+            }
+        };
         let font = match ReportFont::load(config.report_font.as_deref()) {
             Ok(font) => Some(font),
             Err(e) => {
@@ -135,6 +151,8 @@ impl AppState {
             font,
             login_limiter: Arc::default(),
             signing_unlocks: Arc::default(),
+            timestamper,
+            tsa_certificate,
             ecg_uploads: Arc::new(tokio::sync::Semaphore::new(CONCURRENT_ECG_UPLOADS)),
             notices: Arc::default(),
             https: false,
@@ -198,6 +216,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/login", post(routes::login))
         .route("/verify/{token}", get(report::verify))
         .route("/ca.crt", get(routes::ca_certificate))
+        .route("/ca.crl", get(signing::routes::crl))
         // Everything else is the web application, whose router knows its paths.
         .fallback(web_app_or_not_found)
         // Request bodies: 1 MiB unless a route says otherwise (ECG uploads).

@@ -721,7 +721,7 @@ fn footer(pen: &Pen<'_>, surface: &mut Surface<'_>, form: &ReportForm) -> Result
     y += LINE + 6.0;
     pen.rule(surface, y, 0.4);
     y += 4.0;
-    let notice = "本报告经报告医师与审核医师数字签名（PAdES），仅供临床参考。扫描右上角二维码或访问以下地址核验：";
+    let notice = "本报告经签名医师数字签名（PAdES，附时间戳），仅供临床参考。扫描右上角二维码或访问以下地址核验签名医师与版本：";
     for line in pen.font.wrap(notice, 7.5, PAGE_W - 2.0 * MARGIN) {
         pen.text(surface, MARGIN, y + 8.0, 7.5, &line);
         y += 10.0;

@@ -204,11 +204,14 @@ struct Signing {
     location: String,
     time: Timestamp,
     stamp: Option<telediag_reports::form::SignatureStamp>,
+    timestamper: std::sync::Arc<dyn telediag_reports::Timestamper>,
+    /// Certificates and CRLs (DER) embedded after the signature (B-LT).
+    validation: (Vec<Vec<u8>>, Vec<Vec<u8>>),
 }
 
 impl Signing {
-    fn new(state: &AppState, signer: &Signer, field: &'static str, reason: &'static str) -> Signing {
-        Signing {
+    async fn new(state: &AppState, signer: &Signer, field: &'static str, reason: &'static str) -> Result<Signing, ApiError> {
+        Ok(Signing {
             identity: signer.identity.clone(),
             field,
             name: signer.name.clone(),
@@ -216,9 +219,13 @@ impl Signing {
             location: state.config.centre_name.clone(),
             time: Timestamp::new(signer.at, state.config.utc_offset_minutes),
             stamp: None,
-        }
+            timestamper: state.timestamper.clone(),
+            validation: crate::signing::validation_data(state, &signer.identity).await?,
+        })
     }
 
+    /// Signs `pdf` (PAdES B-T: timestamped) and appends the validation data
+    /// a verifier needs offline (B-LT).
     fn apply(&self, pdf: &[u8]) -> Result<Vec<u8>, String> {
         let request = SignatureRequest {
             identity: &self.identity,
@@ -228,8 +235,11 @@ impl Signing {
             location: &self.location,
             time: self.time,
             stamp: self.stamp.as_ref(),
+            timestamper: Some(self.timestamper.as_ref()),
         };
-        telediag_reports::sign_pdf(pdf, &request).map_err(|e| e.to_string())
+        let signed = telediag_reports::sign_pdf(pdf, &request).map_err(|e| e.to_string())?;
+        let (certificates, crls) = &self.validation;
+        telediag_reports::add_validation_data(&signed, certificates, crls).map_err(|e| e.to_string())
     }
 }
 
@@ -259,7 +269,7 @@ pub async fn author_signs(state: &AppState, request: &ReadRequest, report: &Repo
         note: None,
     };
     let form = form_for(state, request, report, printed, &token).await?;
-    let bytes = render_and_sign(form, font, Signing::new(state, author, "报告医师", "报告医师签名")).await?;
+    let bytes = render_and_sign(form, font, Signing::new(state, author, "报告医师", "报告医师签名").await?).await?;
     store(state, request, report, &token, "author", bytes).await
 }
 
@@ -277,7 +287,7 @@ pub async fn reviewer_cosigns(
     let shown = PrintedSigner { name: reviewer.name.clone(), signed_at: Timestamp::new(reviewer.at, state.config.utc_offset_minutes) };
     let signing = Signing {
         stamp: Some(telediag_reports::form::reviewer_stamp(&font, &shown)),
-        ..Signing::new(state, reviewer, "审核医师", "审核医师签名")
+        ..Signing::new(state, reviewer, "审核医师", "审核医师签名").await?
     };
     let signed = author_pdf.bytes;
     let bytes = tokio::task::spawn_blocking(move || signing.apply(&signed))
@@ -307,7 +317,7 @@ pub async fn editor_signs(
         note: Some(format!("本版由审核医师{}修改并签名；报告医师签署的初稿见核验页", reviewer.name)),
     };
     let form = form_for(state, request, edited, printed, &token).await?;
-    let bytes = render_and_sign(form, font, Signing::new(state, reviewer, "审核医师", "审核医师修改并签名")).await?;
+    let bytes = render_and_sign(form, font, Signing::new(state, reviewer, "审核医师", "审核医师修改并签名").await?).await?;
     store(state, request, edited, &token, "edited", bytes).await
 }
 

@@ -22,6 +22,7 @@ use telediag_archive::db::now_ms;
 use telediag_reports::SigningIdentity;
 use telediag_reports::sealed::{self, SealError};
 
+pub mod external_tsa;
 pub mod routes;
 
 use crate::AppState;
@@ -410,4 +411,48 @@ pub async fn unlock(state: &AppState, user: &CurrentUser, session: &str, pin: &s
     state.signing_unlocks.insert(session.to_owned(), Unlocked { user_id: user.id, identity, until_ms });
     tracing::info!(user = %user.username, minutes, "signing unlocked for the session");
     Ok(until_ms)
+}
+
+/// How long a CRL is valid for: verifiers fetch a newer one after a week.
+const CRL_VALIDITY: std::time::Duration = std::time::Duration::from_secs(7 * 86_400);
+
+/// The centre CA's current CRL (DER): every certificate it issued that was
+/// retired — a forgotten PIN, an administrator's revocation, a key once
+/// stored in the clear. Certificates of other CAs (imported PKCS#12) are
+/// their CA's to revoke and are not listed.
+pub async fn current_crl(state: &AppState) -> Result<Vec<u8>, ApiError> {
+    let rows: Vec<(Vec<u8>, i64)> = sqlx::query_as("SELECT cert_der, retired_at FROM retired_certificates")
+        .fetch_all(state.archive.database().pool())
+        .await
+        .map_err(ApiError::database)?;
+    let ours = state.ca.certificate();
+    let revoked: Vec<(Vec<u8>, i64)> = rows
+        .iter()
+        .filter_map(|(der, at)| {
+            let certificate = <x509_cert::Certificate as der::Decode>::from_der(der).ok()?;
+            (certificate.tbs_certificate.issuer == ours.tbs_certificate.subject)
+                .then(|| (certificate.tbs_certificate.serial_number.as_bytes().to_vec(), *at))
+        })
+        .collect();
+    let now = now_ms();
+    // The CRL number rises with time: each CRL issued supersedes the last.
+    let number = u64::try_from(now / 1000).unwrap_or_default();
+    state.ca.crl(&revoked, now, CRL_VALIDITY, number).map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+}
+
+/// What a verifier needs offline for `signer`'s signature (PAdES B-LT):
+/// the certificates of the signer, their issuers, the centre CA and the
+/// TSA, and the centre CA's current CRL.
+pub async fn validation_data(state: &AppState, signer: &SigningIdentity) -> Result<(Vec<Vec<u8>>, Vec<Vec<u8>>), ApiError> {
+    let der = signer.to_der().map_err(|e| SigningError::Unusable(e.to_string()))?;
+    let mut certificates = vec![der.certificate];
+    for issuer in &signer.chain {
+        certificates.push(der::Encode::to_der(issuer).map_err(|e| SigningError::Unusable(e.to_string()))?);
+    }
+    let ca = state.ca.certificate_der();
+    if !certificates.contains(&ca) {
+        certificates.push(ca);
+    }
+    certificates.extend(state.tsa_certificate.clone());
+    Ok((certificates, vec![current_crl(state).await?]))
 }

@@ -137,3 +137,18 @@ pub async fn retire(
     tracing::info!(user_id = id, "signing certificate retired by an administrator");
     Ok(StatusCode::NO_CONTENT.into_response())
 }
+
+/// `GET /ca.crl` (public): the centre CA's certificate revocation list, so
+/// that a verifier can tell a revoked doctor's certificate from a good one.
+pub async fn crl(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let crl = super::current_crl(&state).await?;
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, "application/pkix-crl"),
+            (axum::http::header::CACHE_CONTROL, "public, max-age=300"),
+            (axum::http::header::CONTENT_DISPOSITION, "inline; filename=\"telediag-ca.crl\""),
+        ],
+        crl,
+    )
+        .into_response())
+}
