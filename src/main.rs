@@ -3,7 +3,6 @@
 
 mod config;
 mod demo;
-mod pipeline;
 mod serve;
 
 use std::path::{Path, PathBuf};

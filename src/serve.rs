@@ -131,7 +131,7 @@ pub async fn run(config: Config) -> Result<()> {
     };
     let intake = tokio::spawn(telediag_worklist::requests::intake::run(state.clone(), stop_tx.subscribe()));
     let sweeper = tokio::spawn(telediag_worklist::requests::assign::run_lock_sweeper(state, stop_tx.subscribe()));
-    let pipeline = tokio::spawn(crate::pipeline::run(archive.clone(), config.imaging_threads(), stop_tx.subscribe()));
+    let pipeline = tokio::spawn(telediag_pipeline::run(archive.clone(), config.imaging_threads(), stop_tx.subscribe()));
     let stability = tokio::spawn(telediag_archive::stability::run_stability_monitor(
         archive.database().clone(),
         std::time::Duration::from_secs(config.archive.study_stable_secs),

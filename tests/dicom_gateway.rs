@@ -346,7 +346,7 @@ async fn a_quiet_study_becomes_complete_and_queues_a_job() {
 async fn study_complete_jobs(db: &telediag_archive::Database) -> i64 {
     let mut total = 0;
     for state in ["queued", "running", "done", "failed"] {
-        total += db.count_jobs("study.complete", state).await.unwrap();
+        total += db.count_jobs(telediag_archive::jobs::JobKind::StudyComplete, state).await.unwrap();
     }
     total
 }

@@ -246,22 +246,18 @@ pub(crate) async fn insert_instance(tx: &mut Transaction<'_, Sqlite>, rec: &Inst
     .execute(&mut **tx)
     .await?;
     // Every stored version is rendered (thumbnail, preview) by the pipeline.
-    sqlx::query("INSERT INTO jobs (kind, payload, run_after, created_at, updated_at) VALUES (?, ?, ?, ?, ?)")
-        .bind(crate::jobs::kinds::INSTANCE_RENDER)
-        .bind(serde_json::json!({ "sop_instance_uid": rec.sop_instance_uid.as_str(), "object_key": rec.object_key }).to_string())
-        .bind(rec.received_at)
-        .bind(rec.received_at)
-        .bind(rec.received_at)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
+    let render = crate::jobs::JobPayload::InstanceRender {
+        sop_instance_uid: rec.sop_instance_uid.as_str().to_owned(),
+        object_key: rec.object_key.clone(),
+    };
+    crate::jobs::enqueue_in(tx, &render, rec.received_at).await
 }
 
 /// A filter for [`Database::list_studies`]. Empty fields match everything.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+/// (What an HTTP client may ask is the HTTP layer's to parse.)
+#[derive(Debug, Clone, Default)]
 pub struct StudyQuery {
     /// Only this site's studies (set by the caller's authorisation, not the client).
-    #[serde(skip)]
     pub site_id: Option<i64>,
     pub site: Option<String>,
     pub patient_id: Option<String>,

@@ -15,14 +15,86 @@ use sqlx::Row;
 
 use crate::db::{Database, DbError, now_ms};
 
-/// Job kinds written by the archive.
-pub mod kinds {
+/// What a job is for, and what it needs: the archive's queue owns the
+/// contract, so every producer and consumer agrees on it at compile time.
+/// Stored as the `kind` column and the fields as JSON.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+pub enum JobPayload {
     /// A study has had no new instance for the stability delay.
-    /// Payload: `{"study_uid": "..."}`.
-    pub const STUDY_COMPLETE: &str = "study.complete";
+    StudyComplete { study_uid: String },
     /// A stored object version awaits its thumbnail and preview.
-    /// Payload: `{"sop_instance_uid": "...", "object_key": "..."}`.
-    pub const INSTANCE_RENDER: &str = "instance.render";
+    InstanceRender { sop_instance_uid: String, object_key: String },
+}
+
+/// A job's kind, as the `kind` column holds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobKind {
+    StudyComplete,
+    InstanceRender,
+}
+
+impl JobKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::StudyComplete => "study.complete",
+            JobKind::InstanceRender => "instance.render",
+        }
+    }
+}
+
+impl JobPayload {
+    pub fn kind(&self) -> JobKind {
+        match self {
+            JobPayload::StudyComplete { .. } => JobKind::StudyComplete,
+            JobPayload::InstanceRender { .. } => JobKind::InstanceRender,
+        }
+    }
+
+    /// The JSON stored in the `payload` column.
+    pub(crate) fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("a job payload serialises")
+    }
+
+    /// Reads a stored payload of `kind`; a payload that is not what its
+    /// kind needs is an error naming what was expected and found.
+    fn parse(kind: &str, json: &str) -> Result<JobPayload, String> {
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Study {
+            study_uid: String,
+        }
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Render {
+            sop_instance_uid: String,
+            object_key: String,
+        }
+        let wrong = |e: serde_json::Error| format!("a {kind} job's payload {json:?} does not parse: {e}");
+        match kind {
+            "study.complete" => {
+                serde_json::from_str::<Study>(json).map(|p| JobPayload::StudyComplete { study_uid: p.study_uid }).map_err(wrong)
+            }
+            "instance.render" => serde_json::from_str::<Render>(json)
+                .map(|p| JobPayload::InstanceRender { sop_instance_uid: p.sop_instance_uid, object_key: p.object_key })
+                .map_err(wrong),
+            other => Err(format!("expected a job kind of study.complete or instance.render, found {other:?}")),
+        }
+    }
+}
+
+/// Queues `payload` to run at `at`, within a caller's transaction (the
+/// index's write that makes the job due).
+pub(crate) async fn enqueue_in(connection: &mut sqlx::SqliteConnection, payload: &JobPayload, at: i64) -> Result<(), DbError> {
+    sqlx::query("INSERT INTO jobs (kind, payload, run_after, created_at, updated_at) VALUES (?, ?, ?, ?, ?)")
+        .bind(payload.kind().as_str())
+        .bind(payload.to_json())
+        .bind(at)
+        .bind(at)
+        .bind(at)
+        .execute(connection)
+        .await?;
+    Ok(())
 }
 
 /// Marks job `id` done, within a caller's transaction or on a connection.
@@ -39,8 +111,7 @@ pub(crate) async fn mark_done(connection: &mut sqlx::SqliteConnection, id: i64) 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Job {
     pub id: i64,
-    pub kind: String,
-    pub payload: serde_json::Value,
+    pub payload: JobPayload,
     /// How many times it has been claimed, this time included.
     pub attempts: i64,
     /// When it was queued, in milliseconds since the Unix epoch: how long its
@@ -50,11 +121,11 @@ pub struct Job {
 
 impl Database {
     /// Queues a job to run now.
-    pub async fn enqueue_job(&self, kind: &str, payload: &serde_json::Value) -> Result<i64, DbError> {
+    pub async fn enqueue_job(&self, payload: &JobPayload) -> Result<i64, DbError> {
         let now = now_ms();
         Ok(sqlx::query_scalar("INSERT INTO jobs (kind, payload, run_after, created_at, updated_at) VALUES (?, ?, ?, ?, ?) RETURNING id")
-            .bind(kind)
-            .bind(payload.to_string())
+            .bind(payload.kind().as_str())
+            .bind(payload.to_json())
             .bind(now)
             .bind(now)
             .bind(now)
@@ -62,8 +133,28 @@ impl Database {
             .await?)
     }
 
-    /// Claims the oldest ready job of one of `kinds` for `lease`.
-    pub async fn claim_job(&self, kinds: &[&str], worker: &str, lease: Duration) -> Result<Option<Job>, DbError> {
+    /// Claims the oldest ready job of one of `kinds` for `lease`. A job
+    /// whose payload does not parse is marked failed with the reason (it
+    /// would fail every time) and the next one is claimed.
+    pub async fn claim_job(&self, kinds: &[JobKind], worker: &str, lease: Duration) -> Result<Option<Job>, DbError> {
+        loop {
+            let Some((id, kind, json, attempts, queued_at_ms)) = self.claim_row(kinds, worker, lease).await? else { return Ok(None) };
+            match JobPayload::parse(&kind, &json) {
+                Ok(payload) => return Ok(Some(Job { id, payload, attempts, queued_at_ms })),
+                Err(reason) => {
+                    tracing::error!(job = id, %reason, "job refused");
+                    self.fail_job(id, &reason, None).await?;
+                }
+            }
+        }
+    }
+
+    async fn claim_row(
+        &self,
+        kinds: &[JobKind],
+        worker: &str,
+        lease: Duration,
+    ) -> Result<Option<(i64, String, String, i64, i64)>, DbError> {
         if kinds.is_empty() {
             return Ok(None);
         }
@@ -78,20 +169,14 @@ impl Database {
         );
         let mut query = sqlx::query(&sql).bind(worker).bind(now + lease.as_millis() as i64).bind(now);
         for kind in kinds {
-            query = query.bind(*kind);
+            query = query.bind(kind.as_str());
         }
         // Stepped to the end, not stopped after the first row: an autocommit
         // `UPDATE … RETURNING` commits only when it finishes, and a commit
         // that fails (disk full) must fail the claim rather than hand out a
         // lease that was never written and keep the write lock meanwhile.
         let row = query.bind(now).bind(now).fetch_all(self.redoable()).await?.into_iter().next();
-        Ok(row.map(|r| Job {
-            id: r.get(0),
-            kind: r.get(1),
-            payload: serde_json::from_str(r.get::<&str, _>(2)).unwrap_or(serde_json::Value::Null),
-            attempts: r.get(3),
-            queued_at_ms: r.get(4),
-        }))
+        Ok(row.map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4))))
     }
 
     /// Marks a claimed job done.
@@ -123,9 +208,9 @@ impl Database {
     }
 
     /// Jobs of `kind` by state, for operators and tests.
-    pub async fn count_jobs(&self, kind: &str, state: &str) -> Result<i64, DbError> {
+    pub async fn count_jobs(&self, kind: JobKind, state: &str) -> Result<i64, DbError> {
         Ok(sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE kind = ? AND state = ?")
-            .bind(kind)
+            .bind(kind.as_str())
             .bind(state)
             .fetch_one(self.pool())
             .await?)
@@ -144,34 +229,61 @@ mod tests {
         (dir, db)
     }
 
+    fn study(n: usize) -> JobPayload {
+        JobPayload::StudyComplete { study_uid: format!("1.2.3.{n}") }
+    }
+
     #[tokio::test]
     async fn a_job_is_claimed_once_and_reclaimed_after_its_lease() {
         let (_dir, db) = temp_db().await;
-        let id = db.enqueue_job("t", &serde_json::json!({"n": 1})).await.unwrap();
-        let job = db.claim_job(&["t"], "w1", Duration::from_millis(50)).await.unwrap().unwrap();
+        let id = db.enqueue_job(&study(1)).await.unwrap();
+        let kinds = [JobKind::StudyComplete];
+        let job = db.claim_job(&kinds, "w1", Duration::from_millis(50)).await.unwrap().unwrap();
         assert_eq!((job.id, job.attempts), (id, 1));
-        assert_eq!(job.payload["n"], 1);
-        assert!(db.claim_job(&["t"], "w2", Duration::from_secs(5)).await.unwrap().is_none());
+        assert_eq!(job.payload, study(1));
+        assert!(db.claim_job(&kinds, "w2", Duration::from_secs(5)).await.unwrap().is_none());
+        assert!(db.claim_job(&[JobKind::InstanceRender], "w2", Duration::from_secs(5)).await.unwrap().is_none(), "kinds are kept apart");
         tokio::time::sleep(Duration::from_millis(80)).await;
-        let again = db.claim_job(&["t"], "w2", Duration::from_secs(5)).await.unwrap().unwrap();
+        let again = db.claim_job(&kinds, "w2", Duration::from_secs(5)).await.unwrap().unwrap();
         assert_eq!((again.id, again.attempts), (id, 2));
         db.complete_job(id).await.unwrap();
-        assert!(db.claim_job(&["t"], "w3", Duration::from_secs(5)).await.unwrap().is_none());
-        assert_eq!(db.count_jobs("t", "done").await.unwrap(), 1);
+        assert!(db.claim_job(&kinds, "w3", Duration::from_secs(5)).await.unwrap().is_none());
+        assert_eq!(db.count_jobs(JobKind::StudyComplete, "done").await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_payload_that_does_not_parse_fails_its_job_with_the_reason() {
+        let (_dir, db) = temp_db().await;
+        for payload in [r#"{"sop_instance_uid":"1.2"}"#, "not json", r#"{"study_uid":7}"#] {
+            sqlx::query("INSERT INTO jobs (kind, payload, run_after, created_at, updated_at) VALUES (?, ?, 0, 0, 0)")
+                .bind(if payload.contains("sop") { "instance.render" } else { "study.complete" })
+                .bind(payload)
+                .execute(db.pool())
+                .await
+                .unwrap();
+        }
+        let good = db.enqueue_job(&study(2)).await.unwrap();
+        let claimed = db.claim_job(&[JobKind::StudyComplete, JobKind::InstanceRender], "w", Duration::from_secs(5)).await.unwrap();
+        assert_eq!(claimed.map(|j| (j.id, j.payload)), Some((good, study(2))), "the malformed ones are skipped");
+        let reasons: Vec<String> =
+            sqlx::query_scalar("SELECT last_error FROM jobs WHERE state = 'failed' ORDER BY id").fetch_all(db.pool()).await.unwrap();
+        assert_eq!(reasons.len(), 3);
+        assert!(reasons[0].contains("instance.render") && reasons[0].contains("object_key"), "{reasons:?}");
+        assert!(reasons[2].contains("study_uid"), "{reasons:?}");
     }
 
     #[tokio::test]
     async fn concurrent_claims_never_share_a_job() {
         let (_dir, db) = temp_db().await;
         for n in 0..20 {
-            db.enqueue_job("t", &serde_json::json!({"n": n})).await.unwrap();
+            db.enqueue_job(&study(n)).await.unwrap();
         }
         let mut handles = Vec::new();
         for w in 0..8 {
             let db = db.clone();
             handles.push(tokio::spawn(async move {
                 let mut mine = Vec::new();
-                while let Some(job) = db.claim_job(&["t"], &format!("w{w}"), Duration::from_secs(60)).await.unwrap() {
+                while let Some(job) = db.claim_job(&[JobKind::StudyComplete], &format!("w{w}"), Duration::from_secs(60)).await.unwrap() {
                     mine.push(job.id);
                 }
                 mine

@@ -1,7 +1,7 @@
 //! Study stability: when has a study stopped arriving?
 //!
 //! DICOM has no "end of study" message. A study with no new instance for the
-//! stability delay is marked complete and a [`kinds::STUDY_COMPLETE`] job is
+//! stability delay is marked complete and a [`JobPayload::StudyComplete`] job is
 //! queued for the pipeline and the worklist. An instance arriving later
 //! reopens the study, and it completes (and is queued) again.
 
@@ -10,7 +10,7 @@ use std::time::Duration;
 use sqlx::Row;
 
 use crate::db::{Database, DbError, now_ms};
-use crate::jobs::kinds;
+use crate::jobs::JobPayload;
 
 impl Database {
     /// Marks studies quiet for `quiet` as complete and queues their jobs, in one
@@ -29,14 +29,7 @@ impl Database {
         .await?;
         let uids: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
         for uid in &uids {
-            sqlx::query("INSERT INTO jobs (kind, payload, run_after, created_at, updated_at) VALUES (?, ?, ?, ?, ?)")
-                .bind(kinds::STUDY_COMPLETE)
-                .bind(serde_json::json!({ "study_uid": uid }).to_string())
-                .bind(now)
-                .bind(now)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+            crate::jobs::enqueue_in(&mut tx, &JobPayload::StudyComplete { study_uid: uid.clone() }, now).await?;
         }
         tx.commit().await?;
         Ok(uids)

@@ -1,6 +1,7 @@
-//! The pipeline's worker: wiring between the archive's job queue and
-//! `crates/imaging` (images) and `crates/ecg` (waveforms). Every stored object version queues an `instance.render`
-//! job in the same transaction as its index row; this loop claims them,
+//! The render pipeline: the archive's job queue wired to `crates/imaging`
+//! (images) and `crates/ecg` (waveforms). Every stored object version
+//! queues an `instance.render` job in the same transaction as its index
+//! row; [`run`] claims them,
 //! renders on the imaging pool (bounded, so a 5,000-instance study waits in
 //! the queue, not in memory), stores the thumbnail and preview as derived
 //! objects and records them, or records why the object is undecodable. A
@@ -14,14 +15,38 @@ use telediag_archive::Archive;
 use telediag_archive::SopInstanceUid;
 use telediag_archive::db::now_ms;
 use telediag_archive::derived::{DerivedKind, DerivedRecord, derived_key};
-use telediag_archive::jobs::{Job, kinds};
+use telediag_archive::jobs::{Job, JobKind, JobPayload};
 use telediag_archive::store::{BlobStore, ObjectKey};
 use tokio::sync::{Semaphore, oneshot, watch};
 
 /// Longest side of instance thumbnails.
 const THUMBNAIL_SIZE: u32 = 256;
 
-pub async fn run(archive: Archive, threads: usize, mut stop: watch::Receiver<bool>) {
+/// The wall clock as the pipeline reads it (a job's age); injected so that
+/// the scheduling is tested on a clock the test moves, not on the machine's.
+pub trait Clock: Send + Sync + 'static {
+    /// Milliseconds since the Unix epoch.
+    fn now_ms(&self) -> i64;
+}
+
+/// The system's clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> i64 {
+        now_ms()
+    }
+}
+
+/// Renders what `archive` queues, on `threads` background threads, until
+/// `stop` turns true.
+pub async fn run(archive: Archive, threads: usize, stop: watch::Receiver<bool>) {
+    run_with_clock(archive, threads, stop, Arc::new(SystemClock)).await
+}
+
+/// [`run`] on `clock`.
+pub async fn run_with_clock(archive: Archive, threads: usize, mut stop: watch::Receiver<bool>, clock: Arc<dyn Clock>) {
     let pool = match telediag_imaging::ImagingPool::new(threads, telediag_imaging::Priority::Background) {
         Ok(pool) => Arc::new(pool),
         Err(e) => {
@@ -39,7 +64,7 @@ pub async fn run(archive: Archive, threads: usize, mut stop: watch::Receiver<boo
             permit = slots.clone().acquire_owned() => permit.expect("never closed"),
             _ = stop.changed() => break,
         };
-        let job = match archive.database().claim_job(&[kinds::INSTANCE_RENDER], "pipeline", Duration::from_secs(120)).await {
+        let job = match archive.database().claim_job(&[JobKind::InstanceRender], "pipeline", Duration::from_secs(120)).await {
             Ok(Some(job)) => job,
             Ok(None) => {
                 drop(permit);
@@ -56,9 +81,9 @@ pub async fn run(archive: Archive, threads: usize, mut stop: watch::Receiver<boo
                 continue;
             }
         };
-        let (archive, pool, mut stop) = (archive.clone(), pool.clone(), stop.clone());
+        let (archive, pool, mut stop, clock) = (archive.clone(), pool.clone(), stop.clone(), clock.clone());
         tasks.spawn(async move {
-            give_way_to_senders(&archive, job.queued_at_ms, &mut stop).await;
+            give_way_to_senders(&archive, job.queued_at_ms, &mut stop, clock.as_ref()).await;
             process(&archive, &pool, job).await;
             drop(permit);
         });
@@ -79,8 +104,8 @@ pub async fn run(archive: Archive, threads: usize, mut stop: watch::Receiver<boo
 /// that far behind the arrivals at full speed rather than one job per wait.
 /// Stopping the service ends the wait; the job is then rendered, not
 /// abandoned.
-async fn give_way_to_senders(archive: &Archive, queued_at_ms: i64, stop: &mut watch::Receiver<bool>) {
-    let waited = Duration::from_millis(now_ms().saturating_sub(queued_at_ms).max(0) as u64);
+async fn give_way_to_senders(archive: &Archive, queued_at_ms: i64, stop: &mut watch::Receiver<bool>, clock: &dyn Clock) {
+    let waited = Duration::from_millis(clock.now_ms().saturating_sub(queued_at_ms).max(0) as u64);
     let Some(left) = MAX_GIVE_WAY.checked_sub(waited) else { return };
     let until = tokio::time::Instant::now() + left;
     while archive.objects_arriving() >= 2 && !*stop.borrow() && tokio::time::Instant::now() < until {
@@ -97,11 +122,11 @@ const MAX_GIVE_WAY: Duration = Duration::from_secs(2);
 
 async fn process(archive: &Archive, pool: &telediag_imaging::ImagingPool, job: Job) {
     let db = archive.database();
-    let (Some(sop), Some(key)) = (job.payload["sop_instance_uid"].as_str(), job.payload["object_key"].as_str()) else {
-        let _ = db.fail_job(job.id, "payload lacks sop_instance_uid or object_key", None).await;
+    let JobPayload::InstanceRender { sop_instance_uid, object_key } = &job.payload else {
+        let _ = db.fail_job(job.id, &format!("expected an instance.render job, found {:?}", job.payload.kind()), None).await;
         return;
     };
-    let (Ok(sop), Ok(key)) = (SopInstanceUid::parse(sop), ObjectKey::new(key)) else {
+    let (Ok(sop), Ok(key)) = (SopInstanceUid::parse(sop_instance_uid), ObjectKey::new(object_key.clone())) else {
         let _ = db.fail_job(job.id, "payload holds an invalid UID or key", None).await;
         return;
     };
@@ -275,54 +300,71 @@ mod tests {
         }
     }
 
+    /// The test's clock: tokio's paused time, from a fixed epoch.
+    struct PausedClock {
+        epoch_ms: i64,
+        start: tokio::time::Instant,
+    }
+
+    impl Clock for PausedClock {
+        fn now_ms(&self) -> i64 {
+            self.epoch_ms + self.start.elapsed().as_millis() as i64
+        }
+    }
+
     /// A lone sender is not waited for; a job just queued waits while two
     /// objects arrive and goes on when one is left; a job queued long enough
     /// ago does not wait at all, however busy the senders; stopping ends the
-    /// wait.
-    #[tokio::test(flavor = "multi_thread")]
+    /// wait. On paused time: the durations are exact, not windows.
+    #[tokio::test]
     async fn rendering_gives_way_to_senders_for_a_bounded_time() {
         let dir = tempfile::tempdir().unwrap();
         let config = ArchiveConfig { data_dir: dir.path().to_owned(), database_url: None, durability: Durability::Full };
         let archive = Archive::open(&config).await.unwrap();
         let site =
             archive.database().add_site(&NewSite { name: "县医院".into(), ae_titles: vec!["CT1".into()], networks: vec![] }).await.unwrap();
+        // The database is open; from here on only timers run, on paused time.
+        tokio::time::pause();
+        let clock = std::sync::Arc::new(PausedClock { epoch_ms: 1_795_430_000_000, start: tokio::time::Instant::now() });
         let (_stop_tx, stop) = watch::channel(false);
-        let ms_ago = |ms: i64| now_ms() - ms;
+        let ms_ago = |ms: i64| clock.now_ms() - ms;
         let give_way = |queued_at_ms: i64, mut stop: watch::Receiver<bool>| {
-            let archive = archive.clone();
+            let (archive, clock) = (archive.clone(), clock.clone());
             tokio::spawn(async move {
                 let started = tokio::time::Instant::now();
-                give_way_to_senders(&archive, queued_at_ms, &mut stop).await;
+                give_way_to_senders(&archive, queued_at_ms, &mut stop, clock.as_ref()).await;
                 started.elapsed()
             })
         };
 
         let _lone = archive.begin(meta("1.2.3.4.5"), site.id).unwrap();
-        let waited = give_way(ms_ago(0), stop.clone()).await.unwrap();
-        assert!(waited < Duration::from_millis(50), "a lone sender is not waited for, waited {waited:?}");
+        assert_eq!(give_way(ms_ago(0), stop.clone()).await.unwrap(), Duration::ZERO, "a lone sender is not waited for");
 
         let second = archive.begin(meta("1.2.3.4.6"), site.id).unwrap();
         let waiting = give_way(ms_ago(0), stop.clone());
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert!(!waiting.is_finished(), "two objects arriving: a fresh job waits");
         drop(second);
-        tokio::time::timeout(Duration::from_millis(500), waiting).await.expect("goes on once one sender is left").unwrap();
+        let waited = waiting.await.unwrap();
+        assert!(
+            waited >= Duration::from_millis(300) && waited <= Duration::from_millis(320),
+            "goes on once one sender is left: {waited:?}"
+        );
 
         let _second = archive.begin(meta("1.2.3.4.6"), site.id).unwrap();
-        let held = |queued_at_ms| tokio::time::timeout(Duration::from_secs(5), give_way(queued_at_ms, stop.clone()));
-        let waited = held(ms_ago(2_500)).await.expect("the wait is bounded").unwrap();
-        assert!(waited < Duration::from_millis(50), "a job queued 2.5 s ago is not held, held {waited:?}");
-        let waited = held(ms_ago(1_600)).await.expect("the wait is bounded").unwrap();
+        assert_eq!(give_way(ms_ago(2_500), stop.clone()).await.unwrap(), Duration::ZERO, "a job queued 2.5 s ago is not held");
+        let waited = give_way(ms_ago(1_600), stop.clone()).await.unwrap();
+        // Tokio's timer rounds each deadline up to its next millisecond.
         assert!(
-            waited >= Duration::from_millis(300) && waited < Duration::from_millis(1_000),
-            "a job queued 1.6 s ago is held only until it is 2 s old, held {waited:?}"
+            waited >= Duration::from_millis(400) && waited <= Duration::from_millis(402),
+            "a job queued 1.6 s ago is held until it is 2 s old, held {waited:?}"
         );
 
         let (stop_tx, stop) = watch::channel(false);
         let waiting = give_way(ms_ago(0), stop);
         tokio::time::sleep(Duration::from_millis(100)).await;
         stop_tx.send(true).unwrap();
-        let waited = tokio::time::timeout(Duration::from_millis(500), waiting).await.expect("stopping ends the wait").unwrap();
-        assert!(waited < Duration::from_millis(400));
+        let waited = waiting.await.unwrap();
+        assert!(waited >= Duration::from_millis(100) && waited <= Duration::from_millis(120), "stopping ends the wait: {waited:?}");
     }
 }
