@@ -20,7 +20,6 @@ use dicom_ul::pdu::{
     AssociationRJSource, PDataValue, PDataValueType, Pdu, PresentationContextResultReason,
 };
 use telediag_archive::ingest::IndexReceipt;
-use telediag_archive::ingest::status;
 use telediag_archive::{Archive, FileMeta, IncomingObject, IngestError, Origin, Outcome, SiteDirectory, SiteRef};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -29,6 +28,7 @@ use tokio::sync::watch;
 use crate::GatewayConfig;
 use crate::access::SiteAccess;
 use crate::dimse::{CommandSet, command, response};
+use crate::status;
 use telediag_archive::sop_classes::{STORAGE_SOP_CLASSES, VERIFICATION};
 
 /// Largest command set we buffer; real ones are a few hundred bytes.
@@ -469,7 +469,7 @@ impl Session {
                         transfer_syntax_uid: transfer_syntax.to_owned(),
                         source_ae_title: Some(self.calling_ae.clone()),
                     };
-                    self.archive.begin(meta, self.site.id).map_err(|e| (e.dimse_status(), e.to_string()))
+                    self.archive.begin(meta, self.site.id).map_err(|e| (status::for_ingest(&e), e.to_string()))
                 };
                 self.pending = Some(PendingStore { message_id, context_id, sop_class_uid, sop_instance_uid, object });
                 Ok(())
@@ -484,7 +484,7 @@ impl Session {
         pending: PendingStore,
     ) -> Result<(), Abort> {
         let result = match pending.object {
-            Ok(object) => self.archive.commit(object, &self.origin).await.map_err(|e: IngestError| (e.dimse_status(), e.to_string())),
+            Ok(object) => self.archive.commit(object, &self.origin).await.map_err(|e: IngestError| (status::for_ingest(&e), e.to_string())),
             Err(failure) => Err(failure),
         };
         let (code, comment) = match result {

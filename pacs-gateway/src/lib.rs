@@ -21,6 +21,7 @@ mod admission;
 mod association;
 pub mod dimse;
 pub mod echo;
+pub mod status;
 pub mod tls;
 
 use std::sync::Arc;

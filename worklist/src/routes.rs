@@ -133,14 +133,40 @@ pub async fn me(user: CurrentUser) -> Json<CurrentUser> {
     Json(user)
 }
 
-pub async fn list_studies(
-    State(state): State<AppState>,
-    user: CurrentUser,
-    Query(mut query): Query<StudyQuery>,
-) -> Result<Response, ApiError> {
-    query.site_id = match user.scope()? {
+/// `GET /api/studies`: what a client may filter studies by.
+#[derive(Debug, Default, Deserialize)]
+pub struct StudiesQuery {
+    site: Option<String>,
+    patient_id: Option<String>,
+    /// Substring of the patient's name.
+    patient_name: Option<String>,
+    accession_number: Option<String>,
+    modality: Option<String>,
+    /// Study date range, `YYYYMMDD`, inclusive.
+    date_from: Option<String>,
+    date_to: Option<String>,
+    status: Option<String>,
+    limit: Option<i64>,
+    offset: Option<i64>,
+}
+
+pub async fn list_studies(State(state): State<AppState>, user: CurrentUser, Query(q): Query<StudiesQuery>) -> Result<Response, ApiError> {
+    let site_id = match user.scope()? {
         Scope::AllSites => None,
         Scope::Site(id) => Some(id),
+    };
+    let query = StudyQuery {
+        site_id,
+        site: q.site,
+        patient_id: q.patient_id,
+        patient_name: q.patient_name,
+        accession_number: q.accession_number,
+        modality: q.modality,
+        date_from: q.date_from,
+        date_to: q.date_to,
+        status: q.status,
+        limit: q.limit,
+        offset: q.offset,
     };
     let page = state.archive.database().list_studies(&query).await?;
     tracing::info!(user = %user.username, results = page.studies.len(), "studies listed");

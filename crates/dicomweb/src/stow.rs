@@ -11,11 +11,20 @@
 
 use bytes::Bytes;
 use futures_util::Stream;
-use telediag_archive::ingest::status;
 use telediag_archive::part10::{self, FileMeta};
 use telediag_archive::{Archive, IngestError, Origin, StudyUid};
 
 use crate::json::ObjectWriter;
+
+/// STOW-RS Failure Reasons (PS3.18 Table 10.5.3-2, from PS3.4's status
+/// codes) this service answers with.
+mod failure {
+    pub const OUT_OF_RESOURCES: u16 = 0xA700;
+    pub const DATASET_DOES_NOT_MATCH_SOP_CLASS: u16 = 0xA900;
+    pub const CANNOT_UNDERSTAND: u16 = 0xC000;
+    /// A UID held for another site: "Refused: Not Authorized".
+    pub const NOT_AUTHORIZED: u16 = 0x0124;
+}
 
 /// PS3.18 Table I.2-2 failure reasons (and PS3.7's "Refused: Not Authorized"
 /// for a UID held by another site, an additional code as the table allows).
@@ -86,7 +95,7 @@ where
                 sop_class_uid: String::new(),
                 sop_instance_uid: String::new(),
                 result: Err(Failure {
-                    reason: status::CANNOT_UNDERSTAND,
+                    reason: failure::CANNOT_UNDERSTAND,
                     comment: format!("a part of type {content_type} is not a DICOM instance (application/dicom)"),
                 }),
             },
@@ -124,7 +133,7 @@ async fn store_part(
     };
     let (meta, header_len) = match header {
         Ok(found) => found,
-        Err(reason) => return Ok(failed(None, status::CANNOT_UNDERSTAND, format!("not a DICOM Part 10 instance: {reason}"))),
+        Err(reason) => return Ok(failed(None, failure::CANNOT_UNDERSTAND, format!("not a DICOM Part 10 instance: {reason}"))),
     };
     let meta = FileMeta { source_ae_title: None, ..meta };
     if telediag_archive::sop_classes::name_of(meta.sop_class_uid.trim_end_matches('\0')).is_none() {
@@ -137,7 +146,7 @@ async fn store_part(
     }
     let mut incoming = match archive.begin(meta.clone(), origin.site_id) {
         Ok(incoming) => incoming,
-        Err(e) => return Ok(failed(Some(&meta), e.dimse_status(), e.to_string())),
+        Err(e) => return Ok(failed(Some(&meta), failure_reason(&e), e.to_string())),
     };
     let mut write_failed = None;
     let mut write = |bytes: &[u8], incoming: &mut telediag_archive::IncomingObject| {
@@ -153,7 +162,7 @@ async fn store_part(
         write(&chunk, &mut incoming);
     }
     if let Some(e) = write_failed {
-        return Ok(failed(Some(&meta), status::OUT_OF_RESOURCES, format!("storage failed: {e}")));
+        return Ok(failed(Some(&meta), failure::OUT_OF_RESOURCES, format!("storage failed: {e}")));
     }
     Ok(match archive.commit_into(incoming, origin, study).await {
         Ok(stored) => {
@@ -167,14 +176,18 @@ async fn store_part(
             }
             Outcome { sop_class_uid: meta.sop_class_uid.trim_end_matches('\0').to_owned(), sop_instance_uid, result: Ok(at) }
         }
-        Err(e) => {
-            let code = match &e {
-                IngestError::Mismatch { .. } => status::DATASET_DOES_NOT_MATCH_SOP_CLASS,
-                other => other.dimse_status(),
-            };
-            failed(Some(&meta), code, e.to_string())
-        }
+        Err(e) => failed(Some(&meta), failure_reason(&e), e.to_string()),
     })
+}
+
+/// The Failure Reason for an instance the archive refused.
+fn failure_reason(error: &IngestError) -> u16 {
+    match error {
+        IngestError::Mismatch { .. } => failure::DATASET_DOES_NOT_MATCH_SOP_CLASS,
+        IngestError::OutOfResources(_) => failure::OUT_OF_RESOURCES,
+        IngestError::UidHeldElsewhere(_) => failure::NOT_AUTHORIZED,
+        _ => failure::CANNOT_UNDERSTAND,
+    }
 }
 
 fn failed(meta: Option<&FileMeta>, reason: u16, comment: String) -> Outcome {

@@ -56,16 +56,6 @@ use crate::scan::ScanError;
 use crate::store::{BlobStore, LocalStore, StoreError, sync_dir};
 use crate::uid::{SeriesUid, SopInstanceUid, StudyUid, UidError};
 
-/// DIMSE status codes (PS3.4 Annex B.2.3 / PS3.7 Annex C) for ingest failures.
-pub mod status {
-    pub const SUCCESS: u16 = 0x0000;
-    /// PS3.7 C.5.x "Refused: Not Authorized".
-    pub const NOT_AUTHORIZED: u16 = 0x0124;
-    pub const OUT_OF_RESOURCES: u16 = 0xA700;
-    pub const DATASET_DOES_NOT_MATCH_SOP_CLASS: u16 = 0xA900;
-    pub const CANNOT_UNDERSTAND: u16 = 0xC000;
-}
-
 /// Where the archive keeps things.
 #[derive(Debug, Clone)]
 pub struct ArchiveConfig {
@@ -126,8 +116,9 @@ impl IndexReceipt {
     }
 }
 
-/// Why an object was not stored. Each maps to the DIMSE status the sender gets
-/// ([`IngestError::dimse_status`]); the message is its Error Comment.
+/// Why an object was not stored. The protocols that received it say so in
+/// their own terms (the gateway's DIMSE status, STOW-RS's Failure Reason);
+/// the message is the Error Comment.
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
     #[error("{what} in the dataset is {dataset:?} but the request said {announced:?}")]
@@ -149,17 +140,6 @@ pub enum IngestError {
         .0.kind.attribute(), .0.uid
     )]
     UidHeldElsewhere(ownership::Collision),
-}
-
-impl IngestError {
-    pub fn dimse_status(&self) -> u16 {
-        match self {
-            IngestError::Mismatch { .. } => status::DATASET_DOES_NOT_MATCH_SOP_CLASS,
-            IngestError::OutOfResources(_) => status::OUT_OF_RESOURCES,
-            IngestError::UidHeldElsewhere(_) => status::NOT_AUTHORIZED,
-            _ => status::CANNOT_UNDERSTAND,
-        }
-    }
 }
 
 impl From<io::Error> for IngestError {
@@ -700,7 +680,7 @@ mod ownership_tests {
             Err(e) => e,
             Ok(_) => panic!("stored into another site's study"),
         };
-        assert_eq!(message.dimse_status(), status::NOT_AUTHORIZED);
+        assert!(matches!(message, IngestError::UidHeldElsewhere(_)), "{message}");
         assert!(message.to_string().starts_with("Study Instance UID 9.1 is already held"), "{message}");
 
         // The owner is unaffected: its study has its one instance, and it
