@@ -37,6 +37,7 @@ pub mod ecg_samples;
 pub mod ecg_upload;
 pub mod error;
 pub mod login_limit;
+pub mod report_assets;
 pub mod reporting;
 pub mod requests;
 mod routes;
@@ -120,16 +121,15 @@ impl AppState {
         for origin in &config.dicomweb_cors_origins {
             config::check_cors_origin(origin).map_err(StartError::CorsOrigin)?;
         }
-        let ca = CentreCa::load_or_create(ca_dir, &config.centre_name)?;
+        let (ca, tsa) = report_assets::load_or_create_authorities(ca_dir, &config.centre_name)?;
         let (timestamper, tsa_certificate): (Arc<dyn telediag_reports::Timestamper>, _) = match &config.tsa_url {
             Some(url) => (Arc::new(signing::external_tsa::HttpTsa::new(url).map_err(StartError::TsaUrl)?), None),
             None => {
-                let tsa = telediag_reports::TimestampAuthority::load_or_create(ca_dir, &ca, &config.centre_name)?;
                 let certificate = tsa.certificate_der();
                 (Arc::new(tsa), Some(certificate))
             }
         };
-        let font = match ReportFont::load(config.report_font.as_deref()) {
+        let font = match report_assets::load_font(config.report_font.as_deref()) {
             Ok(font) => Some(font),
             Err(e) => {
                 tracing::warn!(error = %e, "reports cannot be signed until a CJK font is installed");

@@ -63,25 +63,30 @@ impl std::fmt::Debug for ReportFont {
 }
 
 impl ReportFont {
-    /// Loads `path`, or the first of [`FONT_CANDIDATES`] present.
-    pub fn load(path: Option<&Path>) -> Result<ReportFont, FormError> {
-        let path = match path {
-            Some(p) => p.to_path_buf(),
+    /// The font in `bytes` (a collection's first face), read from `path`
+    /// by the caller: this crate reads no files. Refused without CJK glyphs.
+    pub fn from_bytes(bytes: Vec<u8>, path: &Path) -> Result<ReportFont, FormError> {
+        let data = Arc::new(bytes);
+        let refused = |reason: String| FormError::Font { path: path.to_path_buf(), reason };
+        let face = ttf_parser::Face::parse(&data, 0).map_err(|e| refused(e.to_string()))?;
+        if face.glyph_index('报').is_none() {
+            return Err(refused("it has no CJK glyphs (报 is missing)".into()));
+        }
+        let font = Font::new(krilla::Data::from(data.clone()), 0).ok_or_else(|| refused("krilla cannot read it".into()))?;
+        Ok(ReportFont { font, metrics: Arc::new(Metrics { data, index: 0 }) })
+    }
+
+    /// Where to read the font from: `configured`, or the first of
+    /// [`FONT_CANDIDATES`] that `exists` says is there.
+    pub fn locate(configured: Option<&Path>, exists: impl Fn(&Path) -> bool) -> Result<PathBuf, FormError> {
+        match configured {
+            Some(path) => Ok(path.to_path_buf()),
             None => FONT_CANDIDATES
                 .iter()
                 .map(PathBuf::from)
-                .find(|p| p.exists())
-                .ok_or_else(|| FormError::NoFont { looked_in: FONT_CANDIDATES.join(", ") })?,
-        };
-        let bytes = std::fs::read(&path).map_err(|e| FormError::Font { path: path.clone(), reason: e.to_string() })?;
-        let data = Arc::new(bytes);
-        let face = ttf_parser::Face::parse(&data, 0).map_err(|e| FormError::Font { path: path.clone(), reason: e.to_string() })?;
-        if face.glyph_index('报').is_none() {
-            return Err(FormError::Font { path, reason: "it has no CJK glyphs (报 is missing)".into() });
+                .find(|p| exists(p))
+                .ok_or_else(|| FormError::NoFont { looked_in: FONT_CANDIDATES.join(", ") }),
         }
-        let font = Font::new(krilla::Data::from(data.clone()), 0)
-            .ok_or_else(|| FormError::Font { path: path.clone(), reason: "krilla cannot read it".into() })?;
-        Ok(ReportFont { font, metrics: Arc::new(Metrics { data, index: 0 }) })
     }
 
     /// Width of `text` at `size` points.
@@ -735,7 +740,11 @@ mod tests {
     use super::*;
 
     fn font() -> Option<ReportFont> {
-        match ReportFont::load(None) {
+        let loaded = ReportFont::locate(None, Path::exists).and_then(|path| {
+            let bytes = std::fs::read(&path).map_err(|e| FormError::Font { path: path.clone(), reason: e.to_string() })?;
+            ReportFont::from_bytes(bytes, &path)
+        });
+        match loaded {
             Ok(f) => Some(f),
             Err(e) => {
                 assert!(std::env::var_os("CI").is_none(), "CI installs a CJK font: {e}");

@@ -6,7 +6,6 @@
 //! doctor who holds a certificate from an external CA brings it as PKCS#12;
 //! RSA (≥ 2048 bits) and P-256 keys are accepted.
 
-use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -234,29 +233,19 @@ pub struct CentreCa {
     certificate: Certificate,
 }
 
-const CA_KEY_FILE: &str = "ca-key.der";
-const CA_CERT_FILE: &str = "ca-cert.der";
-
 impl CentreCa {
-    /// Loads the CA kept in `dir`, creating it (key readable by the owner
-    /// only) when the directory holds none.
-    pub fn load_or_create(dir: &Path, centre_name: &str) -> Result<CentreCa, IdentityError> {
-        let (key_path, cert_path) = (dir.join(CA_KEY_FILE), dir.join(CA_CERT_FILE));
-        let load_err = |reason: String| IdentityError::LoadCa { path: dir.display().to_string(), reason };
-        if key_path.exists() {
-            let key_der = std::fs::read(&key_path).map_err(|e| load_err(e.to_string()))?;
-            let cert_der = std::fs::read(&cert_path).map_err(|e| load_err(e.to_string()))?;
-            let key = p256::ecdsa::SigningKey::from_pkcs8_der(&key_der).map_err(|e| load_err(e.to_string()))?;
-            let certificate = Certificate::from_der(&cert_der).map_err(|e| load_err(e.to_string()))?;
-            return Ok(CentreCa { key, certificate });
-        }
-        let ca = CentreCa::create(centre_name)?;
-        let save_err = |source| IdentityError::SaveCa { path: dir.display().to_string(), source };
-        std::fs::create_dir_all(dir).map_err(save_err)?;
-        let key_der = ca.key.to_pkcs8_der().map_err(|e| IdentityError::Issue(e.to_string()))?;
-        write_private(&key_path, key_der.as_bytes()).map_err(save_err)?;
-        std::fs::write(&cert_path, ca.certificate_der()).map_err(save_err)?;
-        Ok(ca)
+    /// The CA from its stored key (PKCS#8) and certificate (DER); the
+    /// caller keeps them (the worklist, under `data/ca/`, key 0600).
+    pub fn from_der(key_pkcs8: &[u8], certificate: &[u8]) -> Result<CentreCa, IdentityError> {
+        let refused = |reason: String| IdentityError::LoadCa { path: "the stored CA".into(), reason };
+        let key = p256::ecdsa::SigningKey::from_pkcs8_der(key_pkcs8).map_err(|e| refused(e.to_string()))?;
+        let certificate = Certificate::from_der(certificate).map_err(|e| refused(e.to_string()))?;
+        Ok(CentreCa { key, certificate })
+    }
+
+    /// The CA's private key as PKCS#8 DER, for the caller to keep.
+    pub fn key_pkcs8(&self) -> Result<zeroize::Zeroizing<Vec<u8>>, IdentityError> {
+        Ok(zeroize::Zeroizing::new(self.key.to_pkcs8_der().map_err(|e| IdentityError::Issue(e.to_string()))?.as_bytes().to_vec()))
     }
 
     /// A new CA held in memory only.
@@ -416,30 +405,15 @@ fn const_oid_o() -> der::asn1::ObjectIdentifier {
     der::asn1::ObjectIdentifier::new_unwrap("2.5.4.10")
 }
 
-pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(path)?;
-    file.write_all(bytes)?;
-    file.sync_all()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn the_ca_issues_doctors_certificates_that_round_trip() {
-        let dir = tempfile::tempdir().unwrap();
-        let ca = CentreCa::load_or_create(dir.path(), "远程诊断中心").unwrap();
-        let again = CentreCa::load_or_create(dir.path(), "ignored").unwrap();
-        assert_eq!(ca.certificate_der(), again.certificate_der(), "the CA is created once");
+        let ca = CentreCa::create("远程诊断中心").unwrap();
+        let again = CentreCa::from_der(&ca.key_pkcs8().unwrap(), &ca.certificate_der()).unwrap();
+        assert_eq!(ca.certificate_der(), again.certificate_der(), "the CA round-trips through its stored form");
         let doctor = ca.issue("陈医生", "user-3").unwrap();
         assert!(doctor.subject().contains("CN=陈医生"), "{}", doctor.subject());
         assert_eq!(doctor.certificate.tbs_certificate.issuer, ca.certificate().tbs_certificate.subject);

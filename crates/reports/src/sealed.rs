@@ -112,8 +112,7 @@ mod tests {
     use crate::identity::CentreCa;
 
     fn doctor() -> crate::SigningIdentity {
-        let dir = tempfile::tempdir().unwrap();
-        CentreCa::load_or_create(dir.path(), "测试中心").unwrap().issue("王医生", "user-1").unwrap()
+        CentreCa::create("测试中心").unwrap().issue("王医生", "user-1").unwrap()
     }
 
     #[test]

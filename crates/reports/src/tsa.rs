@@ -11,8 +11,6 @@
 //! that must use an accredited external TSA implements [`Timestamper`]
 //! over its HTTP interface instead (the worklist does, for `tsa_url`).
 
-use std::path::Path;
-
 use cms::builder::{SignedDataBuilder, SignerInfoBuilder};
 use cms::cert::{CertificateChoices, IssuerAndSerialNumber};
 use cms::signed_data::{EncapsulatedContentInfo, SignerIdentifier};
@@ -38,9 +36,6 @@ const ID_CT_TST_INFO: const_oid::ObjectIdentifier = const_oid::ObjectIdentifier:
 /// arcs. A centre with its own enterprise number would put it here.
 const POLICY: const_oid::ObjectIdentifier = const_oid::ObjectIdentifier::new_unwrap("1.3.6.1.4.1.32473.3161.1");
 
-const TSA_KEY_FILE: &str = "tsa-key.der";
-const TSA_CERT_FILE: &str = "tsa-cert.der";
-
 /// The centre's timestamp authority.
 pub struct TimestampAuthority {
     key: p256::ecdsa::SigningKey,
@@ -56,25 +51,18 @@ impl std::fmt::Debug for TimestampAuthority {
 }
 
 impl TimestampAuthority {
-    /// Loads the TSA kept in `dir` beside the CA, creating it (its key
-    /// readable by the owner only) when there is none.
-    pub fn load_or_create(dir: &Path, ca: &CentreCa, centre_name: &str) -> Result<TimestampAuthority, IdentityError> {
-        let (key_path, cert_path) = (dir.join(TSA_KEY_FILE), dir.join(TSA_CERT_FILE));
-        let load_err = |reason: String| IdentityError::LoadCa { path: key_path.display().to_string(), reason };
-        if key_path.exists() {
-            let key = p256::ecdsa::SigningKey::from_pkcs8_der(&std::fs::read(&key_path).map_err(|e| load_err(e.to_string()))?)
-                .map_err(|e| load_err(e.to_string()))?;
-            let certificate = Certificate::from_der(&std::fs::read(&cert_path).map_err(|e| load_err(e.to_string()))?)
-                .map_err(|e| load_err(e.to_string()))?;
-            return Ok(TimestampAuthority { key, certificate, ca: ca.certificate().clone() });
-        }
-        let tsa = TimestampAuthority::create(ca, centre_name)?;
-        let save_err = |source| IdentityError::SaveCa { path: dir.display().to_string(), source };
-        std::fs::create_dir_all(dir).map_err(save_err)?;
-        let key_der = tsa.key.to_pkcs8_der().map_err(|e| IdentityError::Issue(e.to_string()))?;
-        crate::identity::write_private(&key_path, key_der.as_bytes()).map_err(save_err)?;
-        std::fs::write(&cert_path, tsa.certificate_der()).map_err(save_err)?;
-        Ok(tsa)
+    /// The TSA from its stored key (PKCS#8) and certificate (DER), kept by
+    /// the caller beside the CA's.
+    pub fn from_der(key_pkcs8: &[u8], certificate: &[u8], ca: &CentreCa) -> Result<TimestampAuthority, IdentityError> {
+        let refused = |reason: String| IdentityError::LoadCa { path: "the stored TSA".into(), reason };
+        let key = p256::ecdsa::SigningKey::from_pkcs8_der(key_pkcs8).map_err(|e| refused(e.to_string()))?;
+        let certificate = Certificate::from_der(certificate).map_err(|e| refused(e.to_string()))?;
+        Ok(TimestampAuthority { key, certificate, ca: ca.certificate().clone() })
+    }
+
+    /// The TSA's private key as PKCS#8 DER, for the caller to keep.
+    pub fn key_pkcs8(&self) -> Result<zeroize::Zeroizing<Vec<u8>>, IdentityError> {
+        Ok(zeroize::Zeroizing::new(self.key.to_pkcs8_der().map_err(|e| IdentityError::Issue(e.to_string()))?.as_bytes().to_vec()))
     }
 
     /// A TSA held in memory only, certified by `ca`.

@@ -1,10 +1,12 @@
 //! The signed report as a verifier sees it: poppler's `pdfsig` checks every
 //! signature, and one flipped byte breaks them.
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 
-use telediag_reports::form::{PrintedSigner, ReportFont, ReportForm, render, reviewer_stamp};
+use telediag_reports::form::{PrintedSigner, ReportForm, render, reviewer_stamp};
 use telediag_reports::{CentreCa, SignatureRequest, Timestamp, sign_pdf};
 
 fn tool(name: &str) -> bool {
@@ -14,17 +16,6 @@ fn tool(name: &str) -> bool {
         eprintln!("skipping: {name} is not installed");
     }
     found
-}
-
-fn font() -> Option<ReportFont> {
-    match ReportFont::load(None) {
-        Ok(f) => Some(f),
-        Err(e) => {
-            assert!(std::env::var_os("CI").is_none(), "{e}");
-            eprintln!("skipping: {e}");
-            None
-        }
-    }
 }
 
 fn sample_form() -> ReportForm {
@@ -64,7 +55,7 @@ fn pdfsig(path: &Path) -> String {
 
 #[test]
 fn two_doctors_sign_and_pdfsig_finds_both_valid_until_one_byte_changes() {
-    let Some(font) = font() else { return };
+    let Some(font) = common::font() else { return };
     if !tool("pdfsig") {
         return;
     }
@@ -141,7 +132,7 @@ fn two_doctors_sign_and_pdfsig_finds_both_valid_until_one_byte_changes() {
 
 #[test]
 fn the_printed_qr_code_reads_back_as_the_verification_url() {
-    let Some(font) = font() else { return };
+    let Some(font) = common::font() else { return };
     if !tool("pdftoppm") || !tool("zbarimg") {
         return;
     }
@@ -162,7 +153,7 @@ fn the_printed_qr_code_reads_back_as_the_verification_url() {
 
 #[test]
 fn pdffonts_finds_one_embedded_subset_cjk_font() {
-    let Some(font) = font() else { return };
+    let Some(font) = common::font() else { return };
     if !tool("pdffonts") {
         return;
     }
@@ -179,7 +170,7 @@ fn pdffonts_finds_one_embedded_subset_cjk_font() {
 
 #[test]
 fn with_the_centre_ca_trusted_pdfsig_validates_both_certificate_chains() {
-    let Some(font) = font() else { return };
+    let Some(font) = common::font() else { return };
     if !tool("pdfsig") || !tool("certutil") {
         return;
     }
@@ -239,7 +230,7 @@ fn with_the_centre_ca_trusted_pdfsig_validates_both_certificate_chains() {
 
 #[test]
 fn long_findings_flow_onto_further_pages_and_the_signatures_close_the_last() {
-    let Some(font) = font() else { return };
+    let Some(font) = common::font() else { return };
     if !tool("pdftotext") || !tool("pdfinfo") {
         return;
     }
@@ -278,7 +269,7 @@ fn long_findings_flow_onto_further_pages_and_the_signatures_close_the_last() {
 /// off; the clinical history and the exam's date and time are labelled.
 #[test]
 fn long_patient_values_are_printed_whole_with_the_clinical_history() {
-    let Some(font) = font() else { return };
+    let Some(font) = common::font() else { return };
     if !tool("pdftotext") || !tool("pdftoppm") {
         return;
     }
