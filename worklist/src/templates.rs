@@ -231,14 +231,11 @@ pub fn phrases(modality: &str) -> Vec<Phrase> {
     own.iter().chain(common).map(|&(section, text)| Phrase { section, text }).collect()
 }
 
-fn number(v: &serde_json::Value, key: &str) -> Option<f64> {
-    v.get("measurements")?.get(key)?.as_f64()
-}
-
-/// The ECG template, filled from the analysis JSON (`ecg-measurements`):
-/// rhythm, rate, PR, QRS, QT/QTc, axes, and the device's own statements.
-/// Without measurements, the same sections with blanks to fill.
-pub fn for_ecg(analysis: Option<&serde_json::Value>) -> Template {
+/// The ECG template, filled from the stored analysis (`ecg-measurements`,
+/// read as the ECG crate's typed summary): rhythm, rate, PR, QRS, QT/QTc,
+/// axes, and the device's own statements. Without measurements, the same
+/// sections with blanks to fill.
+pub fn for_ecg(analysis: Option<&telediag_ecg::AnalysisSummary>) -> Template {
     let method = "常规 12 导联心电图，走纸速度 25 mm/s，增益 10 mm/mV。".to_string();
     let Some(a) = analysis else {
         return Template {
@@ -251,8 +248,9 @@ pub fn for_ecg(analysis: Option<&serde_json::Value>) -> Template {
             conclusion: String::new(),
         };
     };
-    let show = |key: &str| number(a, key).map_or(BLANK.to_string(), |v| format!("{v:.0}"));
-    let regular = a.get("rhythm").and_then(|r| r.get("regular")).and_then(|r| r.as_bool());
+    let m = &a.measurements;
+    let show = |value: Option<f64>| value.map_or(BLANK.to_string(), |v| format!("{v:.0}"));
+    let regular = a.rhythm.regular;
     let rhythm = match regular {
         Some(true) => "心律规则",
         Some(false) => "心律不齐",
@@ -260,17 +258,17 @@ pub fn for_ecg(analysis: Option<&serde_json::Value>) -> Template {
     };
     let findings = format!(
         "{rhythm}，心率 {} 次/分。P-R 间期 {} ms，QRS 时限 {} ms，QT/QTc 间期 {}/{} ms（Bazett）。P/QRS/T 电轴 {}°/{}°/{}°。",
-        show("hr_bpm"),
-        show("pr_ms"),
-        show("qrs_ms"),
-        show("qt_ms"),
-        show("qtc_bazett_ms"),
-        show("p_axis_deg"),
-        show("qrs_axis_deg"),
-        show("t_axis_deg"),
+        show(m.hr_bpm),
+        show(m.pr_ms),
+        show(m.qrs_ms),
+        show(m.qt_ms),
+        show(m.qtc_bazett_ms),
+        show(m.p_axis_deg),
+        show(m.qrs_axis_deg),
+        show(m.t_axis_deg),
     );
     let mut hints: Vec<String> = Vec::new();
-    if let Some(hr) = number(a, "hr_bpm") {
+    if let Some(hr) = m.hr_bpm {
         if hr > 100.0 {
             hints.push("心动过速".into());
         } else if hr < 60.0 {
@@ -280,16 +278,16 @@ pub fn for_ecg(analysis: Option<&serde_json::Value>) -> Template {
     if regular == Some(false) {
         hints.push("心律不齐".into());
     }
-    if number(a, "qrs_ms").is_some_and(|q| q >= 120.0) {
+    if m.qrs_ms.is_some_and(|q| q >= 120.0) {
         hints.push("QRS 时限增宽".into());
     }
-    if number(a, "pr_ms").is_some_and(|p| p > 200.0) {
+    if m.pr_ms.is_some_and(|p| p > 200.0) {
         hints.push("P-R 间期延长".into());
     }
-    if number(a, "qtc_bazett_ms").is_some_and(|q| q > 470.0) {
+    if m.qtc_bazett_ms.is_some_and(|q| q > 470.0) {
         hints.push("QTc 间期延长".into());
     }
-    if let Some(wording) = number(a, "qrs_axis_deg").and_then(axis_wording) {
+    if let Some(wording) = m.qrs_axis_deg.and_then(axis_wording) {
         hints.push(wording.into());
     }
     let mut conclusion = if hints.is_empty() {
@@ -297,13 +295,8 @@ pub fn for_ecg(analysis: Option<&serde_json::Value>) -> Template {
     } else {
         format!("{}{TO_CONFIRM}。", hints.join("；"))
     };
-    let statements: Vec<String> = a
-        .get("device_statements")
-        .and_then(|s| s.as_array())
-        .map(|s| s.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
-        .unwrap_or_default();
-    if !statements.is_empty() {
-        conclusion.push_str(&format!("\n机器分析：{}", statements.join("；")));
+    if !a.device_statements.is_empty() {
+        conclusion.push_str(&format!("\n机器分析：{}", a.device_statements.join("；")));
     }
     Template { id: "ecg".into(), name: "常规心电图".into(), method, findings, conclusion }
 }
@@ -336,6 +329,7 @@ mod tests {
             "rhythm": {"beats": 8, "regular": true},
             "device_statements": ["Sinus bradycardia"]
         });
+        let analysis = telediag_ecg::AnalysisSummary::from_json(analysis.to_string().as_bytes()).unwrap();
         let t = for_ecg(Some(&analysis));
         assert!(t.findings.contains("心率 48 次/分"), "{}", t.findings);
         assert!(t.findings.contains("QRS 时限 126 ms") && t.findings.contains("440/395 ms"), "{}", t.findings);

@@ -2,7 +2,7 @@
 //! fiducials, measurements, rhythm and HRV, with the algorithm's name and
 //! version recorded beside the numbers.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::delineate::{Fiducials, delineate};
 use crate::filter::FilterSettings;
@@ -56,9 +56,28 @@ pub struct Analysis {
     pub median: Option<MedianBeats>,
 }
 
+/// What a reader of a stored analysis (the report template) takes from
+/// it: read back from the JSON an [`Analysis`] was written as, with the
+/// same Rust field names on both sides, so renaming a measurement is a
+/// compile error in the reader rather than a silent blank.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct AnalysisSummary {
+    pub measurements: Measurements,
+    pub rhythm: Rhythm,
+    #[serde(default)]
+    pub device_statements: Vec<String>,
+}
+
+impl AnalysisSummary {
+    /// Reads the summary from a stored analysis (`ecg-measurements` JSON).
+    pub fn from_json(bytes: &[u8]) -> Result<AnalysisSummary, serde_json::Error> {
+        serde_json::from_slice(bytes)
+    }
+}
+
 /// Global measurements (ms, degrees, beats per minute); `None` (JSON null)
 /// where the wave could not be measured, e.g. no P wave in atrial fibrillation.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Measurements {
     pub hr_bpm: Option<f64>,
     pub rr_ms: Option<f64>,
@@ -75,7 +94,7 @@ pub struct Measurements {
     pub t_axis_deg: Option<f64>,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Rhythm {
     pub beats: usize,
     /// RR coefficient of variation, %.

@@ -23,6 +23,6 @@ pub mod render;
 pub mod scoring;
 mod signal;
 
-pub use analysis::{Analysis, AnalysisOptions, analyse, analyse_with};
+pub use analysis::{Analysis, AnalysisOptions, AnalysisSummary, analyse, analyse_with};
 pub use read::{read_bytes, read_path};
 pub use record::{DeviceMeasurements, DeviceReport, EcgError, EcgRecord, Lead, Patient, SourceFormat};

@@ -61,3 +61,16 @@ fn a_thirty_minute_record_gets_hrv_and_a_rhythm_verdict() {
     assert!(hrv.nn_intervals > 2100, "{hrv:?}");
     assert_eq!(a.rhythm.regular, Some(false), "its premature beats make it irregular");
 }
+
+/// The report template reads a stored analysis back as `AnalysisSummary`:
+/// what was written is what is read, field by field.
+#[test]
+fn a_stored_analysis_reads_back_as_its_summary() {
+    let Some(a) = analysed("ecgtoolkit/Example.scp") else { return };
+    let stored = serde_json::to_vec_pretty(&a).unwrap();
+    let summary = telediag_ecg::AnalysisSummary::from_json(&stored).unwrap();
+    assert_eq!(summary.measurements, a.measurements);
+    assert_eq!(summary.rhythm, a.rhythm);
+    assert_eq!(summary.device_statements, a.device_statements);
+    assert!(summary.measurements.hr_bpm.is_some());
+}
