@@ -1307,8 +1307,23 @@ fn registrations_reconcile_by_patient_date_and_modality_or_after_the_images_and_
     let late = format!(
         r#"{{"patient_name":"赵敏","patient_id":"X1","accession_number":"{accession}","requested_exam":"腹部超声","department":"消化内科","priority":"urgent"}}"#
     );
-    let attached = ok(port, "POST", "/api/requests", site, Some(&late));
+    // The technician's double click, six times over, at once: the exam is
+    // reconciled exactly once; the others are told it is registered.
+    let answers: Vec<(u16, Value)> = std::thread::scope(|scope| {
+        let sent: Vec<_> = (0..6).map(|_| scope.spawn(|| api(port, "POST", "/api/requests", Some(site), Some(&late)))).collect();
+        sent.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let created: Vec<&Value> = answers.iter().filter(|(status, _)| *status == 201).map(|(_, v)| v).collect();
+    assert_eq!(created.len(), 1, "{answers:?}");
+    for (status, refused) in answers.iter().filter(|(status, _)| *status != 201) {
+        assert_eq!(*status, 409, "{refused}");
+        let says = format!("already registered as request {}", arrival["id"]);
+        assert!(refused["error"].as_str().unwrap().contains(&says), "{refused}");
+    }
+    let attached = created[0].clone();
     assert_eq!(attached["id"], arrival["id"], "the registration joined the images' request");
+    let history = ok(port, "GET", &format!("/api/requests/{}", arrival["id"]), site, None)["history"].to_string();
+    assert_eq!(history.matches("reconciled with images already received").count(), 1, "{history}");
     assert_eq!(
         (attached["reconciled"].as_bool(), attached["priority"].as_str(), attached["department"].as_str()),
         (Some(true), Some("urgent"), Some("消化内科"))

@@ -51,6 +51,8 @@ pub struct ReportVersion {
     /// Withdrawn by an admin (wrong patient, wrong study), with the reason.
     pub revoked: bool,
     pub revoked_reason: Option<String>,
+    /// The reviewer revised the text and signed it alone, as its editor.
+    pub edited_by_reviewer: bool,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -58,7 +60,7 @@ pub struct ReportVersion {
 const REPORT_COLUMNS: &str = "rp.id, rp.request_id, rp.version, rp.kind, rp.state, rp.template, rp.method, rp.findings,
     rp.conclusion, rp.critical, rp.author_id, a.display_name, rp.author_signed_at, rp.reviewer_id, v.display_name,
     rp.reviewer_signed_at, rp.supersedes, rp.pdf_sha256, rp.verify_token, rp.created_at, rp.updated_at, rp.key_images,
-    rp.revoked, rp.revoked_reason";
+    rp.revoked, rp.revoked_reason, rp.edited_by_reviewer";
 const REPORT_FROM: &str = "FROM reports rp LEFT JOIN users a ON a.id = rp.author_id LEFT JOIN users v ON v.id = rp.reviewer_id";
 
 fn version_from_row(r: &sqlx::sqlite::SqliteRow) -> ReportVersion {
@@ -85,6 +87,7 @@ fn version_from_row(r: &sqlx::sqlite::SqliteRow) -> ReportVersion {
         verify_token: r.get(18),
         revoked: r.get(22),
         revoked_reason: r.get(23),
+        edited_by_reviewer: r.get(24),
         created_at: r.get(19),
         updated_at: r.get(20),
     }

@@ -16,7 +16,7 @@ use super::{Draft, ReportVersion, current_final, finalise, insert_draft, version
 use crate::AppState;
 use crate::auth::{self, CurrentUser, Role};
 use crate::error::ApiError;
-use crate::requests::{Change, Holder, ReadRequest, RequestState, assign, transition, visible_request};
+use crate::requests::{Change, Holder, ReadRequest, RequestState, assign, transition, transition_in, visible_request};
 use crate::templates;
 
 /// Writing reports is for readers (radiologists and ECG doctors).
@@ -50,14 +50,20 @@ async fn ecg_instance(state: &AppState, study_uid: &str) -> Option<String> {
     .ok()?
 }
 
-async fn ecg_analysis(state: &AppState, study_uid: &str) -> Option<serde_json::Value> {
+async fn ecg_analysis(state: &AppState, study_uid: &str) -> Option<telediag_ecg::AnalysisSummary> {
     let db = state.archive.database();
     let sop = ecg_instance(state, study_uid).await?;
     let sop = telediag_archive::SopInstanceUid::parse(&sop).ok()?;
     let record = db.derived(&sop, DerivedKind::EcgMeasurements).await.ok()??;
     let key = ObjectKey::new(record.object_key?).ok()?;
     let bytes = tokio::fs::read(state.archive.store().path_of(&key)).await.ok()?;
-    serde_json::from_slice(&bytes).ok()
+    match telediag_ecg::AnalysisSummary::from_json(&bytes) {
+        Ok(summary) => Some(summary),
+        Err(e) => {
+            tracing::error!(study_uid, error = %e, "the stored ECG analysis does not read as the ECG crate's summary");
+            None
+        }
+    }
 }
 
 async fn template_for(state: &AppState, request: &ReadRequest) -> templates::Template {
@@ -299,6 +305,8 @@ pub async fn sign(
     // At a single-signature site this signature makes the report final
     // (below); otherwise it awaits the reviewer as preliminary.
     let single = single_signature(&state, request.site_id).await?;
+    // The version and its request change together, or neither does.
+    let mut tx = db.pool().begin().await.map_err(ApiError::database)?;
     let signed = sqlx::query(
         "UPDATE reports SET state = ?, author_id = ?, author_signed_at = ?, author_pdf_key = ?, author_pdf_sha256 = ?, verify_token = ?,
            updated_at = ?
@@ -313,31 +321,30 @@ pub async fn sign(
     .bind(now)
     .bind(draft.id)
     .bind(draft.updated_at)
-    .execute(db.pool())
+    .execute(&mut *tx)
     .await
     .map_err(ApiError::database)?
     .rows_affected();
     if signed == 0 {
         return Err(ApiError::conflict("the draft was changed or signed while it was being signed: review it and sign again"));
     }
+    if !single && draft.kind == "report" {
+        let change = Change {
+            from: &[RequestState::Reading, RequestState::Assigned],
+            held_by: Some(user.id),
+            to: RequestState::Preliminary,
+            by: Some(user.id),
+            note: Some("signed by the reporting doctor"),
+            holder: Holder { assigned_to: None, locked_until: Some(None) },
+        };
+        if !transition_in(&mut tx, id, change).await? {
+            return Err(ApiError::conflict("the request is no longer yours to sign (its lock lapsed and it moved on); nothing was signed"));
+        }
+    }
+    tx.commit().await.map_err(ApiError::database)?;
     if single {
         let draft = super::version_by_id(db, draft.id).await?.ok_or_else(|| ApiError::not_found("report"))?;
         return make_final(&state, &user, &request, &draft, pdf, None).await;
-    }
-    if draft.kind == "report" {
-        transition(
-            db,
-            id,
-            Change {
-                from: &[RequestState::Reading, RequestState::Assigned],
-                held_by: Some(user.id),
-                to: RequestState::Preliminary,
-                by: Some(user.id),
-                note: Some("signed by the reporting doctor"),
-                holder: Holder { assigned_to: None, locked_until: Some(None) },
-            },
-        )
-        .await?;
     }
     let report = super::version_by_id(db, draft.id).await?;
     Ok(Json(report).into_response())
@@ -470,25 +477,24 @@ async fn make_final(
             .await
             .map_err(ApiError::database)?;
     }
-    tx.commit().await.map_err(ApiError::database)?;
     let (to, from, note) = match report.kind.as_str() {
         "amendment" => (RequestState::Amended, vec![RequestState::Final, RequestState::Amended], "amended version final"),
         "addendum" => (request.state, vec![request.state], "addendum final"),
         _ => (RequestState::Final, vec![RequestState::Preliminary, RequestState::Reading, RequestState::Assigned], "report final"),
     };
-    transition(
-        db,
-        request.id,
-        Change {
-            from: &from,
-            held_by: None,
-            to,
-            by: Some(user.id),
-            note: Some(note),
-            holder: Holder { assigned_to: None, locked_until: Some(None) },
-        },
-    )
-    .await?;
+    // The report and its request change together, or neither does.
+    let change = Change {
+        from: &from,
+        held_by: None,
+        to,
+        by: Some(user.id),
+        note: Some(note),
+        holder: Holder { assigned_to: None, locked_until: Some(None) },
+    };
+    if !transition_in(&mut tx, request.id, change).await? {
+        return Err(ApiError::conflict("the request changed while the report was being made final; nothing was changed"));
+    }
+    tx.commit().await.map_err(ApiError::database)?;
     tracing::info!(request = request.id, version = report.version, "report final and signed");
 
     let verifier = reviewer.as_ref().map_or(author_name.clone(), |r| r.name.clone());

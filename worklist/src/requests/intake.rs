@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use sqlx::Row;
 use telediag_archive::db::now_ms;
-use telediag_archive::jobs::kinds;
+use telediag_archive::jobs::{JobKind, JobPayload};
 use tokio::sync::watch;
 
 use super::{Priority, RequestState, assign, record_event};
@@ -66,12 +66,13 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
             return;
         }
         let db = state.archive.database();
-        match db.claim_job(&[kinds::STUDY_COMPLETE], "worklist", Duration::from_secs(60)).await {
+        match db.claim_job(&[JobKind::StudyComplete], "worklist", Duration::from_secs(60)).await {
             Ok(Some(job)) => {
-                let Some(uid) = job.payload["study_uid"].as_str() else {
-                    let _ = db.fail_job(job.id, "payload lacks study_uid", None).await;
+                let JobPayload::StudyComplete { study_uid } = &job.payload else {
+                    let _ = db.fail_job(job.id, &format!("expected a study.complete job, found {:?}", job.payload.kind()), None).await;
                     continue;
                 };
+                let uid = study_uid.as_str();
                 match on_study_complete(&state, uid).await {
                     Ok(id) => {
                         tracing::info!(study_uid = %uid, request = id, "read request ready");
@@ -430,6 +431,24 @@ pub async fn register(state: &AppState, user: &CurrentUser, new: &NewRequest) ->
     let accession = new.accession_number.as_ref().map(|a| a.trim().to_owned()).filter(|a| !a.is_empty());
     let now = now_ms();
 
+    // The choice of arrival and its reconciliation are one transaction
+    // that holds the write lock from its start: two registrations of one
+    // exam at once reconcile it once (the other is told it is registered).
+    let mut tx = db.pool().begin_with("BEGIN IMMEDIATE").await.map_err(ApiError::database)?;
+    if let Some(accession) = &accession {
+        let registered: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM read_requests WHERE site_id = ? AND accession_number = ? AND state != 'cancelled'
+               AND (origin = 'registered' OR reconciled = 1) ORDER BY created_at LIMIT 1",
+        )
+        .bind(site_id)
+        .bind(accession)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(ApiError::database)?;
+        if let Some(existing) = registered {
+            return Err(ApiError::conflict(format!("exam {accession} is already registered as request {existing}")));
+        }
+    }
     // Images that came first, unreconciled, for the same exam?
     let mut arrival: Option<i64> = None;
     if let Some(accession) = &accession {
@@ -439,7 +458,7 @@ pub async fn register(state: &AppState, user: &CurrentUser, new: &NewRequest) ->
         )
         .bind(site_id)
         .bind(accession)
-        .fetch_optional(db.pool())
+        .fetch_optional(&mut *tx)
         .await
         .map_err(ApiError::database)?;
     }
@@ -457,12 +476,11 @@ pub async fn register(state: &AppState, user: &CurrentUser, new: &NewRequest) ->
         .bind(&tomorrow)
         .bind(&modality)
         .bind(&modality)
-        .fetch_optional(db.pool())
+        .fetch_optional(&mut *tx)
         .await
         .map_err(ApiError::database)?;
     }
 
-    let mut tx = db.pool().begin().await.map_err(ApiError::database)?;
     let id = match arrival {
         Some(id) => {
             let (images_at, arrived_modality, study_uid): (i64, Option<String>, Option<String>) =
@@ -488,10 +506,10 @@ pub async fn register(state: &AppState, user: &CurrentUser, new: &NewRequest) ->
                     accession_number = COALESCE(?, accession_number), requested_exam = ?, clinical_history = ?,
                     requesting_physician = COALESCE(?, requesting_physician), created_by = ?, deadline_at = ?,
                     identity_mismatch = ?, updated_at = ?
-                 WHERE id = ?",
+                 WHERE id = ? AND reconciled = 0",
             )
             .bind(new.priority.as_str());
-            bind_registration!(query, new, accession)
+            let reconciled = bind_registration!(query, new, accession)
                 .bind(user.id)
                 .bind(deadline)
                 .bind(&mismatch)
@@ -499,7 +517,11 @@ pub async fn register(state: &AppState, user: &CurrentUser, new: &NewRequest) ->
                 .bind(id)
                 .execute(&mut *tx)
                 .await
-                .map_err(ApiError::database)?;
+                .map_err(ApiError::database)?
+                .rows_affected();
+            if reconciled != 1 {
+                return Err(ApiError::conflict("the images were reconciled with another registration meanwhile"));
+            }
             let state_now: String = sqlx::query_scalar("SELECT state FROM read_requests WHERE id = ?")
                 .bind(id)
                 .fetch_one(&mut *tx)

@@ -257,10 +257,21 @@ pub struct Change<'a> {
 /// in such a state: a concurrent change won. This is the only writer of
 /// `read_requests.state`.
 pub async fn transition(db: &Database, id: i64, change: Change<'_>) -> Result<bool, ApiError> {
+    let mut tx = db.pool().begin().await.map_err(ApiError::database)?;
+    let changed = transition_in(&mut tx, id, change).await?;
+    if changed {
+        tx.commit().await.map_err(ApiError::database)?;
+    }
+    Ok(changed)
+}
+
+/// [`transition`] inside the caller's transaction, so that a change of the
+/// request and of what it holds (a report made final) commit together or
+/// not at all.
+pub async fn transition_in(tx: &mut sqlx::SqliteConnection, id: i64, change: Change<'_>) -> Result<bool, ApiError> {
     let Change { from, held_by, to, by, note, holder } = change;
     let now = now_ms();
     let placeholders = vec!["?"; from.len()].join(", ");
-    let mut tx = db.pool().begin().await.map_err(ApiError::database)?;
     // `previous_state = state` reads the value before this UPDATE (SET sees
     // the old row), so RETURNING tells which state the change came from.
     let mut set = String::from("previous_state = state, state = ?, updated_at = ?");
@@ -290,8 +301,7 @@ pub async fn transition(db: &Database, id: i64, change: Change<'_>) -> Result<bo
     }
     let previous = query.fetch_optional(&mut *tx).await.map_err(ApiError::database)?;
     let Some(previous) = previous else { return Ok(false) };
-    record_event(&mut tx, id, Some(&previous), to, by, note, now).await?;
-    tx.commit().await.map_err(ApiError::database)?;
+    record_event(tx, id, Some(&previous), to, by, note, now).await?;
     Ok(true)
 }
 
