@@ -191,12 +191,13 @@ fn readers_sign_in_claim_from_the_pool_and_patient_text_stays_text() {
 
 /// The report from claim to the county hospital through the application
 /// (tests/web_app/report_flow.mjs): written with the template, a phrase and
-/// a key image, a conflicting save from another tab shown, signed after a
-/// wrong password is refused, co-signed by the reviewer in another browser,
-/// previewed in the page, downloaded by the site (then 已打印), its PDF
-/// verified by poppler's pdfsig; a new request registered by the site.
+/// a key image, a conflicting save from another tab shown, signed with a
+/// signing PIN chosen there (after a wrong password is refused), revised
+/// and signed as its editor by the reviewer in another browser, previewed
+/// in the page, downloaded by the site (then 已打印), its PDF verified by
+/// poppler's pdfsig; a new request registered by the site.
 #[test]
-fn a_report_is_written_signed_cosigned_and_the_hospital_downloads_it() {
+fn a_report_is_written_signed_revised_by_the_reviewer_and_the_hospital_downloads_it() {
     if !require_tool("node") || !require_tool("pdfsig") {
         return;
     }
@@ -230,15 +231,19 @@ fn a_report_is_written_signed_cosigned_and_the_hospital_downloads_it() {
     let preview = step("preview");
     assert_eq!((preview["status"].as_u64(), preview["type"].as_str()), (Some(200), Some("application/pdf")), "{preview}");
     assert!(preview["disposition"].as_str().unwrap().starts_with("inline"), "{preview}");
-    assert!(step("finalSignatures")[0].as_str().unwrap().contains("Reviewer 审核 黄主任"), "{seen}");
+    // The reviewer revised the conclusion and signed it alone, as its editor.
+    assert_eq!(step("reviewerMayTypeBefore"), false, "a reviewer types only after choosing to revise");
+    assert!(step("finalSignatures")[0].as_str().unwrap().contains("Reviewer (revised and signed) 审核 黄主任"), "{seen}");
+    assert!(step("finalSignatures")[0].as_str().unwrap().contains("Reporting doctor (signed the draft) 放射科 陈医生"), "{seen}");
+    assert!(step("finalConclusion").as_str().unwrap().contains("建议 6–12 个月后 CT 复查"), "{seen}");
     // The hospital: final, then printed once downloaded; the QR code drawn.
     assert_eq!((step("siteStatusBefore"), step("siteStatusAfter")), (serde_json::json!("final"), serde_json::json!("printed")));
     assert_eq!(step("siteStatusText"), "已打印");
     assert!(step("qrWidth").as_u64().unwrap() > 0);
     let verified = Command::new("pdfsig").arg(&pdf).output().unwrap();
     let verified = String::from_utf8_lossy(&verified.stdout);
-    assert_eq!(verified.matches("Signature is Valid").count(), 2, "{verified}");
-    assert!(verified.contains("陈医生") && verified.contains("黄主任"), "{verified}");
+    assert_eq!(verified.matches("Signature is Valid").count(), 1, "the editor's signature alone: {verified}");
+    assert!(verified.contains("黄主任") && !verified.contains("陈医生"), "never the author's key on the reviewer's words: {verified}");
     // A registration ahead of the images.
     assert!(step("registered").as_str().unwrap().contains("DX20261205001"), "{seen}");
     assert_eq!(step("registeredRow")["status"], "received");
@@ -286,6 +291,7 @@ fn an_ecg_doctor_measures_rr_with_calipers_and_signs() {
     assert_eq!(step("layout12"), 12);
     assert!(step("prefilled").as_str().unwrap().contains("机器分析：窦性心律"), "{seen}");
     assert_eq!(step("signedState"), "preliminary");
+    assert!(step("signingCertificate").as_str().unwrap().contains("刘医生"), "the key issued at the first signature: {seen}");
     assert_eq!(seen["errors"], serde_json::json!([]), "{seen}");
 }
 

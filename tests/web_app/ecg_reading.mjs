@@ -126,5 +126,11 @@ main(async () => {
     await page.getByRole('button', { name: 'Co-sign as reviewer' }).or(page.locator('.ecg-measurements')).first().waitFor();
     await page.waitForTimeout(300);
     await shot('en-ecg');
+
+    // Their signing settings: the certificate the first signature issued.
+    await page.getByRole('link', { name: 'Signing' }).click();
+    await page.locator('.signing-status[data-has-pin=true]').waitFor();
+    seen.steps.signingCertificate = await page.locator('.signing-status dd').first().textContent();
+    await shot('en-signing');
   });
 });

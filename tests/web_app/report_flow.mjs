@@ -1,8 +1,9 @@
 // A report from claim to the county hospital, in headless Chromium: the
 // radiologist claims the demo CT and lands in it, marks a key image,
 // writes with a phrase, meets another tab's newer save as a conflict,
-// signs (a wrong password first); the reviewer co-signs in English in
-// another browser and sees the signed PDF in the page; the county
+// chooses a signing PIN at the first signature (a wrong password first)
+// and signs; the reviewer, in English in another browser, revises the
+// conclusion and signs it as its editor, and sees the PDF in the page; the county
 // hospital downloads it (saved for tests/web_app.rs to check with
 // pdfsig), sees it marked printed and its verification QR, and registers
 // a new request. Called by tests/web_app.rs.
@@ -17,6 +18,8 @@ import { credentials, launch, main, observations, parseArgs, run, screenshots, s
 
 /** The signing PIN the reader chooses at their first signature. */
 const READER_PIN = '802417';
+/** The conclusion as the reviewer revises it. */
+const REVISED_CONCLUSION = '右肺上叶实性小结节（8 mm），建议 6–12 个月后 CT 复查。';
 
 main(async () => {
   const args = parseArgs(process.argv.slice(2), ['url', 'reader', 'reviewer', 'site', 'exam', 'screenshots', 'pdf']);
@@ -123,14 +126,20 @@ main(async () => {
     await review.getByRole('button', { name: 'Co-sign as reviewer' }).waitFor({ timeout: 30_000 });
     seen.steps.reviewerSees = await review.locator('#report-findings').inputValue();
     await shot(review, 'en-report-review');
-    await review.getByRole('button', { name: 'Co-sign as reviewer' }).click();
+    // The reviewer revises the conclusion (审核修改) and signs the revised
+    // text as its editor: their signature alone, the author's on the draft.
+    seen.steps.reviewerMayTypeBefore = await review.locator('#report-conclusion').isEditable();
+    await review.getByRole('button', { name: 'Revise', exact: true }).click();
+    await review.locator('#report-conclusion').fill(REVISED_CONCLUSION);
+    await shot(review, 'en-report-revising');
+    await review.getByRole('button', { name: 'Sign revised report' }).click();
     const reviewDialog = review.locator('dialog.confirm');
     await reviewDialog.locator('input[name=new-signing-pin]').waitFor();
     await reviewDialog.locator('input[name=password]').fill(reviewer.password);
     await reviewDialog.locator('input[name=new-signing-pin]').fill('reviewer-pin-246');
     await reviewDialog.locator('input[name=repeat-signing-pin]').fill('reviewer-pin-246');
     await shot(review, 'en-report-choose-pin');
-    await reviewDialog.getByRole('button', { name: 'Co-sign', exact: true }).click();
+    await reviewDialog.getByRole('button', { name: 'Sign as editor', exact: true }).click();
     await review.locator('[data-report-state=final]').waitFor({ timeout: 60_000 });
     const preview = review.locator('.pdf-preview iframe');
     await preview.waitFor();
@@ -143,6 +152,7 @@ main(async () => {
       bytes: (await answer.body()).length,
     };
     seen.steps.finalSignatures = await review.locator('.signatures li').allTextContents();
+    seen.steps.finalConclusion = await review.locator('.report-final').textContent();
     await review.waitForTimeout(1500);
     await shot(review, 'en-report-final');
 

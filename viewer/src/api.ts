@@ -176,6 +176,8 @@ export interface ReportVersion {
   verify_token: string | null;
   revoked: boolean;
   revoked_reason: string | null;
+  /** The reviewer revised the text and signed it alone, as its editor (审核修改). */
+  edited_by_reviewer: boolean;
   created_at: number;
   updated_at: number;
 }

@@ -5,6 +5,7 @@ import { LocationProvider, Route, Router, useLocation } from 'preact-iso';
 import { useEffect, useState } from 'preact/hooks';
 import { type ReadRequest, whenUnauthenticated } from './api';
 import { Header } from './components/header';
+import { Signing } from './pages/signing';
 import { useApp } from './context';
 import { Admin } from './pages/admin';
 import { Login } from './pages/login';
@@ -48,6 +49,7 @@ function Shell() {
     routes.push(<Route key="register" path="/register" component={() => <Register onRegistered={registered} />} />);
   }
   if (user.roles.includes('admin')) routes.push(<Route key="admin" path="/admin" component={Admin} />);
+  if (isReader(user.roles)) routes.push(<Route key="signing" path="/signing" component={Signing} />);
   routes.push(<Route key="missing" default component={() => <NotFound text={t('error.notFound')} back={t('error.back')} />} />);
   return (
     <div class="shell">

@@ -27,8 +27,13 @@ export function Header() {
       </a>
       <nav class="main-nav">
         {(reads || user.roles.includes('site_user')) && (
-          <a href="/" class={path !== '/admin' ? 'active' : undefined}>
+          <a href="/" class={path !== '/admin' && path !== '/signing' ? 'active' : undefined}>
             {user.roles.includes('site_user') ? t('nav.requests') : t('nav.worklist')}
+          </a>
+        )}
+        {reads && (
+          <a href="/signing" class={path === '/signing' ? 'active' : undefined}>
+            {t('nav.signing')}
           </a>
         )}
         {user.roles.includes('admin') && (

@@ -23,6 +23,9 @@ export function ReportPanel(props: { report: ReportHandle; onReleased: () => voi
   const [templates, setTemplates] = useState<ReportTemplate[]>([]);
   const [phrases, setPhrases] = useState<Phrase[]>([]);
   const [confirm, setConfirm] = useState<ConfirmRequest | null>(null);
+  // The reviewer's revision of the text (审核修改), held here until they
+  // sign it: it is never saved into the reporting doctor's draft.
+  const [revising, setRevising] = useState<Pick<DraftText, Section> | null>(null);
   const [error, setError] = useState<string | null>(null);
   const fields = useRef<Record<Section, HTMLTextAreaElement | null>>({ method: null, findings: null, conclusion: null });
 
@@ -37,6 +40,9 @@ export function ReportPanel(props: { report: ReportHandle; onReleased: () => voi
   }, [view.editable, request.modality]);
 
   const shown: ReportVersion | null = view.working ?? view.final;
+  // A revision belongs to the version it was begun on.
+  const workingKey = view.working ? `${view.working.id}:${view.working.state}` : '';
+  useEffect(() => setRevising(null), [workingKey]);
   const signing = (act: SigningAct, title: MessageKey, explanation: MessageKey, confirmLabel: MessageKey, note?: MessageKey) =>
     setConfirm({
       title: t(title),
@@ -140,10 +146,16 @@ export function ReportPanel(props: { report: ReportHandle; onReleased: () => voi
                   fields.current[section] = el;
                 }}
                 rows={section === 'findings' ? 8 : section === 'conclusion' ? 4 : 2}
-                value={text[section]}
-                readOnly={!view.editable}
-                onInput={e => props.report.edit({ [section]: e.currentTarget.value } as Partial<DraftText>)}
-                onBlur={() => void props.report.flush()}
+                value={revising ? revising[section] : text[section]}
+                readOnly={!view.editable && !revising}
+                onInput={e => {
+                  const value = e.currentTarget.value;
+                  if (revising) setRevising({ ...revising, [section]: value });
+                  else props.report.edit({ [section]: value } as Partial<DraftText>);
+                }}
+                onBlur={() => {
+                  if (view.editable) void props.report.flush();
+                }}
               />
               {view.editable && phrases.some(p => p.section === section) && (
                 <details class="phrases">
@@ -200,7 +212,7 @@ export function ReportPanel(props: { report: ReportHandle; onReleased: () => voi
             {t('report.sign')}
           </button>
         )}
-        {view.acts.has('cosign') && (
+        {view.acts.has('cosign') && !revising && (
           <button
             type="button"
             class="primary"
@@ -208,6 +220,25 @@ export function ReportPanel(props: { report: ReportHandle; onReleased: () => voi
           >
             {t('report.cosign')}
           </button>
+        )}
+        {view.acts.has('cosign') && !revising && text && (
+          <button type="button" onClick={() => setRevising({ method: text.method, findings: text.findings, conclusion: text.conclusion })}>
+            {t('report.revise')}
+          </button>
+        )}
+        {view.acts.has('cosign') && revising && (
+          <>
+            <button
+              type="button"
+              class="primary"
+              onClick={() => signing({ act: 'cosign', revised: revising }, 'report.reviseSign', 'report.reviseExplain', 'report.reviseConfirm')}
+            >
+              {t('report.reviseSign')}
+            </button>
+            <button type="button" class="link" onClick={() => setRevising(null)}>
+              {t('report.reviseCancel')}
+            </button>
+          </>
         )}
         {view.acts.has('return') && (
           <button
@@ -315,12 +346,12 @@ function Signatures(props: { versions: ReportVersion[]; locale: 'zh-CN' | 'en' }
           </span>
           {v.author_signed_at && (
             <span>
-              {t('report.author')} {v.author_name} · {dateTime(v.author_signed_at, props.locale)}
+              {t(v.edited_by_reviewer ? 'report.authorOfDraft' : 'report.author')} {v.author_name} · {dateTime(v.author_signed_at, props.locale)}
             </span>
           )}
           {v.reviewer_signed_at && (
             <span>
-              {t('report.reviewer')} {v.reviewer_name} · {dateTime(v.reviewer_signed_at, props.locale)}
+              {t(v.edited_by_reviewer ? 'report.reviewerEditor' : 'report.reviewer')} {v.reviewer_name} · {dateTime(v.reviewer_signed_at, props.locale)}
             </span>
           )}
         </li>

@@ -7,7 +7,7 @@ function version(updated_at: number, findings = ''): ReportVersion {
     id: 1, request_id: 1, version: 1, kind: 'report', state: 'draft', template: 'ct', method: '', findings, conclusion: '',
     critical: false, key_images: [], author_id: 7, author_name: null, author_signed_at: null, reviewer_id: null,
     reviewer_name: null, reviewer_signed_at: null, supersedes: null, pdf_sha256: null, verify_token: null, revoked: false,
-    revoked_reason: null, created_at: 0, updated_at,
+    revoked_reason: null, edited_by_reviewer: false, created_at: 0, updated_at,
   };
 }
 

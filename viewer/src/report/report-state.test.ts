@@ -21,7 +21,7 @@ function version(over: Partial<ReportVersion>): ReportVersion {
   return {
     id: 1, request_id: 9, version: 1, kind: 'report', state: 'draft', template: 'ct', method: '', findings: '', conclusion: '',
     critical: false, key_images: [], author_id: 1, author_name: '陈医生', author_signed_at: null, reviewer_id: null, reviewer_name: null,
-    reviewer_signed_at: null, supersedes: null, pdf_sha256: null, verify_token: null, revoked: false, revoked_reason: null,
+    reviewer_signed_at: null, supersedes: null, pdf_sha256: null, verify_token: null, revoked: false, revoked_reason: null, edited_by_reviewer: false,
     created_at: 0, updated_at: 0, ...over,
   };
 }

@@ -13,7 +13,7 @@ export const MAX_KEY_IMAGES = 4;
 /** Signing acts and what each sends besides the actor's credential. */
 export type SigningAct =
   | { act: 'sign' }
-  | { act: 'cosign' }
+  | { act: 'cosign'; revised?: Pick<DraftText, 'method' | 'findings' | 'conclusion'> }
   | { act: 'return'; reason: string }
   | { act: 'addendum' }
   | { act: 'amendment' };
@@ -161,6 +161,8 @@ export function useReport(user: User, initial: ReadRequest): ReportHandle {
       const signature = signing.act === 'sign' || signing.act === 'cosign';
       const body: Record<string, string> = signature ? (credential ? { pin: credential } : {}) : { password: credential };
       if (signing.act === 'return') body.reason = signing.reason;
+      // A reviewer's revision (审核修改): signed by the reviewer alone.
+      if (signing.act === 'cosign' && signing.revised) Object.assign(body, signing.revised);
       if (signing.act === 'addendum' || signing.act === 'amendment') body.kind = signing.act;
       await api('POST', `/api/requests/${id}/report/${PATHS[signing.act]}`, body);
       await reload();
