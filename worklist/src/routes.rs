@@ -122,7 +122,10 @@ pub async fn login(
 
 pub async fn logout(State(state): State<AppState>, _user: CurrentUser, parts: Parts) -> Result<Response, ApiError> {
     if let Some(token) = auth::presented_token(&parts) {
-        state.archive.database().delete_session(&auth::token_hash(&token)).await?;
+        let session = auth::token_hash(&token);
+        // An unlocked signing key is forgotten with the session.
+        state.signing_unlocks.remove(&session);
+        state.archive.database().delete_session(&session).await?;
     }
     let mut headers = HeaderMap::new();
     headers.insert(header::SET_COOKIE, HeaderValue::from_static("telediag_session=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"));

@@ -222,10 +222,7 @@ pub async fn set_pin(
     }
     let existing = stored(state, user.id).await?;
     if let (Some(s), Some(current)) = (&existing, current_pin) {
-        let now = now_ms();
-        if let Some(until) = s.locked_until.filter(|&t| t > now) {
-            return Err(SigningError::Locked { minutes: (until - now + 59_999) / 60_000, failures: s.failures }.into());
-        }
+        begin_pin_attempt(state, user).await?;
         let (sealed_key, cert, current, pin) = (s.key_sealed.clone(), s.cert_der.clone(), current.to_owned(), pin.to_owned());
         let resealed = blocking(move || -> Result<Vec<u8>, SealError> {
             let key = sealed::open(&sealed_key, &current, &cert)?;
@@ -235,17 +232,25 @@ pub async fn set_pin(
         let resealed = match resealed {
             Ok(r) => r,
             Err(SealError::WrongPin) => {
-                record_failure(state, user).await?;
+                attempt_failed(state, user).await?;
                 return Err(SigningError::CurrentPinWrong.into());
             }
             Err(e) => return Err(SigningError::Unusable(e.to_string()).into()),
         };
-        sqlx::query("UPDATE signing_identities SET key_sealed = ?, pin_failures = 0, pin_locked_until = NULL WHERE user_id = ?")
-            .bind(resealed)
-            .bind(user.id)
-            .execute(state.archive.database().pool())
-            .await
-            .map_err(ApiError::database)?;
+        // Only onto the certificate it was sealed for: a reissue meanwhile wins.
+        let changed = sqlx::query(
+            "UPDATE signing_identities SET key_sealed = ?, pin_failures = 0, pin_locked_until = NULL WHERE user_id = ? AND cert_der = ?",
+        )
+        .bind(resealed)
+        .bind(user.id)
+        .bind(&s.cert_der)
+        .execute(state.archive.database().pool())
+        .await
+        .map_err(ApiError::database)?
+        .rows_affected();
+        if changed == 0 {
+            return Err(ApiError::conflict("your signing key was replaced meanwhile; choose the PIN again"));
+        }
         state.signing_unlocks.forget_user(user.id);
         tracing::info!(user = %user.username, "signing PIN changed");
         return Ok(PinChange::Changed);
@@ -274,16 +279,7 @@ pub async fn store(
     let sealed_key = blocking(move || sealed::seal(&key, &pin_owned, &cert)).await?.map_err(|e| SigningError::Unusable(e.to_string()))?;
     let now = now_ms();
     let mut tx = state.archive.database().pool().begin().await.map_err(ApiError::database)?;
-    sqlx::query(
-        "INSERT INTO retired_certificates (user_id, cert_der, source, retired_at, reason)
-         SELECT user_id, cert_der, source, ?, ? FROM signing_identities WHERE user_id = ?",
-    )
-    .bind(now)
-    .bind(retire_reason)
-    .bind(user_id)
-    .execute(&mut *tx)
-    .await
-    .map_err(ApiError::database)?;
+    keep_retired(&mut tx, user_id, now, retire_reason).await?;
     sqlx::query(
         "INSERT INTO signing_identities (user_id, cert_der, chain_der, key_sealed, source, created_at) VALUES (?, ?, ?, ?, ?, ?)
          ON CONFLICT (user_id) DO UPDATE SET cert_der = excluded.cert_der, chain_der = excluded.chain_der,
@@ -304,20 +300,27 @@ pub async fn store(
     Ok(())
 }
 
-/// Retires the user's certificate (an administrator's act: a doctor who
-/// left, a key thought compromised). They sign again after choosing a PIN.
-pub async fn retire(state: &AppState, user_id: i64, reason: &str) -> Result<bool, ApiError> {
-    let mut tx = state.archive.database().pool().begin().await.map_err(ApiError::database)?;
+/// Copies the user's current certificate, if any, into the retired ones
+/// (the CRL lists those the centre issued), in the caller's transaction.
+async fn keep_retired(tx: &mut sqlx::SqliteConnection, user_id: i64, at: i64, reason: &str) -> Result<(), ApiError> {
     sqlx::query(
         "INSERT INTO retired_certificates (user_id, cert_der, source, retired_at, reason)
          SELECT user_id, cert_der, source, ?, ? FROM signing_identities WHERE user_id = ?",
     )
-    .bind(now_ms())
+    .bind(at)
     .bind(reason)
     .bind(user_id)
-    .execute(&mut *tx)
+    .execute(tx)
     .await
     .map_err(ApiError::database)?;
+    Ok(())
+}
+
+/// Retires the user's certificate (an administrator's act: a doctor who
+/// left, a key thought compromised). They sign again after choosing a PIN.
+pub async fn retire(state: &AppState, user_id: i64, reason: &str) -> Result<bool, ApiError> {
+    let mut tx = state.archive.database().pool().begin().await.map_err(ApiError::database)?;
+    keep_retired(&mut tx, user_id, now_ms(), reason).await?;
     let removed = sqlx::query("DELETE FROM signing_identities WHERE user_id = ?")
         .bind(user_id)
         .execute(&mut *tx)
@@ -329,10 +332,41 @@ pub async fn retire(state: &AppState, user_id: i64, reason: &str) -> Result<bool
     Ok(removed > 0)
 }
 
-async fn record_failure(state: &AppState, user: &CurrentUser) -> Result<i64, ApiError> {
+/// Counts a PIN attempt before the PIN is checked, in one UPDATE that
+/// refuses while signing is locked or while [`MAX_PIN_FAILURES`] attempts
+/// are already counted: attempts sent in parallel cannot outrun the lock
+/// (each is a failure until it proves right). An expired lock starts the
+/// count again. `Err(Locked)` when refused.
+async fn begin_pin_attempt(state: &AppState, user: &CurrentUser) -> Result<(), ApiError> {
+    let now = now_ms();
+    let counted: Option<i64> = sqlx::query_scalar(
+        "UPDATE signing_identities
+            SET pin_failures = CASE WHEN pin_locked_until IS NOT NULL AND pin_locked_until <= ? THEN 1 ELSE pin_failures + 1 END,
+                pin_locked_until = CASE WHEN pin_locked_until IS NOT NULL AND pin_locked_until <= ? THEN NULL ELSE pin_locked_until END
+          WHERE user_id = ?
+            AND ((pin_locked_until IS NOT NULL AND pin_locked_until <= ?) OR (pin_locked_until IS NULL AND pin_failures < ?))
+          RETURNING pin_failures",
+    )
+    .bind(now)
+    .bind(now)
+    .bind(user.id)
+    .bind(now)
+    .bind(MAX_PIN_FAILURES)
+    .fetch_optional(state.archive.database().pool())
+    .await
+    .map_err(ApiError::database)?;
+    if counted.is_some() {
+        return Ok(());
+    }
+    let s = stored(state, user.id).await?.ok_or(SigningError::NoPin)?;
+    let until = s.locked_until.unwrap_or(now + PIN_LOCK_MS);
+    Err(SigningError::Locked { minutes: (until - now + 59_999).max(60_000) / 60_000, failures: s.failures }.into())
+}
+
+/// The attempt just counted was wrong: at [`MAX_PIN_FAILURES`], signing locks.
+async fn attempt_failed(state: &AppState, user: &CurrentUser) -> Result<i64, ApiError> {
     let failures: i64 = sqlx::query_scalar(
-        "UPDATE signing_identities SET pin_failures = pin_failures + 1,
-           pin_locked_until = CASE WHEN pin_failures + 1 >= ? THEN ? ELSE pin_locked_until END
+        "UPDATE signing_identities SET pin_locked_until = CASE WHEN pin_failures >= ? THEN ? ELSE pin_locked_until END
          WHERE user_id = ? RETURNING pin_failures",
     )
     .bind(MAX_PIN_FAILURES)
@@ -345,28 +379,29 @@ async fn record_failure(state: &AppState, user: &CurrentUser) -> Result<i64, Api
     Ok(failures)
 }
 
-/// Opens the user's key with `pin`, counting a wrong PIN and refusing
-/// while locked.
+/// The attempt just counted was right: the count starts again.
+async fn attempt_succeeded(state: &AppState, user: &CurrentUser) -> Result<(), ApiError> {
+    sqlx::query("UPDATE signing_identities SET pin_failures = 0, pin_locked_until = NULL WHERE user_id = ?")
+        .bind(user.id)
+        .execute(state.archive.database().pool())
+        .await
+        .map_err(ApiError::database)?;
+    Ok(())
+}
+
+/// Opens the user's key with `pin`, counting the attempt first and
+/// refusing while locked.
 async fn open_with_pin(state: &AppState, user: &CurrentUser, pin: &str) -> Result<SigningIdentity, ApiError> {
     let s = stored(state, user.id).await?.ok_or(SigningError::NoPin)?;
-    let now = now_ms();
-    if let Some(until) = s.locked_until.filter(|&t| t > now) {
-        return Err(SigningError::Locked { minutes: (until - now + 59_999) / 60_000, failures: s.failures }.into());
-    }
+    begin_pin_attempt(state, user).await?;
     let (sealed_key, cert, pin) = (s.key_sealed, s.cert_der.clone(), pin.to_owned());
     match blocking(move || sealed::open(&sealed_key, &pin, &cert)).await? {
         Ok(key) => {
-            if s.failures > 0 {
-                sqlx::query("UPDATE signing_identities SET pin_failures = 0, pin_locked_until = NULL WHERE user_id = ?")
-                    .bind(user.id)
-                    .execute(state.archive.database().pool())
-                    .await
-                    .map_err(ApiError::database)?;
-            }
+            attempt_succeeded(state, user).await?;
             Ok(SigningIdentity::from_parts(key, &s.cert_der, &s.chain_der).map_err(|e| SigningError::Unusable(e.to_string()))?)
         }
         Err(SealError::WrongPin) => {
-            let failures = record_failure(state, user).await?;
+            let failures = attempt_failed(state, user).await?;
             if failures >= MAX_PIN_FAILURES {
                 Err(SigningError::Locked { minutes: PIN_LOCK_MS / 60_000, failures }.into())
             } else {
@@ -408,42 +443,78 @@ pub async fn unlock(state: &AppState, user: &CurrentUser, session: &str, pin: &s
     }
     let identity = open_with_pin(state, user, pin).await?;
     let until_ms = now_ms() + i64::from(minutes) * 60_000;
-    state.signing_unlocks.insert(session.to_owned(), Unlocked { user_id: user.id, identity, until_ms });
+    state.signing_unlocks.insert(session.to_owned(), Unlocked { user_id: user.id, identity: identity.clone(), until_ms });
+    // A retirement or PIN change while the key was being opened forgot the
+    // user's unlocks before this one was made: the key held must still be
+    // the stored one, or the unlock goes.
+    let current = stored(state, user.id).await?.map(|s| s.cert_der);
+    if current.as_deref() != Some(identity.to_der().map_err(|e| SigningError::Unusable(e.to_string()))?.certificate.as_slice()) {
+        state.signing_unlocks.remove(session);
+        return Err(ApiError::conflict("your signing key was replaced meanwhile; unlock again"));
+    }
     tracing::info!(user = %user.username, minutes, "signing unlocked for the session");
     Ok(until_ms)
 }
 
-/// How long a CRL is valid for: verifiers fetch a newer one after a week.
-const CRL_VALIDITY: std::time::Duration = std::time::Duration::from_secs(7 * 86_400);
-
-/// The centre CA's current CRL (DER): every certificate it issued that was
-/// retired — a forgotten PIN, an administrator's revocation, a key once
-/// stored in the clear. Certificates of other CAs (imported PKCS#12) are
-/// their CA's to revoke and are not listed.
-pub async fn current_crl(state: &AppState) -> Result<Vec<u8>, ApiError> {
-    let rows: Vec<(Vec<u8>, i64)> = sqlx::query_as("SELECT cert_der, retired_at FROM retired_certificates")
-        .fetch_all(state.archive.database().pool())
-        .await
-        .map_err(ApiError::database)?;
+/// The certificates the centre CA issued that are retired, as (serial,
+/// when): what its CRL lists.
+async fn revoked_serials(state: &AppState) -> Result<Vec<(Vec<u8>, i64)>, ApiError> {
+    // Certificates retired by migration 0010 (their keys had been stored in
+    // the clear) are not listed: the reports signed with them carry no
+    // timestamp, so a verifier could not tell they were signed before the
+    // revocation, and every one of them would read as revoked.
+    let rows: Vec<(Vec<u8>, i64)> =
+        sqlx::query_as("SELECT cert_der, retired_at FROM retired_certificates WHERE reason != 'key stored unsealed'")
+            .fetch_all(state.archive.database().pool())
+            .await
+            .map_err(ApiError::database)?;
+    // Certificates of other CAs (imported PKCS#12) are their CA's to revoke.
     let ours = state.ca.certificate();
-    let revoked: Vec<(Vec<u8>, i64)> = rows
+    Ok(rows
         .iter()
         .filter_map(|(der, at)| {
             let certificate = <x509_cert::Certificate as der::Decode>::from_der(der).ok()?;
             (certificate.tbs_certificate.issuer == ours.tbs_certificate.subject)
                 .then(|| (certificate.tbs_certificate.serial_number.as_bytes().to_vec(), *at))
         })
-        .collect();
-    let now = now_ms();
-    // The CRL number rises with time: each CRL issued supersedes the last.
-    let number = u64::try_from(now / 1000).unwrap_or_default();
-    state.ca.crl(&revoked, now, CRL_VALIDITY, number).map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+        .collect())
 }
 
-/// What a verifier needs offline for `signer`'s signature (PAdES B-LT):
-/// the certificates of the signer, their issuers, the centre CA and the
-/// TSA, and the centre CA's current CRL.
-pub async fn validation_data(state: &AppState, signer: &SigningIdentity) -> Result<(Vec<Vec<u8>>, Vec<Vec<u8>>), ApiError> {
+/// How long a CRL is valid for: verifiers fetch a newer one after a week.
+const CRL_VALIDITY: std::time::Duration = std::time::Duration::from_secs(7 * 86_400);
+
+/// A CRL of `revoked` issued now. The CRL number rises with time: each
+/// CRL issued supersedes the last.
+fn crl_now(ca: &telediag_reports::CentreCa, revoked: &[(Vec<u8>, i64)]) -> Result<Vec<u8>, String> {
+    let now = now_ms();
+    ca.crl(revoked, now, CRL_VALIDITY, u64::try_from(now).unwrap_or_default()).map_err(|e| e.to_string())
+}
+
+/// The centre CA's current CRL (DER): every certificate it issued that was
+/// retired — a forgotten PIN, an administrator's revocation.
+pub async fn current_crl(state: &AppState) -> Result<Vec<u8>, ApiError> {
+    crl_now(&state.ca, &revoked_serials(state).await?).map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e))
+}
+
+/// What a verifier needs offline for a signature (PAdES B-LT): the
+/// certificates of the signer, their issuers, the centre CA and the TSA,
+/// and a CRL issued after the signature and its timestamp ([`Self::crl`]).
+pub struct ValidationData {
+    pub certificates: Vec<Vec<u8>>,
+    revoked: Vec<(Vec<u8>, i64)>,
+    ca: std::sync::Arc<telediag_reports::CentreCa>,
+}
+
+impl ValidationData {
+    /// The CRL, issued now: called once the signature is made, so that its
+    /// thisUpdate follows the signature's timestamp as validators ask.
+    pub fn crl(&self) -> Result<Vec<u8>, String> {
+        crl_now(&self.ca, &self.revoked)
+    }
+}
+
+/// The validation data for `signer`'s signature.
+pub async fn validation_data(state: &AppState, signer: &SigningIdentity) -> Result<ValidationData, ApiError> {
     let der = signer.to_der().map_err(|e| SigningError::Unusable(e.to_string()))?;
     let mut certificates = vec![der.certificate];
     for issuer in &signer.chain {
@@ -454,5 +525,5 @@ pub async fn validation_data(state: &AppState, signer: &SigningIdentity) -> Resu
         certificates.push(ca);
     }
     certificates.extend(state.tsa_certificate.clone());
-    Ok((certificates, vec![current_crl(state).await?]))
+    Ok(ValidationData { certificates, revoked: revoked_serials(state).await?, ca: state.ca.clone() })
 }
