@@ -216,7 +216,7 @@ export function ReportPanel(props: { report: ReportHandle; onReleased: () => voi
           <button
             type="button"
             class="primary"
-            onClick={() => signing({ act: 'cosign' }, 'report.cosign', 'report.cosignExplain', 'report.cosignConfirm')}
+            onClick={() => signing({ act: 'cosign', base: view.working?.updated_at ?? 0 }, 'report.cosign', 'report.cosignExplain', 'report.cosignConfirm')}
           >
             {t('report.cosign')}
           </button>
@@ -231,7 +231,9 @@ export function ReportPanel(props: { report: ReportHandle; onReleased: () => voi
             <button
               type="button"
               class="primary"
-              onClick={() => signing({ act: 'cosign', revised: revising }, 'report.reviseSign', 'report.reviseExplain', 'report.reviseConfirm')}
+              onClick={() =>
+                signing({ act: 'cosign', base: view.working?.updated_at ?? 0, revised: revising }, 'report.reviseSign', 'report.reviseExplain', 'report.reviseConfirm')
+              }
             >
               {t('report.reviseSign')}
             </button>

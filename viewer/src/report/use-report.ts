@@ -13,7 +13,7 @@ export const MAX_KEY_IMAGES = 4;
 /** Signing acts and what each sends besides the actor's credential. */
 export type SigningAct =
   | { act: 'sign' }
-  | { act: 'cosign'; revised?: Pick<DraftText, 'method' | 'findings' | 'conclusion'> }
+  | { act: 'cosign'; base: number; revised?: Pick<DraftText, 'method' | 'findings' | 'conclusion'> }
   | { act: 'return'; reason: string }
   | { act: 'addendum' }
   | { act: 'amendment' };
@@ -163,8 +163,10 @@ export function useReport(user: User, initial: ReadRequest): ReportHandle {
       if (signing.act === 'return') body.reason = signing.reason;
       // A reviewer's revision (审核修改): signed by the reviewer alone.
       if (signing.act === 'cosign' && signing.revised) Object.assign(body, signing.revised);
+      // The version the reviewer read: one changed since is refused.
+      const sent: Record<string, string | number> = signing.act === 'cosign' ? { ...body, base_updated_at: signing.base } : body;
       if (signing.act === 'addendum' || signing.act === 'amendment') body.kind = signing.act;
-      await api('POST', `/api/requests/${id}/report/${PATHS[signing.act]}`, body);
+      await api('POST', `/api/requests/${id}/report/${PATHS[signing.act]}`, sent);
       await reload();
     },
     [id, reload],

@@ -361,6 +361,11 @@ pub struct Review {
     /// The reviewer's signing PIN (see [`SignWith`]).
     #[serde(default)]
     pin: Option<String>,
+    /// The `updated_at` of the version the reviewer read: a version
+    /// changed since (returned and signed again) is not the one they
+    /// approve.
+    #[serde(default)]
+    base_updated_at: Option<i64>,
 }
 
 /// `POST /api/requests/{id}/report/review`: the reviewer signs, final.
@@ -385,6 +390,9 @@ pub async fn review(
     let pending = all.iter().rev().find(|v| v.state == "preliminary").ok_or_else(|| ApiError::conflict("no report awaits review"))?.clone();
     if pending.author_id == Some(user.id) {
         return Err(ApiError::forbidden("co-signing your own report (the reviewer is another doctor)"));
+    }
+    if review.base_updated_at.is_some_and(|base| base != pending.updated_at) {
+        return Err(ApiError::conflict("the report changed after you read it: read it again before signing"));
     }
     let mut edited = pending.clone();
     for (field, revised) in
@@ -445,7 +453,7 @@ async fn make_final(
         "UPDATE reports SET state = 'final', reviewer_id = ?, reviewer_signed_at = ?, pdf_key = ?, pdf_sha256 = ?, verify_token = ?,
            method = ?, findings = ?, conclusion = ?, edited_by_reviewer = (method IS NOT ? OR findings IS NOT ? OR conclusion IS NOT ?),
            updated_at = ?
-         WHERE id = ? AND state IN ('draft', 'preliminary')",
+         WHERE id = ? AND state = ? AND updated_at = ?",
     )
     .bind(reviewer.as_ref().map(|r| r.user_id))
     .bind(reviewer.as_ref().map(|r| r.at))
@@ -460,12 +468,18 @@ async fn make_final(
     .bind(&report.conclusion)
     .bind(now)
     .bind(report.id)
+    // Exactly the version that was signed: a return, a save or another
+    // signature meanwhile leaves it unchanged and this one refused.
+    .bind(&report.state)
+    .bind(report.updated_at)
     .execute(&mut *tx)
     .await
     .map_err(ApiError::database)?
     .rows_affected();
     if changed == 0 {
-        return Err(ApiError::conflict("the report was made final meanwhile"));
+        return Err(ApiError::conflict(
+            "the report changed while it was being signed (returned, saved or signed meanwhile); nothing was made final",
+        ));
     }
     if report.kind == "amendment"
         && let Some(previous) = &superseded
@@ -480,7 +494,9 @@ async fn make_final(
     let (to, from, note) = match report.kind.as_str() {
         "amendment" => (RequestState::Amended, vec![RequestState::Final, RequestState::Amended], "amended version final"),
         "addendum" => (request.state, vec![request.state], "addendum final"),
-        _ => (RequestState::Final, vec![RequestState::Preliminary, RequestState::Reading, RequestState::Assigned], "report final"),
+        // Co-signed: from awaiting review; single signature: from reading.
+        _ if reviewer.is_some() => (RequestState::Final, vec![RequestState::Preliminary], "report final"),
+        _ => (RequestState::Final, vec![RequestState::Reading, RequestState::Assigned], "report final"),
     };
     // The report and its request change together, or neither does.
     let change = Change {

@@ -489,16 +489,23 @@ pub async fn register(state: &AppState, user: &CurrentUser, new: &NewRequest) ->
                     .fetch_one(&mut *tx)
                     .await
                     .map_err(ApiError::database)?;
-            let mismatch = match &study_uid {
-                Some(uid) => {
-                    let facts = study_facts(state, uid).await?;
-                    identity_mismatch(
-                        (new.patient_id.trim(), new.patient_name.trim()),
-                        (&facts.patient_id, facts.raw_patient_name.as_deref()),
-                    )
-                }
+            // Read through the transaction: it holds the write lock, and
+            // waiting for another pool connection meanwhile could stall
+            // every other writer.
+            let images_patient: Option<(String, Option<String>)> = match &study_uid {
+                Some(uid) => sqlx::query_as(
+                    "SELECT p.patient_id, p.name FROM studies s JOIN patients p ON p.id = s.patient_ref WHERE s.study_uid = ?",
+                )
+                .bind(uid)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(ApiError::database)?,
                 None => None,
             };
+            let mismatch = images_patient.and_then(|(patient_id, name)| {
+                let name = name.filter(|n| !n.trim().is_empty());
+                identity_mismatch((new.patient_id.trim(), new.patient_name.trim()), (&patient_id, name.as_deref()))
+            });
             let deadline = images_at + 60_000 * state.config.turnaround.minutes(new.priority, arrived_modality.as_deref()) as i64;
             let query = sqlx::query(
                 "UPDATE read_requests SET reconciled = 1, priority = ?, patient_name = ?, patient_sex = COALESCE(?, patient_sex),
