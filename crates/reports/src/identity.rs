@@ -355,11 +355,19 @@ impl CentreCa {
             this_update: time(now_unix_ms)?,
             next_update: Some(time(now_unix_ms + valid_for.as_millis() as i64)?),
             revoked_certificates: (!entries.is_empty()).then_some(entries),
-            crl_extensions: Some(vec![Extension {
-                extn_id: const_oid::db::rfc5280::ID_CE_CRL_NUMBER,
-                critical: false,
-                extn_value: der::asn1::OctetString::new(crl_number).map_err(|e| issue(&e))?,
-            }]),
+            crl_extensions: Some(vec![
+                Extension {
+                    extn_id: const_oid::db::rfc5280::ID_CE_CRL_NUMBER,
+                    critical: false,
+                    extn_value: der::asn1::OctetString::new(crl_number).map_err(|e| issue(&e))?,
+                },
+                // RFC 5280 §5.2.1: the issuer's key, as its certificate's SKI names it.
+                Extension {
+                    extn_id: const_oid::db::rfc5280::ID_CE_AUTHORITY_KEY_IDENTIFIER,
+                    critical: false,
+                    extn_value: der::asn1::OctetString::new(self.authority_key_identifier()?).map_err(|e| issue(&e))?,
+                },
+            ]),
         };
         let tbs_der = tbs.to_der().map_err(|e| issue(&e))?;
         use p256::ecdsa::signature::Signer;
@@ -370,6 +378,25 @@ impl CentreCa {
             signature: der::asn1::BitString::from_bytes(signature.as_bytes()).map_err(|e| issue(&e))?,
         };
         list.to_der().map_err(|e| issue(&e))
+    }
+}
+
+impl CentreCa {
+    /// The DER of an AuthorityKeyIdentifier naming this CA's key: its
+    /// certificate's SubjectKeyIdentifier.
+    fn authority_key_identifier(&self) -> Result<Vec<u8>, IdentityError> {
+        use x509_cert::ext::pkix::{AuthorityKeyIdentifier, SubjectKeyIdentifier};
+        let ski = self
+            .certificate
+            .tbs_certificate
+            .extensions
+            .iter()
+            .flatten()
+            .find(|e| e.extn_id == const_oid::db::rfc5280::ID_CE_SUBJECT_KEY_IDENTIFIER)
+            .ok_or_else(|| IdentityError::Issue("the CA certificate has no subject key identifier".into()))?;
+        let ski = SubjectKeyIdentifier::from_der(ski.extn_value.as_bytes()).map_err(|e| IdentityError::Issue(e.to_string()))?;
+        let aki = AuthorityKeyIdentifier { key_identifier: Some(ski.0), authority_cert_issuer: None, authority_cert_serial_number: None };
+        aki.to_der().map_err(|e| IdentityError::Issue(e.to_string()))
     }
 }
 

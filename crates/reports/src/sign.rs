@@ -323,12 +323,24 @@ pub fn add_validation_data(pdf: &[u8], certificates: &[Vec<u8>], crls: &[Vec<u8>
     let previous = lopdf::Document::load_mem(pdf).map_err(|e| SignError::Parse(e.to_string()))?;
     let root_id =
         previous.trailer.get(b"Root").and_then(Object::as_reference).map_err(|e| SignError::Parse(format!("trailer /Root: {e}")))?;
+    // What an earlier signer's revision stored stays: the new store holds
+    // it and adds to it.
+    let earlier = |key: &[u8]| -> Vec<Object> {
+        let dss = previous.get_dictionary(root_id).ok().and_then(|root| root.get(b"DSS").ok()).and_then(|dss| match dss {
+            Object::Reference(id) => previous.get_dictionary(*id).ok(),
+            Object::Dictionary(d) => Some(d),
+            _ => None,
+        });
+        dss.and_then(|d| d.get(key).ok()).and_then(|a| a.as_array().ok()).cloned().unwrap_or_default()
+    };
+    let (earlier_certs, earlier_crls) = (earlier(b"Certs"), earlier(b"CRLs"));
     let update = |e: lopdf::Error| SignError::Update(e.to_string());
     let mut doc = IncrementalDocument::create_from(pdf.to_vec(), previous);
     let mut streams = |items: &[Vec<u8>]| -> Vec<Object> {
         items.iter().map(|der| Object::Reference(doc.new_document.add_object(lopdf::Stream::new(Dictionary::new(), der.clone())))).collect()
     };
-    let (certs, crl_refs) = (streams(certificates), streams(crls));
+    let certs: Vec<Object> = earlier_certs.into_iter().chain(streams(certificates)).collect();
+    let crl_refs: Vec<Object> = earlier_crls.into_iter().chain(streams(crls)).collect();
     let mut dss = Dictionary::new();
     dss.set("Type", Object::Name(b"DSS".to_vec()));
     dss.set("Certs", Object::Array(certs));

@@ -79,8 +79,9 @@ impl TimestampAuthority {
     pub fn stamp_at(&self, sha256: &[u8; 32], unix_ms: i64) -> Result<Vec<u8>, String> {
         let err = |e: &dyn std::fmt::Display| format!("timestamp: {e}");
         let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix_ms.max(0) as u64 / 1000);
+        // Positive and minimal in DER: the first byte 0x01..=0x7F.
         let mut serial: [u8; 16] = crate::identity::rand_bytes();
-        serial[0] &= 0x7f;
+        serial[0] = (serial[0] & 0x7f) | 0x01;
         let info = x509_tsp::TstInfo {
             version: x509_tsp::TspVersion::V1,
             policy: POLICY,

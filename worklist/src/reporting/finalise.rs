@@ -205,8 +205,8 @@ struct Signing {
     time: Timestamp,
     stamp: Option<telediag_reports::form::SignatureStamp>,
     timestamper: std::sync::Arc<dyn telediag_reports::Timestamper>,
-    /// Certificates and CRLs (DER) embedded after the signature (B-LT).
-    validation: (Vec<Vec<u8>>, Vec<Vec<u8>>),
+    /// Certificates and the CRL embedded after the signature (B-LT).
+    validation: crate::signing::ValidationData,
 }
 
 impl Signing {
@@ -238,8 +238,8 @@ impl Signing {
             timestamper: Some(self.timestamper.as_ref()),
         };
         let signed = telediag_reports::sign_pdf(pdf, &request).map_err(|e| e.to_string())?;
-        let (certificates, crls) = &self.validation;
-        telediag_reports::add_validation_data(&signed, certificates, crls).map_err(|e| e.to_string())
+        let crl = self.validation.crl()?;
+        telediag_reports::add_validation_data(&signed, &self.validation.certificates, &[crl]).map_err(|e| e.to_string())
     }
 }
 

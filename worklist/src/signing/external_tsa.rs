@@ -73,8 +73,11 @@ impl HttpTsa {
 impl telediag_reports::Timestamper for HttpTsa {
     fn timestamp(&self, sha256: &[u8; 32]) -> Result<Vec<u8>, String> {
         let err = |e: &dyn std::fmt::Display| format!("timestamp request: {e}");
-        let nonce: [u8; 8] = rand::random();
-        let nonce = der::asn1::Int::new(&[&[0u8][..], &nonce[..]].concat()).map_err(|e| err(&e))?;
+        // A positive INTEGER in its minimal DER form (first byte 0x01..=0x7F),
+        // so that a TSA echoes it byte for byte.
+        let mut nonce: [u8; 8] = rand::random();
+        nonce[0] = (nonce[0] & 0x7f) | 0x01;
+        let nonce = der::asn1::Int::new(&nonce).map_err(|e| err(&e))?;
         let imprint = x509_tsp::MessageImprint {
             hash_algorithm: spki::AlgorithmIdentifier { oid: const_oid::db::rfc5912::ID_SHA_256, parameters: None },
             hashed_message: der::asn1::OctetString::new(sha256.to_vec()).map_err(|e| err(&e))?,
