@@ -108,7 +108,16 @@ main(async () => {
     seen.steps.colourPixels = colour;
     const before = Number(await index('viewport-0'));
     await page.locator('[data-testid=cine]').click();
-    await page.waitForTimeout(1200);
+    // Playing moves on once the next frames have arrived: waited for, not
+    // timed (a loaded CI machine fetches them slower than 15 fps).
+    await page
+      .waitForFunction(
+        b => Number(document.querySelector('[data-viewport=viewport-0] .overlay.bottom-left')?.getAttribute('data-image-index')) !== b,
+        before,
+        { timeout: 20_000 },
+      )
+      .catch(() => {});
+    await page.waitForTimeout(300);
     const during = Number(await index('viewport-0'));
     await shot('zh-CN-reading-us-cine');
     await page.keyboard.press(' ');

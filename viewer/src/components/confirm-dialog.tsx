@@ -108,7 +108,11 @@ export function ConfirmDialog(props: { request: ConfirmRequest | null; onClose: 
       props.onClose();
     } catch (e) {
       if (e instanceof ApiError && e.code === 'signing_pin_not_set') setChoosing(true);
+      // The session's unlock ended while the dialog was open: ask for the PIN.
+      if (e instanceof ApiError && e.code === 'signing_pin_required' && signing) setSigning({ ...signing, unlocked_until: null });
       setError(explain(e));
+      // The credential typed is cleared; a new PIN chosen stays, so a wrong
+      // password does not mean choosing it again.
       setSecret('');
       setBusy(false);
     }
@@ -138,7 +142,9 @@ export function ConfirmDialog(props: { request: ConfirmRequest | null; onClose: 
             <input
               type="password"
               name={choosing || request.credential === 'password' ? 'password' : 'signing-pin'}
-              autoComplete={choosing || request.credential === 'password' ? 'current-password' : 'off'}
+              // A PIN is not the password: browsers fill "off" password
+              // fields anyway, and each wrong fill would count against it.
+              autoComplete={choosing || request.credential === 'password' ? 'current-password' : 'one-time-code'}
               value={secret}
               onInput={e => setSecret(e.currentTarget.value)}
               required
@@ -150,11 +156,11 @@ export function ConfirmDialog(props: { request: ConfirmRequest | null; onClose: 
           <>
             <label>
               {t('confirm.newPin')}
-              <input type="password" name="new-signing-pin" autoComplete="new-password" minLength={MIN_PIN} value={newPin} onInput={e => setNewPin(e.currentTarget.value)} required />
+              <input type="password" name="new-signing-pin" autoComplete="one-time-code" minLength={MIN_PIN} value={newPin} onInput={e => setNewPin(e.currentTarget.value)} required />
             </label>
             <label>
               {t('confirm.repeatPin')}
-              <input type="password" name="repeat-signing-pin" autoComplete="new-password" value={repeatPin} onInput={e => setRepeatPin(e.currentTarget.value)} required />
+              <input type="password" name="repeat-signing-pin" autoComplete="one-time-code" value={repeatPin} onInput={e => setRepeatPin(e.currentTarget.value)} required />
             </label>
           </>
         )}

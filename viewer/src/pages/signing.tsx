@@ -124,16 +124,16 @@ function PinForm(props: { hasPin: boolean; busy: boolean; run: Run }) {
       {props.hasPin && !forgotten && (
         <label>
           {t('signing.currentPin')}
-          <input type="password" name="current-signing-pin" autoComplete="off" value={current} onInput={e => setCurrent(e.currentTarget.value)} required />
+          <input type="password" name="current-signing-pin" autoComplete="one-time-code" value={current} onInput={e => setCurrent(e.currentTarget.value)} required />
         </label>
       )}
       <label>
         {t('confirm.newPin')}
-        <input type="password" name="new-signing-pin" autoComplete="new-password" minLength={6} value={pin} onInput={e => setPin(e.currentTarget.value)} required />
+        <input type="password" name="new-signing-pin" autoComplete="one-time-code" minLength={6} value={pin} onInput={e => setPin(e.currentTarget.value)} required />
       </label>
       <label>
         {t('confirm.repeatPin')}
-        <input type="password" name="repeat-signing-pin" autoComplete="new-password" value={repeat} onInput={e => setRepeat(e.currentTarget.value)} required />
+        <input type="password" name="repeat-signing-pin" autoComplete="one-time-code" value={repeat} onInput={e => setRepeat(e.currentTarget.value)} required />
       </label>
       {forgotten && <p class="muted small">{t('signing.forgottenExplain')}</p>}
       <button type="submit" disabled={props.busy}>
@@ -166,6 +166,9 @@ function Pkcs12Form(props: { busy: boolean; run: Run }) {
         },
         body: await file.arrayBuffer(),
       });
+      setPassword('');
+      setP12Password('');
+      setPin('');
       if (!response.ok) {
         const body = (await response.json().catch(() => ({}))) as { error?: string };
         throw new ApiError(response.status, body.error ?? response.statusText);
@@ -190,7 +193,7 @@ function Pkcs12Form(props: { busy: boolean; run: Run }) {
       </label>
       <label>
         {t('confirm.pin')}
-        <input type="password" autoComplete="new-password" minLength={6} value={pin} onInput={e => setPin(e.currentTarget.value)} required />
+        <input type="password" autoComplete="one-time-code" minLength={6} value={pin} onInput={e => setPin(e.currentTarget.value)} required />
       </label>
       <button type="submit" disabled={props.busy}>
         {t('signing.import')}
