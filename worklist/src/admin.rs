@@ -43,10 +43,7 @@ pub async fn list_users(State(state): State<AppState>, user: CurrentUser) -> Res
             .fetch_optional(db.pool())
             .await
             .map_err(ApiError::database)?;
-        let signing_certificate = cert.and_then(|der| {
-            use der::Decode;
-            x509_cert::Certificate::from_der(&der).ok().map(|c| c.tbs_certificate.subject.to_string())
-        });
+        let signing_certificate = cert.and_then(|der| telediag_reports::SigningIdentity::subject_of(&der));
         let current: CurrentUser = row.clone().into();
         out.push(UserView {
             id: row.id,

@@ -150,15 +150,9 @@ fn read_upload(files: &[UploadedFile]) -> Result<telediag_ecg::EcgRecord, EcgImp
     let bytes = &files[0].bytes;
     // A DICOM upload is checked as ingest checks objects before dicom-object
     // parses it: that parser reserves each value's declared length first.
-    let part10 = if bytes.get(128..132) == Some(b"DICM") {
-        Some(std::borrow::Cow::Borrowed(bytes.as_slice()))
-    } else if bytes.starts_with(b"DICM") {
-        Some(std::borrow::Cow::Owned([&[0u8; 128][..], bytes].concat()))
-    } else {
-        None
-    };
-    if let Some(object) = part10 {
-        telediag_archive::scan::check_bytes(&object).map_err(|e| EcgImportError::Invalid(format!("the DICOM file is malformed: {e}")))?;
+    // (check_bytes reads a file with or without its preamble.)
+    if telediag_archive::scan::is_part10(bytes) {
+        telediag_archive::scan::check_bytes(bytes).map_err(|e| EcgImportError::Invalid(format!("the DICOM file is malformed: {e}")))?;
     }
     Ok(telediag_ecg::read_bytes(bytes)?)
 }

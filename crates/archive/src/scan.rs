@@ -181,16 +181,11 @@ pub fn check_bytes(bytes: &[u8]) -> Result<ScannedDataset, ScanError> {
     // Part 10 as the full parser decides it: "DICM" after a preamble, or
     // first. Such a file is checked as Part 10 or refused, never walked as
     // a bare dataset that the parser would then read differently.
-    let with_preamble: Option<std::borrow::Cow<'_, [u8]>> = if bytes.get(128..132) == Some(b"DICM") {
-        Some(bytes.into())
-    } else if bytes.starts_with(b"DICM") {
-        Some([&[0u8; 128][..], bytes].concat().into())
-    } else {
-        None
-    };
-    let Some(file) = with_preamble else {
+    if !is_part10(bytes) {
         return scan_dataset(io::Cursor::new(bytes), "1.2.840.10008.1.2", bytes.len() as u64);
-    };
+    }
+    let file: std::borrow::Cow<'_, [u8]> =
+        if bytes.get(128..132) == Some(b"DICM") { bytes.into() } else { [&[0u8; 128][..], bytes].concat().into() };
     let malformed = |reason: String| ScanError::Malformed { offset: 0, reason };
     let (meta, header_len) =
         crate::part10::read_header(&file[..]).map_err(|e| malformed(format!("the file meta group is unreadable: {e}")))?;
@@ -207,6 +202,12 @@ pub fn check_bytes(bytes: &[u8]) -> Result<ScannedDataset, ScanError> {
         return scan_dataset(io::Cursor::new(inflated), "1.2.840.10008.1.2.1", len);
     }
     scan_dataset(io::Cursor::new(dataset), &ts, dataset.len() as u64)
+}
+
+/// Whether `bytes` are a Part 10 file as a full parser decides it: "DICM"
+/// after the 128-byte preamble, or first (a file written without one).
+pub fn is_part10(bytes: &[u8]) -> bool {
+    bytes.get(128..132) == Some(b"DICM") || bytes.starts_with(b"DICM")
 }
 
 /// dicom-object reads the meta group by its Group Length (0002,0000), where
