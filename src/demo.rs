@@ -42,7 +42,7 @@ pub async fn load(archive: &Archive, data_dir: &Path) -> Result<()> {
                     },
                 )
                 .await
-                .map_err(|e| anyhow::anyhow!("creating demo user {username}: {}", e.reason))?;
+                .with_context(|| format!("creating demo user {username}"))?;
                 lines.push(format!("  {username:<18} {password}   {display_name}"));
             }
             let text = lines.join("\n") + "\n";

@@ -246,11 +246,11 @@ async fn run(command: Command, mut config: Config) -> Result<()> {
 }
 
 async fn user(action: UserAction, config: &Config) -> Result<()> {
+    use telediag_workflow::assign::Credentials;
     use telediag_worklist::auth::{NewUser, Role, create_user};
-    use telediag_worklist::requests::assign::{Credentials, credentials, set_credentials};
     let archive = open(config).await?;
     let db = archive.database();
-    let api = |e: telediag_worklist::error::ApiError| anyhow::anyhow!(e.reason);
+    let workflow = telediag_workflow::Workflow::new(db.clone(), config.worklist.policy());
     let find = |username: String| async move { db.user_by_name(&username).await?.with_context(|| format!("no user {username:?}")) };
     match action {
         UserAction::Add { username, name, roles, site } => {
@@ -269,14 +269,13 @@ async fn user(action: UserAction, config: &Config) -> Result<()> {
                     line.trim_end().to_owned()
                 }
             };
-            let id =
-                create_user(db, &NewUser { username: username.clone(), display_name: name, password, roles, site }).await.map_err(api)?;
+            let id = create_user(db, &NewUser { username: username.clone(), display_name: name, password, roles, site }).await?;
             audit_cli(db, "user add", &format!("/api/users/{id}")).await?;
             println!("user {username} added (id {id})");
         }
         UserAction::List => {
             for u in db.list_users().await? {
-                let (creds, _) = credentials(db, u.id).await.map_err(api)?;
+                let (creds, _) = workflow.credentials(u.id).await?;
                 let creds = if creds.modalities.is_empty() && creds.sites.is_empty() {
                     String::new()
                 } else {
@@ -288,9 +287,9 @@ async fn user(action: UserAction, config: &Config) -> Result<()> {
         }
         UserAction::Credentials { username, modalities, sites } => {
             let u = find(username.clone()).await?;
-            set_credentials(db, u.id, &Credentials { modalities, sites }).await.map_err(api)?;
+            workflow.set_credentials(u.id, &Credentials { modalities, sites }).await?;
             audit_cli(db, "user credentials", &format!("/api/users/{}/credentials", u.id)).await?;
-            let (creds, _) = credentials(db, u.id).await.map_err(api)?;
+            let (creds, _) = workflow.credentials(u.id).await?;
             println!("{username} reads {} at {}", join_or_all(&creds.modalities), join_or_all(&creds.sites));
         }
         UserAction::Disable { username } => {

@@ -53,7 +53,7 @@ pub async fn run(config: Config) -> Result<()> {
     let archive = Archive::open(&config.archive_config()).await.context("opening the archive")?;
     if let Some(password) = telediag_worklist::auth::ensure_admin(archive.database(), config.admin_password.as_deref())
         .await
-        .map_err(|e| anyhow::anyhow!("creating the admin user: {}", e.reason))?
+        .context("creating the admin user")?
     {
         println!("Created user 'admin' with password {password} (shown once; set admin_password in the config to choose it).");
     }
@@ -129,8 +129,8 @@ pub async fn run(config: Config) -> Result<()> {
             })
         }
     };
-    let intake = tokio::spawn(telediag_worklist::requests::intake::run(state.clone(), stop_tx.subscribe()));
-    let sweeper = tokio::spawn(telediag_worklist::requests::assign::run_lock_sweeper(state, stop_tx.subscribe()));
+    let intake = tokio::spawn(state.workflow.clone().run_intake(stop_tx.subscribe()));
+    let sweeper = tokio::spawn(state.workflow.clone().run_lock_sweeper(stop_tx.subscribe()));
     let pipeline = tokio::spawn(telediag_pipeline::run(archive.clone(), config.imaging_threads(), stop_tx.subscribe()));
     let stability = tokio::spawn(telediag_archive::stability::run_stability_monitor(
         archive.database().clone(),

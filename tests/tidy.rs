@@ -38,6 +38,10 @@ fn crates_depend_only_downwards() {
         ),
         ("crates/imaging", &["telediag-archive", "pacs-gateway", "telediag-worklist", "axum", "sqlx", "tokio"]),
         ("crates/pipeline", &["pacs-gateway", "telediag-worklist", "telediag-reports", "axum", "dicom-ul"]),
+        (
+            "crates/workflow",
+            &["pacs-gateway", "telediag-worklist", "telediag-imaging", "telediag-ecg", "axum", "hyper", "hyper-util", "dicom-ul", "argon2"],
+        ),
         ("pacs-gateway", &["telediag-worklist", "axum", "dicom-pixeldata", "image"]),
         ("worklist", &["pacs-gateway", "dicom-ul"]),
         ("sample-data", &["telediag-archive", "pacs-gateway", "telediag-worklist"]),
@@ -69,6 +73,7 @@ fn every_library_opens_with_a_tour() {
         "crates/imaging",
         "crates/pipeline",
         "crates/reports",
+        "crates/workflow",
         "pacs-gateway",
         "worklist",
         "sample-data",
@@ -110,6 +115,23 @@ fn crates_know_only_what_the_map_says() {
             &["axum::", "sqlx::", "tokio::", "std::fs", "File::open", "read_to_string", "telediag_archive"],
         ),
         ("pacs-gateway", "HTTP or the worklist", &["axum::", "telediag_worklist"]),
+        (
+            "crates/workflow",
+            "HTTP, passwords, PDFs, keys or object bytes",
+            &[
+                "axum::",
+                "http::",
+                "StatusCode",
+                "hyper",
+                "argon2",
+                "sign_pdf",
+                "SigningIdentity",
+                "ReportForm",
+                "path_of",
+                "std::fs",
+                "tokio::fs",
+            ],
+        ),
     ];
     for (dir, knows_nothing_of, paths) in rules {
         for (file, code) in library_code(dir) {
@@ -119,6 +141,42 @@ fn crates_know_only_what_the_map_says() {
                     "{}: names {path:?}, but ARCHITECTURE.md says {dir} knows nothing of {knows_nothing_of}",
                     file.display()
                 );
+            }
+        }
+    }
+}
+
+/// The workflow's tables are written by the workflow alone: a state
+/// change anywhere else would bypass its checks and its history.
+#[test]
+fn only_the_workflow_writes_workflow_state() {
+    let tables =
+        ["read_requests", "request_events", "reports", "critical_findings", "report_downloads", "reader_modalities", "reader_sites"];
+    for dir in ["src", "worklist", "pacs-gateway", "crates/archive", "crates/pipeline", "crates/dicomweb"] {
+        let files = if dir == "src" {
+            let mut files = Vec::new();
+            rust_files(&root().join("src"), &mut files);
+            files
+                .into_iter()
+                .map(|f| {
+                    let code = std::fs::read_to_string(&f).unwrap();
+                    (f, code)
+                })
+                .collect()
+        } else {
+            library_code(dir)
+        };
+        for (file, code) in files {
+            let code = code.to_uppercase();
+            for table in tables {
+                let table = table.to_uppercase();
+                for write in [format!("UPDATE {table} "), format!("INSERT INTO {table} "), format!("DELETE FROM {table} ")] {
+                    assert!(
+                        !code.contains(&write),
+                        "{}: writes {table} ({write:?}), but only crates/workflow changes workflow state",
+                        file.display()
+                    );
+                }
             }
         }
     }
@@ -134,6 +192,7 @@ fn log_statements_carry_no_patient_data() {
         "crates/imaging/src",
         "crates/pipeline/src",
         "crates/reports/src",
+        "crates/workflow/src",
         "pacs-gateway/src",
         "worklist/src",
         "sample-data/src",

@@ -13,8 +13,8 @@ use crate::AppState;
 use crate::audit::{self, AuditQuery};
 use crate::auth::{self, CurrentUser, Role};
 use crate::error::ApiError;
-use crate::requests::AssignmentMode;
-use crate::requests::assign::{self, Credentials};
+use telediag_workflow::AssignmentMode;
+use telediag_workflow::assign::Credentials;
 
 /// A user as the admin sees it (never the password hash).
 #[derive(Debug, Serialize)]
@@ -37,7 +37,7 @@ pub async fn list_users(State(state): State<AppState>, user: CurrentUser) -> Res
     let db = state.archive.database();
     let mut out = Vec::new();
     for row in db.list_users().await? {
-        let (credentials, _) = assign::credentials(db, row.id).await?;
+        let (credentials, _) = state.workflow.credentials(row.id).await?;
         let cert: Option<Vec<u8>> = sqlx::query_scalar("SELECT cert_der FROM signing_identities WHERE user_id = ?")
             .bind(row.id)
             .fetch_optional(db.pool())
@@ -128,8 +128,8 @@ pub async fn set_credentials(
     user.require(Role::Admin, "managing credentials")?;
     let db = state.archive.database();
     db.user_by_id(id).await?.ok_or_else(|| ApiError::not_found("user"))?;
-    assign::set_credentials(db, id, &credentials).await?;
-    let (stored, _) = assign::credentials(db, id).await?;
+    state.workflow.set_credentials(id, &credentials).await?;
+    let (stored, _) = state.workflow.credentials(id).await?;
     Ok(Json(stored).into_response())
 }
 

@@ -13,7 +13,7 @@ use axum::http::header;
 use axum::http::request::Parts;
 use sha2::{Digest, Sha256};
 use telediag_archive::Database;
-use telediag_archive::accounts::{NewUserRow, UserRow};
+use telediag_archive::accounts::NewUserRow;
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -23,96 +23,37 @@ pub const SESSION_COOKIE: &str = "telediag_session";
 /// Sessions last a working shift and a half.
 pub const SESSION_HOURS: i64 = 12;
 
-/// What a user may do. A user may hold several.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    /// Runs the centre: sites, users, everything.
-    Admin,
-    /// Referring doctor or technician at one county hospital: sees that site only.
-    SiteUser,
-    Radiologist,
-    EcgDoctor,
-    /// May co-sign reports (审核医师).
-    Reviewer,
+pub use telediag_workflow::{Role, Scope};
+
+/// An authenticated caller: the workflow's [`telediag_workflow::Actor`],
+/// extracted from the request's session (see the `FromRequestParts` impl
+/// below), so a handler that takes one cannot forget authentication.
+pub type CurrentUser = telediag_workflow::Actor;
+
+/// Why an account could not be created.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Database(#[from] telediag_archive::DbError),
+    #[error("password hashing failed: {0}")]
+    Hashing(String),
 }
 
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Admin => "admin",
-            Role::SiteUser => "site_user",
-            Role::Radiologist => "radiologist",
-            Role::EcgDoctor => "ecg_doctor",
-            Role::Reviewer => "reviewer",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Role> {
-        [Role::Admin, Role::SiteUser, Role::Radiologist, Role::EcgDoctor, Role::Reviewer].into_iter().find(|r| r.as_str() == s)
-    }
-}
-
-/// An authenticated caller.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct CurrentUser {
-    pub id: i64,
-    pub username: String,
-    pub display_name: String,
-    pub roles: Vec<Role>,
-    pub site_id: Option<i64>,
-}
-
-/// Which studies a user may see.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scope {
-    /// Centre staff: every site.
-    AllSites,
-    /// Site staff: this site only.
-    Site(i64),
-}
-
-impl CurrentUser {
-    pub fn has(&self, role: Role) -> bool {
-        self.roles.contains(&role)
-    }
-
-    pub fn require(&self, role: Role, what: &str) -> Result<(), ApiError> {
-        if self.has(role) { Ok(()) } else { Err(ApiError::forbidden(what)) }
-    }
-
-    /// The data scope: a site user sees only their site even if they also
-    /// hold another role; a user with no role that reads sees nothing.
-    pub fn scope(&self) -> Result<Scope, ApiError> {
-        if self.has(Role::SiteUser) {
-            return self.site_id.map(Scope::Site).ok_or_else(|| ApiError::forbidden("reading data without a site"));
-        }
-        if self.roles.iter().any(|r| matches!(r, Role::Admin | Role::Radiologist | Role::EcgDoctor | Role::Reviewer)) {
-            return Ok(Scope::AllSites);
-        }
-        Err(ApiError::forbidden("reading patient data"))
-    }
-}
-
-impl From<UserRow> for CurrentUser {
-    fn from(row: UserRow) -> Self {
-        CurrentUser {
-            id: row.id,
-            username: row.username,
-            display_name: row.display_name,
-            roles: row.roles.iter().filter_map(|r| Role::parse(r)).collect(),
-            site_id: row.site_id,
+impl From<AccountError> for ApiError {
+    fn from(e: AccountError) -> Self {
+        match e {
+            AccountError::Invalid(reason) => ApiError::bad_request(reason),
+            AccountError::Database(e) => e.into(),
+            AccountError::Hashing(reason) => ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, reason),
         }
     }
 }
 
-pub fn hash_password(password: &str) -> Result<String, ApiError> {
-    let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>())
-        .map_err(|e| ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, format!("salt: {e}")))?;
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, format!("hashing failed: {e}")))
+pub fn hash_password(password: &str) -> Result<String, AccountError> {
+    let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>()).map_err(|e| AccountError::Hashing(format!("salt: {e}")))?;
+    Argon2::default().hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(|e| AccountError::Hashing(e.to_string()))
 }
 
 pub fn verify_password(password: &str, stored_hash: &str) -> bool {
@@ -181,17 +122,17 @@ pub struct NewUser {
 }
 
 /// Creates a user (hashing the password).
-pub async fn create_user(db: &Database, user: &NewUser) -> Result<i64, ApiError> {
+pub async fn create_user(db: &Database, user: &NewUser) -> Result<i64, AccountError> {
     if user.username.trim().is_empty() || user.password.len() < 8 {
-        return Err(ApiError::bad_request("a user needs a username and a password of at least 8 characters"));
+        return Err(AccountError::Invalid("a user needs a username and a password of at least 8 characters".into()));
     }
     if user.roles.is_empty() {
-        return Err(ApiError::bad_request("a user needs at least one role"));
+        return Err(AccountError::Invalid("a user needs at least one role".into()));
     }
     let site_id = match &user.site {
         Some(name) => Some(db.site_by_name(name).await?.id),
         None if user.roles.contains(&Role::SiteUser) => {
-            return Err(ApiError::bad_request("a site user needs a site"));
+            return Err(AccountError::Invalid("a site user needs a site".into()));
         }
         None => None,
     };
@@ -209,7 +150,7 @@ pub async fn create_user(db: &Database, user: &NewUser) -> Result<i64, ApiError>
 /// Creates the `admin` user when no enabled user is an admin (a first start,
 /// or readers added from the CLI before it). Returns the password when it
 /// was generated, so the caller can print it once.
-pub async fn ensure_admin(db: &Database, configured_password: Option<&str>) -> Result<Option<String>, ApiError> {
+pub async fn ensure_admin(db: &Database, configured_password: Option<&str>) -> Result<Option<String>, AccountError> {
     if db.count_admins().await? > 0 || db.user_by_name("admin").await?.is_some() {
         return Ok(None);
     }
@@ -321,19 +262,5 @@ mod tests {
         assert!(verify_password("correct horse", &hash));
         assert!(!verify_password("wrong horse", &hash));
         assert!(!verify_password("correct horse", "not a hash"));
-    }
-
-    #[test]
-    fn site_users_are_scoped_to_their_site() {
-        let mut user = CurrentUser { id: 1, username: "u".into(), display_name: "u".into(), roles: vec![Role::SiteUser], site_id: Some(7) };
-        assert_eq!(user.scope().unwrap(), Scope::Site(7));
-        user.roles.push(Role::Radiologist);
-        assert_eq!(user.scope().unwrap(), Scope::Site(7), "a site role never widens");
-        user.site_id = None;
-        assert!(user.scope().is_err());
-        let reader = CurrentUser { id: 2, username: "r".into(), display_name: "r".into(), roles: vec![Role::Radiologist], site_id: None };
-        assert_eq!(reader.scope().unwrap(), Scope::AllSites);
-        let nobody = CurrentUser { roles: vec![], ..reader };
-        assert!(nobody.scope().is_err());
     }
 }

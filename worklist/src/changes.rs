@@ -2,9 +2,9 @@
 //! so a reader's open pool loses a case another reader claimed within a
 //! moment, without every browser asking for the whole list every second.
 //!
-//! Every state change of a read request is a row of `request_events`
-//! (`requests::transition` and intake write them in the change's own
-//! transaction), so the newest row's id is the worklist's version. One
+//! Every state change of a read request records an event in the change's
+//! own transaction (`telediag_workflow::requests`), so the newest event's
+//! id is the worklist's version (`Workflow::version`). One
 //! task per process reads it every [`POLL`] — a primary-key lookup,
 //! whatever the number of browsers — and wakes the streams; no writer
 //! has to remember to announce its change. The event says only that
@@ -18,7 +18,7 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::Stream;
-use telediag_archive::Database;
+use telediag_workflow::Workflow;
 use tokio::sync::watch;
 
 use crate::AppState;
@@ -37,27 +37,27 @@ pub struct ChangeFeed {
 
 impl ChangeFeed {
     /// A receiver of the version, starting the polling task on first use.
-    fn subscribe(&self, db: &Database) -> watch::Receiver<i64> {
+    fn subscribe(&self, workflow: &Workflow) -> watch::Receiver<i64> {
         self.version
             .get_or_init(|| {
                 let (tx, rx) = watch::channel(0);
-                tokio::spawn(poll(db.clone(), tx));
+                tokio::spawn(poll(workflow.clone(), tx));
                 rx
             })
             .clone()
     }
 }
 
-async fn poll(db: Database, tx: watch::Sender<i64>) {
+async fn poll(workflow: Workflow, tx: watch::Sender<i64>) {
     let mut interval = tokio::time::interval(POLL);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         interval.tick().await;
-        match sqlx::query_scalar::<_, i64>("SELECT COALESCE(MAX(id), 0) FROM request_events").fetch_one(db.pool()).await {
+        match workflow.version().await {
             Ok(version) => {
                 tx.send_if_modified(|current| std::mem::replace(current, version) != version);
             }
-            Err(e) => tracing::warn!(error = %e, "the worklist's change feed cannot read request_events"),
+            Err(e) => tracing::warn!(error = %e, "the worklist's change feed cannot read the workflow's version"),
         }
     }
 }
@@ -69,7 +69,7 @@ pub async fn stream(
     user: CurrentUser,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     user.scope()?;
-    let mut version = state.changes.subscribe(state.archive.database());
+    let mut version = state.changes.subscribe(&state.workflow);
     version.mark_unchanged();
     let events = futures_util::stream::unfold(version, |mut version| async move {
         version.changed().await.ok()?;

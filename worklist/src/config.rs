@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use crate::requests::{AssignmentMode, Priority};
+use telediag_workflow::{AssignmentMode, Policy, Turnaround};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -40,43 +40,6 @@ pub struct WorklistConfig {
     pub tsa_url: Option<String>,
 }
 
-/// Turnaround deadlines in minutes, per priority: `default` and per modality.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Turnaround {
-    pub stat: BTreeMap<String, u64>,
-    pub urgent: BTreeMap<String, u64>,
-    pub routine: BTreeMap<String, u64>,
-}
-
-impl Default for Turnaround {
-    fn default() -> Self {
-        let map = |pairs: &[(&str, u64)]| pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect();
-        Turnaround {
-            // X-ray (and anything unnamed) 30 min, CT/MR 60, ECG 15.
-            stat: map(&[("default", 30), ("CT", 60), ("MR", 60), ("ECG", 15)]),
-            urgent: map(&[("default", 4 * 60)]),
-            routine: map(&[("default", 24 * 60)]),
-        }
-    }
-}
-
-impl Turnaround {
-    /// Minutes allowed to report a request of `priority` and `modality`.
-    pub fn minutes(&self, priority: Priority, modality: Option<&str>) -> u64 {
-        let table = match priority {
-            Priority::Stat => &self.stat,
-            Priority::Urgent => &self.urgent,
-            Priority::Routine => &self.routine,
-        };
-        modality.and_then(|m| table.get(m)).or_else(|| table.get("default")).copied().unwrap_or(match priority {
-            Priority::Stat => 30,
-            Priority::Urgent => 240,
-            Priority::Routine => 1440,
-        })
-    }
-}
-
 impl Default for WorklistConfig {
     fn default() -> Self {
         WorklistConfig {
@@ -95,23 +58,14 @@ impl Default for WorklistConfig {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn default_turnarounds_follow_the_brief() {
-        let t = Turnaround::default();
-        for (priority, modality, minutes) in [
-            (Priority::Stat, Some("DX"), 30),
-            (Priority::Stat, Some("CR"), 30),
-            (Priority::Stat, Some("CT"), 60),
-            (Priority::Stat, Some("MR"), 60),
-            (Priority::Stat, Some("ECG"), 15),
-            (Priority::Urgent, Some("CT"), 240),
-            (Priority::Routine, None, 1440),
-        ] {
-            assert_eq!(t.minutes(priority, modality), minutes, "{priority:?} {modality:?}");
+impl WorklistConfig {
+    /// The workflow's rules from these settings.
+    pub fn policy(&self) -> Policy {
+        Policy {
+            lock_secs: self.lock_secs,
+            turnaround: self.turnaround.clone(),
+            assignment_by_modality: self.assignment_by_modality.clone(),
+            utc_offset_minutes: self.utc_offset_minutes,
         }
     }
 }

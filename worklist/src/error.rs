@@ -74,6 +74,20 @@ impl From<DbError> for ApiError {
     }
 }
 
+impl From<telediag_workflow::WorkflowError> for ApiError {
+    fn from(e: telediag_workflow::WorkflowError) -> Self {
+        use telediag_workflow::WorkflowError as W;
+        let status = match &e {
+            W::NotFound(_) => StatusCode::NOT_FOUND,
+            W::Forbidden(_) => StatusCode::FORBIDDEN,
+            W::Conflict(_) => StatusCode::CONFLICT,
+            W::Invalid(_) => StatusCode::BAD_REQUEST,
+            W::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        ApiError::new(status, e.to_string())
+    }
+}
+
 /// Turns an error response that is not JSON (axum's extractor rejections:
 /// malformed JSON, a body over the limit, a wrong method) into
 /// `{"error": reason}`, keeping its status.

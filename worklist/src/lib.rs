@@ -2,12 +2,12 @@
 //!
 //! - [`auth`]: argon2 passwords, session tokens (bearer or cookie), roles, and
 //!   the per-site [`auth::Scope`] every patient-data query is filtered by.
-//! - [`requests`]: the worklist — read requests from arrivals and site
-//!   registrations, reconciliation, states with history, deadlines,
-//!   assignment by rules or pool claims with locks, lists and the dashboard.
-//! - [`reporting`]: report versions from [`templates`], autosave, two-level
-//!   sign-off, critical findings, addenda and amendments, the signed PDF and
-//!   its filing into the study, the public verification page.
+//! - [`requests`]: the worklist's routes — lists, registration, claims,
+//!   assignment, cancellation, the dashboard — over `telediag_workflow`,
+//!   which owns every state and its rules.
+//! - [`reporting`]: the report panel's routes, first drafts from
+//!   [`templates`], the signed PDFs made at each signer's act and filed into
+//!   the study, critical findings' webhooks, the public verification page.
 //! - [`admin`]: users, credentials, site settings, audit.
 //! - [`signing`]: doctors' signing PINs, the keys sealed under them, unlocks
 //!   and lockouts, certificate retirement.
@@ -60,6 +60,8 @@ pub use config::WorklistConfig;
 #[derive(Clone)]
 pub struct AppState {
     pub archive: Archive,
+    /// Read requests and reports: every state change goes through it.
+    pub workflow: telediag_workflow::Workflow,
     pub config: Arc<WorklistConfig>,
     pub audit: audit::AuditLog,
     /// Issues doctors' signing certificates.
@@ -142,6 +144,7 @@ impl AppState {
             tracing::warn!("{missing}");
         }
         Ok(AppState {
+            workflow: telediag_workflow::Workflow::new(archive.database().clone(), config.policy()),
             web_app,
             changes: changes::ChangeFeed::default(),
             archive,
@@ -164,7 +167,7 @@ impl AppState {
 /// The whole HTTP API.
 pub fn router(state: AppState) -> Router {
     use reporting::routes as report;
-    use requests::routes as request;
+    use requests as request;
     let https = state.https;
     let router = Router::new()
         .route("/api/logout", post(routes::logout))

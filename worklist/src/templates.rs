@@ -5,16 +5,10 @@
 
 use serde::Serialize;
 
-/// Marks text the template wrote for the doctor to confirm or replace. A
-/// report still holding one cannot be signed ([`placeholder_in`]).
-pub const TO_CONFIRM: &str = "（请医师确认）";
-/// A value the template could not fill.
-pub const BLANK: &str = "＿＿";
-
-/// The first template placeholder left in `text`, if any.
-pub fn placeholder_in(text: &str) -> Option<&'static str> {
-    [TO_CONFIRM, BLANK].into_iter().find(|p| text.contains(p))
-}
+/// Text the template wrote for the doctor to confirm or replace, and values
+/// it could not fill: a report still holding one is not signed (the
+/// workflow's rule, [`placeholder_in`]).
+pub use telediag_workflow::reports::{BLANK, TO_CONFIRM, placeholder_in};
 
 /// The usual wording of a frontal QRS axis (degrees, any turn): normal
 /// −30°…+90°, left −30°…−90°, right +90°…+180°, and −90°…−180° extreme

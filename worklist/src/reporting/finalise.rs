@@ -13,10 +13,11 @@ use telediag_reports::dicom::{SignedReport, StudyContext};
 use telediag_reports::form::{PrintedSigner, ReportForm, Tracing};
 use telediag_reports::{ReportFont, SignatureRequest, SigningIdentity, Timestamp};
 
-use super::ReportVersion;
+use telediag_workflow::ReadRequest;
+use telediag_workflow::reports::{ReportKind, ReportVersion, SignedDocument};
+
 use crate::AppState;
 use crate::error::ApiError;
-use crate::requests::ReadRequest;
 
 fn internal(what: &str, e: impl std::fmt::Display) -> ApiError {
     ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, format!("{what}: {e}"))
@@ -98,6 +99,13 @@ pub struct SignedPdf {
     pub bytes: Vec<u8>,
 }
 
+impl SignedPdf {
+    /// What the workflow records of it.
+    pub fn document(&self) -> SignedDocument {
+        SignedDocument { key: self.key.clone(), sha256: self.sha256.clone(), token: self.token.clone() }
+    }
+}
+
 /// A doctor signing now, with the key they unlocked with their PIN.
 pub struct Signer {
     pub user_id: i64,
@@ -134,13 +142,9 @@ async fn form_for(
     let (ctx, description) = study_context(db, study_uid).await?;
     let offset = state.config.utc_offset_minutes;
     let now = Timestamp::new(now_ms(), offset);
-    let supersedes_version = match report.supersedes {
-        Some(previous) => super::version_by_id(db, previous).await?.map(|v| v.version),
-        None => None,
-    };
-    let version_note = match (report.kind.as_str(), supersedes_version) {
-        ("amendment", Some(v)) => Some(format!("更正报告（第 {} 版），替代第 {v} 版", report.version)),
-        ("addendum", _) => Some(format!("补充报告（第 {} 版）", report.version)),
+    let version_note = match (report.kind, report.supersedes_version) {
+        (ReportKind::Amendment, Some(v)) => Some(format!("更正报告（第 {} 版），替代第 {v} 版", report.version)),
+        (ReportKind::Addendum, _) => Some(format!("补充报告（第 {} 版）", report.version)),
         _ => None,
     };
     let version_note = match (version_note, printed.note) {
@@ -350,17 +354,18 @@ async fn store(
 }
 
 /// Reads back a stored signed PDF, checking it is the one recorded.
-pub async fn load(state: &AppState, key: &str, sha256: &str, token: &str) -> Result<SignedPdf, ApiError> {
+pub async fn load(state: &AppState, document: &SignedDocument) -> Result<SignedPdf, ApiError> {
     use sha2::Digest;
-    let object_key = ObjectKey::new(key.to_owned()).map_err(|e| internal("report key", e))?;
+    let SignedDocument { key, sha256, token } = document;
+    let object_key = ObjectKey::new(key.clone()).map_err(|e| internal("report key", e))?;
     let bytes = tokio::fs::read(state.archive.store().path_of(&object_key))
         .await
         .map_err(|e| ApiError::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, format!("the signed report cannot be read: {e}")))?;
     let found = hex::encode(sha2::Sha256::digest(&bytes));
-    if found != sha256 {
+    if found != *sha256 {
         return Err(internal("the stored signed report", format!("expected SHA-256 {sha256}, found {found}")));
     }
-    Ok(SignedPdf { token: token.to_owned(), key: key.to_owned(), sha256: found, bytes })
+    Ok(SignedPdf { token: token.clone(), key: key.clone(), sha256: found, bytes })
 }
 
 /// Files the final report into its study: Basic Text SR and Encapsulated
