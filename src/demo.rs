@@ -31,7 +31,8 @@ pub async fn load(archive: &Archive, data_dir: &Path) -> Result<()> {
                 ("demo_reviewer", "审核 黄主任", vec![Role::Radiologist, Role::Reviewer], None),
             ] {
                 let password = hex_password();
-                auth::create_user(
+                let doctor = site.is_none();
+                let id = auth::create_user(
                     db,
                     &NewUser {
                         username: username.into(),
@@ -43,7 +44,15 @@ pub async fn load(archive: &Archive, data_dir: &Path) -> Result<()> {
                 )
                 .await
                 .with_context(|| format!("creating demo user {username}"))?;
-                lines.push(format!("  {username:<18} {password}   {display_name}"));
+                // A demo doctor's first signature issues their key: the
+                // enrolment code a registration officer would hand them.
+                let enrolment = if doctor {
+                    let code = telediag_worklist::signing::enrolment::issue(db, id, 24 * 365).await?;
+                    format!("   signing enrolment code {code}")
+                } else {
+                    String::new()
+                };
+                lines.push(format!("  {username:<18} {password}   {display_name}{enrolment}"));
             }
             let text = lines.join("\n") + "\n";
             let path = data_dir.join("demo-credentials.txt");

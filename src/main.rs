@@ -166,6 +166,15 @@ enum UserAction {
     },
     /// Disable a user (their sessions end).
     Disable { username: String },
+    /// Make a doctor's one-time signing enrolment code (签名登记码), to hand
+    /// them in person: a new signing key (first PIN, forgotten PIN,
+    /// imported PKCS#12) is issued only with it. Replaces an earlier code.
+    EnrolSigning {
+        username: String,
+        /// Hours the code stays valid.
+        #[arg(long, default_value_t = telediag_worklist::signing::enrolment::DEFAULT_VALID_HOURS)]
+        hours: u32,
+    },
 }
 
 #[derive(Subcommand)]
@@ -291,6 +300,15 @@ async fn user(action: UserAction, config: &Config) -> Result<()> {
             audit_cli(db, "user credentials", &format!("/api/users/{}/credentials", u.id)).await?;
             let (creds, _) = workflow.credentials(u.id).await?;
             println!("{username} reads {} at {}", join_or_all(&creds.modalities), join_or_all(&creds.sites));
+        }
+        UserAction::EnrolSigning { username, hours } => {
+            let u = find(username.clone()).await?;
+            if !u.roles.iter().any(|r| ["radiologist", "ecg_doctor", "reviewer"].contains(&r.as_str())) {
+                bail!("{username} is not a doctor: only radiologists, ECG doctors and reviewers hold signing keys");
+            }
+            let code = telediag_worklist::signing::enrolment::issue(db, u.id, hours).await?;
+            audit_cli(db, "user enrol-signing", &format!("/api/users/{}/signing-enrolment", u.id)).await?;
+            println!("signing enrolment code for {username}: {code}  (valid {hours} h, once; hand it to the doctor in person)");
         }
         UserAction::Disable { username } => {
             let u = find(username.clone()).await?;

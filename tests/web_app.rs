@@ -210,7 +210,22 @@ fn a_report_is_written_signed_revised_by_the_reviewer_and_the_hospital_downloads
     let seen = journey(
         &server,
         "report_flow.mjs",
-        &["--reader", &reader, "--reviewer", &reviewer, "--site", &site, "--exam", "胸部CT平扫", "--pdf", pdf.to_str().unwrap()],
+        &[
+            "--reader",
+            &reader,
+            "--reviewer",
+            &reviewer,
+            "--site",
+            &site,
+            "--exam",
+            "胸部CT平扫",
+            "--pdf",
+            pdf.to_str().unwrap(),
+            "--reader-enrolment",
+            &server.demo_enrolment_code("demo_radiologist"),
+            "--reviewer-enrolment",
+            &server.demo_enrolment_code("demo_reviewer"),
+        ],
     );
     let step = |name: &str| seen["steps"][name].clone();
 
@@ -264,7 +279,8 @@ fn an_ecg_doctor_measures_rr_with_calipers_and_signs() {
     let Some(dist) = web_app_toolchain() else { return };
     let mut server = Server::new();
     server.start_demo(&[("TELEDIAG_WEB_APP", dist.to_str().unwrap())]);
-    let seen = journey(&server, "ecg_reading.mjs", &["--reader", &format!("demo_ecg:{}", server.demo_password("demo_ecg"))]);
+    let reader = format!("demo_ecg:{}", server.demo_password("demo_ecg"));
+    let seen = journey(&server, "ecg_reading.mjs", &["--reader", &reader, "--reader-enrolment", &server.demo_enrolment_code("demo_ecg")]);
     let step = |name: &str| seen["steps"][name].clone();
 
     assert!(step("paperLit").as_f64().unwrap() > 0.005, "the traces are drawn: {seen}");

@@ -108,18 +108,27 @@ fn centre(env: &[(&str, &str)]) -> Centre {
         ids.insert(username, created["id"].as_i64().unwrap());
         let token = login(port, username, &format!("password-{username}"));
         if !roles.contains("site_user") {
-            choose_pin(port, &token, username);
+            choose_pin(&server, &token, username);
         }
         tokens.insert(username, token);
     }
     Centre { server, admin, tokens, ids }
 }
 
-/// The doctor chooses their signing PIN, `pin-{username}`: a key and
-/// certificate are issued, sealed under it.
-fn choose_pin(port: u16, token: &str, username: &str) {
-    let body = format!(r#"{{"password":"password-{username}","pin":"pin-{username}"}}"#);
-    let chosen = ok(port, "PUT", "/api/me/signing-pin", token, Some(&body));
+/// The registration officer makes `username`'s one-time enrolment code on
+/// the server's console (`telediag user enrol-signing`).
+fn enrolment_code(server: &Server, username: &str) -> String {
+    let out = String::from_utf8_lossy(&server.cli(&["user", "enrol-signing", username]).stdout).into_owned();
+    let code = out.split(": ").nth(1).and_then(|rest| rest.split_whitespace().next()).unwrap_or_else(|| panic!("no code in {out:?}"));
+    code.to_owned()
+}
+
+/// The doctor, handed their enrolment code, chooses their signing PIN,
+/// `pin-{username}`: a key and certificate are issued, sealed under it.
+fn choose_pin(server: &Server, token: &str, username: &str) {
+    let code = enrolment_code(server, username);
+    let body = format!(r#"{{"password":"password-{username}","pin":"pin-{username}","enrolment_code":"{code}"}}"#);
+    let chosen = ok(server.http_port, "PUT", "/api/me/signing-pin", token, Some(&body));
     assert_eq!(chosen["change"], "issued", "{chosen}");
 }
 
@@ -931,10 +940,28 @@ fn a_revising_reviewer_signs_alone_and_keys_open_only_with_their_pin() {
     ok(port, "POST", &format!("/api/users/{}/signing-identity/retire", c.ids["chen"]), &c.admin, Some(r#"{"reason":"离职"}"#));
     let (status, reply) = api(port, "GET", "/api/me/signing", Some(c.token("chen")), None);
     assert_eq!((status, reply["has_pin"].as_bool()), (200, Some(false)), "{reply}");
-    let reset = ok(port, "PUT", "/api/me/signing-pin", c.token("huang"), Some(r#"{"password":"password-huang","pin":"new-pin-huang"}"#));
-    assert_eq!(reset["change"], "reissued", "{reset}");
+    // A new key needs the enrolment code the registration officer hands
+    // the doctor: an administrator who resets his password and logs in as
+    // him cannot obtain one.
+    ok(port, "PATCH", &format!("/api/users/{}", c.ids["huang"]), &c.admin, Some(r#"{"password":"admin-knows-this"}"#));
+    let as_huang = login(port, "huang", "admin-knows-this");
     let (status, reply) =
-        api(port, "PUT", "/api/me/signing-pin", Some(c.token("huang")), Some(r#"{"password":"wrong","pin":"another-pin"}"#));
+        api(port, "PUT", "/api/me/signing-pin", Some(&as_huang), Some(r#"{"password":"admin-knows-this","pin":"admins-pin-1"}"#));
+    assert_eq!((status, reply["code"].as_str()), (403, Some("signing_enrolment_required")), "{reply}");
+    let guessed = r#"{"password":"admin-knows-this","pin":"admins-pin-1","enrolment_code":"AAAA-BBBB-CCCC"}"#;
+    let (status, reply) = api(port, "PUT", "/api/me/signing-pin", Some(&as_huang), Some(guessed));
+    assert_eq!((status, reply["code"].as_str()), (403, Some("signing_enrolment_wrong")), "{reply}");
+    let (status, reply) = api(port, "POST", "/api/me/signing-unlock", Some(&as_huang), Some(r#"{"pin":"admins-pin-1","minutes":1}"#));
+    assert_eq!((status, reply["code"].as_str()), (403, Some("signing_pin_wrong")), "his key opens only with his PIN: {reply}");
+    ok(port, "PATCH", &format!("/api/users/{}", c.ids["huang"]), &c.admin, Some(r#"{"password":"password-huang"}"#));
+    let huang = login(port, "huang", "password-huang");
+    let code = enrolment_code(&c.server, "huang");
+    let body = format!(r#"{{"password":"password-huang","pin":"new-pin-huang","enrolment_code":"{}"}}"#, code.to_lowercase());
+    let reset = ok(port, "PUT", "/api/me/signing-pin", &huang, Some(&body));
+    assert_eq!(reset["change"], "reissued", "{reset}");
+    let (status, reply) = api(port, "PUT", "/api/me/signing-pin", Some(&huang), Some(&body));
+    assert_eq!((status, reply["code"].as_str()), (403, Some("signing_enrolment_wrong")), "a code is used once: {reply}");
+    let (status, reply) = api(port, "PUT", "/api/me/signing-pin", Some(&huang), Some(r#"{"password":"wrong","pin":"another-pin"}"#));
     assert_eq!(status, 403, "choosing a PIN needs the login password: {reply}");
     let retired: i64 = runtime.block_on(async {
         let db = c.server.database().await;
@@ -1039,7 +1066,7 @@ fn credentials_gate_actions_not_only_reads() {
     let body = r#"{"username":"ma","display_name":"马主任","password":"password-ma","roles":["ecg_doctor","reviewer"]}"#;
     ok(port, "POST", "/api/users", &c.admin, Some(body));
     let ma = login(port, "ma", "password-ma");
-    choose_pin(port, &ma, "ma");
+    choose_pin(&c.server, &ma, "ma");
     let finished = ok(port, "POST", &format!("/api/requests/{ecg}/report/review"), &ma, Some(&pin("ma")));
     assert_eq!(finished["report"]["state"], "final", "{finished}");
 }
@@ -1150,8 +1177,14 @@ fn operators_add_users_from_the_cli_and_a_doctors_imported_rsa_certificate_signs
     let wang = login(port, "wang", "password-cli-user");
     // The doctor brings the PKCS#12 and seals its key under their signing PIN.
     let p12 = std::fs::read(dir.join("wang.p12")).unwrap();
+    let code = enrolment_code(&server, "wang");
     let import = |p12_password: &str| {
-        let headers = [("X-Password", "password-cli-user"), ("X-Pkcs12-Password", p12_password), ("X-Signing-Pin", "wang-pin-2026")];
+        let headers = [
+            ("X-Password", "password-cli-user"),
+            ("X-Pkcs12-Password", p12_password),
+            ("X-Signing-Pin", "wang-pin-2026"),
+            ("X-Enrolment-Code", code.as_str()),
+        ];
         send_bytes(port, "PUT", "/api/me/signing-identity", &wang, &headers, &p12)
     };
     let (status, reply) = import("wrong");

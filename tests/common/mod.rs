@@ -129,6 +129,15 @@ impl Server {
         line.and_then(|l| l.split_whitespace().nth(1)).unwrap_or_else(|| panic!("no {username} in {credentials}")).to_owned()
     }
 
+    /// The signing enrolment code `serve` made for a demo doctor, from
+    /// `demo-credentials.txt`.
+    pub fn demo_enrolment_code(&self, username: &str) -> String {
+        let credentials = std::fs::read_to_string(self.data().join("demo-credentials.txt")).unwrap();
+        let line = credentials.lines().find(|l| l.split_whitespace().next() == Some(username));
+        let code = line.and_then(|l| l.split("signing enrolment code ").nth(1));
+        code.map(|c| c.trim().to_owned()).unwrap_or_else(|| panic!("no enrolment code for {username} in {credentials}"))
+    }
+
     fn launch(&mut self, demo: bool, env: &[(&str, &str)]) {
         assert!(self.child.is_none(), "already running");
         let log = std::fs::File::options().create(true).append(true).open(self.dir.path().join("server.log")).unwrap();

@@ -6,14 +6,14 @@
 // samples.
 //
 //   node tests/web_app/ecg_reading.mjs --url http://127.0.0.1:8080 \
-//     --reader demo_ecg:PW --screenshots DIR
+//     --reader demo_ecg:PW --reader-enrolment CODE --screenshots DIR
 //
 // Prints one JSON object of observations.
 
 import { credentials, launch, main, observations, parseArgs, run, screenshots, signIn, watch } from './browser.mjs';
 
 main(async () => {
-  const args = parseArgs(process.argv.slice(2), ['url', 'reader', 'screenshots']);
+  const args = parseArgs(process.argv.slice(2), ['url', 'reader', 'reader-enrolment', 'screenshots']);
   const reader = credentials(args.reader);
   const seen = observations();
   const browser = await launch();
@@ -116,6 +116,7 @@ main(async () => {
     await dialog.locator('input[name=password]').fill(reader.password);
     await dialog.locator('input[name=new-signing-pin]').fill('ecg-pin-1357');
     await dialog.locator('input[name=repeat-signing-pin]').fill('ecg-pin-1357');
+    await dialog.locator('input[name=enrolment-code]').fill(args['reader-enrolment']);
     await dialog.getByRole('button', { name: '签名', exact: true }).click();
     await page.locator('[data-report-state=preliminary], [data-report-state=final]').waitFor({ timeout: 30_000 });
     seen.steps.signedState = await page.locator('[data-report-state]').getAttribute('data-report-state');

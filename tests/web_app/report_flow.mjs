@@ -10,6 +10,7 @@
 //
 //   node tests/web_app/report_flow.mjs --url http://127.0.0.1:8080 \
 //     --reader demo_radiologist:PW --reviewer demo_reviewer:PW --site demo_site:PW \
+//     --reader-enrolment CODE --reviewer-enrolment CODE \
 //     --exam '胸部CT平扫' --screenshots DIR --pdf FILE
 //
 // Prints one JSON object of observations.
@@ -22,7 +23,9 @@ const READER_PIN = '802417';
 const REVISED_CONCLUSION = '右肺上叶实性小结节（8 mm），建议 6–12 个月后 CT 复查。';
 
 main(async () => {
-  const args = parseArgs(process.argv.slice(2), ['url', 'reader', 'reviewer', 'site', 'exam', 'screenshots', 'pdf']);
+  const args = parseArgs(process.argv.slice(2), [
+    'url', 'reader', 'reviewer', 'site', 'exam', 'screenshots', 'pdf', 'reader-enrolment', 'reviewer-enrolment',
+  ]);
   const seen = observations();
   const browser = await launch();
   // Refusals the flow provokes (a wrong password, a conflicting save) are expected in the console.
@@ -104,6 +107,8 @@ main(async () => {
     await dialog.locator('input[name=password]').fill('not-my-password');
     await dialog.locator('input[name=new-signing-pin]').fill(READER_PIN);
     await dialog.locator('input[name=repeat-signing-pin]').fill(READER_PIN);
+    // The one-time code the registration officer handed the doctor.
+    await dialog.locator('input[name=enrolment-code]').fill(args['reader-enrolment']);
     await dialog.getByRole('button', { name: '签名', exact: true }).click();
     seen.steps.wrongPassword = await dialog.locator('[role=alert]').textContent();
     await shot(page, 'zh-CN-report-sign-dialog');
@@ -138,6 +143,7 @@ main(async () => {
     await reviewDialog.locator('input[name=password]').fill(reviewer.password);
     await reviewDialog.locator('input[name=new-signing-pin]').fill('reviewer-pin-246');
     await reviewDialog.locator('input[name=repeat-signing-pin]').fill('reviewer-pin-246');
+    await reviewDialog.locator('input[name=enrolment-code]').fill(args['reviewer-enrolment']);
     await shot(review, 'en-report-choose-pin');
     await reviewDialog.getByRole('button', { name: 'Sign as editor', exact: true }).click();
     await review.locator('[data-report-state=final]').waitFor({ timeout: 60_000 });

@@ -95,6 +95,8 @@ export interface SigningStatus {
   locked_until: number | null;
   unlocked_until: number | null;
   max_unlock_minutes: number;
+  /** A registration officer's enrolment code awaits use (a new key can be issued). */
+  enrolment_pending: boolean;
 }
 
 export type Role = 'admin' | 'site_user' | 'radiologist' | 'ecg_doctor' | 'reviewer';

@@ -42,6 +42,7 @@ export function ConfirmDialog(props: { request: ConfirmRequest | null; onClose: 
   const [choosing, setChoosing] = useState(false);
   const [newPin, setNewPin] = useState('');
   const [repeatPin, setRepeatPin] = useState('');
+  const [enrolmentCode, setEnrolmentCode] = useState('');
   const [keepUnlocked, setKeepUnlocked] = useState(false);
   const request = props.request;
 
@@ -53,6 +54,7 @@ export function ConfirmDialog(props: { request: ConfirmRequest | null; onClose: 
     setChoosing(false);
     setNewPin('');
     setRepeatPin('');
+    setEnrolmentCode('');
     setKeepUnlocked(false);
     setSigning(null);
     if (request?.credential === 'pin') {
@@ -75,6 +77,7 @@ export function ConfirmDialog(props: { request: ConfirmRequest | null; onClose: 
     // The centre's reasons are English; those a signer meets most are said in their language.
     if (e.code === 'signing_pin_wrong') return `${t('confirm.wrongPin')} ${e.reason}`;
     if (e.code === 'signing_locked') return `${t('confirm.signingLocked')} ${e.reason}`;
+    if (e.code === 'signing_enrolment_required' || e.code === 'signing_enrolment_wrong') return `${t('confirm.enrolmentRefused')} ${e.reason}`;
     if (e.status === 403 && e.reason.endsWith('wrong password')) return t('confirm.wrongPassword');
     return e.reason;
   };
@@ -95,7 +98,11 @@ export function ConfirmDialog(props: { request: ConfirmRequest | null; onClose: 
       let credential = unlocked ? '' : secret;
       if (choosing) {
         // The login password confirms who chooses; the key is issued sealed under the new PIN.
-        const answer = await api<{ signing: SigningStatus }>('PUT', '/api/me/signing-pin', { password: secret, pin: newPin });
+        const answer = await api<{ signing: SigningStatus }>('PUT', '/api/me/signing-pin', {
+          password: secret,
+          pin: newPin,
+          enrolment_code: enrolmentCode.trim(),
+        });
         setSigning(answer.signing);
         setChoosing(false);
         credential = newPin;
@@ -130,7 +137,7 @@ export function ConfirmDialog(props: { request: ConfirmRequest | null; onClose: 
             <textarea rows={3} value={note} onInput={e => setNote(e.currentTarget.value)} required={request.note.required} />
           </label>
         )}
-        {choosing && <p class="hint">{t('confirm.choosePinExplain')}</p>}
+        {choosing && <p class="hint">{t('confirm.choosePinExplain')} {t('confirm.enrolmentExplain')}</p>}
         {unlocked && signing?.unlocked_until && (
           <p class="hint" data-testid="signing-unlocked">
             {t('confirm.unlockedUntil', { time: dateTime(signing.unlocked_until, locale) })}
@@ -161,6 +168,18 @@ export function ConfirmDialog(props: { request: ConfirmRequest | null; onClose: 
             <label>
               {t('confirm.repeatPin')}
               <input type="password" name="repeat-signing-pin" autoComplete="one-time-code" value={repeatPin} onInput={e => setRepeatPin(e.currentTarget.value)} required />
+            </label>
+            <label>
+              {t('confirm.enrolmentCode')}
+              <input
+                name="enrolment-code"
+                autoComplete="off"
+                spellcheck={false}
+                placeholder="XXXX-XXXX-XXXX"
+                value={enrolmentCode}
+                onInput={e => setEnrolmentCode(e.currentTarget.value)}
+                required
+              />
             </label>
           </>
         )}

@@ -92,6 +92,9 @@ function PinForm(props: { hasPin: boolean; busy: boolean; run: Run }) {
   const [pin, setPin] = useState('');
   const [repeat, setRepeat] = useState('');
   const [forgotten, setForgotten] = useState(false);
+  const [enrolmentCode, setEnrolmentCode] = useState('');
+  // A new key (a first PIN, or a forgotten one) needs the registration officer's code.
+  const newKey = !props.hasPin || forgotten;
   const submit = (event: Event) => {
     event.preventDefault();
     if (pin !== repeat) {
@@ -100,8 +103,10 @@ function PinForm(props: { hasPin: boolean; busy: boolean; run: Run }) {
     }
     const body: Record<string, string> = { password, pin };
     if (props.hasPin && !forgotten) body.current_pin = current;
+    if (newKey) body.enrolment_code = enrolmentCode.trim();
     void props.run(async () => {
       await api('PUT', '/api/me/signing-pin', body);
+      setEnrolmentCode('');
       setPassword('');
       setCurrent('');
       setPin('');
@@ -135,6 +140,7 @@ function PinForm(props: { hasPin: boolean; busy: boolean; run: Run }) {
         {t('confirm.repeatPin')}
         <input type="password" name="repeat-signing-pin" autoComplete="one-time-code" value={repeat} onInput={e => setRepeat(e.currentTarget.value)} required />
       </label>
+      {newKey && <EnrolmentField value={enrolmentCode} onInput={setEnrolmentCode} />}
       {forgotten && <p class="muted small">{t('signing.forgottenExplain')}</p>}
       <button type="submit" disabled={props.busy}>
         {props.hasPin ? (forgotten ? t('signing.reissue') : t('signing.change')) : t('signing.choose')}
@@ -149,6 +155,7 @@ function Pkcs12Form(props: { busy: boolean; run: Run }) {
   const [p12Password, setP12Password] = useState('');
   const [password, setPassword] = useState('');
   const [pin, setPin] = useState('');
+  const [enrolmentCode, setEnrolmentCode] = useState('');
   const submit = (event: Event) => {
     event.preventDefault();
     if (!file) return;
@@ -163,12 +170,14 @@ function Pkcs12Form(props: { busy: boolean; run: Run }) {
           'X-Password': password,
           'X-Pkcs12-Password': p12Password,
           'X-Signing-Pin': pin,
+          'X-Enrolment-Code': enrolmentCode.trim(),
         },
         body: await file.arrayBuffer(),
       });
       setPassword('');
       setP12Password('');
       setPin('');
+      setEnrolmentCode('');
       if (!response.ok) {
         const body = (await response.json().catch(() => ({}))) as { error?: string };
         throw new ApiError(response.status, body.error ?? response.statusText);
@@ -195,9 +204,30 @@ function Pkcs12Form(props: { busy: boolean; run: Run }) {
         {t('confirm.pin')}
         <input type="password" autoComplete="one-time-code" minLength={6} value={pin} onInput={e => setPin(e.currentTarget.value)} required />
       </label>
+      <EnrolmentField value={enrolmentCode} onInput={setEnrolmentCode} />
       <button type="submit" disabled={props.busy}>
         {t('signing.import')}
       </button>
     </form>
+  );
+}
+
+/** The one-time code the registration officer hands the doctor for a new key. */
+function EnrolmentField(props: { value: string; onInput: (value: string) => void }) {
+  const { t } = useApp();
+  return (
+    <label>
+      {t('confirm.enrolmentCode')}
+      <input
+        name="enrolment-code"
+        autoComplete="off"
+        spellcheck={false}
+        placeholder="XXXX-XXXX-XXXX"
+        value={props.value}
+        onInput={e => props.onInput(e.currentTarget.value)}
+        required
+      />
+      <span class="muted small">{t('confirm.enrolmentExplain')}</span>
+    </label>
   );
 }

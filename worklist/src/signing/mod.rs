@@ -22,6 +22,7 @@ use telediag_archive::db::now_ms;
 use telediag_reports::SigningIdentity;
 use telediag_reports::sealed::{self, SealError};
 
+pub mod enrolment;
 pub mod external_tsa;
 pub mod routes;
 
@@ -56,6 +57,13 @@ pub enum SigningError {
     CurrentPinWrong,
     #[error("the stored signing key is unusable: {0}")]
     Unusable(String),
+    #[error(
+        "a new signing key is issued only with the enrolment code the centre's registration officer gives you in person \
+         (telediag user enrol-signing on the server)"
+    )]
+    EnrolmentRequired,
+    #[error("the enrolment code is wrong, expired or used: ask the registration officer for a new one")]
+    EnrolmentWrong,
 }
 
 impl From<SigningError> for ApiError {
@@ -67,6 +75,8 @@ impl From<SigningError> for ApiError {
             SigningError::Locked { .. } => (StatusCode::FORBIDDEN, "signing_locked"),
             SigningError::PinLength { .. } | SigningError::PinIsPassword => (StatusCode::BAD_REQUEST, "signing_pin_refused"),
             SigningError::Unusable(_) => (StatusCode::INTERNAL_SERVER_ERROR, "signing_key_unusable"),
+            SigningError::EnrolmentRequired => (StatusCode::FORBIDDEN, "signing_enrolment_required"),
+            SigningError::EnrolmentWrong => (StatusCode::FORBIDDEN, "signing_enrolment_wrong"),
         };
         ApiError::new(status, e.to_string()).with_code(code)
     }
@@ -125,6 +135,8 @@ pub struct SigningStatus {
     pub unlocked_until: Option<i64>,
     /// The longest unlock this centre allows, in minutes (0: every signature asks for the PIN).
     pub max_unlock_minutes: u32,
+    /// An enrolment code awaits use: a new key can be issued with it.
+    pub enrolment_pending: bool,
 }
 
 struct StoredIdentity {
@@ -157,6 +169,7 @@ async fn stored(state: &AppState, user_id: i64) -> Result<Option<StoredIdentity>
 /// The user's signing state, for their settings.
 pub async fn status(state: &AppState, user: &CurrentUser, session: &str) -> Result<SigningStatus, ApiError> {
     let max_unlock_minutes = state.config.signing_unlock_max_minutes;
+    let enrolment_pending = enrolment::pending(state.archive.database(), user.id).await?;
     let Some(s) = stored(state, user.id).await? else {
         return Ok(SigningStatus {
             has_pin: false,
@@ -166,6 +179,7 @@ pub async fn status(state: &AppState, user: &CurrentUser, session: &str) -> Resu
             locked_until: None,
             unlocked_until: None,
             max_unlock_minutes,
+            enrolment_pending,
         });
     };
     use sha2::Digest;
@@ -177,6 +191,7 @@ pub async fn status(state: &AppState, user: &CurrentUser, session: &str) -> Resu
         locked_until: s.locked_until.filter(|&t| t > now_ms()),
         unlocked_until: state.signing_unlocks.until(session, user.id),
         max_unlock_minutes,
+        enrolment_pending,
     })
 }
 
@@ -215,6 +230,7 @@ pub async fn set_pin(
     password: &str,
     pin: &str,
     current_pin: Option<&str>,
+    enrolment_code: Option<&str>,
 ) -> Result<PinChange, ApiError> {
     check_pin_shape(pin)?;
     if pin == password {
@@ -258,27 +274,32 @@ pub async fn set_pin(
     let identity = state.ca.issue(&user.display_name, &format!("user-{}", user.id)).map_err(|e| SigningError::Unusable(e.to_string()))?;
     let outcome = if existing.is_some() { PinChange::Reissued } else { PinChange::Issued };
     let reason = "PIN forgotten: a new key was issued";
-    store(state, user.id, identity, pin, "centre-ca", reason).await?;
+    store(state, user.id, identity, pin, NewKey { source: "centre-ca", retire_reason: reason, enrolment_code }).await?;
     tracing::info!(user = %user.username, ?outcome, "signing key issued by the centre CA");
     Ok(outcome)
 }
 
+/// Where a new key comes from, what becomes of the old one, and the
+/// enrolment code that allows it ([`enrolment`]).
+pub struct NewKey<'a> {
+    /// `centre-ca` or `pkcs12`.
+    pub source: &'a str,
+    pub retire_reason: &'a str,
+    pub enrolment_code: Option<&'a str>,
+}
+
 /// Keeps `identity` as the user's, sealed under `pin`, retiring any
-/// earlier certificate with `retire_reason`.
-pub async fn store(
-    state: &AppState,
-    user_id: i64,
-    identity: SigningIdentity,
-    pin: &str,
-    source: &str,
-    retire_reason: &str,
-) -> Result<(), ApiError> {
+/// earlier certificate, and uses up the enrolment code in the same
+/// transaction: without a valid one nothing is stored.
+pub async fn store(state: &AppState, user_id: i64, identity: SigningIdentity, pin: &str, new: NewKey<'_>) -> Result<(), ApiError> {
+    let NewKey { source, retire_reason, enrolment_code } = new;
     check_pin_shape(pin)?;
     let der = identity.to_der().map_err(|e| SigningError::Unusable(e.to_string()))?;
     let (key, cert, pin_owned) = (identity.key.clone(), der.certificate.clone(), pin.to_owned());
     let sealed_key = blocking(move || sealed::seal(&key, &pin_owned, &cert)).await?.map_err(|e| SigningError::Unusable(e.to_string()))?;
     let now = now_ms();
     let mut tx = state.archive.database().pool().begin().await.map_err(ApiError::database)?;
+    enrolment::consume(&mut tx, user_id, enrolment_code).await?;
     keep_retired(&mut tx, user_id, now, retire_reason).await?;
     sqlx::query(
         "INSERT INTO signing_identities (user_id, cert_der, chain_der, key_sealed, source, created_at) VALUES (?, ?, ?, ?, ?, ?)

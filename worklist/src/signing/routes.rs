@@ -41,6 +41,9 @@ pub struct SetPin {
     /// The PIN in use, to keep the same key; without it a new key is issued
     /// and the old certificate retired.
     current_pin: Option<String>,
+    /// The registration officer's one-time code, which a new key needs
+    /// ([`super::enrolment`]).
+    enrolment_code: Option<String>,
 }
 
 /// `PUT /api/me/signing-pin`: choose, change or (forgotten) reset the signing PIN.
@@ -52,7 +55,8 @@ pub async fn set_pin(
 ) -> Result<Response, ApiError> {
     require_signer(&user)?;
     auth::confirm_password(&state, &user, &body.password, "choosing a signing PIN").await?;
-    let change = super::set_pin(&state, &user, &body.password, &body.pin, body.current_pin.as_deref()).await?;
+    let change =
+        super::set_pin(&state, &user, &body.password, &body.pin, body.current_pin.as_deref(), body.enrolment_code.as_deref()).await?;
     let status = super::status(&state, &user, &session(&headers)?).await?;
     Ok(Json(serde_json::json!({ "change": change, "signing": status })).into_response())
 }
@@ -85,7 +89,8 @@ pub async fn lock(State(state): State<AppState>, _user: CurrentUser, headers: He
 /// `PUT /api/me/signing-identity`: the doctor brings their own key and
 /// certificate as PKCS#12 (the body), its password in `X-Pkcs12-Password`
 /// and the signing PIN to seal it under in `X-Signing-Pin` (headers, never
-/// the URL, which is logged). Their login password in `X-Password`.
+/// the URL, which is logged). Their login password in `X-Password`, their
+/// enrolment code in `X-Enrolment-Code`.
 pub async fn import_pkcs12(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -106,7 +111,10 @@ pub async fn import_pkcs12(
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let (subject, sha256) = (identity.subject(), identity.fingerprint());
-    super::store(&state, user.id, identity, &pin, "pkcs12", "replaced by an imported certificate").await?;
+    let enrolment_code = header("x-enrolment-code");
+    let new =
+        super::NewKey { source: "pkcs12", retire_reason: "replaced by an imported certificate", enrolment_code: Some(&enrolment_code) };
+    super::store(&state, user.id, identity, &pin, new).await?;
     tracing::info!(user = %user.username, fingerprint = %sha256, "signing identity imported");
     Ok(Json(serde_json::json!({ "change": PinChange::Issued, "subject": subject, "sha256": sha256 })).into_response())
 }
