@@ -325,7 +325,7 @@ async fn audit_cli(db: &telediag_archive::Database, action: &str, object: &str) 
     use telediag_worklist::audit::{AuditEntry, AuditLog};
     let mut entry = AuditEntry::for_user(None, format!("cli {action}"), object.to_owned(), 200, None);
     entry.username = Some(format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "unknown".into())));
-    AuditLog::new(db.clone()).append(&entry).await.map_err(|e| anyhow::anyhow!(e.reason))
+    Ok(AuditLog::new(db.clone()).append(&entry).await?)
 }
 
 fn join_or_all(items: &[String]) -> String {

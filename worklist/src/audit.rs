@@ -131,15 +131,28 @@ impl AuditLog {
     }
 
     /// Appends `entry` to the chain; returns once it is committed.
-    pub async fn append(&self, entry: &AuditEntry) -> Result<(), ApiError> {
+    pub async fn append(&self, entry: &AuditEntry) -> Result<(), AuditError> {
         let (done, committed) = tokio::sync::oneshot::channel();
-        self.queue
-            .send((entry.clone(), done))
-            .map_err(|_| ApiError::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, "the audit log is closed"))?;
-        committed
-            .await
-            .map_err(|_| ApiError::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, "the audit writer stopped"))?
-            .map_err(|e| ApiError::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, format!("audit log unavailable: {e}")))
+        self.queue.send((entry.clone(), done)).map_err(|_| AuditError::Closed)?;
+        committed.await.map_err(|_| AuditError::WriterStopped)?.map_err(|e| AuditError::Database(e.to_string()))
+    }
+}
+
+/// Why an entry could not be recorded: the request it records is refused
+/// (503), never answered unaudited.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error("the audit log is closed")]
+    Closed,
+    #[error("the audit writer stopped")]
+    WriterStopped,
+    #[error("audit log unavailable: {0}")]
+    Database(String),
+}
+
+impl From<AuditError> for ApiError {
+    fn from(e: AuditError) -> Self {
+        ApiError::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, e.to_string())
     }
 }
 
@@ -296,7 +309,7 @@ pub async fn record(State(state): State<AppState>, mut request: Request, next: N
     if let Some(user) = user {
         let entry = AuditEntry::for_user(Some(&user), action, object, response.status().as_u16(), client);
         if let Err(e) = state.audit.append(&entry).await {
-            tracing::error!(error = %e.reason, "cannot write the audit log");
+            tracing::error!(error = %e, "cannot write the audit log");
         }
     }
     response
