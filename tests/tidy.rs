@@ -182,6 +182,24 @@ fn only_the_workflow_writes_workflow_state() {
     }
 }
 
+/// Object bytes are reached by key through the archive (`objects.rs`),
+/// never by a path into its store or its staging directory: the store
+/// behind the archive may be a bucket.
+#[test]
+fn only_the_archive_touches_object_storage() {
+    for dir in ["worklist", "pacs-gateway", "crates/pipeline", "crates/dicomweb", "crates/workflow"] {
+        for (file, code) in library_code(dir) {
+            for path in ["LocalStore", "BlobStore", "path_of", "\"objects/\"", "staging/", "ObjectStore"] {
+                assert!(
+                    !code.contains(path),
+                    "{}: names {path:?}; objects are read and written through the archive, by key",
+                    file.display()
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn log_statements_carry_no_patient_data() {
     let mut files = Vec::new();

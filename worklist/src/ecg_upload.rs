@@ -6,9 +6,7 @@
 //! Nothing is stored until the whole upload has been read and converted,
 //! so a broken file leaves nothing behind.
 
-use std::io::Write;
-
-use telediag_archive::store::{BlobStore, ObjectKey};
+use telediag_archive::store::ObjectKey;
 use telediag_archive::{Archive, IngestError, Origin, Outcome};
 use telediag_ecg::dicom_writer::{Provenance, to_dicom};
 use telediag_ecg::{EcgError, SourceFormat};
@@ -62,7 +60,6 @@ pub async fn import_ecg(
     institution: Option<String>,
     files: Vec<UploadedFile>,
 ) -> Result<EcgImported, EcgImportError> {
-    let staging = archive.scratch_dir().to_owned();
     let (record, dicom, sources) = tokio::task::spawn_blocking(move || -> Result<_, EcgImportError> {
         let record = read_upload(&files)?;
         if record.format == SourceFormat::DicomWaveform {
@@ -83,8 +80,7 @@ pub async fn import_ecg(
     .await
     .map_err(|e| EcgImportError::Invalid(format!("reading the upload failed: {e}")))??;
 
-    let temp = write_temp(&staging, &dicom)?;
-    let stored = archive.import_file(temp.path(), origin).await?;
+    let stored = archive.import_bytes(dicom, origin).await?;
     let sop = stored.sop_instance_uid.to_string();
 
     let mut originals = Vec::new();
@@ -93,13 +89,7 @@ pub async fn import_ecg(
             source.name.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '_' }).collect();
         let key = ObjectKey::new(format!("received/{sop}/{name}"))
             .map_err(|e| EcgImportError::Invalid(format!("file name {:?}: {e}", source.name)))?;
-        let staged = write_temp(&staging, &source.bytes)?;
-        let store = archive.store().clone();
-        let publish_key = key.clone();
-        tokio::task::spawn_blocking(move || store.publish(&publish_key, staged.path()))
-            .await
-            .map_err(|e| EcgImportError::Invalid(e.to_string()))?
-            .map_err(|e| IngestError::OutOfResources(format!("keeping the original: {e}")))?;
+        archive.keep(&key, source.bytes).await.map_err(|e| IngestError::OutOfResources(format!("keeping the original: {e}")))?;
         originals.push(key.to_string());
     }
     Ok(EcgImported {
@@ -117,13 +107,6 @@ pub async fn import_ecg(
         sampling_rate_hz: record.sampling_rate_hz,
         warnings: record.warnings,
     })
-}
-
-fn write_temp(dir: &std::path::Path, bytes: &[u8]) -> std::io::Result<tempfile::NamedTempFile> {
-    let mut temp = tempfile::Builder::new().prefix("ecg-").suffix(".upload").tempfile_in(dir)?;
-    temp.write_all(bytes)?;
-    temp.as_file().sync_all()?;
-    Ok(temp)
 }
 
 /// One file (DICOM, aECG, SCP-ECG) or a WFDB header with its signal files.

@@ -279,10 +279,9 @@ pub async fn instance_image(
     if headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) == Some(etag.as_str()) {
         return Ok((StatusCode::NOT_MODIFIED, reply).into_response());
     }
-    let key = telediag_archive::store::ObjectKey::new(record.object_key.unwrap_or_default())
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    let path = state.archive.store().path_of(&key);
-    let bytes = tokio::fs::read(&path)
+    let bytes = state
+        .archive
+        .read_small_object(&record.object_key.unwrap_or_default())
         .await
         .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("cannot read the {}: {e}", kind.as_str())))?;
     let content_type = record.content_type.unwrap_or_else(|| "application/octet-stream".into());

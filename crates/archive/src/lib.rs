@@ -10,7 +10,8 @@
 //!   reads the attributes the index needs; [`charset`] decodes their text
 //!   (GB18030, GBK, UTF-8, Latin-1 and the ISO 2022 forms).
 //! - [`store`]: the object-store contract and its local-directory backend;
-//!   [`layout`]: which key each object gets.
+//!   [`layout`]: which key each object gets; [`objects`]: how everyone else
+//!   reads and writes objects, by key, never by path.
 //! - [`db`], [`index`]: the index database (sqlx, SQLite) and its queries;
 //!   `indexer` batches index writes into group commits.
 //! - [`sites`]: county hospitals, their AE titles and networks.
@@ -34,6 +35,7 @@ mod indexer;
 pub mod ingest;
 pub mod jobs;
 pub mod layout;
+pub mod objects;
 pub mod part10;
 pub mod person_name;
 mod placement;

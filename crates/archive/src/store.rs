@@ -35,6 +35,8 @@ pub enum StoreError {
     NotFound { key: String },
     #[error("invalid object key {key:?}: {reason}")]
     InvalidKey { key: String, reason: &'static str },
+    #[error("object {key} is {size} bytes, more than the {limit} read whole")]
+    TooLarge { key: String, size: u64, limit: u64 },
     #[error("object store I/O failed for {key}: {source}")]
     Io { key: String, source: io::Error },
 }
@@ -147,7 +149,7 @@ impl LocalStore {
         Ok(())
     }
 
-    pub fn path_of(&self, key: &ObjectKey) -> PathBuf {
+    pub(crate) fn path_of(&self, key: &ObjectKey) -> PathBuf {
         self.root.join(key.as_str())
     }
 

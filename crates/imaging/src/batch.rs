@@ -95,6 +95,18 @@ pub fn derive_file(path: &Path, size: u32) -> Result<Derived, RenderError> {
     Ok(Derived { thumbnail, preview, frames: rendered.frames })
 }
 
+/// [`derive_file`] for a stored object read through `reader`: only the
+/// first frame's bytes are read where the object allows it (the archive's
+/// objects live in a store that may serve byte ranges, not in a file).
+pub fn derive_object<R: std::io::Read + std::io::Seek>(reader: R, size: u32) -> Result<Derived, RenderError> {
+    let rendered = crate::source::ObjectFrames::open(reader)?.render(0, None)?;
+    let thumbnail = make_thumbnail(&rendered.image, size, rendered.pixel_aspect, ThumbnailFormat::Jpeg).map_err(RenderError::Decode)?;
+    let (w, h) = (rendered.image.width(), rendered.image.height());
+    let format = if u64::from(w) * u64::from(h) <= 1_000_000 { ThumbnailFormat::Png } else { ThumbnailFormat::Jpeg };
+    let preview = make_thumbnail(&rendered.image, w.max(h), rendered.pixel_aspect, format).map_err(RenderError::Decode)?;
+    Ok(Derived { thumbnail, preview, frames: rendered.frames })
+}
+
 /// The thumbnail of the first frame of one file.
 pub fn thumbnail_file(path: &Path, size: u32, format: ThumbnailFormat) -> Result<(Thumbnail, u32), RenderError> {
     let rendered = render_file(path, 0)?;

@@ -29,7 +29,7 @@ pub mod source;
 pub mod thumbnail;
 mod turbo;
 
-pub use batch::{BatchOptions, Derived, ImagingPool, Priority, derive_file, thumbnail_files};
+pub use batch::{BatchOptions, Derived, ImagingPool, Priority, derive_file, derive_object, thumbnail_files};
 pub use decode::{Samples, StoredFrame};
 pub use pixel_module::PixelModule;
 pub use render::{RenderError, Rendered, decode_file, render_file};

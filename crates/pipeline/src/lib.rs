@@ -16,7 +16,7 @@ use telediag_archive::SopInstanceUid;
 use telediag_archive::db::now_ms;
 use telediag_archive::derived::{DerivedKind, DerivedRecord, derived_key};
 use telediag_archive::jobs::{Job, JobKind, JobPayload};
-use telediag_archive::store::{BlobStore, ObjectKey};
+use telediag_archive::store::ObjectKey;
 use tokio::sync::{Semaphore, oneshot, watch};
 
 /// Longest side of instance thumbnails.
@@ -130,9 +130,12 @@ async fn process(archive: &Archive, pool: &telediag_imaging::ImagingPool, job: J
         let _ = db.fail_job(job.id, "payload holds an invalid UID or key", None).await;
         return;
     };
-    let path = archive.store().path_of(&key);
     let source = Source { sop, original: key };
-    let outcome = if is_waveform(&path) { ecg(archive, pool, &source, path).await } else { image(archive, pool, &source, path).await };
+    let outcome = match is_waveform(archive, &source.original).await {
+        Ok(true) => ecg(archive, pool, &source).await,
+        Ok(false) => image(archive, pool, &source).await,
+        Err(e) => Err(e),
+    };
     let recorded = match outcome {
         Ok(records) => db.record_derived(job.id, &records).await,
         Err(e) => db.fail_job(job.id, &e, Some(Duration::from_secs(30))).await,
@@ -144,17 +147,17 @@ async fn process(archive: &Archive, pool: &telediag_imaging::ImagingPool, job: J
 
 /// Renders an image's thumbnail and preview and stores them, or says why
 /// it cannot be rendered.
-async fn image(
-    archive: &Archive,
-    pool: &telediag_imaging::ImagingPool,
-    source: &Source,
-    path: std::path::PathBuf,
-) -> Result<Vec<DerivedRecord>, String> {
+async fn image(archive: &Archive, pool: &telediag_imaging::ImagingPool, source: &Source) -> Result<Vec<DerivedRecord>, String> {
     // Imaging reads only the first frame's bytes, so a multi-gigabyte cine
     // loop is rendered in one frame's memory.
-    let rendered = on_pool(pool, move || telediag_imaging::derive_file(&path, THUMBNAIL_SIZE))
-        .await
-        .unwrap_or_else(|| Err(telediag_imaging::RenderError::Decode("render task lost".into())));
+    let (archive_for_pool, key) = (archive.clone(), source.original.to_string());
+    let rendered = on_pool(pool, move || {
+        let reader =
+            archive_for_pool.read_object(&key).map_err(|e| telediag_imaging::RenderError::Open { path: key, reason: e.to_string() })?;
+        telediag_imaging::derive_object(std::io::BufReader::new(reader), THUMBNAIL_SIZE)
+    })
+    .await
+    .unwrap_or_else(|| Err(telediag_imaging::RenderError::Decode("render task lost".into())));
     match rendered {
         Ok(derived) => store(archive, source, &derived).await,
         Err(e) => {
@@ -175,25 +178,27 @@ async fn on_pool<T: Send + 'static>(pool: &telediag_imaging::ImagingPool, work: 
 }
 
 /// Waveform storage SOP classes (ECG, hemodynamic, ...) are analysed as
-/// ECGs, not rendered as images.
-fn is_waveform(path: &std::path::Path) -> bool {
-    let Ok(file) = std::fs::File::open(path) else { return false };
-    telediag_archive::part10::read_header(std::io::BufReader::new(file))
-        .is_ok_and(|(meta, _)| meta.sop_class_uid.starts_with(telediag_archive::uid::WAVEFORM_SOP_CLASS_PREFIX))
+/// ECGs, not rendered as images. An object the store cannot open is an
+/// error (retried), not an image.
+async fn is_waveform(archive: &Archive, key: &ObjectKey) -> Result<bool, String> {
+    let (archive, key) = (archive.clone(), key.to_string());
+    tokio::task::spawn_blocking(move || {
+        let reader = archive.read_object(&key).map_err(|e| e.to_string())?;
+        Ok(telediag_archive::part10::read_header(std::io::BufReader::new(reader))
+            .is_ok_and(|(meta, _)| meta.sop_class_uid.starts_with(telediag_archive::uid::WAVEFORM_SOP_CLASS_PREFIX)))
+    })
+    .await
+    .map_err(|e| e.to_string())?
 }
 
 /// Analyses an ECG and stores its measurements (JSON), its 12-lead page
 /// (SVG, and PNG as the preview) and a thumbnail, or why it cannot be read.
-async fn ecg(
-    archive: &Archive,
-    pool: &telediag_imaging::ImagingPool,
-    source: &Source,
-    path: std::path::PathBuf,
-) -> Result<Vec<DerivedRecord>, String> {
+async fn ecg(archive: &Archive, pool: &telediag_imaging::ImagingPool, source: &Source) -> Result<Vec<DerivedRecord>, String> {
     let sop = &source.sop;
     use telediag_ecg::render::{Layout, PAGE_PNG_WIDTH, THUMBNAIL_PNG_WIDTH, png, svg};
+    let bytes = archive.read_small_object(source.original.as_str()).await.map_err(|e| e.to_string())?;
     let made = on_pool(pool, move || {
-        telediag_ecg::read_path(&path).map_err(|e| e.to_string()).and_then(|record| {
+        telediag_ecg::read_bytes(&bytes).map_err(|e| e.to_string()).and_then(|record| {
             let analysis = telediag_ecg::analyse(&record);
             let page = svg(&record, &analysis, Layout::ThreeByFour);
             let json = serde_json::to_vec_pretty(&analysis).map_err(|e| e.to_string())?;
@@ -247,11 +252,7 @@ async fn put_derived(archive: &Archive, source: &Source, object: DerivedObject) 
     let key = derived_key(&source.original, &source.sop, object.kind, object.extension).map_err(|e| e.to_string())?;
     let size_bytes = object.bytes.len() as i64;
     let etag = format!("\"{:032x}\"", xxhash_rust::xxh3::xxh3_128(&object.bytes));
-    let (store, put_key, bytes) = (archive.store().clone(), key.clone(), object.bytes);
-    tokio::task::spawn_blocking(move || store.put_rebuildable(&put_key, &bytes))
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())?;
+    archive.put_rebuildable(&key, object.bytes).await.map_err(|e| e.to_string())?;
     Ok(DerivedRecord {
         sop_instance_uid: source.sop.to_string(),
         kind: object.kind.as_str().into(),

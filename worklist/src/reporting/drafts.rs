@@ -3,7 +3,6 @@
 //! pipeline's measurements, printing the tracing unless the doctor removes it.
 
 use telediag_archive::derived::DerivedKind;
-use telediag_archive::store::ObjectKey;
 use telediag_workflow::ReadRequest;
 use telediag_workflow::reports::NewDraft;
 
@@ -28,8 +27,7 @@ async fn ecg_analysis(state: &AppState, study_uid: &str) -> Option<telediag_ecg:
     let sop = ecg_instance(state, study_uid).await?;
     let sop = telediag_archive::SopInstanceUid::parse(&sop).ok()?;
     let record = db.derived(&sop, DerivedKind::EcgMeasurements).await.ok()??;
-    let key = ObjectKey::new(record.object_key?).ok()?;
-    let bytes = tokio::fs::read(state.archive.store().path_of(&key)).await.ok()?;
+    let bytes = state.archive.read_small_object(&record.object_key?).await.ok()?;
     match telediag_ecg::AnalysisSummary::from_json(&bytes) {
         Ok(summary) => Some(summary),
         Err(e) => {

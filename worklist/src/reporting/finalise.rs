@@ -7,7 +7,7 @@
 
 use telediag_archive::db::now_ms;
 use telediag_archive::person_name::display;
-use telediag_archive::store::{BlobStore, ObjectKey};
+use telediag_archive::store::ObjectKey;
 use telediag_archive::{Database, Origin};
 use telediag_reports::dicom::{SignedReport, StudyContext};
 use telediag_reports::form::{PrintedSigner, ReportForm, Tracing};
@@ -81,8 +81,8 @@ async fn key_image_bytes(state: &AppState, sops: &[String]) -> Vec<Vec<u8>> {
     for sop in sops.iter().take(4) {
         let Ok(uid) = telediag_archive::SopInstanceUid::parse(sop) else { continue };
         let Ok(Some(record)) = state.archive.database().derived(&uid, DerivedKind::Preview).await else { continue };
-        let Some(key) = record.object_key.and_then(|k| ObjectKey::new(k).ok()) else { continue };
-        if let Ok(bytes) = tokio::fs::read(state.archive.store().path_of(&key)).await {
+        let Some(key) = record.object_key else { continue };
+        if let Ok(bytes) = state.archive.read_small_object(&key).await {
             images.push(bytes);
         }
     }
@@ -338,18 +338,7 @@ async fn store(
     let sha256 = hex::encode(sha2::Sha256::digest(&bytes));
     let key = format!("reports/site-{}/request-{}/v{}-{stage}-{token}.pdf", request.site_id, request.id, report.version);
     let object_key = ObjectKey::new(key.clone()).map_err(|e| internal("report key", e))?;
-    let staged = state.archive.scratch_dir().join(format!("report-{stage}-{token}"));
-    let store = state.archive.store().clone();
-    let to_write = bytes.clone();
-    tokio::task::spawn_blocking(move || -> Result<(), String> {
-        std::fs::write(&staged, &to_write).map_err(|e| e.to_string())?;
-        let published = store.publish(&object_key, &staged).map_err(|e| e.to_string());
-        let _ = std::fs::remove_file(&staged);
-        published
-    })
-    .await
-    .map_err(|e| internal("storing the report", e))?
-    .map_err(|e| internal("storing the report", e))?;
+    state.archive.keep(&object_key, bytes.clone()).await.map_err(|e| internal("storing the report", e))?;
     Ok(SignedPdf { token: token.to_owned(), key, sha256, bytes })
 }
 
@@ -357,8 +346,9 @@ async fn store(
 pub async fn load(state: &AppState, document: &SignedDocument) -> Result<SignedPdf, ApiError> {
     use sha2::Digest;
     let SignedDocument { key, sha256, token } = document;
-    let object_key = ObjectKey::new(key.clone()).map_err(|e| internal("report key", e))?;
-    let bytes = tokio::fs::read(state.archive.store().path_of(&object_key))
+    let bytes = state
+        .archive
+        .read_small_object(key)
         .await
         .map_err(|e| ApiError::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, format!("the signed report cannot be read: {e}")))?;
     let found = hex::encode(sha2::Sha256::digest(&bytes));
@@ -401,11 +391,11 @@ pub async fn file_into_study(
     let origin = Origin { site_id: request.site_id, calling_ae: None };
     let mut uids = Vec::new();
     for (name, bytes) in [("sr", sr), ("pdf", encapsulated)] {
-        let path = state.archive.scratch_dir().join(format!("report-{}-{name}.dcm", pdf.token));
-        tokio::fs::write(&path, &bytes).await.map_err(|e| internal("staging the report object", e))?;
-        let stored = state.archive.import_file(&path, &origin).await;
-        let _ = tokio::fs::remove_file(&path).await;
-        let stored = stored.map_err(|e| internal("filing the report into the study", e))?;
+        let stored = state
+            .archive
+            .import_bytes(bytes, &origin)
+            .await
+            .map_err(|e| internal(&format!("filing the report's {name} into the study"), e))?;
         stored.indexed.wait().await.map_err(|e| internal("indexing the report object", e))?;
         uids.push(stored.sop_instance_uid.to_string());
     }

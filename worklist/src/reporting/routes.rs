@@ -8,7 +8,6 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
-use telediag_archive::store::ObjectKey;
 use telediag_workflow::ReportKind;
 use telediag_workflow::reports::{DraftEdit, Opened, Revision, Stage, VerificationStatus, current_final};
 
@@ -204,8 +203,9 @@ pub async fn download_pdf(
         Some(other) => return Err(ApiError::bad_request(format!("stage is final or author, found {other:?}"))),
     };
     let (request, report, key) = state.workflow.signed_document(&user, id, q.version, stage).await?;
-    let key = ObjectKey::new(key).map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    let bytes = tokio::fs::read(state.archive.store().path_of(&key))
+    let bytes = state
+        .archive
+        .read_small_object(&key)
         .await
         .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("the signed report cannot be read: {e}")))?;
     state.workflow.record_download(&user, &report).await?;

@@ -73,6 +73,21 @@ pub struct Origin {
     pub calling_ae: Option<String>,
 }
 
+/// What [`Archive::import`] reads: a file on disk or bytes in memory.
+enum ImportSource {
+    File(PathBuf),
+    Bytes(Vec<u8>),
+}
+
+impl ImportSource {
+    fn open(self) -> io::Result<Box<dyn crate::store::ReadSeek>> {
+        Ok(match self {
+            ImportSource::File(path) => Box::new(File::open(path)?),
+            ImportSource::Bytes(bytes) => Box::new(io::Cursor::new(bytes)),
+        })
+    }
+}
+
 /// What became of a received object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -257,21 +272,14 @@ impl Archive {
         &self.inner.db
     }
 
-    pub fn store(&self) -> &LocalStore {
+    /// The object store, for the archive's own modules (`objects.rs`).
+    pub(crate) fn blob_store(&self) -> &LocalStore {
         &self.inner.store
     }
 
-    /// Opens a stored object for reading, wherever the store keeps it: a
-    /// reader that seeks, so callers read the byte ranges they need. New
-    /// code reads objects through this, never by path.
-    pub fn read_object(&self, key: &str) -> Result<crate::store::ObjectReader, StoreError> {
-        self.inner.store.reader(&crate::store::ObjectKey::new(key)?)
-    }
-
-    /// This process's staging directory, for callers that must write a file
-    /// before importing it (converted uploads). Files there must not end in
-    /// `.part`, `.inflated` or `.rebuildable`, which recovery owns.
-    pub fn scratch_dir(&self) -> &Path {
+    /// This process's staging directory, where the archive's own modules
+    /// write files before publishing them (`objects.rs`).
+    pub(crate) fn staging_dir(&self) -> &Path {
         &self.inner.staging
     }
 
@@ -372,11 +380,20 @@ impl Archive {
     /// Imports a Part 10 file from disk, kept byte for byte, with the same
     /// checks and durability as a C-STORE. Returns once it is indexed.
     pub async fn import_file(&self, source: &Path, origin: &Origin) -> Result<Stored, IngestError> {
+        self.import(ImportSource::File(source.to_owned()), origin).await
+    }
+
+    /// [`Archive::import_file`] for a Part 10 object made in memory (an ECG
+    /// converted to DICOM, a report filed into its study).
+    pub async fn import_bytes(&self, part10: Vec<u8>, origin: &Origin) -> Result<Stored, IngestError> {
+        self.import(ImportSource::Bytes(part10), origin).await
+    }
+
+    async fn import(&self, source: ImportSource, origin: &Origin) -> Result<Stored, IngestError> {
         let staging = self.inner.staging.clone();
-        let source = source.to_owned();
         let site_id = origin.site_id;
         let (staged, meta, header_len, dataset_len, hash) = tokio::task::spawn_blocking(move || {
-            let mut input = File::open(&source)?;
+            let mut input = source.open()?;
             let (meta, header_len) = part10::read_header(BufReader::new(&mut input))?;
             input.seek(SeekFrom::Start(0))?;
             let path = staging.join(format!("s{site_id}-{}.part", random_name()));

@@ -50,7 +50,7 @@ impl Archive {
                     let _ = fs::remove_file(&path);
                     dropped += 1;
                 }
-                Some("inflated" | crate::store::REBUILDABLE_EXTENSION) => {
+                Some("inflated" | crate::store::REBUILDABLE_EXTENSION | crate::objects::KEEP_EXTENSION) => {
                     let _ = fs::remove_file(&path);
                 }
                 Some("part") => {

@@ -155,7 +155,7 @@ pub(super) fn staged_site(path: &Path) -> Option<i64> {
 }
 
 /// Copies `input` to `path`, hashing the bytes from `header_len` on.
-pub(super) fn copy_hashing(input: &mut File, path: &Path, header_len: u64) -> io::Result<(u64, String)> {
+pub(super) fn copy_hashing(input: &mut impl Read, path: &Path, header_len: u64) -> io::Result<(u64, String)> {
     let mut out = BufWriter::with_capacity(STAGING_BUFFER, File::create(path)?);
     let mut hasher = ContentHasher::new();
     let mut buf = vec![0u8; STAGING_BUFFER];
