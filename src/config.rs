@@ -16,6 +16,11 @@ pub struct Config {
     pub database_url: Option<String>,
     /// `full` (fsync every commit) or `normal` (survives process crashes only).
     pub durability: telediag_archive::Durability,
+    /// Where objects live: `"local"` (`<data_dir>/objects`, the default) or
+    /// an S3-compatible bucket, `[storage.s3]` with `endpoint`, `bucket`,
+    /// `region`, `access_key_id`, `secret_access_key`, `allow_http`,
+    /// `path_style`.
+    pub storage: telediag_archive::Storage,
     /// Password of the first admin; generated and printed once when unset.
     pub admin_password: Option<String>,
     /// Load the demo site, users and studies on first start.
@@ -70,6 +75,7 @@ impl Default for Config {
             data_dir: PathBuf::from("./data"),
             database_url: None,
             durability: telediag_archive::Durability::Full,
+            storage: telediag_archive::Storage::Local,
             admin_password: None,
             demo: true,
             dicom: DicomConfig::default(),
@@ -150,6 +156,18 @@ impl Config {
                 other => anyhow::bail!("TELEDIAG_DURABILITY must be full or normal, found {other:?}"),
             };
         }
+        // A bucket from the environment (credentials from AWS_ACCESS_KEY_ID
+        // and AWS_SECRET_ACCESS_KEY): how CI runs the suite on S3.
+        if let Some(bucket) = env_var("TELEDIAG_S3_BUCKET") {
+            let endpoint = env_var("TELEDIAG_S3_ENDPOINT");
+            config.storage = telediag_archive::Storage::S3(telediag_archive::store::S3Config {
+                allow_http: endpoint.as_deref().is_some_and(|e| e.starts_with("http://")),
+                endpoint,
+                bucket,
+                region: env_var("TELEDIAG_S3_REGION"),
+                ..Default::default()
+            });
+        }
         env_parse("TELEDIAG_DEMO", &mut config.demo)?;
         env_parse("TELEDIAG_DICOM_PORT", &mut config.dicom.port)?;
         env_parse("TELEDIAG_AE_TITLE", &mut config.dicom.ae_title)?;
@@ -188,6 +206,7 @@ impl Config {
             data_dir: self.data_dir.clone(),
             database_url: self.database_url.clone(),
             durability: self.durability,
+            storage: self.storage.clone(),
         }
     }
 
@@ -257,5 +276,16 @@ mod tests {
         assert_eq!(config.http.port, 8080);
         assert_eq!(config.archive.study_stable_secs, 30);
         assert!(toml::from_str::<Config>("[dicom]\nprot = 104\n").is_err(), "typos are errors");
+    }
+
+    #[test]
+    fn storage_is_local_or_a_bucket() {
+        assert!(matches!(Config::default().storage, telediag_archive::Storage::Local));
+        assert!(matches!(toml::from_str::<Config>("storage = \"local\"\n").unwrap().storage, telediag_archive::Storage::Local));
+        let config: Config =
+            toml::from_str("[storage.s3]\nendpoint = \"http://minio:9000\"\nbucket = \"telediag\"\nallow_http = true\n").unwrap();
+        let telediag_archive::Storage::S3(s3) = config.storage else { panic!("not S3") };
+        assert_eq!((s3.endpoint.as_deref(), s3.bucket.as_str(), s3.allow_http), (Some("http://minio:9000"), "telediag", true));
+        assert!(toml::from_str::<Config>("[storage.s3]\nbuckett = \"x\"\n").is_err(), "typos are errors");
     }
 }

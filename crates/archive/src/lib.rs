@@ -48,7 +48,7 @@ pub mod store;
 pub mod uid;
 
 pub use db::{Database, DbError, Durability};
-pub use ingest::{Archive, ArchiveConfig, IncomingObject, IngestError, OpenError, Origin, Outcome, Stored};
+pub use ingest::{Archive, ArchiveConfig, IncomingObject, IngestError, OpenError, Origin, Outcome, Storage, Stored};
 pub use part10::FileMeta;
 pub use sites::{AccessDenied, NewSite, Site, SiteDirectory, SiteRef};
 pub use uid::{SeriesUid, SopClassUid, SopInstanceUid, StudyUid, TransferSyntaxUid, UidError};

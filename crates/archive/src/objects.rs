@@ -20,7 +20,7 @@
 use std::fs;
 
 use crate::Archive;
-use crate::store::{BlobStore, ObjectKey, ObjectReader, StoreError};
+use crate::store::{ObjectKey, ObjectReader, StoreError};
 
 /// The extension of a record being written through staging by
 /// [`Archive::keep`]; recovery deletes such files.
@@ -99,7 +99,14 @@ mod tests {
     use crate::{ArchiveConfig, Durability};
 
     async fn archive(dir: &std::path::Path) -> Archive {
-        Archive::open(&ArchiveConfig { data_dir: dir.to_owned(), database_url: None, durability: Durability::Full }).await.unwrap()
+        Archive::open(&ArchiveConfig {
+            data_dir: dir.to_owned(),
+            database_url: None,
+            durability: Durability::Full,
+            storage: Default::default(),
+        })
+        .await
+        .unwrap()
     }
 
     #[tokio::test(flavor = "multi_thread")]

@@ -320,7 +320,12 @@ mod tests {
     #[tokio::test]
     async fn rendering_gives_way_to_senders_for_a_bounded_time() {
         let dir = tempfile::tempdir().unwrap();
-        let config = ArchiveConfig { data_dir: dir.path().to_owned(), database_url: None, durability: Durability::Full };
+        let config = ArchiveConfig {
+            data_dir: dir.path().to_owned(),
+            database_url: None,
+            durability: Durability::Full,
+            storage: Default::default(),
+        };
         let archive = Archive::open(&config).await.unwrap();
         let site =
             archive.database().add_site(&NewSite { name: "县医院".into(), ae_titles: vec!["CT1".into()], networks: vec![] }).await.unwrap();

@@ -32,7 +32,12 @@ struct Centre {
 
 async fn centre(policy: Policy) -> Centre {
     let dir = tempfile::tempdir().unwrap();
-    let config = ArchiveConfig { data_dir: dir.path().join("data"), database_url: None, durability: Durability::Normal };
+    let config = ArchiveConfig {
+        data_dir: dir.path().join("data"),
+        database_url: None,
+        durability: Durability::Normal,
+        storage: Default::default(),
+    };
     let archive = Archive::open(&config).await.unwrap();
     let db = archive.database();
     let site = db.add_site(&NewSite { name: "西河县医院".into(), ae_titles: vec!["XIHE".into()], networks: vec![] }).await.unwrap();

@@ -13,9 +13,11 @@
 //!    ([`crate::scan`]: structure, lengths, and that its SOP Class and Instance
 //!    UIDs are those announced); if its hash equals a stored version's, it is a
 //!    duplicate and nothing is written; otherwise it becomes the next version
-//!    and is published under its key ([`BlobStore::publish`]: hard link, then
-//!    the file's and the directory's fsync). The sender may now be told
-//!    "success": the object is durable.
+//!    and is published under its key ([`BlobStore::publish`]: a local store's
+//!    hard link, then the file's and the directory's fsync; a bucket's PUT,
+//!    after which the staging file is renamed `.published`, since no second
+//!    link marks it). The sender may now be told "success": the object is
+//!    durable.
 //! 4. **Index** through the group commit, in the background, so the sender's
 //!    next object is already arriving; then the instance lock is released.
 //!    [`Stored::indexed`] resolves on commit; the gateway confirms an
@@ -23,9 +25,10 @@
 //!    durable together at sync points (about once a second), and only then do
 //!    the staging entries go (see [`crate::indexer`]).
 //!
-//! After a crash, a staging file with one link was never published (never
-//! acknowledged) and is deleted; one with two links was published, perhaps
-//! acknowledged, and is verified and indexed by [`Archive::open`]. A failure
+//! After a crash, a `.part` staging file with one link was never published
+//! (never acknowledged) and is deleted; one with two links, or a
+//! `.published` one, was published, perhaps acknowledged, and is verified
+//! and indexed by [`Archive::open`]. A failure
 //! before publication removes what the object had written.
 
 mod locks;
@@ -49,11 +52,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::db::{Database, DbError, Durability};
+use crate::dir_sync::DirSyncs;
 use crate::index::{InstanceRecord, StoredVersion};
 use crate::indexer::Indexer;
 use crate::part10::{self, FileMeta, Part10Error};
 use crate::scan::ScanError;
-use crate::store::{BlobStore, LocalStore, StoreError, sync_dir};
+use crate::store::{BlobStore, LocalStore, S3Store, StoreError, sync_dir};
 use crate::uid::{SeriesUid, SopInstanceUid, StudyUid, UidError};
 
 /// Where the archive keeps things.
@@ -64,6 +68,19 @@ pub struct ArchiveConfig {
     /// Defaults to `sqlite://<data_dir>/index.db`.
     pub database_url: Option<String>,
     pub durability: Durability,
+    /// Where objects live: `<data_dir>/objects` by default.
+    pub storage: Storage,
+}
+
+/// Where the archive keeps objects.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Storage {
+    /// Files under `<data_dir>/objects` ([`crate::store::LocalStore`]).
+    #[default]
+    Local,
+    /// An S3-compatible bucket ([`crate::store::S3Store`]).
+    S3(crate::store::S3Config),
 }
 
 /// Who sent an object.
@@ -182,6 +199,8 @@ pub enum OpenError {
     DataDir { path: PathBuf, source: io::Error },
     #[error(transparent)]
     Database(#[from] DbError),
+    #[error("cannot use the object store: {0}")]
+    Store(#[from] StoreError),
 }
 
 /// What is known of an announced SOP instance before its bytes are in.
@@ -192,7 +211,10 @@ struct Prior {
 
 struct Inner {
     db: Database,
-    store: LocalStore,
+    store: Arc<dyn BlobStore>,
+    /// fsyncs of the staging directory, shared by concurrent callers (and,
+    /// for a local store, with its series directories).
+    dir_syncs: Arc<DirSyncs>,
     /// This process's own staging directory, `staging/p<pid>-<random>/`.
     staging: PathBuf,
     /// Held (locked) for the life of the process: other processes sharing the
@@ -245,8 +267,23 @@ impl Archive {
         }
         let staging_lock = File::create(staging.join("lock")).map_err(dir_err(&staging))?;
         staging_lock.lock().map_err(dir_err(&staging))?;
-        let objects = config.data_dir.join("objects");
-        let store = LocalStore::open(&objects).map_err(dir_err(&objects))?.with_scratch_dir(staging.clone());
+        let dir_syncs = Arc::new(DirSyncs::default());
+        let store: Arc<dyn BlobStore> = match &config.storage {
+            Storage::Local => {
+                let objects = config.data_dir.join("objects");
+                let local = LocalStore::open(&objects).map_err(dir_err(&objects))?;
+                Arc::new(local.with_scratch_dir(staging.clone()).with_directory_syncs(dir_syncs.clone()))
+            }
+            Storage::S3(s3) => {
+                let bucket = S3Store::connect(s3)?;
+                let probe = bucket.clone();
+                tokio::task::spawn_blocking(move || probe.check())
+                    .await
+                    .map_err(|e| StoreError::Config(format!("the bucket check failed: {e}")))??;
+                tracing::info!(bucket = %s3, "objects are kept in an S3-compatible bucket");
+                Arc::new(bucket)
+            }
+        };
         let url = config.database_url.clone().unwrap_or_else(|| format!("sqlite://{}", config.data_dir.join("index.db").display()));
         let db = Database::open(&url, config.durability).await?;
         let indexer = Indexer::start(db.clone());
@@ -254,6 +291,7 @@ impl Archive {
             inner: Arc::new(Inner {
                 db,
                 store,
+                dir_syncs,
                 pool: StagingPool::start(staging.clone()),
                 staging,
                 _staging_lock: staging_lock,
@@ -273,7 +311,7 @@ impl Archive {
     }
 
     /// The object store, for the archive's own modules (`objects.rs`).
-    pub(crate) fn blob_store(&self) -> &LocalStore {
+    pub(crate) fn blob_store(&self) -> &Arc<dyn BlobStore> {
         &self.inner.store
     }
 
@@ -452,9 +490,11 @@ impl Archive {
                 let found = runtime.block_on(archive.inner.owners.check(&archive.inner.db, site_id, study, series, quiet))?;
                 found.map_or(Ok(()), |collision| Err(IngestError::UidHeldElsewhere(collision)))
             };
-            let published =
-                verify_and_publish(&archive.inner.store, staged, meta, header_len, dataset_len, hash, &versions, site_id, check_owner)?;
-            if published.version.is_some() && entry == StagingEntry::NotYetDurable {
+            let store = archive.inner.store.as_ref();
+            let published = verify_and_publish(store, staged, meta, header_len, dataset_len, hash, &versions, site_id, check_owner)?;
+            // The staging entry recovery reads must be on disk: a file made
+            // ahead is, unless publication renamed it (a remote store).
+            if published.version.is_some() && (entry == StagingEntry::NotYetDurable || !store.publication_links_staging()) {
                 archive.make_staging_entry_durable(&published)?;
             }
             Ok::<_, IngestError>(published)
@@ -521,7 +561,7 @@ impl Archive {
     /// failure the publication is undone, so the sender hears of it.
     fn make_staging_entry_durable(&self, published: &publish::Published) -> Result<(), IngestError> {
         // Files not from the pool: their fsyncs of the staging directory are shared.
-        let Err(e) = self.inner.store.directory_syncs().sync(&self.inner.staging, sync_dir) else {
+        let Err(e) = self.inner.dir_syncs.sync(&self.inner.staging, sync_dir) else {
             return Ok(());
         };
         if let Ok(key) = crate::store::ObjectKey::new(published.key.clone()) {
@@ -611,7 +651,12 @@ mod tests {
     #[tokio::test(flavor = "multi_thread")]
     async fn objects_count_as_arriving_from_begin_to_acknowledgement() {
         let dir = tempfile::tempdir().unwrap();
-        let config = ArchiveConfig { data_dir: dir.path().to_owned(), database_url: None, durability: Durability::Full };
+        let config = ArchiveConfig {
+            data_dir: dir.path().to_owned(),
+            database_url: None,
+            durability: Durability::Full,
+            storage: Default::default(),
+        };
         let archive = Archive::open(&config).await.unwrap();
         let site =
             archive.database().add_site(&NewSite { name: "县医院".into(), ae_titles: vec!["CT1".into()], networks: vec![] }).await.unwrap();
@@ -647,7 +692,12 @@ mod ownership_tests {
 
     async fn open() -> (tempfile::TempDir, Archive, Origin, Origin) {
         let dir = tempfile::tempdir().unwrap();
-        let config = ArchiveConfig { data_dir: dir.path().to_owned(), database_url: None, durability: Durability::Full };
+        let config = ArchiveConfig {
+            data_dir: dir.path().to_owned(),
+            database_url: None,
+            durability: Durability::Full,
+            storage: Default::default(),
+        };
         let archive = Archive::open(&config).await.unwrap();
         let mut origins = Vec::new();
         for (name, ae) in [("一号县医院", "ONE_CT"), ("二号县医院", "TWO_CT")] {

@@ -14,8 +14,13 @@ use crate::index::{InstanceRecord, PatientAttributes, SeriesAttributes, StoredVe
 use crate::layout::original_key;
 use crate::part10::{self, FileMeta};
 use crate::scan::{self, ScannedDataset};
-use crate::store::{BlobStore, LocalStore};
+use crate::store::BlobStore;
 use crate::uid::{SeriesUid, SopClassUid, SopInstanceUid, StudyUid, TransferSyntaxUid};
+
+/// A staging file whose object a remote store holds (renamed from `.part`
+/// once the PUT succeeded): recovery indexes it. A local store's staging
+/// file says so by its second link instead.
+pub(crate) const PUBLISHED_EXTENSION: &str = "published";
 
 /// A verified, published (or duplicate) object, ready to index.
 pub(super) struct Published {
@@ -34,12 +39,12 @@ pub(super) struct Published {
 }
 
 /// Whether the dataset of the staged file equals that of a stored object.
-fn same_dataset(store: &LocalStore, key: &str, staged: &Path, staged_header_len: u64) -> io::Result<bool> {
+fn same_dataset(store: &dyn BlobStore, key: &str, staged: &Path, staged_header_len: u64) -> io::Result<bool> {
     let Ok(key) = crate::store::ObjectKey::new(key) else {
         return Ok(false);
     };
-    let mut stored = match store.open(&key) {
-        Ok(file) => file,
+    let mut stored = match store.reader(&key) {
+        Ok(reader) => reader,
         Err(_) => return Ok(false),
     };
     let (_, stored_header_len) = part10::read_header(BufReader::new(&mut stored)).map_err(io::Error::other)?;
@@ -77,8 +82,8 @@ fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 /// the staged file on any failure and for duplicates.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn verify_and_publish(
-    store: &LocalStore,
-    staged: PathBuf,
+    store: &dyn BlobStore,
+    mut staged: PathBuf,
     meta: FileMeta,
     header_len: u64,
     dataset_len: u64,
@@ -135,6 +140,15 @@ pub(super) fn verify_and_publish(
             if let Err(e) = store.publish(&key, &staged) {
                 let _ = store.delete(&key);
                 return Err(remove(e.into()));
+            }
+            if !store.publication_links_staging() {
+                // Recovery's sign that this staging file was published.
+                let marked = staged.with_extension(PUBLISHED_EXTENSION);
+                if let Err(e) = fs::rename(&staged, &marked) {
+                    let _ = store.delete(&key);
+                    return Err(remove(e.into()));
+                }
+                staged = marked;
             }
             (key.to_string(), Some(version))
         }
@@ -194,7 +208,7 @@ pub(super) fn index_record(p: &Published, version: i64, origin: &Origin) -> Inst
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{BlobStore, ObjectKey};
+    use crate::store::{LocalStore, ObjectKey};
 
     fn part10(path: &Path, dataset: &[u8]) {
         let meta = FileMeta {

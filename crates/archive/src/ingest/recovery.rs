@@ -11,8 +11,9 @@ use crate::uid::SopInstanceUid;
 
 impl Archive {
     /// Finishes what dead processes left in staging: files never published
-    /// (one link) were never acknowledged and are deleted; published ones (two
-    /// links) are verified again and indexed.
+    /// (`.part` with one link) were never acknowledged and are deleted;
+    /// published ones (two links in a local store, renamed `.published` for
+    /// a remote one) are verified again and indexed.
     /// A staging directory whose lock is still held belongs to a live process
     /// and is left alone.
     pub(super) async fn recover(&self, staging_root: &Path) {
@@ -53,7 +54,7 @@ impl Archive {
                 Some("inflated" | crate::store::REBUILDABLE_EXTENSION | crate::objects::KEEP_EXTENSION) => {
                     let _ = fs::remove_file(&path);
                 }
-                Some("part") => {
+                Some("part" | super::publish::PUBLISHED_EXTENSION) => {
                     let site_id = staged_site(&path).unwrap_or_default();
                     match self.recover_one(&path, site_id).await {
                         Ok(stored) => {
@@ -127,7 +128,8 @@ mod tests {
     #[tokio::test(flavor = "multi_thread")]
     async fn staging_links_outlive_the_commit_until_a_sync_point() {
         let dir = tempfile::tempdir().unwrap();
-        let config = |data_dir: PathBuf| ArchiveConfig { data_dir, database_url: None, durability: Durability::Full };
+        let config =
+            |data_dir: PathBuf| ArchiveConfig { data_dir, database_url: None, durability: Durability::Full, storage: Default::default() };
         let source = dir.path().join("in.dcm");
         let meta = FileMeta {
             sop_class_uid: "1.2.840.10008.5.1.4.1.1.2".into(),
@@ -172,7 +174,8 @@ mod tests {
     #[tokio::test(flavor = "multi_thread")]
     async fn staging_files_made_ahead_and_unused_are_removed_at_the_next_start() {
         let dir = tempfile::tempdir().unwrap();
-        let config = |data_dir: PathBuf| ArchiveConfig { data_dir, database_url: None, durability: Durability::Full };
+        let config =
+            |data_dir: PathBuf| ArchiveConfig { data_dir, database_url: None, durability: Durability::Full, storage: Default::default() };
         let live = dir.path().join("live");
         let archive = Archive::open(&config(live.clone())).await.unwrap();
         archive.prepare_site(3);
@@ -195,5 +198,64 @@ mod tests {
         assert!(!half_written.exists(), "a half-written rebuildable object survived recovery");
         assert!(!made[0].parent().unwrap().exists(), "the dead process's staging directory is gone");
         assert_eq!(restarted.database().count_instances().await.unwrap(), 0);
+    }
+
+    /// On a bucket, a published staging file is marked by its name
+    /// (`.published`), not by a second link: a dead process's marked file is
+    /// indexed at the next start, its unmarked `.part` (never acknowledged)
+    /// is deleted, and objects read back and deduplicate through the bucket.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn an_archive_on_a_bucket_stores_reads_and_recovers() {
+        let Some(server) = telediag_test_servers::S3Server::start() else { return };
+        server.create_bucket("archive");
+        let storage = crate::ingest::Storage::S3(crate::store::S3Config {
+            endpoint: Some(server.endpoint()),
+            bucket: "archive".into(),
+            access_key_id: Some("telediag".into()),
+            secret_access_key: Some("telediag-secret".into()),
+            allow_http: true,
+            ..Default::default()
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let config =
+            |data_dir: PathBuf| ArchiveConfig { data_dir, database_url: None, durability: Durability::Full, storage: storage.clone() };
+        let part10_of = |sop: &str| {
+            let mut bytes = part10::encode_header(&crate::ingest::test_objects::ct_meta(sop));
+            bytes.extend(ct_dataset(sop));
+            bytes
+        };
+
+        let live = dir.path().join("live");
+        let archive = Archive::open(&config(live.clone())).await.unwrap();
+        let site =
+            archive.database().add_site(&NewSite { name: "县医院".into(), ae_titles: vec!["CT1".into()], networks: vec![] }).await.unwrap();
+        let origin = Origin { site_id: site.id, calling_ae: None };
+        let stored = archive.import_bytes(part10_of("1.2.3.4.5"), &origin).await.unwrap();
+        assert_eq!(stored.outcome, Outcome::Stored);
+        assert!(!live.join("objects").exists(), "nothing is kept on the local disk");
+        let mut read = Vec::new();
+        std::io::Read::read_to_end(&mut archive.read_object(&stored.object_key).unwrap(), &mut read).unwrap();
+        assert_eq!(read, part10_of("1.2.3.4.5"));
+        let again = archive.import_bytes(part10_of("1.2.3.4.5"), &origin).await.unwrap();
+        assert_eq!(again.outcome, Outcome::Duplicate, "compared with the bucket's copy");
+        archive.wait_idle().await;
+        drop(archive);
+
+        // What a process killed after two PUTs and before their rows leaves:
+        // one object acknowledged (marked), one still arriving (unmarked).
+        let dead = live.join("staging/p1-dead");
+        fs::create_dir_all(&dead).unwrap();
+        fs::write(dead.join(format!("s{}-0001.published", site.id)), part10_of("1.2.3.4.6")).unwrap();
+        fs::write(dead.join(format!("s{}-0002.part", site.id)), &part10_of("1.2.3.4.7")[..300]).unwrap();
+
+        let restarted = Archive::open(&config(live.clone())).await.unwrap();
+        assert!(!dead.exists(), "the dead process's staging is finished and gone");
+        assert_eq!(restarted.database().count_instances().await.unwrap(), 2);
+        let versions = restarted.database().versions_of(&SopInstanceUid::parse("1.2.3.4.6").unwrap()).await.unwrap();
+        assert_eq!(versions.len(), 1);
+        let mut read = Vec::new();
+        std::io::Read::read_to_end(&mut restarted.read_object(&versions[0].object_key).unwrap(), &mut read).unwrap();
+        assert_eq!(read, part10_of("1.2.3.4.6"));
+        assert!(restarted.database().versions_of(&SopInstanceUid::parse("1.2.3.4.7").unwrap()).await.unwrap().is_empty());
     }
 }
