@@ -202,7 +202,7 @@ pub struct ChainReport {
 
 const ENTRY_COLUMNS: &str = "id, at, user_id, username, roles, site_id, action, object, outcome, client, prev_hash, hash";
 
-fn entry_from_row(r: &sqlx::sqlite::SqliteRow) -> (i64, AuditEntry, String, String) {
+fn entry_from_row(r: &sqlx::any::AnyRow) -> (i64, AuditEntry, String, String) {
     (
         r.get(0),
         AuditEntry {

@@ -199,7 +199,7 @@ pub async fn list_sites(State(state): State<AppState>, user: CurrentUser) -> Res
     if !user.has(Role::Admin) {
         return Ok(Json(visible).into_response());
     }
-    let settings: Vec<(i64, String, bool, Option<String>)> =
+    let settings: Vec<(i64, String, i64, Option<String>)> =
         sqlx::query_as("SELECT id, assignment_mode, single_signature, critical_webhook FROM sites")
             .fetch_all(db.pool())
             .await
@@ -210,7 +210,7 @@ pub async fn list_sites(State(state): State<AppState>, user: CurrentUser) -> Res
             let mut value = serde_json::to_value(&site).unwrap_or_default();
             if let Some((_, mode, single, webhook)) = settings.iter().find(|s| s.0 == site.id) {
                 value["assignment_mode"] = mode.clone().into();
-                value["single_signature"] = (*single).into();
+                value["single_signature"] = (*single != 0).into();
                 value["critical_webhook"] = webhook.clone().into();
             }
             value

@@ -68,7 +68,7 @@ pub fn lock_ms(attempts: i64) -> Option<i64> {
     })
 }
 
-fn user_from_row(r: &sqlx::sqlite::SqliteRow) -> UserRow {
+fn user_from_row(r: &sqlx::any::AnyRow) -> UserRow {
     let roles: String = r.get(4);
     UserRow {
         id: r.get(0),
@@ -77,7 +77,7 @@ fn user_from_row(r: &sqlx::sqlite::SqliteRow) -> UserRow {
         password_hash: r.get(3),
         roles: roles.split(',').filter(|s| !s.is_empty()).map(str::to_owned).collect(),
         site_id: r.get(5),
-        disabled: r.get(6),
+        disabled: r.get::<i64, _>(6) != 0,
     }
 }
 

@@ -1,9 +1,17 @@
-//! The index database: connection, pragmas, migrations.
+//! The index database: connection, engine settings, migrations.
 //!
 //! SQLite is the default so the centre runs on a laptop with nothing
 //! installed; it runs in WAL mode, where a commit is durable against a crash
 //! of the process. `synchronous = FULL` (the default here) also makes it
 //! durable against power loss, at the cost of one fsync of the log per commit.
+//! PostgreSQL, chosen by a `postgres://` URL, is for centres whose gateways,
+//! workers and web processes run on several machines.
+//!
+//! Both are reached through sqlx's `Any` driver, so every statement is
+//! written once: `$1`-style parameters (which SQLite reads too), types both
+//! engines share (BIGINT, TEXT, bytes), `ON CONFLICT` upserts, `RETURNING`.
+//! The schema is kept twice, `migrations/sqlite` and `migrations/postgres`,
+//! one file per migration in each, so they stay in step.
 //!
 //! Writes that are redone when lost — job leases and completions, derived-object
 //! records, and index rows, whose staging links the ingest protocol keeps until
@@ -13,16 +21,45 @@
 //! second instead of five per instance, each of which the disk would otherwise
 //! serve before the next instance's data.
 
-use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::any::AnyPoolOptions;
+
+/// A pool of connections to whichever engine `database_url` names.
+pub type Pool = sqlx::AnyPool;
+/// A row of either engine.
+pub type Row = sqlx::any::AnyRow;
+/// A transaction on either engine.
+pub type Transaction<'c> = sqlx::Transaction<'c, sqlx::Any>;
+
+/// Which database engine holds the index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// Embedded, one file: the default.
+    Sqlite,
+    /// A server shared by every gateway, worker and web process.
+    Postgres,
+}
+
+impl Engine {
+    fn of(url: &str) -> Option<Engine> {
+        if url.starts_with("sqlite:") {
+            Some(Engine::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Some(Engine::Postgres)
+        } else {
+            None
+        }
+    }
+}
 
 /// Errors of the index database.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
     #[error("cannot open the index database {url}: {source}")]
     Open { url: String, source: sqlx::Error },
+    #[error("database_url must start with sqlite: or postgres://, found {0:?}")]
+    UnknownEngine(String),
     #[error("cannot migrate the index database: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("index database query failed: {0}")]
@@ -47,12 +84,14 @@ pub enum Durability {
 /// The index database handle (cheap to clone).
 #[derive(Debug, Clone)]
 pub struct Database {
-    pool: SqlitePool,
-    /// The same database, committing with `synchronous = NORMAL`.
-    redoable: SqlitePool,
-    /// One connection committing with `synchronous = FULL` whatever the
+    engine: Engine,
+    pool: Pool,
+    /// The same database, committing without waiting for the log's fsync
+    /// (SQLite `synchronous = NORMAL`, PostgreSQL `synchronous_commit = off`).
+    redoable: Pool,
+    /// One connection whose commits wait for the log's fsync whatever the
     /// configured durability, for [`Database::sync_point`].
-    syncing: SqlitePool,
+    syncing: Pool,
 }
 
 /// Milliseconds since the Unix epoch: how the index stores times.
@@ -62,7 +101,7 @@ pub fn now_ms() -> i64 {
 
 /// Fills the name groups QIDO matches on (migration 0009) for patients
 /// indexed before they existed: once, as later rows get them at insert.
-async fn split_patient_names(pool: &SqlitePool) -> Result<(), DbError> {
+async fn split_patient_names(pool: &Pool) -> Result<(), DbError> {
     let unsplit: Vec<(i64, String)> = sqlx::query_as(
         "SELECT id, name FROM patients WHERE name IS NOT NULL
            AND name_alphabetic IS NULL AND name_ideographic IS NULL AND name_phonetic IS NULL",
@@ -75,7 +114,7 @@ async fn split_patient_names(pool: &SqlitePool) -> Result<(), DbError> {
     let mut tx = pool.begin().await?;
     for (id, name) in unsplit {
         let [alphabetic, ideographic, phonetic] = crate::person_name::groups(&name);
-        sqlx::query("UPDATE patients SET name_alphabetic = ?, name_ideographic = ?, name_phonetic = ? WHERE id = ?")
+        sqlx::query("UPDATE patients SET name_alphabetic = $1, name_ideographic = $2, name_phonetic = $3 WHERE id = $4")
             .bind(alphabetic)
             .bind(ideographic)
             .bind(phonetic)
@@ -87,54 +126,109 @@ async fn split_patient_names(pool: &SqlitePool) -> Result<(), DbError> {
     Ok(())
 }
 
-impl Database {
-    /// Opens (creating if missing) and migrates the database at `url`, e.g.
-    /// `sqlite://data/index.db`.
-    pub async fn open(url: &str, durability: Durability) -> Result<Database, DbError> {
-        let open_err = |source| DbError::Open { url: url.to_owned(), source };
-        let options = SqliteConnectOptions::from_str(url)
-            .map_err(open_err)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(match durability {
-                Durability::Full => SqliteSynchronous::Full,
-                Durability::Normal => SqliteSynchronous::Normal,
+/// How each pool's connections commit (see the module docs).
+#[derive(Clone, Copy)]
+enum CommitMode {
+    /// As configured: `Durability::Full` waits for the log's fsync.
+    Configured(Durability),
+    /// Without waiting for the log's fsync.
+    Relaxed,
+    /// Waiting for the log's fsync.
+    Durable,
+}
+
+async fn connect(engine: Engine, url: &str, connections: u32, mode: CommitMode) -> Result<Pool, sqlx::Error> {
+    let durable = match mode {
+        CommitMode::Configured(d) => d == Durability::Full,
+        CommitMode::Relaxed => false,
+        CommitMode::Durable => true,
+    };
+    let settings: &'static [&'static str] = match (engine, durable) {
+        // WAL: readers never wait for the writer; a commit is durable
+        // against a process crash, and with FULL against power loss.
+        (Engine::Sqlite, true) => {
+            &["PRAGMA journal_mode = WAL", "PRAGMA synchronous = FULL", "PRAGMA busy_timeout = 10000", "PRAGMA foreign_keys = ON"]
+        }
+        (Engine::Sqlite, false) => {
+            &["PRAGMA journal_mode = WAL", "PRAGMA synchronous = NORMAL", "PRAGMA busy_timeout = 10000", "PRAGMA foreign_keys = ON"]
+        }
+        (Engine::Postgres, true) => &["SET synchronous_commit = on"],
+        (Engine::Postgres, false) => &["SET synchronous_commit = off"],
+    };
+    AnyPoolOptions::new()
+        .max_connections(connections)
+        .acquire_timeout(Duration::from_secs(15))
+        .after_connect(move |connection, _| {
+            Box::pin(async move {
+                for setting in settings {
+                    sqlx::query(setting).execute(&mut *connection).await?;
+                }
+                Ok(())
             })
-            .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true);
-        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options.clone()).await.map_err(open_err)?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
+        })
+        .connect(url)
+        .await
+}
+
+/// `url` with SQLite told to create the file when missing.
+fn creating(url: &str) -> String {
+    if url.contains("mode=") {
+        url.to_owned()
+    } else if url.contains('?') {
+        format!("{url}&mode=rwc")
+    } else {
+        format!("{url}?mode=rwc")
+    }
+}
+
+impl Database {
+    /// Opens (creating if missing) and migrates the database at `url`:
+    /// `sqlite://data/index.db` or `postgres://user@host/db`.
+    pub async fn open(url: &str, durability: Durability) -> Result<Database, DbError> {
+        sqlx::any::install_default_drivers();
+        let open_err = |source| DbError::Open { url: url.to_owned(), source };
+        let engine = Engine::of(url).ok_or_else(|| DbError::UnknownEngine(url.to_owned()))?;
+        let url = match engine {
+            Engine::Sqlite => creating(url),
+            Engine::Postgres => url.to_owned(),
+        };
+        let pool = connect(engine, &url, 8, CommitMode::Configured(durability)).await.map_err(open_err)?;
+        match engine {
+            Engine::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&pool).await?,
+            Engine::Postgres => sqlx::migrate!("./migrations/postgres").run(&pool).await?,
+        }
         split_patient_names(&pool).await?;
-        let redoable = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options.clone().synchronous(SqliteSynchronous::Normal))
-            .await
-            .map_err(open_err)?;
-        let syncing = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(options.synchronous(SqliteSynchronous::Full))
-            .await
-            .map_err(open_err)?;
-        Ok(Database { pool, redoable, syncing })
+        let redoable = connect(engine, &url, 4, CommitMode::Relaxed).await.map_err(open_err)?;
+        let syncing = connect(engine, &url, 1, CommitMode::Durable).await.map_err(open_err)?;
+        Ok(Database { engine, pool, redoable, syncing })
     }
 
-    pub fn pool(&self) -> &SqlitePool {
+    /// Which engine this is, for the few statements the engines spell
+    /// differently (locks, upserts of a singleton row).
+    pub fn engine(&self) -> Engine {
+        self.engine
+    }
+
+    pub fn pool(&self) -> &Pool {
         &self.pool
     }
 
     /// Connections for writes that may be lost in a power cut because they
     /// are redone (see the module docs); their commits are visible at once.
-    pub(crate) fn redoable(&self) -> &SqlitePool {
+    pub(crate) fn redoable(&self) -> &Pool {
         &self.redoable
     }
 
     /// Makes every commit so far durable, those on [`Database::redoable`]
-    /// included: one small commit with `synchronous = FULL` (its fsync of the
-    /// write-ahead log covers every frame before it, whichever connection
-    /// wrote them). In `Durability::Normal` that is still the case: the
-    /// sync point always fsyncs.
+    /// included: one small commit that waits for the log's fsync (which
+    /// covers every record before it, whichever connection wrote them: so in
+    /// SQLite's WAL, so in PostgreSQL's). In `Durability::Normal` that is
+    /// still the case: the sync point always fsyncs.
     pub(crate) async fn sync_point(&self) -> Result<(), DbError> {
-        sqlx::query("INSERT OR REPLACE INTO sync_points (id, at) VALUES (1, ?)").bind(now_ms()).execute(&self.syncing).await?;
+        sqlx::query("INSERT INTO sync_points (id, at) VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET at = excluded.at")
+            .bind(now_ms())
+            .execute(&self.syncing)
+            .await?;
         Ok(())
     }
 

@@ -5,7 +5,7 @@
 //! holds the statements it runs and the read side.
 
 use serde::Serialize;
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::{Row, Transaction};
 
 use crate::db::{Database, DbError};
 use crate::uid::{SeriesUid, SopClassUid, SopInstanceUid, StudyUid, TransferSyntaxUid};
@@ -92,7 +92,7 @@ fn add_modality(list: &str, modality: Option<&str>) -> String {
 }
 
 /// Adds `rec` (patient, study, series as needed) inside `tx`.
-pub(crate) async fn insert_instance(tx: &mut Transaction<'_, Sqlite>, rec: &InstanceRecord) -> Result<(), DbError> {
+pub(crate) async fn insert_instance(tx: &mut Transaction<'_, sqlx::Any>, rec: &InstanceRecord) -> Result<(), DbError> {
     let name_groups = crate::person_name::groups(rec.patient.name.as_deref().unwrap_or_default());
     let patient_key = if rec.patient.patient_id.is_empty() { format!("study:{}", rec.study_uid) } else { rec.patient.patient_id.clone() };
     let patient_ref: i64 = sqlx::query_scalar(
@@ -374,7 +374,7 @@ const STUDY_COLUMNS: &str = "s.study_uid, si.name, p.patient_id, p.name, p.sex, 
     s.num_instances, s.size_bytes, s.status, s.first_received_at, s.last_received_at, s.completed_at, s.site_id";
 const STUDY_FROM: &str = "FROM studies s JOIN patients p ON p.id = s.patient_ref JOIN sites si ON si.id = s.site_id";
 
-fn study_from_row(r: &sqlx::sqlite::SqliteRow) -> StudySummary {
+fn study_from_row(r: &sqlx::any::AnyRow) -> StudySummary {
     StudySummary {
         study_uid: r.get(0),
         site: r.get(1),
@@ -508,7 +508,7 @@ impl Database {
                 object_key: i.get(8),
                 calling_ae: i.get(9),
                 received_at: i.get(10),
-                conflict: i.get(11),
+                conflict: i.get::<i64, _>(11) != 0,
             })
             .collect();
             series.push(SeriesDetail {

@@ -85,7 +85,7 @@ impl JobPayload {
 
 /// Queues `payload` to run at `at`, within a caller's transaction (the
 /// index's write that makes the job due).
-pub(crate) async fn enqueue_in(connection: &mut sqlx::SqliteConnection, payload: &JobPayload, at: i64) -> Result<(), DbError> {
+pub(crate) async fn enqueue_in(connection: &mut sqlx::AnyConnection, payload: &JobPayload, at: i64) -> Result<(), DbError> {
     sqlx::query("INSERT INTO jobs (kind, payload, run_after, created_at, updated_at) VALUES (?, ?, ?, ?, ?)")
         .bind(payload.kind().as_str())
         .bind(payload.to_json())
@@ -98,7 +98,7 @@ pub(crate) async fn enqueue_in(connection: &mut sqlx::SqliteConnection, payload:
 }
 
 /// Marks job `id` done, within a caller's transaction or on a connection.
-pub(crate) async fn mark_done(connection: &mut sqlx::SqliteConnection, id: i64) -> Result<(), DbError> {
+pub(crate) async fn mark_done(connection: &mut sqlx::AnyConnection, id: i64) -> Result<(), DbError> {
     sqlx::query("UPDATE jobs SET state = 'done', locked_by = NULL, locked_until = NULL, updated_at = ? WHERE id = ?")
         .bind(now_ms())
         .bind(id)

@@ -9,7 +9,7 @@
 //! SOP instance only.
 
 use serde::Serialize;
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::{QueryBuilder, Row};
 
 use crate::db::{Database, DbError};
 
@@ -225,13 +225,13 @@ impl Database {
     /// How many rows `search` matches at `level`, whatever its page: for
     /// telling a client how many more there are.
     pub async fn count_matches(&self, search: &Search, level: Level) -> Result<i64, DbError> {
-        let mut sql = QueryBuilder::<Sqlite>::new("SELECT COUNT(*)");
+        let mut sql = QueryBuilder::<sqlx::Any>::new("SELECT COUNT(*)");
         push_from_where(&mut sql, search, level);
         Ok(sql.build_query_scalar::<i64>().fetch_one(self.pool()).await?)
     }
 
-    async fn run_search(&self, search: &Search, level: Level) -> Result<Vec<sqlx::sqlite::SqliteRow>, DbError> {
-        let mut sql = QueryBuilder::<Sqlite>::new("SELECT ");
+    async fn run_search(&self, search: &Search, level: Level) -> Result<Vec<sqlx::any::AnyRow>, DbError> {
+        let mut sql = QueryBuilder::<sqlx::Any>::new("SELECT ");
         sql.push(STUDY_COLUMNS);
         if level != Level::Study {
             sql.push(", ").push(SERIES_COLUMNS);
@@ -253,7 +253,7 @@ impl Database {
 }
 
 /// The joins and conditions of a search at `level`.
-fn push_from_where(sql: &mut QueryBuilder<'_, Sqlite>, search: &Search, level: Level) {
+fn push_from_where(sql: &mut QueryBuilder<'_, sqlx::Any>, search: &Search, level: Level) {
     sql.push(" FROM studies s JOIN patients p ON p.id = s.patient_ref");
     if level != Level::Study {
         sql.push(" JOIN series se ON se.study_ref = s.id");
@@ -287,7 +287,7 @@ fn level_rank(level: Level) -> u8 {
     }
 }
 
-fn page<T>(mut rows: Vec<sqlx::sqlite::SqliteRow>, search: &Search, map: impl Fn(&sqlx::sqlite::SqliteRow) -> T) -> Found<T> {
+fn page<T>(mut rows: Vec<sqlx::any::AnyRow>, search: &Search, map: impl Fn(&sqlx::any::AnyRow) -> T) -> Found<T> {
     let limit = search.limit.clamp(1, MAX_RESULTS) as usize;
     let more = rows.len() > limit;
     rows.truncate(limit);
@@ -333,7 +333,7 @@ fn time_upper_bound(to: &str) -> String {
     format!("{whole}.{fraction}{}", &"999999"[fraction.len().min(6)..])
 }
 
-fn push_condition(sql: &mut QueryBuilder<'_, Sqlite>, condition: &Condition) {
+fn push_condition(sql: &mut QueryBuilder<'_, sqlx::Any>, condition: &Condition) {
     let key = condition.key;
     match (&condition.matcher, key) {
         (Matcher::Single(value) | Matcher::Wildcard(value), Key::PatientName) => {
@@ -407,12 +407,12 @@ fn push_condition(sql: &mut QueryBuilder<'_, Sqlite>, condition: &Condition) {
 }
 
 /// `s.modalities` holding a value that matches the LIKE pattern `one`.
-fn push_modality_like(sql: &mut QueryBuilder<'_, Sqlite>, one: &str) {
+fn push_modality_like(sql: &mut QueryBuilder<'_, sqlx::Any>, one: &str) {
     sql.push("('\\' || s.modalities || '\\') LIKE ").push_bind(format!("%\\{one}\\%")).push(" ESCAPE '!'");
 }
 
 /// A row's study columns, which every level's query selects first.
-fn study_from(r: &sqlx::sqlite::SqliteRow) -> StudyMatch {
+fn study_from(r: &sqlx::any::AnyRow) -> StudyMatch {
     let at = 0;
     StudyMatch {
         site_id: r.get(at),
@@ -437,7 +437,7 @@ const STUDY_WIDTH: usize = 15;
 const SERIES_WIDTH: usize = 8;
 
 /// A row's series columns, selected after the study's.
-fn series_from(r: &sqlx::sqlite::SqliteRow) -> SeriesMatch {
+fn series_from(r: &sqlx::any::AnyRow) -> SeriesMatch {
     let at = STUDY_WIDTH;
     SeriesMatch {
         study: study_from(r),
@@ -452,7 +452,7 @@ fn series_from(r: &sqlx::sqlite::SqliteRow) -> SeriesMatch {
     }
 }
 
-fn instance_from(r: &sqlx::sqlite::SqliteRow) -> InstanceMatch {
+fn instance_from(r: &sqlx::any::AnyRow) -> InstanceMatch {
     let at = STUDY_WIDTH + SERIES_WIDTH;
     InstanceMatch {
         series: series_from(r),

@@ -38,7 +38,7 @@ const COLUMNS: &str =
     "c.id, c.request_id, c.site_id, c.note, f.display_name, c.flagged_at, c.webhook_status, a.display_name, c.acknowledged_at
     FROM critical_findings c JOIN users f ON f.id = c.flagged_by LEFT JOIN users a ON a.id = c.acknowledged_by";
 
-fn from_row(r: &sqlx::sqlite::SqliteRow) -> CriticalFinding {
+fn from_row(r: &sqlx::any::AnyRow) -> CriticalFinding {
     CriticalFinding {
         id: r.get(0),
         request_id: r.get(1),

@@ -128,11 +128,7 @@ fn dates_near(unix_ms: i64, offset_minutes: i32) -> [String; 3] {
 }
 
 /// A registered request waiting for these images: (id, how it matched).
-async fn find_registration(
-    tx: &mut sqlx::SqliteConnection,
-    facts: &StudyFacts,
-    offset_minutes: i32,
-) -> Result<Option<(i64, &'static str)>> {
+async fn find_registration(tx: &mut sqlx::AnyConnection, facts: &StudyFacts, offset_minutes: i32) -> Result<Option<(i64, &'static str)>> {
     if let Some(accession) = &facts.accession {
         let id: Option<i64> = sqlx::query_scalar(
             "SELECT id FROM read_requests WHERE site_id = ? AND accession_number = ? AND study_uid IS NULL
@@ -351,7 +347,7 @@ impl Workflow {
     /// caller's transaction); guarded so that it happens once.
     async fn attach_images(
         &self,
-        tx: &mut sqlx::SqliteConnection,
+        tx: &mut sqlx::AnyConnection,
         id: i64,
         how: &str,
         study_uid: &str,

@@ -59,7 +59,7 @@ impl Workflow {
         &self.policy
     }
 
-    fn pool(&self) -> &sqlx::SqlitePool {
+    fn pool(&self) -> &sqlx::AnyPool {
         self.db.pool()
     }
 }

@@ -164,7 +164,7 @@ const REPORT_COLUMNS: &str = "rp.id, rp.request_id, rp.version, rp.kind, rp.stat
     rp.revoked, rp.revoked_reason, rp.edited_by_reviewer, (SELECT s.version FROM reports s WHERE s.id = rp.supersedes)";
 const REPORT_FROM: &str = "FROM reports rp LEFT JOIN users a ON a.id = rp.author_id LEFT JOIN users v ON v.id = rp.reviewer_id";
 
-fn version_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<ReportVersion> {
+fn version_from_row(r: &sqlx::any::AnyRow) -> Result<ReportVersion> {
     let unknown = |column: &str, text: &str| WorkflowError::Unavailable(format!("reports.{column} holds {text:?}, not a known value"));
     let kind: &str = r.get(3);
     let state: &str = r.get(4);
@@ -178,7 +178,7 @@ fn version_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<ReportVersion> {
         method: r.get(6),
         findings: r.get(7),
         conclusion: r.get(8),
-        critical: r.get(9),
+        critical: r.get::<i64, _>(9) != 0,
         key_images: serde_json::from_str(r.get::<&str, _>(21)).unwrap_or_default(),
         author_id: r.get(10),
         author_name: r.get(11),
@@ -190,9 +190,9 @@ fn version_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<ReportVersion> {
         supersedes_version: r.get(25),
         pdf_sha256: r.get(17),
         verify_token: r.get(18),
-        revoked: r.get(22),
+        revoked: r.get::<i64, _>(22) != 0,
         revoked_reason: r.get(23),
-        edited_by_reviewer: r.get(24),
+        edited_by_reviewer: r.get::<i64, _>(24) != 0,
         created_at: r.get(19),
         updated_at: r.get(20),
     })
@@ -527,8 +527,11 @@ impl Workflow {
         self.require_credentialed(actor, &request, "signing reports").await?;
         request.require_one_patient()?;
         draft.ready_to_sign()?;
-        let single_signature: bool =
-            sqlx::query_scalar("SELECT single_signature FROM sites WHERE id = ?").bind(request.site_id).fetch_one(self.pool()).await?;
+        let single_signature = sqlx::query_scalar::<_, i64>("SELECT single_signature FROM sites WHERE id = ?")
+            .bind(request.site_id)
+            .fetch_one(self.pool())
+            .await?
+            != 0;
         Ok(AuthorSignature { request, draft, single_signature })
     }
 
@@ -676,7 +679,7 @@ impl Workflow {
     /// superseded version's verification token.
     async fn finalise_in(
         &self,
-        tx: &mut sqlx::SqliteConnection,
+        tx: &mut sqlx::AnyConnection,
         actor: &Actor,
         request: &ReadRequest,
         f: Finalising<'_>,
@@ -921,7 +924,7 @@ impl Workflow {
         .await?;
         let Some(row) = row else { return Ok(None) };
         let state = ReportState::parse(row.get::<&str, _>(3));
-        let status = if row.get::<bool, _>(4) {
+        let status = if row.get::<i64, _>(4) != 0 {
             VerificationStatus::Revoked
         } else {
             match state {
@@ -930,7 +933,7 @@ impl Workflow {
                 _ => VerificationStatus::NotFinal,
             }
         };
-        let edited_by_reviewer: bool = row.get(13);
+        let edited_by_reviewer = row.get::<i64, _>(13) != 0;
         Ok(Some(Verification {
             request_id: row.get(0),
             version: row.get(1),

@@ -15,7 +15,7 @@
 
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 use telediag_archive::db::now_ms;
 
 use crate::Workflow;
@@ -166,7 +166,7 @@ pub(crate) fn stored_state(text: &str) -> Result<RequestState> {
     RequestState::parse(text).ok_or_else(|| WorkflowError::Unavailable(format!("read_requests.state holds {text:?}, not a known state")))
 }
 
-pub(crate) fn request_from_row(r: &SqliteRow, now: i64) -> Result<ReadRequest> {
+pub(crate) fn request_from_row(r: &AnyRow, now: i64) -> Result<ReadRequest> {
     let state = stored_state(r.get::<&str, _>(5))?;
     let deadline_at: Option<i64> = r.get(23);
     let origin = if r.get::<&str, _>(3) == "registered" { Origin::Registered } else { Origin::Arrival };
@@ -175,7 +175,7 @@ pub(crate) fn request_from_row(r: &SqliteRow, now: i64) -> Result<ReadRequest> {
         site_id: r.get(1),
         site: r.get(2),
         origin,
-        reconciled: r.get(4),
+        reconciled: r.get::<i64, _>(4) != 0,
         state,
         priority: Priority::parse(r.get::<&str, _>(6)).unwrap_or_default(),
         modality: r.get(7),
@@ -199,7 +199,7 @@ pub(crate) fn request_from_row(r: &SqliteRow, now: i64) -> Result<ReadRequest> {
         assigned_to: r.get(24),
         assigned_to_name: r.get(25),
         locked_until: r.get(26),
-        critical: r.get(27),
+        critical: r.get::<i64, _>(27) != 0,
         downloaded_at: r.get(28),
         identity_mismatch: r.get(29),
         identity_confirmed_at: r.get(30),
@@ -249,7 +249,7 @@ pub struct Change<'a> {
 /// not at all. Returns false, changing nothing, when the request was not in
 /// such a state: a concurrent change won. The only writer of
 /// `read_requests.state`.
-pub(crate) async fn transition_in(tx: &mut sqlx::SqliteConnection, id: i64, change: Change<'_>) -> Result<bool> {
+pub(crate) async fn transition_in(tx: &mut sqlx::AnyConnection, id: i64, change: Change<'_>) -> Result<bool> {
     let Change { from, held_by, to, by, note, holder } = change;
     let now = now_ms();
     let placeholders = vec!["?"; from.len()].join(", ");
@@ -288,7 +288,7 @@ pub(crate) async fn transition_in(tx: &mut sqlx::SqliteConnection, id: i64, chan
 /// Records an event without a change of state (a reconciliation, a
 /// confirmation), or the first event of a new request (`from` = `None`).
 pub(crate) async fn record_event(
-    tx: &mut sqlx::SqliteConnection,
+    tx: &mut sqlx::AnyConnection,
     id: i64,
     from: Option<RequestState>,
     to: RequestState,

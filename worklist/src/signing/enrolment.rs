@@ -77,7 +77,7 @@ pub async fn pending(db: &Database, user_id: i64) -> Result<bool, DbError> {
 /// Uses up `user_id`'s code, in the transaction that stores their new key:
 /// refused, storing nothing, when no code was given or it is not theirs,
 /// current and unused.
-pub(super) async fn consume(tx: &mut sqlx::SqliteConnection, user_id: i64, code: Option<&str>) -> Result<(), SigningError> {
+pub(super) async fn consume(tx: &mut sqlx::AnyConnection, user_id: i64, code: Option<&str>) -> Result<(), SigningError> {
     let code = code.map(str::trim).filter(|c| !c.is_empty()).ok_or(SigningError::EnrolmentRequired)?;
     let used = sqlx::query("DELETE FROM signing_enrolments WHERE user_id = ? AND code_sha256 = ? AND expires_at > ?")
         .bind(user_id)

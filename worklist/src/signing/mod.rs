@@ -323,7 +323,7 @@ pub async fn store(state: &AppState, user_id: i64, identity: SigningIdentity, pi
 
 /// Copies the user's current certificate, if any, into the retired ones
 /// (the CRL lists those the centre issued), in the caller's transaction.
-async fn keep_retired(tx: &mut sqlx::SqliteConnection, user_id: i64, at: i64, reason: &str) -> Result<(), ApiError> {
+async fn keep_retired(tx: &mut sqlx::AnyConnection, user_id: i64, at: i64, reason: &str) -> Result<(), ApiError> {
     sqlx::query(
         "INSERT INTO retired_certificates (user_id, cert_der, source, retired_at, reason)
          SELECT user_id, cert_der, source, ?, ? FROM signing_identities WHERE user_id = ?",
