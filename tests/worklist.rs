@@ -448,11 +448,11 @@ fn a_registered_request_is_read_signed_twice_downloaded_verified_and_amended() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let db = c.server.database().await;
-        let refused = sqlx::query("UPDATE audit_log SET username = 'someone_else' WHERE id = ?").bind(victim).execute(db.pool()).await;
+        let refused = sqlx::query("UPDATE audit_log SET username = 'someone_else' WHERE id = $1").bind(victim).execute(db.pool()).await;
         assert!(refused.is_err(), "the table refuses updates");
         // An attacker with the database file drops the guard first.
         sqlx::query("DROP TRIGGER audit_log_no_update").execute(db.pool()).await.unwrap();
-        sqlx::query("UPDATE audit_log SET username = 'someone_else' WHERE id = ?").bind(victim).execute(db.pool()).await.unwrap();
+        sqlx::query("UPDATE audit_log SET username = 'someone_else' WHERE id = $1").bind(victim).execute(db.pool()).await.unwrap();
     });
     let chain = ok(port, "GET", "/api/audit/verify", &c.admin, None);
     assert_eq!(chain["intact"], false, "{chain}");

@@ -32,6 +32,24 @@ fn postgres_bin() -> Option<PathBuf> {
     find_program("initdb", "PostgreSQL; apt-get install postgresql").and_then(|p| p.parent().map(Path::to_path_buf))
 }
 
+/// `program`, run as `user` (its uid and gid) when given: directly, not
+/// through `runuser`, so that signals reach the server itself.
+fn command_as(program: &Path, user: Option<&str>) -> Command {
+    use std::os::unix::process::CommandExt;
+    let mut command = Command::new(program);
+    if let Some(user) = user {
+        let name = std::ffi::CString::new(user).expect("a user name");
+        // SAFETY: getpwnam returns a pointer into static storage or null; it
+        // is read at once, before any other call that could reuse it.
+        let entry = unsafe { libc::getpwnam(name.as_ptr()) };
+        assert!(!entry.is_null(), "no user {user}");
+        let (uid, gid) = unsafe { ((*entry).pw_uid, (*entry).pw_gid) };
+        command.uid(uid).gid(gid);
+    }
+    command.stdout(Stdio::null()).stderr(Stdio::piped());
+    command
+}
+
 /// A directory removed with its contents on drop.
 struct TempDir(PathBuf);
 
@@ -58,18 +76,7 @@ impl Postgres {
             assert!(chowned.success(), "cannot give {} to {user}", dir.0.display());
         }
         let data = dir.0.join("data");
-        let command = |program: &str| {
-            let mut command = match run_as {
-                Some(user) => {
-                    let mut c = Command::new("runuser");
-                    c.args(["-u", user, "--"]).arg(bin.join(program));
-                    c
-                }
-                None => Command::new(bin.join(program)),
-            };
-            command.stdout(Stdio::null()).stderr(Stdio::piped());
-            command
-        };
+        let command = |program: &str| command_as(&bin.join(program), run_as);
         let initdb = command("initdb")
             .args(["--auth=trust", "--username=postgres", "--encoding=UTF8", "--locale=C", "--no-sync", "-D"])
             .arg(&data)
@@ -94,15 +101,10 @@ impl Postgres {
 
     /// A new, empty database on this cluster, as a `postgres://` URL.
     pub fn create_database(&self, name: &str) -> String {
-        let mut command = match self.run_as {
-            Some(user) => {
-                let mut c = Command::new("runuser");
-                c.args(["-u", user, "--"]).arg(self.bin.join("createdb"));
-                c
-            }
-            None => Command::new(self.bin.join("createdb")),
-        };
-        let out = command.args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "postgres", name]).output().expect("createdb runs");
+        let out = command_as(&self.bin.join("createdb"), self.run_as)
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "postgres", name])
+            .output()
+            .expect("createdb runs");
         assert!(out.status.success(), "createdb {name}: {}", String::from_utf8_lossy(&out.stderr));
         self.url(name)
     }

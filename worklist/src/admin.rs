@@ -38,7 +38,7 @@ pub async fn list_users(State(state): State<AppState>, user: CurrentUser) -> Res
     let mut out = Vec::new();
     for row in db.list_users().await? {
         let (credentials, _) = state.workflow.credentials(row.id).await?;
-        let cert: Option<Vec<u8>> = sqlx::query_scalar("SELECT cert_der FROM signing_identities WHERE user_id = ?")
+        let cert: Option<Vec<u8>> = sqlx::query_scalar("SELECT cert_der FROM signing_identities WHERE user_id = $1")
             .bind(row.id)
             .fetch_optional(db.pool())
             .await
@@ -159,11 +159,11 @@ pub async fn change_site(
         return Err(ApiError::bad_request(format!("critical_webhook must be an http:// URL, found {url:?}")));
     }
     sqlx::query(
-        "UPDATE sites SET assignment_mode = COALESCE(?, assignment_mode), single_signature = COALESCE(?, single_signature),
-            critical_webhook = CASE WHEN ? THEN NULLIF(?, '') ELSE critical_webhook END WHERE id = ?",
+        "UPDATE sites SET assignment_mode = COALESCE($1, assignment_mode), single_signature = COALESCE($2, single_signature),
+            critical_webhook = CASE WHEN $3 THEN NULLIF($4, '') ELSE critical_webhook END WHERE id = $5",
     )
     .bind(settings.assignment_mode.map(|m| m.as_str()))
-    .bind(settings.single_signature)
+    .bind(settings.single_signature.map(i64::from))
     .bind(settings.critical_webhook.is_some())
     .bind(&settings.critical_webhook)
     .bind(site.id)

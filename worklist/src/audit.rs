@@ -157,12 +157,13 @@ impl From<AuditError> for ApiError {
 }
 
 /// Chains and inserts `entries` in one transaction, after the last row.
-async fn write_batch(db: &Database, entries: &[&AuditEntry]) -> Result<(), sqlx::Error> {
-    // IMMEDIATE: the write lock is taken (waiting for it as long as the busy
-    // timeout allows) before the last hash is read. A deferred transaction
-    // would read first and fail at once with SQLITE_BUSY if another writer
-    // (the indexer, say) committed in between: 503s under load.
-    let mut tx = db.pool().begin_with("BEGIN IMMEDIATE").await?;
+async fn write_batch(db: &Database, entries: &[&AuditEntry]) -> Result<(), telediag_archive::DbError> {
+    // The chain's lock is taken (waiting for it as long as the busy
+    // timeout allows) before the last hash is read, so the chain stays one
+    // line across processes. On SQLite a deferred transaction would read
+    // first and fail at once with SQLITE_BUSY if another writer (the
+    // indexer, say) committed in between: 503s under load.
+    let mut tx = db.begin_exclusive("audit.chain").await?;
     let previous: Option<String> =
         sqlx::query_scalar("SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1").fetch_optional(&mut *tx).await?;
     let mut previous = previous.unwrap_or_else(|| GENESIS.to_owned());
@@ -170,7 +171,7 @@ async fn write_batch(db: &Database, entries: &[&AuditEntry]) -> Result<(), sqlx:
         let hash = entry.hash(&previous);
         sqlx::query(
             "INSERT INTO audit_log (at, user_id, username, roles, site_id, action, object, outcome, client, prev_hash, hash)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(entry.at)
         .bind(entry.user_id)
@@ -187,7 +188,7 @@ async fn write_batch(db: &Database, entries: &[&AuditEntry]) -> Result<(), sqlx:
         .await?;
         previous = hash;
     }
-    tx.commit().await
+    Ok(tx.commit().await?)
 }
 
 /// The chain's state.
@@ -269,9 +270,9 @@ pub struct StoredEntry {
 pub async fn query(db: &Database, q: &AuditQuery) -> Result<Vec<StoredEntry>, ApiError> {
     let sql = format!(
         "SELECT {ENTRY_COLUMNS} FROM audit_log
-         WHERE (?1 IS NULL OR username = ?1) AND (?2 IS NULL OR instr(action, ?2) > 0 OR instr(object, ?2) > 0)
-           AND (?3 IS NULL OR at >= ?3) AND (?4 IS NULL OR at < ?4)
-         ORDER BY id DESC LIMIT ?5"
+         WHERE ($1 IS NULL OR username = $1) AND ($2 IS NULL OR instr(action, $2) > 0 OR instr(object, $2) > 0)
+           AND ($3 IS NULL OR at >= $3) AND ($4 IS NULL OR at < $4)
+         ORDER BY id DESC LIMIT $5"
     );
     let rows = sqlx::query(&sql)
         .bind(&q.user)

@@ -85,13 +85,13 @@ const USER_COLUMNS: &str = "id, username, display_name, password_hash, roles, si
 
 impl Database {
     pub async fn insert_user(&self, user: &NewUserRow) -> Result<i64, DbError> {
-        let exists = sqlx::query("SELECT 1 FROM users WHERE username = ?").bind(&user.username).fetch_optional(self.pool()).await?;
+        let exists = sqlx::query("SELECT 1 FROM users WHERE username = $1").bind(&user.username).fetch_optional(self.pool()).await?;
         if exists.is_some() {
             return Err(DbError::Conflict(format!("user {:?} exists already", user.username)));
         }
         Ok(sqlx::query_scalar(
             "INSERT INTO users (username, display_name, password_hash, roles, site_id, created_at)
-             VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
         )
         .bind(&user.username)
         .bind(&user.display_name)
@@ -104,12 +104,12 @@ impl Database {
     }
 
     pub async fn user_by_name(&self, username: &str) -> Result<Option<UserRow>, DbError> {
-        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE username = ?");
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE username = $1");
         Ok(sqlx::query(&sql).bind(username).fetch_optional(self.pool()).await?.as_ref().map(user_from_row))
     }
 
     pub async fn user_by_id(&self, id: i64) -> Result<Option<UserRow>, DbError> {
-        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?");
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
         Ok(sqlx::query(&sql).bind(id).fetch_optional(self.pool()).await?.as_ref().map(user_from_row))
     }
 
@@ -123,15 +123,15 @@ impl Database {
     pub async fn update_user(&self, id: i64, change: &UserChange) -> Result<(), DbError> {
         let mut tx = self.pool().begin().await?;
         let found = sqlx::query(
-            "UPDATE users SET display_name = COALESCE(?, display_name), roles = COALESCE(?, roles),
-                site_id = CASE WHEN ? THEN ? ELSE site_id END, disabled = COALESCE(?, disabled),
-                password_hash = COALESCE(?, password_hash) WHERE id = ?",
+            "UPDATE users SET display_name = COALESCE($1, display_name), roles = COALESCE($2, roles),
+                site_id = CASE WHEN $3 THEN $4 ELSE site_id END, disabled = COALESCE($5, disabled),
+                password_hash = COALESCE($6, password_hash) WHERE id = $7",
         )
         .bind(&change.display_name)
         .bind(change.roles.as_ref().map(|r| r.join(",")))
         .bind(change.site_id.is_some())
         .bind(change.site_id.flatten())
-        .bind(change.disabled)
+        .bind(change.disabled.map(i64::from))
         .bind(&change.password_hash)
         .bind(id)
         .execute(&mut *tx)
@@ -141,7 +141,7 @@ impl Database {
             return Err(DbError::NotFound { what: "user", name: id.to_string() });
         }
         if change.password_hash.is_some() || change.disabled == Some(true) {
-            sqlx::query("DELETE FROM sessions WHERE user_id = ?").bind(id).execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(id).execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -156,7 +156,7 @@ impl Database {
 
     /// Stores a session whose token hashes to `token_hash`.
     pub async fn insert_session(&self, token_hash: &str, user_id: i64, expires_at: i64) -> Result<(), DbError> {
-        sqlx::query("INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)")
+        sqlx::query("INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
             .bind(token_hash)
             .bind(user_id)
             .bind(now_ms())
@@ -169,7 +169,7 @@ impl Database {
     /// The failed-login state of `user_id`.
     pub async fn login_lock(&self, user_id: i64) -> Result<LoginLock, DbError> {
         let row =
-            sqlx::query("SELECT failed_logins, locked_until FROM users WHERE id = ?").bind(user_id).fetch_optional(self.pool()).await?;
+            sqlx::query("SELECT failed_logins, locked_until FROM users WHERE id = $1").bind(user_id).fetch_optional(self.pool()).await?;
         Ok(row.map(|r| LoginLock { failed_logins: r.get(0), locked_until: r.get(1) }).unwrap_or_default())
     }
 
@@ -184,7 +184,7 @@ impl Database {
         let mut tx = self.pool().begin().await?;
         let attempts: Option<i64> = sqlx::query_scalar(
             "UPDATE users SET failed_logins = failed_logins + 1
-             WHERE id = ? AND (locked_until IS NULL OR locked_until <= ?) RETURNING failed_logins",
+             WHERE id = $1 AND (locked_until IS NULL OR locked_until <= $2) RETURNING failed_logins",
         )
         .bind(user_id)
         .bind(now)
@@ -192,7 +192,7 @@ impl Database {
         .await?;
         if let Some(lock) = attempts.and_then(lock_ms) {
             let until = now + lock;
-            sqlx::query("UPDATE users SET locked_until = ? WHERE id = ?").bind(until).bind(user_id).execute(&mut *tx).await?;
+            sqlx::query("UPDATE users SET locked_until = $1 WHERE id = $2").bind(until).bind(user_id).execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(attempts)
@@ -201,7 +201,7 @@ impl Database {
     /// A successful login, or an admin lifting the lock: counting starts again.
     pub async fn clear_login_failures(&self, user_id: i64) -> Result<(), DbError> {
         sqlx::query(
-            "UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = ? AND (failed_logins != 0 OR locked_until IS NOT NULL)",
+            "UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = $1 AND (failed_logins != 0 OR locked_until IS NOT NULL)",
         )
         .bind(user_id)
         .execute(self.pool())
@@ -213,12 +213,12 @@ impl Database {
     pub async fn session_user(&self, token_hash: &str) -> Result<Option<UserRow>, DbError> {
         let sql = "SELECT u.id, u.username, u.display_name, u.password_hash, u.roles, u.site_id, u.disabled
              FROM sessions s JOIN users u ON u.id = s.user_id
-             WHERE s.token_hash = ? AND s.expires_at > ? AND u.disabled = 0";
+             WHERE s.token_hash = $1 AND s.expires_at > $2 AND u.disabled = 0";
         Ok(sqlx::query(sql).bind(token_hash).bind(now_ms()).fetch_optional(self.pool()).await?.as_ref().map(user_from_row))
     }
 
     pub async fn delete_session(&self, token_hash: &str) -> Result<(), DbError> {
-        sqlx::query("DELETE FROM sessions WHERE token_hash = ?").bind(token_hash).execute(self.pool()).await?;
+        sqlx::query("DELETE FROM sessions WHERE token_hash = $1").bind(token_hash).execute(self.pool()).await?;
         Ok(())
     }
 }

@@ -94,6 +94,12 @@ pub struct Database {
     syncing: Pool,
 }
 
+/// A stable 64-bit advisory-lock key for a lock's name (FNV-1a).
+fn advisory_key(name: &str) -> i64 {
+    let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3));
+    hash as i64
+}
+
 /// Milliseconds since the Unix epoch: how the index stores times.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or_default()
@@ -230,6 +236,23 @@ impl Database {
             .execute(&self.syncing)
             .await?;
         Ok(())
+    }
+
+    /// A transaction that holds the write lock named `lock` from its start,
+    /// for a read-then-write that must not interleave with another of its
+    /// kind (a registration and an arrival of one exam; the audit chain's
+    /// next link). SQLite: `BEGIN IMMEDIATE` (the database's one write
+    /// lock); PostgreSQL: a transaction-scoped advisory lock on `lock`, held
+    /// across every process sharing the database.
+    pub async fn begin_exclusive(&self, lock: &'static str) -> Result<Transaction<'static>, DbError> {
+        match self.engine {
+            Engine::Sqlite => Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?),
+            Engine::Postgres => {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(advisory_key(lock)).execute(&mut *tx).await?;
+                Ok(tx)
+            }
+        }
     }
 
     /// Checks that the database answers.

@@ -93,7 +93,7 @@ impl Database {
         for record in records {
             sqlx::query(
                 "INSERT INTO derived (sop_instance_uid, kind, object_key, content_type, width, height, frames, size_bytes,
-                   etag, error, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                   etag, error, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
                  ON CONFLICT (sop_instance_uid, kind) DO UPDATE SET object_key = excluded.object_key,
                    content_type = excluded.content_type, width = excluded.width, height = excluded.height,
                    frames = excluded.frames, size_bytes = excluded.size_bytes, etag = excluded.etag,
@@ -122,7 +122,7 @@ impl Database {
     pub async fn derived(&self, sop: &SopInstanceUid, kind: DerivedKind) -> Result<Option<DerivedRecord>, DbError> {
         let row = sqlx::query(
             "SELECT sop_instance_uid, kind, object_key, content_type, width, height, frames, size_bytes, etag, error
-             FROM derived WHERE sop_instance_uid = ? AND kind = ?",
+             FROM derived WHERE sop_instance_uid = $1 AND kind = $2",
         )
         .bind(sop.as_str())
         .bind(kind.as_str())
@@ -147,7 +147,7 @@ impl Database {
     pub async fn instance_object(&self, sop: &SopInstanceUid) -> Result<Option<StoredInstance>, DbError> {
         let row = sqlx::query(
             "SELECT st.site_id, i.object_key, i.size_bytes FROM instances i JOIN series se ON se.id = i.series_ref
-             JOIN studies st ON st.id = se.study_ref WHERE i.sop_instance_uid = ? ORDER BY i.version DESC LIMIT 1",
+             JOIN studies st ON st.id = se.study_ref WHERE i.sop_instance_uid = $1 ORDER BY i.version DESC LIMIT 1",
         )
         .bind(sop.as_str())
         .fetch_optional(self.pool())
@@ -159,7 +159,7 @@ impl Database {
     pub async fn instance_site(&self, sop: &SopInstanceUid) -> Result<Option<i64>, DbError> {
         Ok(sqlx::query_scalar(
             "SELECT st.site_id FROM instances i JOIN series se ON se.id = i.series_ref JOIN studies st ON st.id = se.study_ref
-             WHERE i.sop_instance_uid = ? ORDER BY i.version DESC LIMIT 1",
+             WHERE i.sop_instance_uid = $1 ORDER BY i.version DESC LIMIT 1",
         )
         .bind(sop.as_str())
         .fetch_optional(self.pool())

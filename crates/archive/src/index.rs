@@ -97,7 +97,7 @@ pub(crate) async fn insert_instance(tx: &mut Transaction<'_, sqlx::Any>, rec: &I
     let patient_key = if rec.patient.patient_id.is_empty() { format!("study:{}", rec.study_uid) } else { rec.patient.patient_id.clone() };
     let patient_ref: i64 = sqlx::query_scalar(
         "INSERT INTO patients (site_id, patient_key, patient_id, name, sex, birth_date,
-           name_alphabetic, name_ideographic, name_phonetic) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+           name_alphabetic, name_ideographic, name_phonetic) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
          ON CONFLICT (site_id, patient_key) DO UPDATE SET
            name_alphabetic = CASE WHEN patients.name IS NULL THEN excluded.name_alphabetic ELSE patients.name_alphabetic END,
            name_ideographic = CASE WHEN patients.name IS NULL THEN excluded.name_ideographic ELSE patients.name_ideographic END,
@@ -122,8 +122,8 @@ pub(crate) async fn insert_instance(tx: &mut Transaction<'_, sqlx::Any>, rec: &I
     // What exists already, in one round trip: each statement is a message to
     // SQLite's worker thread and back, and this runs once per object.
     let (study_ref, modalities, series_ref): (Option<i64>, Option<String>, Option<i64>) = sqlx::query_as(
-        "SELECT s.id, s.modalities, (SELECT id FROM series WHERE series_uid = ?2)
-         FROM (SELECT 1) LEFT JOIN studies s ON s.study_uid = ?1",
+        "SELECT s.id, s.modalities, (SELECT id FROM series WHERE series_uid = $2)
+         FROM (SELECT 1 AS one) AS anchor LEFT JOIN studies s ON s.study_uid = $1",
     )
     .bind(rec.study_uid.as_str())
     .bind(rec.series_uid.as_str())
@@ -136,14 +136,14 @@ pub(crate) async fn insert_instance(tx: &mut Transaction<'_, sqlx::Any>, rec: &I
         Some(id) => {
             let modalities = add_modality(modalities.as_deref().unwrap_or_default(), rec.series.modality.as_deref());
             sqlx::query(
-                "UPDATE studies SET last_received_at = ?, status = 'receiving', completed_at = NULL,
-                   modalities = ?, size_bytes = size_bytes + ?,
-                   num_instances = num_instances + ?, num_series = num_series + ?,
-                   accession_number = COALESCE(accession_number, ?), study_date = COALESCE(study_date, ?),
-                   study_time = COALESCE(study_time, ?), description = COALESCE(description, ?),
-                   referring_physician = COALESCE(referring_physician, ?), institution = COALESCE(institution, ?),
-                   study_id = COALESCE(study_id, ?)
-                 WHERE id = ?",
+                "UPDATE studies SET last_received_at = $1, status = 'receiving', completed_at = NULL,
+                   modalities = $2, size_bytes = size_bytes + $3,
+                   num_instances = num_instances + $4, num_series = num_series + $5,
+                   accession_number = COALESCE(accession_number, $6), study_date = COALESCE(study_date, $7),
+                   study_time = COALESCE(study_time, $8), description = COALESCE(description, $9),
+                   referring_physician = COALESCE(referring_physician, $10), institution = COALESCE(institution, $11),
+                   study_id = COALESCE(study_id, $12)
+                 WHERE id = $13",
             )
             .bind(rec.received_at)
             .bind(modalities)
@@ -167,7 +167,7 @@ pub(crate) async fn insert_instance(tx: &mut Transaction<'_, sqlx::Any>, rec: &I
                 "INSERT INTO studies (study_uid, patient_ref, site_id, accession_number, study_date, study_time,
                    description, referring_physician, institution, modalities, size_bytes, num_instances, num_series,
                    first_received_at, last_received_at, study_id)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING id",
             )
             .bind(rec.study_uid.as_str())
             .bind(patient_ref)
@@ -192,7 +192,7 @@ pub(crate) async fn insert_instance(tx: &mut Transaction<'_, sqlx::Any>, rec: &I
 
     let series_ref = match series_ref {
         Some(id) => {
-            sqlx::query("UPDATE series SET size_bytes = size_bytes + ?, num_instances = num_instances + ? WHERE id = ?")
+            sqlx::query("UPDATE series SET size_bytes = size_bytes + $1, num_instances = num_instances + $2 WHERE id = $3")
                 .bind(rec.size_bytes)
                 .bind(new_instances)
                 .bind(id)
@@ -204,7 +204,7 @@ pub(crate) async fn insert_instance(tx: &mut Transaction<'_, sqlx::Any>, rec: &I
             sqlx::query_scalar(
                 "INSERT INTO series (series_uid, study_ref, modality, body_part, description, series_number, size_bytes,
                    num_instances, performed_start_date, performed_start_time)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
             )
             .bind(rec.series_uid.as_str())
             .bind(study_ref)
@@ -225,7 +225,7 @@ pub(crate) async fn insert_instance(tx: &mut Transaction<'_, sqlx::Any>, rec: &I
         "INSERT INTO instances (sop_instance_uid, version, series_ref, sop_class_uid, transfer_syntax_uid,
            instance_number, number_of_frames, size_bytes, content_hash, object_key, calling_ae, received_at, conflict,
            rows, columns, bits_allocated)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
     )
     .bind(rec.sop_instance_uid.as_str())
     .bind(rec.version)
@@ -239,7 +239,7 @@ pub(crate) async fn insert_instance(tx: &mut Transaction<'_, sqlx::Any>, rec: &I
     .bind(&rec.object_key)
     .bind(&rec.calling_ae)
     .bind(rec.received_at)
-    .bind(rec.conflict)
+    .bind(i64::from(rec.conflict))
     .bind(rec.rows)
     .bind(rec.columns)
     .bind(rec.bits_allocated)
@@ -406,7 +406,7 @@ impl Database {
         let rows = sqlx::query(
             "SELECT i.version, i.content_hash, i.object_key, st.site_id FROM instances i \
              JOIN series se ON se.id = i.series_ref JOIN studies st ON st.id = se.study_ref \
-             WHERE i.sop_instance_uid = ? ORDER BY i.version DESC",
+             WHERE i.sop_instance_uid = $1 ORDER BY i.version DESC",
         )
         .bind(sop.as_str())
         .fetch_all(self.pool())
@@ -422,38 +422,46 @@ impl Database {
         let limit = q.limit.unwrap_or(50).clamp(1, 500);
         let offset = q.offset.unwrap_or(0).max(0);
         let mut clauses: Vec<&str> = Vec::new();
-        let mut binds: Vec<String> = Vec::new();
+        let mut binds: Vec<crate::sql::Value> = Vec::new();
         if let Some(site_id) = q.site_id {
             clauses.push("s.site_id = ?");
-            binds.push(site_id.to_string());
+            binds.push(site_id.into());
         }
         let mut add = |clause: &'static str, value: &Option<String>, wrap: fn(&str) -> String| {
             if let Some(v) = value.as_deref().map(str::trim).filter(|v| !v.is_empty()) {
                 clauses.push(clause);
-                binds.push(wrap(v));
+                binds.push(wrap(v).into());
             }
         };
         add("si.name = ?", &q.site, |v| v.to_owned());
         add("p.patient_id = ?", &q.patient_id, |v| v.to_owned());
-        add("p.name LIKE ? ESCAPE '!'", &q.patient_name, |v| format!("%{}%", like_escape(v)));
+        add("LOWER(p.name) LIKE LOWER(?) ESCAPE '!'", &q.patient_name, |v| format!("%{}%", like_escape(v)));
         add("s.accession_number = ?", &q.accession_number, |v| v.to_owned());
-        add("('\\' || s.modalities || '\\') LIKE ? ESCAPE '!'", &q.modality, |v| format!("%\\{}\\%", like_escape(v)));
+        add("LOWER('\\' || s.modalities || '\\') LIKE LOWER(?) ESCAPE '!'", &q.modality, |v| format!("%\\{}\\%", like_escape(v)));
         add("s.study_date >= ?", &q.date_from, |v| v.to_owned());
         add("s.study_date <= ?", &q.date_to, |v| v.to_owned());
         add("s.status = ?", &q.status, |v| v.to_owned());
         let filter = if clauses.is_empty() { String::new() } else { format!("WHERE {}", clauses.join(" AND ")) };
 
-        let count_sql = format!("SELECT COUNT(*) {STUDY_FROM} {filter}");
+        let count_sql = crate::sql::numbered(&format!("SELECT COUNT(*) {STUDY_FROM} {filter}"));
         let mut count = sqlx::query_scalar::<_, i64>(&count_sql);
-        for b in &binds {
-            count = count.bind(b);
+        for value in &binds {
+            count = match value {
+                crate::sql::Value::Int(n) => count.bind(*n),
+                crate::sql::Value::Text(text) => count.bind(text.as_str()),
+            };
         }
         let total = count.fetch_one(self.pool()).await?;
 
-        let list_sql = format!("SELECT {STUDY_COLUMNS} {STUDY_FROM} {filter} ORDER BY s.last_received_at DESC, s.id DESC LIMIT ? OFFSET ?");
+        let list_sql = crate::sql::numbered(&format!(
+            "SELECT {STUDY_COLUMNS} {STUDY_FROM} {filter} ORDER BY s.last_received_at DESC, s.id DESC LIMIT ? OFFSET ?"
+        ));
         let mut list = sqlx::query(&list_sql);
-        for b in &binds {
-            list = list.bind(b);
+        for value in &binds {
+            list = match value {
+                crate::sql::Value::Int(n) => list.bind(*n),
+                crate::sql::Value::Text(text) => list.bind(text.as_str()),
+            };
         }
         let rows = list.bind(limit).bind(offset).fetch_all(self.pool()).await?;
         Ok(StudyPage { total, offset, limit, studies: rows.iter().map(study_from_row).collect() })
@@ -461,7 +469,7 @@ impl Database {
 
     /// A study as listed, and the id of its site; `None` when it does not exist.
     pub async fn study_summary(&self, uid: &StudyUid) -> Result<Option<(StudySummary, i64)>, DbError> {
-        let sql = format!("SELECT {STUDY_COLUMNS} {STUDY_FROM} WHERE s.study_uid = ?");
+        let sql = format!("SELECT {STUDY_COLUMNS} {STUDY_FROM} WHERE s.study_uid = $1");
         let row = sqlx::query(&sql).bind(uid.as_str()).fetch_optional(self.pool()).await?;
         Ok(row.map(|r| (study_from_row(&r), r.get(20))))
     }
@@ -478,7 +486,7 @@ impl Database {
         let series_rows = sqlx::query(
             "SELECT se.id, se.series_uid, se.modality, se.body_part, se.description, se.series_number,
                     se.num_instances, se.size_bytes
-             FROM series se JOIN studies s ON s.id = se.study_ref WHERE s.study_uid = ?
+             FROM series se JOIN studies s ON s.id = se.study_ref WHERE s.study_uid = $1
              ORDER BY se.series_number, se.series_uid",
         )
         .bind(uid.as_str())
@@ -490,7 +498,7 @@ impl Database {
             let instances = sqlx::query(
                 "SELECT sop_instance_uid, version, sop_class_uid, transfer_syntax_uid, instance_number,
                         number_of_frames, size_bytes, content_hash, object_key, calling_ae, received_at, conflict
-                 FROM instances WHERE series_ref = ? ORDER BY instance_number, sop_instance_uid, version",
+                 FROM instances WHERE series_ref = $1 ORDER BY instance_number, sop_instance_uid, version",
             )
             .bind(series_ref)
             .fetch_all(self.pool())
@@ -533,7 +541,7 @@ impl Database {
             "SELECT i.sop_instance_uid, d.object_key, d.error
              FROM instances i JOIN series se ON se.id = i.series_ref JOIN studies st ON st.id = se.study_ref
              LEFT JOIN derived d ON d.sop_instance_uid = i.sop_instance_uid AND d.kind = 'thumbnail'
-             WHERE st.study_uid = ?
+             WHERE st.study_uid = $1
                AND i.version = (SELECT MAX(version) FROM instances j WHERE j.sop_instance_uid = i.sop_instance_uid)",
         )
         .bind(uid.as_str())
@@ -557,7 +565,7 @@ impl Database {
         let rows = sqlx::query(
             "SELECT i.sop_instance_uid, st.site_id FROM instances i JOIN series se ON se.id = i.series_ref
              JOIN studies st ON st.id = se.study_ref
-             WHERE se.series_uid = ? AND i.version = 1
+             WHERE se.series_uid = $1 AND i.version = 1
              ORDER BY i.instance_number, i.sop_instance_uid",
         )
         .bind(series_uid)

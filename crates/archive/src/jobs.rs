@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use sqlx::Row;
 
-use crate::db::{Database, DbError, now_ms};
+use crate::db::{Database, DbError, Engine, now_ms};
 
 /// What a job is for, and what it needs: the archive's queue owns the
 /// contract, so every producer and consumer agrees on it at compile time.
@@ -86,7 +86,7 @@ impl JobPayload {
 /// Queues `payload` to run at `at`, within a caller's transaction (the
 /// index's write that makes the job due).
 pub(crate) async fn enqueue_in(connection: &mut sqlx::AnyConnection, payload: &JobPayload, at: i64) -> Result<(), DbError> {
-    sqlx::query("INSERT INTO jobs (kind, payload, run_after, created_at, updated_at) VALUES (?, ?, ?, ?, ?)")
+    sqlx::query("INSERT INTO jobs (kind, payload, run_after, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)")
         .bind(payload.kind().as_str())
         .bind(payload.to_json())
         .bind(at)
@@ -99,7 +99,7 @@ pub(crate) async fn enqueue_in(connection: &mut sqlx::AnyConnection, payload: &J
 
 /// Marks job `id` done, within a caller's transaction or on a connection.
 pub(crate) async fn mark_done(connection: &mut sqlx::AnyConnection, id: i64) -> Result<(), DbError> {
-    sqlx::query("UPDATE jobs SET state = 'done', locked_by = NULL, locked_until = NULL, updated_at = ? WHERE id = ?")
+    sqlx::query("UPDATE jobs SET state = 'done', locked_by = NULL, locked_until = NULL, updated_at = $1 WHERE id = $2")
         .bind(now_ms())
         .bind(id)
         .execute(connection)
@@ -123,14 +123,16 @@ impl Database {
     /// Queues a job to run now.
     pub async fn enqueue_job(&self, payload: &JobPayload) -> Result<i64, DbError> {
         let now = now_ms();
-        Ok(sqlx::query_scalar("INSERT INTO jobs (kind, payload, run_after, created_at, updated_at) VALUES (?, ?, ?, ?, ?) RETURNING id")
-            .bind(payload.kind().as_str())
-            .bind(payload.to_json())
-            .bind(now)
-            .bind(now)
-            .bind(now)
-            .fetch_one(self.pool())
-            .await?)
+        Ok(sqlx::query_scalar(
+            "INSERT INTO jobs (kind, payload, run_after, created_at, updated_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        )
+        .bind(payload.kind().as_str())
+        .bind(payload.to_json())
+        .bind(now)
+        .bind(now)
+        .bind(now)
+        .fetch_one(self.pool())
+        .await?)
     }
 
     /// Claims the oldest ready job of one of `kinds` for `lease`. A job
@@ -159,13 +161,20 @@ impl Database {
             return Ok(None);
         }
         let now = now_ms();
-        let placeholders = vec!["?"; kinds.len()].join(", ");
+        let kind_list: Vec<String> = (0..kinds.len()).map(|i| format!("${}", i + 4)).collect();
+        // PostgreSQL: concurrent workers skip a row another is claiming
+        // rather than wait for it; SQLite has one writer at a time anyway.
+        let skip_locked = match self.engine() {
+            Engine::Postgres => " FOR UPDATE SKIP LOCKED",
+            Engine::Sqlite => "",
+        };
         let sql = format!(
-            "UPDATE jobs SET state = 'running', attempts = attempts + 1, locked_by = ?, locked_until = ?, updated_at = ?
-             WHERE id = (SELECT id FROM jobs WHERE kind IN ({placeholders})
-                           AND ((state = 'queued' AND run_after <= ?) OR (state = 'running' AND locked_until < ?))
-                         ORDER BY run_after, id LIMIT 1)
-             RETURNING id, kind, payload, attempts, created_at"
+            "UPDATE jobs SET state = 'running', attempts = attempts + 1, locked_by = $1, locked_until = $2, updated_at = $3
+             WHERE id = (SELECT id FROM jobs WHERE kind IN ({})
+                           AND ((state = 'queued' AND run_after <= $3) OR (state = 'running' AND locked_until < $3))
+                         ORDER BY run_after, id LIMIT 1{skip_locked})
+             RETURNING id, kind, payload, attempts, created_at",
+            kind_list.join(", ")
         );
         let mut query = sqlx::query(&sql).bind(worker).bind(now + lease.as_millis() as i64).bind(now);
         for kind in kinds {
@@ -175,7 +184,7 @@ impl Database {
         // `UPDATE … RETURNING` commits only when it finishes, and a commit
         // that fails (disk full) must fail the claim rather than hand out a
         // lease that was never written and keep the write lock meanwhile.
-        let row = query.bind(now).bind(now).fetch_all(self.redoable()).await?.into_iter().next();
+        let row = query.fetch_all(self.redoable()).await?.into_iter().next();
         Ok(row.map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4))))
     }
 
@@ -194,8 +203,8 @@ impl Database {
             None => ("failed", now),
         };
         sqlx::query(
-            "UPDATE jobs SET state = ?, run_after = ?, last_error = ?, locked_by = NULL, locked_until = NULL,
-               updated_at = ? WHERE id = ?",
+            "UPDATE jobs SET state = $1, run_after = $2, last_error = $3, locked_by = NULL, locked_until = NULL,
+               updated_at = $4 WHERE id = $5",
         )
         .bind(state)
         .bind(run_after)
@@ -209,7 +218,7 @@ impl Database {
 
     /// Jobs of `kind` by state, for operators and tests.
     pub async fn count_jobs(&self, kind: JobKind, state: &str) -> Result<i64, DbError> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE kind = ? AND state = ?")
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE kind = $1 AND state = $2")
             .bind(kind.as_str())
             .bind(state)
             .fetch_one(self.pool())
@@ -255,7 +264,7 @@ mod tests {
     async fn a_payload_that_does_not_parse_fails_its_job_with_the_reason() {
         let (_dir, db) = temp_db().await;
         for payload in [r#"{"sop_instance_uid":"1.2"}"#, "not json", r#"{"study_uid":7}"#] {
-            sqlx::query("INSERT INTO jobs (kind, payload, run_after, created_at, updated_at) VALUES (?, ?, 0, 0, 0)")
+            sqlx::query("INSERT INTO jobs (kind, payload, run_after, created_at, updated_at) VALUES ($1, $2, 0, 0, 0)")
                 .bind(if payload.contains("sop") { "instance.render" } else { "study.complete" })
                 .bind(payload)
                 .execute(db.pool())

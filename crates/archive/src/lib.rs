@@ -27,6 +27,8 @@
 
 pub mod accounts;
 pub mod charset;
+#[cfg(test)]
+mod conformance;
 pub mod db;
 pub mod derived;
 mod dir_sync;
@@ -43,6 +45,7 @@ pub mod scan;
 pub mod search;
 pub mod sites;
 pub mod sop_classes;
+pub mod sql;
 pub mod stability;
 pub mod store;
 pub mod uid;

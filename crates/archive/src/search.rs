@@ -9,7 +9,9 @@
 //! SOP instance only.
 
 use serde::Serialize;
-use sqlx::{QueryBuilder, Row};
+use sqlx::Row;
+
+use crate::sql::SqlBuilder;
 
 use crate::db::{Database, DbError};
 
@@ -225,13 +227,13 @@ impl Database {
     /// How many rows `search` matches at `level`, whatever its page: for
     /// telling a client how many more there are.
     pub async fn count_matches(&self, search: &Search, level: Level) -> Result<i64, DbError> {
-        let mut sql = QueryBuilder::<sqlx::Any>::new("SELECT COUNT(*)");
+        let mut sql = SqlBuilder::new("SELECT COUNT(*)");
         push_from_where(&mut sql, search, level);
-        Ok(sql.build_query_scalar::<i64>().fetch_one(self.pool()).await?)
+        Ok(sql.query_scalar::<i64>().fetch_one(self.pool()).await?)
     }
 
     async fn run_search(&self, search: &Search, level: Level) -> Result<Vec<sqlx::any::AnyRow>, DbError> {
-        let mut sql = QueryBuilder::<sqlx::Any>::new("SELECT ");
+        let mut sql = SqlBuilder::new("SELECT ");
         sql.push(STUDY_COLUMNS);
         if level != Level::Study {
             sql.push(", ").push(SERIES_COLUMNS);
@@ -248,12 +250,12 @@ impl Database {
         let limit = search.limit.clamp(1, MAX_RESULTS);
         // One more than the page says whether there is more.
         sql.push(" LIMIT ").push_bind(i64::from(limit) + 1).push(" OFFSET ").push_bind(i64::from(search.offset));
-        Ok(sql.build().fetch_all(self.pool()).await?)
+        Ok(sql.query().fetch_all(self.pool()).await?)
     }
 }
 
 /// The joins and conditions of a search at `level`.
-fn push_from_where(sql: &mut QueryBuilder<'_, sqlx::Any>, search: &Search, level: Level) {
+fn push_from_where(sql: &mut SqlBuilder, search: &Search, level: Level) {
     sql.push(" FROM studies s JOIN patients p ON p.id = s.patient_ref");
     if level != Level::Study {
         sql.push(" JOIN series se ON se.study_ref = s.id");
@@ -333,7 +335,7 @@ fn time_upper_bound(to: &str) -> String {
     format!("{whole}.{fraction}{}", &"999999"[fraction.len().min(6)..])
 }
 
-fn push_condition(sql: &mut QueryBuilder<'_, sqlx::Any>, condition: &Condition) {
+fn push_condition(sql: &mut SqlBuilder, condition: &Condition) {
     let key = condition.key;
     match (&condition.matcher, key) {
         (Matcher::Single(value) | Matcher::Wildcard(value), Key::PatientName) => {
@@ -349,7 +351,9 @@ fn push_condition(sql: &mut QueryBuilder<'_, sqlx::Any>, condition: &Condition) 
                 if i > 0 {
                     sql.push(" OR ");
                 }
-                sql.push(group).push(" LIKE ").push_bind(pattern.clone()).push(" ESCAPE '!'");
+                // Names match whatever their case (SQLite's LIKE ignores
+                // ASCII case, PostgreSQL's does not).
+                sql.push("LOWER(").push(group).push(") LIKE LOWER(").push_bind(pattern.clone()).push(") ESCAPE '!'");
             }
             sql.push(")");
         }
@@ -383,15 +387,11 @@ fn push_condition(sql: &mut QueryBuilder<'_, sqlx::Any>, condition: &Condition) 
             sql.push(" AND ").push(key.column()).push(" = ").push_bind(value.clone());
         }
         (Matcher::Wildcard(pattern), key) => {
-            sql.push(" AND ").push(key.column()).push(" LIKE ").push_bind(like_pattern(pattern)).push(" ESCAPE '!'");
+            // ASCII case ignored on both engines (PostgreSQL's LIKE would not).
+            sql.push(" AND LOWER(").push(key.column()).push(") LIKE LOWER(").push_bind(like_pattern(pattern)).push(") ESCAPE '!'");
         }
         (Matcher::AnyOf(values), key) => {
-            sql.push(" AND ").push(key.column()).push(" IN (");
-            let mut list = sql.separated(", ");
-            for value in values {
-                list.push_bind(value.clone());
-            }
-            list.push_unseparated(")");
+            sql.push(" AND ").push(key.column()).push(" IN ").push_list(values.iter().cloned());
         }
         (Matcher::Range { from, to }, key) => {
             let column = key.column();
@@ -407,8 +407,8 @@ fn push_condition(sql: &mut QueryBuilder<'_, sqlx::Any>, condition: &Condition) 
 }
 
 /// `s.modalities` holding a value that matches the LIKE pattern `one`.
-fn push_modality_like(sql: &mut QueryBuilder<'_, sqlx::Any>, one: &str) {
-    sql.push("('\\' || s.modalities || '\\') LIKE ").push_bind(format!("%\\{one}\\%")).push(" ESCAPE '!'");
+fn push_modality_like(sql: &mut SqlBuilder, one: &str) {
+    sql.push("LOWER('\\' || s.modalities || '\\') LIKE LOWER(").push_bind(format!("%\\{one}\\%")).push(") ESCAPE '!'");
 }
 
 /// A row's study columns, which every level's query selects first.

@@ -57,27 +57,27 @@ impl Database {
         }
         let ae_titles = site.ae_titles.iter().map(|ae| check_ae_title(ae)).collect::<Result<Vec<_>, _>>().map_err(DbError::Conflict)?;
         let mut tx = self.pool().begin().await?;
-        if sqlx::query("SELECT 1 FROM sites WHERE name = ?").bind(name).fetch_optional(&mut *tx).await?.is_some() {
+        if sqlx::query("SELECT 1 FROM sites WHERE name = $1").bind(name).fetch_optional(&mut *tx).await?.is_some() {
             return Err(DbError::Conflict(format!("a site named {name:?} exists already")));
         }
-        let id: i64 = sqlx::query_scalar("INSERT INTO sites (name, created_at) VALUES (?, ?) RETURNING id")
+        let id: i64 = sqlx::query_scalar("INSERT INTO sites (name, created_at) VALUES ($1, $2) RETURNING id")
             .bind(name)
             .bind(now_ms())
             .fetch_one(&mut *tx)
             .await?;
         for ae in &ae_titles {
             let owner: Option<String> =
-                sqlx::query_scalar("SELECT s.name FROM site_ae_titles a JOIN sites s ON s.id = a.site_id WHERE a.ae_title = ?")
+                sqlx::query_scalar("SELECT s.name FROM site_ae_titles a JOIN sites s ON s.id = a.site_id WHERE a.ae_title = $1")
                     .bind(ae)
                     .fetch_optional(&mut *tx)
                     .await?;
             if let Some(owner) = owner {
                 return Err(DbError::Conflict(format!("AE title {ae} belongs to site {owner:?} already")));
             }
-            sqlx::query("INSERT INTO site_ae_titles (ae_title, site_id) VALUES (?, ?)").bind(ae).bind(id).execute(&mut *tx).await?;
+            sqlx::query("INSERT INTO site_ae_titles (ae_title, site_id) VALUES ($1, $2)").bind(ae).bind(id).execute(&mut *tx).await?;
         }
         for net in &site.networks {
-            sqlx::query("INSERT OR IGNORE INTO site_networks (site_id, cidr) VALUES (?, ?)")
+            sqlx::query("INSERT INTO site_networks (site_id, cidr) VALUES ($1, $2) ON CONFLICT DO NOTHING")
                 .bind(id)
                 .bind(net.to_string())
                 .execute(&mut *tx)
@@ -122,11 +122,11 @@ impl Database {
     pub async fn remove_site(&self, name: &str) -> Result<(), DbError> {
         let site = self.site_by_name(name).await?;
         let studies: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM studies WHERE site_id = ?").bind(site.id).fetch_one(self.pool()).await?;
+            sqlx::query_scalar("SELECT COUNT(*) FROM studies WHERE site_id = $1").bind(site.id).fetch_one(self.pool()).await?;
         if studies > 0 {
             return Err(DbError::Conflict(format!("site {name:?} has {studies} studies; a site with studies cannot be removed")));
         }
-        sqlx::query("DELETE FROM sites WHERE id = ?").bind(site.id).execute(self.pool()).await?;
+        sqlx::query("DELETE FROM sites WHERE id = $1").bind(site.id).execute(self.pool()).await?;
         Ok(())
     }
 
@@ -144,26 +144,28 @@ impl Database {
     /// hex) to `site` for the DICOM TLS port.
     pub async fn add_site_certificate(&self, site: &str, fingerprint: &str, subject: &str) -> Result<(), DbError> {
         let site = self.site_by_name(site).await?;
-        let holder: Option<i64> = sqlx::query_scalar("SELECT site_id FROM site_certificates WHERE fingerprint = ?")
+        let holder: Option<i64> = sqlx::query_scalar("SELECT site_id FROM site_certificates WHERE fingerprint = $1")
             .bind(fingerprint)
             .fetch_optional(self.pool())
             .await?;
         if holder.is_some_and(|h| h != site.id) {
             return Err(DbError::Conflict("this certificate is pinned to another site".into()));
         }
-        sqlx::query("INSERT OR IGNORE INTO site_certificates (fingerprint, site_id, subject, added_at) VALUES (?, ?, ?, ?)")
-            .bind(fingerprint)
-            .bind(site.id)
-            .bind(subject)
-            .bind(now_ms())
-            .execute(self.pool())
-            .await?;
+        sqlx::query(
+            "INSERT INTO site_certificates (fingerprint, site_id, subject, added_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+        )
+        .bind(fingerprint)
+        .bind(site.id)
+        .bind(subject)
+        .bind(now_ms())
+        .execute(self.pool())
+        .await?;
         Ok(())
     }
 
     /// Unpins a certificate: devices presenting it are refused from now on.
     pub async fn remove_site_certificate(&self, fingerprint: &str) -> Result<(), DbError> {
-        let removed = sqlx::query("DELETE FROM site_certificates WHERE fingerprint = ?").bind(fingerprint).execute(self.pool()).await?;
+        let removed = sqlx::query("DELETE FROM site_certificates WHERE fingerprint = $1").bind(fingerprint).execute(self.pool()).await?;
         if removed.rows_affected() == 0 {
             return Err(DbError::NotFound { what: "certificate", name: fingerprint.to_owned() });
         }

@@ -20,8 +20,8 @@ impl Database {
         let cutoff = now - quiet.as_millis() as i64;
         let mut tx = self.pool().begin().await?;
         let rows = sqlx::query(
-            "UPDATE studies SET status = 'complete', completed_at = ?
-             WHERE status = 'receiving' AND last_received_at <= ? RETURNING study_uid",
+            "UPDATE studies SET status = 'complete', completed_at = $1
+             WHERE status = 'receiving' AND last_received_at <= $2 RETURNING study_uid",
         )
         .bind(now)
         .bind(cutoff)

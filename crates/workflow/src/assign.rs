@@ -57,12 +57,12 @@ struct Candidate {
 impl Workflow {
     /// A reader's credentials, as named and as resolved for checks.
     pub async fn credentials(&self, user_id: i64) -> Result<(Credentials, ReaderScope)> {
-        let modalities: Vec<String> = sqlx::query_scalar("SELECT modality FROM reader_modalities WHERE user_id = ? ORDER BY modality")
+        let modalities: Vec<String> = sqlx::query_scalar("SELECT modality FROM reader_modalities WHERE user_id = $1 ORDER BY modality")
             .bind(user_id)
             .fetch_all(self.pool())
             .await?;
         let sites =
-            sqlx::query("SELECT s.id, s.name FROM reader_sites r JOIN sites s ON s.id = r.site_id WHERE r.user_id = ? ORDER BY s.name")
+            sqlx::query("SELECT s.id, s.name FROM reader_sites r JOIN sites s ON s.id = r.site_id WHERE r.user_id = $1 ORDER BY s.name")
                 .bind(user_id)
                 .fetch_all(self.pool())
                 .await?;
@@ -85,17 +85,17 @@ impl Workflow {
             site_ids.push(self.db.site_by_name(name).await?.id);
         }
         let mut tx = self.pool().begin().await?;
-        sqlx::query("DELETE FROM reader_modalities WHERE user_id = ?").bind(user_id).execute(&mut *tx).await?;
-        sqlx::query("DELETE FROM reader_sites WHERE user_id = ?").bind(user_id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM reader_modalities WHERE user_id = $1").bind(user_id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM reader_sites WHERE user_id = $1").bind(user_id).execute(&mut *tx).await?;
         for modality in &modalities {
-            sqlx::query("INSERT OR IGNORE INTO reader_modalities (user_id, modality) VALUES (?, ?)")
+            sqlx::query("INSERT INTO reader_modalities (user_id, modality) VALUES ($1, $2) ON CONFLICT DO NOTHING")
                 .bind(user_id)
                 .bind(modality)
                 .execute(&mut *tx)
                 .await?;
         }
         for site in site_ids {
-            sqlx::query("INSERT OR IGNORE INTO reader_sites (user_id, site_id) VALUES (?, ?)")
+            sqlx::query("INSERT INTO reader_sites (user_id, site_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
                 .bind(user_id)
                 .bind(site)
                 .execute(&mut *tx)
@@ -226,7 +226,7 @@ impl Workflow {
             };
             self.transition(request.id, change).await?;
         } else {
-            sqlx::query("UPDATE read_requests SET locked_until = ? WHERE id = ? AND assigned_to = ?")
+            sqlx::query("UPDATE read_requests SET locked_until = $1 WHERE id = $2 AND assigned_to = $3")
                 .bind(until)
                 .bind(request.id)
                 .bind(actor.id)
@@ -241,7 +241,7 @@ impl Workflow {
     /// in automatic mode.
     pub(crate) async fn after_arrival(&self, id: i64) -> Result<()> {
         let row = sqlx::query(
-            "SELECT r.site_id, r.modality, r.patient_id, s.assignment_mode FROM read_requests r JOIN sites s ON s.id = r.site_id WHERE r.id = ?",
+            "SELECT r.site_id, r.modality, r.patient_id, s.assignment_mode FROM read_requests r JOIN sites s ON s.id = r.site_id WHERE r.id = $1",
         )
         .bind(id)
         .fetch_one(self.pool())
@@ -263,7 +263,7 @@ impl Workflow {
             "SELECT u.id, u.roles,
                     (SELECT COUNT(*) FROM read_requests r WHERE r.assigned_to = u.id AND r.state IN ('assigned', 'reading')),
                     (SELECT COUNT(*) FROM read_requests r WHERE r.assigned_to = u.id AND r.state IN ('assigned', 'reading')
-                        AND r.site_id = ? AND r.patient_id = ? AND r.id != ?)
+                        AND r.site_id = $1 AND r.patient_id = $2 AND r.id != $3)
              FROM users u WHERE u.disabled = 0 AND (u.roles LIKE '%radiologist%' OR u.roles LIKE '%ecg_doctor%') ORDER BY u.id",
         )
         .bind(site_id)
@@ -305,7 +305,7 @@ impl Workflow {
     /// Returns requests whose holder's lock lapsed to the pool. Returns how many.
     pub async fn release_lapsed(&self) -> Result<usize> {
         let lapsed: Vec<(i64, i64)> =
-            sqlx::query_as("SELECT id, assigned_to FROM read_requests WHERE state IN ('assigned', 'reading') AND locked_until < ?")
+            sqlx::query_as("SELECT id, assigned_to FROM read_requests WHERE state IN ('assigned', 'reading') AND locked_until < $1")
                 .bind(now_ms())
                 .fetch_all(self.pool())
                 .await?;

@@ -67,7 +67,7 @@ impl Workflow {
         }
         let mut tx = self.pool().begin().await?;
         let id: i64 = sqlx::query_scalar(
-            "INSERT INTO critical_findings (request_id, site_id, note, flagged_by, flagged_at) VALUES (?, ?, ?, ?, ?) RETURNING id",
+            "INSERT INTO critical_findings (request_id, site_id, note, flagged_by, flagged_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
         )
         .bind(request.id)
         .bind(request.site_id)
@@ -76,12 +76,12 @@ impl Workflow {
         .bind(now_ms())
         .fetch_one(&mut *tx)
         .await?;
-        sqlx::query("UPDATE reports SET critical = 1 WHERE request_id = ? AND state IN ('draft', 'preliminary')")
+        sqlx::query("UPDATE reports SET critical = 1 WHERE request_id = $1 AND state IN ('draft', 'preliminary')")
             .bind(request.id)
             .execute(&mut *tx)
             .await?;
         let webhook: Option<String> =
-            sqlx::query_scalar("SELECT critical_webhook FROM sites WHERE id = ?").bind(request.site_id).fetch_one(&mut *tx).await?;
+            sqlx::query_scalar("SELECT critical_webhook FROM sites WHERE id = $1").bind(request.site_id).fetch_one(&mut *tx).await?;
         tx.commit().await?;
         tracing::warn!(request = request.id, site_id = request.site_id, critical = id, "critical finding flagged");
         Ok(Flagged { finding: self.critical_finding(actor, id).await?, webhook: webhook.filter(|u| !u.is_empty()) })
@@ -89,13 +89,13 @@ impl Workflow {
 
     /// Records how telling the site's webhook went.
     pub async fn record_webhook_status(&self, id: i64, status: &str) -> Result<()> {
-        sqlx::query("UPDATE critical_findings SET webhook_status = ? WHERE id = ?").bind(status).bind(id).execute(self.pool()).await?;
+        sqlx::query("UPDATE critical_findings SET webhook_status = $1 WHERE id = $2").bind(status).bind(id).execute(self.pool()).await?;
         Ok(())
     }
 
     /// A critical finding, if `actor` may see it.
     pub async fn critical_finding(&self, actor: &Actor, id: i64) -> Result<CriticalFinding> {
-        let sql = format!("SELECT {COLUMNS} WHERE c.id = ?");
+        let sql = format!("SELECT {COLUMNS} WHERE c.id = $1");
         let row = sqlx::query(&sql).bind(id).fetch_optional(self.pool()).await?;
         let finding = row.as_ref().map(from_row).ok_or_else(|| WorkflowError::not_found("critical finding"))?;
         if actor.sees_site(finding.site_id)? { Ok(finding) } else { Err(WorkflowError::not_found("critical finding")) }
@@ -108,7 +108,7 @@ impl Workflow {
             Scope::AllSites => None,
         };
         let sql =
-            format!("SELECT {COLUMNS} WHERE (?1 IS NULL OR c.site_id = ?1) AND (?2 = 0 OR c.acknowledged_at IS NULL) ORDER BY c.id DESC");
+            format!("SELECT {COLUMNS} WHERE ($1 IS NULL OR c.site_id = $1) AND ($2 = 0 OR c.acknowledged_at IS NULL) ORDER BY c.id DESC");
         let rows = sqlx::query(&sql).bind(site).bind(open).fetch_all(self.pool()).await?;
         Ok(rows.iter().map(from_row).collect())
     }
@@ -119,14 +119,15 @@ impl Workflow {
         if !actor.has(Role::SiteUser) || actor.site_id != Some(finding.site_id) {
             return Err(WorkflowError::forbidden("acknowledging critical findings (a user of the site does)"));
         }
-        let changed =
-            sqlx::query("UPDATE critical_findings SET acknowledged_by = ?, acknowledged_at = ? WHERE id = ? AND acknowledged_at IS NULL")
-                .bind(actor.id)
-                .bind(now_ms())
-                .bind(id)
-                .execute(self.pool())
-                .await?
-                .rows_affected();
+        let changed = sqlx::query(
+            "UPDATE critical_findings SET acknowledged_by = $1, acknowledged_at = $2 WHERE id = $3 AND acknowledged_at IS NULL",
+        )
+        .bind(actor.id)
+        .bind(now_ms())
+        .bind(id)
+        .execute(self.pool())
+        .await?
+        .rows_affected();
         if changed == 0 {
             return Err(WorkflowError::conflict(format!(
                 "critical finding {id} was acknowledged already by {}",

@@ -131,7 +131,7 @@ fn dates_near(unix_ms: i64, offset_minutes: i32) -> [String; 3] {
 async fn find_registration(tx: &mut sqlx::AnyConnection, facts: &StudyFacts, offset_minutes: i32) -> Result<Option<(i64, &'static str)>> {
     if let Some(accession) = &facts.accession {
         let id: Option<i64> = sqlx::query_scalar(
-            "SELECT id FROM read_requests WHERE site_id = ? AND accession_number = ? AND study_uid IS NULL
+            "SELECT id FROM read_requests WHERE site_id = $1 AND accession_number = $2 AND study_uid IS NULL
                AND state != 'cancelled' ORDER BY created_at LIMIT 1",
         )
         .bind(facts.site_id)
@@ -146,7 +146,7 @@ async fn find_registration(tx: &mut sqlx::AnyConnection, facts: &StudyFacts, off
         return Ok(None);
     }
     let candidates = sqlx::query(
-        "SELECT id, created_at, modality FROM read_requests WHERE site_id = ? AND patient_id = ? AND study_uid IS NULL
+        "SELECT id, created_at, modality FROM read_requests WHERE site_id = $1 AND patient_id = $2 AND study_uid IS NULL
            AND state != 'cancelled' ORDER BY created_at",
     )
     .bind(facts.site_id)
@@ -300,9 +300,9 @@ impl Workflow {
         // The existing request, the registration chosen and its update are
         // one transaction holding the write lock: a registration arriving
         // meanwhile sees either no arrival or a reconciled one.
-        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.db.begin_exclusive("workflow.intake").await?;
         let existing: Option<i64> =
-            sqlx::query_scalar("SELECT id FROM read_requests WHERE study_uid = ?").bind(study_uid).fetch_optional(&mut *tx).await?;
+            sqlx::query_scalar("SELECT id FROM read_requests WHERE study_uid = $1").bind(study_uid).fetch_optional(&mut *tx).await?;
         if let Some(id) = existing {
             // The study grew (more images, or our own report written back): keep the request.
             return Ok(id);
@@ -315,7 +315,7 @@ impl Workflow {
                     "INSERT INTO read_requests (site_id, origin, reconciled, state, priority, modality, study_uid, study_date,
                         patient_name, patient_sex, patient_age, patient_id, accession_number, requested_exam,
                         requesting_physician, created_at, images_at, deadline_at, updated_at)
-                     VALUES (?, 'arrival', 0, 'received', 'routine', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                     VALUES ($1, 'arrival', 0, 'received', 'routine', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING id",
                 )
                 .bind(facts.site_id)
                 .bind(&facts.modality)
@@ -355,7 +355,7 @@ impl Workflow {
         now: i64,
     ) -> Result<i64> {
         let (priority, registered_id, registered_name): (String, Option<String>, Option<String>) =
-            sqlx::query_as("SELECT priority, patient_id, patient_name FROM read_requests WHERE id = ?")
+            sqlx::query_as("SELECT priority, patient_id, patient_name FROM read_requests WHERE id = $1")
                 .bind(id)
                 .fetch_one(&mut *tx)
                 .await?;
@@ -366,11 +366,11 @@ impl Workflow {
         let priority = Priority::parse(&priority).unwrap_or_default();
         let deadline = self.policy.turnaround.deadline(now, priority, facts.modality.as_deref());
         let attached = sqlx::query(
-            "UPDATE read_requests SET study_uid = ?, images_at = ?, deadline_at = ?, reconciled = 1,
-                study_date = COALESCE(study_date, ?), modality = COALESCE(modality, ?),
-                patient_name = COALESCE(patient_name, ?), patient_sex = COALESCE(patient_sex, ?),
-                patient_age = COALESCE(patient_age, ?), identity_mismatch = ?, updated_at = ?
-             WHERE id = ? AND study_uid IS NULL",
+            "UPDATE read_requests SET study_uid = $1, images_at = $2, deadline_at = $3, reconciled = 1,
+                study_date = COALESCE(study_date, $4), modality = COALESCE(modality, $5),
+                patient_name = COALESCE(patient_name, $6), patient_sex = COALESCE(patient_sex, $7),
+                patient_age = COALESCE(patient_age, $8), identity_mismatch = $9, updated_at = $10
+             WHERE id = $11 AND study_uid IS NULL",
         )
         .bind(study_uid)
         .bind(now)
@@ -396,7 +396,7 @@ impl Workflow {
                 format!("images arrived, reconciled by {how}, but the patient differs ({both}): to be confirmed")
             }
         };
-        let state: String = sqlx::query_scalar("SELECT state FROM read_requests WHERE id = ?").bind(id).fetch_one(&mut *tx).await?;
+        let state: String = sqlx::query_scalar("SELECT state FROM read_requests WHERE id = $1").bind(id).fetch_one(&mut *tx).await?;
         let state = stored_state(&state)?;
         record_event(tx, id, Some(state), state, None, Some(&note), now).await?;
         Ok(id)
@@ -416,8 +416,8 @@ impl Workflow {
         let now = now_ms();
         let mut tx = self.pool().begin().await?;
         let changed = sqlx::query(
-            "UPDATE read_requests SET identity_confirmed_by = ?, identity_confirmed_at = ?, updated_at = ?
-             WHERE id = ? AND identity_mismatch IS NOT NULL AND identity_confirmed_at IS NULL",
+            "UPDATE read_requests SET identity_confirmed_by = $1, identity_confirmed_at = $2, updated_at = $3
+             WHERE id = $4 AND identity_mismatch IS NOT NULL AND identity_confirmed_at IS NULL",
         )
         .bind(actor.id)
         .bind(now)
@@ -455,10 +455,10 @@ impl Workflow {
         // The choice of arrival and its reconciliation are one transaction
         // that holds the write lock from its start: two registrations of one
         // exam at once reconcile it once (the other is told it is registered).
-        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.db.begin_exclusive("workflow.intake").await?;
         if let Some(accession) = &accession {
             let registered: Option<i64> = sqlx::query_scalar(
-                "SELECT id FROM read_requests WHERE site_id = ? AND accession_number = ? AND state != 'cancelled'
+                "SELECT id FROM read_requests WHERE site_id = $1 AND accession_number = $2 AND state != 'cancelled'
                    AND (origin = 'registered' OR reconciled = 1) ORDER BY created_at LIMIT 1",
             )
             .bind(site_id)
@@ -473,8 +473,8 @@ impl Workflow {
         let mut arrival: Option<i64> = None;
         if let Some(accession) = &accession {
             arrival = sqlx::query_scalar(
-                "SELECT id FROM read_requests WHERE site_id = ? AND origin = 'arrival' AND reconciled = 0
-                   AND accession_number = ? AND state != 'cancelled' ORDER BY created_at LIMIT 1",
+                "SELECT id FROM read_requests WHERE site_id = $1 AND origin = 'arrival' AND reconciled = 0
+                   AND accession_number = $2 AND state != 'cancelled' ORDER BY created_at LIMIT 1",
             )
             .bind(site_id)
             .bind(accession)
@@ -484,8 +484,8 @@ impl Workflow {
         if arrival.is_none() {
             let [yesterday, today, tomorrow] = dates_near(now, self.policy.utc_offset_minutes);
             arrival = sqlx::query_scalar(
-                "SELECT id FROM read_requests WHERE site_id = ? AND origin = 'arrival' AND reconciled = 0
-                   AND patient_id = ? AND study_date IN (?, ?, ?) AND (? IS NULL OR modality = ?) AND state != 'cancelled'
+                "SELECT id FROM read_requests WHERE site_id = $1 AND origin = 'arrival' AND reconciled = 0
+                   AND patient_id = $2 AND study_date IN ($3, $4, $5) AND ($6 IS NULL OR modality = $7) AND state != 'cancelled'
                  ORDER BY created_at LIMIT 1",
             )
             .bind(site_id)
@@ -502,7 +502,7 @@ impl Workflow {
         let id = match arrival {
             Some(id) => {
                 let (images_at, arrived_modality, study_uid, state): (i64, Option<String>, Option<String>, String) =
-                    sqlx::query_as("SELECT images_at, modality, study_uid, state FROM read_requests WHERE id = ?")
+                    sqlx::query_as("SELECT images_at, modality, study_uid, state FROM read_requests WHERE id = $1")
                         .bind(id)
                         .fetch_one(&mut *tx)
                         .await?;
@@ -512,7 +512,7 @@ impl Workflow {
                 let images_patient: Option<(String, Option<String>)> = match &study_uid {
                     Some(uid) => {
                         sqlx::query_as(
-                            "SELECT p.patient_id, p.name FROM studies s JOIN patients p ON p.id = s.patient_ref WHERE s.study_uid = ?",
+                            "SELECT p.patient_id, p.name FROM studies s JOIN patients p ON p.id = s.patient_ref WHERE s.study_uid = $1",
                         )
                         .bind(uid)
                         .fetch_optional(&mut *tx)
@@ -526,12 +526,12 @@ impl Workflow {
                 });
                 let deadline = self.policy.turnaround.deadline(images_at, new.priority, arrived_modality.as_deref());
                 let query = sqlx::query(
-                    "UPDATE read_requests SET reconciled = 1, priority = ?, patient_name = ?, patient_sex = COALESCE(?, patient_sex),
-                        patient_age = COALESCE(?, patient_age), department = ?, inpatient_number = ?, bed_number = ?,
-                        accession_number = COALESCE(?, accession_number), requested_exam = ?, clinical_history = ?,
-                        requesting_physician = COALESCE(?, requesting_physician), created_by = ?, deadline_at = ?,
-                        identity_mismatch = ?, updated_at = ?
-                     WHERE id = ? AND reconciled = 0",
+                    "UPDATE read_requests SET reconciled = 1, priority = $1, patient_name = $2, patient_sex = COALESCE($3, patient_sex),
+                        patient_age = COALESCE($4, patient_age), department = $5, inpatient_number = $6, bed_number = $7,
+                        accession_number = COALESCE($8, accession_number), requested_exam = $9, clinical_history = $10,
+                        requesting_physician = COALESCE($11, requesting_physician), created_by = $12, deadline_at = $13,
+                        identity_mismatch = $14, updated_at = $15
+                     WHERE id = $16 AND reconciled = 0",
                 )
                 .bind(new.priority.as_str());
                 let reconciled = bind_registration!(query, new, accession)
@@ -561,7 +561,7 @@ impl Workflow {
                     "INSERT INTO read_requests (site_id, origin, reconciled, state, priority, modality, patient_id, patient_name,
                         patient_sex, patient_age, department, inpatient_number, bed_number, accession_number, requested_exam,
                         clinical_history, requesting_physician, created_by, created_at, updated_at)
-                     VALUES (?, 'registered', 1, 'received', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                     VALUES ($1, 'registered', 1, 'received', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) RETURNING id",
                 )
                 .bind(site_id)
                 .bind(new.priority.as_str())

@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use telediag_archive::db::now_ms;
+use telediag_archive::sql::numbered;
 
 use crate::Workflow;
 use crate::actor::{Actor, Role, Scope};
@@ -148,10 +149,10 @@ impl Workflow {
         }
         let limit = filter.limit.unwrap_or(500).clamp(1, 5000);
         let where_clause = if clauses.is_empty() { String::new() } else { format!("WHERE {}", clauses.join(" AND ")) };
-        let sql = format!(
+        let sql = numbered(&format!(
             "SELECT {REQUEST_COLUMNS} {REQUEST_FROM} {where_clause}
              ORDER BY r.deadline_at IS NULL, r.deadline_at, r.created_at LIMIT {limit}"
-        );
+        ));
         let mut query = sqlx::query(&sql);
         for arg in args {
             query = match arg {
@@ -177,14 +178,14 @@ impl Workflow {
         };
         let rows = sqlx::query(
             "SELECT si.id, si.name,
-                COALESCE(SUM(r.images_at >= ?1), 0),
-                COALESCE(SUM(EXISTS (SELECT 1 FROM reports rp WHERE rp.request_id = r.id AND rp.version = 1 AND rp.author_signed_at >= ?1)), 0),
-                COALESCE(SUM(r.state IN ('received', 'assigned', 'reading') AND r.study_uid IS NOT NULL), 0),
-                COALESCE(SUM(r.state = 'preliminary'), 0),
-                COALESCE(SUM(r.state IN ('received', 'assigned', 'reading', 'preliminary') AND r.deadline_at < ?2), 0),
-                COALESCE(SUM(r.study_uid IS NULL AND r.state != 'cancelled'), 0),
-                COALESCE(SUM(r.origin = 'arrival' AND r.reconciled = 0 AND r.state != 'cancelled'), 0)
-             FROM sites si LEFT JOIN read_requests r ON r.site_id = si.id WHERE ?3 IS NULL OR si.id = ?3
+                COUNT(r.id) FILTER (WHERE r.images_at >= $1),
+                COUNT(r.id) FILTER (WHERE EXISTS (SELECT 1 FROM reports rp WHERE rp.request_id = r.id AND rp.version = 1 AND rp.author_signed_at >= $1)),
+                COUNT(r.id) FILTER (WHERE r.state IN ('received', 'assigned', 'reading') AND r.study_uid IS NOT NULL),
+                COUNT(r.id) FILTER (WHERE r.state = 'preliminary'),
+                COUNT(r.id) FILTER (WHERE r.state IN ('received', 'assigned', 'reading', 'preliminary') AND r.deadline_at < $2),
+                COUNT(r.id) FILTER (WHERE r.study_uid IS NULL AND r.state != 'cancelled'),
+                COUNT(r.id) FILTER (WHERE r.origin = 'arrival' AND r.reconciled = 0 AND r.state != 'cancelled')
+             FROM sites si LEFT JOIN read_requests r ON r.site_id = si.id WHERE $3 IS NULL OR si.id = $3
              GROUP BY si.id, si.name ORDER BY si.name",
         )
         .bind(start_of_today)

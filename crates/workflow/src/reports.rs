@@ -366,13 +366,13 @@ fn may_edit(actor: &Actor, request: &ReadRequest, draft: &ReportVersion) -> bool
 impl Workflow {
     /// Every version of a request's report, oldest first.
     async fn versions(&self, request_id: i64) -> Result<Vec<ReportVersion>> {
-        let sql = format!("SELECT {REPORT_COLUMNS} {REPORT_FROM} WHERE rp.request_id = ? ORDER BY rp.version");
+        let sql = format!("SELECT {REPORT_COLUMNS} {REPORT_FROM} WHERE rp.request_id = $1 ORDER BY rp.version");
         let rows = sqlx::query(&sql).bind(request_id).fetch_all(self.pool()).await?;
         rows.iter().map(version_from_row).collect()
     }
 
     async fn version_by_id(&self, id: i64) -> Result<ReportVersion> {
-        let sql = format!("SELECT {REPORT_COLUMNS} {REPORT_FROM} WHERE rp.id = ?");
+        let sql = format!("SELECT {REPORT_COLUMNS} {REPORT_FROM} WHERE rp.id = $1");
         let row = sqlx::query(&sql).bind(id).fetch_optional(self.pool()).await?;
         version_from_row(&row.ok_or_else(|| WorkflowError::not_found("report"))?)
     }
@@ -418,15 +418,15 @@ impl Workflow {
     /// A new draft version by `author` (replacing `supersedes` once final, for amendments).
     async fn insert_draft(&self, request_id: i64, author: i64, kind: ReportKind, supersedes: Option<i64>, draft: &NewDraft) -> Result<i64> {
         let now = now_ms();
-        let next: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) + 1 FROM reports WHERE request_id = ?")
+        let next: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) + 1 FROM reports WHERE request_id = $1")
             .bind(request_id)
             .fetch_one(self.pool())
             .await?;
         sqlx::query_scalar(
             "INSERT INTO reports (request_id, version, kind, state, template, method, findings, conclusion, key_images, author_id,
                 supersedes, created_at, updated_at, critical)
-             VALUES (?, ?, ?, 'draft', ?, ?, ?, ?, ?, ?, ?, ?, ?,
-                     EXISTS (SELECT 1 FROM critical_findings WHERE request_id = ?)) RETURNING id",
+             VALUES ($1, $2, $3, 'draft', $4, $5, $6, $7, $8, $9, $10, $11, $12,
+                     EXISTS (SELECT 1 FROM critical_findings WHERE request_id = $13)) RETURNING id",
         )
         .bind(request_id)
         .bind(next)
@@ -458,7 +458,7 @@ impl Workflow {
         for sop in images {
             let in_study: Option<i64> = sqlx::query_scalar(
                 "SELECT 1 FROM instances i JOIN series se ON se.id = i.series_ref JOIN studies s ON s.id = se.study_ref
-                 WHERE i.sop_instance_uid = ? AND s.study_uid = ? LIMIT 1",
+                 WHERE i.sop_instance_uid = $1 AND s.study_uid = $2 LIMIT 1",
             )
             .bind(sop)
             .bind(&request.study_uid)
@@ -493,8 +493,8 @@ impl Workflow {
         }
         let now = now_ms().max(draft.updated_at + 1);
         let changed = sqlx::query(
-            "UPDATE reports SET method = COALESCE(?, method), findings = COALESCE(?, findings), conclusion = COALESCE(?, conclusion),
-                key_images = COALESCE(?, key_images), updated_at = ? WHERE id = ? AND state = 'draft' AND (? IS NULL OR updated_at = ?)",
+            "UPDATE reports SET method = COALESCE($1, method), findings = COALESCE($2, findings), conclusion = COALESCE($3, conclusion),
+                key_images = COALESCE($4, key_images), updated_at = $5 WHERE id = $6 AND state = 'draft' AND ($7 IS NULL OR updated_at = $8)",
         )
         .bind(&edit.method)
         .bind(&edit.findings)
@@ -527,7 +527,7 @@ impl Workflow {
         self.require_credentialed(actor, &request, "signing reports").await?;
         request.require_one_patient()?;
         draft.ready_to_sign()?;
-        let single_signature = sqlx::query_scalar::<_, i64>("SELECT single_signature FROM sites WHERE id = ?")
+        let single_signature = sqlx::query_scalar::<_, i64>("SELECT single_signature FROM sites WHERE id = $1")
             .bind(request.site_id)
             .fetch_one(self.pool())
             .await?
@@ -561,9 +561,9 @@ impl Workflow {
             })));
         }
         let signed = sqlx::query(
-            "UPDATE reports SET state = 'preliminary', author_id = ?, author_signed_at = ?, author_pdf_key = ?, author_pdf_sha256 = ?,
-               verify_token = ?, updated_at = ?
-             WHERE id = ? AND state = 'draft' AND updated_at = ?",
+            "UPDATE reports SET state = 'preliminary', author_id = $1, author_signed_at = $2, author_pdf_key = $3, author_pdf_sha256 = $4,
+               verify_token = $5, updated_at = $6
+             WHERE id = $7 AND state = 'draft' AND updated_at = $8",
         )
         .bind(actor.id)
         .bind(signed_at)
@@ -634,7 +634,7 @@ impl Workflow {
             return Ok(ReviewSignature { request, pending, act: ReviewAct::Edit { edited: Box::new(edited) } });
         }
         let (key, sha256, token): (Option<String>, Option<String>, Option<String>) =
-            sqlx::query_as("SELECT author_pdf_key, author_pdf_sha256, verify_token FROM reports WHERE id = ?")
+            sqlx::query_as("SELECT author_pdf_key, author_pdf_sha256, verify_token FROM reports WHERE id = $1")
                 .bind(pending.id)
                 .fetch_one(self.pool())
                 .await?;
@@ -690,12 +690,12 @@ impl Workflow {
         let author_document = f.author.map(|_| f.document);
         let changed = sqlx::query(
             "UPDATE reports SET state = 'final',
-               author_id = COALESCE(?, author_id), author_signed_at = COALESCE(?, author_signed_at),
-               author_pdf_key = COALESCE(?, author_pdf_key), author_pdf_sha256 = COALESCE(?, author_pdf_sha256),
-               reviewer_id = ?, reviewer_signed_at = ?, pdf_key = ?, pdf_sha256 = ?, verify_token = ?,
-               method = ?, findings = ?, conclusion = ?, edited_by_reviewer = (method IS NOT ? OR findings IS NOT ? OR conclusion IS NOT ?),
-               updated_at = ?
-             WHERE id = ? AND state = ? AND updated_at = ?",
+               author_id = COALESCE($1, author_id), author_signed_at = COALESCE($2, author_signed_at),
+               author_pdf_key = COALESCE($3, author_pdf_key), author_pdf_sha256 = COALESCE($4, author_pdf_sha256),
+               reviewer_id = $5, reviewer_signed_at = $6, pdf_key = $7, pdf_sha256 = $8, verify_token = $9,
+               method = $10, findings = $11, conclusion = $12, edited_by_reviewer = (method IS NOT $13 OR findings IS NOT $14 OR conclusion IS NOT $15),
+               updated_at = $16
+             WHERE id = $17 AND state = $18 AND updated_at = $19",
         )
         .bind(author_id)
         .bind(author_at)
@@ -731,7 +731,7 @@ impl Workflow {
             && let Some(previous) = f.base.supersedes
         {
             supersedes_token = sqlx::query_scalar(
-                "UPDATE reports SET state = 'superseded', updated_at = ? WHERE id = ? AND state = 'final' RETURNING verify_token",
+                "UPDATE reports SET state = 'superseded', updated_at = $1 WHERE id = $2 AND state = 'final' RETURNING verify_token",
             )
             .bind(now)
             .bind(previous)
@@ -768,7 +768,7 @@ impl Workflow {
             .ok_or_else(|| WorkflowError::conflict("no report awaits review"))?;
         let mut tx = self.pool().begin().await?;
         let returned = sqlx::query(
-            "UPDATE reports SET state = 'draft', author_signed_at = NULL, updated_at = ? WHERE id = ? AND state = 'preliminary' AND updated_at = ?",
+            "UPDATE reports SET state = 'draft', author_signed_at = NULL, updated_at = $1 WHERE id = $2 AND state = 'preliminary' AND updated_at = $3",
         )
         .bind(now_ms().max(pending.updated_at + 1))
         .bind(pending.id)
@@ -864,7 +864,7 @@ impl Workflow {
             Stage::Author => "author_pdf_key",
         };
         let key: Option<String> =
-            sqlx::query_scalar(&format!("SELECT {column} FROM reports WHERE id = ?")).bind(report.id).fetch_one(self.pool()).await?;
+            sqlx::query_scalar(&format!("SELECT {column} FROM reports WHERE id = $1")).bind(report.id).fetch_one(self.pool()).await?;
         let key = key.ok_or_else(|| WorkflowError::not_found("signed report"))?;
         Ok((request, report, key))
     }
@@ -873,7 +873,7 @@ impl Workflow {
     /// them): a site user's first download marks the request printed (已打印).
     pub async fn record_download(&self, actor: &Actor, report: &ReportVersion) -> Result<()> {
         if actor.has(Role::SiteUser) {
-            sqlx::query("INSERT INTO report_downloads (report_id, user_id, at) VALUES (?, ?, ?)")
+            sqlx::query("INSERT INTO report_downloads (report_id, user_id, at) VALUES ($1, $2, $3)")
                 .bind(report.id)
                 .bind(actor.id)
                 .bind(now_ms())
@@ -893,7 +893,7 @@ impl Workflow {
             return Err(WorkflowError::invalid("a revocation needs a reason"));
         }
         let id: Option<i64> = sqlx::query_scalar(
-            "UPDATE reports SET revoked = 1, revoked_reason = ?, updated_at = ? WHERE request_id = ? AND version = ?
+            "UPDATE reports SET revoked = 1, revoked_reason = $1, updated_at = $2 WHERE request_id = $3 AND version = $4
                AND state IN ('final', 'superseded') AND revoked = 0 RETURNING id",
         )
         .bind(reason)
@@ -917,7 +917,7 @@ impl Workflow {
                     rp.author_pdf_sha256
              FROM reports rp JOIN read_requests r ON r.id = rp.request_id JOIN sites si ON si.id = r.site_id
              LEFT JOIN users a ON a.id = rp.author_id LEFT JOIN users v ON v.id = rp.reviewer_id
-             WHERE rp.verify_token = ?",
+             WHERE rp.verify_token = $1",
         )
         .bind(token)
         .fetch_optional(self.pool())

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 use telediag_archive::db::now_ms;
+use telediag_archive::sql::numbered;
 
 use crate::Workflow;
 use crate::actor::Actor;
@@ -265,7 +266,8 @@ pub(crate) async fn transition_in(tx: &mut sqlx::AnyConnection, id: i64, change:
     let held = if held_by.is_some() { " AND assigned_to = ?" } else { "" };
     // One conditional UPDATE decides the race: SQLite has one writer, and on
     // PostgreSQL the row lock makes a second UPDATE see the first's result.
-    let sql = format!("UPDATE read_requests SET {set} WHERE id = ? AND state IN ({placeholders}){held} RETURNING previous_state");
+    let sql =
+        numbered(&format!("UPDATE read_requests SET {set} WHERE id = ? AND state IN ({placeholders}){held} RETURNING previous_state"));
     let mut query = sqlx::query_scalar::<_, String>(&sql).bind(to.as_str()).bind(now);
     if let Some(assigned) = holder.assigned_to {
         query = query.bind(assigned);
@@ -296,7 +298,7 @@ pub(crate) async fn record_event(
     note: Option<&str>,
     at: i64,
 ) -> Result<()> {
-    sqlx::query("INSERT INTO request_events (request_id, from_state, to_state, user_id, note, at) VALUES (?, ?, ?, ?, ?, ?)")
+    sqlx::query("INSERT INTO request_events (request_id, from_state, to_state, user_id, note, at) VALUES ($1, $2, $3, $4, $5, $6)")
         .bind(id)
         .bind(from.map(RequestState::as_str))
         .bind(to.as_str())
@@ -329,7 +331,7 @@ impl Workflow {
 
     /// A request by id for the system (rules, sweeps, intake).
     pub(crate) async fn request_unscoped(&self, id: i64) -> Result<ReadRequest> {
-        let sql = format!("SELECT {REQUEST_COLUMNS} {REQUEST_FROM} WHERE r.id = ?");
+        let sql = format!("SELECT {REQUEST_COLUMNS} {REQUEST_FROM} WHERE r.id = $1");
         let row = sqlx::query(&sql).bind(id).fetch_optional(self.pool()).await?;
         request_from_row(&row.ok_or_else(|| WorkflowError::not_found("read request"))?, now_ms())
     }
@@ -355,7 +357,7 @@ impl Workflow {
         let request = self.request(actor, id).await?;
         let rows = sqlx::query(
             "SELECT e.from_state, e.to_state, e.user_id, u.display_name, e.note, e.at
-             FROM request_events e LEFT JOIN users u ON u.id = e.user_id WHERE e.request_id = ? ORDER BY e.id",
+             FROM request_events e LEFT JOIN users u ON u.id = e.user_id WHERE e.request_id = $1 ORDER BY e.id",
         )
         .bind(id)
         .fetch_all(self.pool())

@@ -91,7 +91,7 @@ impl Centre {
     }
 
     async fn single_signature(&self) {
-        sqlx::query("UPDATE sites SET single_signature = 1 WHERE id = ?")
+        sqlx::query("UPDATE sites SET single_signature = 1 WHERE id = $1")
             .bind(self.site_id)
             .execute(self.archive.database().pool())
             .await
@@ -174,14 +174,14 @@ async fn a_registration_and_its_images_arriving_together_meet_exactly_once() {
         assert_eq!(arrived[0], arrived[1], "round {round}: one request reads the study");
         assert_eq!(registered.id, arrived[0], "round {round}: the registration and the images are one request");
         let live = c
-            .count("SELECT COUNT(*) FROM read_requests WHERE accession_number = ? AND state != 'cancelled'", &format!("ACC-{label}"))
+            .count("SELECT COUNT(*) FROM read_requests WHERE accession_number = $1 AND state != 'cancelled'", &format!("ACC-{label}"))
             .await;
         assert_eq!(live, 1, "round {round}: exactly one live request for the exam");
         let request = c.workflow.request(&c.technician, registered.id).await.unwrap();
         assert!(request.reconciled && request.study_uid.as_deref() == Some(study_uid.as_str()), "round {round}: {request:?}");
         let reconciled = c
             .count(
-                "SELECT COUNT(*) FROM request_events WHERE request_id = CAST(? AS INTEGER) AND note LIKE '%reconciled%'",
+                "SELECT COUNT(*) FROM request_events WHERE request_id = CAST($1 AS INTEGER) AND note LIKE '%reconciled%'",
                 &registered.id.to_string(),
             )
             .await;
@@ -326,7 +326,7 @@ async fn one_signature_is_final_at_once_and_a_lapsed_lock_signs_nothing() {
     assert_eq!((done.version.state, done.version.author_id, done.version.reviewer_id), (ReportState::Final, Some(c.reader_b.id), None));
     assert_eq!(done.request.state, RequestState::Final);
     assert_eq!(done.verifier, (c.reader_b.display_name.clone(), 5));
-    let (author_key, final_key): (String, String) = sqlx::query_as("SELECT author_pdf_key, pdf_key FROM reports WHERE id = ?")
+    let (author_key, final_key): (String, String) = sqlx::query_as("SELECT author_pdf_key, pdf_key FROM reports WHERE id = $1")
         .bind(done.version.id)
         .fetch_one(c.archive.database().pool())
         .await

@@ -13,7 +13,7 @@ use crate::templates;
 async fn ecg_instance(state: &AppState, study_uid: &str) -> Option<String> {
     sqlx::query_scalar(
         "SELECT i.sop_instance_uid FROM instances i JOIN series se ON se.id = i.series_ref JOIN studies s ON s.id = se.study_ref
-         WHERE s.study_uid = ? AND i.sop_class_uid LIKE ? || '%' ORDER BY i.id LIMIT 1",
+         WHERE s.study_uid = $1 AND i.sop_class_uid LIKE $2 || '%' ORDER BY i.id LIMIT 1",
     )
     .bind(study_uid)
     .bind(telediag_archive::uid::WAVEFORM_SOP_CLASS_PREFIX)
@@ -45,7 +45,7 @@ async fn template_for(state: &AppState, request: &ReadRequest) -> templates::Tem
         return templates::for_ecg(ecg_analysis(state, study_uid).await.as_ref());
     }
     let body_part: Option<String> = sqlx::query_scalar(
-        "SELECT se.body_part FROM series se JOIN studies s ON s.id = se.study_ref WHERE s.study_uid = ? AND se.body_part IS NOT NULL LIMIT 1",
+        "SELECT se.body_part FROM series se JOIN studies s ON s.id = se.study_ref WHERE s.study_uid = $1 AND se.body_part IS NOT NULL LIMIT 1",
     )
     .bind(study_uid)
     .fetch_optional(state.archive.database().pool())

@@ -51,7 +51,7 @@ pub async fn issue(db: &Database, user_id: i64, valid_hours: u32) -> Result<Stri
     let code = format!("{}-{}-{}", &chars[..4], &chars[4..8], &chars[8..]);
     let now = now_ms();
     sqlx::query(
-        "INSERT INTO signing_enrolments (user_id, code_sha256, issued_at, expires_at) VALUES (?, ?, ?, ?)
+        "INSERT INTO signing_enrolments (user_id, code_sha256, issued_at, expires_at) VALUES ($1, $2, $3, $4)
          ON CONFLICT (user_id) DO UPDATE SET code_sha256 = excluded.code_sha256, issued_at = excluded.issued_at,
            expires_at = excluded.expires_at",
     )
@@ -66,7 +66,7 @@ pub async fn issue(db: &Database, user_id: i64, valid_hours: u32) -> Result<Stri
 
 /// Whether `user_id` holds an unexpired code.
 pub async fn pending(db: &Database, user_id: i64) -> Result<bool, DbError> {
-    let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM signing_enrolments WHERE user_id = ? AND expires_at > ?")
+    let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM signing_enrolments WHERE user_id = $1 AND expires_at > $2")
         .bind(user_id)
         .bind(now_ms())
         .fetch_optional(db.pool())
@@ -79,7 +79,7 @@ pub async fn pending(db: &Database, user_id: i64) -> Result<bool, DbError> {
 /// current and unused.
 pub(super) async fn consume(tx: &mut sqlx::AnyConnection, user_id: i64, code: Option<&str>) -> Result<(), SigningError> {
     let code = code.map(str::trim).filter(|c| !c.is_empty()).ok_or(SigningError::EnrolmentRequired)?;
-    let used = sqlx::query("DELETE FROM signing_enrolments WHERE user_id = ? AND code_sha256 = ? AND expires_at > ?")
+    let used = sqlx::query("DELETE FROM signing_enrolments WHERE user_id = $1 AND code_sha256 = $2 AND expires_at > $3")
         .bind(user_id)
         .bind(digest(code))
         .bind(now_ms())

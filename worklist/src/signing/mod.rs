@@ -150,7 +150,7 @@ struct StoredIdentity {
 
 async fn stored(state: &AppState, user_id: i64) -> Result<Option<StoredIdentity>, ApiError> {
     let row = sqlx::query(
-        "SELECT cert_der, chain_der, key_sealed, source, pin_failures, pin_locked_until FROM signing_identities WHERE user_id = ?",
+        "SELECT cert_der, chain_der, key_sealed, source, pin_failures, pin_locked_until FROM signing_identities WHERE user_id = $1",
     )
     .bind(user_id)
     .fetch_optional(state.archive.database().pool())
@@ -255,7 +255,7 @@ pub async fn set_pin(
         };
         // Only onto the certificate it was sealed for: a reissue meanwhile wins.
         let changed = sqlx::query(
-            "UPDATE signing_identities SET key_sealed = ?, pin_failures = 0, pin_locked_until = NULL WHERE user_id = ? AND cert_der = ?",
+            "UPDATE signing_identities SET key_sealed = $1, pin_failures = 0, pin_locked_until = NULL WHERE user_id = $2 AND cert_der = $3",
         )
         .bind(resealed)
         .bind(user.id)
@@ -302,7 +302,7 @@ pub async fn store(state: &AppState, user_id: i64, identity: SigningIdentity, pi
     enrolment::consume(&mut tx, user_id, enrolment_code).await?;
     keep_retired(&mut tx, user_id, now, retire_reason).await?;
     sqlx::query(
-        "INSERT INTO signing_identities (user_id, cert_der, chain_der, key_sealed, source, created_at) VALUES (?, ?, ?, ?, ?, ?)
+        "INSERT INTO signing_identities (user_id, cert_der, chain_der, key_sealed, source, created_at) VALUES ($1, $2, $3, $4, $5, $6)
          ON CONFLICT (user_id) DO UPDATE SET cert_der = excluded.cert_der, chain_der = excluded.chain_der,
            key_sealed = excluded.key_sealed, source = excluded.source, created_at = excluded.created_at,
            pin_failures = 0, pin_locked_until = NULL",
@@ -326,7 +326,7 @@ pub async fn store(state: &AppState, user_id: i64, identity: SigningIdentity, pi
 async fn keep_retired(tx: &mut sqlx::AnyConnection, user_id: i64, at: i64, reason: &str) -> Result<(), ApiError> {
     sqlx::query(
         "INSERT INTO retired_certificates (user_id, cert_der, source, retired_at, reason)
-         SELECT user_id, cert_der, source, ?, ? FROM signing_identities WHERE user_id = ?",
+         SELECT user_id, cert_der, source, $1, $2 FROM signing_identities WHERE user_id = $3",
     )
     .bind(at)
     .bind(reason)
@@ -342,7 +342,7 @@ async fn keep_retired(tx: &mut sqlx::AnyConnection, user_id: i64, at: i64, reaso
 pub async fn retire(state: &AppState, user_id: i64, reason: &str) -> Result<bool, ApiError> {
     let mut tx = state.archive.database().pool().begin().await.map_err(ApiError::database)?;
     keep_retired(&mut tx, user_id, now_ms(), reason).await?;
-    let removed = sqlx::query("DELETE FROM signing_identities WHERE user_id = ?")
+    let removed = sqlx::query("DELETE FROM signing_identities WHERE user_id = $1")
         .bind(user_id)
         .execute(&mut *tx)
         .await
@@ -362,10 +362,10 @@ async fn begin_pin_attempt(state: &AppState, user: &CurrentUser) -> Result<(), A
     let now = now_ms();
     let counted: Option<i64> = sqlx::query_scalar(
         "UPDATE signing_identities
-            SET pin_failures = CASE WHEN pin_locked_until IS NOT NULL AND pin_locked_until <= ? THEN 1 ELSE pin_failures + 1 END,
-                pin_locked_until = CASE WHEN pin_locked_until IS NOT NULL AND pin_locked_until <= ? THEN NULL ELSE pin_locked_until END
-          WHERE user_id = ?
-            AND ((pin_locked_until IS NOT NULL AND pin_locked_until <= ?) OR (pin_locked_until IS NULL AND pin_failures < ?))
+            SET pin_failures = CASE WHEN pin_locked_until IS NOT NULL AND pin_locked_until <= $1 THEN 1 ELSE pin_failures + 1 END,
+                pin_locked_until = CASE WHEN pin_locked_until IS NOT NULL AND pin_locked_until <= $2 THEN NULL ELSE pin_locked_until END
+          WHERE user_id = $3
+            AND ((pin_locked_until IS NOT NULL AND pin_locked_until <= $4) OR (pin_locked_until IS NULL AND pin_failures < $5))
           RETURNING pin_failures",
     )
     .bind(now)
@@ -387,8 +387,8 @@ async fn begin_pin_attempt(state: &AppState, user: &CurrentUser) -> Result<(), A
 /// The attempt just counted was wrong: at [`MAX_PIN_FAILURES`], signing locks.
 async fn attempt_failed(state: &AppState, user: &CurrentUser) -> Result<i64, ApiError> {
     let failures: i64 = sqlx::query_scalar(
-        "UPDATE signing_identities SET pin_locked_until = CASE WHEN pin_failures >= ? THEN ? ELSE pin_locked_until END
-         WHERE user_id = ? RETURNING pin_failures",
+        "UPDATE signing_identities SET pin_locked_until = CASE WHEN pin_failures >= $1 THEN $2 ELSE pin_locked_until END
+         WHERE user_id = $3 RETURNING pin_failures",
     )
     .bind(MAX_PIN_FAILURES)
     .bind(now_ms() + PIN_LOCK_MS)
@@ -402,7 +402,7 @@ async fn attempt_failed(state: &AppState, user: &CurrentUser) -> Result<i64, Api
 
 /// The attempt just counted was right: the count starts again.
 async fn attempt_succeeded(state: &AppState, user: &CurrentUser) -> Result<(), ApiError> {
-    sqlx::query("UPDATE signing_identities SET pin_failures = 0, pin_locked_until = NULL WHERE user_id = ?")
+    sqlx::query("UPDATE signing_identities SET pin_failures = 0, pin_locked_until = NULL WHERE user_id = $1")
         .bind(user.id)
         .execute(state.archive.database().pool())
         .await

@@ -161,6 +161,9 @@ CREATE TABLE audit_log (
     hash        TEXT    NOT NULL
 );
 CREATE INDEX audit_log_user ON audit_log (user_id, at);
+-- SQLite's instr(haystack, needle), which the audit search uses.
+CREATE FUNCTION instr(haystack TEXT, needle TEXT) RETURNS BIGINT
+    LANGUAGE SQL IMMUTABLE AS $$ SELECT CAST(strpos(haystack, needle) AS BIGINT) $$;
 CREATE FUNCTION audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN RAISE EXCEPTION 'the audit log is append-only'; END;
 $$;

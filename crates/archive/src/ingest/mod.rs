@@ -637,7 +637,7 @@ async fn wait_indexed(mut stored: Stored) -> Result<Stored, IngestError> {
 }
 
 #[cfg(test)]
-mod test_objects;
+pub(crate) mod test_objects;
 
 #[cfg(test)]
 mod tests {
@@ -787,7 +787,7 @@ mod ownership_tests {
             let (a, b) = (racer(&one, format!("8.{round}.1"), 1), racer(&two, format!("8.{round}.2"), 2));
             let (a, b) = (a.await.unwrap(), b.await.unwrap());
             assert!(a.is_ok() != b.is_ok(), "round {round}: exactly one site may own study {study}: {a:?} / {b:?}");
-            let sites: i64 = sqlx::query_scalar("SELECT COUNT(DISTINCT st.site_id) FROM studies st WHERE st.study_uid = ?")
+            let sites: i64 = sqlx::query_scalar("SELECT COUNT(DISTINCT st.site_id) FROM studies st WHERE st.study_uid = $1")
                 .bind(&study)
                 .fetch_one(archive.database().pool())
                 .await

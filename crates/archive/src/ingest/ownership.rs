@@ -151,12 +151,12 @@ impl Owners {
 }
 
 async fn study_owner(db: &Database, study: &str) -> Result<Option<i64>, DbError> {
-    let row = sqlx::query("SELECT site_id FROM studies WHERE study_uid = ?").bind(study).fetch_optional(db.pool()).await?;
+    let row = sqlx::query("SELECT site_id FROM studies WHERE study_uid = $1").bind(study).fetch_optional(db.pool()).await?;
     Ok(row.map(|r| r.get(0)))
 }
 
 async fn series_owner(db: &Database, series: &str) -> Result<Option<i64>, DbError> {
-    let row = sqlx::query("SELECT st.site_id FROM series se JOIN studies st ON st.id = se.study_ref WHERE se.series_uid = ?")
+    let row = sqlx::query("SELECT st.site_id FROM series se JOIN studies st ON st.id = se.study_ref WHERE se.series_uid = $1")
         .bind(series)
         .fetch_optional(db.pool())
         .await?;
@@ -187,7 +187,7 @@ impl Database {
     ) -> Result<(), DbError> {
         sqlx::query(
             "INSERT INTO uid_collisions (at, kind, uid, owner_site_id, sender_site_id, calling_ae, sop_instance_uid) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(now_ms())
         .bind(collision.kind.as_str())
@@ -205,7 +205,7 @@ impl Database {
     pub async fn uid_collisions(&self, limit: i64) -> Result<Vec<CollisionRecord>, DbError> {
         let rows = sqlx::query(
             "SELECT id, at, kind, uid, owner_site_id, sender_site_id, calling_ae, sop_instance_uid \
-             FROM uid_collisions ORDER BY id DESC LIMIT ?",
+             FROM uid_collisions ORDER BY id DESC LIMIT $1",
         )
         .bind(limit.clamp(1, 1000))
         .fetch_all(self.pool())

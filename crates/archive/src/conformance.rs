@@ -1,0 +1,145 @@
+//! The index, job queue, accounts and sites, run against each engine: the
+//! same calls, the same answers on SQLite and on PostgreSQL (a throwaway
+//! cluster per test, from `telediag-test-servers`; skipped with a message
+//! when PostgreSQL is not installed, a failure in CI).
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::accounts::NewUserRow;
+use crate::ingest::test_objects::{ct_in, ct_meta};
+use crate::jobs::{JobKind, JobPayload};
+use crate::search::{Condition, Key, Level, Matcher, Search};
+use crate::{Archive, ArchiveConfig, Database, Durability, NewSite, Origin, Outcome, SopInstanceUid, part10};
+
+/// An archive on `database_url` (`None`: SQLite in the data directory).
+async fn archive(dir: &Path, database_url: Option<String>) -> Archive {
+    let config = ArchiveConfig { data_dir: dir.to_owned(), database_url, durability: Durability::Full, storage: Default::default() };
+    Archive::open(&config).await.expect("the archive opens")
+}
+
+/// Runs `check` on SQLite, then on PostgreSQL when it is installed.
+async fn on_each_engine<F, Fut>(check: F)
+where
+    F: Fn(Archive) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let dir = tempfile::tempdir().unwrap();
+    check(archive(&dir.path().join("sqlite"), None).await).await;
+    if let Some(postgres) = telediag_test_servers::Postgres::start() {
+        let url = postgres.create_database("conformance");
+        let archive = archive(&dir.path().join("postgres"), Some(url)).await;
+        check(archive).await;
+    }
+}
+
+fn part10_of(sop: &str, study: &str, series: &str, pixel: u8) -> Vec<u8> {
+    let mut bytes = part10::encode_header(&ct_meta(sop));
+    bytes.extend(ct_in(sop, study, series, pixel));
+    bytes
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn objects_are_indexed_versioned_and_found() {
+    on_each_engine(|archive| async move {
+        let db = archive.database();
+        let site = db.add_site(&NewSite { name: "县医院".into(), ae_titles: vec!["CT1".into()], networks: vec![] }).await.unwrap();
+        let origin = Origin { site_id: site.id, calling_ae: Some("CT1".into()) };
+        for (i, sop) in ["1.2.3.1", "1.2.3.2", "1.2.3.3"].into_iter().enumerate() {
+            let stored = archive.import_bytes(part10_of(sop, "1.2.3", "1.2.3.9", i as u8), &origin).await.unwrap();
+            assert_eq!(stored.outcome, Outcome::Stored);
+        }
+        let again = archive.import_bytes(part10_of("1.2.3.1", "1.2.3", "1.2.3.9", 0), &origin).await.unwrap();
+        assert_eq!(again.outcome, Outcome::Duplicate);
+        let changed = archive.import_bytes(part10_of("1.2.3.1", "1.2.3", "1.2.3.9", 7), &origin).await.unwrap();
+        assert_eq!(changed.outcome, Outcome::NewVersion(2));
+        archive.wait_idle().await;
+
+        assert_eq!(db.count_instances().await.unwrap(), 4);
+        let versions = db.versions_of(&SopInstanceUid::parse("1.2.3.1").unwrap()).await.unwrap();
+        assert_eq!(versions.iter().map(|v| v.version).collect::<Vec<_>>(), [2, 1], "newest first");
+
+        let search = |conditions, level| Search { level, site_id: Some(site.id), conditions, limit: 10, offset: 0 };
+        let studies = db.search_studies(&search(vec![], Level::Study)).await.unwrap();
+        assert_eq!(studies.rows.len(), 1);
+        let instances = db.search_instances(&search(vec![], Level::Instance)).await.unwrap();
+        assert_eq!(instances.rows.len(), 3, "the newest version of each instance");
+        let uids = Condition { key: Key::SopInstanceUid, matcher: Matcher::AnyOf(vec!["1.2.3.2".into(), "1.2.3.3".into()]) };
+        assert_eq!(db.search_instances(&search(vec![uids], Level::Instance)).await.unwrap().rows.len(), 2);
+        let patient = Condition { key: Key::PatientId, matcher: Matcher::Wildcard("p*".into()) };
+        assert_eq!(db.count_matches(&search(vec![patient], Level::Study), Level::Study).await.unwrap(), 1, "ASCII case ignored");
+        let elsewhere = Search { site_id: Some(site.id + 1), ..search(vec![], Level::Study) };
+        assert!(db.search_studies(&elsewhere).await.unwrap().rows.is_empty(), "another site sees nothing");
+
+        let page = db.list_studies(&crate::index::StudyQuery { site_id: Some(site.id), ..Default::default() }).await.unwrap();
+        assert_eq!((page.total, page.studies.len()), (1, 1));
+        assert_eq!(page.studies[0].num_instances, 3);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn jobs_are_claimed_once_retried_and_finished() {
+    on_each_engine(|archive| async move {
+        let db = archive.database();
+        let first = db.enqueue_job(&JobPayload::StudyComplete { study_uid: "1.2.3".into() }).await.unwrap();
+        db.enqueue_job(&JobPayload::StudyComplete { study_uid: "1.2.4".into() }).await.unwrap();
+        let lease = Duration::from_secs(60);
+        let (a, b) = tokio::join!(
+            db.claim_job(&[JobKind::StudyComplete], "worker-a", lease),
+            db.claim_job(&[JobKind::StudyComplete], "worker-b", lease)
+        );
+        let (a, b) = (a.unwrap().expect("a job"), b.unwrap().expect("a job"));
+        assert_ne!(a.id, b.id, "two workers never claim one job");
+        assert!(db.claim_job(&[JobKind::StudyComplete], "worker-c", lease).await.unwrap().is_none());
+        assert!(db.claim_job(&[JobKind::InstanceRender], "worker-c", lease).await.unwrap().is_none());
+        db.complete_job(a.id).await.unwrap();
+        db.fail_job(b.id, "the study vanished", None).await.unwrap();
+        assert_eq!(db.count_jobs(JobKind::StudyComplete, "done").await.unwrap(), 1);
+        assert_eq!(db.count_jobs(JobKind::StudyComplete, "failed").await.unwrap(), 1);
+        assert!(first > 0);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn accounts_sessions_and_sites_keep_their_rules() {
+    on_each_engine(|archive| async move {
+        let db: &Database = archive.database();
+        let site = db
+            .add_site(&NewSite {
+                name: "乡镇卫生院".into(), ae_titles: vec!["US1".into()], networks: vec!["10.1.0.0/16".parse().unwrap()]
+            })
+            .await
+            .unwrap();
+        assert!(
+            db.add_site(&NewSite { name: "另一家".into(), ae_titles: vec!["US1".into()], networks: vec![] }).await.is_err(),
+            "AE titles are unique"
+        );
+        let directory = db.site_directory().await.unwrap();
+        assert!(directory.authorize("US1", "10.1.2.3".parse().unwrap()).is_ok());
+        assert!(directory.authorize("US1", "10.2.0.1".parse().unwrap()).is_err());
+
+        let user = NewUserRow {
+            username: "tech".into(),
+            display_name: "李技师".into(),
+            password_hash: "$argon2id$…".into(),
+            roles: vec!["site".into()],
+            site_id: Some(site.id),
+        };
+        let id = db.insert_user(&user).await.unwrap();
+        assert!(db.insert_user(&user).await.is_err(), "usernames are unique");
+        assert_eq!(db.user_by_name("tech").await.unwrap().unwrap().id, id);
+        assert_eq!(db.count_admins().await.unwrap(), 0);
+        for _ in 0..5 {
+            db.begin_login_attempt(id).await.unwrap();
+        }
+        assert!(db.login_lock(id).await.unwrap().locked_until.is_some(), "five failures lock the account");
+        db.clear_login_failures(id).await.unwrap();
+        db.insert_session("hash-1", id, crate::db::now_ms() + 60_000).await.unwrap();
+        assert_eq!(db.session_user("hash-1").await.unwrap().unwrap().username, "tech");
+        db.delete_session("hash-1").await.unwrap();
+        assert!(db.session_user("hash-1").await.unwrap().is_none());
+    })
+    .await;
+}
