@@ -426,7 +426,7 @@ impl Workflow {
             "INSERT INTO reports (request_id, version, kind, state, template, method, findings, conclusion, key_images, author_id,
                 supersedes, created_at, updated_at, critical)
              VALUES ($1, $2, $3, 'draft', $4, $5, $6, $7, $8, $9, $10, $11, $12,
-                     EXISTS (SELECT 1 FROM critical_findings WHERE request_id = $13)) RETURNING id",
+                     CAST(EXISTS (SELECT 1 FROM critical_findings WHERE request_id = $13) AS INTEGER)) RETURNING id",
         )
         .bind(request_id)
         .bind(next)
@@ -693,7 +693,7 @@ impl Workflow {
                author_id = COALESCE($1, author_id), author_signed_at = COALESCE($2, author_signed_at),
                author_pdf_key = COALESCE($3, author_pdf_key), author_pdf_sha256 = COALESCE($4, author_pdf_sha256),
                reviewer_id = $5, reviewer_signed_at = $6, pdf_key = $7, pdf_sha256 = $8, verify_token = $9,
-               method = $10, findings = $11, conclusion = $12, edited_by_reviewer = (method IS NOT $13 OR findings IS NOT $14 OR conclusion IS NOT $15),
+               method = $10, findings = $11, conclusion = $12, edited_by_reviewer = CAST((method IS DISTINCT FROM $13 OR findings IS DISTINCT FROM $14 OR conclusion IS DISTINCT FROM $15) AS INTEGER),
                updated_at = $16
              WHERE id = $17 AND state = $18 AND updated_at = $19",
         )

@@ -156,7 +156,7 @@ pub(crate) const REQUEST_COLUMNS: &str = "r.id, r.site_id, si.name, r.origin, r.
     r.study_uid, r.study_date, r.patient_name, r.patient_sex, r.patient_age, r.patient_id, r.department,
     r.inpatient_number, r.bed_number, r.accession_number, r.requested_exam, r.clinical_history,
     r.requesting_physician, r.created_at, r.images_at, r.deadline_at, r.assigned_to, u.display_name, r.locked_until,
-    EXISTS (SELECT 1 FROM critical_findings c WHERE c.request_id = r.id),
+    CAST(EXISTS (SELECT 1 FROM critical_findings c WHERE c.request_id = r.id) AS INTEGER),
     (SELECT MIN(d.at) FROM report_downloads d JOIN reports rp ON rp.id = d.report_id WHERE rp.request_id = r.id),
     r.identity_mismatch, r.identity_confirmed_at";
 pub(crate) const REQUEST_FROM: &str = "FROM read_requests r JOIN sites si ON si.id = r.site_id LEFT JOIN users u ON u.id = r.assigned_to";

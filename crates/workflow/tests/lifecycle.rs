@@ -30,14 +30,29 @@ struct Centre {
     cr: PathBuf,
 }
 
-async fn centre(policy: Policy) -> Centre {
-    let dir = tempfile::tempdir().unwrap();
-    let config = ArchiveConfig {
-        data_dir: dir.path().join("data"),
-        database_url: None,
-        durability: Durability::Normal,
-        storage: Default::default(),
+/// Each test runs twice: on SQLite, and on a throwaway PostgreSQL cluster
+/// (skipped with a message when PostgreSQL is not installed).
+macro_rules! on_both_engines {
+    ($name:ident, $threads:literal) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = $threads)]
+            async fn sqlite() {
+                super::$name(None).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = $threads)]
+            async fn postgres() {
+                let Some(server) = telediag_test_servers::Postgres::start() else { return };
+                super::$name(Some(server.create_database("workflow"))).await
+            }
+        }
     };
+}
+
+async fn centre(policy: Policy, database_url: Option<String>) -> Centre {
+    let dir = tempfile::tempdir().unwrap();
+    let config =
+        ArchiveConfig { data_dir: dir.path().join("data"), database_url, durability: Durability::Normal, storage: Default::default() };
     let archive = Archive::open(&config).await.unwrap();
     let db = archive.database();
     let site = db.add_site(&NewSite { name: "西河县医院".into(), ae_titles: vec!["XIHE".into()], networks: vec![] }).await.unwrap();
@@ -149,13 +164,14 @@ fn is_conflict<T: std::fmt::Debug>(result: Result<T, WorkflowError>) -> String {
     }
 }
 
+on_both_engines!(a_registration_and_its_images_arriving_together_meet_exactly_once, 4);
+
 /// A registration and its images arriving at the same moment, in either
 /// order, twelve times over: each exam has exactly one live request, with
 /// the images, reconciled — never a registration left waiting beside an
 /// unreconciled arrival. A duplicated study.complete job adds nothing.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_registration_and_its_images_arriving_together_meet_exactly_once() {
-    let c = centre(Policy::default()).await;
+async fn a_registration_and_its_images_arriving_together_meet_exactly_once(database_url: Option<String>) {
+    let c = centre(Policy::default(), database_url).await;
     for round in 0..12 {
         let label = format!("race-{round}");
         let patient = format!("P{round}");
@@ -189,12 +205,13 @@ async fn a_registration_and_its_images_arriving_together_meet_exactly_once() {
     }
 }
 
+on_both_engines!(a_report_moves_only_through_its_own_transitions, 2);
+
 /// Claim, write, sign, review, return, revise, amend: each step only from
 /// the state it belongs to, and a signature recorded only onto the
 /// version that was signed.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_report_moves_only_through_its_own_transitions() {
-    let c = centre(Policy::default()).await;
+async fn a_report_moves_only_through_its_own_transitions(database_url: Option<String>) {
+    let c = centre(Policy::default(), database_url).await;
     let wf = &c.workflow;
     let study = c.images_arrive("life", "P100").await;
     let id = wf.on_study_complete(&study).await.unwrap();
@@ -293,12 +310,13 @@ async fn a_report_moves_only_through_its_own_transitions() {
     );
 }
 
+on_both_engines!(one_signature_is_final_at_once_and_a_lapsed_lock_signs_nothing, 2);
+
 /// At a single-signature site the author's signature makes the report
 /// final in one step; a signature prepared by a reader whose lock then
 /// lapsed is not recorded.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_signature_is_final_at_once_and_a_lapsed_lock_signs_nothing() {
-    let c = centre(Policy { lock_secs: 1, ..Policy::default() }).await;
+async fn one_signature_is_final_at_once_and_a_lapsed_lock_signs_nothing(database_url: Option<String>) {
+    let c = centre(Policy { lock_secs: 1, ..Policy::default() }, database_url).await;
     c.single_signature().await;
     let wf = &c.workflow;
 
