@@ -27,8 +27,6 @@ use sqlx::any::AnyPoolOptions;
 
 /// A pool of connections to whichever engine `database_url` names.
 pub type Pool = sqlx::AnyPool;
-/// A row of either engine.
-pub type Row = sqlx::any::AnyRow;
 /// A transaction on either engine.
 pub type Transaction<'c> = sqlx::Transaction<'c, sqlx::Any>;
 

@@ -43,13 +43,17 @@ impl Archive {
         let key = ObjectKey::new(key)?;
         let store = self.blob_store().clone();
         blocking(key.to_string(), move || {
-            let size = store.size(&key)?;
+            use std::io::{Read, Seek, SeekFrom};
+            let io_err = |source| StoreError::Io { key: key.to_string(), source };
+            // One open: the reader knows the size (a bucket's reader asked
+            // for it when it opened), so no second request is made for it.
+            let mut reader = store.reader(&key)?;
+            let size = reader.seek(SeekFrom::End(0)).and_then(|size| reader.seek(SeekFrom::Start(0)).map(|_| size)).map_err(io_err)?;
             if size > SMALL_OBJECT_LIMIT {
                 return Err(StoreError::TooLarge { key: key.to_string(), size, limit: SMALL_OBJECT_LIMIT });
             }
             let mut bytes = Vec::with_capacity(size as usize);
-            std::io::Read::read_to_end(&mut store.reader(&key)?, &mut bytes)
-                .map_err(|source| StoreError::Io { key: key.to_string(), source })?;
+            reader.read_to_end(&mut bytes).map_err(io_err)?;
             Ok(bytes)
         })
         .await

@@ -159,6 +159,12 @@ impl S3Store {
         }
     }
 
+    /// One PUT of `bytes`, taken without a copy.
+    fn put(&self, key: &ObjectKey, bytes: Vec<u8>) -> Result<(), StoreError> {
+        let (bucket, path, payload) = (self.bucket.clone(), Self::path(key), PutPayload::from(bytes));
+        run(async move { bucket.put(&path, payload).await }).map(|_| ()).map_err(|e| remote_error(key, e))
+    }
+
     fn path(key: &ObjectKey) -> BucketPath {
         BucketPath::from(key.as_str())
     }
@@ -198,8 +204,7 @@ impl BlobStore for S3Store {
         if size > SINGLE_PUT_LIMIT {
             return self.upload_in_parts(key, staged);
         }
-        let bytes = std::fs::read(staged).map_err(io_err)?;
-        self.put_rebuildable(key, &bytes)
+        self.put(key, std::fs::read(staged).map_err(io_err)?)
     }
 
     fn reader(&self, key: &ObjectKey) -> Result<ObjectReader, StoreError> {
@@ -230,8 +235,7 @@ impl BlobStore for S3Store {
     /// One PUT: atomic, as S3 replaces an object whole. Durable too, which
     /// rebuildable objects do not need but cannot opt out of.
     fn put_rebuildable(&self, key: &ObjectKey, bytes: &[u8]) -> Result<(), StoreError> {
-        let (bucket, path, payload) = (self.bucket.clone(), Self::path(key), PutPayload::from(bytes.to_vec()));
-        run(async move { bucket.put(&path, payload).await }).map(|_| ()).map_err(|e| remote_error(key, e))
+        self.put(key, bytes.to_vec())
     }
 }
 
