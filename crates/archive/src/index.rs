@@ -8,6 +8,7 @@ use serde::Serialize;
 use sqlx::{Row, Transaction};
 
 use crate::db::{Database, DbError};
+use crate::sql::SqlBuilder;
 use crate::uid::{SeriesUid, SopClassUid, SopInstanceUid, StudyUid, TransferSyntaxUid};
 
 /// Patient-level attributes as found in an object, decoded to UTF-8.
@@ -374,6 +375,40 @@ const STUDY_COLUMNS: &str = "s.study_uid, si.name, p.patient_id, p.name, p.sex, 
     s.num_instances, s.size_bytes, s.status, s.first_received_at, s.last_received_at, s.completed_at, s.site_id";
 const STUDY_FROM: &str = "FROM studies s JOIN patients p ON p.id = s.patient_ref JOIN sites si ON si.id = s.site_id";
 
+/// The `WHERE` clause of a study list: every condition the query sets.
+fn push_study_filter(sql: &mut SqlBuilder, q: &StudyQuery) {
+    let mut joiner = " WHERE ";
+    let mut next = |sql: &mut SqlBuilder| {
+        sql.push(joiner);
+        joiner = " AND ";
+    };
+    if let Some(site_id) = q.site_id {
+        next(sql);
+        sql.push("s.site_id = ").push_bind(site_id);
+    }
+    let text = |value: &Option<String>| value.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned);
+    let conditions: [(&str, Option<String>, &str); 8] = [
+        ("si.name = ", text(&q.site), ""),
+        ("p.patient_id = ", text(&q.patient_id), ""),
+        ("LOWER(p.name) LIKE LOWER(", text(&q.patient_name).map(|v| format!("%{}%", like_escape(&v))), ") ESCAPE '!'"),
+        ("s.accession_number = ", text(&q.accession_number), ""),
+        (
+            "LOWER('\\' || s.modalities || '\\') LIKE LOWER(",
+            text(&q.modality).map(|v| format!("%\\{}\\%", like_escape(&v))),
+            ") ESCAPE '!'",
+        ),
+        ("s.study_date >= ", text(&q.date_from), ""),
+        ("s.study_date <= ", text(&q.date_to), ""),
+        ("s.status = ", text(&q.status), ""),
+    ];
+    for (before, value, after) in conditions {
+        if let Some(value) = value {
+            next(sql);
+            sql.push(before).push_bind(value).push(after);
+        }
+    }
+}
+
 fn study_from_row(r: &sqlx::any::AnyRow) -> StudySummary {
     StudySummary {
         study_uid: r.get(0),
@@ -421,49 +456,14 @@ impl Database {
     pub async fn list_studies(&self, q: &StudyQuery) -> Result<StudyPage, DbError> {
         let limit = q.limit.unwrap_or(50).clamp(1, 500);
         let offset = q.offset.unwrap_or(0).max(0);
-        let mut clauses: Vec<&str> = Vec::new();
-        let mut binds: Vec<crate::sql::Value> = Vec::new();
-        if let Some(site_id) = q.site_id {
-            clauses.push("s.site_id = ?");
-            binds.push(site_id.into());
-        }
-        let mut add = |clause: &'static str, value: &Option<String>, wrap: fn(&str) -> String| {
-            if let Some(v) = value.as_deref().map(str::trim).filter(|v| !v.is_empty()) {
-                clauses.push(clause);
-                binds.push(wrap(v).into());
-            }
-        };
-        add("si.name = ?", &q.site, |v| v.to_owned());
-        add("p.patient_id = ?", &q.patient_id, |v| v.to_owned());
-        add("LOWER(p.name) LIKE LOWER(?) ESCAPE '!'", &q.patient_name, |v| format!("%{}%", like_escape(v)));
-        add("s.accession_number = ?", &q.accession_number, |v| v.to_owned());
-        add("LOWER('\\' || s.modalities || '\\') LIKE LOWER(?) ESCAPE '!'", &q.modality, |v| format!("%\\{}\\%", like_escape(v)));
-        add("s.study_date >= ?", &q.date_from, |v| v.to_owned());
-        add("s.study_date <= ?", &q.date_to, |v| v.to_owned());
-        add("s.status = ?", &q.status, |v| v.to_owned());
-        let filter = if clauses.is_empty() { String::new() } else { format!("WHERE {}", clauses.join(" AND ")) };
+        let mut count = SqlBuilder::new(format!("SELECT COUNT(*) {STUDY_FROM}"));
+        push_study_filter(&mut count, q);
+        let total = count.query_scalar::<i64>().fetch_one(self.pool()).await?;
 
-        let count_sql = crate::sql::numbered(&format!("SELECT COUNT(*) {STUDY_FROM} {filter}"));
-        let mut count = sqlx::query_scalar::<_, i64>(&count_sql);
-        for value in &binds {
-            count = match value {
-                crate::sql::Value::Int(n) => count.bind(*n),
-                crate::sql::Value::Text(text) => count.bind(text.as_str()),
-            };
-        }
-        let total = count.fetch_one(self.pool()).await?;
-
-        let list_sql = crate::sql::numbered(&format!(
-            "SELECT {STUDY_COLUMNS} {STUDY_FROM} {filter} ORDER BY s.last_received_at DESC, s.id DESC LIMIT ? OFFSET ?"
-        ));
-        let mut list = sqlx::query(&list_sql);
-        for value in &binds {
-            list = match value {
-                crate::sql::Value::Int(n) => list.bind(*n),
-                crate::sql::Value::Text(text) => list.bind(text.as_str()),
-            };
-        }
-        let rows = list.bind(limit).bind(offset).fetch_all(self.pool()).await?;
+        let mut list = SqlBuilder::new(format!("SELECT {STUDY_COLUMNS} {STUDY_FROM}"));
+        push_study_filter(&mut list, q);
+        list.push(" ORDER BY s.last_received_at DESC, s.id DESC LIMIT ").push_bind(limit).push(" OFFSET ").push_bind(offset);
+        let rows = list.query().fetch_all(self.pool()).await?;
         Ok(StudyPage { total, offset, limit, studies: rows.iter().map(study_from_row).collect() })
     }
 

@@ -93,14 +93,7 @@ impl SqlBuilder {
 
     /// The statement with its values bound, ready to run.
     pub fn query(&self) -> sqlx::query::Query<'_, sqlx::Any, AnyArguments<'_>> {
-        let mut query = sqlx::query(&self.sql);
-        for value in &self.values {
-            query = match value {
-                Value::Int(n) => query.bind(*n),
-                Value::Text(text) => query.bind(text.as_str()),
-            };
-        }
-        query
+        sqlx::query_with(&self.sql, self.arguments())
     }
 
     /// The statement returning one column.
@@ -108,14 +101,20 @@ impl SqlBuilder {
     where
         (O,): for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow>,
     {
-        let mut query = sqlx::query_scalar(&self.sql);
+        sqlx::query_scalar_with(&self.sql, self.arguments())
+    }
+
+    fn arguments(&self) -> AnyArguments<'_> {
+        use sqlx::Arguments;
+        let mut arguments = AnyArguments::default();
         for value in &self.values {
-            query = match value {
-                Value::Int(n) => query.bind(*n),
-                Value::Text(text) => query.bind(text.as_str()),
+            let added = match value {
+                Value::Int(n) => arguments.add(*n),
+                Value::Text(text) => arguments.add(text.as_str()),
             };
+            added.expect("the Any driver encodes integers and text");
         }
-        query
+        arguments
     }
 }
 
