@@ -143,3 +143,79 @@ async fn accounts_sessions_and_sites_keep_their_rules() {
     })
     .await;
 }
+
+/// Two archives on one database, as two gateway processes are: each with
+/// its own data directory (staging) and local objects.
+async fn two_archives(dir: &Path, database_url: Option<String>) -> (Archive, Archive) {
+    let url = database_url.unwrap_or_else(|| format!("sqlite://{}", dir.join("shared.db").display()));
+    (archive(&dir.join("a"), Some(url.clone())).await, archive(&dir.join("b"), Some(url)).await)
+}
+
+/// Two sites sending objects of the same new study at the same moment, to
+/// two processes: exactly one of them gets the study, on either engine.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_study_uid_goes_to_one_site_across_processes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut engines = vec![("sqlite", None)];
+    let postgres = telediag_test_servers::Postgres::start();
+    if let Some(postgres) = &postgres {
+        engines.push(("postgres", Some(postgres.create_database("claims"))));
+    }
+    for (engine, url) in engines {
+        let (one, two) = two_archives(&dir.path().join(engine), url).await;
+        let db = one.database();
+        let a = db.add_site(&NewSite { name: "甲".into(), ae_titles: vec!["A".into()], networks: vec![] }).await.unwrap();
+        let b = db.add_site(&NewSite { name: "乙".into(), ae_titles: vec!["B".into()], networks: vec![] }).await.unwrap();
+        let (from_a, from_b) = (Origin { site_id: a.id, calling_ae: None }, Origin { site_id: b.id, calling_ae: None });
+        for i in 0..16 {
+            let (one, two, from_a, from_b) = (one.clone(), two.clone(), from_a.clone(), from_b.clone());
+            {
+                let study = format!("1.2.9.{i}");
+                let (x, y) = tokio::join!(
+                    one.import_bytes(part10_of(&format!("{study}.1"), &study, &format!("{study}.5"), 1), &from_a),
+                    two.import_bytes(part10_of(&format!("{study}.2"), &study, &format!("{study}.6"), 2), &from_b)
+                );
+                let (a_stored, b_stored) = (x.is_ok(), y.is_ok());
+                assert!(a_stored != b_stored, "{engine}: study {study} went to exactly one site (a: {a_stored}, b: {b_stored})");
+                let (_, owner) = db.study_summary(&crate::StudyUid::parse(&study).unwrap()).await.unwrap().expect("the study is indexed");
+                assert_eq!(owner, if a_stored { a.id } else { b.id }, "{engine}: the index agrees with the claim");
+            }
+        }
+        // Refusals are recorded in the background.
+        let mut recorded = 0;
+        for _ in 0..50 {
+            recorded = db.uid_collisions(100).await.unwrap().len();
+            if recorded == 16 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(recorded, 16, "{engine}: every refusal recorded");
+    }
+}
+
+/// The same instance with different bytes sent to two gateway processes on
+/// one PostgreSQL at once: one is version 1, the other version 2, under two
+/// keys; without the database's instance lock both would be "version 1".
+#[tokio::test(flavor = "multi_thread")]
+async fn two_processes_never_make_the_same_version() {
+    let Some(postgres) = telediag_test_servers::Postgres::start() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (one, two) = two_archives(dir.path(), Some(postgres.create_database("versions"))).await;
+    let db = one.database();
+    let site = db.add_site(&NewSite { name: "甲".into(), ae_titles: vec!["A".into()], networks: vec![] }).await.unwrap();
+    let origin = Origin { site_id: site.id, calling_ae: None };
+    for i in 0..12 {
+        let sop = format!("1.2.8.{i}");
+        let (x, y) = tokio::join!(
+            one.import_bytes(part10_of(&sop, "1.2.8", "1.2.8.100", 1), &origin),
+            two.import_bytes(part10_of(&sop, "1.2.8", "1.2.8.100", 2), &origin)
+        );
+        let mut outcomes = [x.unwrap().outcome, y.unwrap().outcome];
+        outcomes.sort_by_key(|o| matches!(o, Outcome::NewVersion(_)));
+        assert_eq!(outcomes, [Outcome::Stored, Outcome::NewVersion(2)], "instance {sop}");
+        let versions = db.versions_of(&SopInstanceUid::parse(&sop).unwrap()).await.unwrap();
+        assert_eq!(versions.len(), 2);
+        assert_ne!(versions[0].object_key, versions[1].object_key);
+    }
+}

@@ -90,7 +90,29 @@ pub struct Database {
     /// One connection whose commits wait for the log's fsync whatever the
     /// configured durability, for [`Database::sync_point`].
     syncing: Pool,
+    /// PostgreSQL only: connections that each hold one open transaction
+    /// with an advisory lock ([`Database::advisory_lock`]), apart from the
+    /// others so that locks held cannot starve the commits that release them.
+    locking: Option<Pool>,
 }
+
+/// A lock shared by every process on the database, held until
+/// [`AdvisoryLock::release`] or drop (and by the server until the holder's
+/// connection ends, so a killed process holds nothing).
+#[derive(Debug)]
+pub struct AdvisoryLock(Transaction<'static>);
+
+impl AdvisoryLock {
+    /// Releases the lock now. Dropping it releases it too, a moment later,
+    /// when its connection goes back to the pool.
+    pub async fn release(self) {
+        let _ = self.0.rollback().await;
+    }
+}
+
+/// Advisory locks one process holds at once at most (one connection each);
+/// more wait for one to be released.
+const LOCKS_HELD: u32 = 32;
 
 /// A stable 64-bit advisory-lock key for a lock's name (FNV-1a).
 fn advisory_key(name: &str) -> i64 {
@@ -204,7 +226,11 @@ impl Database {
         split_patient_names(&pool).await?;
         let redoable = connect(engine, &url, 4, CommitMode::Relaxed).await.map_err(open_err)?;
         let syncing = connect(engine, &url, 1, CommitMode::Durable).await.map_err(open_err)?;
-        Ok(Database { engine, pool, redoable, syncing })
+        let locking = match engine {
+            Engine::Sqlite => None,
+            Engine::Postgres => Some(connect(engine, &url, LOCKS_HELD, CommitMode::Relaxed).await.map_err(open_err)?),
+        };
+        Ok(Database { engine, pool, redoable, syncing, locking })
     }
 
     /// Which engine this is, for the few statements the engines spell
@@ -251,6 +277,17 @@ impl Database {
                 Ok(tx)
             }
         }
+    }
+
+    /// Waits for the lock named `name`, shared with every other process on
+    /// a PostgreSQL database (a transaction-scoped advisory lock, held open).
+    /// `None` on SQLite, whose database one server process owns: callers
+    /// serialise within the process themselves.
+    pub async fn advisory_lock(&self, name: &str) -> Result<Option<AdvisoryLock>, DbError> {
+        let Some(locking) = &self.locking else { return Ok(None) };
+        let mut tx = locking.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(advisory_key(name)).execute(&mut *tx).await?;
+        Ok(Some(AdvisoryLock(tx)))
     }
 
     /// Checks that the database answers.

@@ -126,7 +126,11 @@ impl Database {
         if studies > 0 {
             return Err(DbError::Conflict(format!("site {name:?} has {studies} studies; a site with studies cannot be removed")));
         }
-        sqlx::query("DELETE FROM sites WHERE id = $1").bind(site.id).execute(self.pool()).await?;
+        // Its claims on UIDs of objects never stored go with it.
+        let mut tx = self.pool().begin().await?;
+        sqlx::query("DELETE FROM uid_claims WHERE site_id = $1").bind(site.id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM sites WHERE id = $1").bind(site.id).execute(&mut *tx).await?;
+        tx.commit().await?;
         Ok(())
     }
 

@@ -229,7 +229,7 @@ struct Inner {
     pending: tokio::sync::watch::Sender<usize>,
     /// Objects begun and not yet acknowledged or dropped.
     arriving: Arc<AtomicUsize>,
-    /// Which site owns each recently seen study and series UID.
+    /// Which site claimed each recently seen study and series UID.
     owners: ownership::Owners,
 }
 
@@ -374,7 +374,7 @@ impl Archive {
     fn announce(&self, sop: SopInstanceUid) -> tokio::task::JoinHandle<Result<Prior, IngestError>> {
         let archive = self.clone();
         tokio::spawn(async move {
-            let lock = archive.inner.locks.lock(sop.as_str()).await;
+            let lock = archive.inner.locks.lock(&archive.inner.db, sop.as_str()).await?;
             let versions = archive.inner.db.versions_of(&sop).await?;
             Ok(Prior { lock, versions })
         })
@@ -485,9 +485,7 @@ impl Archive {
                         dataset: study.to_string(),
                     });
                 }
-                // Quiet: this object is the only one between check and index.
-                let quiet = archive.objects_arriving() <= 1 && *archive.inner.pending.borrow() == 0;
-                let found = runtime.block_on(archive.inner.owners.check(&archive.inner.db, site_id, study, series, quiet))?;
+                let found = runtime.block_on(archive.inner.owners.check(&archive.inner.db, site_id, study, series))?;
                 found.map_or(Ok(()), |collision| Err(IngestError::UidHeldElsewhere(collision)))
             };
             let store = archive.inner.store.as_ref();
@@ -610,7 +608,7 @@ impl Archive {
                     "cannot index a stored object; it stays in staging and is indexed at the next start"
                 );
             }
-            drop(lock);
+            lock.release().await;
             let _ = done.send(result);
             archive.inner.pending.send_modify(|n| *n -= 1);
         });

@@ -8,14 +8,14 @@
 //! first carried them, and an object from another site carrying one of them
 //! is refused and recorded in `uid_collisions` for the administrator.
 //!
-//! Study and series owners are remembered in memory once looked up (a
-//! study's three hundred slices ask once) and *reserved* before the index
-//! is asked, so that two sites sending the same new UID at the same moment
-//! cannot both find it free: the second finds the first's reservation. The
-//! memory is bounded: when it is full it is cleared, at a moment when no
-//! object is on its way to the index (so no reservation is still needed),
-//! which only costs lookups. A separate `telediag import` process has its own memory and is
-//! checked against the index alone.
+//! The first site to send a study or series UID *claims* it in the index
+//! (`uid_claims`) before the object is published; an insert that keeps
+//! whichever claim came first decides between concurrent senders. So two sites
+//! sending the same new UID at the same moment, to one gateway or to two
+//! gateways in different processes, cannot both find it free. Claims are
+//! remembered in memory once made or found (a study's three hundred slices
+//! ask once); a claim never changes, so the memory is only ever cleared,
+//! when full, never wrong.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -25,7 +25,7 @@ use sqlx::Row;
 use crate::db::{Database, DbError, now_ms};
 use crate::uid::{SeriesUid, StudyUid};
 
-/// Owners remembered before the memory is cleared.
+/// Claims remembered before the memory is cleared.
 const REMEMBERED: usize = 20_000;
 
 /// What kind of UID was found held elsewhere.
@@ -63,104 +63,63 @@ pub struct Collision {
     pub owner_site_id: i64,
 }
 
-/// The remembered and reserved owners of study and series UIDs.
+/// The remembered owners of study and series UIDs.
 #[derive(Default)]
 pub(super) struct Owners {
     known: Mutex<HashMap<(UidKind, String), i64>>,
 }
 
 impl Owners {
-    /// Checks that `site_id` may add an object to `study` / `series`:
-    /// each is either unknown (and is now reserved for `site_id`) or already
+    /// Checks that `site_id` may add an object to `study` / `series`: each
+    /// is either unclaimed (and is now claimed for `site_id`) or already
     /// `site_id`'s.
-    /// `quiet`: no object is between its check and its index row, so the
-    /// memory may be cleared when full.
     pub(super) async fn check(
         &self,
         db: &Database,
         site_id: i64,
         study: &StudyUid,
         series: &SeriesUid,
-        quiet: bool,
     ) -> Result<Option<Collision>, DbError> {
-        let wanted = [(UidKind::Study, study.as_str()), (UidKind::Series, series.as_str())];
-        // Reserve what is not yet known, so a concurrent sender from another
-        // site finds the reservation; then ask the index about those.
-        let mut reserved = Vec::new();
-        {
-            let mut known = self.known.lock().expect("owner memory poisoned");
-            // Forgetting is safe only when no reservation is still needed:
-            // nothing on its way to the index.
-            if known.len() >= REMEMBERED && quiet {
-                known.clear();
-            }
-            for (kind, uid) in wanted {
-                match known.get(&(kind, uid.to_owned())) {
-                    Some(&owner) if owner != site_id => {
-                        // What this object reserved a moment ago goes back.
-                        for (kind, uid) in &reserved {
-                            known.remove(&(*kind, (*uid as &str).to_owned()));
-                        }
-                        return Ok(Some(Collision { kind, uid: uid.to_owned(), owner_site_id: owner }));
+        for (kind, uid) in [(UidKind::Study, study.as_str()), (UidKind::Series, series.as_str())] {
+            let remembered = self.known.lock().expect("owner memory poisoned").get(&(kind, uid.to_owned())).copied();
+            let owner = match remembered {
+                Some(owner) => owner,
+                None => {
+                    let owner = claim(db, kind, uid, site_id).await?;
+                    let mut known = self.known.lock().expect("owner memory poisoned");
+                    if known.len() >= REMEMBERED {
+                        known.clear();
                     }
-                    Some(_) => {}
-                    None => {
-                        known.insert((kind, uid.to_owned()), site_id);
-                        reserved.push((kind, uid));
-                    }
+                    known.insert((kind, uid.to_owned()), owner);
+                    owner
                 }
-            }
-        }
-        let mut collision = None;
-        for &(kind, uid) in &reserved {
-            let owner = match kind {
-                UidKind::Study => study_owner(db, uid).await,
-                _ => series_owner(db, uid).await,
             };
-            match owner {
-                Err(e) => {
-                    self.release(&reserved, site_id);
-                    return Err(e);
-                }
-                Ok(Some(owner)) if owner != site_id => {
-                    self.known.lock().expect("owner memory poisoned").insert((kind, uid.to_owned()), owner);
-                    collision = Some(Collision { kind, uid: uid.to_owned(), owner_site_id: owner });
-                    break;
-                }
-                Ok(_) => {}
+            if owner != site_id {
+                return Ok(Some(Collision { kind, uid: uid.to_owned(), owner_site_id: owner }));
             }
         }
-        if collision.is_some() {
-            // The object will not be stored: what it reserved is given back
-            // (the colliding UID now remembers its true owner instead).
-            self.release(&reserved, site_id);
-        }
-        Ok(collision)
-    }
-
-    /// Gives back reservations for an object that was not stored.
-    pub(super) fn release(&self, reserved: &[(UidKind, &str)], site_id: i64) {
-        let mut known = self.known.lock().expect("owner memory poisoned");
-        for &(kind, uid) in reserved {
-            let key = (kind, uid.to_owned());
-            if known.get(&key) == Some(&site_id) {
-                known.remove(&key);
-            }
-        }
+        Ok(None)
     }
 }
 
-async fn study_owner(db: &Database, study: &str) -> Result<Option<i64>, DbError> {
-    let row = sqlx::query("SELECT site_id FROM studies WHERE study_uid = $1").bind(study).fetch_optional(db.pool()).await?;
-    Ok(row.map(|r| r.get(0)))
-}
-
-async fn series_owner(db: &Database, series: &str) -> Result<Option<i64>, DbError> {
-    let row = sqlx::query("SELECT st.site_id FROM series se JOIN studies st ON st.id = se.study_ref WHERE se.series_uid = $1")
-        .bind(series)
-        .fetch_optional(db.pool())
+/// Claims `uid` for `site_id` unless it is claimed already; returns its
+/// owner either way. Committed at once, with the configured durability: a
+/// claim must outlive any object acknowledged under it.
+async fn claim(db: &Database, kind: UidKind, uid: &str, site_id: i64) -> Result<i64, DbError> {
+    let owner = |row: Option<sqlx::any::AnyRow>| row.map(|r| r.get::<i64, _>(0));
+    let select = "SELECT site_id FROM uid_claims WHERE kind = $1 AND uid = $2";
+    if let Some(owner) = owner(sqlx::query(select).bind(kind.as_str()).bind(uid).fetch_optional(db.pool()).await?) {
+        return Ok(owner);
+    }
+    sqlx::query("INSERT INTO uid_claims (kind, uid, site_id, at) VALUES ($1, $2, $3, $4) ON CONFLICT (kind, uid) DO NOTHING")
+        .bind(kind.as_str())
+        .bind(uid)
+        .bind(site_id)
+        .bind(now_ms())
+        .execute(db.pool())
         .await?;
-    Ok(row.map(|r| r.get(0)))
+    owner(sqlx::query(select).bind(kind.as_str()).bind(uid).fetch_optional(db.pool()).await?)
+        .ok_or_else(|| DbError::Conflict(format!("the claim on {} {uid} vanished", kind.as_str())))
 }
 
 /// One refused object, for the administrator.
