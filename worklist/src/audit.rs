@@ -307,7 +307,7 @@ pub async fn record(State(state): State<AppState>, mut request: Request, next: N
     let object = request.uri().path().to_owned();
     let client = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string());
     let response = next.run(request).await;
-    if let Some(user) = user {
+    if let Ok(Some(user)) = user {
         let entry = AuditEntry::for_user(Some(&user), action, object, response.status().as_u16(), client);
         if let Err(e) = state.audit.append(&entry).await {
             tracing::error!(error = %e, "cannot write the audit log");

@@ -172,19 +172,23 @@ pub fn presented_token(parts: &Parts) -> Option<String> {
     token_in(&parts.headers)
 }
 
-/// The session's user as the audit middleware found it (`None`: no valid
-/// session), kept in the request so handlers do not look it up again.
+/// The session's user as the audit middleware found it (`Ok(None)`: no
+/// valid session; `Err`: the database could not say, with the reason),
+/// kept in the request so handlers do not look it up again.
 #[derive(Debug, Clone)]
-pub struct Caller(pub Option<CurrentUser>);
+pub struct Caller(pub Result<Option<CurrentUser>, String>);
 
 /// The user of the session named by the request's bearer token or cookie.
-pub async fn resolve(state: &AppState, headers: &axum::http::HeaderMap) -> Option<CurrentUser> {
-    let token = token_in(headers)?;
+/// A database that cannot answer is an error, not an unknown session: the
+/// client is told to retry (503), not to log in again (401), which would
+/// send every doctor back to the login page while PostgreSQL restarts.
+pub async fn resolve(state: &AppState, headers: &axum::http::HeaderMap) -> Result<Option<CurrentUser>, String> {
+    let Some(token) = token_in(headers) else { return Ok(None) };
     match state.archive.database().session_user(&token_hash(&token)).await {
-        Ok(user) => user.map(Into::into),
+        Ok(user) => Ok(user.map(Into::into)),
         Err(e) => {
             tracing::warn!(error = %e, "session lookup failed");
-            None
+            Err(format!("index database unavailable: cannot check the session: {e}"))
         }
     }
 }
@@ -247,6 +251,7 @@ impl FromRequestParts<AppState> for CurrentUser {
             Some(Caller(user)) => user.clone(),
             None => resolve(state, &parts.headers).await,
         };
+        let user = user.map_err(|reason| ApiError::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, reason))?;
         user.ok_or_else(|| ApiError::new(axum::http::StatusCode::UNAUTHORIZED, "session expired or unknown: log in again"))
     }
 }
