@@ -278,13 +278,28 @@ async fn retrieve(
     let multipart = Multipart::new();
     let content_type = multipart.content_type("application/dicom");
     let (archive, base) = (state.archive.clone(), base(&state));
+    // The first object is opened before the status is sent, so that a store
+    // that cannot answer is a 503 with its reason, not a 200 cut short.
+    let first = match instances.first() {
+        Some(i) => {
+            let (archive, key) = (archive.clone(), i.object_key.clone());
+            let opened = tokio::task::spawn_blocking(move || archive.read_object(&key)).await;
+            Some(opened.map_err(unavailable)?.map_err(unavailable)?)
+        }
+        None => None,
+    };
     let body = stream_body(move |send| {
+        let mut first = first;
         for i in &instances {
             let location =
                 format!("{base}/studies/{}/series/{}/instances/{}", i.series.study.study_uid, i.series.series_uid, i.sop_instance_uid);
             let part_type = format!("application/dicom; transfer-syntax={}", i.transfer_syntax_uid);
             send(Ok(multipart.part_header(&part_type, Some(&location), Some(i.size_bytes as u64))))?;
-            let mut reader = match archive.read_object(&i.object_key) {
+            let opened = match first.take() {
+                Some(reader) => Ok(reader),
+                None => archive.read_object(&i.object_key),
+            };
+            let mut reader = match opened {
                 Ok(reader) => reader,
                 Err(e) => {
                     tracing::error!(sop_instance_uid = %i.sop_instance_uid, error = %e, "cannot read a stored object for WADO-RS");
