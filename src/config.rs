@@ -67,6 +67,9 @@ pub struct ArchiveSection {
     pub study_stable_secs: u64,
     /// Threads rendering thumbnails and previews; 0 means every core.
     pub imaging_threads: usize,
+    /// Seconds a worker holds a render job it claimed: when a worker dies,
+    /// another takes its jobs after this.
+    pub job_lease_secs: u64,
 }
 
 impl Default for Config {
@@ -112,7 +115,7 @@ impl Default for HttpConfig {
 
 impl Default for ArchiveSection {
     fn default() -> Self {
-        ArchiveSection { study_stable_secs: 30, imaging_threads: 0 }
+        ArchiveSection { study_stable_secs: 30, imaging_threads: 0, job_lease_secs: telediag_pipeline::DEFAULT_LEASE.as_secs() }
     }
 }
 
@@ -188,6 +191,7 @@ impl Config {
             config.dicom.tls_port = Some(port.parse().map_err(|e| anyhow::anyhow!("TELEDIAG_DICOM_TLS_PORT={port:?}: {e}"))?);
         }
         env_parse("TELEDIAG_STUDY_STABLE_SECS", &mut config.archive.study_stable_secs)?;
+        env_parse("TELEDIAG_JOB_LEASE_SECS", &mut config.archive.job_lease_secs)?;
         env_parse("TELEDIAG_LOCK_SECS", &mut config.worklist.lock_secs)?;
         if let Some(url) = env_var("TELEDIAG_PUBLIC_URL") {
             config.worklist.public_url = url;
@@ -213,6 +217,10 @@ impl Config {
     /// Where the centre's CA key and certificate live.
     pub fn ca_dir(&self) -> PathBuf {
         self.data_dir.join("ca")
+    }
+
+    pub fn job_lease(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.archive.job_lease_secs.max(1))
     }
 
     pub fn imaging_threads(&self) -> usize {

@@ -38,7 +38,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the centre: DICOM receiver, HTTP service, background work.
+    /// Run the whole centre in this process: gateway, worker and web.
     Serve {
         #[arg(long)]
         dicom_port: Option<u16>,
@@ -47,6 +47,26 @@ enum Command {
         /// Our DICOM AE title.
         #[arg(long)]
         ae_title: Option<String>,
+        /// Do not load the demo site, users and studies.
+        #[arg(long)]
+        no_demo: bool,
+    },
+    /// Run only the DICOM gateway (C-STORE receiver). Any number may run
+    /// on one PostgreSQL database and one bucket.
+    Gateway {
+        #[arg(long)]
+        dicom_port: Option<u16>,
+        /// Our DICOM AE title.
+        #[arg(long)]
+        ae_title: Option<String>,
+    },
+    /// Run only the background work: thumbnails, ECG analysis, study
+    /// completion, read-request intake. Any number may run.
+    Worker,
+    /// Run only the HTTP service: API, DICOMweb and the web application.
+    Web {
+        #[arg(long)]
+        http_port: Option<u16>,
         /// Do not load the demo site, users and studies.
         #[arg(long)]
         no_demo: bool,
@@ -238,7 +258,26 @@ async fn run(command: Command, mut config: Config) -> Result<()> {
             if no_demo {
                 config.demo = false;
             }
-            serve::run(config).await
+            serve::run(config, serve::Roles::ALL).await
+        }
+        Command::Gateway { dicom_port, ae_title } => {
+            if let Some(port) = dicom_port {
+                config.dicom.port = port;
+            }
+            if let Some(ae) = ae_title {
+                config.dicom.ae_title = ae;
+            }
+            serve::run(config, serve::Roles::GATEWAY).await
+        }
+        Command::Worker => serve::run(config, serve::Roles::WORKER).await,
+        Command::Web { http_port, no_demo } => {
+            if let Some(port) = http_port {
+                config.http.port = port;
+            }
+            if no_demo {
+                config.demo = false;
+            }
+            serve::run(config, serve::Roles::WEB).await
         }
         Command::Site { action } => site(action, &config).await,
         Command::User { action } => user(action, &config).await,

@@ -1,4 +1,13 @@
-//! `telediag serve`: the whole centre in one process.
+//! `telediag serve`, `gateway`, `worker` and `web`: the centre's three roles,
+//! all in one process or each in its own.
+//!
+//! The roles share nothing but the index database and the object store: the
+//! gateway stores and indexes what hospitals send, the worker takes jobs
+//! from the database's queue (thumbnails, ECG analysis, study completion,
+//! read-request intake, lapsed-lock sweeps), the web process serves the
+//! HTTP API, DICOMweb and the web application. Any number of each may run on
+//! one PostgreSQL and one bucket; each process keeps only its own staging
+//! directory, which the next process on the same data directory recovers.
 
 use std::net::SocketAddr;
 
@@ -6,8 +15,35 @@ use anyhow::{Context, Result};
 use telediag_archive::Archive;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 use crate::config::Config;
+
+/// Which roles this process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Roles {
+    /// The DICOM receiver (C-STORE, C-ECHO), on `dicom.port` (and `tls_port`).
+    pub gateway: bool,
+    /// The job-queue consumers.
+    pub worker: bool,
+    /// The HTTP service on `http.port`.
+    pub web: bool,
+}
+
+impl Roles {
+    pub const ALL: Roles = Roles { gateway: true, worker: true, web: true };
+    pub const GATEWAY: Roles = Roles { gateway: true, worker: false, web: false };
+    pub const WORKER: Roles = Roles { gateway: false, worker: true, web: false };
+    pub const WEB: Roles = Roles { gateway: false, worker: false, web: true };
+
+    fn names(self) -> String {
+        let names: Vec<_> = [(self.gateway, "gateway"), (self.worker, "worker"), (self.web, "web")]
+            .into_iter()
+            .filter_map(|(on, name)| on.then_some(name))
+            .collect();
+        names.join("+")
+    }
+}
 
 /// Resolves on SIGTERM or Ctrl-C. The handlers are installed when this is
 /// called, not when it is first awaited: a SIGTERM that arrives while the
@@ -48,9 +84,33 @@ fn peak_rss_kib() -> Option<u64> {
     status.lines().find_map(|l| l.strip_prefix("VmHWM:"))?.trim().trim_end_matches("kB").trim().parse().ok()
 }
 
-pub async fn run(config: Config) -> Result<()> {
-    let shutdown = shutdown_signal();
-    let archive = Archive::open(&config.archive_config()).await.context("opening the archive")?;
+/// The gateway's ports, bound before anything is announced.
+struct DicomListeners {
+    plain: TcpListener,
+    tls: Option<TcpListener>,
+}
+
+async fn bind_dicom(config: &Config) -> Result<DicomListeners> {
+    let addr: SocketAddr = format!("{}:{}", config.dicom.bind, config.dicom.port).parse().context("dicom.bind")?;
+    let plain = TcpListener::bind(addr).await.with_context(|| format!("binding DICOM port {addr}"))?;
+    let tls = match config.dicom.tls_port {
+        Some(port) => {
+            let addr: SocketAddr = format!("{}:{port}", config.dicom.bind).parse().context("dicom.bind")?;
+            Some(TcpListener::bind(addr).await.with_context(|| format!("binding DICOM TLS port {addr}"))?)
+        }
+        None => None,
+    };
+    Ok(DicomListeners { plain, tls })
+}
+
+/// The web role, ready to serve: its state and bound port.
+struct Web {
+    state: telediag_worklist::AppState,
+    listener: TcpListener,
+    tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+}
+
+async fn prepare_web(config: &Config, archive: &Archive) -> Result<Web> {
     if let Some(password) = telediag_worklist::auth::ensure_admin(archive.database(), config.admin_password.as_deref())
         .await
         .context("creating the admin user")?
@@ -58,69 +118,41 @@ pub async fn run(config: Config) -> Result<()> {
         println!("Created user 'admin' with password {password} (shown once; set admin_password in the config to choose it).");
     }
     if config.demo {
-        crate::demo::load(&archive, &config.data_dir).await.context("loading the demo centre")?;
+        crate::demo::load(archive, &config.data_dir).await.context("loading the demo centre")?;
     }
-
-    // Everything that can fail or take a while happens before the ports open.
-    let state = telediag_worklist::AppState::new(archive.clone(), config.worklist.clone(), &config.ca_dir())
+    let mut state = telediag_worklist::AppState::new(archive.clone(), config.worklist.clone(), &config.ca_dir())
         .context("opening the centre's certificate authority")?;
-    let dicom_addr: SocketAddr = format!("{}:{}", config.dicom.bind, config.dicom.port).parse().context("dicom.bind")?;
-    let http_addr: SocketAddr = format!("{}:{}", config.http.bind, config.http.port).parse().context("http.bind")?;
-    let gateway_config = config.gateway_config()?;
-    let https = config.https()?;
-    let dicom_listener = TcpListener::bind(dicom_addr).await.with_context(|| format!("binding DICOM port {dicom_addr}"))?;
-    let dicom_tls_listener = match config.dicom.tls_port {
-        Some(port) => {
-            let addr: SocketAddr = format!("{}:{port}", config.dicom.bind).parse().context("dicom.bind")?;
-            Some(TcpListener::bind(addr).await.with_context(|| format!("binding DICOM TLS port {addr}"))?)
-        }
-        None => None,
-    };
-    let http_listener = TcpListener::bind(http_addr).await.with_context(|| format!("binding HTTP port {http_addr}"))?;
-    state.check_listening(http_listener.local_addr()?);
-    let mut state = state;
-    state.https = https.is_some();
+    let addr: SocketAddr = format!("{}:{}", config.http.bind, config.http.port).parse().context("http.bind")?;
+    let tls = config.https()?;
+    let listener = TcpListener::bind(addr).await.with_context(|| format!("binding HTTP port {addr}"))?;
+    state.check_listening(listener.local_addr()?);
+    state.https = tls.is_some();
     state.release_memory = Some(|| {
         // SAFETY: mi_collect only frees memory mimalloc holds and no one uses.
         unsafe { libmimalloc_sys::mi_collect(true) }
     });
-    tracing::info!(
-        dicom = %dicom_listener.local_addr()?,
-        dicom_tls = ?dicom_tls_listener.as_ref().and_then(|l| l.local_addr().ok()),
-        https = https.is_some(),
-        ae_title = %config.dicom.ae_title,
-        http = %http_listener.local_addr()?,
-        data = %config.data_dir.display(),
-        "Telediag is running"
-    );
+    Ok(Web { state, listener, tls })
+}
 
-    // The one line a person starting the centre needs: where to open it.
-    let local = http_listener.local_addr()?;
-    let scheme = if https.is_some() { "https" } else { "http" };
-    match state.web_app.missing() {
-        None => println!("Telediag is running: open {scheme}://localhost:{}/ in a browser and log in.", local.port()),
-        Some(missing) => println!("Telediag is running (API at {scheme}://localhost:{}/api), but {missing}.", local.port()),
-    }
-
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let gateway = pacs_gateway::Gateway::new(gateway_config, archive.clone());
-    let dicom = tokio::spawn(gateway.serve(dicom_listener, dicom_tls_listener, wait_for(&stop_rx)));
-    let app = telediag_worklist::router(state.clone());
-    let http = match https {
-        None => tokio::spawn(async move {
-            axum::serve(http_listener, app.into_make_service_with_connect_info::<SocketAddr>())
-                .with_graceful_shutdown(wait_for(&stop_rx))
-                .await
-        }),
+fn spawn_web(web: Web, stop: &watch::Receiver<bool>) -> Result<JoinHandle<std::io::Result<()>>> {
+    let app = telediag_worklist::router(web.state);
+    let listener = web.listener;
+    Ok(match web.tls {
+        None => {
+            let stopped = wait_for(stop);
+            tokio::spawn(async move {
+                axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(stopped).await
+            })
+        }
         Some(tls) => {
             let handle = axum_server::Handle::new();
             let stopping = handle.clone();
-            let stopped = wait_for(&stop_rx);
+            let stopped = wait_for(stop);
             tokio::spawn(async move {
                 stopped.await;
                 stopping.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
             });
-            let listener = http_listener.into_std()?;
+            let listener = listener.into_std()?;
             tokio::spawn(async move {
                 axum_server::from_tcp_rustls(listener, axum_server::tls_rustls::RustlsConfig::from_config(tls))
                     .handle(handle)
@@ -128,25 +160,85 @@ pub async fn run(config: Config) -> Result<()> {
                     .await
             })
         }
+    })
+}
+
+/// The worker's tasks: each takes its jobs from the database's queue, so
+/// any number of workers share them.
+fn spawn_worker(config: &Config, archive: &Archive, stop: &watch::Sender<bool>) -> Vec<JoinHandle<()>> {
+    let workflow = telediag_workflow::Workflow::new(archive.database().clone(), config.worklist.policy());
+    vec![
+        tokio::spawn(workflow.clone().run_intake(stop.subscribe())),
+        tokio::spawn(workflow.run_lock_sweeper(stop.subscribe())),
+        tokio::spawn(telediag_pipeline::run(archive.clone(), config.imaging_threads(), config.job_lease(), stop.subscribe())),
+        tokio::spawn(telediag_archive::stability::run_stability_monitor(
+            archive.database().clone(),
+            std::time::Duration::from_secs(config.archive.study_stable_secs),
+            wait_for(&stop.subscribe()),
+        )),
+    ]
+}
+
+pub async fn run(config: Config, roles: Roles) -> Result<()> {
+    let shutdown = shutdown_signal();
+    let archive = Archive::open(&config.archive_config()).await.context("opening the archive")?;
+
+    // Everything that can fail or take a while happens before the ports open.
+    let gateway_config = roles.gateway.then(|| config.gateway_config()).transpose()?;
+    let dicom = match roles.gateway {
+        true => Some(bind_dicom(&config).await?),
+        false => None,
     };
-    let intake = tokio::spawn(state.workflow.clone().run_intake(stop_tx.subscribe()));
-    let sweeper = tokio::spawn(state.workflow.clone().run_lock_sweeper(stop_tx.subscribe()));
-    let pipeline = tokio::spawn(telediag_pipeline::run(archive.clone(), config.imaging_threads(), stop_tx.subscribe()));
-    let stability = tokio::spawn(telediag_archive::stability::run_stability_monitor(
-        archive.database().clone(),
-        std::time::Duration::from_secs(config.archive.study_stable_secs),
-        wait_for(&stop_tx.subscribe()),
-    ));
+    let web = match roles.web {
+        true => Some(prepare_web(&config, &archive).await?),
+        false => None,
+    };
+    tracing::info!(
+        roles = %roles.names(),
+        dicom = ?dicom.as_ref().and_then(|d| d.plain.local_addr().ok()),
+        dicom_tls = ?dicom.as_ref().and_then(|d| d.tls.as_ref()?.local_addr().ok()),
+        https = web.as_ref().is_some_and(|w| w.tls.is_some()),
+        ae_title = %config.dicom.ae_title,
+        http = ?web.as_ref().and_then(|w| w.listener.local_addr().ok()),
+        data = %config.data_dir.display(),
+        "Telediag is running"
+    );
+    // The one line a person starting the centre needs: where to open it.
+    match &web {
+        Some(web) => {
+            let port = web.listener.local_addr()?.port();
+            let scheme = if web.tls.is_some() { "https" } else { "http" };
+            match web.state.web_app.missing() {
+                None => println!("Telediag is running: open {scheme}://localhost:{port}/ in a browser and log in."),
+                Some(missing) => println!("Telediag is running (API at {scheme}://localhost:{port}/api), but {missing}."),
+            }
+        }
+        None => println!("Telediag {} is running.", roles.names()),
+    }
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let dicom = match (dicom, gateway_config) {
+        (Some(listeners), Some(gateway_config)) => {
+            let gateway = pacs_gateway::Gateway::new(gateway_config, archive.clone());
+            Some(tokio::spawn(gateway.serve(listeners.plain, listeners.tls, wait_for(&stop_rx))))
+        }
+        _ => None,
+    };
+    let http = web.map(|web| spawn_web(web, &stop_rx)).transpose()?;
+    let workers = if roles.worker { spawn_worker(&config, &archive, &stop_tx) } else { Vec::new() };
 
     shutdown.await;
     tracing::info!("shutting down: no new associations or requests; finishing objects in flight");
     let _ = stop_tx.send(true);
-    let _ = dicom.await;
-    let _ = http.await;
-    let _ = stability.await;
-    let _ = intake.await;
-    let _ = sweeper.await;
-    let _ = pipeline.await;
+    if let Some(dicom) = dicom {
+        let _ = dicom.await;
+    }
+    if let Some(http) = http {
+        let _ = http.await;
+    }
+    for task in workers {
+        let _ = task.await;
+    }
     archive.wait_idle().await;
     tracing::info!(peak_rss_kib = peak_rss_kib(), "stopped");
     Ok(())

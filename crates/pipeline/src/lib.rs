@@ -16,7 +16,7 @@ use telediag_archive::SopInstanceUid;
 use telediag_archive::db::now_ms;
 use telediag_archive::derived::{DerivedKind, DerivedRecord, derived_key};
 use telediag_archive::jobs::{Job, JobKind, JobPayload};
-use telediag_archive::store::ObjectKey;
+use telediag_archive::store::{ObjectKey, ObjectReader};
 use tokio::sync::{Semaphore, oneshot, watch};
 
 /// Longest side of instance thumbnails.
@@ -39,14 +39,19 @@ impl Clock for SystemClock {
     }
 }
 
+/// How long a claimed job is this worker's: a worker that dies mid-job has
+/// its jobs taken by another once their leases lapse.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(120);
+
 /// Renders what `archive` queues, on `threads` background threads, until
-/// `stop` turns true.
-pub async fn run(archive: Archive, threads: usize, stop: watch::Receiver<bool>) {
-    run_with_clock(archive, threads, stop, Arc::new(SystemClock)).await
+/// `stop` turns true. Claims are leases of `lease`, longer than any one
+/// render takes.
+pub async fn run(archive: Archive, threads: usize, lease: Duration, stop: watch::Receiver<bool>) {
+    run_with_clock(archive, threads, lease, stop, Arc::new(SystemClock)).await
 }
 
 /// [`run`] on `clock`.
-pub async fn run_with_clock(archive: Archive, threads: usize, mut stop: watch::Receiver<bool>, clock: Arc<dyn Clock>) {
+pub async fn run_with_clock(archive: Archive, threads: usize, lease: Duration, mut stop: watch::Receiver<bool>, clock: Arc<dyn Clock>) {
     let pool = match telediag_imaging::ImagingPool::new(threads, telediag_imaging::Priority::Background) {
         Ok(pool) => Arc::new(pool),
         Err(e) => {
@@ -64,7 +69,7 @@ pub async fn run_with_clock(archive: Archive, threads: usize, mut stop: watch::R
             permit = slots.clone().acquire_owned() => permit.expect("never closed"),
             _ = stop.changed() => break,
         };
-        let job = match archive.database().claim_job(&[JobKind::InstanceRender], "pipeline", Duration::from_secs(120)).await {
+        let job = match archive.database().claim_job(&[JobKind::InstanceRender], &worker_name(), lease).await {
             Ok(Some(job)) => job,
             Ok(None) => {
                 drop(permit);
@@ -90,6 +95,12 @@ pub async fn run_with_clock(archive: Archive, threads: usize, mut stop: watch::R
         while tasks.try_join_next().is_some() {}
     }
     while tasks.join_next().await.is_some() {}
+}
+
+/// Who holds a job's lease (`jobs.locked_by`): this process, on this host.
+fn worker_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    format!("pipeline@{}:{}", host.trim(), std::process::id())
 }
 
 /// While two or more objects arrive at once, the senders are what keeps the
@@ -131,9 +142,9 @@ async fn process(archive: &Archive, pool: &telediag_imaging::ImagingPool, job: J
         return;
     };
     let source = Source { sop, original: key };
-    let outcome = match is_waveform(archive, &source.original).await {
-        Ok(true) => ecg(archive, pool, &source).await,
-        Ok(false) => image(archive, pool, &source).await,
+    let outcome = match open_original(archive, &source.original).await {
+        Ok((_, Kind::Waveform)) => ecg(archive, pool, &source).await,
+        Ok((reader, Kind::Image)) => image(archive, pool, &source, reader).await,
         Err(e) => Err(e),
     };
     let recorded = match outcome {
@@ -145,25 +156,62 @@ async fn process(archive: &Archive, pool: &telediag_imaging::ImagingPool, job: J
     }
 }
 
-/// Renders an image's thumbnail and preview and stores them, or says why
-/// it cannot be rendered.
-async fn image(archive: &Archive, pool: &telediag_imaging::ImagingPool, source: &Source) -> Result<Vec<DerivedRecord>, String> {
+/// Renders an image's thumbnail and preview from its opened original and
+/// stores them, or says why it cannot be rendered. A store that fails
+/// while the decoder reads is the store's failure (the job is retried),
+/// not the object's.
+async fn image(
+    archive: &Archive,
+    pool: &telediag_imaging::ImagingPool,
+    source: &Source,
+    original: ObjectReader,
+) -> Result<Vec<DerivedRecord>, String> {
     // Imaging reads only the first frame's bytes, so a multi-gigabyte cine
     // loop is rendered in one frame's memory.
-    let (archive_for_pool, key) = (archive.clone(), source.original.to_string());
-    let rendered = on_pool(pool, move || {
-        let reader =
-            archive_for_pool.read_object(&key).map_err(|e| telediag_imaging::RenderError::Open { path: key, reason: e.to_string() })?;
-        telediag_imaging::derive_object(std::io::BufReader::new(reader), THUMBNAIL_SIZE)
-    })
-    .await
-    .unwrap_or_else(|| Err(telediag_imaging::RenderError::Decode("render task lost".into())));
+    let store_failure = Arc::new(std::sync::Mutex::new(None));
+    let watched = Watched { inner: original, failure: store_failure.clone() };
+    let rendered = on_pool(pool, move || telediag_imaging::derive_object(std::io::BufReader::new(watched), THUMBNAIL_SIZE))
+        .await
+        .unwrap_or_else(|| Err(telediag_imaging::RenderError::Decode("render task lost".into())));
+    if let Some(failure) = store_failure.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take() {
+        return Err(format!("the object store failed while the original was read: {failure}"));
+    }
     match rendered {
         Ok(derived) => store(archive, source, &derived).await,
         Err(e) => {
             tracing::info!(sop_instance_uid = %source.sop, reason = %e, "undecodable");
             Ok(undecodable(&source.sop, &[DerivedKind::Thumbnail, DerivedKind::Preview], &e.to_string()))
         }
+    }
+}
+
+/// An original being read for rendering, remembering the first error its
+/// store gave: a decoder reports any read error as a broken object.
+struct Watched {
+    inner: ObjectReader,
+    failure: Arc<std::sync::Mutex<Option<String>>>,
+}
+
+impl Watched {
+    fn watch<T>(&self, result: std::io::Result<T>) -> std::io::Result<T> {
+        if let Err(e) = &result {
+            self.failure.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get_or_insert_with(|| e.to_string());
+        }
+        result
+    }
+}
+
+impl std::io::Read for Watched {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let result = self.inner.read(buf);
+        self.watch(result)
+    }
+}
+
+impl std::io::Seek for Watched {
+    fn seek(&mut self, position: std::io::SeekFrom) -> std::io::Result<u64> {
+        let result = self.inner.seek(position);
+        self.watch(result)
     }
 }
 
@@ -177,15 +225,28 @@ async fn on_pool<T: Send + 'static>(pool: &telediag_imaging::ImagingPool, work: 
     result.await.ok()
 }
 
-/// Waveform storage SOP classes (ECG, hemodynamic, ...) are analysed as
-/// ECGs, not rendered as images. An object the store cannot open is an
-/// error (retried), not an image.
-async fn is_waveform(archive: &Archive, key: &ObjectKey) -> Result<bool, String> {
+/// What a stored object is, for the pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Waveform storage SOP classes (ECG, hemodynamic, ...): analysed as
+    /// ECGs, not rendered as images.
+    Waveform,
+    Image,
+}
+
+/// Opens a job's original once, reads what it is from its Part 10 header
+/// and hands it back rewound, so an image is rendered from the same reader
+/// (on a bucket: no second HEAD and GET). An object the store cannot open
+/// is an error (retried), not an image.
+async fn open_original(archive: &Archive, key: &ObjectKey) -> Result<(ObjectReader, Kind), String> {
+    use std::io::{Seek, SeekFrom};
     let (archive, key) = (archive.clone(), key.to_string());
     tokio::task::spawn_blocking(move || {
-        let reader = archive.read_object(&key).map_err(|e| e.to_string())?;
-        Ok(telediag_archive::part10::read_header(std::io::BufReader::new(reader))
-            .is_ok_and(|(meta, _)| meta.sop_class_uid.starts_with(telediag_archive::uid::WAVEFORM_SOP_CLASS_PREFIX)))
+        let mut reader = archive.read_object(&key).map_err(|e| e.to_string())?;
+        let waveform = telediag_archive::part10::read_header(std::io::BufReader::new(&mut reader))
+            .is_ok_and(|(meta, _)| meta.sop_class_uid.starts_with(telediag_archive::uid::WAVEFORM_SOP_CLASS_PREFIX));
+        reader.seek(SeekFrom::Start(0)).map_err(|e| format!("cannot rewind {key}: {e}"))?;
+        Ok((reader, if waveform { Kind::Waveform } else { Kind::Image }))
     })
     .await
     .map_err(|e| e.to_string())?
