@@ -13,6 +13,8 @@ pub struct Postgres {
     child: Child,
     port: u16,
     bin: PathBuf,
+    /// The cluster's data directory.
+    data: PathBuf,
     /// Holds the cluster's files; removed on drop.
     _dir: TempDir,
     /// The user the server runs as when the tests run as root (PostgreSQL
@@ -50,6 +52,23 @@ fn command_as(program: &Path, user: Option<&str>) -> Command {
     command
 }
 
+/// Starts `postgres` on `data` and waits until it listens on `port`.
+fn spawn_server(bin: &Path, data: &Path, socket_dir: &Path, port: u16, run_as: Option<&str>) -> Child {
+    let mut child = command_as(&bin.join("postgres"), run_as)
+        .arg("-D")
+        .arg(data)
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-k"])
+        .arg(socket_dir)
+        // Throwaway clusters: no fsync, but commits still go through the
+        // WAL, so a restart (`stop`, `start_again`) keeps what was committed.
+        .args(["-c", "fsync=off", "-c", "full_page_writes=off", "-c", "max_connections=400"])
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("postgres starts");
+    wait_for_port(&mut child, port, "postgres");
+    child
+}
+
 /// A directory removed with its contents on drop.
 struct TempDir(PathBuf);
 
@@ -84,19 +103,8 @@ impl Postgres {
             .expect("initdb runs");
         assert!(initdb.status.success(), "initdb failed: {}", String::from_utf8_lossy(&initdb.stderr));
         let port = free_port();
-        let mut child = command("postgres")
-            .arg("-D")
-            .arg(&data)
-            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-k"])
-            .arg(&dir.0)
-            // Throwaway clusters: no fsync, but commits still go through the
-            // WAL, so a restart (see `restart`) keeps what was committed.
-            .args(["-c", "fsync=off", "-c", "full_page_writes=off", "-c", "max_connections=200"])
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("postgres starts");
-        wait_for_port(&mut child, port, "postgres");
-        Some(Postgres { child, port, bin, _dir: dir, run_as })
+        let child = spawn_server(&bin, &data, &dir.0, port, run_as);
+        Some(Postgres { child, port, bin, data, _dir: dir, run_as })
     }
 
     /// A new, empty database on this cluster, as a `postgres://` URL.
@@ -122,10 +130,27 @@ impl Postgres {
     pub fn resume(&self) {
         signal(&self.child, libc::SIGCONT);
     }
+
+    /// Stops the server as an operator's `pg_ctl stop -m fast` does (every
+    /// connection cut, open transactions rolled back), until
+    /// [`Postgres::start_again`].
+    pub fn stop(&mut self) {
+        signal(&self.child, libc::SIGINT);
+        let _ = self.child.wait();
+    }
+
+    /// Starts the stopped server again on the same port and data.
+    pub fn start_again(&mut self) {
+        let socket_dir = self.data.parent().expect("the data directory's parent").to_owned();
+        self.child = spawn_server(&self.bin, &self.data, &socket_dir, self.port, self.run_as);
+    }
 }
 
 impl Drop for Postgres {
     fn drop(&mut self) {
+        if !matches!(self.child.try_wait(), Ok(None)) {
+            return; // stopped already
+        }
         self.resume();
         // SIGQUIT: immediate shutdown, children included.
         signal(&self.child, libc::SIGQUIT);
