@@ -28,6 +28,7 @@ use std::time::Duration;
 
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path as BucketPath;
+use object_store::multipart::MultipartStore;
 use object_store::{ClientOptions, ObjectStoreExt, PutPayload, RetryConfig};
 use serde::Deserialize;
 
@@ -45,6 +46,11 @@ pub const RETRY_TIMEOUT: Duration = Duration::from_secs(10);
 /// centre's LAN in well under a second; a server that accepted the
 /// connection and went silent is given up on after this.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long the bucket may take to assemble a multipart upload's parts:
+/// S3 may answer CompleteMultipartUpload only after minutes for a large
+/// object (moto takes over 15 s for 1 GiB), so this one request is given
+/// longer than the others.
+pub const COMPLETE_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// Where the bucket is and how to reach it (`[storage.s3]` in the
 /// configuration file).
@@ -77,6 +83,8 @@ impl std::fmt::Display for S3Config {
 #[derive(Debug, Clone)]
 pub struct S3Store {
     bucket: Arc<AmazonS3>,
+    /// The same bucket, for the one request allowed [`COMPLETE_TIMEOUT`].
+    assembling: Arc<AmazonS3>,
 }
 
 /// The runtime the HTTP client runs on: two threads, started once per
@@ -125,26 +133,28 @@ impl S3Store {
         // reqwest is built without a default TLS provider; ours is ring, as
         // for the centre's own HTTPS and DICOM TLS. Installing twice is fine.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let mut builder = AmazonS3Builder::new()
-            .with_bucket_name(&config.bucket)
-            .with_region(config.region.as_deref().unwrap_or("us-east-1"))
-            // Client options first: they carry `allow_http` too.
-            .with_client_options(ClientOptions::new().with_connect_timeout(Duration::from_secs(5)).with_timeout(REQUEST_TIMEOUT))
-            .with_allow_http(config.allow_http)
-            .with_virtual_hosted_style_request(!config.path_style.unwrap_or(true))
-            .with_retry(RetryConfig { max_retries: 3, retry_timeout: RETRY_TIMEOUT, backoff: Default::default() });
-        if let Some(endpoint) = &config.endpoint {
-            builder = builder.with_endpoint(endpoint);
-        }
-        let from_env = |name: &str| std::env::var(name).ok();
-        if let Some(id) = config.access_key_id.clone().or_else(|| from_env("AWS_ACCESS_KEY_ID")) {
-            builder = builder.with_access_key_id(id);
-        }
-        if let Some(secret) = config.secret_access_key.clone().or_else(|| from_env("AWS_SECRET_ACCESS_KEY")) {
-            builder = builder.with_secret_access_key(secret);
-        }
-        let bucket = builder.build().map_err(|e| StoreError::Config(e.to_string()))?;
-        Ok(S3Store { bucket: Arc::new(bucket) })
+        let client = |timeout: Duration| {
+            let mut builder = AmazonS3Builder::new()
+                .with_bucket_name(&config.bucket)
+                .with_region(config.region.as_deref().unwrap_or("us-east-1"))
+                // Client options first: they carry `allow_http` too.
+                .with_client_options(ClientOptions::new().with_connect_timeout(Duration::from_secs(5)).with_timeout(timeout))
+                .with_allow_http(config.allow_http)
+                .with_virtual_hosted_style_request(!config.path_style.unwrap_or(true))
+                .with_retry(RetryConfig { max_retries: 3, retry_timeout: RETRY_TIMEOUT, backoff: Default::default() });
+            if let Some(endpoint) = &config.endpoint {
+                builder = builder.with_endpoint(endpoint);
+            }
+            let from_env = |name: &str| std::env::var(name).ok();
+            if let Some(id) = config.access_key_id.clone().or_else(|| from_env("AWS_ACCESS_KEY_ID")) {
+                builder = builder.with_access_key_id(id);
+            }
+            if let Some(secret) = config.secret_access_key.clone().or_else(|| from_env("AWS_SECRET_ACCESS_KEY")) {
+                builder = builder.with_secret_access_key(secret);
+            }
+            builder.build().map(Arc::new).map_err(|e| StoreError::Config(e.to_string()))
+        };
+        Ok(S3Store { bucket: client(REQUEST_TIMEOUT)?, assembling: client(COMPLETE_TIMEOUT)? })
     }
 
     /// Asks the bucket for a key that does not exist: `Ok` when the bucket
@@ -169,28 +179,37 @@ impl S3Store {
         BucketPath::from(key.as_str())
     }
 
-    /// A multipart upload of the file at `staged`, one part in memory at a time.
+    /// A multipart upload of the file at `staged`, one part in memory at a
+    /// time; the parts within [`REQUEST_TIMEOUT`] each, their assembly
+    /// within [`COMPLETE_TIMEOUT`].
     fn upload_in_parts(&self, key: &ObjectKey, staged: &Path) -> Result<(), StoreError> {
         let io_err = |source| StoreError::Io { key: key.to_string(), source };
         let mut file = std::fs::File::open(staged).map_err(io_err)?;
-        let (bucket, path) = (self.bucket.clone(), Self::path(key));
-        let mut upload = run(async move { bucket.put_multipart(&path).await }).map_err(|e| remote_error(key, e))?;
+        let path = Self::path(key);
+        let (bucket, at) = (self.bucket.clone(), path.clone());
+        let id = run(async move { bucket.create_multipart(&at).await }).map_err(|e| remote_error(key, e))?;
         let uploaded = (|| {
+            let mut parts = Vec::new();
             loop {
                 let mut part = Vec::with_capacity(PART_SIZE);
                 (&mut file).take(PART_SIZE as u64).read_to_end(&mut part).map_err(io_err)?;
                 if part.is_empty() {
                     break;
                 }
-                let sending = upload.put_part(PutPayload::from(part));
-                run(sending).map_err(|e| remote_error(key, e))?;
+                let (bucket, at, id, index) = (self.bucket.clone(), path.clone(), id.clone(), parts.len());
+                let sent = run(async move { bucket.put_part(&at, &id, index, PutPayload::from(part)).await });
+                parts.push(sent.map_err(|e| remote_error(key, e))?);
             }
-            Ok(())
+            Ok(parts)
         })();
+        let (assembling, bucket, at) = (self.assembling.clone(), self.bucket.clone(), path.clone());
         match uploaded {
-            Ok(()) => run(async move { upload.complete().await.map(|_| ()) }).map_err(|e| remote_error(key, e)),
+            Ok(parts) => {
+                let id = id.clone();
+                run(async move { assembling.complete_multipart(&at, &id, parts).await.map(|_| ()) }).map_err(|e| remote_error(key, e))
+            }
             Err(e) => {
-                let _ = run(async move { upload.abort().await });
+                let _ = run(async move { bucket.abort_multipart(&at, &id).await });
                 Err(e)
             }
         }
