@@ -13,7 +13,6 @@ use crate::AppState;
 use crate::audit::{self, AuditQuery};
 use crate::auth::{self, CurrentUser, Role};
 use crate::error::ApiError;
-use telediag_workflow::AssignmentMode;
 use telediag_workflow::assign::Credentials;
 
 /// A user as the admin sees it (never the password hash).
@@ -133,43 +132,16 @@ pub async fn set_credentials(
     Ok(Json(stored).into_response())
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SiteSettings {
-    assignment_mode: Option<AssignmentMode>,
-    single_signature: Option<bool>,
-    /// An `http://` URL, or "" to remove it.
-    critical_webhook: Option<String>,
-}
-
 /// `PATCH /api/sites/{name}`: how a site's requests are assigned and signed.
 pub async fn change_site(
     State(state): State<AppState>,
     user: CurrentUser,
     Path(name): Path<String>,
-    Json(settings): Json<SiteSettings>,
+    Json(change): Json<telediag_workflow::site_settings::SiteSettingsChange>,
 ) -> Result<Response, ApiError> {
     user.require(Role::Admin, "managing sites")?;
-    let db = state.archive.database();
-    let site = db.site_by_name(&name).await?;
-    if let Some(url) = settings.critical_webhook.as_deref()
-        && !url.is_empty()
-        && !url.starts_with("http://")
-    {
-        return Err(ApiError::bad_request(format!("critical_webhook must be an http:// URL, found {url:?}")));
-    }
-    sqlx::query(
-        "UPDATE sites SET assignment_mode = COALESCE($1, assignment_mode), single_signature = COALESCE($2, single_signature),
-            critical_webhook = CASE WHEN $3 THEN NULLIF($4, '') ELSE critical_webhook END WHERE id = $5",
-    )
-    .bind(settings.assignment_mode.map(|m| m.as_str()))
-    .bind(settings.single_signature.map(i64::from))
-    .bind(settings.critical_webhook.is_some())
-    .bind(&settings.critical_webhook)
-    .bind(site.id)
-    .execute(db.pool())
-    .await
-    .map_err(ApiError::database)?;
+    let site = state.archive.database().site_by_name(&name).await?;
+    state.workflow.change_site_settings(site.id, &change).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

@@ -199,19 +199,15 @@ pub async fn list_sites(State(state): State<AppState>, user: CurrentUser) -> Res
     if !user.has(Role::Admin) {
         return Ok(Json(visible).into_response());
     }
-    let settings: Vec<(i64, String, i64, Option<String>)> =
-        sqlx::query_as("SELECT id, assignment_mode, single_signature, critical_webhook FROM sites")
-            .fetch_all(db.pool())
-            .await
-            .map_err(ApiError::database)?;
+    let settings = state.workflow.site_settings().await?;
     let with_settings: Vec<serde_json::Value> = visible
         .into_iter()
         .map(|site| {
             let mut value = serde_json::to_value(&site).unwrap_or_default();
-            if let Some((_, mode, single, webhook)) = settings.iter().find(|s| s.0 == site.id) {
-                value["assignment_mode"] = mode.clone().into();
-                value["single_signature"] = (*single != 0).into();
-                value["critical_webhook"] = webhook.clone().into();
+            if let Some(s) = settings.iter().find(|s| s.site_id == site.id) {
+                value["assignment_mode"] = s.assignment_mode.as_str().into();
+                value["single_signature"] = s.single_signature.into();
+                value["critical_webhook"] = s.critical_webhook.clone().into();
             }
             value
         })

@@ -575,6 +575,29 @@ impl Database {
     }
 
     /// Number of stored object versions (all sites).
+    /// The first waveform instance (an ECG) of a study, if it has one.
+    pub async fn first_waveform_instance(&self, study_uid: &str) -> Result<Option<String>, DbError> {
+        Ok(sqlx::query_scalar(
+            "SELECT i.sop_instance_uid FROM instances i JOIN series se ON se.id = i.series_ref JOIN studies s ON s.id = se.study_ref
+             WHERE s.study_uid = $1 AND i.sop_class_uid LIKE $2 || '%' ORDER BY i.id LIMIT 1",
+        )
+        .bind(study_uid)
+        .bind(crate::uid::WAVEFORM_SOP_CLASS_PREFIX)
+        .fetch_optional(self.pool())
+        .await?)
+    }
+
+    /// The body part a study's series name (the first that names one).
+    pub async fn study_body_part(&self, study_uid: &str) -> Result<Option<String>, DbError> {
+        Ok(sqlx::query_scalar(
+            "SELECT se.body_part FROM series se JOIN studies s ON s.id = se.study_ref
+             WHERE s.study_uid = $1 AND se.body_part IS NOT NULL ORDER BY se.id LIMIT 1",
+        )
+        .bind(study_uid)
+        .fetch_optional(self.pool())
+        .await?)
+    }
+
     pub async fn count_instances(&self) -> Result<i64, DbError> {
         Ok(sqlx::query_scalar("SELECT COUNT(*) FROM instances").fetch_one(self.pool()).await?)
     }

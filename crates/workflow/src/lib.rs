@@ -32,6 +32,7 @@ pub mod lists;
 pub mod policy;
 pub mod reports;
 pub mod requests;
+pub mod site_settings;
 
 use std::sync::Arc;
 

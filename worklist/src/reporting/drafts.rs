@@ -11,15 +11,7 @@ use crate::templates;
 
 /// The study's (first) waveform instance.
 async fn ecg_instance(state: &AppState, study_uid: &str) -> Option<String> {
-    sqlx::query_scalar(
-        "SELECT i.sop_instance_uid FROM instances i JOIN series se ON se.id = i.series_ref JOIN studies s ON s.id = se.study_ref
-         WHERE s.study_uid = $1 AND i.sop_class_uid LIKE $2 || '%' ORDER BY i.id LIMIT 1",
-    )
-    .bind(study_uid)
-    .bind(telediag_archive::uid::WAVEFORM_SOP_CLASS_PREFIX)
-    .fetch_optional(state.archive.database().pool())
-    .await
-    .ok()?
+    state.archive.database().first_waveform_instance(study_uid).await.ok()?
 }
 
 async fn ecg_analysis(state: &AppState, study_uid: &str) -> Option<telediag_ecg::AnalysisSummary> {
@@ -44,14 +36,7 @@ async fn template_for(state: &AppState, request: &ReadRequest) -> templates::Tem
     if request.modality.as_deref() == Some("ECG") {
         return templates::for_ecg(ecg_analysis(state, study_uid).await.as_ref());
     }
-    let body_part: Option<String> = sqlx::query_scalar(
-        "SELECT se.body_part FROM series se JOIN studies s ON s.id = se.study_ref WHERE s.study_uid = $1 AND se.body_part IS NOT NULL LIMIT 1",
-    )
-    .bind(study_uid)
-    .fetch_optional(state.archive.database().pool())
-    .await
-    .ok()
-    .flatten();
+    let body_part = state.archive.database().study_body_part(study_uid).await.ok().flatten();
     templates::for_study(request.modality.as_deref(), body_part.as_deref(), request.requested_exam.as_deref())
 }
 
