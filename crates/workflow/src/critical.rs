@@ -109,7 +109,7 @@ impl Workflow {
         };
         let sql =
             format!("SELECT {COLUMNS} WHERE ($1 IS NULL OR c.site_id = $1) AND ($2 = 0 OR c.acknowledged_at IS NULL) ORDER BY c.id DESC");
-        let rows = sqlx::query(&sql).bind(site).bind(open).fetch_all(self.pool()).await?;
+        let rows = sqlx::query(&sql).bind(site).bind(i64::from(open)).fetch_all(self.pool()).await?;
         Ok(rows.iter().map(from_row).collect())
     }
 
