@@ -73,8 +73,9 @@ async fn kill_9_during_a_push_loses_nothing_acknowledged() {
         keys
     };
     // Every original on disk is indexed (derived images are rebuildable and not counted).
+    let objects = server.objects_dir();
     for file in server.original_files() {
-        let key = file.strip_prefix(server.data().join("objects")).unwrap().to_string_lossy().into_owned();
+        let key = file.strip_prefix(&objects).unwrap().to_string_lossy().into_owned();
         assert!(indexed.contains(&key), "{key} is on disk but not indexed");
     }
     server.stop();
@@ -190,7 +191,7 @@ async fn a_1_gb_object_streams_through_in_bounded_memory() {
     let db = server.database().await;
     let versions = db.versions_of(&"1.2.3.1000.1".parse().unwrap()).await.unwrap();
     assert_eq!(versions.len(), 1);
-    let stored = server.data().join("objects").join(&versions[0].object_key);
+    let stored = server.objects_dir().join(&versions[0].object_key);
     let stored_len = std::fs::metadata(&stored).unwrap().len();
     let sent_dataset = size - telediag_archive::part10::read_header(std::fs::File::open(&file).unwrap()).unwrap().1;
     let stored_dataset = stored_len - telediag_archive::part10::read_header(std::fs::File::open(&stored).unwrap()).unwrap().1;

@@ -378,7 +378,7 @@ fn a_registered_request_is_read_signed_twice_downloaded_verified_and_amended() {
         .as_str()
         .unwrap()
         .to_owned();
-    let sr_path = c.server.data().join("objects").join(&key);
+    let sr_path = c.server.objects_dir().join(&key);
     let dump = Command::new("dsrdump").arg("+U8").arg(&sr_path).output().unwrap();
     let dump_text = String::from_utf8_lossy(&dump.stdout);
     assert!(dump.status.success(), "dsrdump: {}", String::from_utf8_lossy(&dump.stderr));
@@ -451,7 +451,11 @@ fn a_registered_request_is_read_signed_twice_downloaded_verified_and_amended() {
         let refused = sqlx::query("UPDATE audit_log SET username = 'someone_else' WHERE id = $1").bind(victim).execute(db.pool()).await;
         assert!(refused.is_err(), "the table refuses updates");
         // An attacker with the database file drops the guard first.
-        sqlx::query("DROP TRIGGER audit_log_no_update").execute(db.pool()).await.unwrap();
+        let drop = match db.engine() {
+            telediag_archive::db::Engine::Sqlite => "DROP TRIGGER audit_log_no_update",
+            telediag_archive::db::Engine::Postgres => "DROP TRIGGER audit_log_no_update ON audit_log",
+        };
+        sqlx::query(drop).execute(db.pool()).await.unwrap();
         sqlx::query("UPDATE audit_log SET username = 'someone_else' WHERE id = $1").bind(victim).execute(db.pool()).await.unwrap();
     });
     let chain = ok(port, "GET", "/api/audit/verify", &c.admin, None);
@@ -923,7 +927,7 @@ fn a_revising_reviewer_signs_alone_and_keys_open_only_with_their_pin() {
     assert_eq!(rows.len(), 5, "every doctor of the centre chose a PIN");
     // RFC 5915 inside PKCS#8: version 1, then the 32-byte P-256 private key.
     const EC_PRIVATE_KEY: [u8; 7] = [0x04, 0x6D, 0x30, 0x6B, 0x02, 0x01, 0x01];
-    for file in ["index.db", "index.db-wal"] {
+    for file in ["index.db", "index.db-wal"].into_iter().filter(|_| c.server.backends.embedded()) {
         let bytes = std::fs::read(c.server.data().join(file)).unwrap_or_default();
         assert!(!bytes.windows(EC_PRIVATE_KEY.len()).any(|w| w == EC_PRIVATE_KEY), "a private key in the clear in {file}");
     }
@@ -1130,15 +1134,13 @@ fn operators_add_users_from_the_cli_and_a_doctors_imported_rsa_certificate_signs
     let (_, cr, _) = demo_files(&demo);
     server.cli(&["import", "--site", "南岭乡卫生院", &cr.display().to_string()]);
     let add = |args: &[&str]| {
-        let out =
-            telediag().arg("--data").arg(server.data()).args(args).env("TELEDIAG_NEW_PASSWORD", "password-cli-user").output().unwrap();
+        let out = server.command().args(args).env("TELEDIAG_NEW_PASSWORD", "password-cli-user").output().unwrap();
         assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
     };
     add(&["user", "add", "wang", "--name", "王医生", "--role", "radiologist"]);
     add(&["user", "add", "nanling", "--name", "南岭 赵护士", "--role", "site_user", "--site", "南岭乡卫生院"]);
-    let refused = telediag()
-        .arg("--data")
-        .arg(server.data())
+    let refused = server
+        .command()
         .args(["user", "add", "x", "--name", "x", "--role", "superuser"])
         .env("TELEDIAG_NEW_PASSWORD", "password-x")
         .output()

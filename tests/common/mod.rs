@@ -12,6 +12,76 @@ use std::time::{Duration, Instant};
 pub const ADMIN_PASSWORD: &str = "test-admin-password";
 pub const AE: &str = "TELEDIAG";
 
+/// Where a test server keeps its index and objects. The suite runs twice in
+/// CI (`.ci/run`): on the embedded defaults, and with
+/// `TELEDIAG_TEST_POSTGRES` (a PostgreSQL server's URL, without a database)
+/// and `TELEDIAG_TEST_S3` (an S3-compatible endpoint) set, where every
+/// server gets a database and a bucket of its own on those servers.
+#[derive(Debug, Clone)]
+pub enum Backends {
+    /// SQLite and `data/objects`.
+    Embedded,
+    Shared {
+        database_url: String,
+        endpoint: String,
+        bucket: String,
+    },
+}
+
+impl Backends {
+    fn for_new_server() -> Backends {
+        let (Ok(postgres), Ok(endpoint)) = (std::env::var("TELEDIAG_TEST_POSTGRES"), std::env::var("TELEDIAG_TEST_S3")) else {
+            return Backends::Embedded;
+        };
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let name = format!("t{}x{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+        let created = Command::new("psql")
+            .arg(format!("{}/postgres", postgres.trim_end_matches('/')))
+            .args(["-q", "-c", &format!("CREATE DATABASE {name}")])
+            .output()
+            .expect("psql runs");
+        assert!(created.status.success(), "CREATE DATABASE {name}: {}", String::from_utf8_lossy(&created.stderr));
+        let host = endpoint.trim_start_matches("http://").trim_end_matches('/').to_owned();
+        let mut stream = TcpStream::connect(&host).expect("the S3 server accepts a connection");
+        write!(stream, "PUT /{name} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
+        let mut reply = String::new();
+        stream.read_to_string(&mut reply).unwrap();
+        assert!(reply.starts_with("HTTP/1.1 200"), "creating bucket {name}: {reply}");
+        Backends::Shared { database_url: format!("{}/{name}", postgres.trim_end_matches('/')), endpoint, bucket: name }
+    }
+
+    /// The environment that points `telediag` at these backends.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        match self {
+            Backends::Embedded => Vec::new(),
+            Backends::Shared { database_url, endpoint, bucket } => vec![
+                ("TELEDIAG_DATABASE_URL", database_url.clone()),
+                ("TELEDIAG_S3_BUCKET", bucket.clone()),
+                ("TELEDIAG_S3_ENDPOINT", endpoint.clone()),
+                ("TELEDIAG_S3_REGION", "us-east-1".into()),
+                ("AWS_ACCESS_KEY_ID", "telediag-test".into()),
+                ("AWS_SECRET_ACCESS_KEY", "telediag-test".into()),
+            ],
+        }
+    }
+
+    pub fn embedded(&self) -> bool {
+        matches!(self, Backends::Embedded)
+    }
+}
+
+/// Whether this run's servers use the embedded backends; a test that
+/// inspects SQLite's file or the local object directory itself returns
+/// early (with a message) otherwise.
+pub fn embedded_backends_only(what: &str) -> bool {
+    let embedded = std::env::var_os("TELEDIAG_TEST_POSTGRES").is_none();
+    if !embedded {
+        eprintln!("SKIP on PostgreSQL + S3: {what}");
+    }
+    embedded
+}
+
 /// Returns whether `tool` is on PATH. When it is not: fails under CI (where
 /// `.ci/run` installs it), skips with a message on a developer machine.
 pub fn require_tool(tool: &str) -> bool {
@@ -80,13 +150,20 @@ pub struct Server {
     pub dir: tempfile::TempDir,
     pub dicom_port: u16,
     pub http_port: u16,
+    pub backends: Backends,
     child: Option<Child>,
 }
 
 impl Server {
     /// A server with no sites yet; add them with [`Server::add_site`] before [`Server::start`].
     pub fn new() -> Server {
-        Server { dir: tempfile::tempdir().unwrap(), dicom_port: free_port(), http_port: free_port(), child: None }
+        Server {
+            dir: tempfile::tempdir().unwrap(),
+            dicom_port: free_port(),
+            http_port: free_port(),
+            backends: Backends::for_new_server(),
+            child: None,
+        }
     }
 
     pub fn data(&self) -> PathBuf {
@@ -95,9 +172,16 @@ impl Server {
 
     /// Runs a `telediag` subcommand against this data directory.
     pub fn cli(&self, args: &[&str]) -> Output {
-        let out = telediag().arg("--data").arg(self.data()).args(args).env("TELEDIAG_ADMIN_PASSWORD", ADMIN_PASSWORD).output().unwrap();
+        let out = self.command().args(args).output().unwrap();
         assert!(out.status.success(), "telediag {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
         out
+    }
+
+    /// `telediag --data <data>` on this server's backends, for any subcommand.
+    pub fn command(&self) -> Command {
+        let mut command = telediag();
+        command.arg("--data").arg(self.data()).env("TELEDIAG_ADMIN_PASSWORD", ADMIN_PASSWORD).envs(self.backends.env());
+        command
     }
 
     pub fn add_site(&self, name: &str, ae: &str, networks: &[&str]) {
@@ -141,13 +225,10 @@ impl Server {
     fn launch(&mut self, demo: bool, env: &[(&str, &str)]) {
         assert!(self.child.is_none(), "already running");
         let log = std::fs::File::options().create(true).append(true).open(self.dir.path().join("server.log")).unwrap();
-        let mut command = telediag();
+        let mut command = self.command();
         command
-            .arg("--data")
-            .arg(self.data())
             .args(["serve", "--dicom-port", &self.dicom_port.to_string(), "--http-port", &self.http_port.to_string()])
             .args(if demo { None } else { Some("--no-demo") })
-            .env("TELEDIAG_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .env("RUST_LOG", "info,sqlx=warn")
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
@@ -218,13 +299,37 @@ impl Server {
 
     /// Opens the index database (for checks; the server may be running).
     pub async fn database(&self) -> telediag_archive::Database {
-        let url = format!("sqlite://{}", self.data().join("index.db").display());
+        let url = match &self.backends {
+            Backends::Embedded => format!("sqlite://{}", self.data().join("index.db").display()),
+            Backends::Shared { database_url, .. } => database_url.clone(),
+        };
         telediag_archive::Database::open(&url, telediag_archive::Durability::Normal).await.unwrap()
     }
 
-    /// The bytes of a stored object.
+    /// Where the stored objects are, as files: `data/objects`, or a fresh
+    /// copy of the bucket (made with boto3, a client independent of the one
+    /// under test).
+    pub fn objects_dir(&self) -> PathBuf {
+        match &self.backends {
+            Backends::Embedded => self.data().join("objects"),
+            Backends::Shared { endpoint, bucket, .. } => {
+                let copy = self.dir.path().join("bucket-copy");
+                let _ = std::fs::remove_dir_all(&copy);
+                std::fs::create_dir_all(&copy).unwrap();
+                download_bucket(endpoint, bucket, &copy);
+                copy
+            }
+        }
+    }
+
+    /// The bytes of a stored object. From a bucket, the copy made last is
+    /// read when it has the key (an original's key is never written twice).
     pub fn object(&self, key: &str) -> Vec<u8> {
-        std::fs::read(self.data().join("objects").join(key)).unwrap()
+        let copied = self.dir.path().join("bucket-copy").join(key);
+        if !self.backends.embedded() && copied.exists() {
+            return std::fs::read(copied).unwrap();
+        }
+        std::fs::read(self.objects_dir().join(key)).unwrap()
     }
 
     /// Files left in staging directories (partial or unindexed objects).
@@ -256,24 +361,45 @@ impl Server {
 
     /// Every original object file (under objects/originals).
     pub fn original_files(&self) -> Vec<PathBuf> {
-        let originals = self.data().join("objects/originals");
-        self.object_files().into_iter().filter(|p| p.starts_with(&originals)).collect()
+        let objects = self.objects_dir();
+        let mut out = Vec::new();
+        walk(&objects.join("originals"), &mut out);
+        out
     }
 
     /// Every file under objects/.
     pub fn object_files(&self) -> Vec<PathBuf> {
-        fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-            if let Ok(entries) = std::fs::read_dir(dir) {
-                for e in entries.flatten() {
-                    let p = e.path();
-                    if p.is_dir() { walk(&p, out) } else { out.push(p) }
-                }
-            }
-        }
         let mut out = Vec::new();
-        walk(&self.data().join("objects"), &mut out);
+        walk(&self.objects_dir(), &mut out);
         out
     }
+}
+
+/// Every file under `dir`.
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() { walk(&p, out) } else { out.push(p) }
+        }
+    }
+}
+
+/// Downloads every object of `bucket` into `dir`, as `dir/<key>`.
+fn download_bucket(endpoint: &str, bucket: &str, dir: &Path) {
+    const SCRIPT: &str = r#"
+import os, sys, boto3
+endpoint, bucket, out = sys.argv[1:4]
+s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                  aws_access_key_id="test", aws_secret_access_key="test")
+for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+    for item in page.get("Contents", []):
+        path = os.path.join(out, item["Key"])
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        s3.download_file(bucket, item["Key"], path)
+"#;
+    let out = Command::new("python3").args(["-c", SCRIPT, endpoint, bucket]).arg(dir).output().expect("python3 runs");
+    assert!(out.status.success(), "downloading bucket {bucket}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
 impl Drop for Server {
