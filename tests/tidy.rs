@@ -187,7 +187,8 @@ const SHARED_WRITES: &[(&str, &str)] = &[
 
 #[test]
 fn every_table_is_written_by_its_owner_alone() {
-    let crates = ["src", "worklist", "pacs-gateway", "crates/archive", "crates/pipeline", "crates/dicomweb", "crates/workflow", "crates/reports"];
+    let crates =
+        ["src", "worklist", "pacs-gateway", "crates/archive", "crates/pipeline", "crates/dicomweb", "crates/workflow", "crates/reports"];
     for dir in crates {
         let files = if dir == "src" {
             let mut files = Vec::new();

@@ -27,8 +27,8 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use object_store::aws::{AmazonS3, AmazonS3Builder};
-use object_store::path::Path as BucketPath;
 use object_store::multipart::MultipartStore;
+use object_store::path::Path as BucketPath;
 use object_store::{ClientOptions, ObjectStoreExt, PutPayload, RetryConfig};
 use serde::Deserialize;
 
