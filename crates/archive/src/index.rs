@@ -574,7 +574,6 @@ impl Database {
         Ok(rows.get(rows.len() / 2).map(|r| (r.get(0), r.get(1))))
     }
 
-    /// Number of stored object versions (all sites).
     /// The first waveform instance (an ECG) of a study, if it has one.
     pub async fn first_waveform_instance(&self, study_uid: &str) -> Result<Option<String>, DbError> {
         Ok(sqlx::query_scalar(
@@ -598,6 +597,7 @@ impl Database {
         .await?)
     }
 
+    /// Number of stored object versions (all sites).
     pub async fn count_instances(&self) -> Result<i64, DbError> {
         Ok(sqlx::query_scalar("SELECT COUNT(*) FROM instances").fetch_one(self.pool()).await?)
     }

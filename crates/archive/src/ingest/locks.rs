@@ -2,12 +2,14 @@
 //! row is committed, so that two senders of the same instance cannot both
 //! decide it is new (and both publish "version 1" under one key).
 //!
-//! Within a process a mutex per UID does it. Gateways in other processes
-//! share only the database: on PostgreSQL each lock is also an advisory lock
-//! there, taken after the mutex (so one process waits on the server with one
-//! connection per instance at most), and let go by the server itself if the
-//! holder is killed. On SQLite one server process owns the database and the
-//! mutex is the whole lock.
+//! Within a process a mutex per UID does it, from the announcement on.
+//! Gateways in other processes share only the database: on PostgreSQL the
+//! lock is also an advisory lock there, taken once the bytes are in
+//! ([`InstanceLock::hold_across_processes`], so that a connection is held
+//! only for verification, publication and indexing, not for a slow
+//! sender's transfer), after which the stored versions are read again; the
+//! server lets go of it if the holder is killed. On SQLite one server
+//! process owns the database and the mutex is the whole lock.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -31,19 +33,27 @@ pub(super) struct InstanceLock {
 }
 
 impl InstanceLocks {
-    pub(super) async fn lock(&self, db: &Database, key: &str) -> Result<InstanceLock, DbError> {
+    pub(super) async fn lock(&self, key: &str) -> Result<InstanceLock, DbError> {
         let mutex = {
             let mut held = self.held.lock().expect("lock map poisoned");
             held.entry(key.to_owned()).or_default().clone()
         };
         let guard = mutex.lock_owned().await;
-        let mut lock = InstanceLock { held: self.held.clone(), key: key.to_owned(), _guard: guard, across_processes: None };
-        lock.across_processes = db.advisory_lock(&format!("instance {key}")).await?;
-        Ok(lock)
+        Ok(InstanceLock { held: self.held.clone(), key: key.to_owned(), _guard: guard, across_processes: None })
     }
 }
 
 impl InstanceLock {
+    /// Extends the lock to every process on the database (PostgreSQL);
+    /// whether it did, in which case what was read under the process's
+    /// lock alone must be read again.
+    pub(super) async fn hold_across_processes(&mut self, db: &Database) -> Result<bool, DbError> {
+        if self.across_processes.is_none() {
+            self.across_processes = db.advisory_lock(&format!("instance {}", self.key)).await?;
+        }
+        Ok(self.across_processes.is_some())
+    }
+
     /// Lets go at once, the database's lock included (dropping lets go of
     /// that a moment later, when its connection returns to the pool).
     pub(super) async fn release(mut self) {

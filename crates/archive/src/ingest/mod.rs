@@ -374,7 +374,7 @@ impl Archive {
     fn announce(&self, sop: SopInstanceUid) -> tokio::task::JoinHandle<Result<Prior, IngestError>> {
         let archive = self.clone();
         tokio::spawn(async move {
-            let lock = archive.inner.locks.lock(&archive.inner.db, sop.as_str()).await?;
+            let lock = archive.inner.locks.lock(sop.as_str()).await?;
             let versions = archive.inner.db.versions_of(&sop).await?;
             Ok(Prior { lock, versions })
         })
@@ -472,7 +472,22 @@ impl Archive {
     ) -> Result<Stored, IngestError> {
         let archive = self.clone();
         let expected_study = expected_study.cloned();
-        let Prior { lock, versions } = prior;
+        let Prior { mut lock, mut versions } = prior;
+        // Other processes' gateways wait from here on; what they stored
+        // meanwhile is read again.
+        let across = async {
+            if lock.hold_across_processes(&self.inner.db).await? {
+                versions = self.inner.db.versions_of(&SopInstanceUid::parse(&meta.sop_instance_uid)?).await?;
+            }
+            Ok::<_, IngestError>(())
+        };
+        if let Err(e) = across.await {
+            let _ = fs::remove_file(&staged);
+            return Err(match e {
+                e @ IngestError::BadUid(_) => e,
+                other => IngestError::OutOfResources(format!("duplicate check failed: {other}")),
+            });
+        }
         let site_id = origin.site_id;
         let sop = meta.sop_instance_uid.clone();
         let runtime = tokio::runtime::Handle::current();
@@ -589,6 +604,8 @@ impl Archive {
     /// staging entry once the row is durable.
     fn spawn_index(&self, record: InstanceRecord, staged: PathBuf, lock: InstanceLock) -> IndexReceipt {
         const RETRIES: [u64; 5] = [100, 500, 1_000, 2_000, 5_000];
+        /// Tries every 5 s after the receipt failed: ten minutes.
+        const LATE_RETRIES: usize = 120;
         let (done, receipt) = tokio::sync::oneshot::channel();
         let archive = self.clone();
         archive.inner.pending.send_modify(|n| *n += 1);
@@ -601,16 +618,29 @@ impl Archive {
                 tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
                 result = archive.inner.indexer.index(record.clone(), staged.clone()).await;
             }
+            let failed = result.is_err();
             if let Err(e) = &result {
                 tracing::error!(
                     sop_instance_uid = %record.sop_instance_uid,
                     error = %e,
-                    "cannot index a stored object; it stays in staging and is indexed at the next start"
+                    "cannot index a stored object yet; retrying for ten minutes, then at the next start from staging"
                 );
             }
-            lock.release().await;
             let _ = done.send(result);
             archive.inner.pending.send_modify(|n| *n -= 1);
+            // The sender has heard; the row is still owed. The database may
+            // be back within minutes (a failover, a restart): the object is
+            // indexed then, not only when this data directory is next opened.
+            if failed {
+                for _ in 0..LATE_RETRIES {
+                    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+                    if archive.inner.indexer.index(record.clone(), staged.clone()).await.is_ok() {
+                        tracing::info!(sop_instance_uid = %record.sop_instance_uid, "stored object indexed after the database came back");
+                        break;
+                    }
+                }
+            }
+            lock.release().await;
         });
         IndexReceipt(Some(receipt))
     }
