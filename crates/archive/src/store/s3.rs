@@ -205,8 +205,13 @@ impl S3Store {
         let (assembling, bucket, at) = (self.assembling.clone(), self.bucket.clone(), path.clone());
         match uploaded {
             Ok(parts) => {
-                let id = id.clone();
-                run(async move { assembling.complete_multipart(&at, &id, parts).await.map(|_| ()) }).map_err(|e| remote_error(key, e))
+                let (completing, completed_at) = (id.clone(), at.clone());
+                let completed = run(async move { assembling.complete_multipart(&completed_at, &completing, parts).await.map(|_| ()) });
+                completed.map_err(|e| {
+                    // Its parts would otherwise stay in the bucket, unseen.
+                    let _ = run(async move { bucket.abort_multipart(&at, &id).await });
+                    remote_error(key, e)
+                })
             }
             Err(e) => {
                 let _ = run(async move { bucket.abort_multipart(&at, &id).await });
