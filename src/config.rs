@@ -21,6 +21,11 @@ pub struct Config {
     /// `region`, `access_key_id`, `secret_access_key`, `allow_http`,
     /// `path_style`.
     pub storage: telediag_archive::Storage,
+    /// The centre's certificate authority (its key sealed, its certificate,
+    /// CRL and TSA): `<data_dir>/ca` by default. Web processes of one centre
+    /// must share it (a mounted secret, say), or each would issue doctors'
+    /// certificates from a CA of its own.
+    pub ca_dir: Option<PathBuf>,
     /// Password of the first admin; generated and printed once when unset.
     pub admin_password: Option<String>,
     /// Load the demo site, users and studies on first start.
@@ -77,6 +82,7 @@ impl Default for Config {
         Config {
             data_dir: PathBuf::from("./data"),
             database_url: None,
+            ca_dir: None,
             durability: telediag_archive::Durability::Full,
             storage: telediag_archive::Storage::Local,
             admin_password: None,
@@ -149,6 +155,9 @@ impl Config {
         if let Some(url) = env_var("TELEDIAG_DATABASE_URL") {
             config.database_url = Some(url);
         }
+        if let Some(dir) = env_var("TELEDIAG_CA_DIR") {
+            config.ca_dir = Some(dir.into());
+        }
         if let Some(password) = env_var("TELEDIAG_ADMIN_PASSWORD") {
             config.admin_password = Some(password);
         }
@@ -216,7 +225,7 @@ impl Config {
 
     /// Where the centre's CA key and certificate live.
     pub fn ca_dir(&self) -> PathBuf {
-        self.data_dir.join("ca")
+        self.ca_dir.clone().unwrap_or_else(|| self.data_dir.join("ca"))
     }
 
     pub fn job_lease(&self) -> std::time::Duration {

@@ -111,11 +111,14 @@ struct Web {
 }
 
 async fn prepare_web(config: &Config, archive: &Archive) -> Result<Web> {
-    if let Some(password) = telediag_worklist::auth::ensure_admin(archive.database(), config.admin_password.as_deref())
-        .await
-        .context("creating the admin user")?
-    {
-        println!("Created user 'admin' with password {password} (shown once; set admin_password in the config to choose it).");
+    match telediag_worklist::auth::ensure_admin(archive.database(), config.admin_password.as_deref()).await {
+        Ok(Some(password)) => {
+            println!("Created user 'admin' with password {password} (shown once; set admin_password in the config to choose it).")
+        }
+        Ok(None) => {}
+        // Another web process starting at the same moment made it first.
+        Err(_) if archive.database().user_by_name("admin").await.is_ok_and(|admin| admin.is_some()) => {}
+        Err(e) => return Err(e).context("creating the admin user"),
     }
     if config.demo {
         crate::demo::load(archive, &config.data_dir).await.context("loading the demo centre")?;
