@@ -21,10 +21,20 @@ as_postgres "$PGBIN/initdb" --auth=trust --username=postgres --encoding=UTF8 --l
 # Throwaway data: no fsync; every test server's processes may hold up to ~45 connections.
 as_postgres "$PGBIN/postgres" -D "$dir/data" -h 127.0.0.1 -p "$pg_port" -k "$dir" \
   -c fsync=off -c full_page_writes=off -c max_connections=500 >"$dir/postgres.log" 2>&1 &
-pg_pid=$!
 moto_server -H 127.0.0.1 -p "$s3_port" >"$dir/moto.log" 2>&1 &
 s3_pid=$!
-trap 'kill -INT $pg_pid 2>/dev/null; kill $s3_pid 2>/dev/null; wait 2>/dev/null; rm -rf "$dir"' EXIT
+# The postmaster is runuser's child, not ours: it is stopped by the PID it
+# wrote (a fast shutdown), and waited for by polling.
+stop_servers() {
+  local pid; pid=$(head -1 "$dir/data/postmaster.pid" 2>/dev/null || true)
+  if [ -n "$pid" ]; then
+    kill -INT "$pid" 2>/dev/null
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  fi
+  kill "$s3_pid" 2>/dev/null; wait "$s3_pid" 2>/dev/null
+  rm -rf "$dir"
+}
+trap stop_servers EXIT
 wait_port "$pg_port" postgres
 wait_port "$s3_port" moto_server
 echo "PostgreSQL on 127.0.0.1:$pg_port, S3 (moto) on 127.0.0.1:$s3_port"

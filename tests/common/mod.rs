@@ -75,7 +75,7 @@ impl Backends {
 /// inspects SQLite's file or the local object directory itself returns
 /// early (with a message) otherwise.
 pub fn embedded_backends_only(what: &str) -> bool {
-    let embedded = std::env::var_os("TELEDIAG_TEST_POSTGRES").is_none();
+    let embedded = std::env::var_os("TELEDIAG_TEST_POSTGRES").is_none() || std::env::var_os("TELEDIAG_TEST_S3").is_none();
     if !embedded {
         eprintln!("SKIP on PostgreSQL + S3: {what}");
     }
@@ -407,6 +407,18 @@ impl Drop for Server {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+        }
+        // moto keeps objects in memory: a server's bucket goes with it.
+        if let Backends::Shared { endpoint, bucket, .. } = &self.backends {
+            const SCRIPT: &str = r#"
+import sys, boto3
+endpoint, bucket = sys.argv[1:3]
+s3 = boto3.resource("s3", endpoint_url=endpoint, region_name="us-east-1",
+                    aws_access_key_id="test", aws_secret_access_key="test")
+s3.Bucket(bucket).objects.all().delete()
+s3.Bucket(bucket).delete()
+"#;
+            let _ = Command::new("python3").args(["-c", SCRIPT, endpoint, bucket]).output();
         }
     }
 }
