@@ -336,6 +336,37 @@ async fn two_gateways_two_workers_and_a_web_process_share_one_database_and_bucke
     }
 }
 
+/// One hospital's study and a centre of one gateway, one worker and one web
+/// process on fresh backends, for the fault tests.
+struct Centre {
+    files: Vec<CorpusFile>,
+    profile: PathBuf,
+    gateway: Node,
+    _worker: Node,
+    web: Node,
+    /// The admin's token on the web process.
+    admin: String,
+}
+
+impl Centre {
+    /// `None` when a tool or server is missing (see [`Backends::start`]).
+    fn start(name: &str, uid_root: &str, count: usize) -> Option<(Backends, Centre)> {
+        if !require_tool("storescu") || !require_tool("dcmodify") || pydicom_corpus().is_none() {
+            return None;
+        }
+        let backends = Backends::start(name)?;
+        backends.cli(&["site", "add", "东山县医院", "--ae", "DONGSHAN"]);
+        let files = clone_series(&backends.root.path().join("corpus"), uid_root, count);
+        let profile = backends.root.path().join("storescu.cfg");
+        storescu_profile(&files, &profile);
+        let gateway = backends.run("gateway-1", Role::Gateway);
+        let _worker = backends.run("worker-1", Role::Worker);
+        let web = backends.run("web", Role::Web);
+        let admin = login(web.port, "admin", ADMIN_PASSWORD);
+        Some((backends, Centre { files, profile, gateway, _worker, web, admin }))
+    }
+}
+
 /// The failures storescu was told of, with their status lines.
 fn refusals(log: &str) -> Vec<&str> {
     log.lines().filter(|l| l.contains("Received Store Response") && !l.contains("(Success)")).collect()
@@ -422,18 +453,11 @@ fn staged_files(data: &Path) -> Vec<PathBuf> {
 /// of what was refused stores everything once.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_database_restart_mid_push_is_survived() {
-    if !require_tool("storescu") || !require_tool("dcmodify") || pydicom_corpus().is_none() {
+    let Some((mut backends, Centre { files, profile, gateway, _worker, web, admin })) =
+        Centre::start("restart", "1.2.826.0.1.3680043.10.904", 300)
+    else {
         return;
-    }
-    let Some(mut backends) = Backends::start("restart") else { return };
-    backends.cli(&["site", "add", "东山县医院", "--ae", "DONGSHAN"]);
-    let files = clone_series(&backends.root.path().join("corpus"), "1.2.826.0.1.3680043.10.904", 300);
-    let profile = backends.root.path().join("storescu.cfg");
-    storescu_profile(&files, &profile);
-    let gateway = backends.run("gateway-1", Role::Gateway);
-    let _worker = backends.run("worker-1", Role::Worker);
-    let web = backends.run("web", Role::Web);
-    let admin = login(web.port, "admin", ADMIN_PASSWORD);
+    };
 
     let push = Push::start(gateway.port, "DONGSHAN", &files, &profile, backends.root.path().join("push-1.log"));
     push.wait_for_acks(80);
@@ -470,18 +494,11 @@ async fn a_database_restart_mid_push_is_survived() {
 /// answer 503 with one; when it answers again, both resume by themselves.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_silent_bucket_is_reported_and_survived() {
-    if !require_tool("storescu") || !require_tool("dcmodify") || pydicom_corpus().is_none() {
+    let Some((backends, Centre { files, profile, gateway, _worker, web, admin })) =
+        Centre::start("silent", "1.2.826.0.1.3680043.10.905", 120)
+    else {
         return;
-    }
-    let Some(backends) = Backends::start("silent") else { return };
-    backends.cli(&["site", "add", "东山县医院", "--ae", "DONGSHAN"]);
-    let files = clone_series(&backends.root.path().join("corpus"), "1.2.826.0.1.3680043.10.905", 120);
-    let profile = backends.root.path().join("storescu.cfg");
-    storescu_profile(&files, &profile);
-    let gateway = backends.run("gateway-1", Role::Gateway);
-    let _worker = backends.run("worker-1", Role::Worker);
-    let web = backends.run("web", Role::Web);
-    let admin = login(web.port, "admin", ADMIN_PASSWORD);
+    };
 
     let push = Push::start(gateway.port, "DONGSHAN", &files, &profile, backends.root.path().join("push-1.log"));
     push.wait_for_acks(40);
