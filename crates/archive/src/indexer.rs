@@ -109,7 +109,8 @@ async fn run(db: Database, mut rx: mpsc::Receiver<Message>) {
             }
         }
         if !batch.is_empty() {
-            let results = commit(&db, &batch).await;
+            let records: Vec<&InstanceRecord> = batch.iter().map(|request| &request.record).collect();
+            let results = commit(&db, &records).await;
             for (request, result) in batch.drain(..).zip(results) {
                 if result.is_ok() {
                     unsynced.add(request.staged);
@@ -166,30 +167,48 @@ impl Unsynced {
     }
 }
 
-async fn commit(db: &Database, batch: &[Request]) -> Vec<Result<(), String>> {
+impl Database {
+    /// Indexes `records` as the group commit does (one transaction, a
+    /// savepoint each, so one bad row fails alone), without waiting for
+    /// durability: the direct import path, for bulk loads of objects
+    /// already in the store and for the index-growth benchmark
+    /// (`examples/index_growth.rs`). [`Database::make_durable`] then makes
+    /// every commit so far durable at once.
+    pub async fn index_records(&self, records: &[&InstanceRecord]) -> Vec<Result<(), String>> {
+        commit(self, records).await
+    }
+
+    /// Makes every commit so far durable (one sync point; see
+    /// [`Database::index_records`]).
+    pub async fn make_durable(&self) -> Result<(), DbError> {
+        self.sync_point().await
+    }
+}
+
+async fn commit(db: &Database, batch: &[&InstanceRecord]) -> Vec<Result<(), String>> {
     let attempt = async {
         let mut tx = db.redoable().begin().await?;
-        if let [request] = batch {
+        if let [record] = batch {
             // One row (a lone sender): the transaction is its savepoint, two
             // round trips to SQLite's thread fewer.
-            let result = insert_instance(&mut tx, &request.record).await;
+            let result = insert_instance(&mut tx, record).await;
             if result.is_ok() {
                 tx.commit().await?;
             } else {
                 tx.rollback().await?;
             }
-            return Ok(vec![row_outcome(request, result)]);
+            return Ok(vec![row_outcome(record, result)]);
         }
         let mut results = Vec::with_capacity(batch.len());
-        for request in batch {
+        for record in batch {
             let mut savepoint = (&mut *tx).begin().await?;
-            let result = insert_instance(&mut savepoint, &request.record).await;
+            let result = insert_instance(&mut savepoint, record).await;
             if result.is_ok() {
                 savepoint.commit().await?;
             } else {
                 savepoint.rollback().await?;
             }
-            results.push(row_outcome(request, result));
+            results.push(row_outcome(record, result));
         }
         tx.commit().await?;
         Ok::<_, DbError>(results)
@@ -204,9 +223,9 @@ async fn commit(db: &Database, batch: &[Request]) -> Vec<Result<(), String>> {
 }
 
 /// A row's outcome for its sender; a rejected row is logged.
-fn row_outcome(request: &Request, result: Result<(), DbError>) -> Result<(), String> {
+fn row_outcome(record: &InstanceRecord, result: Result<(), DbError>) -> Result<(), String> {
     result.map_err(|e| {
-        tracing::error!(sop_instance_uid = %request.record.sop_instance_uid, error = %e, "index row rejected");
+        tracing::error!(sop_instance_uid = %record.sop_instance_uid, error = %e, "index row rejected");
         format!("index write failed: {e}")
     })
 }
