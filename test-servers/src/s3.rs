@@ -34,14 +34,9 @@ impl S3Server {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    /// Creates `bucket` (a plain `PUT /<bucket>`, which moto accepts unsigned).
+    /// Creates `bucket` (see [`create_bucket`]).
     pub fn create_bucket(&self, bucket: &str) {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).expect("moto_server accepts a connection");
-        write!(stream, "PUT /{bucket} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", self.port)
-            .expect("the request is sent");
-        let mut reply = String::new();
-        stream.read_to_string(&mut reply).expect("moto_server answers");
-        assert!(reply.starts_with("HTTP/1.1 200"), "creating bucket {bucket}: {}", reply.lines().next().unwrap_or_default());
+        create_bucket(&self.endpoint(), bucket);
     }
 
     /// The keys under `prefix` in `bucket`, as the test sees them
@@ -65,23 +60,10 @@ impl S3Server {
         }
     }
 
-    /// Downloads every object under `prefix` in `bucket` into `dir` (as
-    /// `dir/<key>`), with boto3 (which moto installs): a client independent
-    /// of the one under test, signing its requests as S3 requires for reads.
+    /// Downloads every object under `prefix` in `bucket` into `dir` (see
+    /// [`download`]).
     pub fn download(&self, bucket: &str, prefix: &str, dir: &std::path::Path) {
-        const SCRIPT: &str = r#"
-import os, sys, boto3
-endpoint, bucket, prefix, out = sys.argv[1:5]
-s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
-                  aws_access_key_id="test", aws_secret_access_key="test")
-for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-    for item in page.get("Contents", []):
-        path = os.path.join(out, item["Key"])
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        s3.download_file(bucket, item["Key"], path)
-"#;
-        let out = Command::new("python3").args(["-c", SCRIPT, &self.endpoint(), bucket, prefix]).arg(dir).output().expect("python3 runs");
-        assert!(out.status.success(), "downloading {bucket}/{prefix}: {}", String::from_utf8_lossy(&out.stderr));
+        download(&self.endpoint(), bucket, prefix, dir);
     }
 
     /// An unsigned GET (moto accepts them): status and body.
@@ -114,6 +96,52 @@ impl Drop for S3Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Creates `bucket` on the server at `endpoint` (`http://host:port`): a
+/// plain `PUT /<bucket>`, which moto accepts unsigned.
+pub fn create_bucket(endpoint: &str, bucket: &str) {
+    let host = endpoint.trim_start_matches("http://").trim_end_matches('/');
+    let mut stream = TcpStream::connect(host).expect("the S3 server accepts a connection");
+    write!(stream, "PUT /{bucket} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        .expect("the request is sent");
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).expect("the S3 server answers");
+    assert!(reply.starts_with("HTTP/1.1 200"), "creating bucket {bucket}: {}", reply.lines().next().unwrap_or_default());
+}
+
+/// Downloads every object under `prefix` in `bucket` at `endpoint` into
+/// `dir` (as `dir/<key>`), with boto3 (which moto installs): a client
+/// independent of the one under test, signing its requests as S3 requires
+/// for reads.
+pub fn download(endpoint: &str, bucket: &str, prefix: &str, dir: &std::path::Path) {
+    const SCRIPT: &str = r#"
+import os, sys, boto3
+endpoint, bucket, prefix, out = sys.argv[1:5]
+s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                  aws_access_key_id="test", aws_secret_access_key="test")
+for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+    for item in page.get("Contents", []):
+        path = os.path.join(out, item["Key"])
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        s3.download_file(bucket, item["Key"], path)
+"#;
+    let out = Command::new("python3").args(["-c", SCRIPT, endpoint, bucket, prefix]).arg(dir).output().expect("python3 runs");
+    assert!(out.status.success(), "downloading {bucket}/{prefix}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Deletes `bucket` at `endpoint` with everything in it (boto3), quietly:
+/// for clean-up, where a failure must not hide the test's own.
+pub fn delete_bucket(endpoint: &str, bucket: &str) {
+    const SCRIPT: &str = r#"
+import sys, boto3
+endpoint, bucket = sys.argv[1:3]
+s3 = boto3.resource("s3", endpoint_url=endpoint, region_name="us-east-1",
+                    aws_access_key_id="test", aws_secret_access_key="test")
+s3.Bucket(bucket).objects.all().delete()
+s3.Bucket(bucket).delete()
+"#;
+    let _ = Command::new("python3").args(["-c", SCRIPT, endpoint, bucket]).output();
 }
 
 /// The texts of every `<name>…</name>` in `xml`.

@@ -42,12 +42,7 @@ impl Backends {
             .output()
             .expect("psql runs");
         assert!(created.status.success(), "CREATE DATABASE {name}: {}", String::from_utf8_lossy(&created.stderr));
-        let host = endpoint.trim_start_matches("http://").trim_end_matches('/').to_owned();
-        let mut stream = TcpStream::connect(&host).expect("the S3 server accepts a connection");
-        write!(stream, "PUT /{name} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
-        let mut reply = String::new();
-        stream.read_to_string(&mut reply).unwrap();
-        assert!(reply.starts_with("HTTP/1.1 200"), "creating bucket {name}: {reply}");
+        telediag_test_servers::s3::create_bucket(&endpoint, &name);
         Backends::Shared { database_url: format!("{}/{name}", postgres.trim_end_matches('/')), endpoint, bucket: name }
     }
 
@@ -316,7 +311,7 @@ impl Server {
                 let copy = self.dir.path().join("bucket-copy");
                 let _ = std::fs::remove_dir_all(&copy);
                 std::fs::create_dir_all(&copy).unwrap();
-                download_bucket(endpoint, bucket, &copy);
+                telediag_test_servers::s3::download(endpoint, bucket, "", &copy);
                 copy
             }
         }
@@ -385,23 +380,6 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// Downloads every object of `bucket` into `dir`, as `dir/<key>`.
-fn download_bucket(endpoint: &str, bucket: &str, dir: &Path) {
-    const SCRIPT: &str = r#"
-import os, sys, boto3
-endpoint, bucket, out = sys.argv[1:4]
-s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
-                  aws_access_key_id="test", aws_secret_access_key="test")
-for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-    for item in page.get("Contents", []):
-        path = os.path.join(out, item["Key"])
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        s3.download_file(bucket, item["Key"], path)
-"#;
-    let out = Command::new("python3").args(["-c", SCRIPT, endpoint, bucket]).arg(dir).output().expect("python3 runs");
-    assert!(out.status.success(), "downloading bucket {bucket}: {}", String::from_utf8_lossy(&out.stderr));
-}
-
 impl Drop for Server {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -410,15 +388,7 @@ impl Drop for Server {
         }
         // moto keeps objects in memory: a server's bucket goes with it.
         if let Backends::Shared { endpoint, bucket, .. } = &self.backends {
-            const SCRIPT: &str = r#"
-import sys, boto3
-endpoint, bucket = sys.argv[1:3]
-s3 = boto3.resource("s3", endpoint_url=endpoint, region_name="us-east-1",
-                    aws_access_key_id="test", aws_secret_access_key="test")
-s3.Bucket(bucket).objects.all().delete()
-s3.Bucket(bucket).delete()
-"#;
-            let _ = Command::new("python3").args(["-c", SCRIPT, endpoint, bucket]).output();
+            telediag_test_servers::s3::delete_bucket(endpoint, bucket);
         }
     }
 }
