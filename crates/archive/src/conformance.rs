@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::accounts::NewUserRow;
 use crate::ingest::test_objects::{ct_in, ct_meta};
-use crate::jobs::{JobKind, JobPayload};
+use crate::jobs::{JobKind, JobPayload, Settled};
 use crate::search::{Condition, Key, Level, Matcher, Search};
 use crate::{Archive, ArchiveConfig, Database, Durability, NewSite, Origin, Outcome, SopInstanceUid, part10};
 
@@ -93,8 +93,9 @@ async fn jobs_are_claimed_once_retried_and_finished() {
         assert_ne!(a.id, b.id, "two workers never claim one job");
         assert!(db.claim_job(&[JobKind::StudyComplete], "worker-c", lease).await.unwrap().is_none());
         assert!(db.claim_job(&[JobKind::InstanceRender], "worker-c", lease).await.unwrap().is_none());
-        db.complete_job(a.id).await.unwrap();
-        db.fail_job(b.id, "the study vanished", None).await.unwrap();
+        assert_eq!(db.complete_job(a.lease()).await.unwrap(), Settled::Recorded);
+        assert_eq!(db.fail_job(b.lease(), "the study vanished", None).await.unwrap(), Settled::Recorded);
+        assert_eq!(db.complete_job(b.lease()).await.unwrap(), Settled::LeaseLost, "a failed job is not then done");
         assert_eq!(db.count_jobs(JobKind::StudyComplete, "done").await.unwrap(), 1);
         assert_eq!(db.count_jobs(JobKind::StudyComplete, "failed").await.unwrap(), 1);
         assert!(first > 0);

@@ -12,6 +12,7 @@
 use sqlx::Row;
 
 use crate::db::{Database, DbError, now_ms};
+use crate::jobs::{Lease, Settled};
 use crate::store::{ObjectKey, StoreError};
 use crate::uid::SopInstanceUid;
 
@@ -84,11 +85,13 @@ impl DerivedRecord {
 }
 
 impl Database {
-    /// Records (replacing) what the job `job_id` made — derived objects, or
-    /// why they cannot be made — and marks the job done, in one transaction:
-    /// the queue never says done without the records. Committed without its
-    /// own fsync: lost in a power cut, the job runs again.
-    pub async fn record_derived(&self, job_id: i64, records: &[DerivedRecord]) -> Result<(), DbError> {
+    /// Records (replacing) what the job held by `lease` made — derived
+    /// objects, or why they cannot be made — and marks the job done, in one
+    /// transaction: the queue never says done without the records. A lease
+    /// lost meanwhile records nothing (the job's current holder will).
+    /// Committed without its own fsync: lost in a power cut, the job runs
+    /// again.
+    pub async fn record_derived(&self, lease: Lease, records: &[DerivedRecord]) -> Result<Settled, DbError> {
         let mut tx = self.redoable().begin().await?;
         for record in records {
             sqlx::query(
@@ -113,9 +116,12 @@ impl Database {
             .execute(&mut *tx)
             .await?;
         }
-        crate::jobs::mark_done(&mut tx, job_id).await?;
+        if !crate::jobs::mark_done(&mut tx, lease).await? {
+            tx.rollback().await?;
+            return Ok(Settled::LeaseLost);
+        }
         tx.commit().await?;
-        Ok(())
+        Ok(Settled::Recorded)
     }
 
     /// The derived object of `kind` for `sop`, if any was made (or failed).

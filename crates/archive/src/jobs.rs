@@ -97,14 +97,45 @@ pub(crate) async fn enqueue_in(connection: &mut sqlx::AnyConnection, payload: &J
     Ok(())
 }
 
-/// Marks job `id` done, within a caller's transaction or on a connection.
-pub(crate) async fn mark_done(connection: &mut sqlx::AnyConnection, id: i64) -> Result<(), DbError> {
-    sqlx::query("UPDATE jobs SET state = 'done', locked_by = NULL, locked_until = NULL, updated_at = $1 WHERE id = $2")
-        .bind(now_ms())
-        .bind(id)
-        .execute(connection)
-        .await?;
-    Ok(())
+/// Marks a job done if `lease` still holds it, within a caller's
+/// transaction or on a connection; false when the lease was lost.
+pub(crate) async fn mark_done(connection: &mut sqlx::AnyConnection, lease: Lease) -> Result<bool, DbError> {
+    let done = sqlx::query(
+        "UPDATE jobs SET state = 'done', locked_by = NULL, locked_until = NULL, updated_at = $1
+         WHERE id = $2 AND attempts = $3 AND state = 'running'",
+    )
+    .bind(now_ms())
+    .bind(lease.job_id)
+    .bind(lease.attempt)
+    .execute(connection)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// One claim of one job: the job and which claim of it this is. A worker
+/// whose lease ran out while it worked — stalled, cut off from the
+/// database — may finish after another worker has claimed the job again;
+/// its completion or failure then changes nothing, because every claim
+/// counts `attempts` up and only the current claim's `attempts` matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lease {
+    pub job_id: i64,
+    pub attempt: i64,
+}
+
+/// Whether a completion or failure was recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settled {
+    Recorded,
+    /// The lease had run out and the job was claimed again (or settled by
+    /// whoever claimed it): this outcome was dropped.
+    LeaseLost,
+}
+
+impl Settled {
+    fn from_applied(applied: bool) -> Settled {
+        if applied { Settled::Recorded } else { Settled::LeaseLost }
+    }
 }
 
 /// A claimed job.
@@ -117,6 +148,13 @@ pub struct Job {
     /// When it was queued, in milliseconds since the Unix epoch: how long its
     /// result has been awaited.
     pub queued_at_ms: i64,
+}
+
+impl Job {
+    /// This claim of the job, which its completion or failure names.
+    pub fn lease(&self) -> Lease {
+        Lease { job_id: self.id, attempt: self.attempts }
+    }
 }
 
 impl Database {
@@ -145,7 +183,7 @@ impl Database {
                 Ok(payload) => return Ok(Some(Job { id, payload, attempts, queued_at_ms })),
                 Err(reason) => {
                     tracing::error!(job = id, %reason, "job refused");
-                    self.fail_job(id, &reason, None).await?;
+                    self.fail_job(Lease { job_id: id, attempt: attempts }, &reason, None).await?;
                 }
             }
         }
@@ -188,32 +226,33 @@ impl Database {
         Ok(row.map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4))))
     }
 
-    /// Marks a claimed job done.
-    pub async fn complete_job(&self, id: i64) -> Result<(), DbError> {
+    /// Marks a claimed job done, unless its lease was lost meanwhile.
+    pub async fn complete_job(&self, lease: Lease) -> Result<Settled, DbError> {
         let mut connection = self.redoable().acquire().await?;
-        mark_done(&mut connection, id).await
+        Ok(Settled::from_applied(mark_done(&mut connection, lease).await?))
     }
 
-    /// Records a failure; the job runs again after `retry_in`, or is left
-    /// failed when `None`.
-    pub async fn fail_job(&self, id: i64, error: &str, retry_in: Option<Duration>) -> Result<(), DbError> {
+    /// Records a failure, unless the lease was lost meanwhile; the job runs
+    /// again after `retry_in`, or is left failed when `None`.
+    pub async fn fail_job(&self, lease: Lease, error: &str, retry_in: Option<Duration>) -> Result<Settled, DbError> {
         let now = now_ms();
         let (state, run_after) = match retry_in {
             Some(delay) => ("queued", now + delay.as_millis() as i64),
             None => ("failed", now),
         };
-        sqlx::query(
+        let failed = sqlx::query(
             "UPDATE jobs SET state = $1, run_after = $2, last_error = $3, locked_by = NULL, locked_until = NULL,
-               updated_at = $4 WHERE id = $5",
+               updated_at = $4 WHERE id = $5 AND attempts = $6 AND state = 'running'",
         )
         .bind(state)
         .bind(run_after)
         .bind(error)
         .bind(now)
-        .bind(id)
+        .bind(lease.job_id)
+        .bind(lease.attempt)
         .execute(self.redoable())
         .await?;
-        Ok(())
+        Ok(Settled::from_applied(failed.rows_affected() == 1))
     }
 
     /// Jobs of `kind` by state, for operators and tests.
@@ -255,9 +294,13 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(80)).await;
         let again = db.claim_job(&kinds, "w2", Duration::from_secs(5)).await.unwrap().unwrap();
         assert_eq!((again.id, again.attempts), (id, 2));
-        db.complete_job(id).await.unwrap();
+        assert_eq!(db.complete_job(job.lease()).await.unwrap(), Settled::LeaseLost, "w1's lease ran out: w2 holds the job");
+        assert_eq!(db.fail_job(job.lease(), "late", None).await.unwrap(), Settled::LeaseLost);
+        assert_eq!(db.count_jobs(JobKind::StudyComplete, "running").await.unwrap(), 1, "w2's claim stands");
+        assert_eq!(db.complete_job(again.lease()).await.unwrap(), Settled::Recorded);
         assert!(db.claim_job(&kinds, "w3", Duration::from_secs(5)).await.unwrap().is_none());
         assert_eq!(db.count_jobs(JobKind::StudyComplete, "done").await.unwrap(), 1);
+        assert_eq!(db.complete_job(again.lease()).await.unwrap(), Settled::LeaseLost, "a job is settled once");
     }
 
     #[tokio::test]

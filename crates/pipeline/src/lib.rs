@@ -15,7 +15,7 @@ use telediag_archive::Archive;
 use telediag_archive::SopInstanceUid;
 use telediag_archive::db::now_ms;
 use telediag_archive::derived::{DerivedKind, DerivedRecord, derived_key};
-use telediag_archive::jobs::{Job, JobKind, JobPayload};
+use telediag_archive::jobs::{Job, JobKind, JobPayload, Settled};
 use telediag_archive::store::{ObjectKey, ObjectReader};
 use tokio::sync::{Semaphore, oneshot, watch};
 
@@ -134,11 +134,11 @@ const MAX_GIVE_WAY: Duration = Duration::from_secs(2);
 async fn process(archive: &Archive, pool: &telediag_imaging::ImagingPool, job: Job) {
     let db = archive.database();
     let JobPayload::InstanceRender { sop_instance_uid, object_key } = &job.payload else {
-        let _ = db.fail_job(job.id, &format!("expected an instance.render job, found {:?}", job.payload.kind()), None).await;
+        let _ = db.fail_job(job.lease(), &format!("expected an instance.render job, found {:?}", job.payload.kind()), None).await;
         return;
     };
     let (Ok(sop), Ok(key)) = (SopInstanceUid::parse(sop_instance_uid), ObjectKey::new(object_key.clone())) else {
-        let _ = db.fail_job(job.id, "payload holds an invalid UID or key", None).await;
+        let _ = db.fail_job(job.lease(), "payload holds an invalid UID or key", None).await;
         return;
     };
     let source = Source { sop, original: key };
@@ -148,11 +148,15 @@ async fn process(archive: &Archive, pool: &telediag_imaging::ImagingPool, job: J
         Err(e) => Err(e),
     };
     let recorded = match outcome {
-        Ok(records) => db.record_derived(job.id, &records).await,
-        Err(e) => db.fail_job(job.id, &e, Some(Duration::from_secs(30))).await,
+        Ok(records) => db.record_derived(job.lease(), &records).await,
+        Err(e) => db.fail_job(job.lease(), &e, Some(Duration::from_secs(30))).await,
     };
-    if let Err(e) = recorded {
-        tracing::warn!(job = job.id, error = %e, "cannot record a render job's outcome; it runs again when its lease ends");
+    match recorded {
+        Ok(Settled::Recorded) => {}
+        Ok(Settled::LeaseLost) => {
+            tracing::warn!(job = job.id, "a render job's lease ran out before it finished; its new holder records it")
+        }
+        Err(e) => tracing::warn!(job = job.id, error = %e, "cannot record a render job's outcome; it runs again when its lease ends"),
     }
 }
 

@@ -244,17 +244,17 @@ impl Workflow {
                 Ok(Some(job)) => {
                     let JobPayload::StudyComplete { study_uid } = &job.payload else {
                         let reason = format!("expected a study.complete job, found {:?}", job.payload.kind());
-                        let _ = self.db.fail_job(job.id, &reason, None).await;
+                        let _ = self.db.fail_job(job.lease(), &reason, None).await;
                         continue;
                     };
                     match self.on_study_complete(study_uid).await {
                         Ok(id) => {
                             tracing::info!(study_uid = %study_uid, request = id, "read request ready");
-                            let _ = self.db.complete_job(job.id).await;
+                            let _ = self.db.complete_job(job.lease()).await;
                         }
                         Err(e) => {
                             tracing::warn!(study_uid = %study_uid, error = %e, "cannot create the read request");
-                            let _ = self.db.fail_job(job.id, &e.to_string(), Some(Duration::from_secs(30))).await;
+                            let _ = self.db.fail_job(job.lease(), &e.to_string(), Some(Duration::from_secs(30))).await;
                         }
                     }
                 }
