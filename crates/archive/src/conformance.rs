@@ -220,3 +220,31 @@ async fn two_processes_never_make_the_same_version() {
         assert_ne!(versions[0].object_key, versions[1].object_key);
     }
 }
+
+/// An advisory lock whose connection the server ended (a restart, an
+/// administrator's `pg_terminate_backend`) is no longer held, and says so
+/// when confirmed: a gateway then refuses to publish rather than race
+/// another that took the lock meanwhile.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lost_advisory_lock_is_noticed() {
+    let Some(postgres) = telediag_test_servers::Postgres::start() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let archive = archive(dir.path(), Some(postgres.create_database("locks"))).await;
+    let db = archive.database();
+    let mut lock = db.advisory_lock("instance 1.2.3").await.unwrap().expect("PostgreSQL has advisory locks");
+    lock.confirm().await.expect("held");
+    let ended: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(l.pid) FROM pg_locks l WHERE l.locktype = 'advisory' AND l.pid <> pg_backend_pid()",
+    )
+    .fetch_all(db.pool())
+    .await
+    .unwrap();
+    assert_eq!(ended, [true], "one session held the lock");
+    assert!(lock.confirm().await.is_err(), "the lock went with its session");
+    let mut again = tokio::time::timeout(Duration::from_secs(10), db.advisory_lock("instance 1.2.3"))
+        .await
+        .expect("the lock is free again")
+        .unwrap()
+        .unwrap();
+    again.confirm().await.unwrap();
+}

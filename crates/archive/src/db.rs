@@ -103,6 +103,13 @@ pub struct Database {
 pub struct AdvisoryLock(Transaction<'static>);
 
 impl AdvisoryLock {
+    /// Fails if the lock is no longer held: its connection to the server
+    /// ended (a restart, a network cut), and with it the lock.
+    pub async fn confirm(&mut self) -> Result<(), DbError> {
+        sqlx::query("SELECT 1").execute(&mut *self.0).await?;
+        Ok(())
+    }
+
     /// Releases the lock now. Dropping it releases it too, a moment later,
     /// when its connection goes back to the pool.
     pub async fn release(self) {

@@ -54,6 +54,15 @@ impl InstanceLock {
         Ok(self.across_processes.is_some())
     }
 
+    /// Fails if the lock across processes was taken and has since been
+    /// lost with its connection, when another gateway may hold it now.
+    pub(super) async fn confirm(&mut self) -> Result<(), DbError> {
+        match &mut self.across_processes {
+            Some(lock) => lock.confirm().await,
+            None => Ok(()),
+        }
+    }
+
     /// Lets go at once, the database's lock included (dropping lets go of
     /// that a moment later, when its connection returns to the pool).
     pub(super) async fn release(mut self) {

@@ -501,7 +501,12 @@ impl Archive {
                     });
                 }
                 let found = runtime.block_on(archive.inner.owners.check(&archive.inner.db, site_id, study, series))?;
-                found.map_or(Ok(()), |collision| Err(IngestError::UidHeldElsewhere(collision)))
+                found.map_or(Ok(()), |collision| Err(IngestError::UidHeldElsewhere(collision)))?;
+                // The versions were read under the lock; publishing without
+                // it could overwrite what another gateway publishes now.
+                runtime
+                    .block_on(lock.confirm())
+                    .map_err(|e| IngestError::OutOfResources(format!("the database lock on this instance was lost before publishing: {e}")))
             };
             let store = archive.inner.store.as_ref();
             let published = verify_and_publish(store, staged, meta, header_len, dataset_len, hash, &versions, site_id, check_owner)?;
@@ -510,7 +515,7 @@ impl Archive {
             if published.version.is_some() && (entry == StagingEntry::NotYetDurable || !store.publication_links_staging()) {
                 archive.make_staging_entry_durable(&published)?;
             }
-            Ok::<_, IngestError>(published)
+            Ok::<_, IngestError>((published, lock))
         })
         .await
         .map_err(|e| IngestError::OutOfResources(format!("publish task failed: {e}")))?
@@ -519,6 +524,7 @@ impl Archive {
                 self.report_collision(collision, origin, &sop);
             }
         })?;
+        let (published, lock) = published;
         let Some(version) = published.version else {
             return Ok(Stored {
                 outcome: Outcome::Duplicate,
