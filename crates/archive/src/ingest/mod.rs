@@ -771,6 +771,12 @@ mod ownership_tests {
             "another site's study UID"
         );
         assert_eq!(held(send(&archive, &two, "9.2.2", &ct_in("9.2.2", "9.2", "9.1.0", 2)).await), (UidKind::Series, "9.1.0".into()));
+        assert_eq!(held(send(&archive, &two, "9.5.1", &ct_in("9.5.1", "9.5", "9.1.0", 2)).await), (UidKind::Series, "9.1.0".into()));
+        assert_eq!(
+            send(&archive, &one, "9.5.2", &ct_in("9.5.2", "9.5", "9.5.0", 2)).await.unwrap().outcome,
+            Outcome::Stored,
+            "an object refused for its series leaves its new study unclaimed"
+        );
         assert_eq!(
             held(send(&archive, &two, "9.1.1", &ct_in("9.1.1", "9.1", "9.1.0", 1)).await),
             (UidKind::Instance, "9.1.1".into()),
@@ -801,7 +807,7 @@ mod ownership_tests {
 
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         let recorded = archive.database().uid_collisions(10).await.unwrap();
-        assert_eq!(recorded.len(), 5, "{recorded:?}");
+        assert_eq!(recorded.len(), 6, "{recorded:?}");
         assert!(recorded.iter().all(|r| r.owner_site_id == one.site_id && r.sender_site_id == two.site_id));
         assert_eq!(recorded[0].calling_ae.as_deref(), Some("TWO_CT"));
     }

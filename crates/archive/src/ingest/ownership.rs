@@ -80,37 +80,60 @@ impl Owners {
         study: &StudyUid,
         series: &SeriesUid,
     ) -> Result<Option<Collision>, DbError> {
-        for (kind, uid) in [(UidKind::Study, study.as_str()), (UidKind::Series, series.as_str())] {
-            let remembered = self.known.lock().expect("owner memory poisoned").get(&(kind, uid.to_owned())).copied();
-            let owner = match remembered {
-                Some(owner) => owner,
-                None => {
-                    let owner = claim(db, kind, uid, site_id).await?;
-                    let mut known = self.known.lock().expect("owner memory poisoned");
-                    if known.len() >= REMEMBERED {
-                        known.clear();
-                    }
-                    known.insert((kind, uid.to_owned()), owner);
-                    owner
-                }
+        let uids = [(UidKind::Study, study.as_str()), (UidKind::Series, series.as_str())];
+        // Both are looked at before either is claimed: an object refused for
+        // its series must not leave its study claimed for the sender.
+        let mut owners = [None, None];
+        for ((kind, uid), owner) in uids.iter().zip(&mut owners) {
+            *owner = match self.remembered(*kind, uid) {
+                Some(known) => Some(known),
+                None => owner_of(db, *kind, uid).await?,
             };
+            if let Some(other) = owner.filter(|owner| *owner != site_id) {
+                self.remember(*kind, uid, other);
+                return Ok(Some(Collision { kind: *kind, uid: (*uid).to_owned(), owner_site_id: other }));
+            }
+        }
+        for ((kind, uid), owner) in uids.into_iter().zip(owners) {
+            let owner = match owner {
+                Some(owner) => owner,
+                None => claim(db, kind, uid, site_id).await?,
+            };
+            self.remember(kind, uid, owner);
             if owner != site_id {
                 return Ok(Some(Collision { kind, uid: uid.to_owned(), owner_site_id: owner }));
             }
         }
         Ok(None)
     }
+
+    fn remembered(&self, kind: UidKind, uid: &str) -> Option<i64> {
+        self.known.lock().expect("owner memory poisoned").get(&(kind, uid.to_owned())).copied()
+    }
+
+    fn remember(&self, kind: UidKind, uid: &str, owner: i64) {
+        let mut known = self.known.lock().expect("owner memory poisoned");
+        if known.len() >= REMEMBERED {
+            known.clear();
+        }
+        known.insert((kind, uid.to_owned()), owner);
+    }
+}
+
+/// Who has claimed `uid`, if anyone.
+async fn owner_of(db: &Database, kind: UidKind, uid: &str) -> Result<Option<i64>, DbError> {
+    let row = sqlx::query("SELECT site_id FROM uid_claims WHERE kind = $1 AND uid = $2")
+        .bind(kind.as_str())
+        .bind(uid)
+        .fetch_optional(db.pool())
+        .await?;
+    Ok(row.map(|r| r.get::<i64, _>(0)))
 }
 
 /// Claims `uid` for `site_id` unless it is claimed already; returns its
 /// owner either way. Committed at once, with the configured durability: a
 /// claim must outlive any object acknowledged under it.
 async fn claim(db: &Database, kind: UidKind, uid: &str, site_id: i64) -> Result<i64, DbError> {
-    let owner = |row: Option<sqlx::any::AnyRow>| row.map(|r| r.get::<i64, _>(0));
-    let select = "SELECT site_id FROM uid_claims WHERE kind = $1 AND uid = $2";
-    if let Some(owner) = owner(sqlx::query(select).bind(kind.as_str()).bind(uid).fetch_optional(db.pool()).await?) {
-        return Ok(owner);
-    }
     sqlx::query("INSERT INTO uid_claims (kind, uid, site_id, at) VALUES ($1, $2, $3, $4) ON CONFLICT (kind, uid) DO NOTHING")
         .bind(kind.as_str())
         .bind(uid)
@@ -118,8 +141,7 @@ async fn claim(db: &Database, kind: UidKind, uid: &str, site_id: i64) -> Result<
         .bind(now_ms())
         .execute(db.pool())
         .await?;
-    owner(sqlx::query(select).bind(kind.as_str()).bind(uid).fetch_optional(db.pool()).await?)
-        .ok_or_else(|| DbError::Conflict(format!("the claim on {} {uid} vanished", kind.as_str())))
+    owner_of(db, kind, uid).await?.ok_or_else(|| DbError::Conflict(format!("the claim on {} {uid} vanished", kind.as_str())))
 }
 
 /// One refused object, for the administrator.
