@@ -11,7 +11,19 @@ pub const DEMO_SITE: &str = telediag_sample_data::DEMO_INSTITUTION;
 
 /// Creates the demo site and users (once) and imports the demo studies
 /// (idempotent: they are deterministic, so a second import stores nothing).
+/// Processes starting at once on one PostgreSQL take turns: the second
+/// finds the site the first made.
 pub async fn load(archive: &Archive, data_dir: &Path) -> Result<()> {
+    let db = archive.database();
+    let turn = db.advisory_lock("demo centre").await.context("waiting for another process loading the demo")?;
+    let loaded = load_alone(archive, data_dir).await;
+    if let Some(turn) = turn {
+        turn.release().await;
+    }
+    loaded
+}
+
+async fn load_alone(archive: &Archive, data_dir: &Path) -> Result<()> {
     let db = archive.database();
     let site = match db.site_by_name(DEMO_SITE).await {
         Ok(site) => site,
