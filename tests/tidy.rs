@@ -212,6 +212,35 @@ fn every_table_is_written_by_its_owner_alone() {
     }
 }
 
+/// The database is reached through its owners' modules: the archive's
+/// (index, queue, accounts, sites), the workflow crate, and in the worklist
+/// the signing keys' and the audit chain's. Everything else — the binary,
+/// HTTP handlers, the pipeline, DICOMweb — calls their typed methods and
+/// writes no SQL of its own.
+#[test]
+fn sql_is_written_only_by_the_owners_of_tables() {
+    let owners_in_worklist = ["signing/mod.rs", "signing/enrolment.rs", "audit.rs", "error.rs"];
+    for dir in ["src", "worklist", "pacs-gateway", "crates/pipeline", "crates/dicomweb", "crates/reports"] {
+        let files = if dir == "src" {
+            let mut files = Vec::new();
+            rust_files(&root().join("src"), &mut files);
+            files.into_iter().map(|f| (f.clone(), std::fs::read_to_string(&f).unwrap())).collect()
+        } else {
+            library_code(dir)
+        };
+        for (file, code) in files {
+            let code = code.split("#[cfg(test)]").next().unwrap_or_default();
+            let relative = file.strip_prefix(root().join(dir).join("src")).unwrap_or(&file).to_string_lossy().into_owned();
+            if dir == "worklist" && owners_in_worklist.contains(&relative.as_str()) {
+                continue;
+            }
+            for reach in ["sqlx::", ".pool()"] {
+                assert!(!code.contains(reach), "{}: reaches the database itself ({reach}); ask the table's owner", file.display());
+            }
+        }
+    }
+}
+
 /// Object bytes are reached by key through the archive (`objects.rs`),
 /// never by a path into its store or its staging directory: the store
 /// behind the archive may be a bucket.

@@ -37,12 +37,7 @@ pub async fn list_users(State(state): State<AppState>, user: CurrentUser) -> Res
     let mut out = Vec::new();
     for row in db.list_users().await? {
         let (credentials, _) = state.workflow.credentials(row.id).await?;
-        let cert: Option<Vec<u8>> = sqlx::query_scalar("SELECT cert_der FROM signing_identities WHERE user_id = $1")
-            .bind(row.id)
-            .fetch_optional(db.pool())
-            .await
-            .map_err(ApiError::database)?;
-        let signing_certificate = cert.and_then(|der| telediag_reports::SigningIdentity::subject_of(&der));
+        let signing_certificate = crate::signing::certificate_subject(db, row.id).await?;
         let current: CurrentUser = row.clone().into();
         out.push(UserView {
             id: row.id,

@@ -166,6 +166,17 @@ async fn stored(state: &AppState, user_id: i64) -> Result<Option<StoredIdentity>
     }))
 }
 
+/// The subject of the user's current signing certificate, if they have one:
+/// what an administrator's list of users shows.
+pub async fn certificate_subject(db: &telediag_archive::Database, user_id: i64) -> Result<Option<String>, ApiError> {
+    let cert: Option<Vec<u8>> = sqlx::query_scalar("SELECT cert_der FROM signing_identities WHERE user_id = $1")
+        .bind(user_id)
+        .fetch_optional(db.pool())
+        .await
+        .map_err(ApiError::database)?;
+    Ok(cert.and_then(|der| SigningIdentity::subject_of(&der)))
+}
+
 /// The user's signing state, for their settings.
 pub async fn status(state: &AppState, user: &CurrentUser, session: &str) -> Result<SigningStatus, ApiError> {
     let max_unlock_minutes = state.config.signing_unlock_max_minutes;
