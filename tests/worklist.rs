@@ -927,9 +927,24 @@ fn a_revising_reviewer_signs_alone_and_keys_open_only_with_their_pin() {
     assert_eq!(rows.len(), 5, "every doctor of the centre chose a PIN");
     // RFC 5915 inside PKCS#8: version 1, then the 32-byte P-256 private key.
     const EC_PRIVATE_KEY: [u8; 7] = [0x04, 0x6D, 0x30, 0x6B, 0x02, 0x01, 0x01];
+    let holds_key = |bytes: &[u8]| bytes.windows(EC_PRIVATE_KEY.len()).any(|w| w == EC_PRIVATE_KEY);
     for file in ["index.db", "index.db-wal"].into_iter().filter(|_| c.server.backends.embedded()) {
         let bytes = std::fs::read(c.server.data().join(file)).unwrap_or_default();
-        assert!(!bytes.windows(EC_PRIVATE_KEY.len()).any(|w| w == EC_PRIVATE_KEY), "a private key in the clear in {file}");
+        assert!(!holds_key(&bytes), "a private key in the clear in {file}");
+    }
+    if let common::Backends::Shared { database_url, .. } = &c.server.backends {
+        // What a PostgreSQL backup holds: every bytea value of a plain dump,
+        // decoded from its \x hex form.
+        let dump = Command::new("pg_dump").args(["--data-only", database_url]).output().expect("pg_dump runs");
+        assert!(dump.status.success(), "pg_dump: {}", String::from_utf8_lossy(&dump.stderr));
+        let text = String::from_utf8_lossy(&dump.stdout);
+        let values: Vec<Vec<u8>> = text
+            .split("\\x")
+            .skip(1)
+            .map(|hex| hex.as_bytes().chunks(2).map_while(|pair| u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()).collect())
+            .collect();
+        assert!(values.len() >= 10, "the dump holds the sealed keys and certificates: {} bytea values", values.len());
+        assert!(!values.iter().any(|v| holds_key(v)), "a private key in the clear in a pg_dump of the database");
     }
     for (sealed, cert) in &rows {
         assert!(telediag_reports::identity::SigningKey::from_pkcs8_der(sealed).is_err());
