@@ -5,6 +5,8 @@
 
 use roxmltree::Node;
 
+use super::xml::{child, children, descendant};
+
 use crate::record::{DeviceMeasurements, DeviceReport, EcgError, EcgRecord, Lead, Patient, SourceFormat};
 
 const FORMAT: SourceFormat = SourceFormat::HL7Aecg;
@@ -15,7 +17,11 @@ fn invalid(reason: impl Into<String>) -> EcgError {
 
 /// Reads an aECG document.
 pub fn read(bytes: &[u8]) -> Result<EcgRecord, EcgError> {
-    let text = std::str::from_utf8(bytes).map_err(|e| invalid(format!("the XML is not UTF-8: {e}")))?;
+    read_text(&super::xml::decode(bytes).map_err(|e| invalid(e.to_string()))?)
+}
+
+/// Reads an aECG document's text.
+pub fn read_text(text: &str) -> Result<EcgRecord, EcgError> {
     let document = super::xml::parse(text).map_err(|e| invalid(e.to_string()))?;
     let root = document.root_element();
     if root.tag_name().name() != "AnnotatedECG" {
@@ -168,18 +174,6 @@ fn set_measurement(m: &mut DeviceMeasurements, code: &str, in_ms: f64, raw: f64)
         _ => return,
     };
     slot.get_or_insert(value);
-}
-
-fn children<'a, 'input>(node: Node<'a, 'input>, name: &'static str) -> impl Iterator<Item = Node<'a, 'input>> {
-    node.children().filter(move |c| c.tag_name().name() == name)
-}
-
-fn child<'a, 'input>(node: Node<'a, 'input>, name: &'static str) -> Option<Node<'a, 'input>> {
-    children(node, name).next()
-}
-
-fn descendant<'a, 'input>(node: Node<'a, 'input>, name: &'static str) -> Option<Node<'a, 'input>> {
-    node.descendants().find(|c| c.tag_name().name() == name)
 }
 
 #[cfg(test)]

@@ -1,6 +1,17 @@
-//! Parsing untrusted XML (aECG today; the vendors' formats next) with
-//! bounds: how deep elements may nest and how many nodes a document may
-//! hold.
+//! Parsing untrusted XML (HL7 aECG and the carts' own: GE MUSE, Philips,
+//! GE CardioSoft) with bounds: how deep elements may nest, how many nodes a
+//! document may hold, and no entity ever declared.
+//!
+//! Carts write their XML in whatever encoding their software chose: MUSE
+//! declares ISO-8859-1 (or a Chinese code page on Chinese installations),
+//! Philips' TraceMasterVue exports UTF-16 with a byte-order mark, aECG is
+//! UTF-8. [`decode`] follows the byte-order mark, then the declaration.
+//!
+//! MUSE exports open with `<!DOCTYPE RestingECG SYSTEM "restecg.dtd">`. A
+//! document type is therefore accepted, but a document that declares
+//! entities is refused before parsing: no cart declares any, nothing is
+//! ever fetched from outside the document, and an entity-expansion bomb
+//! is refused in one scan, before it can expand.
 //!
 //! roxmltree builds its tree with recursion over nesting depth, so a 28 KB
 //! document of 4,000 nested elements overflowed a server thread's stack
@@ -8,7 +19,10 @@
 //! (HL7 aECG; MUSE and Philips fewer), so the nesting is measured before
 //! roxmltree sees the text, by a scan that only follows markup.
 
-use roxmltree::{Document, ParsingOptions};
+use std::borrow::Cow;
+
+use encoding_rs::Encoding;
+use roxmltree::{Document, Node, ParsingOptions};
 
 /// Elements nested deeper than this are refused.
 pub const MAX_DEPTH: usize = 128;
@@ -23,14 +37,107 @@ pub enum XmlError {
     TooDeep { at: usize },
     #[error("broken XML: {0}")]
     Broken(String),
+    #[error("the document declares entities (<!ENTITY at byte {at}), which no ECG cart writes; refused unexpanded")]
+    EntityDeclared { at: usize },
+    #[error("the XML declares encoding {0:?}, which is not an encoding this centre knows")]
+    UnknownEncoding(String),
+    #[error("the XML is not valid {encoding}: {detail}")]
+    BadEncoding { encoding: &'static str, detail: String },
 }
 
-/// Parses `text` once its nesting is known to be within [`MAX_DEPTH`].
-/// DTDs are refused (roxmltree's default), so entity expansion cannot blow up.
+/// Parses `text` once its nesting is known to be within [`MAX_DEPTH`] and
+/// its document type, if any, declares no entities.
 pub fn parse(text: &str) -> Result<Document<'_>, XmlError> {
     check_depth(text.as_bytes())?;
-    let options = ParsingOptions { nodes_limit: MAX_NODES, ..ParsingOptions::default() };
+    if let Some(at) = find(text.as_bytes(), 0, b"<!ENTITY") {
+        return Err(XmlError::EntityDeclared { at });
+    }
+    let options = ParsingOptions { nodes_limit: MAX_NODES, allow_dtd: true };
     Document::parse_with_options(text, options).map_err(|e| XmlError::Broken(e.to_string()))
+}
+
+/// The document's text: decoded as its byte-order mark says, else as its
+/// XML declaration's `encoding` says, else as UTF-8. Bytes that are not
+/// valid in that encoding are refused, not replaced.
+pub fn decode(bytes: &[u8]) -> Result<Cow<'_, str>, XmlError> {
+    let (encoding, body) = match Encoding::for_bom(bytes) {
+        Some((encoding, bom)) => (encoding, &bytes[bom..]),
+        None if bytes.starts_with(b"<\0?\0") => (encoding_rs::UTF_16LE, bytes),
+        None if bytes.starts_with(b"\0<\0?") => (encoding_rs::UTF_16BE, bytes),
+        None => match declared_encoding(bytes) {
+            Some(label) => (Encoding::for_label(label.as_bytes()).ok_or(XmlError::UnknownEncoding(label))?, bytes),
+            None => (encoding_rs::UTF_8, bytes),
+        },
+    };
+    encoding.decode_without_bom_handling_and_without_replacement(body).ok_or_else(|| XmlError::BadEncoding {
+        encoding: encoding.name(),
+        detail: match std::str::from_utf8(body).err().filter(|_| encoding == encoding_rs::UTF_8) {
+            Some(e) => e.to_string(),
+            None => "a byte sequence that encoding does not define".into(),
+        },
+    })
+}
+
+/// The `encoding` of an ASCII-compatible document's XML declaration.
+fn declared_encoding(bytes: &[u8]) -> Option<String> {
+    let head = &bytes[..bytes.len().min(200)];
+    let declaration = head.strip_prefix(b"<?xml")?;
+    let declaration = &declaration[..find(declaration, 0, b"?>")?];
+    let at = find(declaration, 0, b"encoding")? + b"encoding".len();
+    let rest = std::str::from_utf8(&declaration[at..]).ok()?.trim_start().strip_prefix('=')?.trim_start();
+    let quote = rest.chars().next().filter(|q| *q == '"' || *q == '\'')?;
+    let value = &rest[1..];
+    Some(value[..value.find(quote)?].to_owned())
+}
+
+/// The local name of the document's root element, found without parsing
+/// the document: how the reader for an XML file is chosen.
+pub fn root_name(text: &str) -> Option<&str> {
+    let bytes = text.as_bytes();
+    let mut at = 0;
+    loop {
+        at += bytes.get(at..)?.iter().position(|b| !b.is_ascii_whitespace())?;
+        let rest = &bytes[at..];
+        at = if rest.starts_with(b"<?") {
+            find(bytes, at, b"?>")? + 2
+        } else if rest.starts_with(b"<!--") {
+            find(bytes, at, b"-->")? + 3
+        } else if rest.starts_with(b"<!") {
+            // A document type, perhaps with an internal subset in brackets.
+            let close = find(bytes, at, b">")?;
+            match find(bytes, at, b"[") {
+                Some(open) if open < close => find(bytes, open, b"]")?.checked_add(1).and_then(|end| find(bytes, end, b">"))? + 1,
+                _ => close + 1,
+            }
+        } else if rest.starts_with(b"<") {
+            let name = &text[at + 1..];
+            let end = name.find(|c: char| c.is_whitespace() || c == '>' || c == '/').unwrap_or(name.len());
+            let name = &name[..end];
+            return Some(name.rsplit(':').next().unwrap_or(name));
+        } else {
+            return None;
+        };
+    }
+}
+
+/// The children of `node` with local name `name`.
+pub(crate) fn children<'a, 'input>(node: Node<'a, 'input>, name: &'static str) -> impl Iterator<Item = Node<'a, 'input>> {
+    node.children().filter(move |c| c.tag_name().name() == name)
+}
+
+/// The first child of `node` with local name `name`.
+pub(crate) fn child<'a, 'input>(node: Node<'a, 'input>, name: &'static str) -> Option<Node<'a, 'input>> {
+    children(node, name).next()
+}
+
+/// The first element below `node` with local name `name`, at any depth.
+pub(crate) fn descendant<'a, 'input>(node: Node<'a, 'input>, name: &'static str) -> Option<Node<'a, 'input>> {
+    node.descendants().find(|c| c.tag_name().name() == name)
+}
+
+/// The trimmed text of `node`'s child `name`, if it has any.
+pub(crate) fn child_text<'a>(node: Node<'a, '_>, name: &'static str) -> Option<&'a str> {
+    child(node, name).and_then(|c| c.text()).map(str::trim).filter(|t| !t.is_empty())
 }
 
 /// Follows start and end tags, skipping comments, CDATA, processing
@@ -117,8 +224,38 @@ mod tests {
     }
 
     #[test]
-    fn a_dtd_is_refused() {
+    fn a_document_type_is_accepted_and_an_entity_declaration_refused() {
+        let muse = "<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?>\n<!DOCTYPE RestingECG SYSTEM \"restecg.dtd\">\n<RestingECG/>";
+        assert_eq!(parse(muse).unwrap().root_element().tag_name().name(), "RestingECG");
         let bomb = "<!DOCTYPE l [<!ENTITY a \"aaaa\"><!ENTITY b \"&a;&a;&a;\">]><l>&b;</l>";
-        assert!(matches!(parse(bomb), Err(XmlError::Broken(_))));
+        assert_eq!(parse(bomb).unwrap_err(), XmlError::EntityDeclared { at: 13 });
+        let external = "<!DOCTYPE l [<!ENTITY x SYSTEM \"file:///etc/passwd\">]><l>&x;</l>";
+        assert!(matches!(parse(external), Err(XmlError::EntityDeclared { .. })));
+        assert!(matches!(parse("<l>&undeclared;</l>"), Err(XmlError::Broken(_))));
+    }
+
+    #[test]
+    fn text_is_decoded_as_its_mark_or_declaration_says() {
+        let utf16: Vec<u8> =
+            "\u{FEFF}<?xml version=\"1.0\" encoding=\"utf-16\"?><a>心电图</a>".encode_utf16().flat_map(|unit| unit.to_le_bytes()).collect();
+        assert_eq!(decode(&utf16).unwrap(), "<?xml version=\"1.0\" encoding=\"utf-16\"?><a>心电图</a>");
+        let (gb, _, _) = encoding_rs::GB18030.encode("<?xml version='1.0' encoding='GB2312'?><a>张三</a>");
+        assert_eq!(decode(&gb).unwrap(), "<?xml version='1.0' encoding='GB2312'?><a>张三</a>");
+        assert_eq!(
+            decode(b"<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?><a>M\xFCller</a>").unwrap(),
+            "<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?><a>Müller</a>"
+        );
+        assert_eq!(decode(b"<a>plain</a>").unwrap(), "<a>plain</a>");
+        assert!(matches!(decode(b"<a>\xFF\xFE broken</a>"), Err(XmlError::BadEncoding { encoding: "UTF-8", .. })));
+        assert_eq!(decode(b"<?xml version='1.0' encoding='EBCDIC-ish'?><a/>").unwrap_err(), XmlError::UnknownEncoding("EBCDIC-ish".into()));
+    }
+
+    #[test]
+    fn the_root_element_is_found_past_the_prolog() {
+        let muse = "<?xml version=\"1.0\"?>\n<!-- export -->\n<!DOCTYPE RestingECG SYSTEM \"restecg.dtd\">\n<RestingECG>";
+        assert_eq!(root_name(muse), Some("RestingECG"));
+        assert_eq!(root_name("<!DOCTYPE a [<!ELEMENT a ANY>]><a x='1'/>"), Some("a"));
+        assert_eq!(root_name("\n<hl7:AnnotatedECG xmlns:hl7='urn:hl7-org:v3'>"), Some("AnnotatedECG"));
+        assert_eq!(root_name("not xml"), None);
     }
 }
