@@ -25,4 +25,4 @@ mod signal;
 
 pub use analysis::{Analysis, AnalysisOptions, AnalysisSummary, analyse, analyse_with};
 pub use read::{read_bytes, read_path};
-pub use record::{DeviceMeasurements, DeviceReport, EcgError, EcgRecord, Lead, Patient, SourceFormat};
+pub use record::{DeviceMeasurements, DeviceReport, EcgError, EcgRecord, Lead, MedianBeat, Patient, SourceFormat};

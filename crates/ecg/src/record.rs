@@ -34,6 +34,13 @@ pub enum SourceFormat {
     HL7Aecg,
     ScpEcg,
     Wfdb,
+    /// GE MUSE `<RestingECG>` export (MAC-series carts through MUSE).
+    GeMuse,
+    /// Philips `<restingecgdata>` (PageWriter TC carts, TraceMasterVue).
+    PhilipsXml,
+    /// GE CardioSoft `<CardiologyXML>`.
+    #[serde(rename = "ge-cardiosoft")]
+    GeCardioSoft,
 }
 
 impl SourceFormat {
@@ -43,6 +50,9 @@ impl SourceFormat {
             SourceFormat::HL7Aecg => "HL7 aECG",
             SourceFormat::ScpEcg => "SCP-ECG",
             SourceFormat::Wfdb => "WFDB",
+            SourceFormat::GeMuse => "GE MUSE XML",
+            SourceFormat::PhilipsXml => "Philips XML",
+            SourceFormat::GeCardioSoft => "GE CardioSoft XML",
         }
     }
 }
@@ -83,6 +93,19 @@ pub struct DeviceReport {
     pub statements: Vec<String>,
     /// Filters the device says it applied, as free text.
     pub filters: Option<String>,
+    /// Where the device found each QRS complex, in milliseconds from the
+    /// strip's start, when the file says (MUSE's `<QRSTimesTypes>`).
+    pub qrs_times_ms: Vec<f64>,
+    /// The device's own representative beat, when the file carries one
+    /// (MUSE, Philips, CardioSoft): what its measurements were made on.
+    pub median: Option<MedianBeat>,
+}
+
+/// A device's representative (median) beat per lead.
+#[derive(Debug, Clone, Serialize)]
+pub struct MedianBeat {
+    pub sampling_rate_hz: f64,
+    pub leads: Vec<Lead>,
 }
 
 /// Global measurements a device embedded (ms, degrees, beats per minute).

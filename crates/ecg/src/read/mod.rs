@@ -1,11 +1,12 @@
 //! Readers for the formats carts send, each producing an [`EcgRecord`].
 //!
-//! [`read_bytes`] recognises a single-file format by its first bytes;
-//! WFDB needs its header and signal files together ([`wfdb::read`] or
-//! [`read_path`]).
+//! [`read_bytes`] recognises a single-file format by its first bytes, and
+//! an XML format by its root element; WFDB needs its header and signal
+//! files together ([`wfdb::read`] or [`read_path`]).
 
 pub mod aecg;
 pub mod dicom;
+pub mod muse;
 pub mod scp;
 pub mod wfdb;
 pub mod xml;
@@ -14,15 +15,31 @@ use std::path::Path;
 
 use crate::record::{EcgError, EcgRecord};
 
-/// Reads a DICOM waveform, HL7 aECG or SCP-ECG file from memory.
+/// Reads a DICOM waveform, SCP-ECG, HL7 aECG, GE MUSE, Philips or GE
+/// CardioSoft file from memory.
 pub fn read_bytes(bytes: &[u8]) -> Result<EcgRecord, EcgError> {
     match sniff(bytes) {
         Some(Kind::Dicom) => dicom::read(bytes),
-        Some(Kind::Xml) => aecg::read(bytes),
+        Some(Kind::Xml) => read_xml(bytes),
         Some(Kind::Scp) => scp::read(bytes),
-        None => {
-            Err(EcgError::UnknownFormat("expected DICOM (\"DICM\" at byte 128), HL7 aECG XML or SCP-ECG (\"SCPECG\" at byte 16)".into()))
-        }
+        None => Err(EcgError::UnknownFormat(
+            "expected DICOM (\"DICM\" at byte 128), SCP-ECG (\"SCPECG\" at byte 16) or an ECG XML (HL7 aECG, GE MUSE, Philips, GE CardioSoft)"
+                .into(),
+        )),
+    }
+}
+
+/// An XML document, read by the reader its root element names.
+fn read_xml(bytes: &[u8]) -> Result<EcgRecord, EcgError> {
+    let text = xml::decode(bytes).map_err(|e| EcgError::UnknownFormat(e.to_string()))?;
+    match xml::root_name(&text) {
+        Some("AnnotatedECG") => aecg::read_text(&text),
+        Some("RestingECG") => muse::read(&text),
+        Some(other) => Err(EcgError::UnknownFormat(format!(
+            "XML with root element <{other}>; expected <AnnotatedECG> (HL7 aECG), <RestingECG> (GE MUSE), \
+             <restingecgdata> (Philips) or <CardiologyXML> (GE CardioSoft)"
+        ))),
+        None => Err(EcgError::UnknownFormat("XML without a root element".into())),
     }
 }
 
@@ -38,6 +55,10 @@ fn sniff(bytes: &[u8]) -> Option<Kind> {
     }
     if scp::looks_like(bytes) {
         return Some(Kind::Scp);
+    }
+    // UTF-16, with or without its byte-order mark (Philips exports).
+    if bytes.starts_with(b"\xFF\xFE") || bytes.starts_with(b"\xFE\xFF") || bytes.starts_with(b"<\0") || bytes.starts_with(b"\0<") {
+        return Some(Kind::Xml);
     }
     let text = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let first = text.iter().find(|b| !b.is_ascii_whitespace())?;

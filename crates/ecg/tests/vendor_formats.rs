@@ -1,0 +1,190 @@
+//! The carts' own XML formats — GE MUSE, Philips and GE CardioSoft — read
+//! from the shared corpus and checked against what each file says of
+//! itself; and their damaged or hostile forms refused with the reason.
+
+mod common;
+
+use telediag_ecg::{EcgRecord, SourceFormat, read_bytes};
+
+fn corpus_file(name: &str) -> Option<Vec<u8>> {
+    Some(std::fs::read(common::corpus()?.join(name)).unwrap_or_else(|e| panic!("{name}: {e}")))
+}
+
+fn read_ok(what: &str, bytes: &[u8]) -> EcgRecord {
+    read_bytes(bytes).unwrap_or_else(|e| panic!("{what}: {e}"))
+}
+
+fn refused(what: &str, bytes: &[u8]) -> String {
+    read_bytes(bytes).map(|_| ()).expect_err(what).to_string()
+}
+
+fn labels(record: &EcgRecord) -> Vec<&str> {
+    record.leads.iter().map(|l| l.label.as_str()).collect()
+}
+
+/// The base64 text of the first `<WaveFormData>` after `<LeadID>{lead}` in
+/// the `kind` (Rhythm or Median) waveform, decoded to its 16-bit samples.
+fn muse_raw_samples(text: &str, kind: &str, lead: &str) -> Vec<i16> {
+    use base64::Engine;
+    let waveform = &text[text.find(&format!("<WaveformType>{kind}</WaveformType>")).unwrap()..];
+    let lead_at = waveform.find(&format!("<LeadID>{lead}</LeadID>")).unwrap();
+    let data = &waveform[lead_at..];
+    let start = data.find("<WaveFormData>").unwrap() + "<WaveFormData>".len();
+    let end = data.find("</WaveFormData>").unwrap();
+    let encoded: String = data[start..end].chars().filter(|c| !c.is_whitespace()).collect();
+    let bytes = base64::engine::general_purpose::STANDARD.decode(encoded).unwrap();
+    bytes.chunks_exact(2).map(|p| i16::from_le_bytes([p[0], p[1]])).collect()
+}
+
+#[test]
+fn muse_exports_read_with_their_strip_median_and_measurements() {
+    for (name, rate, pr, qrs, qt, qtc, axes) in [
+        ("muse/muse_example1.xml", 48.0, 138.0, 96.0, 452.0, 403.0, (51.0, 20.0, 40.0)),
+        ("muse/muse_example2.xml", 65.0, 184.0, 100.0, 420.0, 437.0, (42.0, -2.0, 12.0)),
+    ] {
+        let Some(bytes) = corpus_file(name) else { return };
+        let record = read_ok(name, &bytes);
+        assert_eq!(record.format, SourceFormat::GeMuse);
+        assert_eq!((record.sampling_rate_hz, record.len()), (500.0, 5000), "{name}: 10 s at 500 Hz");
+        assert_eq!(labels(&record), ["I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6"]);
+        let derived: Vec<&str> = record.leads.iter().filter(|l| l.derived).map(|l| l.label.as_str()).collect();
+        assert_eq!(derived, ["III", "aVR", "aVL", "aVF"], "{name}: the cart stores 8 leads");
+
+        // Samples are the file's integers times 4.88 µV.
+        let text = String::from_utf8_lossy(&bytes);
+        for lead in ["I", "V3"] {
+            let raw = muse_raw_samples(&text, "Rhythm", lead);
+            let read = &record.lead(lead).unwrap().samples_uv;
+            assert_eq!(raw.len(), read.len());
+            assert!(raw.iter().zip(read).all(|(r, v)| (f64::from(*r) * 4.88 - f64::from(*v)).abs() < 1e-3), "{name} lead {lead}");
+        }
+        let (i, ii, iii) = (record.lead("I").unwrap(), record.lead("II").unwrap(), record.lead("III").unwrap());
+        assert!((0..5000).all(|k| (iii.samples_uv[k] - (ii.samples_uv[k] - i.samples_uv[k])).abs() < 1e-2));
+
+        let median = record.device.median.as_ref().expect("the cart's median beat");
+        assert_eq!((median.sampling_rate_hz, median.leads.len(), median.leads[0].samples_uv.len()), (500.0, 8, 600));
+        let raw = muse_raw_samples(&text, "Median", "II");
+        assert_eq!(median.leads[1].samples_uv[300], (f64::from(raw[300]) * 4.88) as f32);
+
+        let m = &record.device.measurements;
+        assert_eq!((m.hr_bpm, m.pr_ms, m.qrs_ms, m.qt_ms, m.qtc_ms), (Some(rate), Some(pr), Some(qrs), Some(qt), Some(qtc)), "{name}");
+        assert_eq!((m.p_axis_deg, m.qrs_axis_deg, m.t_axis_deg), (Some(axes.0), Some(axes.1), Some(axes.2)), "{name}");
+        assert_eq!(record.device.manufacturer.as_deref(), Some("GE Healthcare"));
+        assert_eq!(record.device.filters.as_deref(), Some("high-pass 0.16 Hz, low-pass 150 Hz, mains 60 Hz"));
+        let beats = &record.device.qrs_times_ms;
+        assert!(!beats.is_empty() && beats.windows(2).all(|w| w[0] < w[1]) && beats[beats.len() - 1] < 10_000.0, "{name}: {beats:?}");
+    }
+}
+
+/// A MUSE export from a Chinese installation: demographics, the
+/// acquisition, the interpretation — written as GE's DTD lays them out, in
+/// the GB2312 the export declares.
+#[test]
+fn a_chinese_muse_export_reads_its_patient_acquisition_and_statements() {
+    let Some(bytes) = corpus_file("muse/muse_example1.xml") else { return };
+    let text = String::from_utf8(bytes).unwrap();
+    let full = text.replacen("encoding=\"ISO-8859-1\"", "encoding=\"GB2312\"", 1).replacen(
+        "<RestingECG>",
+        "<RestingECG>
+   <PatientDemographics>
+      <PatientID>0012345</PatientID>
+      <PatientAge>67</PatientAge>
+      <AgeUnits>YEARS</AgeUnits>
+      <DateofBirth>03-09-1957</DateofBirth>
+      <Gender>FEMALE</Gender>
+      <PatientLastName>王</PatientLastName>
+      <PatientFirstName>秀英</PatientFirstName>
+   </PatientDemographics>
+   <TestDemographics>
+      <DataType>RESTING</DataType>
+      <Site>12</Site>
+      <SiteName>县人民医院</SiteName>
+      <AcquisitionDevice>MAC5500</AcquisitionDevice>
+      <AcquisitionTime>08:31:05</AcquisitionTime>
+      <AcquisitionDate>11-28-2024</AcquisitionDate>
+   </TestDemographics>
+   <Diagnosis>
+      <Modality>RESTING</Modality>
+      <DiagnosisStatement><StmtFlag>USERINSERT</StmtFlag><StmtText>窦性心动过缓</StmtText></DiagnosisStatement>
+      <DiagnosisStatement><StmtFlag>ENDSLINE</StmtFlag><StmtText>伴窦性心律不齐</StmtText></DiagnosisStatement>
+      <DiagnosisStatement><StmtFlag>ENDSLINE</StmtFlag><StmtText>Otherwise normal ECG</StmtText></DiagnosisStatement>
+      <DiagnosisStatement><StmtText>When compared with ECG of</StmtText></DiagnosisStatement>
+      <DiagnosisStatement><StmtText>21-NOV-2024 07:55,</StmtText></DiagnosisStatement>
+   </Diagnosis>",
+        1,
+    );
+    let (encoded, _, unmappable) = encoding_rs::GBK.encode(&full);
+    assert!(!unmappable);
+    let record = read_ok("GB2312 MUSE", &encoded);
+    let p = &record.patient;
+    assert_eq!(p.name.as_deref(), Some("王秀英"));
+    assert_eq!(
+        (p.id.as_deref(), p.sex.as_deref(), p.birth_date.as_deref(), p.age_years),
+        (Some("0012345"), Some("F"), Some("19570309"), Some(67))
+    );
+    assert_eq!(record.acquired.as_deref(), Some("2024-11-28T08:31:05"));
+    assert_eq!(record.device.model.as_deref(), Some("MAC5500"));
+    assert_eq!(
+        record.device.statements,
+        ["窦性心动过缓 伴窦性心律不齐", "Otherwise normal ECG", "When compared with ECG of 21-NOV-2024 07:55,"],
+        "statements join until ENDSLINE"
+    );
+}
+
+#[test]
+fn damaged_and_hostile_muse_files_are_refused_with_the_reason() {
+    let Some(bytes) = corpus_file("muse/muse_example1.xml") else { return };
+    let text = String::from_utf8(bytes.clone()).unwrap();
+    // One sample changed inside lead I's rhythm data: its CRC-32 no longer matches.
+    let rhythm = text.find("<WaveformType>Rhythm").unwrap();
+    let data = rhythm + text[rhythm..].find("<WaveFormData>").unwrap() + "<WaveFormData>".len() + 400;
+    let mut damaged = text.clone().into_bytes();
+    damaged[data] = if damaged[data] == b'A' { b'B' } else { b'A' };
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("one sample changed", damaged, "rhythm lead I is damaged: <LeadDataCRC32> says"),
+        ("truncated", bytes[..bytes.len() / 2].to_vec(), "GE MUSE XML: broken XML"),
+        (
+            "no rhythm strip",
+            text.replace("<WaveformType>Rhythm</WaveformType>", "<WaveformType>Other</WaveformType>").into_bytes(),
+            "no <Waveform> of <WaveformType>Rhythm",
+        ),
+        (
+            "byte count that lies",
+            text.replacen("<LeadByteCountTotal>10000<", "<LeadByteCountTotal>99999999<", 1).into_bytes(),
+            "<LeadByteCountTotal> says 99999999 bytes, <WaveFormData> holds 10000",
+        ),
+        ("not base64", text.replacen("<WaveFormData>", "<WaveFormData>*", 1).into_bytes(), "is not base64"),
+        (
+            "an external entity",
+            text.replacen("\"restecg.dtd\">", "\"restecg.dtd\" [<!ENTITY x SYSTEM \"file:///etc/passwd\">]>", 1)
+                .replacen("<MuseVersion>", "<MuseVersion>&x;", 1)
+                .into_bytes(),
+            "declares entities",
+        ),
+        (
+            "another vendor's root",
+            b"<?xml version=\"1.0\"?><Holter/>".to_vec(),
+            "expected <AnnotatedECG> (HL7 aECG), <RestingECG> (GE MUSE)",
+        ),
+    ];
+    for (what, bytes, want) in cases {
+        let err = refused(what, &bytes);
+        assert!(err.contains(want), "{what}: {err}");
+    }
+}
+
+/// A billion laughs in MUSE's clothing: refused before parsing, never
+/// expanded.
+#[test]
+fn an_entity_expansion_bomb_is_refused_unexpanded() {
+    let mut entities = String::from("<!ENTITY l0 \"lol\">");
+    for level in 1..10 {
+        entities.push_str(&format!("<!ENTITY l{level} \"{}\">", format!("&l{};", level - 1).repeat(10)));
+    }
+    let bomb = format!(
+        "<?xml version=\"1.0\"?><!DOCTYPE RestingECG SYSTEM \"restecg.dtd\" [{entities}]><RestingECG><MuseInfo>&l9;</MuseInfo></RestingECG>"
+    );
+    // Refused by the scan before parsing: nothing was expanded.
+    let err = refused("bomb", bomb.as_bytes());
+    assert!(err.contains("declares entities") && err.contains("refused unexpanded"), "{err}");
+}
