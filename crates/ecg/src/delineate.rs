@@ -7,8 +7,8 @@
 //! isoelectric noise, offset where it settles again, so a QRS is as wide
 //! as its widest projection. P and T are found on the *spatial magnitude*
 //! (all leads' amplitudes, baseline-corrected at the PR segment); T end by
-//! the tangent method: the steepest descent after the T apex extended to the
-//! baseline.
+//! the trapezium area after the steepest descent past the T apex
+//! ([`trapezium_end`]).
 
 use crate::median::MedianBeats;
 use crate::signal::{moving_average, percentile};
@@ -60,7 +60,7 @@ pub fn delineate(beats: &MedianBeats, rate_hz: f64) -> Fiducials {
         .collect();
     let magnitude = moving_average(&spatial_magnitude(&corrected), ms(10.0).max(1));
 
-    // T: apex after the ST segment, then the tangent at its steepest descent.
+    // T: apex after the ST segment, its steepest descent, then the end.
     let t_from = qrs_offset + ms(80.0);
     let t_to = len.saturating_sub(ms(10.0));
     if t_from + ms(40.0) < t_to {
@@ -71,11 +71,8 @@ pub fn delineate(beats: &MedianBeats, rate_hz: f64) -> Fiducials {
             let descent_end = (t_apex + ms(250.0)).min(len - 1 - step);
             let steepest =
                 (t_apex..descent_end).map(|i| (i, (magnitude[i + step] - magnitude[i]) / step as f32)).min_by(|a, b| a.1.total_cmp(&b.1));
-            if let Some((at, slope)) = steepest.filter(|(_, s)| *s < 0.0) {
-                let crossing = at as f32 + (base - magnitude[at]) / slope;
-                if crossing.is_finite() && crossing > t_apex as f32 && (crossing as usize) < len + ms(100.0) {
-                    fiducials.t_end = Some(crossing.round() as usize);
-                }
+            if let Some((at, _)) = steepest.filter(|(_, s)| *s < 0.0) {
+                fiducials.t_end = Some(trapezium_end(&magnitude, at, (at + ms(T_DESCENT_MS)).min(len - 1)));
             }
         }
     }
@@ -123,6 +120,23 @@ pub fn delineate(beats: &MedianBeats, rate_hz: f64) -> Fiducials {
         }
     }
     fiducials
+}
+
+/// The longest a T wave's descent lasts after its steepest point: the
+/// trapezium's far corner, which need only lie beyond the T end.
+const T_DESCENT_MS: f64 = 150.0;
+
+/// T end by the trapezium area (Vázquez-Seisdedos et al., BioMedical
+/// Engineering OnLine 2011): of the points `xi` after the steepest descent
+/// `xm`, the one that maximises the area of the trapezium with corners
+/// (xm, y(xm)), (xi, y(xi)), (xr, y(xi)), (xr, y(xm)). Where the tangent
+/// method extends the steepest slope to a baseline, and so ends the T wave
+/// where its curve is still bending towards it (8–32 ms before the carts'
+/// T ends on every ECG of the corpus), the trapezium finds where the curve
+/// has flattened, and needs no baseline level.
+fn trapezium_end(y: &[f32], xm: usize, xr: usize) -> usize {
+    let area = |xi: usize| 0.5 * (y[xm] - y[xi]) * (2 * xr - xi - xm) as f32;
+    (xm + 1..=xr).max_by(|a, b| area(*a).total_cmp(&area(*b))).unwrap_or(xm)
 }
 
 /// |d/dt| of the vector of all leads (central difference), µV per sample.
