@@ -188,3 +188,214 @@ fn an_entity_expansion_bomb_is_refused_unexpanded() {
     let err = refused("bomb", bomb.as_bytes());
     assert!(err.contains("declares entities") && err.contains("refused unexpanded"), "{err}");
 }
+
+/// A CardioSoft 6.7x export, laid out element for element as the real
+/// exports are (GE CardioSoft V6.71; no such file may be redistributed
+/// here), carrying MUSE example 1's ECG requantised to CardioSoft's
+/// 5 µV, and its measurements, in ISO8859-1 as CardioSoft declares.
+fn cardiosoft_from(muse: &EcgRecord) -> Vec<u8> {
+    let waveforms = |leads: &[telediag_ecg::Lead], indent: &str| -> String {
+        leads
+            .iter()
+            .map(|l| {
+                let values: Vec<String> = l.samples_uv.iter().map(|v| ((v / 5.0).round() as i32).to_string()).collect();
+                let lines: Vec<String> = values.chunks(300).map(|c| c.join(",")).collect();
+                format!("{indent}<WaveformData lead=\"{}\">{indent}\t{}</WaveformData>\n", l.label, lines.join(&format!(",\n{indent}\t")))
+            })
+            .collect()
+    };
+    let median = muse.device.median.as_ref().unwrap();
+    let (i, ii) = (&median.leads[0].samples_uv, &median.leads[1].samples_uv);
+    let derived = |label: &str, f: fn(f32, f32) -> f32| telediag_ecg::Lead {
+        label: label.into(),
+        samples_uv: i.iter().zip(ii).map(|(a, b)| f(*a, *b)).collect(),
+        derived: true,
+    };
+    let mut median_leads = vec![median.leads[0].clone(), median.leads[1].clone()];
+    median_leads.extend([
+        derived("III", |a, b| b - a),
+        derived("aVR", |a, b| -(a + b) / 2.0),
+        derived("aVL", |a, b| a - b / 2.0),
+        derived("aVF", |a, b| b - a / 2.0),
+    ]);
+    median_leads.extend(median.leads[2..].iter().cloned());
+    let beats: String = muse
+        .device
+        .qrs_times_ms
+        .iter()
+        .map(|t| format!("\t\t\t<Time units=\"ms\">{t}</Time>\n\t\t\t<BeatClass>dominant</BeatClass>\n"))
+        .collect();
+    let text = format!(
+        "<?xml version=\"1.0\" encoding=\"ISO8859-1\" ?>
+<CardiologyXML>
+\t<ObservationType>RestECG</ObservationType>
+\t<ObservationDateTime>
+\t\t<Hour>15</Hour>
+\t\t<Minute>21</Minute>
+\t\t<Second>27</Second>
+\t\t<Day>11</Day>
+\t\t<Month>12</Month>
+\t\t<Year>2018</Year>
+\t</ObservationDateTime>
+\t<UID>
+\t\t<DICOMStudyUID>1.2.840.113619.2.235.1</DICOMStudyUID>
+\t</UID>
+\t<ClinicalInfo>
+\t\t<ReasonForStudy></ReasonForStudy>
+\t\t<ObservationComment></ObservationComment>
+\t\t<DeviceInfo>
+\t\t\t<Desc>CS</Desc>
+\t\t\t<SoftwareVer>V6.71</SoftwareVer>
+\t\t\t<AnalysisVer>12SL V21</AnalysisVer>
+\t\t</DeviceInfo>
+\t</ClinicalInfo>
+\t<PatientInfo>
+\t\t<PID>0034567</PID>
+\t\t<Name>
+\t\t\t<FamilyName>Müller </FamilyName>
+\t\t\t<GivenName>Zoë</GivenName>
+\t\t</Name>
+\t\t<Age units=\"YEARS\">61</Age>
+\t\t<BirthDateTime>
+\t\t\t<Day>3</Day>
+\t\t\t<Month>2</Month>
+\t\t\t<Year>1957</Year>
+\t\t</BirthDateTime>
+\t\t<Gender>MALE</Gender>
+\t\t<Race>UNKNOWN</Race>
+\t\t<PaceMaker>no</PaceMaker>
+\t</PatientInfo>
+\t<FilterSetting>
+\t\t<CubicSpline>No</CubicSpline>
+\t\t<Filter50Hz>Yes</Filter50Hz>
+\t\t<Filter60Hz>No</Filter60Hz>
+\t\t<LowPass units=\"Hz\">150</LowPass>
+\t\t<HighPass units=\"Hz\">0.16</HighPass>
+\t</FilterSetting>
+\t<Device-Type>2</Device-Type>
+\t<Interpretation>
+\t\t<Diagnosis>
+\t\t\t<DiagnosisText>Sinus bradycardia</DiagnosisText>
+\t\t\t<DiagnosisText>---</DiagnosisText>
+\t\t\t<DiagnosisText>ST &amp; T wave abnormality, consider lateral ischemia</DiagnosisText>
+\t\t</Diagnosis>
+\t\t<Conclusion>
+\t\t\t<ConclusionText>Abnormal ECG</ConclusionText>
+\t\t</Conclusion>
+\t</Interpretation>
+\t<RestingECGMeasurements>
+\t\t<DiagnosisVersion>12SL V21</DiagnosisVersion>
+\t\t<VentricularRate units=\"BPM\">48</VentricularRate>
+\t\t<PQInterval units=\"ms\">138</PQInterval>
+\t\t<PDuration units=\"ms\">106</PDuration>
+\t\t<QRSDuration units=\"ms\">96</QRSDuration>
+\t\t<QTInterval units=\"ms\">452</QTInterval>
+\t\t<QTCInterval units=\"ms\">403</QTCInterval>
+\t\t<RRInterval units=\"ms\">1242</RRInterval>
+\t\t<PPInterval units=\"ms\">1250</PPInterval>
+\t\t<SokolovLVHIndex units=\"mV\">2.6</SokolovLVHIndex>
+\t\t<PAxis units=\"degrees\">51</PAxis>
+\t\t<RAxis units=\"degrees\">20</RAxis>
+\t\t<TAxis units=\"degrees\">40</TAxis>
+\t\t<QRSNum>8</QRSNum>
+\t\t<POnset units=\"ms\">294</POnset>
+\t\t<POffset units=\"ms\">400</POffset>
+\t\t<QOnset units=\"ms\">432</QOnset>
+\t\t<QOffset units=\"ms\">528</QOffset>
+\t\t<TOffset units=\"ms\">884</TOffset>
+\t\t<MedianSamples>
+\t\t\t<NumberOfLeads>12</NumberOfLeads>
+\t\t\t<SampleRate units=\"Hz\">500</SampleRate>
+\t\t\t<ChannelSampleCountTotal>600</ChannelSampleCountTotal>
+\t\t\t<Resolution units=\"uVperLsb\">5</Resolution>
+\t\t\t<FirstValid units=\"Sample\">0</FirstValid>
+\t\t\t<LastValid units=\"Sample\">520</LastValid>
+{}\t\t</MedianSamples>
+\t</RestingECGMeasurements>
+\t<StripData>
+\t\t<NumberOfLeads>12</NumberOfLeads>
+\t\t<SampleRate units=\"Hz\">500</SampleRate>
+\t\t<ChannelSampleCountTotal>5000</ChannelSampleCountTotal>
+\t\t<Resolution units=\"uVperLsb\">5</Resolution>
+{}\t\t<ArrhythmiaResults>
+{beats}\t\t</ArrhythmiaResults>
+\t</StripData>
+\t<Export></Export>
+</CardiologyXML>
+",
+        waveforms(&median_leads, "\t\t\t"),
+        waveforms(&muse.leads, "\t\t"),
+    );
+    let (latin1, _, unmappable) = encoding_rs::WINDOWS_1252.encode(&text);
+    assert!(!unmappable);
+    latin1.into_owned()
+}
+
+#[test]
+fn a_cardiosoft_export_reads_with_its_strip_median_and_statements() {
+    let Some(bytes) = corpus_file("muse/muse_example1.xml") else { return };
+    let muse = read_ok("MUSE", &bytes);
+    let file = cardiosoft_from(&muse);
+    assert!(file.contains(&0xFC), "ü is one ISO8859-1 byte");
+    let record = read_ok("CardioSoft", &file);
+    assert_eq!(record.format, SourceFormat::GeCardioSoft);
+    assert_eq!((record.sampling_rate_hz, record.len()), (500.0, 5000));
+    assert_eq!(labels(&record), ["I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6"]);
+    assert!(record.leads.iter().all(|l| !l.derived), "CardioSoft stores all twelve leads");
+    for (ours, theirs) in record.leads.iter().zip(&muse.leads) {
+        let worst = ours.samples_uv.iter().zip(&theirs.samples_uv).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+        assert!(worst <= 2.5, "lead {}: within half of CardioSoft's 5 µV step, found {worst}", ours.label);
+    }
+    let median = record.device.median.as_ref().unwrap();
+    assert_eq!((median.sampling_rate_hz, median.leads.len(), median.leads[0].samples_uv.len()), (500.0, 12, 600));
+
+    let p = &record.patient;
+    assert_eq!((p.name.as_deref(), p.id.as_deref(), p.sex.as_deref()), (Some("Müller Zoë"), Some("0034567"), Some("M")));
+    assert_eq!((p.birth_date.as_deref(), p.age_years), (Some("19570203"), Some(61)));
+    assert_eq!(record.acquired.as_deref(), Some("2018-12-11T15:21:27"));
+    assert_eq!(record.device.model.as_deref(), Some("CardioSoft V6.71"));
+    assert_eq!(record.device.filters.as_deref(), Some("high-pass 0.16 Hz, low-pass 150 Hz, mains 50 Hz"));
+    assert_eq!(
+        record.device.statements,
+        ["Sinus bradycardia", "ST & T wave abnormality, consider lateral ischemia", "Abnormal ECG"],
+        "the --- separator is not a statement"
+    );
+    let m = &record.device.measurements;
+    assert_eq!((m.hr_bpm, m.rr_ms, m.pr_ms, m.p_ms, m.qrs_ms), (Some(48.0), Some(1242.0), Some(138.0), Some(106.0), Some(96.0)));
+    assert_eq!(
+        (m.qt_ms, m.qtc_ms, m.p_axis_deg, m.qrs_axis_deg, m.t_axis_deg),
+        (Some(452.0), Some(403.0), Some(51.0), Some(20.0), Some(40.0))
+    );
+    assert_eq!(record.device.qrs_times_ms, muse.device.qrs_times_ms);
+}
+
+#[test]
+fn damaged_cardiosoft_files_are_refused_with_the_reason() {
+    let Some(bytes) = corpus_file("muse/muse_example1.xml") else { return };
+    let file = String::from_utf8_lossy(&cardiosoft_from(&read_ok("MUSE", &bytes))).into_owned();
+    let strip = file.find("<StripData>").unwrap();
+    let (head, tail) = file.split_at(strip);
+    // Lead I's second value removed, with its comma.
+    let first = tail.find(',').unwrap();
+    let second = first + 1 + tail[first + 1..].find(',').unwrap();
+    let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "a sample missing",
+            format!("{head}{}{}", &tail[..first], &tail[second..]),
+            "strip lead I: <ChannelSampleCountTotal> says 5000 samples, the lead holds 4999",
+        ),
+        ("a sample that is not a number", format!("{head}{}", tail.replacen(",", ",x", 1)), "strip lead I: value 2 is \"x"),
+        (
+            "QT in seconds",
+            file.replace("<QTInterval units=\"ms\">452", "<QTInterval units=\"s\">0.452"),
+            "<QTInterval> is in \"s\", expected ms",
+        ),
+        ("truncated", file[..file.len() / 2].to_owned(), "GE CardioSoft XML: broken XML"),
+        ("no strip", format!("{head}</CardiologyXML>"), "no <StripData>"),
+        ("a lead without its name", file.replacen("<WaveformData lead=\"V2\">", "<WaveformData>", 1), "has no lead attribute"),
+    ];
+    for (what, text, want) in cases {
+        let err = refused(what, text.as_bytes());
+        assert!(err.contains(want), "{what}: {err}");
+    }
+}

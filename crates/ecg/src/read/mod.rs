@@ -5,6 +5,7 @@
 //! files together ([`wfdb::read`] or [`read_path`]).
 
 pub mod aecg;
+pub mod cardiosoft;
 pub mod dicom;
 pub mod muse;
 pub mod scp;
@@ -35,6 +36,7 @@ fn read_xml(bytes: &[u8]) -> Result<EcgRecord, EcgError> {
     match xml::root_name(&text) {
         Some("AnnotatedECG") => aecg::read_text(&text),
         Some("RestingECG") => muse::read(&text),
+        Some("CardiologyXML") => cardiosoft::read(&text),
         Some(other) => Err(EcgError::UnknownFormat(format!(
             "XML with root element <{other}>; expected <AnnotatedECG> (HL7 aECG), <RestingECG> (GE MUSE), \
              <restingecgdata> (Philips) or <CardiologyXML> (GE CardioSoft)"
@@ -97,6 +99,13 @@ pub fn read_path(path: &Path) -> Result<EcgRecord, EcgError> {
         });
     }
     read_bytes(&std::fs::read(path)?)
+}
+
+/// A number as carts write it in text: `4.88`, or with a decimal comma,
+/// `4,88` (GE software on European and Chinese Windows installations).
+pub(crate) fn decimal(text: &str) -> Option<f64> {
+    let text = text.trim();
+    text.parse::<f64>().ok().or_else(|| text.replacen(',', ".", 1).parse::<f64>().ok()).filter(|v| v.is_finite())
 }
 
 /// SCP-ECG lead codes (EN 1064 table 1), which MDC (ISO 11073-10101) lead

@@ -12,7 +12,8 @@
 //! ([`crate::leads`]). A lead's samples are `<WaveFormData>`: base64 of
 //! little-endian 16-bit integers, `<LeadAmplitudeUnitsPerBit>` µV each,
 //! checked against `<LeadByteCountTotal>`, `<LeadSampleCountTotal>` and
-//! the CRC-32 of the bytes, `<LeadDataCRC32>`. The sampling rate is
+//! the CRC-32 of the bytes, `<LeadDataCRC32>`, and offset by
+//! `<FirstSampleBaseline>`. The sampling rate is
 //! `<SampleBase>` × 10^`<SampleExponent>`.
 //!
 //! `<QRSTimesTypes>` lists where the cart found each beat, in milliseconds.
@@ -136,7 +137,9 @@ fn read_lead(lead: Node, kind: &str) -> Result<Lead, EcgError> {
     if !(step.is_finite() && step > 0.0) {
         return Err(invalid(format!("{what}: <LeadAmplitudeUnitsPerBit> must be positive, found {units_per_bit}")));
     }
-    let samples_uv = bytes.chunks_exact(2).map(|pair| (f64::from(i16::from_le_bytes([pair[0], pair[1]])) * step) as f32).collect();
+    let baseline = number(lead, "FirstSampleBaseline")?.unwrap_or(0.0);
+    let samples_uv =
+        bytes.chunks_exact(2).map(|pair| ((f64::from(i16::from_le_bytes([pair[0], pair[1]])) + baseline) * step) as f32).collect();
     Ok(Lead { label: label.to_owned(), samples_uv, derived: false })
 }
 
@@ -179,7 +182,7 @@ fn patient(demographics: Node) -> Patient {
 }
 
 fn measurements(m: Node) -> DeviceMeasurements {
-    let value = |name: &'static str| child_text(m, name).and_then(|t| t.parse::<f64>().ok());
+    let value = |name: &'static str| child_text(m, name).and_then(super::decimal);
     let hr = value("VentricularRate");
     let sample_base = value("ECGSampleBase").filter(|b| *b > 0.0).unwrap_or(500.0);
     DeviceMeasurements {

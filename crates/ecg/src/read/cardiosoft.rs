@@ -1,0 +1,249 @@
+//! GE CardioSoft XML (`<CardiologyXML>`): what GE's CardioSoft PC-ECG
+//! workstation (and MAC carts exporting through it) writes for a resting
+//! ECG.
+//!
+//! The layout follows CardioSoft 6.7x exports: `<PatientInfo>` (`PID`,
+//! `Name` with `FamilyName` and `GivenName`, `Age units="YEARS"`,
+//! `BirthDateTime` of `Day`/`Month`/`Year`, `Gender`);
+//! `<ObservationDateTime>` of `Hour`…`Year`; `<FilterSetting>`;
+//! `<Interpretation>` with `<Diagnosis><DiagnosisText>` lines (and
+//! `<Conclusion><ConclusionText>`); `<RestingECGMeasurements>` with the
+//! cart's global values, each with its `units`, and `<MedianSamples>`; and
+//! `<StripData>`, the 10 s strip, with `<ArrhythmiaResults>` (the beats'
+//! times). Both waveforms hold all twelve leads as `<WaveformData
+//! lead="…">`: comma-separated integers at `<Resolution
+//! units="uVperLsb">`, `<ChannelSampleCountTotal>` of them per lead, at
+//! `<SampleRate units="Hz">`. Lead names' case varies between versions.
+//! Exports declare `ISO8859-1`.
+
+use roxmltree::Node;
+
+use super::xml::{child, child_text, children};
+use crate::record::{DeviceMeasurements, DeviceReport, EcgError, EcgRecord, Lead, MedianBeat, Patient, SourceFormat};
+
+const FORMAT: SourceFormat = SourceFormat::GeCardioSoft;
+
+fn invalid(reason: impl Into<String>) -> EcgError {
+    EcgError::invalid(FORMAT, reason)
+}
+
+/// Reads a CardioSoft document's text.
+pub fn read(text: &str) -> Result<EcgRecord, EcgError> {
+    let document = super::xml::parse(text).map_err(|e| invalid(e.to_string()))?;
+    let root = document.root_element();
+    if root.tag_name().name() != "CardiologyXML" {
+        return Err(invalid(format!("root element is <{}>, expected <CardiologyXML>", root.tag_name().name())));
+    }
+    let strip = child(root, "StripData").ok_or_else(|| invalid("no <StripData>: the document holds no ECG strip"))?;
+    let (sampling_rate_hz, leads) = read_waveforms(strip, "strip")?;
+    let measurements_node = child(root, "RestingECGMeasurements");
+    let median = match measurements_node.and_then(|m| child(m, "MedianSamples")) {
+        Some(median) => {
+            let (sampling_rate_hz, leads) = read_waveforms(median, "median")?;
+            Some(MedianBeat { sampling_rate_hz, leads })
+        }
+        None => None,
+    };
+    let device_info = child(root, "ClinicalInfo").and_then(|c| child(c, "DeviceInfo"));
+    let record = EcgRecord {
+        format: FORMAT,
+        sampling_rate_hz,
+        leads,
+        patient: child(root, "PatientInfo").map(patient).unwrap_or_default(),
+        acquired: child(root, "ObservationDateTime").and_then(observed),
+        device: DeviceReport {
+            manufacturer: Some("GE Healthcare".into()),
+            model: device_info.and_then(|d| {
+                let version = child_text(d, "SoftwareVer").unwrap_or_default();
+                Some(format!("CardioSoft {version}").trim_end().to_owned()).filter(|_| child_text(d, "Desc").is_some())
+            }),
+            measurements: measurements_node.map(measurements).transpose()?.unwrap_or_default(),
+            statements: child(root, "Interpretation").map(statements).unwrap_or_default(),
+            filters: child(root, "FilterSetting").and_then(filters),
+            qrs_times_ms: child(strip, "ArrhythmiaResults")
+                .map(|results| children(results, "Time").filter_map(|t| t.text()?.trim().parse::<f64>().ok()).collect())
+                .unwrap_or_default(),
+            median,
+        },
+        warnings: Vec::new(),
+    };
+    crate::leads::finish(record)
+}
+
+/// A `<StripData>` or `<MedianSamples>`: its sampling rate and leads.
+fn read_waveforms(node: Node, kind: &str) -> Result<(f64, Vec<Lead>), EcgError> {
+    let rate = child(node, "SampleRate")
+        .map(|r| units(r, "Hz", &["Hz"]).and_then(|_| value(r)))
+        .transpose()?
+        .ok_or_else(|| invalid(format!("the {kind} has no <SampleRate>")))?;
+    if !(rate.is_finite() && (50.0..=20_000.0).contains(&rate)) {
+        return Err(invalid(format!("the {kind}'s sampling rate must be 50 to 20000 Hz, found {rate}")));
+    }
+    let resolution = child(node, "Resolution")
+        .map(|r| -> Result<f64, EcgError> {
+            let factor = match units(r, "uVperLsb", &["uVperLsb", "mVperLsb"])? {
+                "mVperLsb" => 1000.0,
+                _ => 1.0,
+            };
+            Ok(value(r)? * factor)
+        })
+        .transpose()?
+        .unwrap_or(1.0);
+    if !(resolution.is_finite() && resolution > 0.0) {
+        return Err(invalid(format!("the {kind}'s <Resolution> must be positive, found {resolution}")));
+    }
+    let declared = child_text(node, "ChannelSampleCountTotal").map(|t| t.parse::<usize>()).transpose().map_err(|_| {
+        invalid(format!("the {kind}'s <ChannelSampleCountTotal> must be a count, found {:?}", child_text(node, "ChannelSampleCountTotal")))
+    })?;
+    let mut leads = Vec::new();
+    for data in children(node, "WaveformData") {
+        let label = data.attribute("lead").map(str::trim).filter(|l| !l.is_empty());
+        let label = label.ok_or_else(|| invalid(format!("a {kind} <WaveformData> has no lead attribute")))?;
+        let samples_uv = data
+            .text()
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .enumerate()
+            .map(|(at, digits)| {
+                digits
+                    .parse::<i32>()
+                    .map(|v| (f64::from(v) * resolution) as f32)
+                    .map_err(|_| invalid(format!("{kind} lead {label}: value {} is {digits:?}, expected an integer", at + 1)))
+            })
+            .collect::<Result<Vec<f32>, EcgError>>()?;
+        if let Some(declared) = declared
+            && declared != samples_uv.len()
+        {
+            return Err(invalid(format!(
+                "{kind} lead {label}: <ChannelSampleCountTotal> says {declared} samples, the lead holds {}",
+                samples_uv.len()
+            )));
+        }
+        leads.push(Lead { label: label.to_owned(), samples_uv, derived: false });
+    }
+    if leads.is_empty() {
+        return Err(invalid(format!("the {kind} has no <WaveformData>")));
+    }
+    Ok((rate, leads))
+}
+
+/// Checks a `units` attribute is one of `accepted` (absent: `default`).
+fn units<'a>(node: Node<'a, '_>, default: &'a str, accepted: &[&str]) -> Result<&'a str, EcgError> {
+    let found = node.attribute("units").unwrap_or(default);
+    accepted
+        .iter()
+        .find(|a| a.eq_ignore_ascii_case(found))
+        .map(|_| found)
+        .ok_or_else(|| invalid(format!("<{}> is in {found:?}, expected {}", node.tag_name().name(), accepted.join(" or "))))
+}
+
+/// The number an element holds (a decimal comma accepted).
+fn value(node: Node) -> Result<f64, EcgError> {
+    let text = node.text().unwrap_or_default().trim();
+    super::decimal(text).ok_or_else(|| invalid(format!("<{}> must be a number, found {text:?}", node.tag_name().name())))
+}
+
+fn patient(info: Node) -> Patient {
+    let name = child(info, "Name").map(|n| {
+        let family = child_text(n, "FamilyName").unwrap_or_default();
+        let given = child_text(n, "GivenName").unwrap_or_default();
+        super::dicom::display_name(&format!("{family}^{given}"))
+    });
+    let birth = child(info, "BirthDateTime").and_then(|b| {
+        let part = |name| child_text(b, name).and_then(|t| t.parse::<u32>().ok());
+        let (day, month, year) = (part("Day")?, part("Month")?, part("Year")?);
+        ((1..=31).contains(&day) && (1..=12).contains(&month) && (1000..=9999).contains(&year)).then(|| format!("{year}{month:02}{day:02}"))
+    });
+    let age = child(info, "Age").and_then(|a| {
+        let years = a.attribute("units").is_none_or(|u| u.eq_ignore_ascii_case("YEARS"));
+        let age = a.text()?.trim().parse::<u32>().ok()?;
+        Some(if years { age } else { 0 })
+    });
+    Patient {
+        name: name.filter(|n| !n.is_empty()),
+        id: child_text(info, "PID").map(str::to_owned),
+        sex: child_text(info, "Gender").and_then(|g| match g.to_ascii_uppercase().as_str() {
+            "MALE" | "M" => Some("M".to_owned()),
+            "FEMALE" | "F" => Some("F".to_owned()),
+            _ => None,
+        }),
+        birth_date: birth,
+        age_years: age,
+    }
+}
+
+/// `<ObservationDateTime>`'s parts as `YYYY-MM-DDTHH:MM:SS`.
+fn observed(at: Node) -> Option<String> {
+    let part = |name| child_text(at, name).and_then(|t| t.parse::<u32>().ok());
+    let (year, month, day) = (part("Year")?, part("Month")?, part("Day")?);
+    if !((1000..=9999).contains(&year) && (1..=12).contains(&month) && (1..=31).contains(&day)) {
+        return None;
+    }
+    let date = format!("{year:04}-{month:02}-{day:02}");
+    match (part("Hour"), part("Minute"), part("Second")) {
+        (Some(h), Some(m), s) if h < 24 && m < 60 => Some(format!("{date}T{h:02}:{m:02}:{:02}", s.unwrap_or(0).min(59))),
+        _ => Some(date),
+    }
+}
+
+/// The cart's global measurements; a value in units other than those
+/// CardioSoft writes is an error, not silently misread.
+fn measurements(m: Node) -> Result<DeviceMeasurements, EcgError> {
+    let get = |name: &'static str, unit: &'static str| -> Result<Option<f64>, EcgError> {
+        match child(m, name) {
+            Some(node) if node.text().is_some_and(|t| !t.trim().is_empty()) => {
+                units(node, unit, &[unit])?;
+                value(node).map(Some)
+            }
+            _ => Ok(None),
+        }
+    };
+    Ok(DeviceMeasurements {
+        hr_bpm: get("VentricularRate", "BPM")?,
+        rr_ms: get("RRInterval", "ms")?,
+        pr_ms: get("PQInterval", "ms")?,
+        p_ms: get("PDuration", "ms")?,
+        qrs_ms: get("QRSDuration", "ms")?,
+        qt_ms: get("QTInterval", "ms")?,
+        qtc_ms: get("QTCInterval", "ms")?,
+        p_axis_deg: get("PAxis", "degrees")?,
+        qrs_axis_deg: get("RAxis", "degrees")?,
+        t_axis_deg: get("TAxis", "degrees")?,
+    })
+}
+
+/// The interpretation's lines, then the conclusion's; CardioSoft's `---`
+/// separator lines are left out.
+fn statements(interpretation: Node) -> Vec<String> {
+    let lines = |section: &'static str, line: &'static str| {
+        child(interpretation, section)
+            .into_iter()
+            .flat_map(move |s| children(s, line))
+            .filter_map(|l| l.text().map(str::trim))
+            .filter(|t| !t.is_empty() && t.chars().any(|c| c != '-'))
+            .map(str::to_owned)
+    };
+    lines("Diagnosis", "DiagnosisText").chain(lines("Conclusion", "ConclusionText")).collect()
+}
+
+fn filters(setting: Node) -> Option<String> {
+    let hz = |name| child_text(setting, name).and_then(super::decimal);
+    let yes = |name| child_text(setting, name).is_some_and(|t| t.eq_ignore_ascii_case("yes"));
+    let mut parts = Vec::new();
+    if let Some(high) = hz("HighPass") {
+        parts.push(format!("high-pass {high} Hz"));
+    }
+    if let Some(low) = hz("LowPass") {
+        parts.push(format!("low-pass {low} Hz"));
+    }
+    for (name, mains) in [("Filter50Hz", "mains 50 Hz"), ("Filter60Hz", "mains 60 Hz")] {
+        if yes(name) {
+            parts.push(mains.to_owned());
+        }
+    }
+    if yes("CubicSpline") {
+        parts.push("baseline cubic spline".to_owned());
+    }
+    (!parts.is_empty()).then(|| parts.join(", "))
+}
