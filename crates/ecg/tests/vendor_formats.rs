@@ -399,3 +399,152 @@ fn damaged_cardiosoft_files_are_refused_with_the_reason() {
         assert!(err.contains(want), "{what}: {err}");
     }
 }
+
+/// Philips files of the three schema versions, decoded sample for sample
+/// as sierra-ecg-tools' reference decoders decode them (sums and first
+/// samples computed by its Python port with C's truncating division).
+#[test]
+fn philips_files_of_three_schema_versions_decode_sample_for_sample() {
+    struct Expected {
+        name: &'static str,
+        ecg_samples: usize,
+        sums: [i64; 12],
+        first: [[i32; 10]; 3],
+        device: (f64, f64, f64, f64, f64, (f64, f64, f64)),
+        statements: &'static [&'static str],
+        model: &'static str,
+        acquired: &'static str,
+        median: Option<(f64, usize)>,
+    }
+    let files = [
+        Expected {
+            name: "philips/129DYPRG.XML",
+            ecg_samples: 5264,
+            sums: [-4169, -6716, -1513, 5083, 197, -4049, 855, 1612, -18, -432, -1260, -1256],
+            first: [
+                [48, 44, 40, 34, 31, 28, 25, 23, 21, 20],
+                [117, 115, 111, 107, 105, 103, 99, 94, 91, 88],
+                [69, 70, 71, 72, 73, 74, 73, 70, 69, 68],
+            ],
+            device: (41.0, 151.0, 135.0, 476.0, 393.0, (66.0, -21.0, 59.0)),
+            statements: &[
+                "Sinus bradycardia (rate< 50)",
+                "Nonspecific intraventricular conduction delay (QRSd >115mS, not LBBB/RBBB)",
+                "Inferior infarct, acute (LCx) (ST>0.10mV, II III aVF, STd V1-V3)",
+                ">>> Acute MI <<<",
+                "ABNORMAL ECG",
+            ],
+            model: "HeartstartMRx",
+            acquired: "2011-12-01T07:27:34",
+            median: None,
+        },
+        Expected {
+            name: "philips/3191723_ZZDEMOPTONLY_1-04_orig.xml",
+            ecg_samples: 5300,
+            sums: [-7816, -132595, -124779, 69452, 57697, -129269, -646, -5209, 38436, -78110, 20705, 20945],
+            first: [[33, 33, 30, 30, 30, 30, 29, 28, 29, 30], [38, 38, 34, 35, 35, 35, 37, 35, 35, 35], [5, 5, 4, 5, 5, 5, 8, 7, 6, 5]],
+            device: (84.0, 144.0, 84.0, 352.0, 417.0, (81.0, 78.0, 67.0)),
+            statements: &[
+                "SINUS RHYTHM (normal P axis, V-rate 60-99)",
+                "PROBABLE LEFT VENTRICULAR HYPERTROPHY ((RaVL+SV3)xQRSd >280)",
+                "ANTERIOR ST ELEVATION, PROBABLY DUE TO LVH (ST >0.20 mV in V1-V4 & LVH)",
+                "ABNORMAL ECG",
+            ],
+            model: "PageWriter Touch",
+            acquired: "2010-01-19T15:19:22",
+            median: Some((500.0, 600)),
+        },
+        Expected {
+            name: "philips/2020-5-18_15-48-11.xml",
+            ecg_samples: 5300,
+            sums: [-37788, 471027, 508815, -215359, -272055, 488875, -9184, -63323, -134705, -96461, -65343, -65883],
+            first: [
+                [-2, -1, 0, -1, -1, -3, -10, -11, -10, -10],
+                [139, 137, 134, 129, 129, 127, 120, 120, 118, 114],
+                [141, 138, 134, 130, 130, 130, 130, 131, 128, 124],
+            ],
+            device: (64.0, 164.0, 102.0, 399.0, 412.0, (27.0, 22.0, 80.0)),
+            statements: &[
+                "Sinus rhythm (normal P axis, V-rate 50-99)",
+                "Abnormal R-wave progression, early transition (QRS area>0 in V2)",
+                "OTHERWISE NORMAL ECG",
+            ],
+            model: "PageWriter TC",
+            acquired: "2020-05-18T15:48:11",
+            median: Some((1000.0, 1200)),
+        },
+    ];
+    for want in files {
+        let Some(bytes) = corpus_file(want.name) else { return };
+        let name = want.name;
+        let record = read_ok(name, &bytes);
+        assert_eq!(record.format, SourceFormat::PhilipsXml);
+        assert_eq!((record.sampling_rate_hz, record.len()), (500.0, want.ecg_samples), "{name}: the calibration tail is cut");
+        assert_eq!(labels(&record), ["I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6"]);
+        assert!(record.leads.iter().all(|l| !l.derived), "{name}: all twelve stored (four as residuals)");
+        let steps = |v: f32| (v / 5.0).round() as i64;
+        let sums: Vec<i64> = record.leads.iter().map(|l| l.samples_uv[..5000].iter().map(|v| steps(*v)).sum()).collect();
+        assert_eq!(sums, want.sums, "{name}");
+        for (lead, first) in record.leads.iter().zip(want.first) {
+            let found: Vec<i32> = lead.samples_uv[..10].iter().map(|v| steps(*v) as i32).collect();
+            assert_eq!(found, first, "{name} lead {}", lead.label);
+        }
+        let m = &record.device.measurements;
+        let (hr, pr, qrs, qt, qtc, (p, r, t)) = want.device;
+        assert_eq!((m.hr_bpm, m.pr_ms, m.qrs_ms, m.qt_ms, m.qtc_ms), (Some(hr), Some(pr), Some(qrs), Some(qt), Some(qtc)), "{name}");
+        assert_eq!((m.p_axis_deg, m.qrs_axis_deg, m.t_axis_deg), (Some(p), Some(r), Some(t)), "{name}");
+        assert_eq!(record.device.statements, want.statements, "{name}");
+        assert_eq!((record.device.model.as_deref(), record.acquired.as_deref()), (Some(want.model), Some(want.acquired)), "{name}");
+        let median = record.device.median.as_ref().map(|m| (m.sampling_rate_hz, m.leads[0].samples_uv.len()));
+        assert_eq!(median, want.median, "{name}: the cart's representative beats, without their padding");
+    }
+}
+
+#[test]
+fn philips_patients_are_read_from_utf16() {
+    let Some(bytes) = corpus_file("philips/3191723_ZZDEMOPTONLY_1-04_orig.xml") else { return };
+    assert!(bytes.starts_with(b"\xFF\xFE"), "a UTF-16 export with its byte-order mark");
+    let p = read_ok("1.04", &bytes).patient;
+    assert_eq!(
+        (p.id.as_deref(), p.name.as_deref(), p.sex.as_deref(), p.birth_date.as_deref()),
+        (Some("9999"), Some("ZZDEMOPTONLY ADULT"), Some("M"), Some("19500101"))
+    );
+    let Some(bytes) = corpus_file("philips/129DYPRG.XML") else { return };
+    let p = read_ok("1.03", &bytes).patient;
+    assert_eq!((p.id.as_deref(), p.name, p.sex.as_deref(), p.age_years), (Some("1112010721168bdc"), None, Some("M"), Some(50)));
+}
+
+#[test]
+fn damaged_and_hostile_philips_files_are_refused_with_the_reason() {
+    let Some(bytes) = corpus_file("philips/129DYPRG.XML") else { return };
+    let text = String::from_utf8(bytes).unwrap();
+    let data_at = text.find("<parsedwaveforms").unwrap();
+    let data_at = data_at + text[data_at..].find('>').unwrap() + 1;
+    let data_end = text.find("</parsedwaveforms>").unwrap();
+    let with_data = |data: &str| format!("{}{data}{}", &text[..data_at], &text[data_end..]);
+    let original: String = text[data_at..data_end].chars().filter(|c| !c.is_whitespace()).collect();
+    let cases: Vec<(&str, String, &str)> = vec![
+        ("the waveforms cut short", with_data(&original[..original.len() / 3 / 4 * 4]), "XLI waveforms: "),
+        ("not base64", with_data("@@@@"), "<parsedwaveforms> is not base64"),
+        (
+            "a duration of years",
+            text.replacen("durationperchannel=\"11000\"", "durationperchannel=\"99999999999\"", 1),
+            "durationperchannel must be above 0 and at most 120000 ms",
+        ),
+        (
+            "another compression",
+            text.replacen("compressmethod=\"XLI\"", "compressmethod=\"LZ77\"", 1),
+            "compression \"LZ77\" is not one Philips carts write",
+        ),
+        (
+            "no waveforms",
+            text.replacen("<parsedwaveforms", "<unparsedwaveforms", 1).replacen("</parsedwaveforms>", "</unparsedwaveforms>", 1),
+            "no <parsedwaveforms>",
+        ),
+        ("truncated XML", text[..text.len() / 2].to_owned(), "Philips XML: broken XML"),
+    ];
+    for (what, text, want) in cases {
+        let err = refused(what, text.as_bytes());
+        assert!(err.contains(want), "{what}: {err}");
+    }
+}

@@ -8,6 +8,7 @@ pub mod aecg;
 pub mod cardiosoft;
 pub mod dicom;
 pub mod muse;
+pub mod philips;
 pub mod scp;
 pub mod wfdb;
 pub mod xml;
@@ -36,6 +37,7 @@ fn read_xml(bytes: &[u8]) -> Result<EcgRecord, EcgError> {
     match xml::root_name(&text) {
         Some("AnnotatedECG") => aecg::read_text(&text),
         Some("RestingECG") => muse::read(&text),
+        Some("restingecgdata") => philips::read(&text),
         Some("CardiologyXML") => cardiosoft::read(&text),
         Some(other) => Err(EcgError::UnknownFormat(format!(
             "XML with root element <{other}>; expected <AnnotatedECG> (HL7 aECG), <RestingECG> (GE MUSE), \
