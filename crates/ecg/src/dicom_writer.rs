@@ -209,30 +209,29 @@ fn annotations(record: &EcgRecord) -> Vec<InMemDicomObject> {
         item.put(DataElement::new(tags::UNFORMATTED_TEXT_VALUE, VR::ST, PrimitiveValue::from(statement.as_str())));
         out.push(item);
     }
+    // (code, scheme, meaning, UCUM unit, unit meaning, value): SCPECG's
+    // codes where it has one, LOINC's heart rate where it has none.
     let numeric = [
-        ("5.10.2.1-3", "RR Interval", "ms", m.rr_ms),
-        ("5.13.5-7", "PR Interval", "ms", m.pr_ms),
-        ("5.13.5-9", "QRS Duration", "ms", m.qrs_ms),
-        ("5.13.5-11", "QT Interval", "ms", m.qt_ms),
-        ("5.10.2.5-5", "QTc Interval", "ms", m.qtc_ms),
-        ("5.10.3-11", "P Axis", "deg", m.p_axis_deg),
-        ("5.10.3-13", "QRS Axis", "deg", m.qrs_axis_deg),
-        ("5.10.3-15", "T Axis", "deg", m.t_axis_deg),
+        ("8867-4", "LN", "Heart rate", "/min", "per minute", m.hr_bpm),
+        ("5.10.2.1-3", "SCPECG", "RR Interval", "ms", "milliseconds", m.rr_ms),
+        ("5.13.5-7", "SCPECG", "PR Interval", "ms", "milliseconds", m.pr_ms),
+        ("5.13.5-9", "SCPECG", "QRS Duration", "ms", "milliseconds", m.qrs_ms),
+        ("5.13.5-11", "SCPECG", "QT Interval", "ms", "milliseconds", m.qt_ms),
+        ("5.10.2.5-5", "SCPECG", "QTc Interval", "ms", "milliseconds", m.qtc_ms),
+        ("5.10.3-11", "SCPECG", "P Axis", "deg", "degrees", m.p_axis_deg),
+        ("5.10.3-13", "SCPECG", "QRS Axis", "deg", "degrees", m.qrs_axis_deg),
+        ("5.10.3-15", "SCPECG", "T Axis", "deg", "degrees", m.t_axis_deg),
     ];
-    for (code, meaning, unit, value) in numeric {
+    for (code, scheme, meaning, unit, unit_meaning, value) in numeric {
         let Some(value) = value else { continue };
         let mut name = InMemDicomObject::new_empty();
         name.put(DataElement::new(tags::CODE_VALUE, VR::SH, PrimitiveValue::from(code)));
-        name.put(DataElement::new(tags::CODING_SCHEME_DESIGNATOR, VR::SH, PrimitiveValue::from("SCPECG")));
+        name.put(DataElement::new(tags::CODING_SCHEME_DESIGNATOR, VR::SH, PrimitiveValue::from(scheme)));
         name.put(DataElement::new(tags::CODE_MEANING, VR::LO, PrimitiveValue::from(meaning)));
         let mut units = InMemDicomObject::new_empty();
         units.put(DataElement::new(tags::CODE_VALUE, VR::SH, PrimitiveValue::from(unit)));
         units.put(DataElement::new(tags::CODING_SCHEME_DESIGNATOR, VR::SH, PrimitiveValue::from("UCUM")));
-        units.put(DataElement::new(
-            tags::CODE_MEANING,
-            VR::LO,
-            PrimitiveValue::from(if unit == "ms" { "milliseconds" } else { "degrees" }),
-        ));
+        units.put(DataElement::new(tags::CODE_MEANING, VR::LO, PrimitiveValue::from(unit_meaning)));
         let mut item = InMemDicomObject::new_empty();
         item.put(sequence(tags::CONCEPT_NAME_CODE_SEQUENCE, vec![name]));
         item.put(sequence(tags::MEASUREMENT_UNITS_CODE_SEQUENCE, vec![units]));
