@@ -167,6 +167,69 @@ fn ecgs_uploaded_or_pushed_are_archived_analysed_and_kept_to_their_site() {
     assert!(!server.log().contains("Clark"), "patient names never in logs");
 }
 
+/// The carts' own exports — GE MUSE, Philips — uploaded by a county
+/// hospital and imported from the command line: kept byte for byte,
+/// archived as DICOM ECGs, analysed, and served with the cart's own
+/// measurements and statements beside ours.
+#[test]
+fn vendor_exports_are_kept_converted_and_analysed_beside_the_carts_own_figures() {
+    let Some(ecg) = corpus() else { return };
+    let mut server = Server::new();
+    server.add_site("东山县医院", "DONGSHAN", &[]);
+    server.start();
+    let port = server.http_port;
+    let admin = login(port, "admin", ADMIN_PASSWORD);
+    let body = r#"{"username":"tech","display_name":"李技师","password":"password-tech","roles":["site_user"],"site":"东山县医院"}"#;
+    assert_eq!(http(port, "POST", "/api/users", Some(&admin), Some(body)).0, 201);
+    let body = r#"{"username":"reader","display_name":"刘医生","password":"password-reader","roles":["ecg_doctor"]}"#;
+    assert_eq!(http(port, "POST", "/api/users", Some(&admin), Some(body)).0, 201);
+    let (tech, reader) = (login(port, "tech", "password-tech"), login(port, "reader", "password-reader"));
+
+    let muse = std::fs::read(ecg.join("muse/muse_example1.xml")).unwrap();
+    let (status, body) = post(port, "/api/ecg?name=muse_example1.xml", &tech, "application/xml", &muse);
+    assert_eq!(status, 201, "{body}");
+    let reply = json(&body);
+    assert_eq!(
+        (reply["format"].as_str(), reply["converted"].as_bool(), reply["leads"].as_u64()),
+        (Some("GE MUSE XML"), Some(true), Some(12))
+    );
+    assert_eq!(server.object(reply["originals"][0].as_str().unwrap()), muse, "the MUSE export is kept byte for byte");
+    let analysis = measurements(port, &reader, reply["sop_instance_uid"].as_str().unwrap());
+    let (ours, cart) = (&analysis["measurements"], &analysis["device"]);
+    assert_eq!((cart["qt_ms"].as_f64(), cart["pr_ms"].as_f64(), cart["hr_bpm"].as_f64()), (Some(452.0), Some(138.0), Some(48.0)));
+    assert!((ours["qt_ms"].as_f64().unwrap() - 452.0).abs() <= 25.0, "QT ours {} cart 452", ours["qt_ms"]);
+    assert_eq!(ours["hr_bpm"].as_f64(), Some(48.0));
+
+    // A Philips export in UTF-16, XLI-compressed.
+    let philips = std::fs::read(ecg.join("philips/2020-5-18_15-48-11.xml")).unwrap();
+    let (status, body) = post(port, "/api/ecg?name=2020-5-18_15-48-11.xml", &tech, "application/xml", &philips);
+    assert_eq!(status, 201, "{body}");
+    let reply = json(&body);
+    assert_eq!(reply["format"], "Philips XML");
+    assert_eq!(server.object(reply["originals"][0].as_str().unwrap()), philips, "kept byte for byte");
+    let analysis = measurements(port, &reader, reply["sop_instance_uid"].as_str().unwrap());
+    assert_eq!(analysis["device"]["qrs_ms"].as_f64(), Some(102.0));
+    let statements = analysis["device_statements"].as_array().unwrap();
+    assert!(statements.iter().any(|s| s == "Sinus rhythm (normal P axis, V-rate 50-99)"), "the cart's statements: {statements:?}");
+
+    // The command line takes the same files.
+    let muse2 = ecg.join("muse/muse_example2.xml");
+    let out = server.cli(&["ecg", "import", "--site", "东山县医院", muse2.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (_, list) = http(port, "GET", "/api/studies?limit=10", Some(&reader), None);
+    assert_eq!(json(&list)["total"], 3, "{list}");
+
+    // A damaged export: 400 with the reason, nothing kept.
+    let files_before = server.original_files().len();
+    let mut damaged = muse.clone();
+    let at = damaged.len() - 2000;
+    damaged[at] = if damaged[at] == b'A' { b'B' } else { b'A' };
+    let (status, reply) = post(port, "/api/ecg", &tech, "application/xml", &damaged);
+    assert_eq!(status, 400, "{reply}");
+    assert!(json(&reply)["error"].as_str().unwrap().contains("GE MUSE XML: rhythm lead V6 is damaged"), "{reply}");
+    assert_eq!(server.original_files().len(), files_before, "a refused upload stores nothing");
+}
+
 #[test]
 fn ecg_measure_prints_the_documented_json() {
     let Some(ecg) = corpus() else { return };
@@ -193,7 +256,9 @@ fn ecg_measure_prints_the_documented_json() {
     }
     assert!(v["hrv"]["sdnn_ms"].as_f64().unwrap() > 0.0);
     // Every format is read by the same command.
-    for file in ["ecgtoolkit/Example.xml", "ecgtoolkit/Example.scp", "dicom/waveform_ecg.dcm"] {
+    for file in
+        ["ecgtoolkit/Example.xml", "ecgtoolkit/Example.scp", "dicom/waveform_ecg.dcm", "muse/muse_example2.xml", "philips/129DYPRG.XML"]
+    {
         let out = common::telediag().args(["ecg", "measure"]).arg(ecg.join(file)).output().unwrap();
         assert!(out.status.success(), "{file}: {}", String::from_utf8_lossy(&out.stderr));
         assert!(String::from_utf8_lossy(&out.stdout).contains("PR ms"), "{file}");

@@ -126,6 +126,7 @@ pub fn demo_ecg() -> EcgRecord {
             },
             statements: vec!["窦性心律".into(), "正常心电图".into()],
             filters: Some("0.05–150 Hz, 50 Hz notch".into()),
+            ..DeviceReport::default()
         },
         warnings: Vec::new(),
     }
