@@ -271,12 +271,14 @@ fn header(out: &mut String, record: &EcgRecord, analysis: &Analysis, filters: &F
             value(m.t_axis_deg)
         ),
     ];
+    // The right column runs from its x to the page's margin, in ems of its 2.8 mm type.
+    let right_ems = (PAGE_W - MARGIN - (MARGIN + 196.0)) / 2.8;
     let mut right: Vec<String> = Vec::new();
     if !record.device.statements.is_empty() {
         right.push("Device:".to_string());
-        right.extend(record.device.statements.iter().take(3).map(|s| escape(s)));
+        right.extend(record.device.statements.iter().take(3).map(|s| escape(&fit(s, right_ems))));
     }
-    right.extend(analysis.warnings.iter().take(2).map(|w| format!("⚠ {}", escape(w))));
+    right.extend(analysis.warnings.iter().take(2).map(|w| format!("⚠ {}", escape(&fit(w, right_ems - 1.0)))));
     for (x, lines, size) in
         [(MARGIN + 6.0, &lines_left[..], 3.6), (MARGIN + 100.0, &lines_middle[..], 3.4), (MARGIN + 196.0, &right[..], 2.8)]
     {
@@ -289,6 +291,26 @@ fn header(out: &mut String, record: &EcgRecord, analysis: &Analysis, filters: &F
             );
         }
     }
+}
+
+/// `text` cut to about `ems` wide, with an ellipsis when cut: a cart's
+/// statement with its criteria ("ANTERIOR ST ELEVATION, PROBABLY DUE TO
+/// LVH (ST >0.20 mV in V1-V4 & LVH)") would run off the page. Han
+/// characters are a full em, Latin ones a little over half.
+fn fit(text: &str, ems: f64) -> String {
+    let width = |c: char| if c as u32 >= 0x2E80 { 1.0 } else { 0.56 };
+    if text.chars().map(width).sum::<f64>() <= ems {
+        return text.to_owned();
+    }
+    let mut used = width('…');
+    let kept: String = text
+        .chars()
+        .take_while(|c| {
+            used += width(*c);
+            used <= ems
+        })
+        .collect();
+    format!("{}…", kept.trim_end())
 }
 
 fn escape(text: &str) -> String {
@@ -400,6 +422,15 @@ pub const THUMBNAIL_PNG_WIDTH: u32 = 480;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_statements_are_cut_to_the_column_and_short_ones_kept() {
+        assert_eq!(fit("Sinus rhythm", 31.0), "Sinus rhythm");
+        let long = "ANTERIOR ST ELEVATION, PROBABLY DUE TO LVH (ST >0.20 mV in V1-V4 & LVH)";
+        let cut = fit(long, 31.0);
+        assert!(cut.ends_with('…') && cut.chars().count() < long.chars().count() && cut.starts_with("ANTERIOR ST ELEVATION"), "{cut}");
+        assert_eq!(fit("窦性心律不齐伴一度房室传导阻滞及完全性右束支传导阻滞", 10.0).chars().count(), 10);
+    }
 
     #[test]
     fn coordinates_are_written_as_two_decimals() {
