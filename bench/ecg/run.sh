@@ -2,6 +2,8 @@
 # ECG analysis beside neurokit2, in one run, on the same samples:
 #   - a 10 s 12-lead 500 Hz ECG (ECGToolkit Example.scp)
 #   - the 30-minute MIT-BIH record 100 (2 leads, 360 Hz)
+# then every cart format alone (SCP-ECG, HL7 aECG, DICOM, GE MUSE, Philips):
+# file size, read time and analyse time, read time beside SCP-ECG's.
 # Telediag: read + analyse all leads (filters, QRS detection, median beats,
 # delineation, measurements) + the SVG page + PNG. neurokit2: ecg_clean +
 # ecg_peaks + ecg_delineate (DWT) on one lead. Medians of $RUNS runs.
@@ -29,4 +31,21 @@ for o, p in zip(ours, peer):
     total = o["analyse_ms"] + o["svg_ms"] + o["png_ms"]
     print(f"| {o['file'].split('/')[-1]} ({o['leads']} leads, {o['seconds']:.0f} s, {o['qrs']} QRS) | {o['analyse_ms']:.1f} ms | {total:.1f} ms "
           f"| {p['total_ms']:.1f} ms ({p['qrs']} R peaks) | {p['total_ms'] / o['analyse_ms']:.0f}× |")
+PY
+
+echo "== telediag-ecg, one row per cart format =="
+for f in "$CORPUS/ecgtoolkit/Example.scp" "$CORPUS/ecgtoolkit/Example.xml" "$CORPUS/ecgtoolkit/Example.dcm" \
+         "$CORPUS/muse/muse_example1.xml" "$CORPUS/muse/muse_example2.xml" \
+         "$CORPUS/philips/129DYPRG.XML" "$CORPUS/philips/3191723_ZZDEMOPTONLY_1-04_orig.xml" "$CORPUS/philips/2020-5-18_15-48-11.xml"; do
+  ./target/release/examples/ecg_bench "$f" --runs "$RUNS"
+done > "$OUT/formats.jsonl"
+python3 - "$OUT/formats.jsonl" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+scp = next(r for r in rows if r["format"] == "SCP-ECG")
+print("\n| file | format | size | leads × s @ Hz | read | read ÷ SCP-ECG's | analyse |")
+print("|---|---|---|---|---|---|---|")
+for r in rows:
+    print(f"| {r['file'].split('/')[-1]} | {r['format']} | {r['bytes'] / 1024:.0f} KB | {r['leads']} × {r['seconds']:.1f} s @ {r['rate_hz']:.0f} "
+          f"| {r['read_ms']:.2f} ms | {r['read_ms'] / scp['read_ms']:.2f}× | {r['analyse_ms']:.2f} ms |")
 PY

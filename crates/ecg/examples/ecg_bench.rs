@@ -54,8 +54,10 @@ fn main() {
         telediag_ecg::render::png(&page, telediag_ecg::render::PAGE_PNG_WIDTH).unwrap();
     });
     println!(
-        "{{\"file\":\"{}\",\"leads\":{},\"rate_hz\":{},\"seconds\":{:.1},\"qrs\":{},\"read_ms\":{read_ms:.2},\"analyse_ms\":{analyse_ms:.2},\"svg_ms\":{svg_ms:.2},\"png_ms\":{png_ms:.2}}}",
+        "{{\"file\":\"{}\",\"format\":\"{}\",\"bytes\":{},\"leads\":{},\"rate_hz\":{},\"seconds\":{:.1},\"qrs\":{},\"read_ms\":{read_ms:.2},\"analyse_ms\":{analyse_ms:.2},\"svg_ms\":{svg_ms:.2},\"png_ms\":{png_ms:.2}}}",
         path.display(),
+        record.format.name(),
+        std::fs::metadata(path).map(|m| m.len()).unwrap_or(0),
         record.leads.len(),
         record.sampling_rate_hz,
         record.duration_s(),
