@@ -1,31 +1,322 @@
-//! QRS detection scored as ANSI/AAMI EC57 (150 ms match window) against the
-//! cardiologists' beat labels of MIT-BIH record 100.
+//! QRS detection scored as ANSI/AAMI EC57 (150 ms match window, every
+//! record scored on its own) against reference beats: the cardiologists'
+//! labels of MIT-BIH record 100; the carts' own beat times in the 12-lead
+//! exports; and record 100 made hard in the ways MIT-BIH's difficult
+//! records are — premature ventricular beats in bigeminy (wide, tall,
+//! opposite in polarity, early after a normal beat), abrupt changes of
+//! amplitude, tall T waves, and muscle noise, baseline wander and electrode
+//! motion added as the MIT-BIH Noise Stress Test adds them (to both leads,
+//! from minute 5, two minutes on and two off, at 12, 6 and 0 dB).
+//!
+//! The altered records are built here, from record 100 and a fixed seed:
+//! their reference beats are record 100's, plus the beats inserted.
 
 mod common;
 
 use telediag_ecg::read::wfdb;
-use telediag_ecg::{qrs, read_path, scoring};
+use telediag_ecg::scoring::{self, BeatScore};
+use telediag_ecg::{EcgRecord, qrs, read_path};
 
-#[test]
-fn mit_bih_100_sensitivity_and_positive_predictivity_at_least_99_7() {
-    let Some(root) = common::corpus() else { return };
+/// Record 100 and its labelled beats (sample indices at 360 Hz).
+fn record_100() -> Option<(EcgRecord, Vec<usize>)> {
+    let root = common::corpus()?;
     let record = read_path(&root.join("wfdb/100.hea")).unwrap();
     let annotations = wfdb::read_annotations(&std::fs::read(root.join("wfdb/100.atr")).unwrap()).unwrap();
-    let reference: Vec<usize> = annotations.iter().filter(|a| wfdb::is_beat(a.code)).map(|a| a.sample as usize).collect();
-    assert_eq!(reference.len(), 2273, "MIT-BIH 100 has 2273 labelled beats");
-    let leads: Vec<&[f32]> = record.leads.iter().map(|l| l.samples_uv.as_slice()).collect();
-    let detected = qrs::detect(&leads, record.sampling_rate_hz);
-    let window = (0.15 * record.sampling_rate_hz) as usize;
-    let whole = scoring::score(&reference, &detected, window, 0);
+    let beats: Vec<usize> = annotations.iter().filter(|a| wfdb::is_beat(a.code)).map(|a| a.sample as usize).collect();
+    assert_eq!(beats.len(), 2273, "MIT-BIH 100 has 2273 labelled beats");
+    Some((record, beats))
+}
+
+fn detect(leads: &[Vec<f32>], rate_hz: f64) -> Vec<usize> {
+    let views: Vec<&[f32]> = leads.iter().map(Vec::as_slice).collect();
+    qrs::detect(&views, rate_hz)
+}
+
+/// EC57 scores of one record, printed as `bxb` prints them.
+fn scored(name: &str, reference: &[usize], detected: &[usize], rate_hz: f64) -> BeatScore {
+    let score = scoring::score(reference, detected, (0.15 * rate_hz) as usize, 0);
+    if std::env::var("QRS_DEBUG").is_ok() {
+        let window = (0.15 * rate_hz) as usize;
+        let extras: Vec<String> = detected
+            .iter()
+            .filter(|d| !reference.iter().any(|r| r.abs_diff(**d) <= window))
+            .take(8)
+            .map(|d| {
+                let before = reference.iter().rev().find(|r| *r <= d).copied().unwrap_or(0);
+                format!("{d} (+{} ms)", (d - before) as f64 * 1000.0 / rate_hz)
+            })
+            .collect();
+        let misses: Vec<String> =
+            reference.iter().filter(|r| !detected.iter().any(|d| d.abs_diff(**r) <= window)).take(8).map(|r| r.to_string()).collect();
+        println!("   extra {extras:?}\n   missed {misses:?}");
+    }
     println!(
-        "record 100: {} beats, TP {} FN {} FP {}: Se {:.3} % +P {:.3} %",
+        "{name:<34} beats {:>5}  TP {:>5} FN {:>3} FP {:>3}  Se {:>7.3} %  +P {:>7.3} %",
         reference.len(),
-        whole.true_positives,
-        whole.false_negatives,
-        whole.false_positives,
-        whole.sensitivity(),
-        whole.positive_predictivity()
+        score.true_positives,
+        score.false_negatives,
+        score.false_positives,
+        score.sensitivity(),
+        score.positive_predictivity()
     );
-    assert!(whole.sensitivity() >= 99.7, "{whole:?}");
-    assert!(whole.positive_predictivity() >= 99.7, "{whole:?}");
+    score
+}
+
+/// A reproducible stream of numbers (xorshift64*), for noise.
+struct Noise(u64);
+
+impl Noise {
+    fn uniform(&mut self) -> f64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Standard normal, by Box and Muller.
+    fn normal(&mut self) -> f64 {
+        let (u, v) = (self.uniform().max(1e-12), self.uniform());
+        (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
+    }
+}
+
+/// First-order low-pass of `x` at `hz` (for shaping noise).
+fn smooth(x: &[f64], hz: f64, rate_hz: f64) -> Vec<f64> {
+    let a = 1.0 - (-2.0 * std::f64::consts::PI * hz / rate_hz).exp();
+    let mut y = 0.0;
+    x.iter()
+        .map(|v| {
+            y += a * (v - y);
+            y
+        })
+        .collect()
+}
+
+/// The kinds of noise of the MIT-BIH Noise Stress Test, emulated: its
+/// recordings are not on this machine.
+#[derive(Clone, Copy, Debug)]
+enum NoiseKind {
+    /// Muscle (EMG): broadband, most power 20–100 Hz.
+    Muscle,
+    /// Baseline wander: respiration and slow drift, below 1 Hz.
+    Wander,
+    /// Electrode motion: bursts of large slow swings and steps, 1–10 Hz,
+    /// the hardest for detectors because it overlaps the QRS band.
+    ElectrodeMotion,
+}
+
+fn noise(kind: NoiseKind, n: usize, rate_hz: f64, seed: u64) -> Vec<f64> {
+    let mut g = Noise(seed);
+    let white: Vec<f64> = (0..n).map(|_| g.normal()).collect();
+    match kind {
+        NoiseKind::Muscle => {
+            // White minus its 20 Hz low-pass: mostly above 20 Hz.
+            let low = smooth(&white, 20.0, rate_hz);
+            white.iter().zip(&low).map(|(w, l)| w - l).collect()
+        }
+        NoiseKind::Wander => {
+            let drift = smooth(&smooth(&white, 0.05, rate_hz), 0.05, rate_hz);
+            let scale = drift.iter().map(|v| v.abs()).fold(1e-9, f64::max);
+            (0..n)
+                .map(|i| {
+                    let t = i as f64 / rate_hz;
+                    (2.0 * std::f64::consts::PI * 0.27 * t).sin()
+                        + 0.6 * (2.0 * std::f64::consts::PI * 0.11 * t + 1.0).sin()
+                        + drift[i] / scale
+                })
+                .collect()
+        }
+        NoiseKind::ElectrodeMotion => {
+            // Bursts (about one a second, 0.2–1 s long) of 1–10 Hz swings
+            // with steps in them.
+            let band: Vec<f64> = {
+                let low = smooth(&smooth(&white, 10.0, rate_hz), 10.0, rate_hz);
+                let lower = smooth(&low, 1.0, rate_hz);
+                low.iter().zip(&lower).map(|(a, b)| a - b).collect()
+            };
+            let mut out = vec![0.0; n];
+            let mut i = 0;
+            while i < n {
+                let gap = (g.uniform() * 1.5 * rate_hz) as usize;
+                let length = ((0.2 + 0.8 * g.uniform()) * rate_hz) as usize;
+                let step = g.normal() * 0.5;
+                for k in (i + gap).min(n)..(i + gap + length).min(n) {
+                    out[k] = band[k] * 4.0 + step;
+                }
+                i += gap + length;
+            }
+            out
+        }
+    }
+}
+
+/// The noise-stress signal power of a lead (NST's convention): the mean
+/// squared peak-to-peak QRS amplitude over eight, here over the labelled
+/// beats.
+fn signal_power(lead: &[f32], beats: &[usize], rate_hz: f64) -> f64 {
+    let half = (0.05 * rate_hz) as usize;
+    let powers: Vec<f64> = beats
+        .iter()
+        .filter(|&&b| b >= half && b + half < lead.len())
+        .map(|&b| {
+            let window = &lead[b - half..b + half];
+            let (lo, hi) = window.iter().fold((f32::MAX, f32::MIN), |(lo, hi), v| (lo.min(*v), hi.max(*v)));
+            f64::from(hi - lo).powi(2) / 8.0
+        })
+        .collect();
+    powers.iter().sum::<f64>() / powers.len() as f64
+}
+
+/// Record 100 with `kind` noise at `snr_db`, on from minute 5, two minutes
+/// on and two off, each lead its own noise.
+fn noise_stressed(record: &EcgRecord, beats: &[usize], kind: NoiseKind, snr_db: f64) -> Vec<Vec<f32>> {
+    let rate = record.sampling_rate_hz;
+    let minute = (60.0 * rate) as usize;
+    record
+        .leads
+        .iter()
+        .enumerate()
+        .map(|(l, lead)| {
+            let n = lead.samples_uv.len();
+            let raw = noise(kind, n, rate, 0x5EED + l as u64 * 7919 + kind as u64 * 104_729);
+            let power = raw.iter().map(|v| v * v).sum::<f64>() / n as f64;
+            let gain = (signal_power(&lead.samples_uv, beats, rate) / power / 10f64.powf(snr_db / 10.0)).sqrt();
+            lead.samples_uv
+                .iter()
+                .enumerate()
+                .map(
+                    |(i, v)| {
+                        if i >= 5 * minute && ((i - 5 * minute) / (2 * minute)).is_multiple_of(2) { v + (raw[i] * gain) as f32 } else { *v }
+                    },
+                )
+                .collect()
+        })
+        .collect()
+}
+
+/// Record 100 in bigeminy: after every second normal beat, a premature
+/// ventricular beat at 45 % of the RR interval — 140 ms wide, 1.8 times
+/// the normal R in height and opposite to it, with its broad discordant
+/// T wave. Returns the leads and the reference beats, inserted ones too.
+fn bigeminy(record: &EcgRecord, beats: &[usize]) -> (Vec<Vec<f32>>, Vec<usize>) {
+    let rate = record.sampling_rate_hz;
+    let mut leads: Vec<Vec<f32>> = record.leads.iter().map(|l| l.samples_uv.clone()).collect();
+    let mut reference = beats.to_vec();
+    for pair in beats.windows(2).step_by(2) {
+        let at = pair[0] + (pair[1] - pair[0]) * 45 / 100;
+        reference.push(at);
+        for lead in &mut leads {
+            let r_height = lead[pair[0]] - lead[pair[0].saturating_sub((0.1 * rate) as usize)];
+            let span = (0.5 * rate) as isize;
+            for k in -span..span {
+                let Some(i) = at.checked_add_signed(k).filter(|i| *i < lead.len()) else { continue };
+                let t = k as f64 / rate;
+                let qrs = -1.8 * (-(t / 0.035).powi(2) / 2.0).exp();
+                let t_wave = 0.45 * (-((t - 0.24) / 0.07).powi(2) / 2.0).exp();
+                lead[i] += (f64::from(r_height) * (qrs + t_wave)) as f32;
+            }
+        }
+    }
+    reference.sort_unstable();
+    (leads, reference)
+}
+
+/// Record 100 with its amplitude changed abruptly every 20 s, through
+/// ×1, ×0.2, ×4 and ×0.5 (a lead cable moved, a gain switched).
+fn amplitude_steps(record: &EcgRecord) -> Vec<Vec<f32>> {
+    let period = (20.0 * record.sampling_rate_hz) as usize;
+    let gains = [1.0f32, 0.2, 4.0, 0.5];
+    record.leads.iter().map(|l| l.samples_uv.iter().enumerate().map(|(i, v)| v * gains[i / period % gains.len()]).collect()).collect()
+}
+
+/// Record 100 with every T wave three times as tall: the stretch 150–450 ms
+/// after each beat, less its own mean, added twice over under a smooth
+/// window.
+fn tall_t_waves(record: &EcgRecord, beats: &[usize]) -> Vec<Vec<f32>> {
+    let rate = record.sampling_rate_hz;
+    let (from, to) = ((0.15 * rate) as usize, (0.45 * rate) as usize);
+    record
+        .leads
+        .iter()
+        .map(|l| {
+            let mut out = l.samples_uv.clone();
+            for &b in beats {
+                if b + to >= out.len() {
+                    continue;
+                }
+                let window = &l.samples_uv[b + from..b + to];
+                let base = (window[0] + window[window.len() - 1]) / 2.0;
+                for (k, v) in window.iter().enumerate() {
+                    let hann = (std::f32::consts::PI * k as f32 / (to - from) as f32).sin().powi(2);
+                    out[b + from + k] += 2.0 * hann * (v - base);
+                }
+            }
+            out
+        })
+        .collect()
+}
+
+/// A scored record: its name, reference beats, leads, and the floors of
+/// its sensitivity and positive predictivity.
+type Case = (String, Vec<usize>, Vec<Vec<f32>>, (f64, f64));
+
+/// Every record this test scores, with the floors its sensitivity and
+/// positive predictivity must reach: the 99.7 % where the detector
+/// reaches it, else just under what it scores today (in the comments:
+/// what keeps it there), so that no change makes any case worse unseen.
+#[test]
+fn every_record_meets_its_floor_beat_by_beat() {
+    let Some((record, beats)) = record_100() else { return };
+    let rate = record.sampling_rate_hz;
+    let plain: Vec<Vec<f32>> = record.leads.iter().map(|l| l.samples_uv.clone()).collect();
+    let goal = (99.7, 99.7);
+    let mut cases: Vec<Case> = vec![("100".into(), beats.clone(), plain, goal)];
+    let (leads, reference) = bigeminy(&record, &beats);
+    cases.push(("100 in ventricular bigeminy".into(), reference, leads, goal));
+    // Each step up (×0.2 to ×4 is twentyfold) passes a few large T and P
+    // waves until the levels have learnt the new amplitude.
+    cases.push(("100, amplitude steps ×0.2–×4".into(), beats.clone(), amplitude_steps(&record), (99.5, 98.0)));
+    cases.push(("100, T waves ×3".into(), beats.clone(), tall_t_waves(&record, &beats), goal));
+    for (kind, levels) in [
+        (NoiseKind::Muscle, [(12.0, goal), (6.0, goal), (0.0, goal)]),
+        (NoiseKind::Wander, [(12.0, goal), (6.0, goal), (0.0, goal)]),
+        // Electrode motion lies in the QRS band itself (1–10 Hz against
+        // 5–15 Hz, a band wide ventricular beats need): at 6 and 0 dB its
+        // bursts are taken for beats.
+        (NoiseKind::ElectrodeMotion, [(12.0, goal), (6.0, (98.0, 85.0)), (0.0, (93.0, 70.0))]),
+    ] {
+        for (snr, floors) in levels {
+            cases.push((format!("100 + {kind:?} at {snr} dB"), beats.clone(), noise_stressed(&record, &beats, kind, snr), floors));
+        }
+    }
+    let mut failures = Vec::new();
+    let mut gross = BeatScore { true_positives: 0, false_negatives: 0, false_positives: 0 };
+    for (name, reference, leads, (se_floor, ppv_floor)) in &cases {
+        let score = scored(name, reference, &detect(leads, rate), rate);
+        gross = gross.plus(score);
+        if score.sensitivity() < *se_floor || score.positive_predictivity() < *ppv_floor {
+            failures.push(format!(
+                "{name}: Se {:.3} % +P {:.3} % (floors {se_floor} %, {ppv_floor} %)",
+                score.sensitivity(),
+                score.positive_predictivity()
+            ));
+        }
+    }
+    println!("gross: Se {:.3} % +P {:.3} %", gross.sensitivity(), gross.positive_predictivity());
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+/// The carts' own beat times (GE MUSE's `<QRSTimesTypes>`) as the
+/// reference on their 12-lead strips.
+#[test]
+fn the_carts_beats_are_found_on_their_own_strips() {
+    let Some(root) = common::corpus() else { return };
+    for name in ["muse/muse_example1.xml", "muse/muse_example2.xml"] {
+        let record = read_path(&root.join(name)).unwrap();
+        let rate = record.sampling_rate_hz;
+        let reference: Vec<usize> = record.device.qrs_times_ms.iter().map(|ms| (ms / 1000.0 * rate).round() as usize).collect();
+        let leads: Vec<Vec<f32>> = record.leads.iter().map(|l| l.samples_uv.clone()).collect();
+        let score = scored(name, &reference, &detect(&leads, rate), rate);
+        assert_eq!((score.false_negatives, score.false_positives), (0, 0), "{name}: {score:?}");
+    }
 }
