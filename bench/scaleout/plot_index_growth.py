@@ -1,4 +1,7 @@
-"""Plots index_growth.sh's two TSVs (instances in the index, instances/s)."""
+"""Plots index_growth.sh's TSVs (instances in the index, instances/s).
+
+usage: plot_index_growth.py out.png index_growth_<engine>[_<shared_buffers>].tsv ...
+"""
 import sys
 
 import matplotlib
@@ -6,7 +9,16 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-sqlite, postgres, out = sys.argv[1:4]
+out, tsvs = sys.argv[1], sys.argv[2:]
+
+
+def label(path):
+    name = path.rsplit("/", 1)[-1].removeprefix("index_growth_").removesuffix(".tsv")
+    engine, _, buffers = name.partition("_")
+    engine = {"sqlite": "SQLite", "postgres": "PostgreSQL"}.get(engine, engine)
+    if engine == "PostgreSQL":
+        return f"{engine}, shared_buffers {buffers or '128MB (default)'}"
+    return engine
 
 
 def read(path):
@@ -15,9 +27,9 @@ def read(path):
 
 
 fig, ax = plt.subplots(figsize=(8, 4.5), dpi=120)
-for path, label in [(sqlite, "SQLite"), (postgres, "PostgreSQL")]:
+for path in sorted(tsvs):
     x, y = read(path)
-    ax.plot(x, y, marker="o", markersize=3, label=f"Telediag, {label}")
+    ax.plot(x, y, marker="o", markersize=3, label=f"Telediag, {label(path)}")
 ax.scatter([0, 200], [330, 22], marker="x", color="grey", label="Orthanc, SQLite: its own benchmark's first and 200,000th (~330, ~22)")
 ax.set_xlabel("instances already in the index (thousands)")
 ax.set_ylabel("instances indexed per second")
