@@ -1,7 +1,7 @@
 //! Lead labels from every cart spelled one way, the 8-to-12 lead derivation,
 //! and the checks every reader's output passes before analysis sees it.
 
-use crate::record::{EcgError, EcgRecord, Lead};
+use crate::record::{EcgError, EcgRecord, Lead, MedianBeat};
 
 /// The twelve standard leads in display order.
 pub const STANDARD_LEADS: [&str; 12] = ["I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6"];
@@ -65,10 +65,22 @@ pub(crate) fn finish(mut record: EcgRecord) -> Result<EcgRecord, EcgError> {
             format!("lead {} has {} samples where lead {} has {n}", bad.label, bad.samples_uv.len(), record.leads[0].label),
         ));
     }
+    if let Some(bad) = record.leads.iter().find(|l| l.samples_uv.iter().any(|v| !v.is_finite())) {
+        return Err(EcgError::invalid(
+            format,
+            format!("lead {} holds samples that are not finite numbers (its scale or offset)", bad.label),
+        ));
+    }
     for lead in &mut record.leads {
         lead.label = normalise_label(&lead.label);
     }
     derive_limb_leads(&mut record.leads);
+    if let Some(median) = record.device.median.take() {
+        match finish_median(median) {
+            Ok(median) => record.device.median = Some(median),
+            Err(reason) => record.warnings.push(format!("the device's median beat is left out: {reason}")),
+        }
+    }
     record.leads.sort_by_key(|l| STANDARD_LEADS.iter().position(|s| *s == l.label).unwrap_or(STANDARD_LEADS.len()));
     if record.sampling_rate_hz < LOW_SAMPLING_RATE_HZ {
         record.warnings.push(format!(
@@ -77,6 +89,25 @@ pub(crate) fn finish(mut record: EcgRecord) -> Result<EcgRecord, EcgError> {
         ));
     }
     Ok(record)
+}
+
+/// The same checks for a device's median beat, which is optional: a bad
+/// one is left out with the reason, the record kept.
+fn finish_median(mut median: MedianBeat) -> Result<MedianBeat, String> {
+    let n = median.leads.first().map(|l| l.samples_uv.len()).filter(|n| *n > 0).ok_or("it holds no samples")?;
+    if median.leads.iter().any(|l| l.samples_uv.len() != n) {
+        return Err("its leads differ in length".into());
+    }
+    if median.leads.iter().any(|l| l.samples_uv.iter().any(|v| !v.is_finite())) {
+        return Err("it holds samples that are not finite numbers".into());
+    }
+    if !(median.sampling_rate_hz.is_finite() && median.sampling_rate_hz > 0.0) {
+        return Err(format!("its sampling rate is {}", median.sampling_rate_hz));
+    }
+    for lead in &mut median.leads {
+        lead.label = normalise_label(&lead.label);
+    }
+    Ok(median)
 }
 
 /// Einthoven and Goldberger: III = II − I, aVR = −(I + II)/2,

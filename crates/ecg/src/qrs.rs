@@ -134,14 +134,18 @@ fn classify(candidates: &[usize], integrated: &[f32], energy: &[f32], rate_hz: f
             let rr_average = average_rr(&rr_recent).unwrap_or(rate_hz as usize);
             if p - last > rr_average * 166 / 100 {
                 let t1 = threshold(signal_level, noise_level);
-                let steepest = beat_slopes.last().copied().unwrap_or(0.0).max(typical(&beat_slopes));
-                let not_a_t_wave =
-                    |c: usize| c - last >= t_window || max_slope(c) >= 0.5 * steepest || envelope(c) >= T_OR_BEAT * signal_level;
-                let eligible: Vec<usize> = since_last.iter().copied().filter(|&c| c - last > refractory && not_a_t_wave(c)).collect();
+                let eligible: Vec<usize> = since_last
+                    .iter()
+                    .copied()
+                    .filter(|&c| {
+                        c - last > refractory
+                            && (c - last >= t_window || not_a_t_wave(max_slope(c), envelope(c), &beat_slopes, signal_level))
+                    })
+                    .collect();
                 let best = eligible.iter().copied().max_by(|a, b| integrated[*a].total_cmp(&integrated[*b]));
                 let stands_out = |c: usize| {
                     let others: Vec<f32> = eligible.iter().filter(|&&o| o != c).map(|&o| envelope(o)).collect();
-                    others.is_empty() || envelope(c) >= STANDS_OUT * crate::signal::percentile(&others, 0.5)
+                    others.is_empty() || envelope(c) >= STANDS_OUT * percentile(&others, 0.5)
                 };
                 if let Some(c) = best.filter(|&c| envelope(c) > 0.5 * t1 || stands_out(c)) {
                     signal_level = 0.25 * envelope(c) + 0.75 * signal_level;
@@ -158,19 +162,7 @@ fn classify(candidates: &[usize], integrated: &[f32], energy: &[f32], rate_hz: f
             && match last {
                 None => true,
                 Some(l) if p - l <= refractory => false,
-                Some(l) if p - l < t_window => {
-                    // A T wave, or a premature beat. A QRS is at least half
-                    // as steep as the beat before it and as the recent beats
-                    // (after a wide premature beat, the test against it
-                    // alone would pass its own discordant T wave; in
-                    // bigeminy, the test against the recent beats alone, half
-                    // of them wide, would pass the normal beats' T waves);
-                    // or, a wide ventricular beat, less steep, it reaches
-                    // well into the beats' level, which a T wave, slow and
-                    // low in the QRS band, does not.
-                    let steepest = beat_slopes.last().copied().unwrap_or(0.0).max(typical(&beat_slopes));
-                    max_slope(p) >= 0.5 * steepest || height >= T_OR_BEAT * signal_level
-                }
+                Some(l) if p - l < t_window => not_a_t_wave(max_slope(p), height, &beat_slopes, signal_level),
                 Some(_) => true,
             };
         if is_beat {
@@ -187,6 +179,19 @@ fn classify(candidates: &[usize], integrated: &[f32], energy: &[f32], rate_hz: f
         }
     }
     beats
+}
+
+/// Whether a candidate in the T-wave window after a beat is a beat (a
+/// premature one) rather than that beat's T wave. A QRS is at least half
+/// as steep as the beat before it and as the recent beats — after a wide
+/// premature beat, a test against it alone would pass its own discordant
+/// T wave; in bigeminy, a test against the recent beats alone, half of them
+/// wide, would pass the normal beats' T waves — or, a wide ventricular
+/// beat, less steep, it reaches well into the beats' level, which a T wave,
+/// slow and low in the QRS band, does not.
+fn not_a_t_wave(slope: f32, height: f32, beat_slopes: &[f32], signal_level: f32) -> bool {
+    let steepest = beat_slopes.last().copied().unwrap_or(0.0).max(typical(beat_slopes));
+    slope >= 0.5 * steepest || height >= T_OR_BEAT * signal_level
 }
 
 /// The median of the last eight beats' steepest slopes.

@@ -94,7 +94,8 @@ pub struct DeviceReport {
     /// Filters the device says it applied, as free text.
     pub filters: Option<String>,
     /// Where the device found each QRS complex, in milliseconds from the
-    /// strip's start, when the file says (MUSE's `<QRSTimesTypes>`).
+    /// strip's start, when the file says (MUSE's `<QRSTimesTypes>`,
+    /// CardioSoft's `<ArrhythmiaResults>`).
     pub qrs_times_ms: Vec<f64>,
     /// The device's own representative beat, when the file carries one
     /// (MUSE, Philips, CardioSoft): what its measurements were made on.

@@ -155,6 +155,16 @@ fn damaged_and_hostile_muse_files_are_refused_with_the_reason() {
         ),
         ("not base64", text.replacen("<WaveFormData>", "<WaveFormData>*", 1).into_bytes(), "is not base64"),
         (
+            "no amplitude step",
+            text.replacen("<LeadAmplitudeUnitsPerBit>4.88</LeadAmplitudeUnitsPerBit>", "", 1).into_bytes(),
+            "has no <LeadAmplitudeUnitsPerBit>",
+        ),
+        (
+            "a baseline that is not a number",
+            text.replacen("<FirstSampleBaseline>0<", "<FirstSampleBaseline>inf<", 1).into_bytes(),
+            "<FirstSampleBaseline> must be a number, found \"inf\"",
+        ),
+        (
             "an external entity",
             text.replacen("\"restecg.dtd\">", "\"restecg.dtd\" [<!ENTITY x SYSTEM \"file:///etc/passwd\">]>", 1)
                 .replacen("<MuseVersion>", "<MuseVersion>&x;", 1)
@@ -385,11 +395,7 @@ fn damaged_cardiosoft_files_are_refused_with_the_reason() {
             "strip lead I: <ChannelSampleCountTotal> says 5000 samples, the lead holds 4999",
         ),
         ("a sample that is not a number", format!("{head}{}", tail.replacen(",", ",x", 1)), "strip lead I: value 2 is \"x"),
-        (
-            "QT in seconds",
-            file.replace("<QTInterval units=\"ms\">452", "<QTInterval units=\"s\">0.452"),
-            "<QTInterval> is in \"s\", expected ms",
-        ),
+        ("no resolution", file.replacen("<Resolution units=\"uVperLsb\">5</Resolution>", "", 2), "has no <Resolution>"),
         ("truncated", file[..file.len() / 2].to_owned(), "GE CardioSoft XML: broken XML"),
         ("no strip", format!("{head}</CardiologyXML>"), "no <StripData>"),
         ("a lead without its name", file.replacen("<WaveformData lead=\"V2\">", "<WaveformData>", 1), "has no lead attribute"),
@@ -398,6 +404,18 @@ fn damaged_cardiosoft_files_are_refused_with_the_reason() {
         let err = refused(what, text.as_bytes());
         assert!(err.contains(want), "{what}: {err}");
     }
+
+    // Units: any spelling of the ones CardioSoft writes is read as that unit;
+    // a measurement in another unit is left out with a warning.
+    let other_units = file
+        .replace("<Resolution units=\"uVperLsb\">5</Resolution>", "<Resolution units=\"MVPERLSB\">0,005</Resolution>")
+        .replace("<QTInterval units=\"ms\">452", "<QTInterval units=\"s\">0.452")
+        .replace("<PAxis units=\"degrees\">51", "<PAxis units=\"grad\">57");
+    let record = read_ok("other units", other_units.as_bytes());
+    let original = read_ok("CardioSoft", file.as_bytes());
+    assert_eq!(record.leads[0].samples_uv, original.leads[0].samples_uv, "0,005 mV per step is 5 µV");
+    assert_eq!((record.device.measurements.qt_ms, record.device.measurements.p_axis_deg), (Some(452.0), None));
+    assert!(record.warnings.iter().any(|w| w.contains("<PAxis> in \"grad\" is left out")), "{:?}", record.warnings);
 }
 
 /// Philips files of the three schema versions, decoded sample for sample
@@ -542,6 +560,9 @@ fn damaged_and_hostile_philips_files_are_refused_with_the_reason() {
             "no <parsedwaveforms>",
         ),
         ("truncated XML", text[..text.len() / 2].to_owned(), "Philips XML: broken XML"),
+        ("not one sample", text.replacen("durationperchannel=\"11000\"", "durationperchannel=\"0.4\"", 1), "is not one sample"),
+        ("unsigned samples", text.replacen("<parsedwaveforms ", "<parsedwaveforms signalsigned=\"False\" ", 1), "unsigned samples"),
+        ("a hundred leads", text.replacen("<numberchannelsvalid>12<", "<numberchannelsvalid>100<", 1), "a strip holds 1 to 16"),
     ];
     for (what, text, want) in cases {
         let err = refused(what, text.as_bytes());

@@ -45,6 +45,7 @@ pub fn read(text: &str) -> Result<EcgRecord, EcgError> {
         None => None,
     };
     let device_info = child(root, "ClinicalInfo").and_then(|c| child(c, "DeviceInfo"));
+    let mut warnings = Vec::new();
     let record = EcgRecord {
         format: FORMAT,
         sampling_rate_hz,
@@ -53,11 +54,11 @@ pub fn read(text: &str) -> Result<EcgRecord, EcgError> {
         acquired: child(root, "ObservationDateTime").and_then(observed),
         device: DeviceReport {
             manufacturer: Some("GE Healthcare".into()),
-            model: device_info.and_then(|d| {
-                let version = child_text(d, "SoftwareVer").unwrap_or_default();
-                Some(format!("CardioSoft {version}").trim_end().to_owned()).filter(|_| child_text(d, "Desc").is_some())
-            }),
-            measurements: measurements_node.map(measurements).transpose()?.unwrap_or_default(),
+            // DeviceInfo/Desc is CardioSoft's code for itself ("CS").
+            model: device_info
+                .filter(|d| child_text(*d, "Desc").is_some())
+                .map(|d| format!("CardioSoft {}", child_text(d, "SoftwareVer").unwrap_or_default()).trim_end().to_owned()),
+            measurements: measurements_node.map(|m| measurements(m, &mut warnings)).unwrap_or_default(),
             statements: child(root, "Interpretation").map(statements).unwrap_or_default(),
             filters: child(root, "FilterSetting").and_then(filters),
             qrs_times_ms: child(strip, "ArrhythmiaResults")
@@ -65,7 +66,7 @@ pub fn read(text: &str) -> Result<EcgRecord, EcgError> {
                 .unwrap_or_default(),
             median,
         },
-        warnings: Vec::new(),
+        warnings,
     };
     crate::leads::finish(record)
 }
@@ -79,18 +80,15 @@ fn read_waveforms(node: Node, kind: &str) -> Result<(f64, Vec<Lead>), EcgError> 
     if !(rate.is_finite() && (50.0..=20_000.0).contains(&rate)) {
         return Err(invalid(format!("the {kind}'s sampling rate must be 50 to 20000 Hz, found {rate}")));
     }
-    let resolution = child(node, "Resolution")
-        .map(|r| -> Result<f64, EcgError> {
-            let factor = match units(r, "uVperLsb", &["uVperLsb", "mVperLsb"])? {
-                "mVperLsb" => 1000.0,
-                _ => 1.0,
-            };
-            Ok(value(r)? * factor)
-        })
-        .transpose()?
-        .unwrap_or(1.0);
-    if !(resolution.is_finite() && resolution > 0.0) {
-        return Err(invalid(format!("the {kind}'s <Resolution> must be positive, found {resolution}")));
+    // Required: a guess (1 µV where CardioSoft uses 5) would misstate every amplitude.
+    let resolution = child(node, "Resolution").ok_or_else(|| invalid(format!("the {kind} has no <Resolution>")))?;
+    let resolution = value(resolution)?
+        * match units(resolution, "uVperLsb", &["uVperLsb", "mVperLsb"])? {
+            "mVperLsb" => 1000.0,
+            _ => 1.0,
+        };
+    if !(resolution > 0.0 && resolution < 1000.0) {
+        return Err(invalid(format!("the {kind}'s <Resolution> must be above 0 and below 1000 µV, found {resolution}")));
     }
     let declared = child_text(node, "ChannelSampleCountTotal").map(|t| t.parse::<usize>()).transpose().map_err(|_| {
         invalid(format!("the {kind}'s <ChannelSampleCountTotal> must be a count, found {:?}", child_text(node, "ChannelSampleCountTotal")))
@@ -128,13 +126,14 @@ fn read_waveforms(node: Node, kind: &str) -> Result<(f64, Vec<Lead>), EcgError> 
     Ok((rate, leads))
 }
 
-/// Checks a `units` attribute is one of `accepted` (absent: `default`).
-fn units<'a>(node: Node<'a, '_>, default: &'a str, accepted: &[&str]) -> Result<&'a str, EcgError> {
+/// Which of `accepted` a `units` attribute names, in `accepted`'s spelling
+/// (absent: `default`).
+fn units<'a>(node: Node, default: &str, accepted: &[&'a str]) -> Result<&'a str, EcgError> {
     let found = node.attribute("units").unwrap_or(default);
     accepted
         .iter()
+        .copied()
         .find(|a| a.eq_ignore_ascii_case(found))
-        .map(|_| found)
         .ok_or_else(|| invalid(format!("<{}> is in {found:?}, expected {}", node.tag_name().name(), accepted.join(" or "))))
 }
 
@@ -152,8 +151,7 @@ fn patient(info: Node) -> Patient {
     });
     let birth = child(info, "BirthDateTime").and_then(|b| {
         let part = |name| child_text(b, name).and_then(|t| t.parse::<u32>().ok());
-        let (day, month, year) = (part("Day")?, part("Month")?, part("Year")?);
-        ((1..=31).contains(&day) && (1..=12).contains(&month) && (1000..=9999).contains(&year)).then(|| format!("{year}{month:02}{day:02}"))
+        super::calendar_date(part("Year")?, part("Month")?, part("Day")?)
     });
     let age = child(info, "Age").and_then(|a| {
         let years = a.attribute("units").is_none_or(|u| u.eq_ignore_ascii_case("YEARS"));
@@ -163,11 +161,7 @@ fn patient(info: Node) -> Patient {
     Patient {
         name: name.filter(|n| !n.is_empty()),
         id: child_text(info, "PID").map(str::to_owned),
-        sex: child_text(info, "Gender").and_then(|g| match g.to_ascii_uppercase().as_str() {
-            "MALE" | "M" => Some("M".to_owned()),
-            "FEMALE" | "F" => Some("F".to_owned()),
-            _ => None,
-        }),
+        sex: child_text(info, "Gender").and_then(super::sex),
         birth_date: birth,
         age_years: age,
     }
@@ -176,41 +170,49 @@ fn patient(info: Node) -> Patient {
 /// `<ObservationDateTime>`'s parts as `YYYY-MM-DDTHH:MM:SS`.
 fn observed(at: Node) -> Option<String> {
     let part = |name| child_text(at, name).and_then(|t| t.parse::<u32>().ok());
-    let (year, month, day) = (part("Year")?, part("Month")?, part("Day")?);
-    if !((1000..=9999).contains(&year) && (1..=12).contains(&month) && (1..=31).contains(&day)) {
-        return None;
-    }
-    let date = format!("{year:04}-{month:02}-{day:02}");
+    let date = super::calendar_date(part("Year")?, part("Month")?, part("Day")?)?;
+    let date = format!("{}-{}-{}", &date[..4], &date[4..6], &date[6..]);
     match (part("Hour"), part("Minute"), part("Second")) {
         (Some(h), Some(m), s) if h < 24 && m < 60 => Some(format!("{date}T{h:02}:{m:02}:{:02}", s.unwrap_or(0).min(59))),
         _ => Some(date),
     }
 }
 
-/// The cart's global measurements; a value in units other than those
-/// CardioSoft writes is an error, not silently misread.
-fn measurements(m: Node) -> Result<DeviceMeasurements, EcgError> {
-    let get = |name: &'static str, unit: &'static str| -> Result<Option<f64>, EcgError> {
-        match child(m, name) {
-            Some(node) if node.text().is_some_and(|t| !t.trim().is_empty()) => {
-                units(node, unit, &[unit])?;
-                value(node).map(Some)
+/// The cart's global measurements. A value in a unit other than those
+/// CardioSoft writes (or seconds, converted) is left out with a warning,
+/// not misread.
+fn measurements(m: Node, warnings: &mut Vec<String>) -> DeviceMeasurements {
+    let mut get = |name: &'static str, unit: &'static str| -> Option<f64> {
+        let node = child(m, name).filter(|n| n.text().is_some_and(|t| !t.trim().is_empty()))?;
+        let scale = match (unit, units(node, unit, &[unit, "s", "deg"])) {
+            (_, Ok("s")) if unit == "ms" => 1000.0,
+            (_, Ok(found)) if found == unit || (unit == "degrees" && found == "deg") => 1.0,
+            (_, Ok(_)) | (_, Err(_)) => {
+                warnings
+                    .push(format!("the cart's <{name}> in {:?} is left out: {unit} was expected", node.attribute("units").unwrap_or("")));
+                return None;
             }
-            _ => Ok(None),
+        };
+        match value(node) {
+            Ok(v) => Some(v * scale),
+            Err(e) => {
+                warnings.push(format!("the cart's <{name}> is left out: {e}"));
+                None
+            }
         }
     };
-    Ok(DeviceMeasurements {
-        hr_bpm: get("VentricularRate", "BPM")?,
-        rr_ms: get("RRInterval", "ms")?,
-        pr_ms: get("PQInterval", "ms")?,
-        p_ms: get("PDuration", "ms")?,
-        qrs_ms: get("QRSDuration", "ms")?,
-        qt_ms: get("QTInterval", "ms")?,
-        qtc_ms: get("QTCInterval", "ms")?,
-        p_axis_deg: get("PAxis", "degrees")?,
-        qrs_axis_deg: get("RAxis", "degrees")?,
-        t_axis_deg: get("TAxis", "degrees")?,
-    })
+    DeviceMeasurements {
+        hr_bpm: get("VentricularRate", "BPM"),
+        rr_ms: get("RRInterval", "ms"),
+        pr_ms: get("PQInterval", "ms"),
+        p_ms: get("PDuration", "ms"),
+        qrs_ms: get("QRSDuration", "ms"),
+        qt_ms: get("QTInterval", "ms"),
+        qtc_ms: get("QTCInterval", "ms"),
+        p_axis_deg: get("PAxis", "degrees"),
+        qrs_axis_deg: get("RAxis", "degrees"),
+        t_axis_deg: get("TAxis", "degrees"),
+    }
 }
 
 /// The interpretation's lines, then the conclusion's; CardioSoft's `---`

@@ -110,6 +110,28 @@ pub(crate) fn decimal(text: &str) -> Option<f64> {
     text.parse::<f64>().ok().or_else(|| text.replacen(',', ".", 1).parse::<f64>().ok()).filter(|v| v.is_finite())
 }
 
+/// A patient's sex as carts write it (`MALE`, `Female`, `m`) as `M` or
+/// `F`; anything else (`UNKNOWN`, `O`) is not guessed.
+pub(crate) fn sex(text: &str) -> Option<String> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "m" | "male" => Some("M".to_owned()),
+        "f" | "female" => Some("F".to_owned()),
+        _ => None,
+    }
+}
+
+/// Base64 as XML carries it, wrapped over lines and indented.
+pub(crate) fn base64_text(text: &str) -> Result<Vec<u8>, String> {
+    use base64::Engine;
+    let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    base64::engine::general_purpose::STANDARD.decode(compact.as_bytes()).map_err(|e| format!("is not base64: {e}"))
+}
+
+/// `YYYYMMDD` if `year`, `month` and `day` make a plausible calendar date.
+pub(crate) fn calendar_date(year: u32, month: u32, day: u32) -> Option<String> {
+    ((1000..=9999).contains(&year) && (1..=12).contains(&month) && (1..=31).contains(&day)).then(|| format!("{year:04}{month:02}{day:02}"))
+}
+
 /// SCP-ECG lead codes (EN 1064 table 1), which MDC (ISO 11073-10101) lead
 /// codes and DICOM's SCPECG code values share.
 pub fn lead_code_label(code: u16) -> Option<&'static str> {

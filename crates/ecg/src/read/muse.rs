@@ -20,7 +20,6 @@
 //! Dates are `MM-DD-YYYY`. Exports declare their encoding (ISO-8859-1,
 //! or a Chinese code page on Chinese installations; [`super::xml::decode`]).
 
-use base64::Engine;
 use roxmltree::Node;
 
 use super::xml::{child, child_text, children};
@@ -58,7 +57,9 @@ pub fn read(text: &str) -> Result<EcgRecord, EcgError> {
         patient: child(root, "PatientDemographics").map(patient).unwrap_or_default(),
         acquired: test.and_then(|t| {
             let date = us_date(child_text(t, "AcquisitionDate")?)?;
-            let time = child_text(t, "AcquisitionTime").map(|t| t.replace(':', ""));
+            let time = child_text(t, "AcquisitionTime")
+                .map(|t| t.replace(':', ""))
+                .filter(|t| t.len() == 6 && t.bytes().all(|b| b.is_ascii_digit()));
             super::dicom::format_date_time(&date, time.as_deref())
         }),
         device: DeviceReport {
@@ -98,10 +99,8 @@ fn read_waveform(waveform: Node, kind: &str) -> Result<(f64, Vec<Lead>), EcgErro
 fn read_lead(lead: Node, kind: &str) -> Result<Lead, EcgError> {
     let label = child_text(lead, "LeadID").ok_or_else(|| invalid(format!("a {kind} <LeadData> has no <LeadID>")))?;
     let what = format!("{kind} lead {label}");
-    let encoded: String = child_text(lead, "WaveFormData").unwrap_or_default().chars().filter(|c| !c.is_ascii_whitespace()).collect();
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(encoded.as_bytes())
-        .map_err(|e| invalid(format!("{what}: <WaveFormData> is not base64: {e}")))?;
+    let bytes = super::base64_text(child_text(lead, "WaveFormData").unwrap_or_default())
+        .map_err(|e| invalid(format!("{what}: <WaveFormData> {e}")))?;
     if let Some(sample_size) = number(lead, "LeadSampleSize")?
         && sample_size != 2.0
     {
@@ -126,18 +125,25 @@ fn read_lead(lead: Node, kind: &str) -> Result<Lead, EcgError> {
             return Err(invalid(format!("{what} is damaged: <LeadDataCRC32> says {declared}, the samples' CRC-32 is {found}")));
         }
     }
-    let units_per_bit = number(lead, "LeadAmplitudeUnitsPerBit")?.unwrap_or(1.0);
+    // Required: a guess (1 µV where carts use 4.88) would misstate every amplitude.
+    let units_per_bit =
+        number(lead, "LeadAmplitudeUnitsPerBit")?.ok_or_else(|| invalid(format!("{what} has no <LeadAmplitudeUnitsPerBit>")))?;
     let unit_uv = match child_text(lead, "LeadAmplitudeUnits").map(str::to_ascii_uppercase).as_deref() {
         None | Some("MICROVOLTS") => 1.0,
         Some("MILLIVOLTS") => 1000.0,
         Some("VOLTS") => 1e6,
-        Some(other) => return Err(invalid(format!("{what}: expected <LeadAmplitudeUnits> MICROVOLTS or MILLIVOLTS, found {other}"))),
+        Some(other) => {
+            return Err(invalid(format!("{what}: expected <LeadAmplitudeUnits> MICROVOLTS, MILLIVOLTS or VOLTS, found {other}")));
+        }
     };
     let step = units_per_bit * unit_uv;
-    if !(step.is_finite() && step > 0.0) {
-        return Err(invalid(format!("{what}: <LeadAmplitudeUnitsPerBit> must be positive, found {units_per_bit}")));
+    if !(step > 0.0 && step < 1000.0) {
+        return Err(invalid(format!("{what}: a step of above 0 and below 1000 µV was expected, <LeadAmplitudeUnitsPerBit> gives {step}")));
     }
     let baseline = number(lead, "FirstSampleBaseline")?.unwrap_or(0.0);
+    if baseline.abs() > 65_536.0 {
+        return Err(invalid(format!("{what}: <FirstSampleBaseline> {baseline} is beyond any 16-bit sample")));
+    }
     let samples_uv =
         bytes.chunks_exact(2).map(|pair| ((f64::from(i16::from_le_bytes([pair[0], pair[1]])) + baseline) * step) as f32).collect();
     Ok(Lead { label: label.to_owned(), samples_uv, derived: false })
@@ -146,15 +152,14 @@ fn read_lead(lead: Node, kind: &str) -> Result<Lead, EcgError> {
 /// A child's number, `None` when the child is absent; text that is not a
 /// number is an error naming the element.
 fn number(node: Node, name: &'static str) -> Result<Option<f64>, EcgError> {
-    child_text(node, name).map(|t| t.parse::<f64>().map_err(|_| invalid(format!("<{name}> must be a number, found {t:?}")))).transpose()
+    child_text(node, name).map(|t| super::decimal(t).ok_or_else(|| invalid(format!("<{name}> must be a number, found {t:?}")))).transpose()
 }
 
 /// `MM-DD-YYYY` (MUSE's only date form) as `YYYYMMDD`.
 fn us_date(date: &str) -> Option<String> {
-    let mut parts = date.split(['-', '/']);
-    let (month, day, year) = (parts.next()?, parts.next()?, parts.next()?);
-    let all_digits = [month, day, year].iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
-    (all_digits && year.len() == 4 && month.len() <= 2 && day.len() <= 2).then(|| format!("{year}{month:0>2}{day:0>2}"))
+    let mut parts = date.split(['-', '/']).map(|p| p.parse::<u32>().ok());
+    let (month, day, year) = (parts.next()??, parts.next()??, parts.next()??);
+    super::calendar_date(year, month, day)
 }
 
 fn patient(demographics: Node) -> Patient {
@@ -171,11 +176,7 @@ fn patient(demographics: Node) -> Patient {
     Patient {
         name: Some(name).filter(|n| !n.is_empty()),
         id: child_text(demographics, "PatientID").map(str::to_owned),
-        sex: child_text(demographics, "Gender").and_then(|g| match g.to_ascii_uppercase().as_str() {
-            "MALE" | "M" => Some("M".to_owned()),
-            "FEMALE" | "F" => Some("F".to_owned()),
-            _ => None,
-        }),
+        sex: child_text(demographics, "Gender").and_then(super::sex),
         birth_date: child_text(demographics, "DateofBirth").and_then(us_date),
         age_years,
     }
@@ -184,7 +185,8 @@ fn patient(demographics: Node) -> Patient {
 fn measurements(m: Node) -> DeviceMeasurements {
     let value = |name: &'static str| child_text(m, name).and_then(super::decimal);
     let hr = value("VentricularRate");
-    let sample_base = value("ECGSampleBase").filter(|b| *b > 0.0).unwrap_or(500.0);
+    let sample_rate = value("ECGSampleBase").unwrap_or(500.0) * 10f64.powf(value("ECGSampleExponent").unwrap_or(0.0));
+    let sample_base = Some(sample_rate).filter(|r| r.is_finite() && *r > 0.0).unwrap_or(500.0);
     DeviceMeasurements {
         hr_bpm: hr,
         rr_ms: hr.filter(|hr| *hr > 0.0).map(|hr| (60_000.0 / hr).round()),

@@ -257,11 +257,11 @@ fn patient_from_comments(comments: &[String]) -> Patient {
         if let Some(age) = lower.strip_prefix("age:") {
             patient.age_years = age.trim().parse().ok();
         } else if let Some(sex) = lower.strip_prefix("sex:") {
-            patient.sex = sex_code(sex.trim());
+            patient.sex = super::sex(sex);
         } else if patient.age_years.is_none() {
             let mut words = c.split_whitespace();
             if let (Some(age), Some(sex)) = (words.next(), words.next())
-                && let (Ok(age), Some(sex)) = (age.parse::<u32>(), sex_code(&sex.to_ascii_lowercase()))
+                && let (Ok(age), Some(sex)) = (age.parse::<u32>(), super::sex(sex))
             {
                 patient.age_years = Some(age);
                 patient.sex = Some(sex);
@@ -269,14 +269,6 @@ fn patient_from_comments(comments: &[String]) -> Patient {
         }
     }
     patient
-}
-
-fn sex_code(text: &str) -> Option<String> {
-    match text {
-        "m" | "male" => Some("M".into()),
-        "f" | "female" => Some("F".into()),
-        _ => None,
-    }
 }
 
 /// WFDB base time `HH:MM:SS` and date `DD/MM/YYYY`.

@@ -26,8 +26,8 @@ use roxmltree::{Document, Node, ParsingOptions};
 
 /// Elements nested deeper than this are refused.
 pub const MAX_DEPTH: usize = 128;
-/// Nodes (elements, attributes' owners, text) a document may hold: a
-/// 12-lead aECG has a few thousand.
+/// Nodes (elements and text) a document may hold: a 12-lead aECG has a
+/// few thousand.
 pub const MAX_NODES: u32 = 2_000_000;
 
 /// Why a document was refused before or while parsing.
@@ -62,10 +62,14 @@ pub fn parse(text: &str) -> Result<Document<'_>, XmlError> {
 pub fn decode(bytes: &[u8]) -> Result<Cow<'_, str>, XmlError> {
     let (encoding, body) = match Encoding::for_bom(bytes) {
         Some((encoding, bom)) => (encoding, &bytes[bom..]),
-        None if bytes.starts_with(b"<\0?\0") => (encoding_rs::UTF_16LE, bytes),
-        None if bytes.starts_with(b"\0<\0?") => (encoding_rs::UTF_16BE, bytes),
+        // UTF-16 without its mark: a `<` and a zero byte.
+        None if bytes.starts_with(b"<\0") => (encoding_rs::UTF_16LE, bytes),
+        None if bytes.starts_with(b"\0<") => (encoding_rs::UTF_16BE, bytes),
+        // The declaration was read as ASCII, so the bytes are not UTF-16
+        // whatever it says (.NET tools write UTF-8 declared utf-16):
+        // output_encoding maps UTF-16 to UTF-8 and leaves the rest.
         None => match declared_encoding(bytes) {
-            Some(label) => (Encoding::for_label(label.as_bytes()).ok_or(XmlError::UnknownEncoding(label))?, bytes),
+            Some(label) => (Encoding::for_label(label.as_bytes()).ok_or(XmlError::UnknownEncoding(label))?.output_encoding(), bytes),
             None => (encoding_rs::UTF_8, bytes),
         },
     };
@@ -103,11 +107,13 @@ pub fn root_name(text: &str) -> Option<&str> {
         } else if rest.starts_with(b"<!--") {
             find(bytes, at, b"-->")? + 3
         } else if rest.starts_with(b"<!") {
-            // A document type, perhaps with an internal subset in brackets.
+            // A document type, perhaps with an internal subset in brackets
+            // (looked for before its first `>` only: a prolog of many
+            // declarations must not be searched to the end each time).
             let close = find(bytes, at, b">")?;
-            match find(bytes, at, b"[") {
-                Some(open) if open < close => find(bytes, open, b"]")?.checked_add(1).and_then(|end| find(bytes, end, b">"))? + 1,
-                _ => close + 1,
+            match bytes[at..close].iter().position(|&b| b == b'[') {
+                Some(open) => find(bytes, at + open, b"]")?.checked_add(1).and_then(|end| find(bytes, end, b">"))? + 1,
+                None => close + 1,
             }
         } else if rest.starts_with(b"<") {
             let name = &text[at + 1..];
@@ -246,6 +252,13 @@ mod tests {
             "<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?><a>Müller</a>"
         );
         assert_eq!(decode(b"<a>plain</a>").unwrap(), "<a>plain</a>");
+        // UTF-8 that a .NET tool declared utf-16; UTF-16 with neither mark nor declaration.
+        assert_eq!(
+            decode("<?xml version=\"1.0\" encoding=\"utf-16\"?><a>心</a>".as_bytes()).unwrap(),
+            "<?xml version=\"1.0\" encoding=\"utf-16\"?><a>心</a>"
+        );
+        let bare: Vec<u8> = "<a>心</a>".encode_utf16().flat_map(|u| u.to_le_bytes()).collect();
+        assert_eq!(decode(&bare).unwrap(), "<a>心</a>");
         assert!(matches!(decode(b"<a>\xFF\xFE broken</a>"), Err(XmlError::BadEncoding { encoding: "UTF-8", .. })));
         assert_eq!(decode(b"<?xml version='1.0' encoding='EBCDIC-ish'?><a/>").unwrap_err(), XmlError::UnknownEncoding("EBCDIC-ish".into()));
     }
@@ -257,5 +270,8 @@ mod tests {
         assert_eq!(root_name("<!DOCTYPE a [<!ELEMENT a ANY>]><a x='1'/>"), Some("a"));
         assert_eq!(root_name("\n<hl7:AnnotatedECG xmlns:hl7='urn:hl7-org:v3'>"), Some("AnnotatedECG"));
         assert_eq!(root_name("not xml"), None);
+        // Many declarations in the prolog are each passed over once.
+        let many = format!("{}<r/>", "<!x>".repeat(100_000));
+        assert_eq!(root_name(&many), Some("r"));
     }
 }

@@ -26,7 +26,6 @@
 
 pub mod xli;
 
-use base64::Engine;
 use roxmltree::Node;
 
 use super::xml::{child, child_text, children, descendant};
@@ -37,6 +36,12 @@ const FORMAT: SourceFormat = SourceFormat::PhilipsXml;
 
 /// The longest strip read: a resting ECG is 10 s, Philips writes 11.
 const MAX_DURATION_MS: f64 = 120_000.0;
+/// Channels a Philips strip holds at most (12 leads and 4 for calibration).
+const MAX_LEADS: usize = 16;
+/// Samples decoded in all, over every lead: a 10 s 12-lead strip at
+/// 1000 Hz is 120,000; a few kilobytes of XLI could otherwise claim
+/// gigabytes.
+const MAX_SAMPLES: usize = 4_000_000;
 
 fn invalid(reason: impl Into<String>) -> EcgError {
     EcgError::invalid(FORMAT, reason)
@@ -57,15 +62,12 @@ pub fn read(text: &str) -> Result<EcgRecord, EcgError> {
     let layout = Layout::of(parsed, acquisition.and_then(|a| child(a, "signalcharacteristics")))?;
     let leads = strip(parsed, &layout)?;
     let interpretation = child(root, "interpretations").and_then(|i| child(i, "interpretation"));
-    let record = EcgRecord {
+    let mut record = EcgRecord {
         format: FORMAT,
         sampling_rate_hz: layout.rate_hz,
         leads,
         patient: descendant(root, "generalpatientdata").map(patient).unwrap_or_default(),
-        acquired: acquisition.and_then(|a| {
-            let date = a.attribute("date")?.replace('-', "");
-            super::dicom::format_date_time(&date, a.attribute("time").map(|t| t.replace(':', "")).as_deref())
-        }),
+        acquired: acquisition.and_then(acquired),
         device: DeviceReport {
             manufacturer: Some("Philips".into()),
             model: acquisition.and_then(|a| child_text(a, "machine")).map(str::to_owned),
@@ -73,10 +75,17 @@ pub fn read(text: &str) -> Result<EcgRecord, EcgError> {
             statements: interpretation.map(statements).unwrap_or_default(),
             filters: filters(parsed),
             qrs_times_ms: Vec::new(),
-            median: child(waveforms, "repbeats").map(representative_beats).transpose()?,
+            median: None,
         },
         warnings: Vec::new(),
     };
+    // The cart's beats are an extra: one it wrote in a way not read here
+    // is left out with the reason, the strip kept.
+    match child(waveforms, "repbeats").map(representative_beats) {
+        Some(Ok(median)) => record.device.median = Some(median),
+        Some(Err(reason)) => record.warnings.push(format!("the cart's representative beats are left out: {reason}")),
+        None => {}
+    }
     crate::leads::finish(record)
 }
 
@@ -121,8 +130,12 @@ impl Layout {
             return Err(invalid(format!("durationperchannel must be above 0 and at most {MAX_DURATION_MS} ms, found {duration_ms}")));
         }
         let samples = (duration_ms * rate_hz / 1000.0).round() as usize;
+        if samples == 0 {
+            return Err(invalid(format!("{duration_ms} ms at {rate_hz} Hz is not one sample")));
+        }
+        // Normalised now: the residuals of III, aVR, aVL and aVF are found by name.
         let labels: Vec<String> = match attribute("leadlabels") {
-            Some(labels) => labels.split_whitespace().map(str::to_owned).collect(),
+            Some(labels) => labels.split_whitespace().map(crate::leads::normalise_label).collect(),
             None => STANDARD_LEADS.iter().map(|l| (*l).to_owned()).collect(),
         };
         let count = attribute("numberofleads").or(signal_value("numberchannelsvalid")).or(signal_value("numberchannelsallocated"));
@@ -130,8 +143,17 @@ impl Layout {
             Some(text) => text.parse::<usize>().map_err(|_| invalid(format!("the number of leads must be a count, found {text:?}")))?,
             None => labels.len(),
         };
-        if count == 0 || count > labels.len() {
-            return Err(invalid(format!("{count} leads declared, {} lead labels", labels.len())));
+        if count == 0 || count > labels.len() || count > MAX_LEADS {
+            return Err(invalid(format!("{count} leads declared, {} lead labels; a strip holds 1 to {MAX_LEADS}", labels.len())));
+        }
+        if samples * count > MAX_SAMPLES {
+            return Err(invalid(format!("{count} leads of {samples} samples exceed the {MAX_SAMPLES} samples a resting ECG is read with")));
+        }
+        if attribute("signalsigned").is_some_and(|v| v.eq_ignore_ascii_case("false")) {
+            return Err(invalid("unsigned samples (signalsigned=\"False\"): Philips carts write signed 16-bit ones"));
+        }
+        if let Some(bits) = attribute("bitspersample").or(attribute("nbitspersample")).filter(|b| *b != "16") {
+            return Err(invalid(format!("{bits}-bit samples: Philips carts write 16-bit ones")));
         }
         let compressed = match (attribute("compression"), attribute("compressflag"), attribute("compressmethod")) {
             (Some(method), _, _) => Some(method),
@@ -144,10 +166,10 @@ impl Layout {
                 return Err(invalid(format!("waveform compression {method:?} is not one Philips carts write (expected XLI)")));
             }
             ("Base64", _) => Encoding::Base64,
-            ("Plain", None) => Encoding::Plain,
+            ("Plain", method) if method.is_none_or(|m| m.eq_ignore_ascii_case("none")) => Encoding::Plain,
             (other, _) => return Err(invalid(format!("waveform data encoding {other:?}: expected Base64 or Plain"))),
         };
-        let offset = attribute("signaloffset").and_then(super::decimal).unwrap_or(0.0);
+        let offset = attribute("signaloffset").or(signal_value("signaloffset")).and_then(super::decimal).unwrap_or(0.0);
         Ok(Layout { labels: labels[..count].to_vec(), rate_hz, resolution_uv, offset, samples, encoding })
     }
 }
@@ -201,8 +223,7 @@ fn strip(parsed: Node, layout: &Layout) -> Result<Vec<Lead>, EcgError> {
 }
 
 fn base64(text: &str, what: &str) -> Result<Vec<u8>, EcgError> {
-    let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
-    base64::engine::general_purpose::STANDARD.decode(compact.as_bytes()).map_err(|e| invalid(format!("{what} is not base64: {e}")))
+    super::base64_text(text).map_err(|e| invalid(format!("{what} {e}")))
 }
 
 /// XLI stores III, aVR, aVL and aVF as what is left after their values
@@ -236,30 +257,44 @@ fn ecg_length(leads: &[Vec<i32>]) -> usize {
     (0..n).rev().find(|&k| !same_in_every_lead(k)).map_or(n, |k| k + 1)
 }
 
-/// `<repbeats>`: each lead's beat, up to the 0x7FFF that pads it.
-fn representative_beats(repbeats: Node) -> Result<MedianBeat, EcgError> {
+/// `<repbeats>`: each lead's beat, up to the 0x7FFF that pads it. Only
+/// the uncompressed base64 carts write is read; why not, otherwise.
+fn representative_beats(repbeats: Node) -> Result<MedianBeat, String> {
+    let encoding = repbeats.attribute("dataencoding").unwrap_or("Base64");
+    let compression = repbeats.attribute("compression").unwrap_or("None");
+    if encoding != "Base64" || !compression.eq_ignore_ascii_case("none") {
+        return Err(format!("written as {encoding} with compression {compression}, where Base64 uncompressed is read"));
+    }
     let rate = repbeats.attribute("samplespersec").and_then(super::decimal).filter(|r| (50.0..=20_000.0).contains(r));
-    let rate = rate.ok_or_else(|| invalid("<repbeats> has no sampling rate (samplespersec) of 50 to 20000 Hz"))?;
+    let rate = rate.ok_or("no sampling rate (samplespersec) of 50 to 20000 Hz")?;
     let resolution = repbeats.attribute("resolution").and_then(super::decimal).filter(|r| *r > 0.0 && *r < 1000.0);
-    let resolution = resolution.ok_or_else(|| invalid("<repbeats> has no resolution of above 0 and below 1000 µV"))?;
+    let resolution = resolution.ok_or("no resolution above 0 and below 1000 µV")?;
     let mut leads = Vec::new();
-    for beat in children(repbeats, "repbeat") {
+    for beat in children(repbeats, "repbeat").take(MAX_LEADS) {
         let label = beat.attribute("leadname").unwrap_or_default().trim();
         let text = child(beat, "waveform").and_then(|w| w.text()).unwrap_or_default();
-        let bytes = base64(text, &format!("the representative beat of {label}"))?;
+        let bytes = super::base64_text(text).map_err(|e| format!("the beat of {label} {e}"))?;
         let samples_uv: Vec<f32> = bytes
             .chunks_exact(2)
             .map(|p| i16::from_le_bytes([p[0], p[1]]))
             .take_while(|v| *v != i16::MAX)
             .map(|v| (f64::from(v) * resolution) as f32)
             .collect();
-        leads.push(Lead { label: crate::leads::normalise_label(label), samples_uv, derived: false });
+        leads.push(Lead { label: label.to_owned(), samples_uv, derived: false });
     }
     let shortest = leads.iter().map(|l| l.samples_uv.len()).min().unwrap_or(0);
     for lead in &mut leads {
         lead.samples_uv.truncate(shortest);
     }
     Ok(MedianBeat { sampling_rate_hz: rate, leads })
+}
+
+/// `dataacquisition`'s `date` (YYYY-MM-DD) and `time` (HH:MM:SS).
+fn acquired(acquisition: Node) -> Option<String> {
+    let mut date = acquisition.attribute("date")?.split('-').map(|p| p.parse::<u32>().ok());
+    let date = super::calendar_date(date.next()??, date.next()??, date.next()??)?;
+    let time = acquisition.attribute("time").map(|t| t.replace(':', "")).filter(|t| t.len() == 6 && t.bytes().all(|b| b.is_ascii_digit()));
+    super::dicom::format_date_time(&date, time.as_deref())
 }
 
 fn patient(general: Node) -> Patient {
@@ -271,11 +306,7 @@ fn patient(general: Node) -> Patient {
     Patient {
         name: name.filter(|n| !n.is_empty()),
         id: child_text(general, "patientid").map(str::to_owned),
-        sex: child_text(general, "sex").and_then(|s| match s.to_ascii_lowercase().as_str() {
-            "male" | "m" => Some("M".to_owned()),
-            "female" | "f" => Some("F".to_owned()),
-            _ => None,
-        }),
+        sex: child_text(general, "sex").and_then(super::sex),
         birth_date: age
             .and_then(|a| child_text(a, "dateofbirth"))
             .map(|d| d.replace('-', ""))

@@ -29,6 +29,8 @@ pub enum XliError {
     BadCode { chunk: usize, code: u16 },
     #[error("the XLI data holds {found} chunks, expected at least {expected} (one per lead)")]
     MissingLeads { found: usize, expected: usize },
+    #[error("chunk {chunk}: sample {sample} decodes to {value}, outside the 16-bit samples the format holds")]
+    OutOfRange { chunk: usize, sample: usize, value: i64 },
 }
 
 const CODE_BITS: u32 = 10;
@@ -61,7 +63,9 @@ pub fn decode(data: &[u8], leads: usize, samples: usize) -> Result<Vec<Vec<i32>>
         if bytes.len() / 2 < samples {
             return Err(XliError::TooShort { chunk, found: bytes.len() / 2, expected: samples });
         }
-        out.push(second_differences(&unpack(&bytes), i32::from(first)));
+        let samples = second_differences(&unpack(&bytes[..2 * samples]), i32::from(first))
+            .map_err(|(sample, value)| XliError::OutOfRange { chunk, sample, value })?;
+        out.push(samples);
         at += 8 + size;
     }
     Ok(out)
@@ -75,7 +79,7 @@ enum LzwError {
 /// Plain LZW with 10-bit codes, at most `limit` bytes out.
 fn lzw(data: &[u8], limit: usize) -> Result<Vec<u8>, LzwError> {
     let mut dictionary: Vec<Vec<u8>> = (0..=255u8).map(|b| vec![b]).collect();
-    let mut out = Vec::with_capacity(limit);
+    let mut out = Vec::new();
     let mut previous: Vec<u8> = Vec::new();
     let (mut buffer, mut bits, mut at) = (0u32, 0u32, 0usize);
     loop {
@@ -123,20 +127,23 @@ fn unpack(bytes: &[u8]) -> Vec<i32> {
     (0..n).map(|i| i32::from(i16::from_be_bytes([bytes[i], bytes[n + i]]))).collect()
 }
 
-fn second_differences(d: &[i32], first: i32) -> Vec<i32> {
+/// Undoes the second differences; `Err((sample, value))` when a sample
+/// leaves the 16-bit range (only hostile data does: real samples are
+/// 16-bit, and wrapping would pass garbage on).
+fn second_differences(d: &[i32], first: i32) -> Result<Vec<i32>, (usize, i64)> {
     let mut s = d.to_vec();
     if s.len() < 3 {
-        return s;
+        return Ok(s);
     }
-    let (mut x, mut y, mut term) = (s[0], s[1], first);
+    let (mut x, mut y, mut term) = (i64::from(s[0]), i64::from(s[1]), i64::from(first));
     for i in 2..s.len() {
         let z = 2 * y - x - term;
-        term = d[i] - 64;
-        s[i] = z;
+        s[i] = i16::try_from(z).map_err(|_| (i, z))?.into();
+        term = i64::from(d[i]) - 64;
         x = y;
         y = z;
     }
-    s
+    Ok(s)
 }
 
 #[cfg(test)]
@@ -223,6 +230,13 @@ mod tests {
         assert!(matches!(decode(&lying, 1, 500), Err(XliError::ChunkTruncated { declared: -5, .. })));
         assert_eq!(decode(&good, 1, 400).unwrap_err(), XliError::TooLong { chunk: 0, expected: 400 });
         assert_eq!(decode(&good, 1, 600).unwrap_err(), XliError::TooShort { chunk: 0, found: 500, expected: 600 });
+    }
+
+    /// Differences chosen to run past 16 bits are refused, not wrapped.
+    #[test]
+    fn samples_beyond_sixteen_bits_are_refused() {
+        assert_eq!(second_differences(&[0, 32_000, 0, 0], 0), Err((2, 64_000)));
+        assert_eq!(second_differences(&[0, 10, 64, 64], 0), Ok(vec![0, 10, 20, 30]));
     }
 
     /// A few hundred bytes of LZW can claim megabytes; the output stops at
