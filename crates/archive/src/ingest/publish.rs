@@ -21,6 +21,11 @@ use crate::uid::{SeriesUid, SopClassUid, SopInstanceUid, StudyUid, TransferSynta
 /// once the PUT succeeded): recovery indexes it. A local store's staging
 /// file says so by its second link instead.
 pub(crate) const PUBLISHED_EXTENSION: &str = "published";
+/// A verified staging file being PUT to a remote store. A bucket may hold
+/// the object before its PUT has answered, so a process killed meanwhile
+/// would leave it there unindexed; recovery publishes such a file again
+/// and indexes it, as it does a published one.
+pub(crate) const PUBLISHING_EXTENSION: &str = "publishing";
 
 /// A verified, published (or duplicate) object, ready to index.
 pub(super) struct Published {
@@ -137,16 +142,24 @@ pub(super) fn verify_and_publish(
         None => {
             let version = versions.first().map_or(1, |v| v.version + 1);
             let key = original_key(&study_uid, &series_uid, &sop_instance_uid, version).map_err(|e| remove(e.into()))?;
+            let remote = !store.publication_links_staging();
+            if remote {
+                let publishing = staged.with_extension(PUBLISHING_EXTENSION);
+                fs::rename(&staged, &publishing).map_err(|e| remove(e.into()))?;
+                staged = publishing;
+            }
             if let Err(e) = store.publish(&key, &staged) {
                 let _ = store.delete(&key);
-                return Err(remove(e.into()));
+                let _ = fs::remove_file(&staged);
+                return Err(e.into());
             }
-            if !store.publication_links_staging() {
+            if remote {
                 // Recovery's sign that this staging file was published.
                 let marked = staged.with_extension(PUBLISHED_EXTENSION);
                 if let Err(e) = fs::rename(&staged, &marked) {
                     let _ = store.delete(&key);
-                    return Err(remove(e.into()));
+                    let _ = fs::remove_file(&staged);
+                    return Err(e.into());
                 }
                 staged = marked;
             }

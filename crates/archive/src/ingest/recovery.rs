@@ -13,7 +13,8 @@ impl Archive {
     /// Finishes what dead processes left in staging: files never published
     /// (`.part` with one link) were never acknowledged and are deleted;
     /// published ones (two links in a local store, renamed `.published` for
-    /// a remote one) are verified again and indexed.
+    /// a remote one) and those whose PUT was under way (`.publishing`: the
+    /// bucket may hold them) are verified again, published and indexed.
     /// A staging directory whose lock is still held belongs to a live process
     /// and is left alone.
     pub(super) async fn recover(&self, staging_root: &Path) {
@@ -54,7 +55,7 @@ impl Archive {
                 Some("inflated" | crate::store::REBUILDABLE_EXTENSION | crate::objects::KEEP_EXTENSION) => {
                     let _ = fs::remove_file(&path);
                 }
-                Some("part" | super::publish::PUBLISHED_EXTENSION) => {
+                Some("part" | super::publish::PUBLISHED_EXTENSION | super::publish::PUBLISHING_EXTENSION) => {
                     let site_id = staged_site(&path).unwrap_or_default();
                     match self.recover_one(&path, site_id).await {
                         Ok(stored) => {
@@ -202,8 +203,9 @@ mod tests {
 
     /// On a bucket, a published staging file is marked by its name
     /// (`.published`), not by a second link: a dead process's marked file is
-    /// indexed at the next start, its unmarked `.part` (never acknowledged)
-    /// is deleted, and objects read back and deduplicate through the bucket.
+    /// indexed at the next start, as is one whose PUT was under way
+    /// (`.publishing`); its unmarked `.part` (never acknowledged) is
+    /// deleted; objects read back and deduplicate through the bucket.
     #[tokio::test(flavor = "multi_thread")]
     async fn an_archive_on_a_bucket_stores_reads_and_recovers() {
         let Some(server) = telediag_test_servers::S3Server::start() else { return };
@@ -242,15 +244,18 @@ mod tests {
         drop(archive);
 
         // What a process killed after two PUTs and before their rows leaves:
-        // one object acknowledged (marked), one still arriving (unmarked).
+        // one object acknowledged (marked), one still arriving (unmarked),
+        // and one whose PUT had not answered (the bucket may hold it).
         let dead = live.join("staging/p1-dead");
         fs::create_dir_all(&dead).unwrap();
         fs::write(dead.join(format!("s{}-0001.published", site.id)), part10_of("1.2.3.4.6")).unwrap();
         fs::write(dead.join(format!("s{}-0002.part", site.id)), &part10_of("1.2.3.4.7")[..300]).unwrap();
+        fs::write(dead.join(format!("s{}-0003.publishing", site.id)), part10_of("1.2.3.4.8")).unwrap();
 
         let restarted = Archive::open(&config(live.clone())).await.unwrap();
         assert!(!dead.exists(), "the dead process's staging is finished and gone");
-        assert_eq!(restarted.database().count_instances().await.unwrap(), 2);
+        assert_eq!(restarted.database().count_instances().await.unwrap(), 3);
+        assert_eq!(restarted.database().versions_of(&SopInstanceUid::parse("1.2.3.4.8").unwrap()).await.unwrap().len(), 1);
         let versions = restarted.database().versions_of(&SopInstanceUid::parse("1.2.3.4.6").unwrap()).await.unwrap();
         assert_eq!(versions.len(), 1);
         let mut read = Vec::new();
