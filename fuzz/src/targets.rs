@@ -29,6 +29,13 @@ pub const TARGETS: &[Target] = &[
     Target { name: "scp_ecg", run: scp_ecg, seeds: |n| n.ends_with(".scp"), about: "the SCP-ECG reader and the DICOM ECG writer after it" },
     Target { name: "aecg", run: aecg, seeds: |n| n.ends_with(".xml"), about: "the HL7 aECG reader (and the bounded XML parser)" },
     Target {
+        name: "ecg_xml",
+        run: ecg_xml,
+        seeds: |n| n.ends_with(".xml"),
+        about: "every ECG XML as an upload reaches it: decoding, the root's reader (aECG, GE MUSE, Philips, CardioSoft), the DICOM ECG writer",
+    },
+    Target { name: "xli", run: xli, seeds: |_| false, about: "Philips' XLI decompression (LZW and second differences) on raw chunks" },
+    Target {
         name: "wfdb",
         run: wfdb,
         seeds: |n| n.ends_with(".hea") || n.ends_with(".atr"),
@@ -113,6 +120,18 @@ fn scp_ecg(data: &[u8]) {
 
 fn aecg(data: &[u8]) {
     let _ = telediag_ecg::read::aecg::read(data);
+}
+
+fn ecg_xml(data: &[u8]) {
+    if let Ok(record) = telediag_ecg::read_bytes(data) {
+        let _ = telediag_ecg::dicom_writer::to_dicom(&record, &telediag_ecg::dicom_writer::Provenance::from_source(data));
+    }
+}
+
+/// The first byte picks how many leads are asked for; the rest is chunks.
+fn xli(data: &[u8]) {
+    let Some((&leads, chunks)) = data.split_first() else { return };
+    let _ = telediag_ecg::read::philips::xli::decode(chunks, usize::from(leads % 16) + 1, 5500);
 }
 
 /// Header text up to the first NUL, the signal file after it; the whole
