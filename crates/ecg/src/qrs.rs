@@ -175,6 +175,12 @@ fn classify(candidates: &[usize], integrated: &[f32], energy: &[f32], rate_hz: f
             since_last.clear();
         } else {
             noise_level = 0.125 * height + 0.875 * noise_level;
+            // Search-back looks at the last few seconds only: a record that
+            // falls silent after a beat must not make every later candidate
+            // reconsider all the ones before it.
+            if since_last.len() == SEARCH_BACK_CANDIDATES {
+                since_last.remove(0);
+            }
             since_last.push(p);
         }
     }
@@ -212,6 +218,10 @@ const T_OR_BEAT: f32 = 0.6;
 /// Where between the noise and signal levels the detection threshold
 /// lies, on the envelope.
 const THRESHOLD: f32 = 0.4;
+/// Candidates since the last beat that search-back considers (at most one
+/// per half refractory period, so about 6 s of them).
+const SEARCH_BACK_CANDIDATES: usize = 64;
+
 /// How many times the median of the other candidates a search-back
 /// candidate must be to be taken as a beat whatever the threshold.
 const STANDS_OUT: f32 = 3.0;
