@@ -22,11 +22,8 @@ pub fn read(bytes: &[u8]) -> Result<EcgRecord, EcgError> {
 
 /// Reads an aECG document's text.
 pub fn read_text(text: &str) -> Result<EcgRecord, EcgError> {
-    let document = super::xml::parse(text).map_err(|e| invalid(e.to_string()))?;
+    let document = super::xml::parse_rooted(text, "AnnotatedECG").map_err(invalid)?;
     let root = document.root_element();
-    if root.tag_name().name() != "AnnotatedECG" {
-        return Err(invalid(format!("root element is <{}>, expected <AnnotatedECG>", root.tag_name().name())));
-    }
     let series: Vec<Node> = children(root, "component").filter_map(|c| child(c, "series")).collect();
     let series = series
         .iter()

@@ -29,11 +29,8 @@ fn invalid(reason: impl Into<String>) -> EcgError {
 
 /// Reads a CardioSoft document's text.
 pub fn read(text: &str) -> Result<EcgRecord, EcgError> {
-    let document = super::xml::parse(text).map_err(|e| invalid(e.to_string()))?;
+    let document = super::xml::parse_rooted(text, "CardiologyXML").map_err(invalid)?;
     let root = document.root_element();
-    if root.tag_name().name() != "CardiologyXML" {
-        return Err(invalid(format!("root element is <{}>, expected <CardiologyXML>", root.tag_name().name())));
-    }
     let strip = child(root, "StripData").ok_or_else(|| invalid("no <StripData>: the document holds no ECG strip"))?;
     let (sampling_rate_hz, leads) = read_waveforms(strip, "strip")?;
     let measurements_node = child(root, "RestingECGMeasurements");
@@ -62,7 +59,7 @@ pub fn read(text: &str) -> Result<EcgRecord, EcgError> {
             statements: child(root, "Interpretation").map(statements).unwrap_or_default(),
             filters: child(root, "FilterSetting").and_then(filters),
             qrs_times_ms: child(strip, "ArrhythmiaResults")
-                .map(|results| children(results, "Time").filter_map(|t| t.text()?.trim().parse::<f64>().ok()).collect())
+                .map(|results| children(results, "Time").filter_map(|t| super::decimal(t.text()?)).collect())
                 .unwrap_or_default(),
             median,
         },
@@ -77,7 +74,7 @@ fn read_waveforms(node: Node, kind: &str) -> Result<(f64, Vec<Lead>), EcgError> 
         .map(|r| units(r, "Hz", &["Hz"]).and_then(|_| value(r)))
         .transpose()?
         .ok_or_else(|| invalid(format!("the {kind} has no <SampleRate>")))?;
-    if !(rate.is_finite() && (50.0..=20_000.0).contains(&rate)) {
+    if !super::SAMPLING_RATES_HZ.contains(&rate) {
         return Err(invalid(format!("the {kind}'s sampling rate must be 50 to 20000 Hz, found {rate}")));
     }
     // Required: a guess (1 µV where CardioSoft uses 5) would misstate every amplitude.
@@ -87,7 +84,7 @@ fn read_waveforms(node: Node, kind: &str) -> Result<(f64, Vec<Lead>), EcgError> 
             "mVperLsb" => 1000.0,
             _ => 1.0,
         };
-    if !(resolution > 0.0 && resolution < 1000.0) {
+    if !super::plausible_step_uv(resolution) {
         return Err(invalid(format!("the {kind}'s <Resolution> must be above 0 and below 1000 µV, found {resolution}")));
     }
     let declared = child_text(node, "ChannelSampleCountTotal").map(|t| t.parse::<usize>()).transpose().map_err(|_| {

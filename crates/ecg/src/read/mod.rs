@@ -103,6 +103,16 @@ pub fn read_path(path: &Path) -> Result<EcgRecord, EcgError> {
     read_bytes(&std::fs::read(path)?)
 }
 
+/// Sampling rates a reader accepts, in hertz: every cart and database
+/// lies well inside; outside is a damaged or hostile file.
+pub(crate) const SAMPLING_RATES_HZ: std::ops::RangeInclusive<f64> = 50.0..=20_000.0;
+
+/// Whether `step_uv` is a plausible amplitude step (µV per stored unit):
+/// carts use 1 to 5, and at 1000 µV a 16-bit sample would reach 32 V.
+pub(crate) fn plausible_step_uv(step_uv: f64) -> bool {
+    step_uv > 0.0 && step_uv < 1000.0
+}
+
 /// A number as carts write it in text: `4.88`, or with a decimal comma,
 /// `4,88` (GE software on European and Chinese Windows installations).
 pub(crate) fn decimal(text: &str) -> Option<f64> {

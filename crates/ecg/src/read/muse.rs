@@ -33,11 +33,8 @@ fn invalid(reason: impl Into<String>) -> EcgError {
 
 /// Reads a MUSE document's text.
 pub fn read(text: &str) -> Result<EcgRecord, EcgError> {
-    let document = super::xml::parse(text).map_err(|e| invalid(e.to_string()))?;
+    let document = super::xml::parse_rooted(text, "RestingECG").map_err(invalid)?;
     let root = document.root_element();
-    if root.tag_name().name() != "RestingECG" {
-        return Err(invalid(format!("root element is <{}>, expected <RestingECG>", root.tag_name().name())));
-    }
     let waveform =
         |kind: &str| children(root, "Waveform").find(|w| child_text(*w, "WaveformType").is_some_and(|t| t.eq_ignore_ascii_case(kind)));
     let rhythm = waveform("Rhythm").ok_or_else(|| invalid("no <Waveform> of <WaveformType>Rhythm: the document holds no ECG strip"))?;
@@ -69,7 +66,7 @@ pub fn read(text: &str) -> Result<EcgRecord, EcgError> {
             statements: child(root, "Diagnosis").map(statements).unwrap_or_default(),
             filters: filters(rhythm),
             qrs_times_ms: child(root, "QRSTimesTypes")
-                .map(|times| children(times, "QRS").filter_map(|q| child_text(q, "Time")?.parse::<f64>().ok()).collect())
+                .map(|times| children(times, "QRS").filter_map(|q| super::decimal(child_text(q, "Time")?)).collect())
                 .unwrap_or_default(),
             median,
         },
@@ -86,7 +83,7 @@ fn read_waveform(waveform: Node, kind: &str) -> Result<(f64, Vec<Lead>), EcgErro
         return Err(invalid(format!("the {kind} waveform's <SampleExponent> must be a small integer, found {exponent}")));
     }
     let rate = base * 10f64.powi(exponent as i32);
-    if !(rate.is_finite() && (50.0..=20_000.0).contains(&rate)) {
+    if !super::SAMPLING_RATES_HZ.contains(&rate) {
         return Err(invalid(format!("the {kind} waveform's sampling rate must be 50 to 20000 Hz, found {rate}")));
     }
     let leads = children(waveform, "LeadData").map(|lead| read_lead(lead, kind)).collect::<Result<Vec<_>, _>>()?;
@@ -137,7 +134,7 @@ fn read_lead(lead: Node, kind: &str) -> Result<Lead, EcgError> {
         }
     };
     let step = units_per_bit * unit_uv;
-    if !(step > 0.0 && step < 1000.0) {
+    if !super::plausible_step_uv(step) {
         return Err(invalid(format!("{what}: a step of above 0 and below 1000 µV was expected, <LeadAmplitudeUnitsPerBit> gives {step}")));
     }
     let baseline = number(lead, "FirstSampleBaseline")?.unwrap_or(0.0);

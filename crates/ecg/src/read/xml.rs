@@ -56,6 +56,18 @@ pub fn parse(text: &str) -> Result<Document<'_>, XmlError> {
     Document::parse_with_options(text, options).map_err(|e| XmlError::Broken(e.to_string()))
 }
 
+/// Parses `text` as [`parse`] does and checks its root element is
+/// `root`: how every reader opens its document. The error is the reason,
+/// for the reader to name its format with.
+pub(crate) fn parse_rooted<'a>(text: &'a str, root: &str) -> Result<Document<'a>, String> {
+    let document = parse(text).map_err(|e| e.to_string())?;
+    let found = document.root_element().tag_name().name();
+    if found != root {
+        return Err(format!("root element is <{found}>, expected <{root}>"));
+    }
+    Ok(document)
+}
+
 /// The document's text: decoded as its byte-order mark says, else as its
 /// XML declaration's `encoding` says, else as UTF-8. Bytes that are not
 /// valid in that encoding are refused, not replaced.

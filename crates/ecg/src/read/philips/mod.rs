@@ -49,11 +49,8 @@ fn invalid(reason: impl Into<String>) -> EcgError {
 
 /// Reads a Philips document's text.
 pub fn read(text: &str) -> Result<EcgRecord, EcgError> {
-    let document = super::xml::parse(text).map_err(|e| invalid(e.to_string()))?;
+    let document = super::xml::parse_rooted(text, "restingecgdata").map_err(invalid)?;
     let root = document.root_element();
-    if root.tag_name().name() != "restingecgdata" {
-        return Err(invalid(format!("root element is <{}>, expected <restingecgdata>", root.tag_name().name())));
-    }
     let version = child(root, "documentinfo").and_then(|d| child_text(d, "documentversion")).unwrap_or("unknown");
     let waveforms = child(root, "waveforms").ok_or_else(|| invalid("no <waveforms>: the document holds no ECG"))?;
     let parsed = child(waveforms, "parsedwaveforms")
@@ -115,14 +112,14 @@ impl Layout {
             super::decimal(text).ok_or_else(|| invalid(format!("the strip's {what} must be a number, found {text:?}")))
         };
         let rate_hz = number("sampling rate", attribute("samplespersecond").or(signal_value("samplingrate")))?;
-        if !(50.0..=20_000.0).contains(&rate_hz) {
+        if !super::SAMPLING_RATES_HZ.contains(&rate_hz) {
             return Err(invalid(format!("the sampling rate must be 50 to 20000 Hz, found {rate_hz}")));
         }
         let resolution_uv = number(
             "resolution (µV per step)",
             attribute("resolution").or(signal_value("resolution")).or(signal_value("signalresolution")),
         )?;
-        if !(resolution_uv > 0.0 && resolution_uv < 1000.0) {
+        if !super::plausible_step_uv(resolution_uv) {
             return Err(invalid(format!("the resolution must be above 0 and below 1000 µV, found {resolution_uv}")));
         }
         let duration_ms = number("duration (durationperchannel)", attribute("durationperchannel"))?;
@@ -265,9 +262,9 @@ fn representative_beats(repbeats: Node) -> Result<MedianBeat, String> {
     if encoding != "Base64" || !compression.eq_ignore_ascii_case("none") {
         return Err(format!("written as {encoding} with compression {compression}, where Base64 uncompressed is read"));
     }
-    let rate = repbeats.attribute("samplespersec").and_then(super::decimal).filter(|r| (50.0..=20_000.0).contains(r));
+    let rate = repbeats.attribute("samplespersec").and_then(super::decimal).filter(|r| super::SAMPLING_RATES_HZ.contains(r));
     let rate = rate.ok_or("no sampling rate (samplespersec) of 50 to 20000 Hz")?;
-    let resolution = repbeats.attribute("resolution").and_then(super::decimal).filter(|r| *r > 0.0 && *r < 1000.0);
+    let resolution = repbeats.attribute("resolution").and_then(super::decimal).filter(|r| super::plausible_step_uv(*r));
     let resolution = resolution.ok_or("no resolution above 0 and below 1000 µV")?;
     let mut leads = Vec::new();
     for beat in children(repbeats, "repbeat").take(MAX_LEADS) {
