@@ -222,11 +222,11 @@ fn statements(diagnosis: Node) -> Vec<String> {
 /// The rhythm strip's filters as the cart states them: the high-pass in
 /// hundredths of a hertz, the low-pass and mains filter in hertz.
 fn filters(rhythm: Node) -> Option<String> {
-    let high = child_text(rhythm, "HighPassFilter").and_then(|t| t.parse::<f64>().ok()).map(|h| format!("high-pass {} Hz", h / 100.0));
-    let low = child_text(rhythm, "LowPassFilter").and_then(|t| t.parse::<f64>().ok()).map(|l| format!("low-pass {l} Hz"));
-    let mains = child_text(rhythm, "ACFilter").map(|a| match a.parse::<f64>() {
-        Ok(hz) => format!("mains {hz} Hz"),
-        Err(_) => format!("mains {}", a.to_ascii_lowercase()),
+    let high = child_text(rhythm, "HighPassFilter").and_then(super::decimal).map(|h| format!("high-pass {} Hz", h / 100.0));
+    let low = child_text(rhythm, "LowPassFilter").and_then(super::decimal).map(|l| format!("low-pass {l} Hz"));
+    let mains = child_text(rhythm, "ACFilter").map(|a| match super::decimal(a) {
+        Some(hz) => format!("mains {hz} Hz"),
+        None => format!("mains {}", a.to_ascii_lowercase()),
     });
     let parts: Vec<String> = [high, low, mains].into_iter().flatten().collect();
     (!parts.is_empty()).then(|| parts.join(", "))
