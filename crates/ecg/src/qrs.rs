@@ -1,29 +1,33 @@
 //! QRS detection on all leads at once.
 //!
 //! Each lead is band-passed to Pan and Tompkins' QRS band (5–15 Hz, see
-//! [`QRS_BAND`]), differentiated and squared; the leads' energies, each
-//! divided by its own typical QRS energy so a noisy lead cannot drown a
-//! clean one, are summed and integrated over a 120 ms window. Peaks of the
-//! square root of that curve — an envelope proportional to the ECG's
-//! amplitude — are classified with Pan and Tompkins' adaptive signal and
-//! noise levels (IEEE TBME 1985): refractory period; in the T-wave window,
-//! a candidate is a beat if it is half as steep as both the last beat and
-//! the recent ones, or (a wide ventricular beat) nearly as strong as
-//! they are; search-back when a beat is overdue, for the best candidate
-//! that is not a T wave and reaches half the threshold or stands far
-//! above the other candidates (after the amplitude fell). The fiducial is
-//! placed at the largest combined band-passed amplitude near the peak,
-//! i.e. the R (or S) apex.
+//! [`QRS_BAND`]), differentiated and squared, and divided by its own
+//! typical QRS energy. The leads are then averaged, each weighted by the
+//! inverse of its noise around that moment (the median of its energy over
+//! a second), so that a lead in a burst of electrode motion gives way to
+//! a quiet one, and integrated over 120 ms. Peaks of the square root of
+//! that curve — an envelope proportional to the ECG's amplitude — are
+//! classified with Pan and Tompkins' adaptive signal and noise levels
+//! (IEEE TBME 1985): refractory period; in the T-wave window (360 ms, or
+//! the QT that a regular rhythm's rate implies when shorter), a candidate
+//! is a beat if it is half as steep as both the last beat and the recent
+//! ones, or (a wide ventricular beat) nearly as strong as they are;
+//! search-back when a beat is overdue, for the best candidate that is not
+//! a T wave and reaches half the threshold or stands far above the other
+//! candidates (after the amplitude fell). The fiducial is placed at the
+//! largest combined band-passed amplitude near the peak, i.e. the R (or S)
+//! apex.
 //!
 //! `tests/qrs_accuracy.rs` scores it beat by beat (EC57) on record 100 and
-//! on record 100 in ventricular bigeminy, with amplitude steps, tall T
-//! waves, and muscle, baseline and electrode-motion noise.
+//! on record 100 made hard: ventricular bigeminy of several shapes, fast
+//! rates, amplitude steps, tall T waves, and muscle, baseline and
+//! electrode-motion noise.
 
 use crate::filter::Biquad;
 use crate::signal::{moving_average, percentile};
 
 /// Algorithm name and version, recorded with every result.
-pub const ALGORITHM: &str = "telediag-qrs 1.1 (multi-lead Pan-Tompkins)";
+pub const ALGORITHM: &str = "telediag-qrs 1.2 (multi-lead Pan-Tompkins)";
 
 /// The pass band (Hz) where QRS energy dominates P, T and baseline:
 /// Pan and Tompkins'. Above 8 Hz, a wide ventricular beat (140 ms) keeps
@@ -32,7 +36,8 @@ pub const ALGORITHM: &str = "telediag-qrs 1.1 (multi-lead Pan-Tompkins)";
 const QRS_BAND: (f64, f64) = (5.0, 15.0);
 /// No two QRS complexes closer than this (physiological refractory period).
 const REFRACTORY_S: f64 = 0.2;
-/// A candidate within this of the previous QRS must have a steep slope.
+/// A candidate within this of the previous QRS must have a steep slope
+/// (Pan and Tompkins'; shorter in a fast regular rhythm, see `classify`).
 const T_WAVE_WINDOW_S: f64 = 0.36;
 const INTEGRATION_S: f64 = 0.12;
 
@@ -59,6 +64,7 @@ fn combined_energy(leads: &[&[f32]], rate_hz: f64) -> (Vec<f32>, Vec<f32>) {
     let mut band_passed: Vec<Vec<f32>> = leads.iter().map(|lead| lead.to_vec()).collect();
     Biquad::high_pass(QRS_BAND.0, rate_hz).filtfilt_each(&mut band_passed);
     Biquad::low_pass(high, rate_hz).filtfilt_each(&mut band_passed);
+    let mut weight_sum = vec![0.0f32; n];
     for x in &band_passed {
         let mut slope: Vec<f32> = vec![0.0; n];
         for i in 2..n.saturating_sub(2) {
@@ -69,13 +75,46 @@ fn combined_energy(leads: &[&[f32]], rate_hz: f64) -> (Vec<f32>, Vec<f32>) {
         // The lead's typical QRS energy: a high percentile of its slope.
         let scale = percentile(&slope, 0.99).max(1e-6);
         let amp_scale = percentile(&x.iter().map(|v| v.abs()).collect::<Vec<_>>(), 0.99).max(1e-3);
+        for v in &mut slope {
+            *v /= scale;
+        }
+        let noise = local_noise(&slope, rate_hz);
         for i in 0..n {
-            energy[i] += slope[i] / scale;
+            let weight = 1.0 / (NOISE_FLOOR + noise[i]);
+            energy[i] += weight * slope[i];
+            weight_sum[i] += weight;
             amplitude[i] += x[i].abs() / amp_scale;
         }
     }
+    for (e, w) in energy.iter_mut().zip(&weight_sum) {
+        *e /= w;
+    }
     (amplitude, energy)
 }
+
+/// A lead's noise around each moment: the median of its normalised
+/// squared slope over [`NOISE_WINDOW_S`], in steps of 100 ms.
+fn local_noise(slope: &[f32], rate_hz: f64) -> Vec<f32> {
+    let n = slope.len();
+    let block = ((0.1 * rate_hz) as usize).max(1);
+    let half = (NOISE_WINDOW_S * rate_hz / 2.0) as usize;
+    let mut out = Vec::with_capacity(n);
+    for start in (0..n).step_by(block) {
+        let end = (start + block).min(n);
+        let middle = (start + end) / 2;
+        let level = percentile(&slope[middle.saturating_sub(half)..(middle + half).min(n)], 0.5);
+        out.extend(std::iter::repeat_n(level, end - start));
+    }
+    out
+}
+
+/// Long enough that QRS complexes fill well under half of it (a third at
+/// 150 bpm with 140 ms wide beats), so that its median is the noise
+/// between them; short enough to follow a burst of electrode motion.
+const NOISE_WINDOW_S: f64 = 1.0;
+/// The noise level of a lead whose noise is negligible, relative to its
+/// QRS energy: two quiet leads weigh alike, whatever their residual noise.
+const NOISE_FLOOR: f32 = 0.01;
 
 /// Indices that are the maximum of their ±`radius` neighbourhood.
 fn local_maxima(x: &[f32], radius: usize) -> Vec<usize> {
@@ -105,7 +144,16 @@ fn local_maxima(x: &[f32], radius: usize) -> Vec<usize> {
 /// fivefold (not 25-fold) below the learnt level and are found again.
 fn classify(candidates: &[usize], integrated: &[f32], energy: &[f32], rate_hz: f64) -> Vec<usize> {
     let refractory = (REFRACTORY_S * rate_hz) as usize;
-    let t_window = (T_WAVE_WINDOW_S * rate_hz) as usize;
+    // The T wave ends by the QT interval, which shortens with the RR
+    // interval (Bazett: QT = 0.4 s × √RR at a normal QTc); Pan and
+    // Tompkins' 360 ms is that at 80 bpm. At 190 bpm every beat fell in
+    // their window and 4 % of them were missed. Only a regular
+    // rhythm's RR is used: bigeminy's mean RR would close the window
+    // before a premature beat's own T wave.
+    let t_window_for = |rr: Option<usize>| {
+        let qt = rr.map_or(T_WAVE_WINDOW_S, |rr| 0.4 * (rr as f64 / rate_hz).sqrt());
+        (qt.min(T_WAVE_WINDOW_S) * rate_hz) as usize
+    };
     let half = (INTEGRATION_S * rate_hz) as usize / 2 + 1;
     let max_slope = |p: usize| {
         let a = p.saturating_sub(half);
@@ -130,6 +178,7 @@ fn classify(candidates: &[usize], integrated: &[f32], energy: &[f32], rate_hz: f
         // Search-back: a beat is overdue. Take the best candidate since the
         // last beat if it reaches half the threshold, or if it stands well
         // above every other candidate there (the ECG's amplitude fell).
+        let t_window = t_window_for(regular_rr(&rr_recent));
         if let Some(&last) = beats.last() {
             let rr_average = average_rr(&rr_recent).unwrap_or(rate_hz as usize);
             if p - last > rr_average * 166 / 100 {
@@ -236,6 +285,18 @@ fn average_rr(rr: &[usize]) -> Option<usize> {
     let mean = recent.iter().sum::<usize>() / recent.len();
     let regular: Vec<usize> = recent.iter().copied().filter(|&r| r * 100 >= mean * 92 && r * 100 <= mean * 116).collect();
     Some(if regular.len() >= 4 { regular.iter().sum::<usize>() / regular.len() } else { mean })
+}
+
+/// The mean of the last eight RR intervals if at least six of them lie
+/// within 92–116 % of it: a regular rhythm, whose QT follows its rate.
+fn regular_rr(rr: &[usize]) -> Option<usize> {
+    let recent = &rr[rr.len().saturating_sub(8)..];
+    if recent.len() < 8 {
+        return None;
+    }
+    let mean = recent.iter().sum::<usize>() / recent.len();
+    let regular = recent.iter().filter(|&&r| r * 100 >= mean * 92 && r * 100 <= mean * 116).count();
+    (regular >= 6).then_some(mean)
 }
 
 /// The sample of largest combined amplitude within ±`half` of `p`.

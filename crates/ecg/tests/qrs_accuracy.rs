@@ -2,9 +2,9 @@
 //! record scored on its own) against reference beats: the cardiologists'
 //! labels of MIT-BIH record 100; the carts' own beat times in the 12-lead
 //! exports; and record 100 made hard in the ways MIT-BIH's difficult
-//! records are — premature ventricular beats in bigeminy (wide, tall,
-//! opposite in polarity, early after a normal beat), abrupt changes of
-//! amplitude, tall T waves, and muscle noise, baseline wander and electrode
+//! records are — premature ventricular beats in bigeminy (wide, tall or
+//! not, opposite in polarity, early after a normal beat), fast rates,
+//! abrupt changes of amplitude, tall T waves, and muscle noise, baseline wander and electrode
 //! motion added as the MIT-BIH Noise Stress Test adds them (to both leads,
 //! from minute 5, two minutes on and two off, at 12, 6 and 0 dB).
 //!
@@ -40,14 +40,14 @@ fn scored(name: &str, reference: &[usize], detected: &[usize], rate_hz: f64) -> 
         let extras: Vec<String> = detected
             .iter()
             .filter(|d| !reference.iter().any(|r| r.abs_diff(**d) <= window))
-            .take(8)
+            .take(40)
             .map(|d| {
                 let before = reference.iter().rev().find(|r| *r <= d).copied().unwrap_or(0);
                 format!("{d} (+{} ms)", (d - before) as f64 * 1000.0 / rate_hz)
             })
             .collect();
         let misses: Vec<String> =
-            reference.iter().filter(|r| !detected.iter().any(|d| d.abs_diff(**r) <= window)).take(8).map(|r| r.to_string()).collect();
+            reference.iter().filter(|r| !detected.iter().any(|d| d.abs_diff(**r) <= window)).take(40).map(|r| r.to_string()).collect();
         println!("   extra {extras:?}\n   missed {misses:?}");
     }
     println!(
@@ -194,26 +194,61 @@ fn noise_stressed(record: &EcgRecord, beats: &[usize], kind: NoiseKind, snr_db: 
         .collect()
 }
 
+/// The shape of an inserted premature ventricular complex.
+#[derive(Clone, Copy)]
+enum Ectopic {
+    /// A smooth Gaussian of this standard deviation (s): 140 ms wide at
+    /// 35 ms, with little energy left in the QRS band.
+    Smooth { sigma_s: f64 },
+    /// The preceding normal QRS itself (±50 ms), stretched this many times
+    /// in time: a real complex's notches and onset, made wide.
+    Widened { factor: f64 },
+}
+
 /// Record 100 in bigeminy: after every second normal beat, a premature
-/// ventricular beat at 45 % of the RR interval — 140 ms wide, 1.8 times
-/// the normal R in height and opposite to it, with its broad discordant
-/// T wave. Returns the leads and the reference beats, inserted ones too.
-fn bigeminy(record: &EcgRecord, beats: &[usize]) -> (Vec<Vec<f32>>, Vec<usize>) {
+/// ventricular beat at 45 % of the RR interval (the next normal beat kept
+/// where it was, the hardest case) — wide, `height` times the
+/// normal R and opposite to it, with its broad discordant T wave. Returns
+/// the leads and the reference beats, inserted ones too.
+fn bigeminy(record: &EcgRecord, beats: &[usize], height: f64, shape: Ectopic) -> (Vec<Vec<f32>>, Vec<usize>) {
     let rate = record.sampling_rate_hz;
-    let mut leads: Vec<Vec<f32>> = record.leads.iter().map(|l| l.samples_uv.clone()).collect();
+    let original: Vec<&[f32]> = record.leads.iter().map(|l| l.samples_uv.as_slice()).collect();
+    let mut leads: Vec<Vec<f32>> = original.iter().map(|l| l.to_vec()).collect();
     let mut reference = beats.to_vec();
+    let qrs_half = (0.05 * rate) as usize;
     for pair in beats.windows(2).step_by(2) {
         let at = pair[0] + (pair[1] - pair[0]) * 45 / 100;
+        // Not where the next beat would fall in the ectopic beat's own
+        // refractory period (after record 100's atrial premature beats).
+        if (pair[1] - at) as f64 / rate < 0.4 {
+            continue;
+        }
         reference.push(at);
-        for lead in &mut leads {
-            let r_height = lead[pair[0]] - lead[pair[0].saturating_sub((0.1 * rate) as usize)];
+        for (lead, source) in leads.iter_mut().zip(&original) {
+            let normal = pair[0];
+            let r_height = f64::from(source[normal] - source[normal.saturating_sub((0.1 * rate) as usize)]);
+            // The normal QRS less the straight line between its ends.
+            let (a, z) = (normal.saturating_sub(qrs_half), (normal + qrs_half).min(source.len() - 1));
+            let qrs_at = |t: f64| -> f64 {
+                let x = normal as f64 + t * rate;
+                if x < a as f64 || x >= z as f64 {
+                    return 0.0;
+                }
+                let (i, f) = (x as usize, x.fract());
+                let v = f64::from(source[i]) * (1.0 - f) + f64::from(source[i + 1]) * f;
+                let line = f64::from(source[a]) + (f64::from(source[z]) - f64::from(source[a])) * (x - a as f64) / (z - a) as f64;
+                v - line
+            };
             let span = (0.5 * rate) as isize;
             for k in -span..span {
                 let Some(i) = at.checked_add_signed(k).filter(|i| *i < lead.len()) else { continue };
                 let t = k as f64 / rate;
-                let qrs = -1.8 * (-(t / 0.035).powi(2) / 2.0).exp();
-                let t_wave = 0.45 * (-((t - 0.24) / 0.07).powi(2) / 2.0).exp();
-                lead[i] += (f64::from(r_height) * (qrs + t_wave)) as f32;
+                let qrs = match shape {
+                    Ectopic::Smooth { sigma_s } => -height * r_height * (-(t / sigma_s).powi(2) / 2.0).exp(),
+                    Ectopic::Widened { factor } => -height * qrs_at(t / factor),
+                };
+                let t_wave = 0.45 * height * r_height * (-((t - 0.24) / 0.07).powi(2) / 2.0).exp();
+                lead[i] += (qrs + t_wave) as f32;
             }
         }
     }
@@ -222,11 +257,23 @@ fn bigeminy(record: &EcgRecord, beats: &[usize]) -> (Vec<Vec<f32>>, Vec<usize>) 
 }
 
 /// Record 100 with its amplitude changed abruptly every 20 s, through
-/// ×1, ×0.2, ×4 and ×0.5 (a lead cable moved, a gain switched).
+/// ×1, ×0.2, ×4 and ×0.5 (a lead cable moved, a gain switched). Each lead
+/// is scaled about its median, as an AC-coupled amplifier's gain would
+/// scale it: scaling record 100's DC offset too would put a step, as tall
+/// as a QRS, at every change.
 fn amplitude_steps(record: &EcgRecord) -> Vec<Vec<f32>> {
     let period = (20.0 * record.sampling_rate_hz) as usize;
     let gains = [1.0f32, 0.2, 4.0, 0.5];
-    record.leads.iter().map(|l| l.samples_uv.iter().enumerate().map(|(i, v)| v * gains[i / period % gains.len()]).collect()).collect()
+    record
+        .leads
+        .iter()
+        .map(|l| {
+            let mut sorted = l.samples_uv.clone();
+            sorted.sort_by(f32::total_cmp);
+            let baseline = sorted[sorted.len() / 2];
+            l.samples_uv.iter().enumerate().map(|(i, v)| baseline + (v - baseline) * gains[i / period % gains.len()]).collect()
+        })
+        .collect()
 }
 
 /// Record 100 with every T wave three times as tall: the stretch 150–450 ms
@@ -256,9 +303,21 @@ fn tall_t_waves(record: &EcgRecord, beats: &[usize]) -> Vec<Vec<f32>> {
         .collect()
 }
 
-/// A scored record: its name, reference beats, leads, and the floors of
-/// its sensitivity and positive predictivity.
-type Case = (String, Vec<usize>, Vec<Vec<f32>>, (f64, f64));
+/// A scored record.
+struct Case {
+    name: String,
+    reference: Vec<usize>,
+    leads: Vec<Vec<f32>>,
+    rate_hz: f64,
+    /// The floors of its sensitivity and positive predictivity (%).
+    floors: (f64, f64),
+}
+
+impl Case {
+    fn new(name: impl Into<String>, reference: Vec<usize>, leads: Vec<Vec<f32>>, rate_hz: f64, floors: (f64, f64)) -> Self {
+        Case { name: name.into(), reference, leads, rate_hz, floors }
+    }
+}
 
 /// Every record this test scores, with the floors its sensitivity and
 /// positive predictivity must reach: the 99.7 % where the detector
@@ -270,29 +329,57 @@ fn every_record_meets_its_floor_beat_by_beat() {
     let rate = record.sampling_rate_hz;
     let plain: Vec<Vec<f32>> = record.leads.iter().map(|l| l.samples_uv.clone()).collect();
     let goal = (99.7, 99.7);
-    let mut cases: Vec<Case> = vec![("100".into(), beats.clone(), plain, goal)];
-    let (leads, reference) = bigeminy(&record, &beats);
-    cases.push(("100 in ventricular bigeminy".into(), reference, leads, goal));
-    // Each step up (×0.2 to ×4 is twentyfold) passes a few large T and P
-    // waves until the levels have learnt the new amplitude.
-    cases.push(("100, amplitude steps ×0.2–×4".into(), beats.clone(), amplitude_steps(&record), (99.5, 98.0)));
-    cases.push(("100, T waves ×3".into(), beats.clone(), tall_t_waves(&record, &beats), goal));
+    let mut cases = vec![Case::new("100", beats.clone(), plain.clone(), rate, goal)];
+    // Played faster, as if sampled more slowly: 150 and 190 bpm, every
+    // wave proportionally narrower.
+    // At ×2.5 the QRS (30 ms) has left the QRS band and the T wave has
+    // entered it.
+    for (speed, floors) in [(2.0, goal), (2.5, (99.5, 99.7))] {
+        cases.push(Case::new(format!("100 played ×{speed} (tachycardia)"), beats.clone(), plain.clone(), rate * speed, floors));
+    }
+    for (name, height, shape, floors) in [
+        ("100 in bigeminy, smooth PVC 1.8 R", 1.8, Ectopic::Smooth { sigma_s: 0.035 }, goal),
+        // A smooth complex keeps little energy in the QRS band: at R's
+        // height its envelope is half a normal beat's and a fifth of them
+        // fall under the threshold. Squared amplitude in place of squared
+        // slope finds 99.5 % of them but takes 59 of the tall T waves and
+        // more noise for beats.
+        ("100 in bigeminy, smooth PVC 1 R", 1.0, Ectopic::Smooth { sigma_s: 0.035 }, (78.0, 99.7)),
+        ("100 in bigeminy, PVC 1.8 R ×2 wide", 1.8, Ectopic::Widened { factor: 2.0 }, goal),
+        ("100 in bigeminy, PVC 1 R ×2 wide", 1.0, Ectopic::Widened { factor: 2.0 }, goal),
+        ("100 in bigeminy, PVC 0.6 R ×2 wide", 0.6, Ectopic::Widened { factor: 2.0 }, goal),
+        ("100 in bigeminy, PVC 1 R ×2.5 wide", 1.0, Ectopic::Widened { factor: 2.5 }, goal),
+    ] {
+        let (leads, reference) = bigeminy(&record, &beats, height, shape);
+        cases.push(Case::new(name, reference, leads, rate, floors));
+    }
+    // Each step from ×0.2 to ×4 (twentyfold) makes the T wave of the beat
+    // before it, or the P and T waves after it, as large as beats until
+    // the levels have learnt the new amplitude.
+    cases.push(Case::new("100, amplitude steps ×0.2–×4", beats.clone(), amplitude_steps(&record), rate, (99.7, 98.8)));
+    cases.push(Case::new("100, T waves ×3", beats.clone(), tall_t_waves(&record, &beats), rate, goal));
     for (kind, levels) in [
         (NoiseKind::Muscle, [(12.0, goal), (6.0, goal), (0.0, goal)]),
         (NoiseKind::Wander, [(12.0, goal), (6.0, goal), (0.0, goal)]),
         // Electrode motion lies in the QRS band itself (1–10 Hz against
         // 5–15 Hz, a band wide ventricular beats need): at 6 and 0 dB its
-        // bursts are taken for beats.
-        (NoiseKind::ElectrodeMotion, [(12.0, goal), (6.0, (98.0, 85.0)), (0.0, (93.0, 70.0))]),
+        // bursts, in both leads at once, are taken for beats. A threshold
+        // against the surrounding second (CFAR) removes half to two thirds
+        // of them but misses a fifth to a third of the beats at 190 bpm,
+        // where beats fill that second.
+        (NoiseKind::ElectrodeMotion, [(12.0, goal), (6.0, (98.7, 88.0)), (0.0, (95.5, 78.0))]),
     ] {
         for (snr, floors) in levels {
-            cases.push((format!("100 + {kind:?} at {snr} dB"), beats.clone(), noise_stressed(&record, &beats, kind, snr), floors));
+            let leads = noise_stressed(&record, &beats, kind, snr);
+            cases.push(Case::new(format!("100 + {kind:?} at {snr} dB"), beats.clone(), leads, rate, floors));
         }
     }
     let mut failures = Vec::new();
     let mut gross = BeatScore { true_positives: 0, false_negatives: 0, false_positives: 0 };
-    for (name, reference, leads, (se_floor, ppv_floor)) in &cases {
-        let score = scored(name, reference, &detect(leads, rate), rate);
+    // QRS_CASE=<part of a name> scores only the cases it names.
+    let only = std::env::var("QRS_CASE").unwrap_or_default();
+    for Case { name, reference, leads, rate_hz, floors: (se_floor, ppv_floor) } in cases.iter().filter(|c| c.name.contains(&only)) {
+        let score = scored(name, reference, &detect(leads, *rate_hz), *rate_hz);
         gross = gross.plus(score);
         if score.sensitivity() < *se_floor || score.positive_predictivity() < *ppv_floor {
             failures.push(format!(
