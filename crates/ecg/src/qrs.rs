@@ -93,16 +93,24 @@ fn combined_energy(leads: &[&[f32]], rate_hz: f64) -> (Vec<f32>, Vec<f32>) {
 }
 
 /// A lead's noise around each moment: the median of its normalised
-/// squared slope over [`NOISE_WINDOW_S`], in steps of 100 ms.
+/// squared slope over [`NOISE_WINDOW_S`], in steps of 250 ms, taken from
+/// about 100 samples a second: plenty for a median, and together a tenth
+/// of the cost of every sample every 100 ms (which added 1.3 ms, half the
+/// analysis time, to a 10 s 12-lead ECG) for the same detections.
 fn local_noise(slope: &[f32], rate_hz: f64) -> Vec<f32> {
     let n = slope.len();
-    let block = ((0.1 * rate_hz) as usize).max(1);
+    let block = ((0.25 * rate_hz) as usize).max(1);
     let half = (NOISE_WINDOW_S * rate_hz / 2.0) as usize;
+    let stride = ((rate_hz / 100.0) as usize).max(1);
+    let mut window: Vec<f32> = Vec::new();
     let mut out = Vec::with_capacity(n);
     for start in (0..n).step_by(block) {
         let end = (start + block).min(n);
         let middle = (start + end) / 2;
-        let level = percentile(&slope[middle.saturating_sub(half)..(middle + half).min(n)], 0.5);
+        window.clear();
+        window.extend(slope[middle.saturating_sub(half)..(middle + half + 1).min(n)].iter().step_by(stride));
+        let k = window.len() / 2;
+        let level = *window.select_nth_unstable_by(k, f32::total_cmp).1;
         out.extend(std::iter::repeat_n(level, end - start));
     }
     out
