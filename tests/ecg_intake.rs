@@ -199,6 +199,12 @@ fn vendor_exports_are_kept_converted_and_analysed_beside_the_carts_own_figures()
     assert_eq!((cart["qt_ms"].as_f64(), cart["pr_ms"].as_f64(), cart["hr_bpm"].as_f64()), (Some(452.0), Some(138.0), Some(48.0)));
     assert!((ours["qt_ms"].as_f64().unwrap() - 452.0).abs() <= 25.0, "QT ours {} cart 452", ours["qt_ms"]);
     assert_eq!(ours["hr_bpm"].as_f64(), Some(48.0));
+    // The tracing served from the archive's DICOM names what the cart sent.
+    let sop = reply["sop_instance_uid"].as_str().unwrap();
+    let (status, body) = http(port, "GET", &format!("/api/instances/{sop}/ecg-samples"), Some(&reader), None);
+    assert_eq!(status, 200, "{body}");
+    let samples = json(&body);
+    assert_eq!((samples["format"].as_str(), samples["received_as"].as_str()), (Some("DICOM waveform"), Some("GE MUSE XML")));
 
     // A Philips export in UTF-16, XLI-compressed.
     let philips = std::fs::read(ecg.join("philips/2020-5-18_15-48-11.xml")).unwrap();

@@ -129,6 +129,7 @@ pub fn demo_ecg() -> EcgRecord {
             ..DeviceReport::default()
         },
         warnings: Vec::new(),
+        received_as: None,
     }
 }
 

@@ -28,6 +28,8 @@ struct Samples {
     samples_per_lead: usize,
     acquired: Option<String>,
     format: &'static str,
+    /// The cart's format when the stored ECG is the centre's conversion.
+    received_as: Option<&'static str>,
     leads: Vec<LeadSamples>,
     /// What the reader noticed (low sampling rate, leads derived, …).
     warnings: Vec<String>,
@@ -74,6 +76,7 @@ pub async fn ecg_samples(State(state): State<AppState>, user: CurrentUser, Path(
         samples_per_lead: record.len(),
         acquired: record.acquired.clone(),
         format: record.format.name(),
+        received_as: record.received_as.map(|f| f.name()),
         leads: record
             .leads
             .iter()

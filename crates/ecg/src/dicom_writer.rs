@@ -98,7 +98,7 @@ pub fn to_dicom(record: &EcgRecord, provenance: &Provenance) -> Result<Vec<u8>, 
     put(tags::INSTITUTION_NAME, VR::LO, provenance.institution.as_deref().unwrap_or(""));
     put(tags::REFERRING_PHYSICIAN_NAME, VR::PN, "");
     put(tags::STUDY_DESCRIPTION, VR::LO, "Resting 12-lead ECG");
-    put(tags::SERIES_DESCRIPTION, VR::LO, &format!("Converted from {}", record.format.name()));
+    put(tags::SERIES_DESCRIPTION, VR::LO, &record.format.conversion_note());
     put(tags::MANUFACTURER_MODEL_NAME, VR::LO, record.device.model.as_deref().unwrap_or(""));
     put(tags::PATIENT_NAME, VR::PN, record.patient.name.as_deref().unwrap_or(""));
     put(tags::PATIENT_ID, VR::LO, record.patient.id.as_deref().unwrap_or(""));

@@ -24,6 +24,11 @@ pub struct EcgRecord {
     /// Things the reader should know that do not make the record unusable,
     /// e.g. "low sampling rate: 200 Hz".
     pub warnings: Vec<String>,
+    /// The format the cart sent, when this is the centre's DICOM conversion
+    /// of it: the ECG doctor should see "GE MUSE XML", not the archive's
+    /// "DICOM waveform". Read from the Series Description the conversion
+    /// writes ([`SourceFormat::conversion_note`]).
+    pub received_as: Option<SourceFormat>,
 }
 
 /// Where a record came from.
@@ -55,7 +60,31 @@ impl SourceFormat {
             SourceFormat::GeCardioSoft => "GE CardioSoft XML",
         }
     }
+
+    /// The Series Description of the centre's DICOM conversion of a file
+    /// received in this format.
+    pub fn conversion_note(self) -> String {
+        format!("{CONVERTED_FROM}{}", self.name())
+    }
+
+    /// The format a conversion note names; `None` for any other text, and
+    /// for DICOM itself, which is never converted.
+    pub fn converted_from(series_description: &str) -> Option<SourceFormat> {
+        let name = series_description.trim().strip_prefix(CONVERTED_FROM)?;
+        [
+            SourceFormat::HL7Aecg,
+            SourceFormat::ScpEcg,
+            SourceFormat::Wfdb,
+            SourceFormat::GeMuse,
+            SourceFormat::PhilipsXml,
+            SourceFormat::GeCardioSoft,
+        ]
+        .into_iter()
+        .find(|f| f.name() == name)
+    }
 }
+
+const CONVERTED_FROM: &str = "Converted from ";
 
 /// One lead's samples, in microvolts, with its normalised label.
 #[derive(Debug, Clone, Serialize)]
@@ -165,5 +194,20 @@ pub enum EcgError {
 impl EcgError {
     pub(crate) fn invalid(format: SourceFormat, reason: impl Into<String>) -> EcgError {
         EcgError::Invalid { format: format.name(), reason: reason.into() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_conversion_note_names_the_format_it_came_from_and_nothing_else_does() {
+        for format in [SourceFormat::GeMuse, SourceFormat::PhilipsXml, SourceFormat::ScpEcg, SourceFormat::HL7Aecg] {
+            assert_eq!(SourceFormat::converted_from(&format.conversion_note()), Some(format));
+        }
+        assert_eq!(SourceFormat::converted_from(&SourceFormat::DicomWaveform.conversion_note()), None);
+        assert_eq!(SourceFormat::converted_from("Resting 12-lead ECG"), None);
+        assert_eq!(SourceFormat::converted_from("Converted from a fax"), None);
     }
 }

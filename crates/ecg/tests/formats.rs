@@ -124,6 +124,7 @@ fn converted_to_dicom_the_ecg_reads_back_sample_for_sample_with_device_data() {
         assert_eq!(to_dicom(&record, &provenance).unwrap(), bytes, "{name}: conversion is deterministic");
         let back = telediag_ecg::read_bytes(&bytes).unwrap();
         assert_eq!(back.format, SourceFormat::DicomWaveform);
+        assert_eq!(back.received_as, Some(record.format), "{name}: the conversion names the cart's format");
         assert_eq!(back.sampling_rate_hz, record.sampling_rate_hz, "{name}");
         assert_eq!(back.leads.len(), record.leads.len(), "{name}");
         for (a, b) in record.leads.iter().zip(&back.leads) {

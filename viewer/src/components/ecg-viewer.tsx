@@ -16,6 +16,8 @@ interface EcgSamples {
   samples_per_lead: number;
   acquired: string | null;
   format: string;
+  /** The cart's format, when the stored ECG is the centre's DICOM conversion of it. */
+  received_as?: string | null;
   leads: { label: string; derived: boolean; microvolts: number[] }[];
   warnings: string[];
 }
@@ -219,7 +221,7 @@ export function EcgViewer(props: { sop: string }) {
             </>
           )}
           <p class="muted small">
-            {samples.format} · {samples.sampling_rate_hz} Hz · {(samples.samples_per_lead / samples.sampling_rate_hz).toFixed(1)} s
+            {samples.received_as ? t('ecg.receivedAs', { format: samples.received_as }) : samples.format} · {samples.sampling_rate_hz} Hz · {(samples.samples_per_lead / samples.sampling_rate_hz).toFixed(1)} s
           </p>
         </div>
       </div>

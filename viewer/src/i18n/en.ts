@@ -287,6 +287,7 @@ export const en = {
   'ecg.statements': "Cart's interpretation",
   'ecg.noStatements': 'The cart sent no statements.',
   'ecg.warnings': 'Check',
+  'ecg.receivedAs': 'Received as {format}, archived as DICOM',
 
   'admin.tab.dashboard': 'Dashboard',
   'admin.tab.sites': 'Hospitals',

@@ -289,6 +289,7 @@ export const zhCN: Record<MessageKey, string> = {
   'ecg.statements': '机器分析',
   'ecg.noStatements': '心电图机未给出分析结论。',
   'ecg.warnings': '注意',
+  'ecg.receivedAs': '收到的格式：{format}，已转存为 DICOM',
 
   'admin.tab.dashboard': '工作看板',
   'admin.tab.sites': '医院',

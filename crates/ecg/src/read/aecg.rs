@@ -66,6 +66,7 @@ pub fn read_text(text: &str) -> Result<EcgRecord, EcgError> {
             .and_then(|v| super::dicom::format_date_time(&v[..v.len().min(8)], v.get(8..))),
         device: device(series),
         warnings: Vec::new(),
+        received_as: None,
     };
     crate::leads::finish(record)
 }

@@ -64,6 +64,7 @@ pub fn read(text: &str) -> Result<EcgRecord, EcgError> {
             median,
         },
         warnings,
+        received_as: None,
     };
     crate::leads::finish(record)
 }

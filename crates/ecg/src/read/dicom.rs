@@ -117,6 +117,7 @@ pub fn read_object(object: &InMemDicomObject) -> Result<EcgRecord, EcgError> {
         acquired: acquired(object),
         device,
         warnings: Vec::new(),
+        received_as: text(object, tags::SERIES_DESCRIPTION).as_deref().and_then(SourceFormat::converted_from),
     };
     crate::leads::finish(record)
 }

@@ -71,6 +71,7 @@ pub fn read(text: &str) -> Result<EcgRecord, EcgError> {
             median,
         },
         warnings: Vec::new(),
+        received_as: None,
     };
     crate::leads::finish(record)
 }

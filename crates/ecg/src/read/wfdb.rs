@@ -128,6 +128,7 @@ pub fn read(header: &str, mut open: impl FnMut(&str) -> Result<Vec<u8>, EcgError
         acquired: acquired(base_time, base_date),
         device: Default::default(),
         warnings: Vec::new(),
+        received_as: None,
     };
     record.patient.id.get_or_insert_with(|| name.to_string());
     crate::leads::finish(record)

@@ -75,6 +75,7 @@ pub fn read(text: &str) -> Result<EcgRecord, EcgError> {
             median: None,
         },
         warnings: Vec::new(),
+        received_as: None,
     };
     // The cart's beats are an extra: one it wrote in a way not read here
     // is left out with the reason, the strip kept.

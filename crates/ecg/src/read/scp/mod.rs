@@ -145,6 +145,7 @@ pub fn read(bytes: &[u8]) -> Result<EcgRecord, EcgError> {
         acquired: header.acquired,
         device,
         warnings: Vec::new(),
+        received_as: None,
     };
     crate::leads::finish(record)
 }
