@@ -110,7 +110,7 @@ enum Command {
         #[arg(long)]
         threads: Option<usize>,
     },
-    /// Read, measure, draw and import ECGs (DICOM waveform, HL7 aECG, SCP-ECG, WFDB).
+    /// Read, measure, draw and import ECGs (DICOM waveform, HL7 aECG, SCP-ECG, WFDB, GE MUSE, Philips, GE CardioSoft).
     Ecg {
         #[command(subcommand)]
         action: EcgAction,

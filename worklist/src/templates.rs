@@ -244,9 +244,13 @@ pub fn for_ecg(analysis: Option<&telediag_ecg::AnalysisSummary>) -> Template {
     };
     let m = &a.measurements;
     let show = |value: Option<f64>| value.map_or(BLANK.to_string(), |v| format!("{v:.0}"));
-    let regular = a.rhythm.regular;
-    let rhythm = match regular {
+    // An irregular rhythm whose intervals only drift, with P waves, is
+    // sinus arrhythmia (窦性心律不齐), a normal finding with breathing;
+    // premature beats, pauses or no P waves leave it "心律不齐".
+    let sinus_arrhythmia = a.rhythm.regular == Some(false) && a.rhythm.abrupt_changes == Some(0) && m.p_ms.is_some();
+    let rhythm = match a.rhythm.regular {
         Some(true) => "心律规则",
+        Some(false) if sinus_arrhythmia => "窦性心律不齐",
         Some(false) => "心律不齐",
         None => "心律待定",
     };
@@ -269,8 +273,8 @@ pub fn for_ecg(analysis: Option<&telediag_ecg::AnalysisSummary>) -> Template {
             hints.push("心动过缓".into());
         }
     }
-    if regular == Some(false) {
-        hints.push("心律不齐".into());
+    if a.rhythm.regular == Some(false) {
+        hints.push(rhythm.into());
     }
     if m.qrs_ms.is_some_and(|q| q >= 120.0) {
         hints.push("QRS 时限增宽".into());
@@ -335,6 +339,27 @@ mod tests {
         assert!(t.conclusion.contains("Sinus bradycardia"));
         assert_eq!(placeholder_in(&t.conclusion), Some(TO_CONFIRM), "the doctor confirms before signing");
         assert_eq!(placeholder_in(&for_ecg(None).findings), Some(BLANK));
+    }
+
+    #[test]
+    fn a_drifting_rate_with_p_waves_is_sinus_arrhythmia_and_jumps_are_not() {
+        let summary = |abrupt: usize, p_ms: Option<f64>| {
+            let analysis = serde_json::json!({
+                "measurements": {"hr_bpm": 82.0, "p_ms": p_ms},
+                "rhythm": {"beats": 14, "regular": false, "abrupt_changes": abrupt},
+            });
+            telediag_ecg::AnalysisSummary::from_json(analysis.to_string().as_bytes()).unwrap()
+        };
+        let t = for_ecg(Some(&summary(0, Some(100.0))));
+        assert!(t.findings.starts_with("窦性心律不齐，") && t.conclusion.starts_with("窦性心律不齐"), "{t:?}");
+        for (abrupt, p_ms) in [(2, Some(100.0)), (0, None)] {
+            let t = for_ecg(Some(&summary(abrupt, p_ms)));
+            assert!(t.findings.starts_with("心律不齐，") && t.conclusion.starts_with("心律不齐"), "{abrupt} {p_ms:?}: {t:?}");
+        }
+        // An analysis stored before abrupt changes were counted reads as before.
+        let old = serde_json::json!({"measurements": {"p_ms": 100.0}, "rhythm": {"beats": 9, "regular": false}});
+        let old = telediag_ecg::AnalysisSummary::from_json(old.to_string().as_bytes()).unwrap();
+        assert!(for_ecg(Some(&old)).findings.starts_with("心律不齐，"));
     }
 
     #[test]

@@ -101,6 +101,13 @@ pub struct Rhythm {
     pub rr_variation_pct: Option<f64>,
     /// True when every RR lies within 15 % of the median RR.
     pub regular: Option<bool>,
+    /// RR intervals more than 20 % away from the mean of the intervals
+    /// either side: premature beats, their pauses, dropped beats, atrial
+    /// fibrillation. None of them in an irregular rhythm means its rate
+    /// drifts (sinus arrhythmia with breathing): each interval then lies
+    /// near the mean of its neighbours, however far from the median.
+    #[serde(default)]
+    pub abrupt_changes: Option<usize>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -215,10 +222,19 @@ fn rhythm(rr_ms: &[f64], beats: usize) -> Rhythm {
     let mut sorted = rr_ms.to_vec();
     sorted.sort_by(f64::total_cmp);
     let median = sorted[sorted.len() / 2];
+    let abrupt = (0..rr_ms.len())
+        .filter(|&i| {
+            let neighbours: Vec<f64> =
+                [i.checked_sub(1), Some(i + 1)].into_iter().flatten().filter_map(|j| rr_ms.get(j).copied()).collect();
+            let around = neighbours.iter().sum::<f64>() / neighbours.len() as f64;
+            (rr_ms[i] - around).abs() > 0.2 * around
+        })
+        .count();
     Rhythm {
         beats,
         rr_variation_pct: Some((100.0 * sd / mean * 10.0).round() / 10.0),
         regular: Some(rr_ms.iter().all(|r| (r - median).abs() <= 0.15 * median)),
+        abrupt_changes: Some(abrupt),
     }
 }
 
@@ -275,4 +291,29 @@ fn axes(beats: &MedianBeats, labels: &[&str], f: &Fiducials) -> (Option<f64>, Op
         Some((area_avf as f64).atan2(area_i as f64).to_degrees().round())
     };
     (axis(f.p_onset, f.p_offset), axis(f.qrs_onset, f.qrs_offset), axis(f.qrs_offset, f.t_end))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rhythm;
+
+    /// Breathing moves a 75 bpm rate ±20 % over five beats: irregular by
+    /// the median, but no interval jumps.
+    #[test]
+    fn a_breathing_rate_drift_is_irregular_without_abrupt_changes() {
+        let rr: Vec<f64> = (0..20).map(|i| 800.0 * (1.0 + 0.2 * (2.0 * std::f64::consts::PI * i as f64 / 5.0).sin())).collect();
+        let r = rhythm(&rr, 21);
+        assert_eq!((r.regular, r.abrupt_changes), (Some(false), Some(0)));
+    }
+
+    /// A premature beat (70 % of the RR) and its compensatory pause.
+    #[test]
+    fn a_premature_beat_and_its_pause_are_abrupt() {
+        let mut rr = vec![800.0; 12];
+        rr[5] = 560.0;
+        rr[6] = 1040.0;
+        let r = rhythm(&rr, 13);
+        assert_eq!((r.regular, r.abrupt_changes), (Some(false), Some(2)));
+        assert_eq!(rhythm(&[800.0, 810.0, 790.0], 4).abrupt_changes, Some(0));
+    }
 }

@@ -104,6 +104,19 @@ fn a_thirty_minute_record_gets_hrv_and_a_rhythm_verdict() {
     assert!(hrv.sdnn_ms > 10.0 && hrv.sdnn_ms < 150.0, "{hrv:?}");
     assert!(hrv.nn_intervals > 2100, "{hrv:?}");
     assert_eq!(a.rhythm.regular, Some(false), "its premature beats make it irregular");
+    assert!(a.rhythm.abrupt_changes.unwrap() >= 33, "its 33 APCs and one PVC jump: {:?}", a.rhythm);
+}
+
+/// Two carts' strips that are irregular by the median: the Philips 1.04
+/// file's rate drifts from 105 to 70 bpm and back (sinus rhythm, says the
+/// cart), MUSE example 2 ends on a premature beat.
+#[test]
+fn a_drifting_rate_is_told_from_a_premature_beat() {
+    let Some(drift) = analysed("philips/3191723_ZZDEMOPTONLY_1-04_orig.xml") else { return };
+    assert_eq!((drift.rhythm.regular, drift.rhythm.abrupt_changes), (Some(false), Some(0)), "{:?}", drift.rhythm);
+    let Some(premature) = analysed("muse/muse_example2.xml") else { return };
+    assert_eq!(premature.rhythm.regular, Some(false));
+    assert!(premature.rhythm.abrupt_changes.unwrap() > 0, "{:?}", premature.rhythm);
 }
 
 /// The report template reads a stored analysis back as `AnalysisSummary`:
