@@ -8,8 +8,7 @@
 //! a quiet one, and integrated over 120 ms. Peaks of the square root of
 //! that curve — an envelope proportional to the ECG's amplitude — are
 //! classified with Pan and Tompkins' adaptive signal and noise levels
-//! (IEEE TBME 1985): refractory period; in the T-wave window (360 ms, or
-//! the QT that a regular rhythm's rate implies when shorter), a candidate
+//! (IEEE TBME 1985): refractory period; in the 360 ms T-wave window, a candidate
 //! is a beat if it is half as steep as both the last beat and the recent
 //! ones, or (a wide ventricular beat) nearly as strong as they are;
 //! search-back when a beat is overdue, for the best candidate that is not
@@ -37,7 +36,8 @@ const QRS_BAND: (f64, f64) = (5.0, 15.0);
 /// No two QRS complexes closer than this (physiological refractory period).
 const REFRACTORY_S: f64 = 0.2;
 /// A candidate within this of the previous QRS must have a steep slope
-/// (Pan and Tompkins'; shorter in a fast regular rhythm, see `classify`).
+/// (Pan and Tompkins'). Following a regular rhythm's QT instead (Bazett,
+/// QTc 400 or 460 ms) changed two beats in 2273 at 190 bpm.
 const T_WAVE_WINDOW_S: f64 = 0.36;
 const INTEGRATION_S: f64 = 0.12;
 
@@ -55,7 +55,8 @@ pub fn detect(leads: &[&[f32]], rate_hz: f64) -> Vec<usize> {
     beats.into_iter().map(|p| apex(&band_passed, p, half)).collect()
 }
 
-/// Per-lead QRS-band signals, and their normalised squared slopes summed.
+/// Per-lead QRS-band signals, and their normalised squared slopes averaged
+/// with each lead weighted by the inverse of its noise.
 fn combined_energy(leads: &[&[f32]], rate_hz: f64) -> (Vec<f32>, Vec<f32>) {
     let n = leads[0].len();
     let mut energy = vec![0.0f32; n];
@@ -152,16 +153,7 @@ fn local_maxima(x: &[f32], radius: usize) -> Vec<usize> {
 /// fivefold (not 25-fold) below the learnt level and are found again.
 fn classify(candidates: &[usize], integrated: &[f32], energy: &[f32], rate_hz: f64) -> Vec<usize> {
     let refractory = (REFRACTORY_S * rate_hz) as usize;
-    // The T wave ends by the QT interval, which shortens with the RR
-    // interval (Bazett: QT = 0.4 s × √RR at a normal QTc); Pan and
-    // Tompkins' 360 ms is that at 80 bpm. At 190 bpm every beat fell in
-    // their window and 4 % of them were missed. Only a regular
-    // rhythm's RR is used: bigeminy's mean RR would close the window
-    // before a premature beat's own T wave.
-    let t_window_for = |rr: Option<usize>| {
-        let qt = rr.map_or(T_WAVE_WINDOW_S, |rr| 0.4 * (rr as f64 / rate_hz).sqrt());
-        (qt.min(T_WAVE_WINDOW_S) * rate_hz) as usize
-    };
+    let t_window = (T_WAVE_WINDOW_S * rate_hz) as usize;
     let half = (INTEGRATION_S * rate_hz) as usize / 2 + 1;
     let max_slope = |p: usize| {
         let a = p.saturating_sub(half);
@@ -186,7 +178,6 @@ fn classify(candidates: &[usize], integrated: &[f32], energy: &[f32], rate_hz: f
         // Search-back: a beat is overdue. Take the best candidate since the
         // last beat if it reaches half the threshold, or if it stands well
         // above every other candidate there (the ECG's amplitude fell).
-        let t_window = t_window_for(regular_rr(&rr_recent));
         if let Some(&last) = beats.last() {
             let rr_average = average_rr(&rr_recent).unwrap_or(rate_hz as usize);
             if p - last > rr_average * 166 / 100 {
@@ -293,18 +284,6 @@ fn average_rr(rr: &[usize]) -> Option<usize> {
     let mean = recent.iter().sum::<usize>() / recent.len();
     let regular: Vec<usize> = recent.iter().copied().filter(|&r| r * 100 >= mean * 92 && r * 100 <= mean * 116).collect();
     Some(if regular.len() >= 4 { regular.iter().sum::<usize>() / regular.len() } else { mean })
-}
-
-/// The mean of the last eight RR intervals if at least six of them lie
-/// within 92–116 % of it: a regular rhythm, whose QT follows its rate.
-fn regular_rr(rr: &[usize]) -> Option<usize> {
-    let recent = &rr[rr.len().saturating_sub(8)..];
-    if recent.len() < 8 {
-        return None;
-    }
-    let mean = recent.iter().sum::<usize>() / recent.len();
-    let regular = recent.iter().filter(|&&r| r * 100 >= mean * 92 && r * 100 <= mean * 116).count();
-    (regular >= 6).then_some(mean)
 }
 
 /// The sample of largest combined amplitude within ±`half` of `p`.
