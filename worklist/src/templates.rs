@@ -244,10 +244,12 @@ pub fn for_ecg(analysis: Option<&telediag_ecg::AnalysisSummary>) -> Template {
     };
     let m = &a.measurements;
     let show = |value: Option<f64>| value.map_or(BLANK.to_string(), |v| format!("{v:.0}"));
-    // An irregular rhythm whose intervals only drift, with P waves, is
-    // sinus arrhythmia (窦性心律不齐), a normal finding with breathing;
-    // premature beats, pauses or no P waves leave it "心律不齐".
-    let sinus_arrhythmia = a.rhythm.regular == Some(false) && a.rhythm.abrupt_changes == Some(0) && m.p_ms.is_some();
+    // An irregular rhythm whose intervals only drift, with P waves of a
+    // sinus axis (0–90°), is sinus arrhythmia (窦性心律不齐), a normal
+    // finding with breathing; premature beats, pauses, no P wave or an
+    // ectopic P axis leave it "心律不齐".
+    let sinus_p = m.p_ms.is_some() && m.p_axis_deg.is_some_and(|a| (0.0..=90.0).contains(&a));
+    let sinus_arrhythmia = a.rhythm.regular == Some(false) && a.rhythm.abrupt_changes == Some(0) && sinus_p;
     let rhythm = match a.rhythm.regular {
         Some(true) => "心律规则",
         Some(false) if sinus_arrhythmia => "窦性心律不齐",
@@ -343,21 +345,22 @@ mod tests {
 
     #[test]
     fn a_drifting_rate_with_p_waves_is_sinus_arrhythmia_and_jumps_are_not() {
-        let summary = |abrupt: usize, p_ms: Option<f64>| {
+        let summary = |abrupt: usize, p_ms: Option<f64>, p_axis: f64| {
             let analysis = serde_json::json!({
-                "measurements": {"hr_bpm": 82.0, "p_ms": p_ms},
+                "measurements": {"hr_bpm": 82.0, "p_ms": p_ms, "p_axis_deg": p_axis},
                 "rhythm": {"beats": 14, "regular": false, "abrupt_changes": abrupt},
             });
             telediag_ecg::AnalysisSummary::from_json(analysis.to_string().as_bytes()).unwrap()
         };
-        let t = for_ecg(Some(&summary(0, Some(100.0))));
+        let t = for_ecg(Some(&summary(0, Some(100.0), 55.0)));
         assert!(t.findings.starts_with("窦性心律不齐，") && t.conclusion.starts_with("窦性心律不齐"), "{t:?}");
-        for (abrupt, p_ms) in [(2, Some(100.0)), (0, None)] {
-            let t = for_ecg(Some(&summary(abrupt, p_ms)));
-            assert!(t.findings.starts_with("心律不齐，") && t.conclusion.starts_with("心律不齐"), "{abrupt} {p_ms:?}: {t:?}");
+        // Premature beats; no P wave; a P axis of a low atrial rhythm.
+        for (abrupt, p_ms, p_axis) in [(2, Some(100.0), 55.0), (0, None, 55.0), (0, Some(100.0), -60.0)] {
+            let t = for_ecg(Some(&summary(abrupt, p_ms, p_axis)));
+            assert!(t.findings.starts_with("心律不齐，") && t.conclusion.starts_with("心律不齐"), "{abrupt} {p_ms:?} {p_axis}: {t:?}");
         }
         // An analysis stored before abrupt changes were counted reads as before.
-        let old = serde_json::json!({"measurements": {"p_ms": 100.0}, "rhythm": {"beats": 9, "regular": false}});
+        let old = serde_json::json!({"measurements": {"p_ms": 100.0, "p_axis_deg": 55.0}, "rhythm": {"beats": 9, "regular": false}});
         let old = telediag_ecg::AnalysisSummary::from_json(old.to_string().as_bytes()).unwrap();
         assert!(for_ecg(Some(&old)).findings.starts_with("心律不齐，"));
     }
