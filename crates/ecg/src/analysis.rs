@@ -222,21 +222,27 @@ fn rhythm(rr_ms: &[f64], beats: usize) -> Rhythm {
     let mut sorted = rr_ms.to_vec();
     sorted.sort_by(f64::total_cmp);
     let median = sorted[sorted.len() / 2];
+    let near = |rr: f64, reference: f64| (rr - reference).abs() <= RR_TOLERANCE * reference;
+    // Each interval against the mean of the ones either side (the one
+    // there is, at the ends; there are at least two intervals).
     let abrupt = (0..rr_ms.len())
         .filter(|&i| {
-            let neighbours: Vec<f64> =
-                [i.checked_sub(1), Some(i + 1)].into_iter().flatten().filter_map(|j| rr_ms.get(j).copied()).collect();
-            let around = neighbours.iter().sum::<f64>() / neighbours.len() as f64;
-            (rr_ms[i] - around).abs() > 0.15 * around
+            let before = if i > 0 { rr_ms[i - 1] } else { rr_ms[i + 1] };
+            let after = rr_ms.get(i + 1).copied().unwrap_or(before);
+            !near(rr_ms[i], (before + after) / 2.0)
         })
         .count();
     Rhythm {
         beats,
         rr_variation_pct: Some((100.0 * sd / mean * 10.0).round() / 10.0),
-        regular: Some(rr_ms.iter().all(|r| (r - median).abs() <= 0.15 * median)),
+        regular: Some(rr_ms.iter().all(|&r| near(r, median))),
         abrupt_changes: Some(abrupt),
     }
 }
+
+/// How far (a fraction) an RR interval may lie from the median, or from
+/// its neighbours' mean, and still count as regular.
+const RR_TOLERANCE: f64 = 0.15;
 
 /// Time-domain HRV on normal-to-normal intervals: RR intervals within 20 %
 /// of their neighbours' median (ectopic beats and their pauses left out).
