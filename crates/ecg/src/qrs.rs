@@ -8,9 +8,10 @@
 //! a quiet one, and integrated over 120 ms. Peaks of the square root of
 //! that curve — an envelope proportional to the ECG's amplitude — are
 //! classified with Pan and Tompkins' adaptive signal and noise levels
-//! (IEEE TBME 1985): refractory period; in the 360 ms T-wave window, a candidate
-//! is a beat if it is half as steep as both the last beat and the recent
-//! ones, or (a wide ventricular beat) nearly as strong as they are;
+//! (IEEE TBME 1985): refractory period; in the 360 ms T-wave window, a
+//! candidate is a beat if it is half as steep as both the last beat and
+//! the recent ones, or (a wide ventricular beat) nearly as strong as they
+//! are;
 //! search-back when a beat is overdue, for the best candidate that is not
 //! a T wave and reaches half the threshold or stands far above the other
 //! candidates (after the amplitude fell). The fiducial is placed at the
@@ -18,8 +19,8 @@
 //! apex.
 //!
 //! `tests/qrs_accuracy.rs` scores it beat by beat (EC57) on record 100 and
-//! on record 100 made hard: ventricular bigeminy of several shapes, fast
-//! rates, amplitude steps, tall T waves, and muscle, baseline and
+//! on record 100 made hard: ventricular bigeminy and trigeminy of several
+//! shapes, fast rates, amplitude steps, tall T waves, and muscle, baseline and
 //! electrode-motion noise.
 
 use crate::filter::Biquad;

@@ -3,10 +3,11 @@
 //! labels of MIT-BIH record 100; the carts' own beat times in the 12-lead
 //! exports; and record 100 made hard in the ways MIT-BIH's difficult
 //! records are — premature ventricular beats in bigeminy and trigeminy
-//! (wide, tall or not, opposite in polarity, early after a normal beat), fast rates,
-//! abrupt changes of amplitude, tall T waves, and muscle noise, baseline wander and electrode
-//! motion added as the MIT-BIH Noise Stress Test adds them (to both leads,
-//! from minute 5, two minutes on and two off, at 12, 6 and 0 dB).
+//! (wide, tall or not, opposite in polarity, early after a normal beat),
+//! fast rates, abrupt changes of amplitude, tall T waves, and muscle
+//! noise, baseline wander and electrode motion added as the MIT-BIH Noise
+//! Stress Test adds them (to both leads, from minute 5, two minutes on
+//! and two off, at 12, 6 and 0 dB).
 //!
 //! The altered records are built here, from record 100 and a fixed seed:
 //! their reference beats are record 100's, plus the beats inserted.
@@ -339,9 +340,9 @@ fn every_record_meets_its_floor_beat_by_beat() {
     let goal = (99.7, 99.7);
     let mut cases = vec![Case::new("100", beats.clone(), plain.clone(), rate, goal)];
     // Played faster, as if sampled more slowly: 150 and 190 bpm, every
-    // wave proportionally narrower.
-    // At ×2.5 every beat falls in the 360 ms T-wave window, the QRS
-    // (30 ms) has left the QRS band and the T wave has entered it.
+    // wave proportionally narrower. At ×2.5 every beat falls in the 360 ms
+    // T-wave window, the QRS (30 ms) has left the QRS band and the T wave
+    // has entered it.
     for (speed, floors) in [(2.0, goal), (2.5, (99.4, 99.7))] {
         cases.push(Case::new(format!("100 played ×{speed} (tachycardia)"), beats.clone(), plain.clone(), rate * speed, floors));
     }
